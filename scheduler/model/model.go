@@ -1,0 +1,312 @@
+// Package model holds the replicated types of vhpc: jobs, nodes, GPUs,
+// allocations and plans. The FSM stores them, the scheduler core reads them,
+// the API converts them. Every type here is plain data: no I/O, no clocks,
+// no pointers shared between copies (use Copy before mutating).
+//
+// Imports: nothing of ours (DESIGN.md: model sits at the bottom).
+package model
+
+import (
+	"slices"
+	"time"
+)
+
+// JobID identifies a job. IDs are assigned by FSM.Apply in commit order,
+// starting at 1, and are never reused.
+type JobID uint64
+
+// JobState is a job's place in its life cycle.
+type JobState string
+
+// Job states. Pending jobs wait for the scheduler; Scheduled jobs have
+// allocations that agents have not yet reported running.
+const (
+	JobPending   JobState = "pending"
+	JobScheduled JobState = "scheduled"
+	JobRunning   JobState = "running"
+	JobCompleted JobState = "completed"
+	JobFailed    JobState = "failed"
+	JobCancelled JobState = "cancelled"
+	JobTimedOut  JobState = "timeout"
+)
+
+// Terminal reports whether no further transition can happen to the job.
+func (s JobState) Terminal() bool {
+	switch s {
+	case JobCompleted, JobFailed, JobCancelled, JobTimedOut:
+		return true
+	}
+	return false
+}
+
+// Request is what one job asks for on each of its nodes, in scheduler units.
+// It is derived from the validated job spec by the server.
+type Request struct {
+	Nodes        int    `json:"nodes"`
+	TasksPerNode int    `json:"tasksPerNode"`
+	CPUsPerTask  int    `json:"cpusPerTask"`
+	MemoryMiB    int64  `json:"memoryMiB"`    // per node
+	GPUs         int    `json:"gpus"`         // per node
+	GPUModel     string `json:"gpuModel"`     // "" = any model
+	GPUMemoryMiB int64  `json:"gpuMemoryMiB"` // minimum memory per GPU; 0 = any
+	ScratchMiB   int64  `json:"scratchMiB"`   // per node
+	HugepagesMiB int64  `json:"hugepagesMiB"` // per node, part of MemoryMiB
+	// CrossNUMA allows cores and memory to come from NUMA nodes other than
+	// the GPUs' own when NUMA-local resources are not free.
+	CrossNUMA bool `json:"crossNUMA"`
+}
+
+// CoresPerNode is the number of host cores (vCPUs) the job needs per node.
+func (r Request) CoresPerNode() int { return r.TasksPerNode * r.CPUsPerTask }
+
+// DependencyKind is the condition of a dependsOn entry.
+type DependencyKind string
+
+// Dependency kinds, as in Slurm's --dependency.
+const (
+	AfterOK    DependencyKind = "afterok"
+	AfterAny   DependencyKind = "afterany"
+	AfterNotOK DependencyKind = "afternotok"
+)
+
+// Dependency makes a job wait for other jobs to end.
+type Dependency struct {
+	Kind DependencyKind `json:"kind"`
+	Jobs []JobID        `json:"jobs"`
+}
+
+// Array describes the tasks of an array job (render frames): task i covers
+// frames First+i*Step*Chunk ... up to Chunk frames, never past Last.
+// Tasks are materialized lazily by the scheduler; a huge array is one Job.
+type Array struct {
+	First    int64 `json:"first"`
+	Last     int64 `json:"last"`
+	Step     int64 `json:"step"`
+	Chunk    int64 `json:"chunk"`    // frames per task, >= 1
+	Parallel int   `json:"parallel"` // max tasks running at once; 0 = no limit
+}
+
+// Tasks returns how many tasks the array has.
+func (a Array) Tasks() int64 {
+	if a.Step <= 0 || a.Chunk <= 0 || a.Last < a.First {
+		return 0
+	}
+	frames := (a.Last-a.First)/a.Step + 1
+	return (frames + a.Chunk - 1) / a.Chunk
+}
+
+// Job is one submitted job as the FSM stores it.
+type Job struct {
+	ID         JobID         `json:"id"`
+	Token      string        `json:"token"` // client token that created the job
+	Name       string        `json:"name"`
+	User       string        `json:"user"`
+	Department string        `json:"department"`
+	Partition  string        `json:"partition"`
+	QOS        string        `json:"qos"`
+	Image      string        `json:"image"`
+	Request    Request       `json:"request"`
+	Walltime   time.Duration `json:"walltime"`
+	Retries    int           `json:"retries"`
+	// SpecJSON is the canonical job spec (jobspec.Canonical) as submitted.
+	SpecJSON []byte `json:"spec"`
+	// SubmitDir is the submitter's working directory, used for staging in dev mode.
+	SubmitDir string       `json:"submitDir,omitempty"`
+	DependsOn []Dependency `json:"dependsOn,omitempty"`
+	Array     *Array       `json:"array,omitempty"`
+
+	State      JobState  `json:"state"`
+	Reason     string    `json:"reason,omitempty"` // why pending, or why it ended
+	SubmitTime time.Time `json:"submitTime"`
+	StartTime  time.Time `json:"startTime,omitzero"`
+	EndTime    time.Time `json:"endTime,omitzero"`
+	ExitCode   int       `json:"exitCode"`
+	Attempt    uint64    `json:"attempt"` // current attempt, starts at 1 when first placed
+	Restarts   int       `json:"restarts"`
+	// NextTask is the index of the next array task to start (lazy arrays).
+	NextTask int64 `json:"nextTask,omitempty"`
+	// TasksDone, TasksFailed count finished array tasks.
+	TasksDone   int64 `json:"tasksDone,omitempty"`
+	TasksFailed int64 `json:"tasksFailed,omitempty"`
+}
+
+// Copy returns a deep copy that shares no memory with j.
+func (j *Job) Copy() *Job {
+	c := *j
+	c.SpecJSON = slices.Clone(j.SpecJSON)
+	c.DependsOn = make([]Dependency, len(j.DependsOn))
+	for i, d := range j.DependsOn {
+		c.DependsOn[i] = Dependency{Kind: d.Kind, Jobs: slices.Clone(d.Jobs)}
+	}
+	if j.Array != nil {
+		a := *j.Array
+		c.Array = &a
+	}
+	return &c
+}
+
+// Core is one logical host CPU.
+type Core struct {
+	ID   int `json:"id"`   // logical CPU number (as in /sys/devices/system/cpu/cpuN)
+	NUMA int `json:"numa"` // NUMA node
+	// PhysicalCore groups SMT siblings: logical CPUs with the same
+	// (NUMA, PhysicalCore) share one physical core.
+	PhysicalCore int `json:"physicalCore"`
+}
+
+// NUMANode is the memory of one NUMA node.
+type NUMANode struct {
+	ID           int   `json:"id"`
+	MemoryMiB    int64 `json:"memoryMiB"`
+	HugepagesMiB int64 `json:"hugepagesMiB"`
+}
+
+// GPU is one passthrough-capable GPU on a node.
+type GPU struct {
+	PCIAddress string `json:"pciAddress"` // 0000:3b:00.0, the GPU's key on its node
+	UUID       string `json:"uuid,omitempty"`
+	Model      string `json:"model"`
+	MemoryMiB  int64  `json:"memoryMiB"`
+	NUMA       int    `json:"numa"`
+	IOMMUGroup int    `json:"iommuGroup"`
+	// Drained is non-empty when the GPU must not be given to jobs, and says why.
+	Drained string `json:"drained,omitempty"`
+}
+
+// NodeState is whether a node takes work.
+type NodeState string
+
+// Node states.
+const (
+	NodeReady    NodeState = "ready"
+	NodeDraining NodeState = "draining" // runs what it has, takes nothing new
+	NodeDown     NodeState = "down"     // missed its lease
+)
+
+// Node is one compute host, as its agent registered it.
+type Node struct {
+	Name       string     `json:"name"`
+	Partition  string     `json:"partition,omitempty"`
+	Hypervisor string     `json:"hypervisor"` // "kvm" or "tcg"
+	Cores      []Core     `json:"cores"`
+	NUMA       []NUMANode `json:"numa"`
+	GPUs       []GPU      `json:"gpus,omitempty"`
+	ScratchMiB int64      `json:"scratchMiB"`
+	// ReservedCores are housekeeping cores never given to jobs.
+	ReservedCores []int     `json:"reservedCores,omitempty"`
+	State         NodeState `json:"state"`
+	Reason        string    `json:"reason,omitempty"`
+	LastSeen      time.Time `json:"lastSeen"`
+}
+
+// Copy returns a deep copy that shares no memory with n.
+func (n *Node) Copy() *Node {
+	c := *n
+	c.Cores = slices.Clone(n.Cores)
+	c.NUMA = slices.Clone(n.NUMA)
+	c.GPUs = slices.Clone(n.GPUs)
+	c.ReservedCores = slices.Clone(n.ReservedCores)
+	return &c
+}
+
+// MemoryMiB is the node's total memory over all NUMA nodes.
+func (n *Node) MemoryMiB() int64 {
+	var t int64
+	for _, m := range n.NUMA {
+		t += m.MemoryMiB
+	}
+	return t
+}
+
+// AllocState is the state of one allocation (one job on one node).
+type AllocState string
+
+// Allocation states, reported by agents.
+const (
+	AllocPending   AllocState = "pending" // placed, agent has not started it
+	AllocStarting  AllocState = "starting"
+	AllocRunning   AllocState = "running"
+	AllocCompleted AllocState = "completed"
+	AllocFailed    AllocState = "failed"
+	AllocCancelled AllocState = "cancelled"
+	AllocTimedOut  AllocState = "timeout"
+	AllocLost      AllocState = "lost" // node went down
+)
+
+// Terminal reports whether the allocation has ended.
+func (s AllocState) Terminal() bool {
+	switch s {
+	case AllocCompleted, AllocFailed, AllocCancelled, AllocTimedOut, AllocLost:
+		return true
+	}
+	return false
+}
+
+// Placement is the exact resources one job (or array task) gets on one node.
+type Placement struct {
+	Node      string   `json:"node"`
+	Cores     []int    `json:"cores"`     // logical CPU ids, sorted
+	NUMA      []int    `json:"numa"`      // NUMA nodes the memory comes from
+	GPUs      []string `json:"gpus"`      // PCI addresses
+	MemoryMiB int64    `json:"memoryMiB"` // same as the request
+	Scratch   int64    `json:"scratchMiB"`
+	Hugepages int64    `json:"hugepagesMiB"`
+}
+
+// Copy returns a deep copy.
+func (p Placement) Copy() Placement {
+	p.Cores = slices.Clone(p.Cores)
+	p.NUMA = slices.Clone(p.NUMA)
+	p.GPUs = slices.Clone(p.GPUs)
+	return p
+}
+
+// AllocID names one allocation: "<job>.<task>.<rank>" style ids are built by the FSM.
+type AllocID string
+
+// Alloc is one job (or array task) placed on one node for one attempt.
+type Alloc struct {
+	ID        AllocID    `json:"id"`
+	Job       JobID      `json:"job"`
+	Task      int64      `json:"task"` // array task index; 0 for plain jobs
+	Rank      int        `json:"rank"` // index of this node within the gang
+	Attempt   uint64     `json:"attempt"`
+	Placement Placement  `json:"placement"`
+	State     AllocState `json:"state"`
+	ExitCode  int        `json:"exitCode"`
+	Reason    string     `json:"reason,omitempty"`
+	Created   time.Time  `json:"created"`
+	Started   time.Time  `json:"started,omitzero"`
+	Ended     time.Time  `json:"ended,omitzero"`
+	// Deadline is when the walltime runs out (Created + job walltime).
+	Deadline time.Time `json:"deadline"`
+}
+
+// Copy returns a deep copy.
+func (a *Alloc) Copy() *Alloc {
+	c := *a
+	c.Placement = a.Placement.Copy()
+	return &c
+}
+
+// Start is one gang (all nodes of one job or array task) the plan starts now.
+type Start struct {
+	Job        JobID       `json:"job"`
+	Task       int64       `json:"task"`
+	Placements []Placement `json:"placements"` // one per node, len == Request.Nodes
+}
+
+// Reservation is a future start the plan holds resources for (backfill).
+type Reservation struct {
+	Job   JobID     `json:"job"`
+	At    time.Time `json:"at"`
+	Nodes []string  `json:"nodes"`
+}
+
+// Plan is the scheduler core's output for one cycle.
+type Plan struct {
+	Starts       []Start       `json:"starts"`
+	Reservations []Reservation `json:"reservations,omitempty"`
+	// Pending gives, for every job not started, why it waits.
+	Pending map[JobID]string `json:"pending,omitempty"`
+}
