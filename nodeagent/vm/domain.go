@@ -1,0 +1,326 @@
+// Package vm turns a guest template and one allocation into a libvirt
+// domain definition. It is pure: no I/O, no clock, no libvirt connection.
+// The runner (nodeagent/runner) calls Build and hands the result to
+// nodeagent/libvirt.
+//
+// A domain is built in small ordered steps (identity, CPUs + pinning,
+// memory, boot, disks, job share, console, lifecycle), each a function of
+// the inputs, and tested as golden XML (testdata/*.xml; regenerate with
+// `go test ./nodeagent/vm -update`). Nothing here formats XML by hand:
+// every value goes through encoding/xml via libvirtxml, so no user string
+// can inject XML; and the only user-chosen string that reaches the
+// definition at all is the allocation id, inside escaped metadata.
+package vm
+
+import (
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"libvirt.org/go/libvirtxml"
+)
+
+// NamePrefix starts the name of every domain vhpc owns. Runners list
+// domains by this prefix; nothing else on the host may use it.
+const NamePrefix = "vhpc-"
+
+// MetadataNS is the XML namespace of vhpc's <metadata> element.
+const MetadataNS = "https://vhpc.dev/xmlns/alloc/1"
+
+// Template is the guest image a domain boots, as resolved on this host.
+// Exactly one of (Kernel) or (BaseDisk) must be set.
+type Template struct {
+	// Name of the image ("tiny", a department image name); informational.
+	Name string
+	// Hypervisor is "kvm" or "tcg" (libvirt domain type "kvm" or "qemu").
+	Hypervisor string
+	// Machine is the QEMU machine type ("pc", "q35"); "" = "pc".
+	Machine string
+	// Direct kernel boot (the tiny image).
+	Kernel, Initrd, Cmdline string
+	// BaseDisk is a qcow2 template; the domain boots a per-allocation
+	// overlay (Spec.OverlayPath) backed by it, never the template itself.
+	BaseDisk string
+}
+
+// Spec is one allocation on this host, with every host path already
+// chosen by the runner/staging (the vm package never invents paths).
+type Spec struct {
+	// AllocID is recorded in the domain's metadata (escaped by
+	// encoding/xml) so that a restarted agent can map domains back to
+	// allocations; it never becomes part of the name.
+	AllocID string
+	Attempt uint64
+	Job     uint64
+	Task    int64
+	Rank    int
+	// Cores are the host CPUs the vCPUs are pinned to, 1:1, in order.
+	Cores []int
+	// HousekeepingCores run QEMU's emulator threads; empty = not pinned.
+	HousekeepingCores []int
+	MemoryMiB         int64
+	// ShareDir is the host directory exported as the 9p job share.
+	ShareDir string
+	// ShareAccessMode is "mapped" (default: QEMU runs unprivileged, guest
+	// ownership kept in xattrs) or "passthrough".
+	ShareAccessMode string
+	// ScratchPath is a raw sparse file attached as a virtio disk with
+	// serial "vhpc-scratch"; "" = no scratch disk.
+	ScratchPath string
+	// OverlayPath is the qcow2 overlay on Template.BaseDisk.
+	OverlayPath string
+	// ConsoleLog receives the guest's serial console.
+	ConsoleLog string
+	// VirtioSerial adds a virtio-serial controller (for later agents).
+	VirtioSerial bool
+}
+
+// ScratchSerial is the virtio-blk serial the guest looks the scratch disk up by.
+const ScratchSerial = "vhpc-scratch"
+
+// Name returns the domain name of an allocation: vhpc-<job>-<task>-<rank>.
+// It is built from numbers only, so it needs no sanitizing.
+func Name(job uint64, task int64, rank int) string {
+	return NamePrefix + strconv.FormatUint(job, 10) + "-" + strconv.FormatInt(task, 10) + "-" + strconv.Itoa(rank)
+}
+
+// Metadata is vhpc's element inside the domain's <metadata>.
+type Metadata struct {
+	XMLName xml.Name `xml:"https://vhpc.dev/xmlns/alloc/1 alloc"`
+	ID      string   `xml:"id,attr"`
+	Attempt uint64   `xml:"attempt,attr"`
+}
+
+// ParseMetadata extracts vhpc's metadata from a domain definition.
+func ParseMetadata(d *libvirtxml.Domain) (Metadata, error) {
+	var m Metadata
+	if d.Metadata == nil || !strings.Contains(d.Metadata.XML, MetadataNS) {
+		return m, errors.New("domain has no vhpc metadata")
+	}
+	dec := xml.NewDecoder(strings.NewReader(d.Metadata.XML))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return m, fmt.Errorf("domain metadata: %w", err)
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Space == MetadataNS && se.Name.Local == "alloc" {
+			if err := dec.DecodeElement(&m, &se); err != nil {
+				return m, fmt.Errorf("domain metadata: %w", err)
+			}
+			return m, nil
+		}
+	}
+}
+
+// Build returns the domain for spec booting template t. It validates its
+// inputs and returns an error naming the bad field; it never panics.
+func Build(t Template, s Spec) (*libvirtxml.Domain, error) {
+	if err := validate(t, s); err != nil {
+		return nil, err
+	}
+	d := &libvirtxml.Domain{}
+	steps := []func(*libvirtxml.Domain, Template, Spec) error{
+		identity, cpus, memory, boot, disks, share, console, lifecycle,
+	}
+	for _, step := range steps {
+		if err := step(d, t, s); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+func validate(t Template, s Spec) error {
+	switch t.Hypervisor {
+	case "kvm", "tcg":
+	default:
+		return fmt.Errorf("template hypervisor %q: want kvm or tcg", t.Hypervisor)
+	}
+	if (t.Kernel == "") == (t.BaseDisk == "") {
+		return errors.New("template: set exactly one of kernel (direct boot) or base disk (qcow2)")
+	}
+	if t.BaseDisk != "" && s.OverlayPath == "" {
+		return errors.New("spec: a base disk template needs an overlay path")
+	}
+	if len(s.Cores) == 0 {
+		return errors.New("spec: no cores in the placement")
+	}
+	seen := map[int]bool{}
+	for _, c := range s.Cores {
+		if c < 0 || seen[c] {
+			return fmt.Errorf("spec: bad or duplicate core %d in %v", c, s.Cores)
+		}
+		seen[c] = true
+	}
+	for _, c := range s.HousekeepingCores {
+		if c < 0 {
+			return fmt.Errorf("spec: bad housekeeping core %d", c)
+		}
+	}
+	if s.MemoryMiB < 64 {
+		return fmt.Errorf("spec: memory %d MiB is below the 64 MiB a guest needs", s.MemoryMiB)
+	}
+	if s.ShareDir == "" || s.ConsoleLog == "" {
+		return errors.New("spec: share dir and console log paths are required")
+	}
+	switch s.ShareAccessMode {
+	case "", "mapped", "passthrough":
+	default:
+		return fmt.Errorf("spec: share access mode %q: want mapped or passthrough", s.ShareAccessMode)
+	}
+	return nil
+}
+
+// identity: type, name, metadata.
+func identity(d *libvirtxml.Domain, t Template, s Spec) error {
+	d.Type = "qemu"
+	if t.Hypervisor == "kvm" {
+		d.Type = "kvm"
+	}
+	d.Name = Name(s.Job, s.Task, s.Rank)
+	b, err := xml.Marshal(Metadata{ID: s.AllocID, Attempt: s.Attempt})
+	if err != nil {
+		return fmt.Errorf("domain metadata: %w", err)
+	}
+	d.Metadata = &libvirtxml.DomainMetadata{XML: string(b)}
+	return nil
+}
+
+// cpus: one vCPU per placement core, pinned 1:1; emulator threads on the
+// housekeeping cores; host CPU model under KVM.
+func cpus(d *libvirtxml.Domain, t Template, s Spec) error {
+	d.VCPU = &libvirtxml.DomainVCPU{Placement: "static", Value: uint(len(s.Cores))}
+	tune := &libvirtxml.DomainCPUTune{}
+	for i, c := range s.Cores {
+		tune.VCPUPin = append(tune.VCPUPin, libvirtxml.DomainCPUTuneVCPUPin{VCPU: uint(i), CPUSet: strconv.Itoa(c)})
+	}
+	if len(s.HousekeepingCores) > 0 {
+		tune.EmulatorPin = &libvirtxml.DomainCPUTuneEmulatorPin{CPUSet: CPUSet(s.HousekeepingCores)}
+	}
+	d.CPUTune = tune
+	if t.Hypervisor == "kvm" {
+		d.CPU = &libvirtxml.DomainCPU{Mode: "host-passthrough", Check: "none"}
+	}
+	return nil
+}
+
+// CPUSet formats cores as a libvirt cpuset ("0-3,8"), sorted, ranges merged.
+func CPUSet(cores []int) string {
+	c := slices.Clone(cores)
+	slices.Sort(c)
+	c = slices.Compact(c)
+	var parts []string
+	for i := 0; i < len(c); {
+		j := i
+		for j+1 < len(c) && c[j+1] == c[j]+1 {
+			j++
+		}
+		if j == i {
+			parts = append(parts, strconv.Itoa(c[i]))
+		} else {
+			parts = append(parts, strconv.Itoa(c[i])+"-"+strconv.Itoa(c[j]))
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ",")
+}
+
+func memory(d *libvirtxml.Domain, _ Template, s Spec) error {
+	d.Memory = &libvirtxml.DomainMemory{Value: uint(s.MemoryMiB), Unit: "MiB"}
+	d.CurrentMemory = &libvirtxml.DomainCurrentMemory{Value: uint(s.MemoryMiB), Unit: "MiB"}
+	return nil
+}
+
+func boot(d *libvirtxml.Domain, t Template, _ Spec) error {
+	machine := t.Machine
+	if machine == "" {
+		machine = "pc"
+	}
+	d.OS = &libvirtxml.DomainOS{
+		Type: &libvirtxml.DomainOSType{Arch: "x86_64", Machine: machine, Type: "hvm"},
+	}
+	if t.Kernel != "" {
+		d.OS.Kernel, d.OS.Initrd, d.OS.Cmdline = t.Kernel, t.Initrd, t.Cmdline
+	} else {
+		d.OS.BootDevices = []libvirtxml.DomainBootDevice{{Dev: "hd"}}
+	}
+	// ACPI lets the host's graceful shutdown reach the guest as a power
+	// button press.
+	d.Features = &libvirtxml.DomainFeatureList{ACPI: &libvirtxml.DomainFeature{}, APIC: &libvirtxml.DomainFeatureAPIC{}}
+	d.Devices = &libvirtxml.DomainDeviceList{
+		// No balloon, no USB, no graphics: a batch guest needs none.
+		MemBalloon: &libvirtxml.DomainMemBalloon{Model: "none"},
+		Controllers: []libvirtxml.DomainController{
+			{Type: "usb", Model: "none"},
+		},
+	}
+	return nil
+}
+
+// disks: the root overlay (qcow2 templates) as vda, then scratch.
+func disks(d *libvirtxml.Domain, t Template, s Spec) error {
+	next := 'a'
+	dev := func() string { n := "vd" + string(next); next++; return n }
+	if t.BaseDisk != "" {
+		d.Devices.Disks = append(d.Devices.Disks, libvirtxml.DomainDisk{
+			Device: "disk",
+			Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: "qcow2", Discard: "unmap"},
+			Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: s.OverlayPath}},
+			BackingStore: &libvirtxml.DomainDiskBackingStore{
+				Format: &libvirtxml.DomainDiskFormat{Type: "qcow2"},
+				Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: t.BaseDisk}},
+			},
+			Target: &libvirtxml.DomainDiskTarget{Dev: dev(), Bus: "virtio"},
+			Serial: "vhpc-root",
+		})
+	}
+	if s.ScratchPath != "" {
+		// Scratch dies with the job, so flushes buy nothing: cache=unsafe.
+		d.Devices.Disks = append(d.Devices.Disks, libvirtxml.DomainDisk{
+			Device: "disk",
+			Driver: &libvirtxml.DomainDiskDriver{Name: "qemu", Type: "raw", Cache: "unsafe", Discard: "unmap"},
+			Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: s.ScratchPath}},
+			Target: &libvirtxml.DomainDiskTarget{Dev: dev(), Bus: "virtio"},
+			Serial: ScratchSerial,
+		})
+	}
+	return nil
+}
+
+// share: the job directory as 9p (virtio-9p-pci), mount tag "jobshare".
+func share(d *libvirtxml.Domain, _ Template, s Spec) error {
+	mode := s.ShareAccessMode
+	if mode == "" {
+		mode = "mapped"
+	}
+	d.Devices.Filesystems = append(d.Devices.Filesystems, libvirtxml.DomainFilesystem{
+		AccessMode: mode,
+		Driver:     &libvirtxml.DomainFilesystemDriver{Type: "path", WRPolicy: "immediate"},
+		Source:     &libvirtxml.DomainFilesystemSource{Mount: &libvirtxml.DomainFilesystemSourceMount{Dir: s.ShareDir}},
+		Target:     &libvirtxml.DomainFilesystemTarget{Dir: "jobshare"},
+	})
+	return nil
+}
+
+// console: serial port 0 to a log file; optional virtio-serial controller.
+func console(d *libvirtxml.Domain, _ Template, s Spec) error {
+	port := uint(0)
+	d.Devices.Serials = append(d.Devices.Serials, libvirtxml.DomainSerial{
+		Source: &libvirtxml.DomainChardevSource{File: &libvirtxml.DomainChardevSourceFile{Path: s.ConsoleLog, Append: "on"}},
+		Target: &libvirtxml.DomainSerialTarget{Port: &port},
+	})
+	if s.VirtioSerial {
+		d.Devices.Controllers = append(d.Devices.Controllers, libvirtxml.DomainController{Type: "virtio-serial"})
+	}
+	return nil
+}
+
+// lifecycle: every way the guest can end stops the domain; the runner
+// sees the stop and collects exit.json (or reports the crash).
+func lifecycle(d *libvirtxml.Domain, _ Template, _ Spec) error {
+	d.OnPoweroff, d.OnReboot, d.OnCrash = "destroy", "destroy", "destroy"
+	return nil
+}
