@@ -79,7 +79,7 @@ func (ps Problems) capped() Problems {
 	if len(ps) <= MaxProblems {
 		return ps
 	}
-	out := ps[:MaxProblems-1:MaxProblems-1]
+	out := ps[: MaxProblems-1 : MaxProblems-1]
 	return append(out, Problem{File: ps[0].File, Msg: fmt.Sprintf("... and %d more problems", len(ps)-len(out))})
 }
 
