@@ -66,8 +66,11 @@ type DeviceInfo struct {
 // type. Fields that a device does not support are zero and the matching *OK
 // flag is false.
 type Sample struct {
-	UUID     string
+	UUID string
+	// PCIBusID is the GPU's address on the host. hpc-guest sees its own
+	// (virtual) address; the agent rewrites it to the host's before use.
 	PCIBusID string
+	Model    string // as in DeviceInfo.Model
 	Time     time.Time
 
 	// Lost is true when the driver reports the GPU gone (fallen off the bus);

@@ -228,6 +228,9 @@ func (n *NVML) sampleOne(d nvml.Device) Sample {
 	if p, ret := d.GetPciInfo(); check(ret) {
 		s.PCIBusID = busID(p)
 	}
+	if name, ret := d.GetName(); check(ret) {
+		s.Model = ModelFromName(name)
+	}
 	if u, ret := d.GetUtilizationRates(); check(ret) {
 		s.UtilizationPct, s.MemoryUtilPct = float64(u.Gpu), float64(u.Memory)
 	}
@@ -267,7 +270,7 @@ func (n *NVML) sampleOne(d nvml.Device) Sample {
 	}
 	n.counters(d, &s)
 	if lost != nvml.SUCCESS {
-		s = Sample{UUID: s.UUID, PCIBusID: s.PCIBusID, Time: s.Time, Lost: true, Err: lost.Error()}
+		s = Sample{UUID: s.UUID, PCIBusID: s.PCIBusID, Model: s.Model, Time: s.Time, Lost: true, Err: lost.Error()}
 	}
 	n.mu.Lock()
 	s.XIDCount = n.xids[s.UUID]

@@ -78,7 +78,7 @@ func TestNVMLSample(t *testing.T) {
 	}
 	s := got[3]
 	want := Sample{
-		UUID: b.uuid(3), PCIBusID: "0000:5d:00.0", Time: s.Time,
+		UUID: b.uuid(3), PCIBusID: "0000:5d:00.0", Model: "H100", Time: s.Time,
 		UtilizationPct: 30, MemoryUtilPct: 15,
 		MemoryUsedBytes: 3 << 30, MemoryTotalBytes: 81920 << 20,
 		TemperatureC: 43, PowerW: 103, SMClockMHz: 1980, MemClockMHz: 2619,
