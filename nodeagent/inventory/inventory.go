@@ -116,8 +116,9 @@ type GPU struct {
 }
 
 // Scan reads the host described by opts. It fails only when the CPU topology
-// cannot be read at all or the configured scratch directory cannot be
-// examined; missing NUMA, PCI or IOMMU information is reported in the result.
+// or the memory size cannot be read, or the configured scratch directory
+// cannot be examined; missing NUMA, PCI or IOMMU information is reported in
+// the result (Notes, GPU.Reason).
 func Scan(opts Options) (*Inventory, error) {
 	r := reader{fsys: opts.Root, log: opts.Logger}
 	if r.fsys == nil {
