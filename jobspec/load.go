@@ -78,7 +78,8 @@ func (s *Spec) Canonical() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// CanonicalJSON is Canonical as compact JSON, the form the server stores in
+// CanonicalJSON is Canonical as compact JSON (no HTML escaping, no final
+// newline), the form the server stores in
 // model.Job.SpecJSON. Same field names, order and spellings; json.Unmarshal
 // into a Spec reads it back.
 func (s *Spec) CanonicalJSON() ([]byte, error) {
@@ -86,11 +87,13 @@ func (s *Spec) CanonicalJSON() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, err := json.Marshal(c)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // scripts keep their '<', '>' and '&' readable
+	if err := enc.Encode(c); err != nil {
 		return nil, fmt.Errorf("jobspec: encoding canonical JSON: %w", err)
 	}
-	return b, nil
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // canonical returns a defaulted, validated copy of s.
