@@ -47,11 +47,12 @@ const (
 // (VHPC_FRAME_FIRST, VHPC_JOB_ID, ...); a job may not set them.
 const ReservedEnvPrefix = "VHPC_"
 
-// Allowed values of the enumerated fields.
+// Allowed values of the enumerated fields (immutable tables; the schema and
+// README list them too).
 var (
-	QOSValues        = []string{"low", "normal", "high"}
-	MPIValues        = []string{"none", "openmpi", "mpich"}
-	DependencyValues = []string{"afterok", "afterany", "afternotok"}
+	qosValues        = []string{"low", "normal", "high"}
+	mpiValues        = []string{"none", "openmpi", "mpich"}
+	dependencyValues = []string{"afterok", "afterany", "afternotok"}
 )
 
 var errBadFrames = fmt.Errorf("want \"FIRST-LAST\" or \"FIRST-LAST:STEP\" like \"1-240\" or \"1-240:2\", or one frame \"7\"")
@@ -86,12 +87,12 @@ func (v *validator) spec(s *Spec) {
 	v.name("department", s.Department, true)
 	v.image("image", s.Image)
 	v.name("partition", s.Partition, true)
-	v.enum("qos", s.QOS, QOSValues)
+	v.enum("qos", s.QOS, qosValues)
 	v.resources("resources", &s.Resources)
 	v.walltime("walltime", s.Walltime)
 	v.program(s)
 	v.env("env", s.Env)
-	v.enum("mpi", s.MPI, MPIValues)
+	v.enum("mpi", s.MPI, mpiValues)
 	v.stages("stageIn", s.StageIn)
 	v.stages("stageOut", s.StageOut)
 	if s.Array != nil {
@@ -414,7 +415,7 @@ func (v *validator) dependencies(p string, deps []Dependency) {
 	total := 0
 	for i, d := range deps {
 		ip := p + "[" + strconv.Itoa(i) + "]"
-		v.enum(ip+".type", d.Type, DependencyValues)
+		v.enum(ip+".type", d.Type, dependencyValues)
 		if len(d.Jobs) == 0 {
 			v.add(ip+".jobs", "", "is empty; want a list of job IDs like [12, 13]")
 		}
