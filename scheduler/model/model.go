@@ -261,6 +261,32 @@ func (p Placement) Copy() Placement {
 	return p
 }
 
+// MemoryShares splits MemoryMiB and HugepagesMiB over the placement's NUMA
+// nodes, in p.NUMA order: an even split, the remainder going to the first
+// nodes. The scheduler core and the VM builder both use this rule, so the
+// memory a placement holds on each NUMA node is known without extra fields.
+// It returns (regular, hugepages) per NUMA node, where regular excludes the
+// hugepages; nil, nil when p.NUMA is empty.
+func (p Placement) MemoryShares() (regular, hugepages []int64) {
+	k := len(p.NUMA)
+	if k == 0 {
+		return nil, nil
+	}
+	return splitEven(p.MemoryMiB-p.Hugepages, k), splitEven(p.Hugepages, k)
+}
+
+func splitEven(total int64, k int) []int64 {
+	out := make([]int64, k)
+	q, r := total/int64(k), total%int64(k)
+	for i := range out {
+		out[i] = q
+		if int64(i) < r {
+			out[i]++
+		}
+	}
+	return out
+}
+
 // AllocID names one allocation: "<job>.<task>.<rank>" style ids are built by the FSM.
 type AllocID string
 
@@ -280,6 +306,13 @@ type Alloc struct {
 	Ended     time.Time  `json:"ended,omitzero"`
 	// Deadline is when the walltime runs out (Created + job walltime).
 	Deadline time.Time `json:"deadline"`
+	// StopRequested is set when the master wants the agent to stop this
+	// allocation (cancel, a failed gang sibling); resources stay held until
+	// the agent reports a terminal state.
+	StopRequested bool `json:"stopRequested,omitempty"`
+	// BootSeconds and RunSeconds are reported by the agent when it ends.
+	BootSeconds float64 `json:"bootSeconds,omitempty"`
+	RunSeconds  float64 `json:"runSeconds,omitempty"`
 }
 
 // Copy returns a deep copy.
@@ -301,6 +334,13 @@ type Reservation struct {
 	Job   JobID     `json:"job"`
 	At    time.Time `json:"at"`
 	Nodes []string  `json:"nodes"`
+	// Task is the array task the reservation is for (0 for plain jobs).
+	Task int64 `json:"task,omitempty"`
+	// End is when the reserved resources are expected back (At + estimate).
+	End time.Time `json:"end,omitzero"`
+	// Placements are the exact resources held from At, one per node in
+	// Nodes order; backfilled starts never overlap them before End.
+	Placements []Placement `json:"placements,omitempty"`
 }
 
 // Plan is the scheduler core's output for one cycle.

@@ -1,0 +1,156 @@
+package sim
+
+import (
+	"container/heap"
+	"fmt"
+	"time"
+
+	"vhpc/scheduler/core"
+	"vhpc/scheduler/model"
+)
+
+// state is the virtual cluster during a replay.
+type state struct {
+	jobs    []*simJob
+	cfg     core.Config
+	pending []*simJob
+	running map[model.JobID][]*model.Alloc
+	allocs  []*model.Alloc
+	ends    endHeap
+	usage   map[string]float64
+	lastUse int64
+	history map[string][]time.Duration
+	waits   []float64
+}
+
+func newState(jobs []*simJob, cfg core.Config) *state {
+	return &state{jobs: jobs, cfg: cfg, running: map[model.JobID][]*model.Alloc{},
+		usage: map[string]float64{}, history: map[string][]time.Duration{}}
+}
+
+func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
+	next := 0
+	var first, last int64 = -1, 0
+	var used float64
+	var bs float64
+	var coreTotal time.Duration
+	for next < len(s.jobs) || s.ends.Len() > 0 {
+		t := int64(1) << 62
+		if next < len(s.jobs) {
+			t = s.jobs[next].tj.Submit
+		}
+		if s.ends.Len() > 0 && s.ends[0].at < t {
+			t = s.ends[0].at
+		}
+		if first < 0 {
+			first = t
+		}
+		for s.ends.Len() > 0 && s.ends[0].at == t {
+			ev := heap.Pop(&s.ends).(endEvent)
+			s.finish(s.jobs[ev.idx], t)
+		}
+		for next < len(s.jobs) && s.jobs[next].tj.Submit == t {
+			s.pending = append(s.pending, s.jobs[next])
+			next++
+		}
+		s.decay(t)
+		in := s.input(nodes, t)
+		t0 := clock()
+		plan := core.Schedule(in, s.cfg)
+		d := clock().Sub(t0)
+		coreTotal += d
+		res.CoreMax = max(res.CoreMax, d)
+		res.Cycles++
+		for _, st := range plan.Starts {
+			s.start(st, t)
+		}
+		s.compactPending()
+	}
+	for _, sj := range s.jobs {
+		w := float64(sj.startAt - sj.tj.Submit)
+		s.waits = append(s.waits, w)
+		bs += bsld(w, float64(sj.actual))
+		used += float64(sj.cores * sj.actual)
+		last = max(last, sj.startAt+sj.actual)
+		res.Dept[sj.job.Department] += float64(sj.cores * sj.actual)
+	}
+	res.Jobs = len(s.jobs)
+	res.finish(s.waits)
+	if res.Jobs > 0 {
+		res.AvgBSLD = bs / float64(res.Jobs)
+	}
+	res.Makespan = float64(last - first)
+	procs := 0
+	for _, n := range nodes {
+		procs += len(n.Cores)
+	}
+	if res.Makespan > 0 {
+		res.Utilization = used / (float64(procs) * res.Makespan)
+	}
+	if res.Cycles > 0 {
+		res.CoreMean = coreTotal / time.Duration(res.Cycles)
+	}
+}
+
+func (s *state) input(nodes []*model.Node, t int64) core.Input {
+	jobs := make([]*model.Job, 0, len(s.pending)+len(s.running))
+	for _, sj := range s.pending {
+		jobs = append(jobs, sj.job)
+	}
+	for _, a := range s.allocs {
+		if a.Rank == 0 {
+			jobs = append(jobs, s.jobs[a.Job-1].job)
+		}
+	}
+	return core.Input{Now: epoch.Add(time.Duration(t) * time.Second), Nodes: nodes, Jobs: jobs,
+		Allocs: s.allocs, Usage: s.usage, History: s.history}
+}
+
+func (s *state) start(st model.Start, t int64) {
+	sj := s.jobs[st.Job-1]
+	now := epoch.Add(time.Duration(t) * time.Second)
+	for i, p := range st.Placements {
+		a := &model.Alloc{ID: model.AllocID(fmt.Sprintf("%d.%d", st.Job, i)), Job: st.Job, Rank: i, Attempt: 1,
+			Placement: p, State: model.AllocRunning, Created: now, Started: now, Deadline: now.Add(sj.job.Walltime)}
+		s.running[st.Job] = append(s.running[st.Job], a)
+		s.allocs = append(s.allocs, a)
+	}
+	sj.job.State = model.JobRunning
+	sj.job.StartTime = now
+	sj.startAt = t
+	heap.Push(&s.ends, endEvent{at: t + sj.actual, idx: int(st.Job - 1)})
+}
+
+func (s *state) finish(sj *simJob, t int64) {
+	id := sj.job.ID
+	for _, a := range s.running[id] {
+		s.usage[sj.job.Department] += core.Charge(a.Placement, time.Duration(t-sj.startAt)*time.Second, s.cfg)
+	}
+	delete(s.running, id)
+	out := s.allocs[:0]
+	for _, a := range s.allocs {
+		if a.Job != id {
+			out = append(out, a)
+		}
+	}
+	s.allocs = out
+	sj.job.State = model.JobCompleted
+	core.RecordRuntime(s.history, sj.job.User, time.Duration(sj.actual)*time.Second, max(s.cfg.HistoryLen, 1))
+}
+
+func (s *state) decay(t int64) {
+	if t > s.lastUse && s.cfg.HalfLife > 0 && len(s.usage) > 0 {
+		s.usage = core.DecayUsage(s.usage, time.Duration(t-s.lastUse)*time.Second, s.cfg.HalfLife)
+	}
+	s.lastUse = t
+}
+
+func (s *state) compactPending() {
+	out := s.pending[:0]
+	for _, sj := range s.pending {
+		if sj.job.State == model.JobPending {
+			out = append(out, sj)
+		}
+	}
+	s.pending = out
+}

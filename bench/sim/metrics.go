@@ -1,0 +1,56 @@
+package sim
+
+import (
+	"slices"
+	"time"
+)
+
+// Result is what one replay measured. Times are in seconds of virtual time
+// except the Core* fields, which are wall time spent inside core.Schedule.
+type Result struct {
+	Policy      string        `json:"policy"`
+	Estimates   string        `json:"estimates"`
+	Jobs        int           `json:"jobs"`
+	Skipped     int           `json:"skipped"` // larger than the cluster
+	AvgWait     float64       `json:"avgWaitS"`
+	P50Wait     float64       `json:"p50WaitS"`
+	P90Wait     float64       `json:"p90WaitS"`
+	P99Wait     float64       `json:"p99WaitS"`
+	MaxWait     float64       `json:"maxWaitS"`
+	AvgBSLD     float64       `json:"avgBoundedSlowdown"`
+	Utilization float64       `json:"utilization"`
+	Makespan    float64       `json:"makespanS"`
+	Cycles      int           `json:"cycles"`
+	CoreMean    time.Duration `json:"coreMeanNs"`
+	CoreMax     time.Duration `json:"coreMaxNs"`
+	// Dept holds delivered core-seconds per department.
+	Dept map[string]float64 `json:"deptCoreSeconds,omitempty"`
+}
+
+// bsld is the bounded slowdown with Feitelson's 10 s threshold.
+func bsld(wait, run float64) float64 {
+	return max(1, (wait+run)/max(run, 10))
+}
+
+func percentile(sorted []float64, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p*float64(len(sorted))+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// finish computes the wait statistics from per-job waits.
+func (r *Result) finish(waits []float64) {
+	s := slices.Clone(waits)
+	slices.Sort(s)
+	var sum float64
+	for _, w := range s {
+		sum += w
+	}
+	if len(s) > 0 {
+		r.AvgWait = sum / float64(len(s))
+		r.MaxWait = s[len(s)-1]
+	}
+	r.P50Wait, r.P90Wait, r.P99Wait = percentile(s, .5), percentile(s, .9), percentile(s, .99)
+}

@@ -1,0 +1,131 @@
+package sim
+
+import (
+	"fmt"
+	"slices"
+	"time"
+
+	"vhpc/scheduler/core"
+	"vhpc/scheduler/model"
+)
+
+// Estimate modes of a replay.
+const (
+	// EstRuntime sets each job's walltime to its actual run time (perfect
+	// estimates) and plans with it.
+	EstRuntime = "runtime"
+	// EstRequest sets the walltime to the trace's requested time (the run
+	// time where the trace has none) and plans with it.
+	EstRequest = "request"
+	// EstPredicted keeps the requested walltime as the kill limit and lets
+	// the core plan with per-user predictions from history.
+	EstPredicted = "predicted"
+)
+
+// Options configure a replay.
+type Options struct {
+	Nodes       int
+	CPUsPerNode int
+	GPUsPerNode int
+	Estimates   string
+	Config      core.Config
+	// Clock measures time spent in core.Schedule; nil means time.Now.
+	Clock func() time.Time
+}
+
+// Epoch is virtual time zero.
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+type simJob struct {
+	job     *model.Job
+	tj      TraceJob
+	actual  int64 // seconds it really runs (killed at its walltime)
+	cores   int64
+	startAt int64
+}
+
+type endEvent struct {
+	at  int64
+	idx int // index into jobs
+}
+
+type endHeap []endEvent
+
+func (h endHeap) Len() int { return len(h) }
+func (h endHeap) Less(i, j int) bool {
+	if h[i].at != h[j].at {
+		return h[i].at < h[j].at
+	}
+	return h[i].idx < h[j].idx
+}
+func (h endHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *endHeap) Push(x any)   { *h = append(*h, x.(endEvent)) }
+func (h *endHeap) Pop() any     { o := *h; x := o[len(o)-1]; *h = o[:len(o)-1]; return x }
+
+// Nodes builds the simulated cluster: n identical one-NUMA nodes.
+func Nodes(n, cpus, gpus int) []*model.Node {
+	out := make([]*model.Node, n)
+	for i := range out {
+		nd := &model.Node{Name: fmt.Sprintf("n%05d", i), State: model.NodeReady, Hypervisor: "kvm",
+			NUMA: []model.NUMANode{{ID: 0, MemoryMiB: 1 << 20}}, ScratchMiB: 1 << 20}
+		for c := 0; c < cpus; c++ {
+			nd.Cores = append(nd.Cores, model.Core{ID: c, PhysicalCore: c})
+		}
+		for g := 0; g < gpus; g++ {
+			nd.GPUs = append(nd.GPUs, model.GPU{PCIAddress: fmt.Sprintf("0000:%02x:00.0", g+1), Model: "sim", MemoryMiB: 81920})
+		}
+		out[i] = nd
+	}
+	return out
+}
+
+// request maps p processors onto nodes of c CPUs (and g GPUs, taken in
+// proportion to the cores).
+func request(p int64, c, g int) model.Request {
+	nodes := (p + int64(c) - 1) / int64(c)
+	per := (p + nodes - 1) / nodes
+	r := model.Request{Nodes: int(nodes), TasksPerNode: int(per), CPUsPerTask: 1, CrossNUMA: true}
+	if g > 0 {
+		r.GPUs = int((per*int64(g) + int64(c) - 1) / int64(c))
+	}
+	return r
+}
+
+// Run replays trace through core.Schedule and measures it.
+func Run(trace []TraceJob, o Options) Result {
+	clock := o.Clock
+	if clock == nil {
+		clock = time.Now
+	}
+	cfg := o.Config
+	if o.Estimates == EstPredicted {
+		cfg.Estimate = core.EstimatePredicted
+	} else {
+		cfg.Estimate = core.EstimateRequest
+	}
+	res := Result{Policy: cfg.Policy, Estimates: o.Estimates, Dept: map[string]float64{}}
+	nodes := Nodes(o.Nodes, o.CPUsPerNode, o.GPUsPerNode)
+	var jobs []*simJob
+	for _, tj := range trace {
+		r := request(tj.Procs, o.CPUsPerNode, o.GPUsPerNode)
+		if r.Nodes > o.Nodes {
+			res.Skipped++
+			continue
+		}
+		wall := max(tj.Run, 1)
+		if o.Estimates != EstRuntime && tj.ReqTime > 0 {
+			wall = tj.ReqTime
+		}
+		j := &model.Job{ID: model.JobID(len(jobs) + 1), Name: fmt.Sprint(tj.ID), User: fmt.Sprintf("u%d", tj.User),
+			Department: fmt.Sprintf("g%d", tj.Group), Request: r, Walltime: time.Duration(wall) * time.Second,
+			State: model.JobPending, SubmitTime: epoch.Add(time.Duration(tj.Submit) * time.Second)}
+		jobs = append(jobs, &simJob{job: j, tj: tj, actual: min(tj.Run, wall), cores: int64(r.Nodes * r.CoresPerNode())})
+	}
+	slices.SortStableFunc(jobs, func(a, b *simJob) int { return int(a.tj.Submit - b.tj.Submit) })
+	for i, sj := range jobs {
+		sj.job.ID = model.JobID(i + 1)
+	}
+	st := newState(jobs, cfg)
+	st.loop(nodes, clock, &res)
+	return res
+}

@@ -1,0 +1,55 @@
+package core
+
+import (
+	"time"
+
+	"vhpc/scheduler/model"
+)
+
+// Input is the snapshot one scheduling cycle reads. The caller (server loop,
+// dry run, hpcsim, tests) builds it; Schedule never modifies it.
+type Input struct {
+	// Now is the cycle's time; all ages, estimates and reservations are
+	// relative to it.
+	Now time.Time
+	// Nodes are all nodes; only State == NodeReady take new work, and
+	// drained GPUs are never given out.
+	Nodes []*model.Node
+	// Jobs are all non-terminal jobs (pending, scheduled, running), in any
+	// order. Array jobs with tasks left to start are candidates whatever
+	// their state.
+	Jobs []*model.Job
+	// Allocs are all non-terminal allocations; they hold resources.
+	Allocs []*model.Alloc
+	// Usage is the decayed usage per department (see Charge and
+	// DecayUsage); nil means none.
+	Usage map[string]float64
+	// Ended holds the terminal state of every job named in a dependsOn.
+	Ended map[model.JobID]model.JobState
+	// History is each user's last actual runtimes, oldest first, used by
+	// EstimatePredicted (see RecordRuntime); nil means none.
+	History map[string][]time.Duration
+}
+
+// Schedule computes one cycle's plan: the starts to make now with exact
+// placements, the reservations held for blocked high-priority jobs, and a
+// reason for every candidate job (pending job or array with tasks left)
+// that was not started. It is a pure function of (in, cfg): deterministic,
+// no I/O, no clock. The server applies the starts through Raft after
+// CheckStart; hpcsim applies them in virtual time.
+func Schedule(in Input, cfg Config) model.Plan {
+	s := newSched(&in, &cfg)
+	s.run()
+	return s.plan
+}
+
+// RecordRuntime appends a finished job's runtime to its user's history,
+// keeping the last keep entries. The FSM (or hpcsim) calls it when a job
+// ends; the result goes into Input.History.
+func RecordRuntime(hist map[string][]time.Duration, user string, runtime time.Duration, keep int) {
+	h := append(hist[user], runtime)
+	if keep > 0 && len(h) > keep {
+		h = append(h[:0:0], h[len(h)-keep:]...)
+	}
+	hist[user] = h
+}

@@ -1,0 +1,291 @@
+package core
+
+import (
+	"math"
+	"slices"
+	"strings"
+
+	"vhpc/scheduler/model"
+)
+
+// never is the end of time for the timeline (offsets from now, ns).
+const never = int64(math.MaxInt64)
+
+// holder is one claim on a node's resources over [start, end), in ns
+// relative to Input.Now: running allocations (start <= 0), starts made in
+// this plan (start 0) and reservations (start > 0).
+type holder struct {
+	u          use
+	start, end int64
+	job        model.JobID
+}
+
+// nodeState is one node during a Schedule call: its hardware, every holder,
+// and the free view at "now", kept up to date as the plan grows.
+type nodeState struct {
+	info      *nodeInfo
+	holders   []holder
+	now       free
+	futureMin int64 // earliest start of a holder with start > 0
+}
+
+// cluster is the mutable planning state of one Schedule call.
+type cluster struct {
+	nodes  []*nodeState // sorted by name
+	byName map[string]int
+	pl     placer
+	buf    free
+	cps    []int64
+	usage  []int64
+	cands  []cand
+	gen    int // bumped whenever a holder is added
+	ar     arena
+	peak   []int64
+	times  []int64
+}
+
+// cand is a node with its best-fit score at some time.
+type cand struct {
+	n        int
+	lg, lc   int
+	lm       int64
+	t        int64
+	monotone bool
+}
+
+func newCluster(nodes []*model.Node) *cluster {
+	sorted := slices.Clone(nodes)
+	slices.SortFunc(sorted, func(a, b *model.Node) int { return strings.Compare(a.Name, b.Name) })
+	c := &cluster{byName: make(map[string]int, len(sorted))}
+	for _, n := range sorted {
+		if _, dup := c.byName[n.Name]; dup {
+			continue
+		}
+		var prev *hw
+		if len(c.nodes) > 0 {
+			prev = c.nodes[len(c.nodes)-1].info.hw
+		}
+		ni := newNodeInfo(len(c.nodes), n, prev)
+		ns := &nodeState{info: ni, futureMin: never}
+		ns.now = c.ar.cloneFree(&ni.full)
+		c.byName[n.Name] = len(c.nodes)
+		c.nodes = append(c.nodes, ns)
+	}
+	return c
+}
+
+// add records a holder on node n and updates its now view.
+func (c *cluster) add(n int, h holder) {
+	ns := c.nodes[n]
+	ns.holders = append(ns.holders, h)
+	if h.start <= 0 {
+		ns.now.takeIDs(ns.info, &h.u)
+		ns.now.takeAmounts(&h.u)
+	} else if h.start < ns.futureMin {
+		ns.futureMin = h.start
+	}
+	c.gen++
+}
+
+// view returns what is free on node n during all of [t0, t1). The result is
+// valid until the next call to view or add.
+func (c *cluster) view(n int, t0, t1 int64) *free {
+	ns := c.nodes[n]
+	if t0 <= 0 && t1 <= ns.futureMin {
+		return &ns.now
+	}
+	f := &c.buf
+	f.copyFrom(&ns.info.full)
+	c.cps = append(c.cps[:0], t0)
+	for i := range ns.holders {
+		h := &ns.holders[i]
+		if h.start < t1 && h.end > t0 {
+			f.takeIDs(ns.info, &h.u)
+			if h.start > t0 {
+				c.cps = append(c.cps, h.start)
+			}
+		}
+	}
+	// Amounts: the peak over the window, which is reached at t0 or at a
+	// holder's start.
+	k := len(ns.info.numaID)
+	c.usage = slices.Grow(c.usage[:0], 2*k+1)[:2*k+1]
+	c.peak = slices.Grow(c.peak[:0], 2*k+1)[:2*k+1]
+	peak := c.peak
+	clear(peak)
+	for _, cp := range c.cps {
+		clear(c.usage)
+		for i := range ns.holders {
+			h := &ns.holders[i]
+			if h.start <= cp && h.end > cp {
+				for j, nk := range h.u.numa {
+					c.usage[nk] += h.u.reg[j]
+					c.usage[k+nk] += h.u.huge[j]
+				}
+				c.usage[2*k] += h.u.scratch
+			}
+		}
+		for i, v := range c.usage {
+			peak[i] = max(peak[i], v)
+		}
+	}
+	for i := 0; i < k; i++ {
+		f.reg[i] -= peak[i]
+		f.huge[i] -= peak[k+i]
+		f.regTot -= peak[i]
+		f.hugeTot -= peak[k+i]
+	}
+	f.scratch -= peak[2*k]
+	return f
+}
+
+// hasFuture reports whether node n has a holder starting after now, so that
+// its free resources may shrink later.
+func (c *cluster) hasFuture(n int) bool { return c.nodes[n].futureMin != never }
+
+// scoreAt fills a cand for node n if r passes the quick check at [t0,t0+d).
+func (c *cluster) scoreAt(n int, r *model.Request, t0, d int64) (cand, bool) {
+	f := c.view(n, t0, t0+d)
+	if !quickFits(f, r) {
+		return cand{}, false
+	}
+	return cand{n: n, lg: f.gpus - r.GPUs, lc: f.log - r.CoresPerNode(), lm: f.regTot - (r.MemoryMiB - r.HugepagesMiB), t: t0}, true
+}
+
+func cmpCand(a, b cand) int {
+	switch {
+	case a.lg != b.lg:
+		return a.lg - b.lg
+	case a.lc != b.lc:
+		return a.lc - b.lc
+	case a.lm != b.lm:
+		if a.lm < b.lm {
+			return -1
+		}
+		return 1
+	}
+	return a.n - b.n
+}
+
+// gangAt places r on r.Nodes distinct nodes among nodes, all during
+// [t0, t0+d), best fit first. It returns the chosen nodes (best fit order)
+// and their uses.
+func (c *cluster) gangAt(r *model.Request, nodes []int, t0, d int64) ([]int, []use, bool) {
+	want := max(r.Nodes, 1)
+	cs := c.cands[:0]
+	for _, n := range nodes {
+		if cd, ok := c.scoreAt(n, r, t0, d); ok {
+			cs = append(cs, cd)
+		}
+	}
+	c.cands = cs
+	if len(cs) < want {
+		return nil, nil, false
+	}
+	if want == 1 {
+		// Linear best fit with retry: most single-node placements succeed
+		// on the first node.
+		for len(cs) > 0 {
+			bi := 0
+			for i := range cs {
+				if cmpCand(cs[i], cs[bi]) < 0 {
+					bi = i
+				}
+			}
+			n := cs[bi].n
+			if u, ok := c.pl.place(c.nodes[n].info, c.view(n, t0, t0+d), r); ok {
+				return []int{n}, []use{u}, true
+			}
+			cs[bi] = cs[len(cs)-1]
+			cs = cs[:len(cs)-1]
+		}
+		return nil, nil, false
+	}
+	slices.SortFunc(cs, cmpCand)
+	picked, uses := make([]int, 0, want), make([]use, 0, want)
+	for _, cd := range cs {
+		if u, ok := c.pl.place(c.nodes[cd.n].info, c.view(cd.n, t0, t0+d), r); ok {
+			picked, uses = append(picked, cd.n), append(uses, u)
+			if len(picked) == want {
+				return picked, uses, true
+			}
+		}
+	}
+	return nil, nil, false
+}
+
+// firstFit returns the earliest t >= 0 at which r fits node n for d, trying
+// now and every holder end on the node.
+func (c *cluster) firstFit(n int, r *model.Request, d int64) (int64, bool) {
+	ns := c.nodes[n]
+	times := append(c.times[:0], 0)
+	for i := range ns.holders {
+		if e := ns.holders[i].end; e > 0 && e != never {
+			times = append(times, e)
+		}
+	}
+	slices.Sort(times)
+	times = slices.Compact(times)
+	c.times = times
+	for _, t := range times {
+		f := c.view(n, t, t+d)
+		if !quickFits(f, r) {
+			continue
+		}
+		if c.pl.fits(ns.info, f, r) {
+			return t, true
+		}
+	}
+	return 0, false
+}
+
+// earliest finds the earliest time at which the gang r fits for d on nodes,
+// and the placement then. Each node fits from its first fit t_n until a later
+// holder start would reach into the window (valid); the gang is tried at the
+// first time enough nodes are valid together.
+func (c *cluster) earliest(r *model.Request, nodes []int, d int64) (int64, []int, []use, bool) {
+	type win struct {
+		n        int
+		from, to int64
+	}
+	var ws []win
+	for _, n := range nodes {
+		t, ok := c.firstFit(n, r, d)
+		if !ok {
+			continue
+		}
+		to := never
+		for _, h := range c.nodes[n].holders {
+			if h.start >= t+d && h.start-d < to {
+				to = h.start - d
+			}
+		}
+		ws = append(ws, win{n, t, to})
+	}
+	want := max(r.Nodes, 1)
+	if len(ws) < want {
+		return 0, nil, nil, false
+	}
+	times := make([]int64, 0, len(ws))
+	for _, w := range ws {
+		times = append(times, w.from)
+	}
+	slices.Sort(times)
+	times = slices.Compact(times)
+	var at []int
+	for _, t := range times {
+		at = at[:0]
+		for _, w := range ws {
+			if w.from <= t && t <= w.to {
+				at = append(at, w.n)
+			}
+		}
+		if len(at) < want {
+			continue
+		}
+		if picked, uses, ok := c.gangAt(r, at, t, d); ok {
+			return t, picked, uses, true
+		}
+	}
+	return 0, nil, nil, false
+}

@@ -1,0 +1,115 @@
+package core
+
+import "time"
+
+// Policy names accepted in Config.Policy.
+const (
+	// PolicyFCFS starts jobs strictly in submit order: the first job that
+	// cannot start blocks every job behind it. No backfill.
+	PolicyFCFS = "fcfs"
+	// PolicyFCFSEasy orders by submit time, reserves for the first blocked
+	// job (EASY backfill) and backfills anything that does not delay it.
+	PolicyFCFSEasy = "fcfs-easy"
+	// PolicyDefault orders by multifactor priority (age, fair-share, size,
+	// QOS), holds conservative reservations for the first
+	// Config.ReservationDepth blocked jobs and backfills the rest.
+	PolicyDefault = "default"
+)
+
+// Estimate modes accepted in Config.Estimate.
+const (
+	// EstimateRequest plans with each job's requested walltime.
+	EstimateRequest = "request"
+	// EstimatePredicted plans with a per-user prediction from Input.History
+	// (mean of the user's last runtimes, capped by the walltime). The
+	// walltime stays the kill limit; the prediction only shapes the plan.
+	EstimatePredicted = "predicted"
+)
+
+// Weights are the multipliers of the priority factors; each factor is in
+// [0,1], so the priority is at most the sum of the weights.
+type Weights struct {
+	Age       float64
+	FairShare float64
+	Size      float64
+	QOS       float64
+}
+
+// Limits bound what a department or a partition may hold at once; zero
+// means no limit.
+type Limits struct {
+	GPUs        int
+	Cores       int
+	RunningJobs int
+}
+
+// Partition is a named node set (Node.Partition == name) with its own limits
+// and defaults.
+type Partition struct {
+	// MaxWalltime rejects (as never satisfiable) longer jobs; 0 = none.
+	MaxWalltime time.Duration
+	// DefaultWalltime applies to jobs with Walltime 0; 0 = Config's.
+	DefaultWalltime time.Duration
+	// MaxNodes is the largest gang the partition accepts; 0 = none.
+	MaxNodes int
+	// Limits bound the partition's running work.
+	Limits Limits
+}
+
+// Config is the scheduling policy. The server builds it from its config
+// file; hpcsim from flags. Start from DefaultConfig and change fields.
+type Config struct {
+	// Policy is one of PolicyFCFS, PolicyFCFSEasy, PolicyDefault.
+	Policy string
+	// Estimate is EstimateRequest or EstimatePredicted.
+	Estimate string
+	// ReservationDepth is how many blocked jobs get a reservation under
+	// PolicyDefault (conservative backfill for the first N; 1 = EASY).
+	ReservationDepth int
+	// Weights of the priority factors (PolicyDefault only).
+	Weights Weights
+	// MaxAge is the age at which the age factor saturates at 1.
+	MaxAge time.Duration
+	// SizeRef is the job area (core-seconds of the estimate) at which the
+	// size factor has fallen to 0.5; smaller jobs rank higher.
+	SizeRef float64
+	// Shares are the fair-share targets per department; departments not
+	// listed get DefaultShare.
+	Shares       map[string]float64
+	DefaultShare float64
+	// HalfLife is the usage decay half-life; DecayUsage callers pass it.
+	HalfLife time.Duration
+	// GPUWeight is how many core-seconds one GPU-second of use counts as.
+	GPUWeight float64
+	// Quotas per department; a department not listed uses DefaultQuota.
+	Quotas       map[string]Limits
+	DefaultQuota Limits
+	// Partitions by name. Jobs with an empty Partition use
+	// DefaultPartition; if that is empty too they may run on any node.
+	Partitions       map[string]Partition
+	DefaultPartition string
+	// DefaultWalltime applies to jobs with no walltime anywhere.
+	DefaultWalltime time.Duration
+	// HistoryLen is how many of a user's last runtimes the predictor
+	// averages (EstimatePredicted).
+	HistoryLen int
+}
+
+// DefaultConfig returns the policy the server runs when its config file says
+// nothing: multifactor priority, 4 conservative reservations, estimates from
+// requested walltimes, a 7-day usage half-life.
+func DefaultConfig() Config {
+	return Config{
+		Policy:           PolicyDefault,
+		Estimate:         EstimateRequest,
+		ReservationDepth: 4,
+		Weights:          Weights{Age: 10000, FairShare: 5000, Size: 4000, QOS: 2000},
+		MaxAge:           24 * time.Hour,
+		SizeRef:          3600,
+		DefaultShare:     1,
+		HalfLife:         7 * 24 * time.Hour,
+		GPUWeight:        16,
+		DefaultWalltime:  time.Hour,
+		HistoryLen:       2,
+	}
+}

@@ -1,0 +1,97 @@
+package core
+
+import (
+	"math"
+	"slices"
+	"time"
+
+	"vhpc/scheduler/model"
+)
+
+// DecayUsage returns prev decayed by elapsed with the given half-life:
+// every value is multiplied by 2^(-elapsed/halfLife). The FSM calls it when
+// it folds ended allocations into the usage it passes as Input.Usage; hpcsim
+// does the same in virtual time. A non-positive halfLife disables decay.
+// prev is not modified.
+func DecayUsage(prev map[string]float64, elapsed, halfLife time.Duration) map[string]float64 {
+	out := make(map[string]float64, len(prev))
+	f := 1.0
+	if halfLife > 0 && elapsed > 0 {
+		f = math.Exp2(-float64(elapsed) / float64(halfLife))
+	}
+	for k, v := range prev {
+		out[k] = v * f
+	}
+	return out
+}
+
+// Charge is the usage one allocation accrues over d: core-seconds plus
+// GPU-seconds weighted by cfg.GPUWeight. Callers add it to the
+// department's entry in the usage map when the allocation ends.
+func Charge(p model.Placement, d time.Duration, cfg Config) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return d.Seconds() * (float64(len(p.Cores)) + cfg.GPUWeight*float64(len(p.GPUs)))
+}
+
+// fairShare computes the fair-share factor per department: 2^(-u/s) where u
+// is the department's fraction of all usage (Input.Usage plus what running
+// allocations have accrued so far) and s its fraction of the shares of the
+// departments that have work or usage. A department under its share gets a
+// factor above 0.5 and rises as others use more.
+func fairShare(in *Input, cfg *Config, jobs map[model.JobID]*model.Job) map[string]float64 {
+	usage := make(map[string]float64, len(in.Usage)+4)
+	for d, v := range in.Usage {
+		usage[d] += v
+	}
+	depts := make(map[string]bool)
+	for _, j := range in.Jobs {
+		depts[j.Department] = true
+	}
+	for _, a := range in.Allocs {
+		j := jobs[a.Job]
+		if j == nil || a.State.Terminal() {
+			continue
+		}
+		start := a.Started
+		if start.IsZero() {
+			start = a.Created
+		}
+		usage[j.Department] += Charge(a.Placement, in.Now.Sub(start), *cfg)
+	}
+	for d := range usage {
+		depts[d] = true
+	}
+	names := make([]string, 0, len(depts))
+	for d := range depts {
+		names = append(names, d)
+	}
+	slices.Sort(names)
+	var totalU, totalS float64
+	for _, d := range names {
+		totalU += usage[d]
+		totalS += deptShare(cfg, d)
+	}
+	out := make(map[string]float64, len(names))
+	for _, d := range names {
+		if totalU <= 0 || totalS <= 0 {
+			out[d] = 1
+			continue
+		}
+		s := deptShare(cfg, d) / totalS
+		if s <= 0 {
+			out[d] = 0
+			continue
+		}
+		out[d] = math.Exp2(-(usage[d] / totalU) / s)
+	}
+	return out
+}
+
+func deptShare(cfg *Config, dept string) float64 {
+	if s, ok := cfg.Shares[dept]; ok {
+		return s
+	}
+	return cfg.DefaultShare
+}

@@ -1,0 +1,148 @@
+package core
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"vhpc/scheduler/model"
+)
+
+func TestPlacement(t *testing.T) {
+	drained := mkNode("a", dgx)
+	drained.GPUs[0].Drained = "xid 79"
+	reserved := mkNode("a", hwSpec{numa: 1, phys: 4, smt: 1, memMiB: 1000})
+	reserved.ReservedCores = []int{0, 1}
+	notReady := mkNode("a", dgx)
+	notReady.State = model.NodeDraining
+	tests := []struct {
+		name   string
+		nodes  []*model.Node
+		busy   []model.Placement // already allocated (job 99)
+		req    model.Request
+		want   []model.Placement // nil: not started
+		reason string            // substring of the pending reason
+	}{
+		{
+			name:  "gpu job gets cores and memory on the GPUs' NUMA node",
+			nodes: []*model.Node{mkNode("a", dgx)},
+			busy:  []model.Placement{{Node: "a", GPUs: []string{"0000:01:00.0"}, Cores: []int{0, 16}, NUMA: []int{0}}},
+			req:   model.Request{GPUs: 1, GPUModel: "H100", TasksPerNode: 2, MemoryMiB: 1024},
+			want:  []model.Placement{{Node: "a", Cores: []int{1, 17}, NUMA: []int{0}, GPUs: []string{"0000:02:00.0"}, MemoryMiB: 1024}},
+		},
+		{
+			name:   "two GPUs on one NUMA node, one free on each: miss with reason",
+			nodes:  []*model.Node{mkNode("a", dgx)},
+			busy:   []model.Placement{{Node: "a", GPUs: []string{"0000:01:00.0", "0000:11:00.0"}, Cores: []int{0}, NUMA: []int{0}}},
+			req:    model.Request{GPUs: 2, GPUModel: "H100"},
+			reason: "needs 2 GPUs of model H100 on one NUMA node; largest free: 1",
+		},
+		{
+			name:  "cross-NUMA allowed: takes one GPU from each NUMA node",
+			nodes: []*model.Node{mkNode("a", dgx)},
+			busy:  []model.Placement{{Node: "a", GPUs: []string{"0000:01:00.0", "0000:11:00.0"}, Cores: []int{0, 16}, NUMA: []int{0}}},
+			req:   model.Request{GPUs: 2, GPUModel: "H100", CrossNUMA: true, MemoryMiB: 3},
+			// NUMA 1 has more free cores, so the cores come from there.
+			want: []model.Placement{{Node: "a", Cores: []int{8, 24}, NUMA: []int{0, 1}, GPUs: []string{"0000:02:00.0", "0000:12:00.0"}, MemoryMiB: 3}},
+		},
+		{
+			name:  "odd core count takes whole SMT cores",
+			nodes: []*model.Node{mkNode("a", dgx)},
+			req:   model.Request{TasksPerNode: 3},
+			want:  []model.Placement{{Node: "a", Cores: []int{0, 1, 16, 17}, NUMA: []int{0}, GPUs: []string{}}},
+		},
+		{
+			name:  "reserved cores are never given out",
+			nodes: []*model.Node{reserved},
+			req:   model.Request{TasksPerNode: 2},
+			want:  []model.Placement{{Node: "a", Cores: []int{2, 3}, NUMA: []int{0}, GPUs: []string{}}},
+		},
+		{
+			name:   "reserved cores make a full-node request impossible",
+			nodes:  []*model.Node{reserved},
+			req:    model.Request{TasksPerNode: 4},
+			reason: "can never be placed",
+		},
+		{
+			name:  "drained GPU is skipped",
+			nodes: []*model.Node{drained},
+			req:   model.Request{GPUs: 1},
+			want:  []model.Placement{{Node: "a", Cores: []int{0, 16}, NUMA: []int{0}, GPUs: []string{"0000:02:00.0"}}},
+		},
+		{
+			name:   "node not ready takes no work",
+			nodes:  []*model.Node{notReady},
+			req:    model.Request{GPUs: 1},
+			reason: "waiting for nodes",
+		},
+		{
+			name:   "wrong GPU model can never be placed",
+			nodes:  []*model.Node{mkNode("a", dgx)},
+			req:    model.Request{GPUs: 1, GPUModel: "A100"},
+			reason: "can never be placed: needs 1 node(s) with 1 cores, 1 GPU of model A100",
+		},
+		{
+			name:  "best fit: small job goes to the partly used node",
+			nodes: []*model.Node{mkNode("a", dgx), mkNode("b", dgx)},
+			busy:  []model.Placement{{Node: "b", GPUs: []string{"0000:01:00.0"}, Cores: []int{0, 16}, NUMA: []int{0}}},
+			req:   model.Request{GPUs: 1},
+			want:  []model.Placement{{Node: "b", Cores: []int{1, 17}, NUMA: []int{0}, GPUs: []string{"0000:02:00.0"}}},
+		},
+		{
+			name:  "cpu-only job avoids the NUMA node with free GPUs",
+			nodes: []*model.Node{mkNode("a", dgx)},
+			busy:  []model.Placement{{Node: "a", GPUs: []string{"0000:11:00.0", "0000:12:00.0"}, Cores: []int{8, 24}, NUMA: []int{1}}},
+			req:   model.Request{TasksPerNode: 2},
+			want:  []model.Placement{{Node: "a", Cores: []int{9, 25}, NUMA: []int{1}, GPUs: []string{}}},
+		},
+		{
+			name:  "request larger than one NUMA node spans without CrossNUMA",
+			nodes: []*model.Node{mkNode("a", dgx)},
+			req:   model.Request{TasksPerNode: 20, MemoryMiB: 100000},
+			want: []model.Placement{{Node: "a", Cores: []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25},
+				NUMA: []int{0, 1}, GPUs: []string{}, MemoryMiB: 100000}},
+		},
+		{
+			name:   "memory that fits the node but no NUMA node waits without CrossNUMA",
+			nodes:  []*model.Node{mkNode("a", dgx)},
+			busy:   []model.Placement{{Node: "a", Cores: []int{0}, NUMA: []int{0, 1}, MemoryMiB: 60000}},
+			req:    model.Request{MemoryMiB: 40000},
+			reason: "no node has 1 cores, 40000 MiB memory free at once",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			j := mkJob(1, tc.req, time.Hour)
+			in := Input{Now: t0, Nodes: tc.nodes, Jobs: []*model.Job{j}}
+			for i, p := range tc.busy {
+				in.Allocs = append(in.Allocs, &model.Alloc{ID: model.AllocID(rune('a' + i)), Job: 99, Placement: p,
+					State: model.AllocRunning, Created: t0, Deadline: t0.Add(time.Hour)})
+			}
+			plan := Schedule(in, DefaultConfig())
+			if tc.want == nil {
+				if len(plan.Starts) != 0 {
+					t.Fatalf("started %+v, want pending", plan.Starts)
+				}
+				if got := plan.Pending[1]; !strings.Contains(got, tc.reason) {
+					t.Fatalf("reason %q, want it to contain %q", got, tc.reason)
+				}
+				return
+			}
+			if len(plan.Starts) != 1 {
+				t.Fatalf("no start; pending: %q", plan.Pending[1])
+			}
+			if got := plan.Starts[0].Placements; !slices.EqualFunc(got, tc.want, eqPlacement) {
+				t.Fatalf("placements\n got %+v\nwant %+v", got, tc.want)
+			}
+			if err := CheckStart(in, plan.Starts[0]); err != nil {
+				t.Fatalf("CheckStart rejects the plan's own start: %v", err)
+			}
+		})
+	}
+}
+
+func eqPlacement(a, b model.Placement) bool {
+	return a.Node == b.Node && slices.Equal(a.Cores, b.Cores) && slices.Equal(a.NUMA, b.NUMA) &&
+		slices.Equal(a.GPUs, b.GPUs) && a.MemoryMiB == b.MemoryMiB
+}

@@ -1,0 +1,97 @@
+package core
+
+import (
+	"math"
+	"slices"
+	"time"
+
+	"vhpc/scheduler/model"
+)
+
+// Factors are a job's raw priority factors, each in [0,1].
+type Factors struct {
+	// Age grows linearly with time since submit, saturating at MaxAge.
+	Age float64
+	// FairShare is 2^(-usage fraction / share fraction) of the department.
+	FairShare float64
+	// Size favors small jobs: 1/(1+log2(1+area/SizeRef)), area = cores x
+	// nodes x estimated seconds (GPUs weighted by GPUWeight).
+	Size float64
+	// QOS is 0 for "low", 0.5 for "normal" or empty, 1 for "high".
+	QOS float64
+}
+
+// candidate is one job the cycle may start (a pending job, or an array with
+// tasks left).
+type candidate struct {
+	j    *model.Job
+	key  shapeKey
+	est  time.Duration
+	f    Factors
+	prio float64
+}
+
+// candidates returns the jobs to consider, in the policy's order.
+func (s *sched) candidates() []candidate {
+	var cs []candidate
+	for _, j := range s.in.Jobs {
+		if j.State.Terminal() {
+			continue
+		}
+		if j.Array != nil {
+			if j.NextTask >= j.Array.Tasks() {
+				continue
+			}
+		} else if j.State != model.JobPending {
+			continue
+		}
+		c := candidate{j: j, key: shapeKey{j.Request, s.partition(j)}, est: s.estimate(j)}
+		if s.cfg.Policy == PolicyDefault {
+			c.f = s.factors(j, c.est)
+			w := s.cfg.Weights
+			c.prio = w.Age*c.f.Age + w.FairShare*c.f.FairShare + w.Size*c.f.Size + w.QOS*c.f.QOS
+		}
+		cs = append(cs, c)
+	}
+	slices.SortFunc(cs, func(a, b candidate) int {
+		if a.prio != b.prio {
+			if a.prio > b.prio {
+				return -1
+			}
+			return 1
+		}
+		if c := a.j.SubmitTime.Compare(b.j.SubmitTime); c != 0 {
+			return c
+		}
+		return cmpU(uint64(a.j.ID), uint64(b.j.ID))
+	})
+	return cs
+}
+
+// factors computes j's raw priority factors.
+func (s *sched) factors(j *model.Job, est time.Duration) Factors {
+	var f Factors
+	if s.cfg.MaxAge > 0 {
+		f.Age = min(1, max(0, float64(s.in.Now.Sub(j.SubmitTime))/float64(s.cfg.MaxAge)))
+	}
+	f.FairShare = 1
+	if v, ok := s.fs[j.Department]; ok {
+		f.FairShare = v
+	}
+	r := &j.Request
+	area := float64(max(r.Nodes, 1)) * (float64(r.CoresPerNode()) + s.cfg.GPUWeight*float64(r.GPUs)) * est.Seconds()
+	ref := s.cfg.SizeRef
+	if ref <= 0 {
+		ref = 1
+	}
+	f.Size = 1 / (1 + math.Log2(1+area/ref))
+	switch j.QOS {
+	case "low":
+		f.QOS = 0
+	case "high":
+		f.QOS = 1
+	default:
+		f.QOS = 0.5
+	}
+	return f
+}

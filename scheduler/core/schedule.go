@@ -1,0 +1,183 @@
+package core
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"vhpc/scheduler/model"
+)
+
+// run is the cycle: candidates in priority order; each either starts now
+// (as many array tasks as fit), gets a reservation (the first
+// ReservationDepth blocked jobs), or gets a reason.
+func (s *sched) run() {
+	depth := 0
+	switch s.cfg.Policy {
+	case PolicyFCFSEasy:
+		depth = 1
+	case PolicyDefault:
+		depth = max(s.cfg.ReservationDepth, 0)
+	}
+	var blockedBy model.JobID
+	for rank, c := range s.candidates() {
+		j := c.j
+		why := s.depReason(j)
+		if why == "" {
+			why = s.staticReason(j, c.key)
+		}
+		if why == "" && blockedBy != 0 {
+			why = fmt.Sprintf("fcfs: waiting behind job %d", blockedBy)
+		}
+		if why == "" {
+			why = s.startAll(c, depth)
+			if why != "" && s.cfg.Policy == PolicyFCFS && !strings.HasPrefix(why, "quota") && !strings.HasPrefix(why, "array") {
+				blockedBy = j.ID
+			}
+		}
+		if why != "" {
+			s.plan.Pending[j.ID] = why
+		}
+		if s.explain != nil && s.explain.id == j.ID {
+			s.explain.record(s, c, rank, why)
+		}
+	}
+	slices.SortFunc(s.plan.Starts, func(a, b model.Start) int {
+		if a.Job != b.Job {
+			return cmpU(uint64(a.Job), uint64(b.Job))
+		}
+		return cmpU(uint64(a.Task), uint64(b.Task))
+	})
+}
+
+// startAll starts as many of c's tasks as fit (one for a plain job) and
+// returns why the rest wait ("" when nothing is left).
+func (s *sched) startAll(c candidate, depth int) string {
+	j := c.j
+	task := int64(0)
+	left := int64(1)
+	if j.Array != nil {
+		task = j.NextTask
+		left = j.Array.Tasks() - j.NextTask
+	}
+	d := int64(c.est)
+	for ; left > 0; task, left = task+1, left-1 {
+		if why := s.quotaReason(j); why != "" {
+			return why
+		}
+		if s.tryStart(c, task, d) {
+			continue
+		}
+		if s.nres >= depth {
+			return s.waitReason(&j.Request, c.key)
+		}
+		miss := s.missReason(&j.Request, c.key)
+		t, nodes, uses, ok := s.cl.earliest(&j.Request, s.partNodes(c.key.part), d)
+		if !ok {
+			return "waiting for resources (no start time found while running jobs end): " + miss
+		}
+		if t == 0 { // fits now after all (a different node order): start it
+			s.start(c, task, nodes, uses, d)
+			continue
+		}
+		s.reserve(c, task, nodes, uses, t, d)
+		at := s.in.Now.Add(time.Duration(t)).UTC().Format(time.RFC3339)
+		return fmt.Sprintf("reserved: expected to start at %s on %s (waiting for resources: %s)", at, nodeList(s, nodes), miss)
+	}
+	return ""
+}
+
+// tryStart places one task of c now, if it fits without touching any
+// reservation before it would end.
+func (s *sched) tryStart(c candidate, task int64, d int64) bool {
+	if m, ok := s.failMin[c.key]; ok && d >= m {
+		return false
+	}
+	r := &c.j.Request
+	nodes := s.nowNodes(c.key)
+	if len(nodes) >= max(r.Nodes, 1) {
+		if picked, uses, ok := s.cl.gangAt(r, nodes, 0, d); ok {
+			s.start(c, task, picked, uses, d)
+			return true
+		}
+	}
+	if m, ok := s.failMin[c.key]; !ok || d < m {
+		s.failMin[c.key] = d
+	}
+	return false
+}
+
+// nowNodes lists the partition's nodes whose current free totals pass the
+// quick check for key; cached until the plan changes.
+func (s *sched) nowNodes(key shapeKey) []int {
+	if nc, ok := s.nowC[key]; ok && nc.gen == s.cl.gen {
+		return nc.nodes
+	}
+	var out []int
+	for _, n := range s.partNodes(key.part) {
+		if quickFits(&s.cl.nodes[n].now, &key.req) {
+			out = append(out, n)
+		}
+	}
+	s.nowC[key] = nowCache{gen: s.cl.gen, nodes: out}
+	return out
+}
+
+// start adds a start to the plan and its holders to the cluster.
+func (s *sched) start(c candidate, task int64, nodes []int, uses []use, d int64) {
+	j := c.j
+	st := model.Start{Job: j.ID, Task: task, Placements: s.placements(j, nodes, uses)}
+	cores, gpus := 0, 0
+	for i, n := range nodes {
+		s.cl.add(n, holder{u: uses[i], start: 0, end: d, job: j.ID})
+	}
+	for _, p := range st.Placements {
+		cores += len(p.Cores)
+		gpus += len(p.GPUs)
+	}
+	s.plan.Starts = append(s.plan.Starts, st)
+	s.tasksRun[j.ID]++
+	s.count(j, cores, gpus, 1)
+}
+
+// reserve holds the gang's resources from t for d and records it.
+func (s *sched) reserve(c candidate, task int64, nodes []int, uses []use, t, d int64) {
+	j := c.j
+	for i, n := range nodes {
+		s.cl.add(n, holder{u: uses[i], start: t, end: t + d, job: j.ID})
+	}
+	ps := s.placements(j, nodes, uses)
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.Node
+	}
+	s.plan.Reservations = append(s.plan.Reservations, model.Reservation{
+		Job: j.ID, Task: task, Nodes: names, Placements: ps,
+		At: s.in.Now.Add(time.Duration(t)), End: s.in.Now.Add(time.Duration(t + d)),
+	})
+	s.nres++
+}
+
+// placements converts uses to model placements sorted by node name (the
+// gang's rank order).
+func (s *sched) placements(j *model.Job, nodes []int, uses []use) []model.Placement {
+	ps := make([]model.Placement, len(nodes))
+	for i, n := range nodes {
+		ps[i] = s.cl.nodes[n].info.placementOf(&uses[i], &j.Request)
+	}
+	slices.SortFunc(ps, func(a, b model.Placement) int { return strings.Compare(a.Node, b.Node) })
+	return ps
+}
+
+func nodeList(s *sched, nodes []int) string {
+	names := make([]string, len(nodes))
+	for i, n := range nodes {
+		names[i] = s.cl.nodes[n].info.node.Name
+	}
+	slices.Sort(names)
+	if len(names) > 4 {
+		return fmt.Sprintf("%d nodes (%s, ...)", len(names), strings.Join(names[:4], ", "))
+	}
+	return strings.Join(names, ", ")
+}

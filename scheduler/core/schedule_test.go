@@ -1,0 +1,246 @@
+package core
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"vhpc/scheduler/model"
+)
+
+// small is a 1-NUMA node with 4 single-thread cores and no GPUs.
+var small = hwSpec{numa: 1, phys: 4, smt: 1, memMiB: 16384}
+
+func nodes(n int, h hwSpec) []*model.Node {
+	out := make([]*model.Node, n)
+	for i := range out {
+		out[i] = mkNode(string(rune('a'+i)), h)
+	}
+	return out
+}
+
+func TestSchedule(t *testing.T) {
+	whole := model.Request{TasksPerNode: 4}
+	tests := []struct {
+		name    string
+		cfg     Config
+		nodes   []*model.Node
+		running []*model.Job // started at t0-10m with the given walltime, one per node in order
+		jobs    []*model.Job
+		ended   map[model.JobID]model.JobState
+		starts  []model.JobID          // jobs (in order) that must start
+		reasons map[model.JobID]string // substrings of pending reasons
+	}{
+		{
+			name:   "gang starts all nodes at once",
+			cfg:    cfgWith(PolicyDefault),
+			nodes:  nodes(3, small),
+			jobs:   []*model.Job{mkJob(1, model.Request{Nodes: 3, TasksPerNode: 4}, time.Hour)},
+			starts: []model.JobID{1},
+		},
+		{
+			name:    "gang never starts partially",
+			cfg:     cfgWith(PolicyDefault),
+			nodes:   nodes(3, small),
+			running: []*model.Job{mkJob(90, whole, time.Hour)},
+			jobs:    []*model.Job{mkJob(1, model.Request{Nodes: 3, TasksPerNode: 4}, time.Hour)},
+			reasons: map[model.JobID]string{1: "reserved: expected to start at 2026-03-01T12:50:00Z"},
+		},
+		{
+			name:    "fcfs: blocked head blocks the small job behind it",
+			cfg:     cfgWith(PolicyFCFS),
+			nodes:   nodes(2, small),
+			running: []*model.Job{mkJob(90, whole, time.Hour)},
+			jobs:    []*model.Job{mkJob(1, model.Request{Nodes: 2, TasksPerNode: 4}, time.Hour), mkJob(2, whole, time.Minute)},
+			reasons: map[model.JobID]string{1: "needs 2 nodes", 2: "fcfs: waiting behind job 1"},
+		},
+		{
+			name:    "easy: short job backfills before the reservation",
+			cfg:     cfgWith(PolicyFCFSEasy),
+			nodes:   nodes(2, small),
+			running: []*model.Job{mkJob(90, whole, time.Hour)},
+			jobs:    []*model.Job{mkJob(1, model.Request{Nodes: 2, TasksPerNode: 4}, time.Hour), mkJob(2, whole, 50*time.Minute)},
+			starts:  []model.JobID{2},
+			reasons: map[model.JobID]string{1: "reserved"},
+		},
+		{
+			name:    "easy: long job does not backfill into the reservation",
+			cfg:     cfgWith(PolicyFCFSEasy),
+			nodes:   nodes(2, small),
+			running: []*model.Job{mkJob(90, whole, time.Hour)},
+			jobs:    []*model.Job{mkJob(1, model.Request{Nodes: 2, TasksPerNode: 4}, time.Hour), mkJob(2, whole, 2*time.Hour)},
+			reasons: map[model.JobID]string{1: "reserved", 2: "held for higher-priority reserved jobs"},
+		},
+		{
+			name:    "afterok on a failed job can never be satisfied",
+			cfg:     cfgWith(PolicyDefault),
+			nodes:   nodes(1, small),
+			jobs:    []*model.Job{withDeps(mkJob(8, whole, time.Hour), model.AfterOK, 7)},
+			ended:   map[model.JobID]model.JobState{7: model.JobFailed},
+			reasons: map[model.JobID]string{8: "dependency can never be satisfied: job 7 failed"},
+		},
+		{
+			name:   "afternotok on a failed job starts",
+			cfg:    cfgWith(PolicyDefault),
+			nodes:  nodes(1, small),
+			jobs:   []*model.Job{withDeps(mkJob(8, whole, time.Hour), model.AfterNotOK, 7)},
+			ended:  map[model.JobID]model.JobState{7: model.JobFailed},
+			starts: []model.JobID{8},
+		},
+		{
+			name:    "afterany waits for a live job",
+			cfg:     cfgWith(PolicyDefault),
+			nodes:   nodes(2, small),
+			running: []*model.Job{mkJob(7, whole, time.Hour)},
+			jobs:    []*model.Job{withDeps(mkJob(8, whole, time.Hour), model.AfterAny, 7)},
+			reasons: map[model.JobID]string{8: "dependency: waiting for job 7 (running)"},
+		},
+		{
+			name:    "department GPU quota",
+			cfg:     withQuota(cfgWith(PolicyDefault), "physics", Limits{GPUs: 2}),
+			nodes:   nodes(2, dgx),
+			jobs:    []*model.Job{mkJob(1, model.Request{GPUs: 2}, time.Hour), mkJob(2, model.Request{GPUs: 2}, time.Hour)},
+			starts:  []model.JobID{1},
+			reasons: map[model.JobID]string{2: "quota: department physics uses 2 of 2 GPUs; this job needs 2"},
+		},
+		{
+			name:    "partition walltime limit",
+			cfg:     withPartition(cfgWith(PolicyDefault), "short", Partition{MaxWalltime: time.Hour}),
+			nodes:   nodes(1, small),
+			jobs:    []*model.Job{inPartition(mkJob(1, whole, 2*time.Hour), "short")},
+			reasons: map[model.JobID]string{1: "partition short: walltime 2h0m0s exceeds its limit 1h0m0s"},
+		},
+		{
+			name:    "partition is a node set",
+			cfg:     cfgWith(PolicyDefault),
+			nodes:   nodes(1, small),
+			jobs:    []*model.Job{inPartition(mkJob(1, whole, time.Hour), "gpu")},
+			reasons: map[model.JobID]string{1: "can never be placed: needs 1 node(s) with 4 cores; partition gpu has 0"},
+		},
+		{
+			name:    "high QOS goes first under the default policy",
+			cfg:     cfgWith(PolicyDefault),
+			nodes:   nodes(1, small),
+			jobs:    []*model.Job{mkJob(1, whole, time.Hour), withQOS(mkJob(2, whole, time.Hour), "high")},
+			starts:  []model.JobID{2},
+			reasons: map[model.JobID]string{1: "reserved"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			in := Input{Now: t0, Nodes: tc.nodes, Ended: tc.ended}
+			for i, rj := range tc.running {
+				rj.State = model.JobRunning
+				in.Jobs = append(in.Jobs, rj)
+				start := t0.Add(-10 * time.Minute)
+				in.Allocs = append(in.Allocs, &model.Alloc{ID: model.AllocID(rune('A' + i)), Job: rj.ID, State: model.AllocRunning,
+					Created: start, Started: start, Deadline: start.Add(rj.Walltime),
+					Placement: model.Placement{Node: tc.nodes[i].Name, Cores: []int{0, 1, 2, 3}, NUMA: []int{0}}})
+			}
+			in.Jobs = append(in.Jobs, tc.jobs...)
+			plan := Schedule(in, tc.cfg)
+			var got []model.JobID
+			for _, s := range plan.Starts {
+				got = append(got, s.Job)
+				if err := CheckStart(in, s); err != nil {
+					t.Errorf("CheckStart(%d): %v", s.Job, err)
+				}
+			}
+			if len(got) != len(tc.starts) || (len(got) > 0 && !equalIDs(got, tc.starts)) {
+				t.Fatalf("starts %v, want %v; pending %v", got, tc.starts, plan.Pending)
+			}
+			for id, want := range tc.reasons {
+				if r := plan.Pending[id]; !strings.Contains(r, want) {
+					t.Errorf("job %d reason %q, want it to contain %q", id, r, want)
+				}
+			}
+			for _, j := range tc.jobs {
+				if _, ok := plan.Pending[j.ID]; !ok && !contains(got, j.ID) {
+					t.Errorf("job %d neither started nor given a reason", j.ID)
+				}
+			}
+		})
+	}
+}
+
+func TestArrayTasksAreLazyAndLimited(t *testing.T) {
+	j := mkJob(1, model.Request{TasksPerNode: 1}, time.Hour)
+	j.Array = &model.Array{First: 1, Last: 1_000_000, Step: 1, Chunk: 1, Parallel: 3}
+	j.NextTask = 10
+	in := Input{Now: t0, Nodes: nodes(2, small), Jobs: []*model.Job{j}}
+	plan := Schedule(in, DefaultConfig())
+	if len(plan.Starts) != 3 {
+		t.Fatalf("%d starts, want 3 (parallel limit)", len(plan.Starts))
+	}
+	for i, s := range plan.Starts {
+		if s.Task != int64(10+i) {
+			t.Errorf("start %d is task %d, want %d", i, s.Task, 10+i)
+		}
+	}
+	if r := plan.Pending[1]; !strings.Contains(r, "array parallel limit: 3 of 3") {
+		t.Errorf("reason %q", r)
+	}
+	// Without a limit, the array fills the cluster (8 cores) and stops.
+	j.Array.Parallel = 0
+	plan = Schedule(in, DefaultConfig())
+	if len(plan.Starts) != 8 {
+		t.Fatalf("%d starts, want 8", len(plan.Starts))
+	}
+	if len(plan.Reservations) != 1 || plan.Reservations[0].Task != 18 {
+		t.Errorf("reservations %+v, want one for task 18", plan.Reservations)
+	}
+}
+
+func TestExplain(t *testing.T) {
+	in := Input{Now: t0, Nodes: nodes(1, small), Jobs: []*model.Job{mkJob(1, model.Request{TasksPerNode: 4}, time.Hour),
+		mkJob(2, model.Request{TasksPerNode: 4}, time.Hour), mkJob(3, model.Request{TasksPerNode: 4}, time.Hour)}}
+	cfg := DefaultConfig()
+	cfg.ReservationDepth = 1
+	e := Explain(in, cfg, 3)
+	if !e.Found || e.Rank != 3 || e.Reason == "" {
+		t.Fatalf("explanation %+v", e)
+	}
+	if want := t0.Add(2 * time.Hour); !e.EstimatedStart.Equal(want) {
+		t.Errorf("estimated start %v, want %v", e.EstimatedStart, want)
+	}
+	if e.Factors.Size <= 0 || e.Priority <= 0 || !strings.Contains(e.String(), "estimated start") {
+		t.Errorf("factors %+v priority %v\n%s", e.Factors, e.Priority, e)
+	}
+	if e := Explain(in, cfg, 1); e.Start == nil {
+		t.Errorf("job 1 should start now: %+v", e)
+	}
+}
+
+func withDeps(j *model.Job, k model.DependencyKind, ids ...model.JobID) *model.Job {
+	j.DependsOn = append(j.DependsOn, model.Dependency{Kind: k, Jobs: ids})
+	return j
+}
+
+func withQOS(j *model.Job, q string) *model.Job     { j.QOS = q; return j }
+func inPartition(j *model.Job, p string) *model.Job { j.Partition = p; return j }
+func withQuota(c Config, d string, l Limits) Config { c.Quotas = map[string]Limits{d: l}; return c }
+func withPartition(c Config, n string, p Partition) Config {
+	c.Partitions = map[string]Partition{n: p}
+	return c
+}
+
+func equalIDs(a, b []model.JobID) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func contains(s []model.JobID, id model.JobID) bool {
+	for _, x := range s {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}

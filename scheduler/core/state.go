@@ -1,0 +1,169 @@
+package core
+
+import (
+	"slices"
+
+	"vhpc/scheduler/model"
+)
+
+// shapeKey identifies jobs that place identically: same per-node request
+// and partition.
+type shapeKey struct {
+	req  model.Request
+	part string
+}
+
+// usageCount is what a department or partition holds right now (running
+// allocations plus this plan's starts).
+type usageCount struct {
+	gpus, cores, jobs int
+}
+
+// sched is the working state of one Schedule call.
+type sched struct {
+	in       *Input
+	cfg      *Config
+	cl       *cluster
+	plan     model.Plan
+	jobs     map[model.JobID]*model.Job
+	tasksRun map[model.JobID]int // running (job, task) pairs per job
+	dept     map[string]*usageCount
+	part     map[string]*usageCount
+	fs       map[string]float64
+	partN    map[string][]int // ready nodes per partition key
+	ever     map[shapeKey]string
+	failMin  map[shapeKey]int64
+	nowC     map[shapeKey]nowCache
+	miss     map[shapeKey]missCache
+	nres     int
+	explain  *explainState
+}
+
+type nowCache struct {
+	gen   int
+	nodes []int
+}
+
+type missCache struct {
+	gen  int
+	text string
+	wait string
+}
+
+func newSched(in *Input, cfg *Config) *sched {
+	s := &sched{
+		in: in, cfg: cfg, cl: newCluster(in.Nodes),
+		plan:     model.Plan{Pending: map[model.JobID]string{}},
+		jobs:     make(map[model.JobID]*model.Job, len(in.Jobs)),
+		tasksRun: map[model.JobID]int{},
+		dept:     map[string]*usageCount{},
+		part:     map[string]*usageCount{},
+		partN:    map[string][]int{},
+		ever:     map[shapeKey]string{},
+		failMin:  map[shapeKey]int64{},
+		nowC:     map[shapeKey]nowCache{},
+		miss:     map[shapeKey]missCache{},
+	}
+	for _, j := range in.Jobs {
+		s.jobs[j.ID] = j
+	}
+	s.loadAllocs()
+	if cfg.Policy == PolicyDefault {
+		s.fs = fairShare(in, cfg, s.jobs)
+	}
+	return s
+}
+
+// loadAllocs turns every non-terminal allocation into a holder and counts
+// the running work per department, partition and array.
+func (s *sched) loadAllocs() {
+	allocs := slices.Clone(s.in.Allocs)
+	slices.SortFunc(allocs, func(a, b *model.Alloc) int {
+		switch {
+		case a.Job != b.Job:
+			return cmpU(uint64(a.Job), uint64(b.Job))
+		case a.Task != b.Task:
+			return cmpU(uint64(a.Task), uint64(b.Task))
+		}
+		return a.Rank - b.Rank
+	})
+	type jt struct {
+		job  model.JobID
+		task int64
+	}
+	seen := map[jt]bool{}
+	for _, a := range allocs {
+		if a.State.Terminal() {
+			continue
+		}
+		n, ok := s.cl.byName[a.Placement.Node]
+		if !ok {
+			continue
+		}
+		ns := s.cl.nodes[n]
+		s.cl.add(n, holder{u: ns.info.useOf(&a.Placement, &s.cl.ar), start: -1, end: s.allocEnd(a), job: a.Job})
+		j := s.jobs[a.Job]
+		if j == nil {
+			continue
+		}
+		cores, gpus := len(a.Placement.Cores), len(a.Placement.GPUs)
+		jobs := 0
+		if k := (jt{a.Job, a.Task}); !seen[k] {
+			seen[k] = true
+			jobs = 1
+			s.tasksRun[a.Job]++
+		}
+		s.count(j, cores, gpus, jobs)
+	}
+}
+
+// count adds work to the department's and partition's running totals.
+func (s *sched) count(j *model.Job, cores, gpus, jobs int) {
+	for _, m := range []struct {
+		m   map[string]*usageCount
+		key string
+	}{{s.dept, j.Department}, {s.part, s.partition(j)}} {
+		u := m.m[m.key]
+		if u == nil {
+			u = &usageCount{}
+			m.m[m.key] = u
+		}
+		u.cores += cores
+		u.gpus += gpus
+		u.jobs += jobs
+	}
+}
+
+// partition is the partition a job runs in (its own or the default).
+func (s *sched) partition(j *model.Job) string {
+	if j.Partition != "" {
+		return j.Partition
+	}
+	return s.cfg.DefaultPartition
+}
+
+// partNodes returns the ready nodes of a partition ("" = every node), in
+// name order.
+func (s *sched) partNodes(part string) []int {
+	if ns, ok := s.partN[part]; ok {
+		return ns
+	}
+	ns := []int{}
+	for i, n := range s.cl.nodes {
+		if n.info.ready && (part == "" || n.info.node.Partition == part) {
+			ns = append(ns, i)
+		}
+	}
+	s.partN[part] = ns
+	return ns
+}
+
+func cmpU(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
