@@ -1,0 +1,32 @@
+# vhpc: the two commands are `make demo` and `make test` (see README.md).
+GO        ?= go
+TAGS      := libvirt_dlopen
+BIN       := bin
+DATA      ?= $(CURDIR)/.data/demo
+export CGO_ENABLED ?= 1
+
+.PHONY: all build demo test test-unit generate lint clean
+
+all: build
+
+build:
+	$(GO) build -tags $(TAGS) -o $(BIN)/ ./cmd/...
+
+# demo: builds everything, installs what is missing (as root), starts hpcd dev,
+# and runs the example jobs.
+demo: build
+	./scripts/demo.sh
+
+# test: every tier that runs on this machine; .ci/run calls exactly this.
+test:
+	./scripts/test.sh
+
+generate:
+	./scripts/generate.sh
+
+lint:
+	gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$') | tee /dev/stderr | (! read)
+	$(GO) vet -tags $(TAGS) ./...
+
+clean:
+	rm -rf $(BIN)

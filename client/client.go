@@ -1,0 +1,138 @@
+// Package client dials vhpc masters for hpcsub, hpc-agent and tests. It
+// holds one connection per address and sends each call to the member that
+// answered last, failing over across the list with backoff when a member is
+// down or not the leader. Every mutating call carries a client token set by
+// the caller, so a retry after a timeout never creates a second job.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"vhpc/api"
+)
+
+// Client is a failover-aware connection to a vhpc cluster.
+type Client struct {
+	addrs []string
+	conns []*grpc.ClientConn
+
+	mu      sync.Mutex
+	current int
+	// Backoff is the first wait after every member failed once; it doubles
+	// up to MaxBackoff. Attempts bounds rounds over the address list.
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+	Attempts   int
+}
+
+// ParseAddrs splits a comma-separated address list, dropping blanks.
+func ParseAddrs(s string) []string {
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// New prepares connections to every address; nothing is dialed until the
+// first call.
+func New(addrs []string) (*Client, error) {
+	if len(addrs) == 0 {
+		return nil, errors.New("no master address: set --addr or HPC_ADDR (e.g. 127.0.0.1:7070)")
+	}
+	c := &Client{addrs: addrs, Backoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second, Attempts: 8}
+	for _, a := range addrs {
+		conn, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			c.Close()
+			return nil, fmt.Errorf("master address %q: %w", a, err)
+		}
+		c.conns = append(c.conns, conn)
+	}
+	return c, nil
+}
+
+// Close closes every connection.
+func (c *Client) Close() {
+	for _, conn := range c.conns {
+		_ = conn.Close()
+	}
+}
+
+// Addrs are the configured master addresses.
+func (c *Client) Addrs() []string { return c.addrs }
+
+// retryable reports whether another member may answer where this one did not.
+func retryable(err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Aborted:
+		return true
+	}
+	return false
+}
+
+// Do runs call against the members in turn until one answers with anything
+// other than Unavailable (or DeadlineExceeded of that attempt), backing off
+// between rounds. The last member that answered is tried first next time.
+func (c *Client) Do(ctx context.Context, call func(ctx context.Context, conn *grpc.ClientConn) error) error {
+	return c.do(ctx, 20*time.Second, call)
+}
+
+// Stream is Do for long-lived streams: no per-attempt deadline, so the
+// call runs until it returns or ctx ends.
+func (c *Client) Stream(ctx context.Context, call func(ctx context.Context, conn *grpc.ClientConn) error) error {
+	return c.do(ctx, 0, call)
+}
+
+func (c *Client) do(ctx context.Context, perAttempt time.Duration, call func(ctx context.Context, conn *grpc.ClientConn) error) error {
+	wait := c.Backoff
+	var last error
+	for round := 0; round < c.Attempts; round++ {
+		c.mu.Lock()
+		start := c.current
+		c.mu.Unlock()
+		for i := range c.conns {
+			idx := (start + i) % len(c.conns)
+			actx, cancel := context.WithCancel(ctx)
+			if perAttempt > 0 {
+				actx, cancel = context.WithTimeout(ctx, perAttempt)
+			}
+			err := call(actx, c.conns[idx])
+			cancel()
+			if err == nil || !retryable(err) || ctx.Err() != nil {
+				if err == nil {
+					c.mu.Lock()
+					c.current = idx
+					c.mu.Unlock()
+				}
+				return err
+			}
+			last = fmt.Errorf("%s: %w", c.addrs[idx], err)
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), last)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, c.MaxBackoff)
+	}
+	return fmt.Errorf("no master answered after %d rounds: %w", c.Attempts, last)
+}
+
+// Jobs returns a JobService client bound to conn (for use inside Do).
+func Jobs(conn *grpc.ClientConn) api.JobServiceClient { return api.NewJobServiceClient(conn) }
+
+// Nodes returns a NodeService client bound to conn (for use inside Do).
+func Nodes(conn *grpc.ClientConn) api.NodeServiceClient { return api.NewNodeServiceClient(conn) }

@@ -1,0 +1,162 @@
+// Command hpcd is the vhpc queue master: a Raft member serving the job and
+// node APIs. `hpcd dev` runs a one-member cluster on loopback (with an
+// agent in the same process where the VM layer is available); `hpcd server`
+// runs one member of a replicated cluster.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"vhpc/scheduler/server"
+)
+
+// usageError marks errors that exit with status 2.
+type usageError struct{ error }
+
+func main() {
+	root := &cobra.Command{
+		Use:           "hpcd",
+		Short:         "vhpc queue master (Raft member, scheduler, job and node APIs)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	root.AddCommand(devCmd(), serverCmd())
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "hpcd:", err)
+		var ue usageError
+		if errors.As(err, &ue) || strings.HasPrefix(err.Error(), "unknown command") {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type common struct {
+	dataDir, addr, httpAddr, raftAddr, logLevel string
+	heartbeat, lease                            time.Duration
+}
+
+func (c *common) flags(cmd *cobra.Command, dataDir, raftAddr string) {
+	f := cmd.Flags()
+	f.StringVar(&c.dataDir, "data-dir", dataDir, "directory for the Raft log and snapshots")
+	f.StringVar(&c.addr, "addr", "127.0.0.1:7070", "gRPC listen address (hpcsub and agents dial it)")
+	f.StringVar(&c.httpAddr, "http", "127.0.0.1:7080", "HTTP listen address for /metrics and /healthz (empty disables)")
+	f.StringVar(&c.raftAddr, "raft-addr", raftAddr, "Raft listen address")
+	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.DurationVar(&c.heartbeat, "heartbeat", 2*time.Second, "agent heartbeat interval")
+	f.DurationVar(&c.lease, "lease", 15*time.Second, "how long a silent node keeps its allocations before it is marked down")
+}
+
+func (c *common) logger() (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, usageError{fmt.Errorf("--log-level %q: want debug, info, warn or error", c.logLevel)}
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})), nil
+}
+
+func (c *common) config(id string, peers []server.Peer) (server.Config, error) {
+	log, err := c.logger()
+	if err != nil {
+		return server.Config{}, err
+	}
+	if c.dataDir == "" {
+		return server.Config{}, usageError{errors.New("--data-dir is required")}
+	}
+	return server.Config{
+		ID: id, DataDir: c.dataDir, GRPCAddr: c.addr, HTTPAddr: c.httpAddr, RaftAddr: c.raftAddr,
+		Peers: peers, HeartbeatInterval: c.heartbeat, Lease: c.lease, Logger: log,
+	}, nil
+}
+
+func devCmd() *cobra.Command {
+	var c common
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "run a one-member cluster on loopback (laptop or single GPU box)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := c.config("dev", nil)
+			if err != nil {
+				return err
+			}
+			return serve(cfg)
+		},
+	}
+	c.flags(cmd, "/tmp/vhpc", "127.0.0.1:7100")
+	return cmd
+}
+
+func serverCmd() *cobra.Command {
+	var (
+		c     common
+		id    string
+		peers string
+	)
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "run one member of a replicated cluster",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if id == "" {
+				return usageError{errors.New("--id is required")}
+			}
+			ps, err := parsePeers(peers)
+			if err != nil {
+				return usageError{err}
+			}
+			cfg, err := c.config(id, ps)
+			if err != nil {
+				return err
+			}
+			return serve(cfg)
+		},
+	}
+	c.flags(cmd, "", "127.0.0.1:7100")
+	cmd.Flags().StringVar(&id, "id", "", "this member's id (unique in the cluster)")
+	cmd.Flags().StringVar(&peers, "peers", "", "initial members as id=raftaddr,... (including this one); empty: this member alone")
+	return cmd
+}
+
+// parsePeers reads "s1=127.0.0.1:7101,s2=127.0.0.1:7102".
+func parsePeers(s string) ([]server.Peer, error) {
+	var out []server.Peer
+	seen := map[string]bool{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		id, addr, ok := strings.Cut(part, "=")
+		if !ok || id == "" || addr == "" {
+			return nil, fmt.Errorf("--peers entry %q: want id=host:port", part)
+		}
+		if seen[id] {
+			return nil, fmt.Errorf("--peers: member id %q appears twice", id)
+		}
+		seen[id] = true
+		out = append(out, server.Peer{ID: id, Addr: addr})
+	}
+	return out, nil
+}
+
+func serve(cfg server.Config) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	return s.Run(ctx)
+}

@@ -1,0 +1,346 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"vhpc/api"
+	"vhpc/client"
+	"vhpc/jobspec"
+)
+
+func printJSON(w io.Writer, m proto.Message) {
+	b, err := protojson.MarshalOptions{Multiline: true, Indent: "  ", EmitUnpopulated: false}.Marshal(m)
+	if err != nil {
+		fmt.Fprintf(w, "{\"error\": %q}\n", err.Error())
+		return
+	}
+	fmt.Fprintln(w, string(b))
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "null"
+	}
+	return string(b)
+}
+
+func parseJobID(s string) (uint64, error) {
+	id, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || id == 0 {
+		return 0, usage("hpcsub: %q is not a job id; want a positive number such as 12", s)
+	}
+	return id, nil
+}
+
+// call runs one unary request against the cluster with failover.
+func (a *app) call(ctx context.Context, fn func(ctx context.Context, jobs api.JobServiceClient) error) error {
+	c, err := a.client()
+	if err != nil {
+		return usage("hpcsub: %v", err)
+	}
+	defer c.Close()
+	return c.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error { return fn(ctx, client.Jobs(conn)) })
+}
+
+func resources(r *api.Resources) string {
+	s := fmt.Sprintf("%dx(%dc %s", r.GetNodes(), r.GetTasksPerNode()*r.GetCpusPerTask(), mib(r.GetMemoryMib()))
+	if r.GetGpus() > 0 {
+		s += fmt.Sprintf(" %dgpu", r.GetGpus())
+		if r.GetGpuModel() != "" {
+			s += ":" + r.GetGpuModel()
+		}
+	}
+	return s + ")"
+}
+
+func mib(v int64) string {
+	if v >= 1024 && v%1024 == 0 {
+		return fmt.Sprintf("%dG", v/1024)
+	}
+	return fmt.Sprintf("%dM", v)
+}
+
+func age(j *api.Job) string {
+	if j.GetSubmitTime() == nil {
+		return "-"
+	}
+	return time.Since(j.GetSubmitTime().AsTime()).Round(time.Second).String()
+}
+
+func queueCmd(a *app) *cobra.Command {
+	var all bool
+	var dept string
+	var states []string
+	cmd := &cobra.Command{
+		Use:   "queue",
+		Short: "list jobs: id, name, department, state, resources, age, reason",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var resp *api.ListJobsResponse
+			err := a.call(cmd.Context(), func(ctx context.Context, jobs api.JobServiceClient) error {
+				var err error
+				resp, err = jobs.List(ctx, &api.ListJobsRequest{All: all, Department: dept, States: states})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if a.asJSON {
+				printJSON(a.out, resp)
+				return nil
+			}
+			tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tDEPARTMENT\tSTATE\tRESOURCES\tAGE\tREASON")
+			for _, j := range resp.GetJobs() {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", j.GetId(), j.GetName(), j.GetDepartment(), j.GetState(), resources(j.GetResources()), age(j), oneLine(j.GetReason()))
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "include ended jobs")
+	cmd.Flags().StringVar(&dept, "department", "", "only this department's jobs")
+	cmd.Flags().StringSliceVar(&states, "state", nil, "only jobs in these states (pending, running, completed, ...)")
+	return cmd
+}
+
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", "; ")
+	if len(s) > 100 {
+		s = s[:97] + "..."
+	}
+	return s
+}
+
+func showCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "everything about one job, including why it is pending",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseJobID(args[0])
+			if err != nil {
+				return err
+			}
+			var j *api.Job
+			err = a.call(cmd.Context(), func(ctx context.Context, jobs api.JobServiceClient) error {
+				var err error
+				j, err = jobs.Get(ctx, &api.GetJobRequest{Id: id})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if a.asJSON {
+				printJSON(a.out, j)
+				return nil
+			}
+			printJob(a.out, j)
+			return nil
+		},
+	}
+}
+
+func printJob(w io.Writer, j *api.Job) {
+	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
+	row := func(k, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+		}
+	}
+	tsf := func(t interface{ AsTime() time.Time }, ok bool) string {
+		if !ok {
+			return ""
+		}
+		return t.AsTime().Local().Format(time.RFC3339)
+	}
+	row("Job", fmt.Sprintf("%d (%s)", j.GetId(), j.GetName()))
+	row("State", j.GetState())
+	row("Reason", j.GetReason())
+	row("User", j.GetUser())
+	row("Department", j.GetDepartment())
+	row("Partition", j.GetPartition())
+	row("QOS", j.GetQos())
+	row("Image", j.GetImage())
+	row("Resources", resources(j.GetResources())+fmt.Sprintf(", scratch %s per node", mib(j.GetResources().GetScratchMib())))
+	row("Walltime", (time.Duration(j.GetWalltimeSeconds()) * time.Second).String())
+	row("Submitted", tsf(j.GetSubmitTime(), j.GetSubmitTime() != nil))
+	row("Started", tsf(j.GetStartTime(), j.GetStartTime() != nil))
+	row("Ended", tsf(j.GetEndTime(), j.GetEndTime() != nil))
+	if j.GetEndTime() != nil {
+		row("Exit code", strconv.Itoa(int(j.GetExitCode())))
+	}
+	row("Attempt", fmt.Sprintf("%d (restarts %d of %d)", j.GetAttempt(), j.GetRestarts(), j.GetRetries()))
+	for _, d := range j.GetDependsOn() {
+		row("Depends on", fmt.Sprintf("%s %v", d.GetKind(), d.GetJobs()))
+	}
+	if ar := j.GetArray(); ar != nil {
+		row("Array", fmt.Sprintf("frames %d-%d step %d, chunk %d: %d tasks, next %d, done %d, failed %d, parallel %d",
+			ar.GetFirst(), ar.GetLast(), ar.GetStep(), ar.GetChunk(), ar.GetTasks(), ar.GetNextTask(), ar.GetDone(), ar.GetFailed(), ar.GetParallel()))
+	}
+	for _, p := range j.GetPriority() {
+		row("Priority "+p.GetName(), fmt.Sprintf("%.3f (%s)", p.GetValue(), p.GetDetail()))
+	}
+	_ = tw.Flush()
+	if len(j.GetAllocations()) > 0 {
+		fmt.Fprintln(w, "Allocations:")
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  ID\tNODE\tSTATE\tEXIT\tCORES\tGPUS\tREASON")
+		for _, al := range j.GetAllocations() {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%v\t%v\t%s\n", al.GetId(), al.GetNode(), al.GetState(), al.GetExitCode(), al.GetCores(), al.GetGpus(), oneLine(al.GetReason()))
+		}
+		_ = tw.Flush()
+	}
+}
+
+func cancelCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cancel ID...",
+		Short: "cancel jobs: pending ones never start, running guests are destroyed",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var ids []uint64
+			for _, s := range args {
+				id, err := parseJobID(s)
+				if err != nil {
+					return err
+				}
+				ids = append(ids, id)
+			}
+			for _, id := range ids {
+				var j *api.Job
+				err := a.call(cmd.Context(), func(ctx context.Context, jobs api.JobServiceClient) error {
+					var err error
+					j, err = jobs.Cancel(ctx, &api.CancelJobRequest{Id: id, ClientToken: newToken()})
+					return err
+				})
+				if err != nil {
+					return err
+				}
+				if a.asJSON {
+					printJSON(a.out, j)
+				} else {
+					fmt.Fprintf(a.out, "job %d: %s\n", id, j.GetState())
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func nodesCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "nodes",
+		Short: "list nodes with their resources, free and used, and hypervisor mode",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var resp *api.NodesResponse
+			err := a.call(cmd.Context(), func(ctx context.Context, jobs api.JobServiceClient) error {
+				var err error
+				resp, err = jobs.Nodes(ctx, &api.NodesRequest{})
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if a.asJSON {
+				printJSON(a.out, resp)
+				return nil
+			}
+			tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NODE\tSTATE\tHYPERVISOR\tCORES(used/total)\tMEMORY(used/total)\tGPUS(used/total)\tSCRATCH(used/total)\tALLOCS\tREASON")
+			for _, n := range resp.GetNodes() {
+				var mem int64
+				for _, m := range n.GetNuma() {
+					mem += m.GetMemoryMib()
+				}
+				reason := n.GetReason()
+				for _, g := range n.GetGpus() {
+					if g.GetDrained() != "" {
+						reason += fmt.Sprintf(" gpu %s drained: %s;", g.GetPciAddress(), g.GetDrained())
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s/%s\t%d/%d\t%s/%s\t%d\t%s\n", n.GetName(), n.GetState(), n.GetHypervisor(),
+					n.GetUsedCores(), len(n.GetCores())-len(n.GetReservedCores()), mib(n.GetUsedMemoryMib()), mib(mem),
+					n.GetUsedGpus(), len(n.GetGpus()), mib(n.GetUsedScratchMib()), mib(n.GetScratchMib()), n.GetAllocations(), strings.TrimSpace(reason))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func logsCmd(a *app) *cobra.Command {
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "logs ID",
+		Short: "print a job's output; -f follows it while the job runs",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseJobID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return usage("hpcsub: %v", err)
+			}
+			defer c.Close()
+			return a.streamLogs(cmd.Context(), c, id, follow)
+		},
+	}
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing output until the job ends")
+	return cmd
+}
+
+// streamLogs copies a job's output to a.out, resuming at the right offset
+// if the stream breaks.
+func (a *app) streamLogs(ctx context.Context, c *client.Client, id uint64, follow bool) error {
+	var offset int64
+	return c.Stream(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
+		stream, err := client.Jobs(conn).Logs(ctx, &api.LogsRequest{Id: id, Follow: follow, Offset: offset})
+		if err != nil {
+			return err
+		}
+		for {
+			chunk, err := stream.Recv()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if _, err := a.out.Write(chunk.GetData()); err != nil {
+				return err
+			}
+			offset = chunk.GetOffset() + int64(len(chunk.GetData()))
+		}
+	})
+}
+
+func schemaCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "schema",
+		Short: "print the job.yaml JSON Schema (for editors)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			b, err := jobspec.Schema()
+			if err != nil {
+				return err
+			}
+			_, err = a.out.Write(append(b, '\n'))
+			return err
+		},
+	}
+}

@@ -1,0 +1,140 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"vhpc/scheduler/server"
+)
+
+// startMaster runs a real one-member hpcd in the test process.
+func startMaster(t *testing.T) *server.Server {
+	t.Helper()
+	s, err := server.New(server.Config{
+		ID: "cli", DataDir: t.TempDir(), GRPCAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard,
+		Timeouts: server.Timeouts{Heartbeat: 100 * time.Millisecond, Election: 100 * time.Millisecond, LeaderLease: 100 * time.Millisecond},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Run(context.Background()) }()
+	t.Cleanup(s.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func hpcsub(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	code := run(ctx, args, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestSubmitQueueShowCancel(t *testing.T) {
+	s := startMaster(t)
+	addr := "--addr=127.0.0.1:1," + s.GRPCAddr() // the first address is dead: failover
+	code, out, errOut := hpcsub(t, addr, "../../examples/hello.yaml")
+	if code != 0 || out != "Submitted job 1\n" {
+		t.Fatalf("submit: code %d out %q err %q", code, out, errOut)
+	}
+	code, out, _ = hpcsub(t, addr, "--parsable", "../../examples/hello.yaml")
+	if code != 0 || out != "2\n" {
+		t.Fatalf("--parsable: code %d out %q", code, out)
+	}
+	code, out, _ = hpcsub(t, addr, "queue")
+	if code != 0 || !strings.Contains(out, "ID") || !strings.Contains(out, "REASON") || strings.Count(out, "hello") != 2 {
+		t.Fatalf("queue: code %d\n%s", code, out)
+	}
+	code, out, _ = hpcsub(t, addr, "show", "1")
+	if code != 0 || !strings.Contains(out, "State:") || !strings.Contains(out, "Reason:") {
+		t.Fatalf("show: code %d\n%s", code, out)
+	}
+	code, out, _ = hpcsub(t, addr, "show", "1", "--json")
+	if code != 0 || !strings.Contains(out, `"name": "hello"`) {
+		t.Fatalf("show --json: code %d\n%s", code, out)
+	}
+	code, out, _ = hpcsub(t, addr, "cancel", "1")
+	if code != 0 || out != "job 1: cancelled\n" {
+		t.Fatalf("cancel: code %d out %q", code, out)
+	}
+	if code, _, errOut = hpcsub(t, addr, "show", "99"); code != 1 || !strings.Contains(errOut, "does not exist") {
+		t.Fatalf("show of a missing job: code %d err %q", code, errOut)
+	}
+}
+
+func TestExitCodesForBadInput(t *testing.T) {
+	s := startMaster(t)
+	addr := "--addr=" + s.GRPCAddr()
+	bad, _ := filepath.Glob("../../examples/bad/*.yaml")
+	if len(bad) == 0 {
+		t.Fatal("no bad examples")
+	}
+	cases := [][]string{
+		{"no-such-file.yaml"},
+		{"show", "abc"},
+		{"cancel"},
+		{"--no-such-flag", "x.yaml"},
+		{"queue", "extra"},
+		{},
+	}
+	for _, f := range bad {
+		cases = append(cases, []string{f})
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c, " "), func(t *testing.T) {
+			code, out, errOut := hpcsub(t, append([]string{addr}, c...)...)
+			if code != 2 {
+				t.Errorf("exit %d, want 2; out %q err %q", code, out, errOut)
+			}
+			if strings.TrimSpace(errOut) == "" {
+				t.Error("no message on stderr")
+			}
+		})
+	}
+	if code, out, _ := hpcsub(t, addr, "queue", "--all"); code != 0 || strings.Count(out, "\n") != 1 {
+		t.Fatalf("bad input enqueued something: %q", out)
+	}
+}
+
+func TestDryRunPrintsCanonicalSpecAndEstimate(t *testing.T) {
+	s := startMaster(t)
+	code, out, errOut := hpcsub(t, "--addr="+s.GRPCAddr(), "--dry-run", "../../examples/hello.yaml")
+	if code != 0 || !strings.Contains(out, "scratch: 1GiB") || !strings.Contains(out, "# estimate:") {
+		t.Fatalf("dry run: code %d\n%s\n%s", code, out, errOut)
+	}
+	// Without a master the spec is still validated and printed.
+	code, out, _ = hpcsub(t, "--addr=127.0.0.1:1", "--dry-run", "../../examples/hello.yaml")
+	if code != 0 || !strings.Contains(out, "name: hello") || !strings.Contains(out, "unknown (no master answered") {
+		t.Fatalf("dry run without master: code %d\n%s", code, out)
+	}
+	code, out, _ = hpcsub(t, "--addr="+s.GRPCAddr(), "queue", "--all", "--json")
+	if code != 0 || strings.Contains(out, "hello") {
+		t.Fatalf("dry run enqueued a job: %s", out)
+	}
+}
+
+func TestSchemaCommand(t *testing.T) {
+	code, out, _ := hpcsub(t, "schema")
+	if code != 0 || !strings.Contains(out, `"$schema"`) || !strings.Contains(out, "tasksPerNode") {
+		t.Fatalf("schema: code %d\n%.200s", code, out)
+	}
+}
+
+func TestMain(m *testing.M) {
+	os.Unsetenv("HPC_ADDR")
+	os.Exit(m.Run())
+}

@@ -1,0 +1,127 @@
+package fsm
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"vhpc/scheduler/model"
+)
+
+// EntryType tags every Raft log entry vhpc writes. The numbers are part of
+// the on-disk format: append new types at the end, never renumber or reuse
+// one (entries_test.go pins them).
+type EntryType uint8
+
+// Log entry types.
+const (
+	EntrySubmitJobs   EntryType = 1
+	EntryCancelJob    EntryType = 2
+	EntryRegisterNode EntryType = 3
+	EntryApplyPlan    EntryType = 4
+	EntryUpdateAlloc  EntryType = 5
+	EntrySetNodeState EntryType = 6
+)
+
+// entryVersion is the payload encoding version written after the type byte.
+const entryVersion uint8 = 1
+
+func (t EntryType) String() string {
+	switch t {
+	case EntrySubmitJobs:
+		return "SubmitJobs"
+	case EntryCancelJob:
+		return "CancelJob"
+	case EntryRegisterNode:
+		return "RegisterNode"
+	case EntryApplyPlan:
+		return "ApplyPlan"
+	case EntryUpdateAlloc:
+		return "UpdateAlloc"
+	case EntrySetNodeState:
+		return "SetNodeState"
+	}
+	return fmt.Sprintf("EntryType(%d)", uint8(t))
+}
+
+// SubmitJobs enqueues a batch of jobs. The leader batches concurrent
+// submissions into one entry; each job's Token is checked for duplicates
+// inside Apply, also against earlier jobs of the same batch.
+type SubmitJobs struct {
+	Time time.Time   `json:"time"`
+	Jobs []model.Job `json:"jobs"`
+}
+
+// SubmitResult is Apply's answer for one job of a SubmitJobs entry.
+type SubmitResult struct {
+	ID        model.JobID `json:"id"`
+	Duplicate bool        `json:"duplicate"`
+}
+
+// CancelJob cancels a job; running allocations are asked to stop.
+type CancelJob struct {
+	Time   time.Time   `json:"time"`
+	ID     model.JobID `json:"id"`
+	Reason string      `json:"reason"`
+}
+
+// RegisterNode adds or updates a node's inventory and marks it ready.
+type RegisterNode struct {
+	Time time.Time  `json:"time"`
+	Node model.Node `json:"node"`
+}
+
+// ApplyPlan creates the allocations of the scheduler's starts. Apply checks
+// each start against the current state and skips those that no longer fit.
+type ApplyPlan struct {
+	Time   time.Time     `json:"time"`
+	Starts []model.Start `json:"starts"`
+}
+
+// PlanResult is Apply's answer for an ApplyPlan entry.
+type PlanResult struct {
+	Applied  int      `json:"applied"`
+	Rejected []string `json:"rejected,omitempty"`
+}
+
+// UpdateAlloc is an agent's report on one allocation.
+type UpdateAlloc struct {
+	Time        time.Time        `json:"time"`
+	ID          model.AllocID    `json:"id"`
+	Node        string           `json:"node"`
+	Attempt     uint64           `json:"attempt"`
+	State       model.AllocState `json:"state"`
+	ExitCode    int              `json:"exitCode"`
+	Reason      string           `json:"reason,omitempty"`
+	BootSeconds float64          `json:"bootSeconds,omitempty"`
+	RunSeconds  float64          `json:"runSeconds,omitempty"`
+}
+
+// SetNodeState drains, downs or readies a node. Downing a node marks its
+// live allocations lost and requeues their jobs.
+type SetNodeState struct {
+	Time   time.Time       `json:"time"`
+	Name   string          `json:"name"`
+	State  model.NodeState `json:"state"`
+	Reason string          `json:"reason"`
+}
+
+// Encode frames a payload as a log entry: type byte, version byte, JSON.
+func Encode(t EntryType, payload any) ([]byte, error) {
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s entry: %w", t, err)
+	}
+	return append([]byte{byte(t), entryVersion}, b...), nil
+}
+
+// decode splits a log entry into its type and JSON payload.
+func decode(data []byte) (EntryType, []byte, error) {
+	if len(data) < 2 {
+		return 0, nil, fmt.Errorf("log entry of %d bytes is too short", len(data))
+	}
+	if data[1] != entryVersion {
+		return 0, nil, fmt.Errorf("%s entry has version %d; this build reads version %d", EntryType(data[0]), data[1], entryVersion)
+	}
+	return EntryType(data[0]), data[2:], nil
+}

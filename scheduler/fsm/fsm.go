@@ -1,0 +1,160 @@
+// Package fsm is vhpc's raft.FSM: it turns committed log entries into
+// changes of the state store. Apply is deterministic: no clocks (times come
+// from the entry), no I/O, no map iteration into results. The server package
+// is the only writer of log entries (through raft.Apply) and reads state
+// through Store().Snapshot().
+package fsm
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+
+	"github.com/hashicorp/raft"
+
+	"vhpc/scheduler/state"
+)
+
+// FSM applies log entries to a state.Store.
+type FSM struct {
+	store *state.Store
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	changed chan struct{}
+}
+
+var (
+	_ raft.FSM         = (*FSM)(nil)
+	_ raft.BatchingFSM = (*FSM)(nil)
+)
+
+// New returns an FSM over an empty store.
+func New(log *slog.Logger) *FSM {
+	return &FSM{store: state.New(), log: log, changed: make(chan struct{})}
+}
+
+// Store is the state the FSM maintains; callers only read its snapshots.
+func (f *FSM) Store() *state.Store { return f.store }
+
+// Changed returns a channel that is closed at the next state change. Take
+// the channel before reading a snapshot, then wait on it, and no change is
+// missed.
+func (f *FSM) Changed() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.changed
+}
+
+func (f *FSM) notify() {
+	f.mu.Lock()
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+}
+
+// Apply applies one committed entry. It returns the entry's result value, or
+// an error value for an entry that changed nothing.
+func (f *FSM) Apply(l *raft.Log) any {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies consecutive committed entries in one store transaction.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	txn := f.store.Txn()
+	out := make([]any, len(logs))
+	var last uint64
+	for i, l := range logs {
+		last = l.Index
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		out[i] = f.applyOne(txn, l.Data)
+		if err, ok := out[i].(error); ok {
+			f.log.Warn("log entry changed nothing", "index", l.Index, "err", err)
+		}
+	}
+	txn.Commit(last)
+	f.notify()
+	return out
+}
+
+func (f *FSM) applyOne(txn *state.Txn, data []byte) any {
+	typ, payload, err := decode(data)
+	if err != nil {
+		return err
+	}
+	switch typ {
+	case EntrySubmitJobs:
+		var e SubmitJobs
+		if err := json.Unmarshal(payload, &e); err != nil {
+			return fmt.Errorf("decode %s: %w", typ, err)
+		}
+		return applySubmit(txn, &e)
+	case EntryCancelJob:
+		var e CancelJob
+		if err := json.Unmarshal(payload, &e); err != nil {
+			return fmt.Errorf("decode %s: %w", typ, err)
+		}
+		return applyCancel(txn, &e)
+	case EntryRegisterNode:
+		var e RegisterNode
+		if err := json.Unmarshal(payload, &e); err != nil {
+			return fmt.Errorf("decode %s: %w", typ, err)
+		}
+		return applyRegister(txn, &e)
+	case EntryApplyPlan:
+		var e ApplyPlan
+		if err := json.Unmarshal(payload, &e); err != nil {
+			return fmt.Errorf("decode %s: %w", typ, err)
+		}
+		return applyPlan(txn, &e)
+	case EntryUpdateAlloc:
+		var e UpdateAlloc
+		if err := json.Unmarshal(payload, &e); err != nil {
+			return fmt.Errorf("decode %s: %w", typ, err)
+		}
+		return applyAllocUpdate(txn, &e)
+	case EntrySetNodeState:
+		var e SetNodeState
+		if err := json.Unmarshal(payload, &e); err != nil {
+			return fmt.Errorf("decode %s: %w", typ, err)
+		}
+		return applyNodeState(txn, &e)
+	}
+	return fmt.Errorf("unknown log entry type %d: this member is older than the leader", uint8(typ))
+}
+
+// Snapshot captures the current state in O(1); Persist does the encoding.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	return &fsmSnapshot{snap: f.store.Snapshot()}, nil
+}
+
+// Restore replaces the state with a snapshot written by Persist.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	var d state.Dump
+	if err := json.NewDecoder(rc).Decode(&d); err != nil {
+		return fmt.Errorf("restore snapshot: %w", err)
+	}
+	if d.Version != state.DumpVersion {
+		return fmt.Errorf("restore snapshot: format version %d, this build reads %d", d.Version, state.DumpVersion)
+	}
+	f.store.Replace(state.FromDump(&d))
+	f.notify()
+	return nil
+}
+
+type fsmSnapshot struct{ snap *state.Snapshot }
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := json.NewEncoder(sink).Encode(s.snap.Dump()); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() {}

@@ -1,0 +1,311 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"vhpc/scheduler/model"
+)
+
+var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+
+// harness applies entries to an FSM the way Raft would, with increasing
+// indexes, and records the log so tests can replay it.
+type harness struct {
+	t   *testing.T
+	f   *FSM
+	idx uint64
+	log [][]byte
+}
+
+func newHarness(t *testing.T) *harness {
+	return &harness{t: t, f: New(slog.New(slog.NewTextHandler(io.Discard, nil)))}
+}
+
+func (h *harness) apply(typ EntryType, payload any) any {
+	h.t.Helper()
+	data, err := Encode(typ, payload)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.log = append(h.log, data)
+	h.idx++
+	return h.f.Apply(&raft.Log{Index: h.idx, Type: raft.LogCommand, Data: data})
+}
+
+func testNode(name string, cores int) model.Node {
+	n := model.Node{Name: name, Hypervisor: "tcg", ScratchMiB: 100 << 10, NUMA: []model.NUMANode{{ID: 0, MemoryMiB: 16 << 10}}}
+	for i := range cores {
+		n.Cores = append(n.Cores, model.Core{ID: i, NUMA: 0, PhysicalCore: i})
+	}
+	return n
+}
+
+func testJob(token string, cores int) model.Job {
+	return model.Job{
+		Token: token, Name: "j", Department: "physics", User: "ada",
+		Request:  model.Request{Nodes: 1, TasksPerNode: 1, CPUsPerTask: cores, MemoryMiB: 512, ScratchMiB: 1024},
+		Walltime: time.Hour,
+	}
+}
+
+func (h *harness) submit(jobs ...model.Job) []SubmitResult {
+	h.t.Helper()
+	out := h.apply(EntrySubmitJobs, &SubmitJobs{Time: t0, Jobs: jobs})
+	res, ok := out.([]SubmitResult)
+	if !ok {
+		h.t.Fatalf("submit returned %T %v", out, out)
+	}
+	return res
+}
+
+func (h *harness) start(job model.JobID, node string, cores ...int) PlanResult {
+	h.t.Helper()
+	s := model.Start{Job: job, Placements: []model.Placement{{Node: node, Cores: cores, NUMA: []int{0}, MemoryMiB: 512, Scratch: 1024}}}
+	return h.apply(EntryApplyPlan, &ApplyPlan{Time: t0.Add(time.Minute), Starts: []model.Start{s}}).(PlanResult)
+}
+
+func (h *harness) report(id model.AllocID, attempt uint64, st model.AllocState, exit int) any {
+	h.t.Helper()
+	return h.apply(EntryUpdateAlloc, &UpdateAlloc{Time: t0.Add(2 * time.Minute), ID: id, Attempt: attempt, State: st, ExitCode: exit})
+}
+
+func (h *harness) job(id model.JobID) *model.Job { return h.f.Store().Snapshot().Job(id) }
+
+func TestSubmitDeduplicatesTokensInsideApply(t *testing.T) {
+	h := newHarness(t)
+	res := h.submit(testJob("a", 1), testJob("b", 1), testJob("a", 1))
+	want := []SubmitResult{{ID: 1}, {ID: 2}, {ID: 1, Duplicate: true}}
+	for i := range want {
+		if res[i] != want[i] {
+			t.Errorf("result %d = %+v, want %+v", i, res[i], want[i])
+		}
+	}
+	if again := h.submit(testJob("b", 1)); again[0] != (SubmitResult{ID: 2, Duplicate: true}) {
+		t.Errorf("retried token in a later entry = %+v, want job 2 again", again[0])
+	}
+	if n := h.f.Store().Snapshot().JobCount(); n != 2 {
+		t.Errorf("store holds %d jobs, want 2", n)
+	}
+	if j := h.job(1); j.State != model.JobPending || !j.SubmitTime.Equal(t0) {
+		t.Errorf("job 1 = %s at %v, want pending at the entry's time", j.State, j.SubmitTime)
+	}
+}
+
+func TestJobLifecycle(t *testing.T) {
+	cases := []struct {
+		name      string
+		retries   int
+		reports   []model.AllocState
+		exit      int
+		wantState model.JobState
+		wantAlloc int // allocations created in total
+	}{
+		{"completes", 0, []model.AllocState{model.AllocRunning, model.AllocCompleted}, 0, model.JobCompleted, 1},
+		{"fails with its exit code", 0, []model.AllocState{model.AllocRunning, model.AllocFailed}, 3, model.JobFailed, 1},
+		{"times out", 0, []model.AllocState{model.AllocRunning, model.AllocTimedOut}, 0, model.JobTimedOut, 1},
+		{"failure with retries requeues", 1, []model.AllocState{model.AllocRunning, model.AllocFailed}, 3, model.JobPending, 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.apply(EntryRegisterNode, &RegisterNode{Time: t0, Node: testNode("n1", 4)})
+			j := testJob("t", 2)
+			j.Retries = c.retries
+			h.submit(j)
+			if r := h.start(1, "n1", 0, 1); r.Applied != 1 {
+				t.Fatalf("plan not applied: %+v", r)
+			}
+			id := model.AllocID("1.0.0.1")
+			for _, st := range c.reports {
+				if out := h.report(id, 1, st, c.exit); isErr(out) {
+					t.Fatalf("report %s: %v", st, out)
+				}
+			}
+			got := h.job(1)
+			if got.State != c.wantState {
+				t.Fatalf("job state %s (%s), want %s", got.State, got.Reason, c.wantState)
+			}
+			if c.wantState == model.JobFailed && got.ExitCode != c.exit {
+				t.Errorf("exit code %d, want %d", got.ExitCode, c.exit)
+			}
+			if c.wantState == model.JobPending {
+				// The requeued job starts again with a new attempt; the old
+				// attempt's late report is fenced off.
+				if r := h.start(1, "n1", 0, 1); r.Applied != 1 {
+					t.Fatalf("restart not applied: %+v", r)
+				}
+				if h.f.Store().Snapshot().Alloc("1.0.0.2") == nil {
+					t.Fatal("restart did not create attempt 2")
+				}
+				if out := h.report("1.0.0.2", 1, model.AllocRunning, 0); !errors.Is(out.(error), ErrStaleAttempt) {
+					t.Errorf("report with attempt 1 for attempt 2 = %v, want ErrStaleAttempt", out)
+				}
+			}
+		})
+	}
+}
+
+func isErr(v any) bool { _, ok := v.(error); return ok }
+
+func TestApplyPlanRejectsDoubleBooking(t *testing.T) {
+	h := newHarness(t)
+	h.apply(EntryRegisterNode, &RegisterNode{Time: t0, Node: testNode("n1", 4)})
+	h.submit(testJob("a", 2), testJob("b", 2))
+	if r := h.start(1, "n1", 0, 1); r.Applied != 1 {
+		t.Fatalf("first start: %+v", r)
+	}
+	r := h.start(2, "n1", 1, 2)
+	if r.Applied != 0 || len(r.Rejected) != 1 {
+		t.Fatalf("overlapping start applied: %+v", r)
+	}
+	if st := h.job(2).State; st != model.JobPending {
+		t.Errorf("job 2 is %s after a rejected start, want pending", st)
+	}
+	if r := h.start(1, "n1", 2, 3); r.Applied != 0 {
+		t.Errorf("second start of a scheduled job applied: %+v", r)
+	}
+}
+
+func TestCancelStopsRunningAllocationAndKeepsResourcesUntilReported(t *testing.T) {
+	h := newHarness(t)
+	h.apply(EntryRegisterNode, &RegisterNode{Time: t0, Node: testNode("n1", 2)})
+	h.submit(testJob("a", 2), testJob("b", 2))
+	h.start(1, "n1", 0, 1)
+	h.report("1.0.0.1", 1, model.AllocRunning, 0)
+	h.apply(EntryCancelJob, &CancelJob{Time: t0.Add(3 * time.Minute), ID: 1, Reason: "cancelled by user"})
+	if st := h.job(1).State; st != model.JobCancelled {
+		t.Fatalf("job 1 is %s, want cancelled", st)
+	}
+	a := h.f.Store().Snapshot().Alloc("1.0.0.1")
+	if !a.StopRequested || a.State.Terminal() {
+		t.Fatalf("alloc after cancel: stop=%v state=%s; want a stop request and resources still held", a.StopRequested, a.State)
+	}
+	if r := h.start(2, "n1", 0, 1); r.Applied != 0 {
+		t.Fatalf("cores of a guest still being destroyed were reused: %+v", r)
+	}
+	h.report("1.0.0.1", 1, model.AllocCancelled, 0)
+	if r := h.start(2, "n1", 0, 1); r.Applied != 1 {
+		t.Fatalf("cores not freed after the agent confirmed: %+v", r)
+	}
+	if st := h.job(1).State; st != model.JobCancelled {
+		t.Errorf("job 1 is %s after the final report, want cancelled", st)
+	}
+}
+
+func TestGangFailureStopsSiblings(t *testing.T) {
+	h := newHarness(t)
+	h.apply(EntryRegisterNode, &RegisterNode{Time: t0, Node: testNode("n1", 2)})
+	h.apply(EntryRegisterNode, &RegisterNode{Time: t0, Node: testNode("n2", 2)})
+	j := testJob("g", 2)
+	j.Request.Nodes = 2
+	h.submit(j)
+	p := func(n string) model.Placement {
+		return model.Placement{Node: n, Cores: []int{0, 1}, NUMA: []int{0}, MemoryMiB: 512, Scratch: 1024}
+	}
+	r := h.apply(EntryApplyPlan, &ApplyPlan{Time: t0, Starts: []model.Start{{Job: 1, Placements: []model.Placement{p("n1"), p("n2")}}}}).(PlanResult)
+	if r.Applied != 1 {
+		t.Fatalf("gang start: %+v", r)
+	}
+	h.report("1.0.0.1", 1, model.AllocRunning, 0)
+	h.report("1.0.1.1", 1, model.AllocRunning, 0)
+	h.report("1.0.1.1", 1, model.AllocFailed, 7)
+	if a := h.f.Store().Snapshot().Alloc("1.0.0.1"); !a.StopRequested {
+		t.Fatal("rank 0 was not asked to stop after rank 1 failed")
+	}
+	if st := h.job(1).State; st.Terminal() {
+		t.Fatalf("job ended (%s) before every rank reported", st)
+	}
+	h.report("1.0.0.1", 1, model.AllocCancelled, 0)
+	got := h.job(1)
+	if got.State != model.JobFailed || got.ExitCode != 7 {
+		t.Errorf("gang ended %s exit %d (%s), want failed exit 7", got.State, got.ExitCode, got.Reason)
+	}
+}
+
+func TestNodeDownLosesAllocationsAndRequeues(t *testing.T) {
+	h := newHarness(t)
+	h.apply(EntryRegisterNode, &RegisterNode{Time: t0, Node: testNode("n1", 2)})
+	j := testJob("a", 2)
+	j.Retries = 2
+	h.submit(j)
+	h.start(1, "n1", 0, 1)
+	h.report("1.0.0.1", 1, model.AllocRunning, 0)
+	h.apply(EntrySetNodeState, &SetNodeState{Time: t0.Add(time.Hour), Name: "n1", State: model.NodeDown, Reason: "missed lease"})
+	if a := h.f.Store().Snapshot().Alloc("1.0.0.1"); a.State != model.AllocLost {
+		t.Fatalf("alloc on a down node is %s, want lost", a.State)
+	}
+	got := h.job(1)
+	if got.State != model.JobPending || got.Restarts != 1 {
+		t.Fatalf("job after node loss: %s restarts %d, want pending with 1 restart", got.State, got.Restarts)
+	}
+	usage, _ := h.f.Store().Snapshot().Usage()
+	if usage["physics"] <= 0 {
+		t.Errorf("usage of the lost hour was not charged: %v", usage)
+	}
+}
+
+func TestSnapshotRestoreAndDeterminism(t *testing.T) {
+	h := newHarness(t)
+	h.apply(EntryRegisterNode, &RegisterNode{Time: t0, Node: testNode("n1", 4)})
+	h.submit(testJob("a", 2), testJob("b", 2), testJob("c", 1))
+	h.start(1, "n1", 0, 1)
+	h.report("1.0.0.1", 1, model.AllocRunning, 0)
+	h.report("1.0.0.1", 1, model.AllocCompleted, 0)
+	h.apply(EntryCancelJob, &CancelJob{Time: t0, ID: 3, Reason: "x"})
+
+	// Replaying the same log on a fresh FSM gives the same state.
+	replay := newHarness(t)
+	for _, e := range h.log {
+		replay.idx++
+		replay.f.Apply(&raft.Log{Index: replay.idx, Type: raft.LogCommand, Data: e})
+	}
+	a, b := dumpJSON(t, h.f), dumpJSON(t, replay.f)
+	if !bytes.Equal(a, b) {
+		t.Fatalf("replay diverged:\n%s\n%s", a, b)
+	}
+
+	// Snapshot + Restore round-trips, and ids continue where they left off.
+	snap, err := h.f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	restored := newHarness(t)
+	if err := restored.f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	if c := dumpJSON(t, restored.f); !bytes.Equal(a, c) {
+		t.Fatalf("restore differs:\n%s\n%s", a, c)
+	}
+	if res := restored.submit(testJob("a", 1), testJob("d", 1)); res[0] != (SubmitResult{ID: 1, Duplicate: true}) || res[1].ID != 4 {
+		t.Errorf("after restore: %+v, want token a -> job 1 and the next id 4", res)
+	}
+}
+
+func dumpJSON(t *testing.T, f *FSM) []byte {
+	t.Helper()
+	d := f.Store().Snapshot().Dump()
+	d.Index = 0
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type memSink struct{ bytes.Buffer }
+
+func (m *memSink) ID() string    { return "mem" }
+func (m *memSink) Cancel() error { return nil }
+func (m *memSink) Close() error  { return nil }

@@ -1,0 +1,171 @@
+package server
+
+import (
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"vhpc/api"
+	"vhpc/jobspec"
+	"vhpc/scheduler/model"
+)
+
+// jobFromSpec turns a validated spec into the job the FSM stores.
+func jobFromSpec(s *jobspec.Spec, user, submitDir, token string) (model.Job, error) {
+	specJSON, err := s.CanonicalJSON()
+	if err != nil {
+		return model.Job{}, fmt.Errorf("canonical spec: %w", err)
+	}
+	r := s.Resources
+	j := model.Job{
+		Token:      token,
+		Name:       s.Name,
+		User:       user,
+		Department: s.Department,
+		Partition:  s.Partition,
+		QOS:        s.QOS,
+		Image:      s.Image,
+		Request: model.Request{
+			Nodes:        r.Nodes,
+			TasksPerNode: r.TasksPerNode,
+			CPUsPerTask:  r.CPUsPerTask,
+			MemoryMiB:    r.Memory.MiB(),
+			GPUs:         r.GPUs,
+			GPUModel:     r.GPUModel,
+			GPUMemoryMiB: r.GPUMemory.MiB(),
+			ScratchMiB:   r.Scratch.MiB(),
+			HugepagesMiB: r.Hugepages.MiB(),
+			CrossNUMA:    r.CrossNUMA,
+		},
+		Walltime:  s.Walltime.Std(),
+		Retries:   s.Retries,
+		SpecJSON:  specJSON,
+		SubmitDir: submitDir,
+	}
+	for _, d := range s.DependsOn {
+		dep := model.Dependency{Kind: model.DependencyKind(d.Type)}
+		for _, id := range d.Jobs {
+			dep.Jobs = append(dep.Jobs, model.JobID(id))
+		}
+		j.DependsOn = append(j.DependsOn, dep)
+	}
+	if s.Array != nil {
+		first, last, step := s.Array.Range()
+		j.Array = &model.Array{First: first, Last: last, Step: step, Chunk: int64(s.Array.Chunk), Parallel: s.Array.Parallel}
+	}
+	return j, nil
+}
+
+func ts(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
+
+func requestToProto(r model.Request) *api.Resources {
+	return &api.Resources{
+		Nodes: int32(r.Nodes), TasksPerNode: int32(r.TasksPerNode), CpusPerTask: int32(r.CPUsPerTask),
+		MemoryMib: r.MemoryMiB, Gpus: int32(r.GPUs), GpuModel: r.GPUModel, GpuMemoryMib: r.GPUMemoryMiB,
+		ScratchMib: r.ScratchMiB, HugepagesMib: r.HugepagesMiB, CrossNuma: r.CrossNUMA,
+	}
+}
+
+// jobToProto converts a job; allocs may be nil.
+func jobToProto(j *model.Job, allocs []*model.Alloc) *api.Job {
+	p := &api.Job{
+		Id: uint64(j.ID), Name: j.Name, User: j.User, Department: j.Department, Partition: j.Partition,
+		Qos: j.QOS, Image: j.Image, Resources: requestToProto(j.Request),
+		WalltimeSeconds: int64(j.Walltime / time.Second), State: string(j.State), Reason: j.Reason,
+		SubmitTime: ts(j.SubmitTime), StartTime: ts(j.StartTime), EndTime: ts(j.EndTime),
+		ExitCode: int32(j.ExitCode), Attempt: j.Attempt, Restarts: int32(j.Restarts), Retries: int32(j.Retries),
+		SpecJson: string(j.SpecJSON),
+	}
+	for _, d := range j.DependsOn {
+		pd := &api.Dependency{Kind: string(d.Kind)}
+		for _, id := range d.Jobs {
+			pd.Jobs = append(pd.Jobs, uint64(id))
+		}
+		p.DependsOn = append(p.DependsOn, pd)
+	}
+	if a := j.Array; a != nil {
+		p.Array = &api.ArrayStatus{First: a.First, Last: a.Last, Step: a.Step, Chunk: a.Chunk, Parallel: int32(a.Parallel),
+			Tasks: a.Tasks(), NextTask: j.NextTask, Done: j.TasksDone, Failed: j.TasksFailed}
+	}
+	for _, a := range allocs {
+		p.Allocations = append(p.Allocations, allocToProto(a, nil))
+	}
+	return p
+}
+
+// allocToProto converts an allocation; job, when given, adds what an agent
+// needs to run it.
+func allocToProto(a *model.Alloc, job *model.Job) *api.Allocation {
+	p := &api.Allocation{
+		Id: string(a.ID), Job: uint64(a.Job), Task: a.Task, Rank: int32(a.Rank), Attempt: a.Attempt,
+		Node: a.Placement.Node, Gpus: append([]string(nil), a.Placement.GPUs...),
+		MemoryMib: a.Placement.MemoryMiB, ScratchMib: a.Placement.Scratch, HugepagesMib: a.Placement.Hugepages,
+		State: string(a.State), ExitCode: int32(a.ExitCode), Reason: a.Reason,
+		Created: ts(a.Created), Started: ts(a.Started), Ended: ts(a.Ended), Deadline: ts(a.Deadline),
+		Desired: "run",
+	}
+	if a.StopRequested {
+		p.Desired = "stop"
+	}
+	for _, c := range a.Placement.Cores {
+		p.Cores = append(p.Cores, int32(c))
+	}
+	for _, n := range a.Placement.NUMA {
+		p.Numa = append(p.Numa, int32(n))
+	}
+	if job != nil {
+		p.SpecJson = string(job.SpecJSON)
+		p.SubmitDir = job.SubmitDir
+	}
+	return p
+}
+
+func nodeToProto(n *model.Node) *api.Node {
+	p := &api.Node{
+		Name: n.Name, Partition: n.Partition, Hypervisor: n.Hypervisor, ScratchMib: n.ScratchMiB,
+		State: string(n.State), Reason: n.Reason, LastSeen: ts(n.LastSeen),
+	}
+	for _, c := range n.Cores {
+		p.Cores = append(p.Cores, &api.Core{Id: int32(c.ID), Numa: int32(c.NUMA), PhysicalCore: int32(c.PhysicalCore)})
+	}
+	for _, m := range n.NUMA {
+		p.Numa = append(p.Numa, &api.NumaNode{Id: int32(m.ID), MemoryMib: m.MemoryMiB, HugepagesMib: m.HugepagesMiB})
+	}
+	for _, g := range n.GPUs {
+		p.Gpus = append(p.Gpus, &api.Gpu{PciAddress: g.PCIAddress, Uuid: g.UUID, Model: g.Model, MemoryMib: g.MemoryMiB,
+			Numa: int32(g.NUMA), IommuGroup: int32(g.IOMMUGroup), Drained: g.Drained})
+	}
+	for _, c := range n.ReservedCores {
+		p.ReservedCores = append(p.ReservedCores, int32(c))
+	}
+	return p
+}
+
+// NodeFromProto converts an agent's registration into the stored node.
+// Agents (nodeagent/agent) call it too, to build the message they send.
+func NodeFromProto(p *api.Node) model.Node {
+	n := model.Node{Name: p.GetName(), Partition: p.GetPartition(), Hypervisor: p.GetHypervisor(), ScratchMiB: p.GetScratchMib()}
+	for _, c := range p.GetCores() {
+		n.Cores = append(n.Cores, model.Core{ID: int(c.GetId()), NUMA: int(c.GetNuma()), PhysicalCore: int(c.GetPhysicalCore())})
+	}
+	for _, m := range p.GetNuma() {
+		n.NUMA = append(n.NUMA, model.NUMANode{ID: int(m.GetId()), MemoryMiB: m.GetMemoryMib(), HugepagesMiB: m.GetHugepagesMib()})
+	}
+	for _, g := range p.GetGpus() {
+		n.GPUs = append(n.GPUs, model.GPU{PCIAddress: g.GetPciAddress(), UUID: g.GetUuid(), Model: g.GetModel(), MemoryMiB: g.GetMemoryMib(),
+			NUMA: int(g.GetNuma()), IOMMUGroup: int(g.GetIommuGroup()), Drained: g.GetDrained()})
+	}
+	for _, c := range p.GetReservedCores() {
+		n.ReservedCores = append(n.ReservedCores, int(c))
+	}
+	return n
+}
+
+// NodeToProto converts a node for the wire; agents use it to register.
+func NodeToProto(n *model.Node) *api.Node { return nodeToProto(n) }

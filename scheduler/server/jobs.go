@@ -1,0 +1,321 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"vhpc/api"
+	"vhpc/jobspec"
+	"vhpc/scheduler/core"
+	"vhpc/scheduler/fsm"
+	"vhpc/scheduler/model"
+	"vhpc/scheduler/state"
+)
+
+// Limits on request fields the server checks before anything else.
+const (
+	maxSpecBytes  = 1 << 20
+	maxTokenBytes = 128
+	maxListJobs   = 10000
+)
+
+type jobService struct {
+	api.UnimplementedJobServiceServer
+	s *Server
+}
+
+// notLeader answers a write or linearizable read on a follower.
+func (s *Server) notLeader() error {
+	addr, id := s.raft.LeaderWithID()
+	if s.raft.State() == raft.Leader {
+		return status.Error(codes.Unavailable, "this member was just elected and is catching up; retry shortly")
+	}
+	if addr == "" {
+		return status.Error(codes.Unavailable, "no leader elected yet; retry shortly")
+	}
+	return status.Errorf(codes.Unavailable, "member %s is not the leader; the leader is %s at raft address %s", s.cfg.ID, id, addr)
+}
+
+func (js *jobService) Submit(ctx context.Context, req *api.SubmitRequest) (*api.SubmitResponse, error) {
+	s := js.s
+	start := time.Now()
+	if len(req.GetSpec()) > maxSpecBytes {
+		return nil, status.Errorf(codes.InvalidArgument, "%s: job spec is %d bytes; the limit is %d", req.GetFilename(), len(req.GetSpec()), maxSpecBytes)
+	}
+	if len(req.GetClientToken()) > maxTokenBytes {
+		return nil, status.Errorf(codes.InvalidArgument, "client_token is %d bytes; the limit is %d", len(req.GetClientToken()), maxTokenBytes)
+	}
+	name := req.GetFilename()
+	if name == "" {
+		name = "job.yaml"
+	}
+	spec, err := jobspec.Load(name, req.GetSpec())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	job, err := jobFromSpec(spec, req.GetUser(), req.GetSubmitDir(), req.GetClientToken())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	snap := s.fsm.Store().Snapshot()
+	if err := checkDependencies(snap, &job); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "%s: dependsOn: %v", name, err)
+	}
+	canonical, err := spec.Canonical()
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	if req.GetDryRun() {
+		return &api.SubmitResponse{CanonicalSpec: string(canonical), Estimate: s.estimate(snap, job)}, nil
+	}
+	if !s.isLeader() {
+		return nil, s.notLeader()
+	}
+	res, err := s.enqueue(ctx, job)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	s.metrics.submit.Observe(time.Since(start).Seconds())
+	out := &api.SubmitResponse{JobId: uint64(res.ID), Duplicate: res.Duplicate, CanonicalSpec: string(canonical)}
+	if j := s.fsm.Store().Snapshot().Job(res.ID); j != nil {
+		out.Job = jobToProto(j, nil)
+	}
+	return out, nil
+}
+
+// checkDependencies refuses dependencies on jobs that do not exist (yet):
+// such a job could never start.
+func checkDependencies(snap *state.Snapshot, j *model.Job) error {
+	for _, d := range j.DependsOn {
+		for _, id := range d.Jobs {
+			if snap.Job(id) == nil {
+				return fmt.Errorf("%s job %d does not exist; depend on a job that was submitted", d.Kind, id)
+			}
+		}
+	}
+	return nil
+}
+
+// estimate runs the scheduler core as if j were submitted now and says
+// where or when it would start.
+func (s *Server) estimate(snap *state.Snapshot, j model.Job) string {
+	now := s.cfg.Now().UTC()
+	in := fsm.CoreInput(snap, now)
+	j.ID = snap.NextJobID()
+	j.State = model.JobPending
+	j.SubmitTime = now
+	in.Jobs = append(in.Jobs, &j)
+	plan := core.Schedule(in, s.cfg.Scheduler)
+	for _, st := range plan.Starts {
+		if st.Job == j.ID {
+			var nodes []string
+			for _, p := range st.Placements {
+				nodes = append(nodes, fmt.Sprintf("%s (cores %v, GPUs %v)", p.Node, p.Cores, p.GPUs))
+			}
+			return fmt.Sprintf("would start now on %v", nodes)
+		}
+	}
+	for _, r := range plan.Reservations {
+		if r.Job == j.ID {
+			return fmt.Sprintf("would wait; estimated start %s (in %s) on %v; reason: %s", r.At.Format(time.RFC3339), r.At.Sub(now).Round(time.Second), r.Nodes, plan.Pending[j.ID])
+		}
+	}
+	return "would wait: " + plan.Pending[j.ID]
+}
+
+func (js *jobService) Get(ctx context.Context, req *api.GetJobRequest) (*api.Job, error) {
+	snap, err := js.s.readSnapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	j := snap.Job(model.JobID(req.GetId()))
+	if j == nil {
+		return nil, status.Errorf(codes.NotFound, "job %d does not exist", req.GetId())
+	}
+	return js.s.jobView(snap, j, true), nil
+}
+
+// jobView converts a job for users, adding the leader's pending reason and
+// priority factors for a waiting job.
+func (s *Server) jobView(snap *state.Snapshot, j *model.Job, detail bool) *api.Job {
+	var allocs []*model.Alloc
+	if detail {
+		allocs = slices.Collect(snap.JobAllocs(j.ID))
+	}
+	p := jobToProto(j, allocs)
+	if j.State == model.JobPending || (j.Array != nil && !j.State.Terminal()) {
+		if r, ok := s.pendingReason(j.ID); ok {
+			p.Reason = r
+		}
+	}
+	if detail && j.State == model.JobPending {
+		ex := core.Explain(fsm.CoreInput(snap, s.cfg.Now().UTC()), s.cfg.Scheduler, j.ID)
+		if ex.Found {
+			f, w := ex.Factors, ex.Weights
+			p.Priority = []*api.PriorityFactor{
+				{Name: "priority", Value: ex.Priority, Detail: fmt.Sprintf("rank %d in the queue; runtime estimate %s", ex.Rank, ex.Estimate)},
+				{Name: "age", Value: f.Age, Detail: fmt.Sprintf("weight %.0f", w.Age)},
+				{Name: "fairshare", Value: f.FairShare, Detail: fmt.Sprintf("weight %.0f; department %s", w.FairShare, j.Department)},
+				{Name: "size", Value: f.Size, Detail: fmt.Sprintf("weight %.0f", w.Size)},
+				{Name: "qos", Value: f.QOS, Detail: fmt.Sprintf("weight %.0f; qos %s", w.QOS, j.QOS)},
+			}
+			if !ex.EstimatedStart.IsZero() {
+				p.Priority = append(p.Priority, &api.PriorityFactor{Name: "estimated_start", Value: float64(ex.EstimatedStart.Unix()), Detail: fmt.Sprintf("%s on %v", ex.EstimatedStart.UTC().Format(time.RFC3339), ex.Nodes)})
+			}
+		}
+	}
+	return p
+}
+
+// readSnapshot returns state that includes every write acknowledged before
+// the call: on the leader after confirming leadership, else an error that
+// names the leader.
+func (s *Server) readSnapshot(ctx context.Context) (*state.Snapshot, error) {
+	if !s.isLeader() {
+		return nil, s.notLeader()
+	}
+	if err := s.raft.VerifyLeader().Error(); err != nil {
+		return nil, s.notLeader()
+	}
+	return s.fsm.Store().Snapshot(), nil
+}
+
+func (js *jobService) List(ctx context.Context, req *api.ListJobsRequest) (*api.ListJobsResponse, error) {
+	snap, err := js.s.readSnapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	limit := int(req.GetLimit())
+	if limit <= 0 || limit > maxListJobs {
+		limit = maxListJobs
+	}
+	want := map[string]bool{}
+	for _, st := range req.GetStates() {
+		want[st] = true
+	}
+	out := &api.ListJobsResponse{}
+	jobs := snap.ActiveJobs()
+	if req.GetAll() || len(want) > 0 {
+		jobs = snap.JobsDescending()
+	}
+	for j := range jobs {
+		if len(out.Jobs) >= limit {
+			break
+		}
+		if len(want) > 0 && !want[string(j.State)] {
+			continue
+		}
+		if d := req.GetDepartment(); d != "" && j.Department != d {
+			continue
+		}
+		out.Jobs = append(out.Jobs, js.s.jobView(snap, j, false))
+	}
+	return out, nil
+}
+
+func (js *jobService) Cancel(ctx context.Context, req *api.CancelJobRequest) (*api.Job, error) {
+	s := js.s
+	if !s.isLeader() {
+		return nil, s.notLeader()
+	}
+	if s.fsm.Store().Snapshot().Job(model.JobID(req.GetId())) == nil {
+		return nil, status.Errorf(codes.NotFound, "job %d does not exist", req.GetId())
+	}
+	out, err := s.apply(ctx, fsm.EntryCancelJob, &fsm.CancelJob{Time: s.cfg.Now().UTC(), ID: model.JobID(req.GetId()), Reason: "cancelled by user"})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	j, _ := out.(*model.Job)
+	if j == nil {
+		return nil, status.Errorf(codes.Internal, "cancel of job %d returned %T", req.GetId(), out)
+	}
+	return jobToProto(j, nil), nil
+}
+
+func (js *jobService) Watch(req *api.WatchJobRequest, stream grpc.ServerStreamingServer[api.JobEvent]) error {
+	s := js.s
+	id := model.JobID(req.GetId())
+	var last string
+	for {
+		changed := s.fsm.Changed()
+		snap, err := s.readSnapshot(stream.Context())
+		if err != nil {
+			return err
+		}
+		j := snap.Job(id)
+		if j == nil {
+			return status.Errorf(codes.NotFound, "job %d does not exist", id)
+		}
+		view := s.jobView(snap, j, true)
+		msg := describeJob(j, view)
+		if msg != last {
+			if err := stream.Send(&api.JobEvent{Job: view, Message: msg}); err != nil {
+				return err
+			}
+			last = msg
+		}
+		if j.State.Terminal() && liveCount(view) == 0 {
+			return nil
+		}
+		select {
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		case <-s.stop:
+			return status.Error(codes.Unavailable, "server shutting down")
+		case <-changed:
+		case <-time.After(2 * time.Second): // pending reasons change without a commit
+		}
+	}
+}
+
+func liveCount(j *api.Job) int {
+	n := 0
+	for _, a := range j.GetAllocations() {
+		if !model.AllocState(a.GetState()).Terminal() {
+			n++
+		}
+	}
+	return n
+}
+
+// describeJob is the one-line progress message Watch sends when it changes.
+func describeJob(j *model.Job, v *api.Job) string {
+	msg := string(j.State)
+	if j.State == model.JobPending && v.Reason != "" {
+		msg += " (" + v.Reason + ")"
+	}
+	for _, a := range v.GetAllocations() {
+		if a.GetAttempt() == j.Attempt || j.Array != nil {
+			msg += fmt.Sprintf("; %s on %s: %s", a.GetId(), a.GetNode(), a.GetState())
+		}
+	}
+	return msg
+}
+
+// toStatus maps FSM and Raft errors to gRPC codes.
+func toStatus(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fsm.ErrNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, fsm.ErrStaleAttempt), errors.Is(err, fsm.ErrConflict):
+		return status.Error(codes.FailedPrecondition, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(codes.Unavailable, err.Error())
+}

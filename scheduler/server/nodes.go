@@ -1,0 +1,175 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"vhpc/api"
+	"vhpc/scheduler/fsm"
+	"vhpc/scheduler/model"
+	"vhpc/scheduler/state"
+)
+
+// DefaultPartition is the partition of nodes that name none, and the
+// jobspec default, so a fresh cluster runs jobs with no partition setup.
+const DefaultPartition = "default"
+
+type nodeService struct {
+	api.UnimplementedNodeServiceServer
+	s *Server
+}
+
+// validNodeName keeps node names to what fits in logs, metrics labels and
+// domain names.
+func validNodeName(n string) error {
+	if n == "" || len(n) > 64 {
+		return fmt.Errorf("node name %q must be 1..64 characters", n)
+	}
+	for _, r := range n {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-", r)) {
+			return fmt.Errorf("node name %q has %q; allowed: letters, digits, '.', '_', '-'", n, r)
+		}
+	}
+	return nil
+}
+
+func (ns *nodeService) Register(ctx context.Context, req *api.RegisterRequest) (*api.RegisterResponse, error) {
+	s := ns.s
+	n := NodeFromProto(req.GetNode())
+	if n.Partition == "" {
+		n.Partition = DefaultPartition
+	}
+	if err := validNodeName(n.Name); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if len(n.Cores) == 0 || n.MemoryMiB() <= 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "node %s registered %d cores and %d MiB of memory; an agent must report its inventory", n.Name, len(n.Cores), n.MemoryMiB())
+	}
+	if !s.isLeader() {
+		return nil, s.notLeader()
+	}
+	if _, err := s.apply(ctx, fsm.EntryRegisterNode, &fsm.RegisterNode{Time: s.cfg.Now().UTC(), Node: n}); err != nil {
+		return nil, toStatus(err)
+	}
+	s.sawNode(n.Name)
+	s.log.Info("node registered", "node", n.Name, "cores", len(n.Cores), "memory_mib", n.MemoryMiB(), "gpus", len(n.GPUs), "hypervisor", n.Hypervisor)
+	return &api.RegisterResponse{HeartbeatIntervalMs: s.cfg.HeartbeatInterval.Milliseconds(), LeaseMs: s.cfg.Lease.Milliseconds()}, nil
+}
+
+func (ns *nodeService) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
+	s := ns.s
+	if !s.isLeader() {
+		return nil, s.notLeader()
+	}
+	n := s.fsm.Store().Snapshot().Node(req.GetNode())
+	if n == nil {
+		return nil, status.Errorf(codes.NotFound, "node %q is not registered; register first", req.GetNode())
+	}
+	if n.State == model.NodeDown {
+		// Its allocations were given up when it went down; it comes back empty.
+		if _, err := s.apply(ctx, fsm.EntrySetNodeState, &fsm.SetNodeState{Time: s.cfg.Now().UTC(), Name: n.Name, State: model.NodeReady, Reason: "heartbeat resumed"}); err != nil {
+			return nil, toStatus(err)
+		}
+	}
+	s.sawNode(n.Name)
+	return &api.HeartbeatResponse{LeaseMs: s.cfg.Lease.Milliseconds()}, nil
+}
+
+func (ns *nodeService) WatchAllocations(req *api.WatchAllocationsRequest, stream grpc.ServerStreamingServer[api.AllocationSet]) error {
+	s := ns.s
+	var last *api.AllocationSet
+	for {
+		changed := s.fsm.Changed()
+		if !s.isLeader() {
+			return s.notLeader()
+		}
+		snap := s.fsm.Store().Snapshot()
+		if snap.Node(req.GetNode()) == nil {
+			return status.Errorf(codes.NotFound, "node %q is not registered; register first", req.GetNode())
+		}
+		set := nodeAllocations(snap, req.GetNode())
+		if last == nil || !proto.Equal(set, last) {
+			if err := stream.Send(set); err != nil {
+				return err
+			}
+			last = set
+		}
+		select {
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		case <-s.stop:
+			return status.Error(codes.Unavailable, "server shutting down")
+		case <-changed:
+		}
+	}
+}
+
+// nodeAllocations is the set of live allocations one node must run (or stop).
+func nodeAllocations(snap *state.Snapshot, node string) *api.AllocationSet {
+	set := &api.AllocationSet{}
+	for a := range snap.LiveAllocs() {
+		if a.Placement.Node == node {
+			set.Allocations = append(set.Allocations, allocToProto(a, snap.Job(a.Job)))
+		}
+	}
+	return set
+}
+
+func (ns *nodeService) UpdateAllocation(ctx context.Context, req *api.UpdateAllocationRequest) (*api.UpdateAllocationResponse, error) {
+	s := ns.s
+	st := model.AllocState(req.GetState())
+	switch st {
+	case model.AllocStarting, model.AllocRunning, model.AllocCompleted, model.AllocFailed, model.AllocCancelled, model.AllocTimedOut:
+	default:
+		return nil, status.Errorf(codes.InvalidArgument, "state %q: want starting, running, completed, failed, cancelled or timeout", req.GetState())
+	}
+	if !s.isLeader() {
+		return nil, s.notLeader()
+	}
+	_, err := s.apply(ctx, fsm.EntryUpdateAlloc, &fsm.UpdateAlloc{
+		Time: s.cfg.Now().UTC(), ID: model.AllocID(req.GetAllocId()), Node: req.GetNode(), Attempt: req.GetAttempt(),
+		State: st, ExitCode: int(req.GetExitCode()), Reason: req.GetReason(),
+		BootSeconds: req.GetBootSeconds(), RunSeconds: req.GetRunSeconds(),
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &api.UpdateAllocationResponse{}, nil
+}
+
+func (js *jobService) Nodes(ctx context.Context, _ *api.NodesRequest) (*api.NodesResponse, error) {
+	snap, err := js.s.readSnapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	used := map[string]*api.Node{}
+	for a := range snap.LiveAllocs() {
+		u := used[a.Placement.Node]
+		if u == nil {
+			u = &api.Node{}
+			used[a.Placement.Node] = u
+		}
+		u.UsedCores += int32(len(a.Placement.Cores))
+		u.UsedMemoryMib += a.Placement.MemoryMiB
+		u.UsedGpus += int32(len(a.Placement.GPUs))
+		u.UsedScratchMib += a.Placement.Scratch
+		u.Allocations++
+	}
+	out := &api.NodesResponse{}
+	for n := range snap.Nodes() {
+		p := nodeToProto(n)
+		if u := used[n.Name]; u != nil {
+			p.UsedCores, p.UsedMemoryMib, p.UsedGpus, p.UsedScratchMib, p.Allocations = u.UsedCores, u.UsedMemoryMib, u.UsedGpus, u.UsedScratchMib, u.Allocations
+		}
+		out.Nodes = append(out.Nodes, p)
+	}
+	slices.SortFunc(out.Nodes, func(a, b *api.Node) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}

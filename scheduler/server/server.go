@@ -1,0 +1,353 @@
+// Package server is hpcd's queue master: Raft wiring, the gRPC JobService
+// and NodeService, the leader's scheduling loop and node lease monitor,
+// and the HTTP endpoints (/metrics, /healthz). cmd/hpcd builds a Server
+// from flags; tests build several on loopback.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"vhpc/api"
+	"vhpc/scheduler/core"
+	"vhpc/scheduler/fsm"
+	"vhpc/scheduler/model"
+)
+
+// Config is everything a Server needs; cmd/hpcd fills it from flags.
+type Config struct {
+	ID       string // Raft server id, unique in the cluster
+	DataDir  string // Raft log, snapshots
+	GRPCAddr string // e.g. 127.0.0.1:7070; port 0 picks a free port
+	HTTPAddr string // /metrics and /healthz; "" disables
+	RaftAddr string // e.g. 127.0.0.1:7100
+	// Peers bootstraps a new cluster; empty means a cluster of this member alone.
+	Peers []Peer
+	// Scheduler is the policy the leader's loop runs.
+	Scheduler core.Config
+	// HeartbeatInterval is how often agents heartbeat; Lease is how long a
+	// node may stay silent before the leader marks it down.
+	HeartbeatInterval time.Duration
+	Lease             time.Duration
+	SnapshotThreshold uint64
+	TrailingLogs      uint64
+	Timeouts          Timeouts
+	Logger            *slog.Logger
+	Registry          *prometheus.Registry // nil: a new one
+	RaftLogOutput     io.Writer            // raft's own log; nil: stderr
+	// Now is the clock (tests may inject one); nil: time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.ID == "" {
+		c.ID = "hpcd-1"
+	}
+	if c.HeartbeatInterval == 0 {
+		c.HeartbeatInterval = 2 * time.Second
+	}
+	if c.Lease == 0 {
+		c.Lease = 15 * time.Second
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = 8192
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = 10240
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	if c.RaftLogOutput == nil {
+		c.RaftLogOutput = os.Stderr
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Scheduler.Policy == "" {
+		c.Scheduler = core.DefaultConfig()
+	}
+}
+
+// Server is one hpcd member.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	fsm      *fsm.FSM
+	raft     *raft.Raft
+	raftAddr string
+	metrics  *metrics
+	submits  chan *pendingSubmit
+	logs     *logStore
+	logMu    sync.Mutex
+	logCh    chan struct{}
+
+	grpc     *grpc.Server
+	grpcLis  net.Listener
+	http     *http.Server
+	httpLis  net.Listener
+	health   *health.Server
+	closers  []func() error
+	stopOnce sync.Once
+	stop     chan struct{}
+	wg       sync.WaitGroup
+
+	// leader-only, in memory: why each job is pending, and when each node
+	// last heartbeated. A new leader starts both afresh.
+	mu        sync.Mutex
+	ready     chan struct{} // closed once this member leads and has passed its barrier
+	isReady   bool
+	pending   map[model.JobID]string
+	heartbeat map[string]time.Time
+}
+
+// New opens the data dir, starts Raft and binds the listeners. Call Run to
+// serve and Close to stop.
+func New(cfg Config) (*Server, error) {
+	cfg.setDefaults()
+	s := &Server{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		fsm:       fsm.New(cfg.Logger),
+		submits:   make(chan *pendingSubmit, 4096),
+		logs:      &logStore{dir: filepath.Join(cfg.DataDir, "logs"), seen: map[string]int64{}},
+		logCh:     make(chan struct{}),
+		stop:      make(chan struct{}),
+		pending:   map[model.JobID]string{},
+		heartbeat: map[string]time.Time{},
+		ready:     make(chan struct{}),
+	}
+	s.metrics = newMetrics(cfg.Registry, s)
+	if err := s.openRaft(); err != nil {
+		s.closeAll()
+		return nil, err
+	}
+	lis, err := net.Listen("tcp", cfg.GRPCAddr)
+	if err != nil {
+		s.closeAll()
+		return nil, fmt.Errorf("listen for gRPC on %s: %w", cfg.GRPCAddr, err)
+	}
+	s.grpcLis = lis
+	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(4 << 20))
+	api.RegisterJobServiceServer(s.grpc, &jobService{s: s})
+	api.RegisterNodeServiceServer(s.grpc, &nodeService{s: s})
+	s.health = health.NewServer()
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	if cfg.HTTPAddr != "" {
+		hl, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			s.closeAll()
+			return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
+		}
+		s.httpLis = hl
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
+		mux.HandleFunc("/healthz", s.healthz)
+		s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	}
+	return s, nil
+}
+
+// GRPCAddr is the address the gRPC server listens on.
+func (s *Server) GRPCAddr() string { return s.grpcLis.Addr().String() }
+
+// HTTPAddr is the address of /metrics and /healthz, or "".
+func (s *Server) HTTPAddr() string {
+	if s.httpLis == nil {
+		return ""
+	}
+	return s.httpLis.Addr().String()
+}
+
+// Raft exposes the Raft node to the operator commands and tests.
+func (s *Server) Raft() *raft.Raft { return s.raft }
+
+// FSM exposes the state machine (read-only use: snapshots, change signals).
+func (s *Server) FSM() *fsm.FSM { return s.fsm }
+
+// Run serves until ctx ends or Close is called.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	s.wg.Add(3)
+	go func() { defer s.wg.Done(); errc <- s.grpc.Serve(s.grpcLis) }()
+	go func() { defer s.wg.Done(); s.submitLoop() }()
+	go func() { defer s.wg.Done(); s.leadershipLoop() }()
+	if s.http != nil {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := s.http.Serve(s.httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("HTTP server: %w", err)
+			}
+		}()
+	}
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	s.log.Info("hpcd serving", "id", s.cfg.ID, "grpc", s.GRPCAddr(), "http", s.HTTPAddr(), "raft", s.raftAddr)
+	select {
+	case <-ctx.Done():
+		s.Close()
+		return nil
+	case <-s.stop:
+		return nil
+	case err := <-errc:
+		s.Close()
+		if err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+			return err
+		}
+		return nil
+	}
+}
+
+// Close stops serving, shuts Raft down and closes the stores. It is safe
+// to call more than once.
+func (s *Server) Close() {
+	s.stopOnce.Do(func() {
+		close(s.stop)
+		if s.health != nil {
+			s.health.Shutdown()
+		}
+		if s.grpc != nil {
+			stopped := make(chan struct{})
+			go func() { s.grpc.GracefulStop(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(2 * time.Second):
+				s.grpc.Stop()
+			}
+		}
+		if s.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_ = s.http.Shutdown(ctx)
+			cancel()
+		}
+		s.wg.Wait()
+		s.closeAll()
+	})
+}
+
+func (s *Server) closeAll() {
+	if s.raft != nil {
+		if err := s.raft.Shutdown().Error(); err != nil {
+			s.log.Warn("raft shutdown", "err", err)
+		}
+	}
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		if err := s.closers[i](); err != nil {
+			s.log.Warn("close", "err", err)
+		}
+	}
+	s.closers = nil
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	leader, id := s.raft.LeaderWithID()
+	if leader == "" {
+		http.Error(w, "no raft leader", http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintf(w, "ok: member %s, leader %s (%s), state %s\n", s.cfg.ID, id, leader, s.raft.State())
+}
+
+// isLeader reports whether this member leads the cluster now and has
+// applied every entry committed before its term (its barrier passed), so
+// its state holds every acknowledged write.
+func (s *Server) isLeader() bool {
+	s.mu.Lock()
+	ready := s.isReady
+	s.mu.Unlock()
+	return ready && s.raft.State() == raft.Leader
+}
+
+// setReady records whether this member is a leader past its barrier.
+func (s *Server) setReady(ready bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ready == s.isReady {
+		return
+	}
+	s.isReady = ready
+	if ready {
+		close(s.ready)
+	} else {
+		s.ready = make(chan struct{})
+	}
+}
+
+// WaitReady blocks until this member leads and serves linearizable
+// requests. Tests and `hpcd dev` use it; followers never become ready.
+func (s *Server) WaitReady(ctx context.Context) error {
+	s.mu.Lock()
+	ch := s.ready
+	s.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("member %s is not a ready leader: %w", s.cfg.ID, ctx.Err())
+	}
+}
+
+// apply proposes one log entry and waits for its commit and result.
+func (s *Server) apply(ctx context.Context, t fsm.EntryType, payload any) (any, error) {
+	data, err := fsm.Encode(t, payload)
+	if err != nil {
+		return nil, err
+	}
+	timeout := 10 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	start := time.Now()
+	f := s.raft.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("commit %s: %w", t, err)
+	}
+	s.metrics.commit.Observe(time.Since(start).Seconds())
+	if err, ok := f.Response().(error); ok {
+		return nil, err
+	}
+	return f.Response(), nil
+}
+
+// WaitForLeader blocks until the cluster has a leader this member knows of
+// and returns its id. It waits on Raft's leader observations, not a timer.
+func (s *Server) WaitForLeader(ctx context.Context) (string, error) {
+	ch := make(chan raft.Observation, 8)
+	obs := raft.NewObserver(ch, false, func(o *raft.Observation) bool {
+		_, ok := o.Data.(raft.LeaderObservation)
+		return ok
+	})
+	s.raft.RegisterObserver(obs)
+	defer s.raft.DeregisterObserver(obs)
+	for {
+		if addr, id := s.raft.LeaderWithID(); addr != "" {
+			return string(id), nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return "", fmt.Errorf("no raft leader: %w", ctx.Err())
+		}
+	}
+}

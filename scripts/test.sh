@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The test command (`make test`, and what .ci/run calls): prepares the host
+# parts the tests use for real, runs the static checks, verifies that the
+# generated gRPC code is current, then runs every test tier that runs here:
+# unit, cluster (real Raft on loopback), e2e (real libvirtd + QEMU guests),
+# and the fuzz seed corpora.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export GOFLAGS="${GOFLAGS:-} -tags=libvirt_dlopen"
+
+need_pkgs=""
+command -v protoc >/dev/null || need_pkgs="$need_pkgs protobuf-compiler"
+command -v promtool >/dev/null || need_pkgs="$need_pkgs prometheus"
+if [ -n "$need_pkgs" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "test: installing$need_pkgs" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need_pkgs >/dev/null
+  else
+    echo "test: missing$need_pkgs (run as root to install)" >&2
+    exit 1
+  fi
+fi
+./scripts/start-libvirt.sh
+
+echo "== gofmt, go vet" >&2
+bad=$(git ls-files '*.go' | grep -v '\.pb\.go$' | xargs gofmt -l)
+if [ -n "$bad" ]; then echo "gofmt needed: $bad" >&2; exit 1; fi
+go vet ./...
+
+echo "== generated code is current (make generate)" >&2
+./scripts/generate.sh >/dev/null
+if ! git diff --quiet -- api/; then
+  git diff --stat -- api/ >&2
+  echo "api/*.pb.go differ from what make generate produces; commit the regenerated files" >&2
+  exit 1
+fi
+
+echo "== go test (unit, cluster, e2e, fuzz seeds)" >&2
+export VHPC_E2E=1
+go test -count=1 -timeout 25m ./...
