@@ -13,14 +13,14 @@ import (
 // Txn batches changes to a Store; nothing is visible to readers until
 // Commit. Only FSM.Apply opens transactions, one at a time.
 type Txn struct {
-	store  *Store
-	base   *Snapshot
-	jobs   *iradix.Txn[*model.Job]
-	active *iradix.Txn[struct{}]
-	nodes  *iradix.Txn[*model.Node]
-	allocs *iradix.Txn[*model.Alloc]
-	live   *iradix.Txn[struct{}]
-	tokens *iradix.Txn[model.JobID]
+	store   *Store
+	base    *Snapshot
+	jobs    *iradix.Txn[*model.Job]
+	active  *iradix.Txn[struct{}]
+	nodes   *iradix.Txn[*model.Node]
+	allocs  *iradix.Txn[*model.Alloc]
+	live    *iradix.Txn[struct{}]
+	tokens  *iradix.Txn[model.JobID]
 	next    model.JobID
 	usage   map[string]float64
 	usageAt time.Time
