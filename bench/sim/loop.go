@@ -21,6 +21,7 @@ type state struct {
 	lastUse int64
 	history map[string][]time.Duration
 	waits   []float64
+	until   int64
 }
 
 func newState(jobs []*simJob, cfg core.Config) *state {
@@ -45,6 +46,9 @@ func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
 		if first < 0 {
 			first = t
 		}
+		if s.until > 0 && t > s.until {
+			break
+		}
 		for s.ends.Len() > 0 && s.ends[0].at == t {
 			ev := heap.Pop(&s.ends).(endEvent)
 			s.finish(s.jobs[ev.idx], t)
@@ -66,15 +70,26 @@ func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
 		}
 		s.compactPending()
 	}
+	done := s.jobs[:0:0]
 	for _, sj := range s.jobs {
+		if sj.job.State == model.JobPending {
+			continue
+		}
+		done = append(done, sj)
+		end := sj.startAt + sj.actual
+		if s.until > 0 {
+			end = min(end, s.until)
+		}
+		res.Dept[sj.job.Department] += float64(sj.cores * max(end-sj.startAt, 0))
+	}
+	for _, sj := range done {
 		w := float64(sj.startAt - sj.tj.Submit)
 		s.waits = append(s.waits, w)
 		bs += bsld(w, float64(sj.actual))
 		used += float64(sj.cores * sj.actual)
 		last = max(last, sj.startAt+sj.actual)
-		res.Dept[sj.job.Department] += float64(sj.cores * sj.actual)
 	}
-	res.Jobs = len(s.jobs)
+	res.Jobs = len(done)
 	res.finish(s.waits)
 	if res.Jobs > 0 {
 		res.AvgBSLD = bs / float64(res.Jobs)

@@ -31,6 +31,10 @@ type Options struct {
 	Config      core.Config
 	// Clock measures time spent in core.Schedule; nil means time.Now.
 	Clock func() time.Time
+	// Until, when positive, stops the replay at that virtual second;
+	// metrics then cover the jobs started by then, and Result.Dept the
+	// core-seconds delivered before it.
+	Until int64
 }
 
 // Epoch is virtual time zero.
@@ -126,6 +130,7 @@ func Run(trace []TraceJob, o Options) Result {
 		sj.job.ID = model.JobID(i + 1)
 	}
 	st := newState(jobs, cfg)
+	st.until = o.Until
 	st.loop(nodes, clock, &res)
 	return res
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 
 	"vhpc/bench/sim"
@@ -75,6 +76,8 @@ func run(args []string, out io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	// A replay is one long batch computation: trade memory for less GC.
+	debug.SetGCPercent(400)
 	cfg := core.DefaultConfig()
 	cfg.Policy = *policy
 	if *depth >= 0 {

@@ -57,18 +57,26 @@ func newCluster(nodes []*model.Node) *cluster {
 	sorted := slices.Clone(nodes)
 	slices.SortFunc(sorted, func(a, b *model.Node) int { return strings.Compare(a.Name, b.Name) })
 	c := &cluster{byName: make(map[string]int, len(sorted))}
+	states := make([]nodeState, len(sorted))
+	infos := make([]nodeInfo, len(sorted))
+	slab := make([]holder, 4*len(sorted))
+	var prev *hw
 	for _, n := range sorted {
 		if _, dup := c.byName[n.Name]; dup {
 			continue
 		}
-		var prev *hw
-		if len(c.nodes) > 0 {
-			prev = c.nodes[len(c.nodes)-1].info.hw
+		i := len(c.nodes)
+		ni := &infos[i]
+		*ni = nodeInfo{idx: i, node: n, ready: n.State == model.NodeReady}
+		if prev != nil && sameHardware(prev.src, n) {
+			ni.hw = prev
+		} else {
+			ni.hw = newHW(n)
+			prev = ni.hw
 		}
-		ni := newNodeInfo(len(c.nodes), n, prev)
-		ns := &nodeState{info: ni, futureMin: never}
-		ns.now = c.ar.cloneFree(&ni.full)
-		c.byName[n.Name] = len(c.nodes)
+		ns := &states[i]
+		*ns = nodeState{info: ni, futureMin: never, now: c.ar.cloneFree(&ni.full), holders: slab[4*i : 4*i : 4*i+4]}
+		c.byName[n.Name] = i
 		c.nodes = append(c.nodes, ns)
 	}
 	return c

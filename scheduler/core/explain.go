@@ -66,6 +66,9 @@ func Explain(in Input, cfg Config, id model.JobID) Explanation {
 	s := newSched(&in, &cfg)
 	s.explain = &explainState{id: id, out: Explanation{Job: id}}
 	s.run()
+	if s.explain.out.Found {
+		s.explain.out.Reason = s.plan.Pending[id]
+	}
 	return s.explain.out
 }
 
@@ -87,7 +90,7 @@ func (e *explainState) record(s *sched, c candidate, rank int, why string) {
 			return
 		}
 	}
-	if why == "" || s.depReason(c.j) != "" || s.staticReason(c.j, c.key) != "" {
+	if s.depReason(c.j) != "" || s.staticReason(c.j, c.key) != "" {
 		return
 	}
 	if t, nodes, _, ok := s.cl.earliest(&c.j.Request, s.partNodes(c.key.part), int64(c.est)); ok {

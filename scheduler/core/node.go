@@ -46,18 +46,6 @@ type hw struct {
 	scratch int64
 }
 
-// newNodeInfo indexes n, reusing prev's tables when n has the same
-// hardware (homogeneous racks cost one build).
-func newNodeInfo(idx int, n *model.Node, prev *hw) *nodeInfo {
-	ni := &nodeInfo{idx: idx, node: n, ready: n.State == model.NodeReady}
-	if prev != nil && sameHardware(prev.src, n) {
-		ni.hw = prev
-	} else {
-		ni.hw = newHW(n)
-	}
-	return ni
-}
-
 // sameHardware compares everything placement reads (GPU UUIDs excepted).
 func sameHardware(a, b *model.Node) bool {
 	if a.ScratchMiB != b.ScratchMiB || !slices.Equal(a.Cores, b.Cores) || !slices.Equal(a.NUMA, b.NUMA) ||

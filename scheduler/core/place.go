@@ -142,7 +142,8 @@ func (pl *placer) take(ni *nodeInfo, f *free, r *model.Request, set []int) use {
 	}
 	slices.Sort(u.phys)
 	slices.Sort(u.gpus)
-	u.numa = slices.Sorted(slices.Values(set))
+	u.numa = append(make([]int, 0, len(set)), set...)
+	slices.Sort(u.numa)
 	p := model.Placement{NUMA: u.numa, MemoryMiB: r.MemoryMiB, Hugepages: r.HugepagesMiB}
 	u.reg, u.huge = p.MemoryShares()
 	u.scratch = r.ScratchMiB

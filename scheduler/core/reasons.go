@@ -2,9 +2,34 @@ package core
 
 import (
 	"fmt"
+	"slices"
 
 	"vhpc/scheduler/model"
 )
+
+// waitPrefix starts every resource-wait reason.
+const waitPrefix = "waiting for resources: "
+
+// lazyReason is a pending reason that needs the placement miss, filled in
+// by fillLazy once the plan is complete (so "largest free" describes the
+// cluster after this cycle's starts, and each shape is analysed once).
+type lazyReason struct {
+	id             model.JobID
+	key            shapeKey
+	prefix, suffix string
+}
+
+func (s *sched) fillLazy() {
+	for _, lz := range s.lazy {
+		s.missReason(&lz.key.req, lz.key)
+		mc := s.miss[lz.key]
+		if lz.prefix == waitPrefix && lz.suffix == "" {
+			s.plan.Pending[lz.id] = mc.wait
+		} else {
+			s.plan.Pending[lz.id] = lz.prefix + mc.text + lz.suffix
+		}
+	}
+}
 
 // missReason says why r cannot be placed now on its partition's ready nodes,
 // as a value for users (DESIGN contract 6): the first resource no node has
@@ -15,14 +40,8 @@ func (s *sched) missReason(r *model.Request, key shapeKey) string {
 		return mc.text
 	}
 	text := s.computeMiss(r, key.part)
-	s.miss[key] = missCache{gen: s.cl.gen, text: text, wait: "waiting for resources: " + text}
+	s.miss[key] = missCache{gen: s.cl.gen, text: text, wait: waitPrefix + text}
 	return text
-}
-
-// waitReason is "waiting for resources: " + missReason, cached alike.
-func (s *sched) waitReason(r *model.Request, key shapeKey) string {
-	s.missReason(r, key)
-	return s.miss[key].wait
 }
 
 func (s *sched) computeMiss(r *model.Request, part string) string {
@@ -32,24 +51,28 @@ func (s *sched) computeMiss(r *model.Request, part string) string {
 	for _, n := range s.partNodes(part) {
 		ns := s.cl.nodes[n]
 		f := &ns.now
-		if quickFits(f, r) {
-			if s.cl.pl.fits(ns.info, f, r) {
-				fit++
+		if quickFits(f, r) && s.cl.pl.fits(ns.info, f, r) {
+			fit++
+		}
+		if r.GPUs > 0 {
+			s.perNUMA = slices.Grow(s.perNUMA[:0], len(ns.info.numaID))[:len(ns.info.numaID)]
+			clear(s.perNUMA)
+			for i := range ns.info.gpus {
+				if f.gpu.has(i) && ns.info.gpuMatches(i, r) {
+					s.perNUMA[ns.info.gpus[i].numa]++
+				}
 			}
-		}
-		perNUMA := make([]int, len(ns.info.numaID))
-		for i := range ns.info.gpus {
-			if f.gpu.has(i) && ns.info.gpuMatches(i, r) {
-				perNUMA[ns.info.gpus[i].numa]++
+			g := 0
+			for _, v := range s.perNUMA {
+				g += v
+				gNUMA = max(gNUMA, v)
 			}
+			gNode = max(gNode, g)
 		}
-		g := 0
-		for k, v := range perNUMA {
-			g += v
-			gNUMA = max(gNUMA, v)
-			cNUMA = max(cNUMA, f.numaLog[k])
+		for _, v := range f.numaLog {
+			cNUMA = max(cNUMA, v)
 		}
-		gNode, cNode = max(gNode, g), max(cNode, f.log)
+		cNode = max(cNode, f.log)
 		mem, huge, scratch = max(mem, f.regTot), max(huge, f.hugeTot), max(scratch, f.scratch)
 	}
 	local := !r.CrossNUMA

@@ -31,9 +31,14 @@ func (s *sched) run() {
 			why = fmt.Sprintf("fcfs: waiting behind job %d", blockedBy)
 		}
 		if why == "" {
-			why = s.startAll(c, depth)
-			if why != "" && s.cfg.Policy == PolicyFCFS && !strings.HasPrefix(why, "quota") && !strings.HasPrefix(why, "array") {
-				blockedBy = j.ID
+			var lz *lazyReason
+			why, lz = s.startAll(c, depth)
+			if lz != nil {
+				lz.id = j.ID
+				s.lazy = append(s.lazy, *lz)
+				if s.cfg.Policy == PolicyFCFS {
+					blockedBy = j.ID
+				}
 			}
 		}
 		if why != "" {
@@ -43,6 +48,7 @@ func (s *sched) run() {
 			s.explain.record(s, c, rank, why)
 		}
 	}
+	s.fillLazy()
 	slices.SortFunc(s.plan.Starts, func(a, b model.Start) int {
 		if a.Job != b.Job {
 			return cmpU(uint64(a.Job), uint64(b.Job))
@@ -52,8 +58,10 @@ func (s *sched) run() {
 }
 
 // startAll starts as many of c's tasks as fit (one for a plain job) and
-// returns why the rest wait ("" when nothing is left).
-func (s *sched) startAll(c candidate, depth int) string {
+// returns why the rest wait: a final reason, or (for resource waits) a
+// lazy one completed with the placement miss after the cycle. Both are
+// empty when nothing is left.
+func (s *sched) startAll(c candidate, depth int) (string, *lazyReason) {
 	j := c.j
 	task := int64(0)
 	left := int64(1)
@@ -64,18 +72,19 @@ func (s *sched) startAll(c candidate, depth int) string {
 	d := int64(c.est)
 	for ; left > 0; task, left = task+1, left-1 {
 		if why := s.quotaReason(j); why != "" {
-			return why
+			return why, nil
 		}
 		if s.tryStart(c, task, d) {
 			continue
 		}
+		lz := &lazyReason{key: c.key, prefix: waitPrefix}
 		if s.nres >= depth {
-			return s.waitReason(&j.Request, c.key)
+			return "", lz
 		}
-		miss := s.missReason(&j.Request, c.key)
 		t, nodes, uses, ok := s.cl.earliest(&j.Request, s.partNodes(c.key.part), d)
 		if !ok {
-			return "waiting for resources (no start time found while running jobs end): " + miss
+			lz.prefix = "waiting for resources (no start time found while running jobs end): "
+			return "", lz
 		}
 		if t == 0 { // fits now after all (a different node order): start it
 			s.start(c, task, nodes, uses, d)
@@ -83,9 +92,11 @@ func (s *sched) startAll(c candidate, depth int) string {
 		}
 		s.reserve(c, task, nodes, uses, t, d)
 		at := s.in.Now.Add(time.Duration(t)).UTC().Format(time.RFC3339)
-		return fmt.Sprintf("reserved: expected to start at %s on %s (waiting for resources: %s)", at, nodeList(s, nodes), miss)
+		lz.prefix = fmt.Sprintf("reserved: expected to start at %s on %s (%s", at, nodeList(s, nodes), waitPrefix)
+		lz.suffix = ")"
+		return "", lz
 	}
-	return ""
+	return "", nil
 }
 
 // tryStart places one task of c now, if it fits without touching any

@@ -36,6 +36,8 @@ type sched struct {
 	nowC     map[shapeKey]nowCache
 	miss     map[shapeKey]missCache
 	nres     int
+	lazy     []lazyReason
+	perNUMA  []int
 	explain  *explainState
 }
 

@@ -1,0 +1,83 @@
+package core
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"vhpc/scheduler/model"
+)
+
+// gpuBox is a 2-socket node: 2 x 32 cores x SMT-2, 4 H100 per socket.
+var gpuBox = hwSpec{numa: 2, phys: 32, smt: 2, gpus: 4, model: "H100", memMiB: 512 * 1024}
+
+func benchNodes(n int) []*model.Node {
+	out := make([]*model.Node, n)
+	for i := range out {
+		out[i] = mkNode(fmt.Sprintf("gpu%04d", i), gpuBox)
+	}
+	return out
+}
+
+// benchJobs makes n pending jobs of mixed shapes: 1-8 GPUs, 8-64 cores,
+// gangs of 1-4 nodes, walltimes of 1-24 h, three departments.
+func benchJobs(first model.JobID, n int) []*model.Job {
+	jobs := make([]*model.Job, n)
+	for i := range jobs {
+		id := first + model.JobID(i)
+		g := []int{1, 1, 1, 2, 2, 4, 8}[i%7]
+		r := model.Request{Nodes: []int{1, 1, 1, 1, 2, 4}[i%6], TasksPerNode: g, CPUsPerTask: 8, GPUs: g, GPUModel: "H100", MemoryMiB: int64(g) * 32768}
+		j := mkJob(id, r, time.Duration(1+i%24)*time.Hour)
+		j.Department = []string{"physics", "render", "bio"}[i%3]
+		jobs[i] = j
+	}
+	return jobs
+}
+
+// BenchmarkCycle10kJobs1kNodes is one scheduling cycle: 1,000 nodes with 8
+// GPUs each, about half of them busy, and 10,000 pending jobs.
+func BenchmarkCycle10kJobs1kNodes(b *testing.B) {
+	in := Input{Now: t0, Nodes: benchNodes(1000)}
+	warm := benchJobs(1, 2500)
+	in.Jobs = warm
+	plan := Schedule(in, DefaultConfig())
+	byID := map[model.JobID]*model.Job{}
+	for _, j := range warm {
+		byID[j.ID] = j
+	}
+	for _, s := range plan.Starts {
+		in.Allocs = append(in.Allocs, allocsFor(s, byID[s.Job], t0.Add(-30*time.Minute))...)
+		byID[s.Job].State = model.JobRunning
+	}
+	var running []*model.Job
+	for _, j := range warm {
+		if j.State == model.JobRunning {
+			running = append(running, j)
+		}
+	}
+	in.Jobs = append(running, benchJobs(100000, 10000)...)
+	b.ReportMetric(float64(len(in.Allocs)), "allocs")
+	b.ResetTimer()
+	for b.Loop() {
+		p := Schedule(in, DefaultConfig())
+		if len(p.Pending) < 9000 {
+			b.Fatalf("only %d pending", len(p.Pending))
+		}
+	}
+}
+
+// BenchmarkPlacementsSingleNode measures placements per second: 8,000
+// single-node one-GPU jobs onto an empty 1,000-node, 8,000-GPU cluster in
+// one cycle.
+func BenchmarkPlacementsSingleNode(b *testing.B) {
+	in := Input{Now: t0, Nodes: benchNodes(1000)}
+	for i := range 8000 {
+		in.Jobs = append(in.Jobs, mkJob(model.JobID(i+1), model.Request{TasksPerNode: 8, GPUs: 1, MemoryMiB: 32768}, time.Hour))
+	}
+	n := 0
+	start := time.Now()
+	for b.Loop() {
+		n += len(Schedule(in, DefaultConfig()).Starts)
+	}
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "placements/s")
+}
