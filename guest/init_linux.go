@@ -89,6 +89,9 @@ func initAndRun(log *slog.Logger) error {
 
 	boot := uptime()
 	log.Info("starting job", "alloc_id", req.AllocID, "boot_seconds", boot)
+	if err := WriteStarted(ShareMount, Started{BootSeconds: boot}); err != nil {
+		return fail(126, err)
+	}
 	e := RunJob(context.Background(), req, JobOptions{WorkDir: work, ScriptDir: "/run", Out: out, Stop: stop})
 	e.BootSeconds = boot
 	_ = outFile.Sync()

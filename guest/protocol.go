@@ -37,6 +37,9 @@ const (
 	RequestFile = "job.json"
 	// OutputFile receives the job's stdout and stderr, appended as they come.
 	OutputFile = "output.log"
+	// StartedFile is written atomically by the guest just before the job
+	// starts (content: Started); the host reports the job "running" then.
+	StartedFile = "started.json"
 	// ExitFile is written atomically by the guest when the job has ended.
 	ExitFile = "exit.json"
 	// WorkDir is the job's working directory inside the share: stage-in
@@ -136,6 +139,18 @@ type Exit struct {
 	// Stopped is true when the host asked the guest to stop (ACPI power
 	// button) and the job was terminated because of it.
 	Stopped bool `json:"stopped,omitempty"`
+}
+
+// Started is the content of started.json.
+type Started struct {
+	Version     int     `json:"version"`
+	BootSeconds float64 `json:"bootSeconds"`
+}
+
+// WriteStarted writes started.json into dir atomically (guest side).
+func WriteStarted(dir string, s Started) error {
+	s.Version = ProtocolVersion
+	return writeJSONAtomic(filepath.Join(dir, StartedFile), s)
 }
 
 // WriteRequest writes job.json into the share directory dir (host side).

@@ -1,0 +1,441 @@
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"vhpc/guest"
+	"vhpc/nodeagent/libvirt"
+	"vhpc/nodeagent/staging"
+	"vhpc/nodeagent/vm"
+	"vhpc/scheduler/model"
+)
+
+// Progress phases reported through the progress callback.
+const (
+	PhaseStaging = "staging" // job directory prepared, stage-in running
+	PhaseBooting = "booting" // domain defined and started
+	PhaseRunning = "running" // hpc-guest started the job (started.json)
+	PhaseStopped = "stopped" // guest gone; stage-out and cleanup follow
+)
+
+// exitLinger bounds how long a guest may take to power off after it wrote
+// exit.json before it is destroyed.
+const exitLinger = 30 * time.Second
+
+// cleanupTimeout bounds the libvirt calls of the final cleanup, which runs
+// on a context detached from the (possibly cancelled) caller's.
+const cleanupTimeout = 30 * time.Second
+
+// runState is the host's own record in the job directory, so that Adopt
+// after an agent restart knows the walltime deadline.
+type runState struct {
+	AllocID  string    `json:"allocId"`
+	Domain   string    `json:"domain"`
+	Started  time.Time `json:"started"`
+	Deadline time.Time `json:"deadline,omitzero"`
+}
+
+const runStateFile = "run.json"
+
+// Run runs t in a new guest and returns how it ended: it prepares the job
+// directory, stages in, defines and starts the domain ("booting"), waits
+// for the job ("running") and the guest's power-off, enforces the walltime
+// (ACPI shutdown, destroy after ShutdownGrace: timeout), stages out (also
+// after a failure), destroys and undefines the domain, and removes the
+// scratch file and job directory. Cancelling ctx cancels the job: the
+// domain is destroyed at once and the State is cancelled.
+//
+// Whatever happens, Run leaves no domain and no job directory behind
+// (the logs under LogPath/ConsolePath stay until RemoveLogs). An error is
+// returned for failures of the node rather than of the job (bad task,
+// libvirt, staging); Result.State is then failed with the same Reason.
+// progress may be nil.
+func (r *Runner) Run(ctx context.Context, t Task, progress func(phase string)) (res Result, err error) {
+	if progress == nil {
+		progress = func(string) {}
+	}
+	st, err := r.start(ctx, t, progress)
+	if st.prepared {
+		// From here on, the domain and the job directory are ours to remove.
+		defer func() {
+			if cerr := r.cleanup(ctx, st.name, st.dir); cerr != nil {
+				st.log.Error("cleanup failed", "err", cerr)
+				if err == nil {
+					err = cerr
+					res.State, res.Reason = model.AllocFailed, joinReason(res.Reason, cerr.Error())
+				}
+			}
+		}()
+	}
+	if err != nil {
+		return Result{State: model.AllocFailed, ExitCode: -1, Reason: err.Error()}, err
+	}
+	return r.finish(ctx, t, st.name, st.dir, st.deadline, progress, st.log)
+}
+
+// started is what start leaves for finish (and for cleanup).
+type started struct {
+	prepared bool // the job directory exists and is ours
+	name     string
+	dir      staging.Dir
+	deadline time.Time
+	log      *slog.Logger
+}
+
+// start prepares the job directory, stages in and starts the domain.
+func (r *Runner) start(ctx context.Context, t Task, progress func(string)) (started, error) {
+	if progress == nil {
+		progress = func(string) {}
+	}
+	st := started{name: vm.Name(t.Job, t.Task, t.Rank), log: r.log}
+	tmpl, err := r.template(t.Image)
+	if err != nil {
+		return st, err
+	}
+	if err := checkTask(t); err != nil {
+		return st, err
+	}
+	if st.dir, err = staging.Layout(r.cfg.StateDir, t.AllocID); err != nil {
+		return st, err
+	}
+	st.log = r.log.With("alloc_id", t.AllocID, "domain", st.name)
+	if ds, err := r.doms.State(ctx, st.name); err != nil {
+		return st, err
+	} else if ds != libvirt.StateAbsent {
+		return st, fmt.Errorf("domain %s already exists (state %s): adopt it instead of running the task twice", st.name, ds)
+	}
+	if err := staging.Prepare(ctx, st.dir, t.Placement.Scratch); err != nil {
+		return st, err
+	}
+	st.prepared = true
+	progress(PhaseStaging)
+	if err := r.stageIn(t, st.dir); err != nil {
+		return st, err
+	}
+	if err := r.prepareShare(t, st.dir); err != nil {
+		return st, err
+	}
+	spec := vm.Spec{
+		AllocID: t.AllocID, Attempt: t.Attempt, Job: t.Job, Task: t.Task, Rank: t.Rank,
+		Cores: t.Placement.Cores, HousekeepingCores: r.cfg.HousekeepingCores,
+		MemoryMiB: memoryMiB(t), ShareDir: st.dir.Share, ConsoleLog: r.ConsolePath(t.AllocID),
+	}
+	if t.Placement.Scratch > 0 {
+		spec.ScratchPath = st.dir.Scratch
+	}
+	def, err := vm.Build(tmpl, spec)
+	if err != nil {
+		return st, err
+	}
+	rs := runState{AllocID: t.AllocID, Domain: st.name, Started: time.Now()}
+	if t.Walltime > 0 {
+		rs.Deadline = rs.Started.Add(t.Walltime)
+	}
+	st.deadline = rs.Deadline
+	if err := writeRunState(st.dir, rs); err != nil {
+		return st, err
+	}
+	if err := r.doms.DefineAndStart(ctx, def); err != nil {
+		return st, err
+	}
+	st.log.Info("guest started", "hypervisor", r.hv, "cores", vm.CPUSet(t.Placement.Cores), "memory_mib", spec.MemoryMiB)
+	progress(PhaseBooting)
+	return st, nil
+}
+
+// Adopt waits for the guest of t that an earlier agent process started
+// (found by name), exactly as Run would have, without starting it again:
+// after an agent restart. If the guest already ended, its exit.json is
+// collected. Stage-out and cleanup follow as in Run. If neither a domain
+// nor a job directory exists, the task is reported failed (lost).
+func (r *Runner) Adopt(ctx context.Context, t Task, progress func(string)) (res Result, err error) {
+	if progress == nil {
+		progress = func(string) {}
+	}
+	dir, err := staging.Layout(r.cfg.StateDir, t.AllocID)
+	if err != nil {
+		return Result{State: model.AllocFailed, ExitCode: -1, Reason: err.Error()}, err
+	}
+	name := vm.Name(t.Job, t.Task, t.Rank)
+	log := r.log.With("alloc_id", t.AllocID, "domain", name)
+	st, err := r.doms.State(ctx, name)
+	if err != nil {
+		return Result{State: model.AllocFailed, ExitCode: -1, Reason: err.Error()}, err
+	}
+	if st != libvirt.StateAbsent {
+		d, err := r.doms.XML(ctx, name)
+		if err != nil {
+			return Result{State: model.AllocFailed, ExitCode: -1, Reason: err.Error()}, err
+		}
+		if m, err := vm.ParseMetadata(d); err != nil || m.ID != t.AllocID {
+			err = fmt.Errorf("domain %s belongs to allocation %q, not %q: not adopting it", name, m.ID, t.AllocID)
+			return Result{State: model.AllocFailed, ExitCode: -1, Reason: err.Error()}, err
+		}
+	}
+	if _, serr := os.Stat(dir.Root); serr != nil && st == libvirt.StateAbsent {
+		return Result{State: model.AllocFailed, ExitCode: -1, Reason: "lost: no guest and no job directory on this node after the agent restart"}, nil
+	}
+	defer func() {
+		if cerr := r.cleanup(ctx, name, dir); cerr != nil {
+			log.Error("cleanup failed", "err", cerr)
+			if err == nil {
+				err = cerr
+				res.State, res.Reason = model.AllocFailed, joinReason(res.Reason, cerr.Error())
+			}
+		}
+	}()
+	rs, _ := readRunState(dir) // missing: no deadline known, none enforced
+	log.Info("adopting guest", "state", st, "deadline", rs.Deadline)
+	return r.finish(ctx, t, name, dir, rs.Deadline, progress, log)
+}
+
+// finish waits for the guest, then collects the result and stages out.
+func (r *Runner) finish(ctx context.Context, t Task, name string, dir staging.Dir, deadline time.Time, progress func(string), log *slog.Logger) (Result, error) {
+	out, werr := r.wait(ctx, name, dir, deadline, progress)
+	progress(PhaseStopped)
+	res := r.result(t, dir, out)
+	if werr != nil {
+		res.State, res.Reason = model.AllocFailed, joinReason(res.Reason, werr.Error())
+	}
+	if err := r.stageOut(t, dir); err != nil {
+		log.Warn("stage-out failed", "err", err)
+		if res.State == model.AllocCompleted {
+			res.State = model.AllocFailed
+		}
+		res.Reason = joinReason(res.Reason, "stage-out: "+err.Error())
+	}
+	log.Info("task ended", "state", res.State, "exit_code", res.ExitCode, "boot_seconds", res.BootSeconds, "run_seconds", res.RunSeconds, "reason", res.Reason)
+	return res, werr
+}
+
+type outcome struct {
+	cancelled bool
+	timedOut  bool
+	last      libvirt.State
+}
+
+// wait polls the domain until it stops, handling cancellation (destroy),
+// the walltime (ACPI shutdown, destroy after the grace period) and a guest
+// that lingers after writing exit.json.
+func (r *Runner) wait(ctx context.Context, name string, dir staging.Dir, deadline time.Time, progress func(string)) (outcome, error) {
+	var out outcome
+	tick := time.NewTicker(r.cfg.PollInterval)
+	defer tick.Stop()
+	running := false
+	var graceEnd, exitSeen time.Time
+	// Libvirt calls use a context that survives the caller's cancel.
+	lctx := context.WithoutCancel(ctx)
+	for {
+		st, err := r.doms.State(lctx, name)
+		if err != nil {
+			return out, err
+		}
+		out.last = st
+		if st.Stopped() {
+			return out, nil
+		}
+		now := time.Now()
+		if !running && exists(filepath.Join(dir.Share, guest.StartedFile)) {
+			running = true
+			progress(PhaseRunning)
+		}
+		if exitSeen.IsZero() && exists(filepath.Join(dir.Share, guest.ExitFile)) {
+			exitSeen = now
+		}
+		switch {
+		case ctx.Err() != nil:
+			out.cancelled = true
+			return out, r.doms.DestroyAndUndefine(lctx, name)
+		case !exitSeen.IsZero() && now.Sub(exitSeen) > exitLinger:
+			// The job is done; the guest failed to power off.
+			return out, r.doms.DestroyAndUndefine(lctx, name)
+		case !graceEnd.IsZero() && now.After(graceEnd):
+			return out, r.doms.DestroyAndUndefine(lctx, name)
+		case graceEnd.IsZero() && !deadline.IsZero() && now.After(deadline) && exitSeen.IsZero():
+			out.timedOut = true
+			graceEnd = now.Add(r.cfg.ShutdownGrace)
+			if err := r.doms.Shutdown(lctx, name); err != nil && !errors.Is(err, libvirt.ErrNotFound) {
+				return out, err
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// result turns the outcome and exit.json into a Result.
+func (r *Runner) result(t Task, dir staging.Dir, out outcome) Result {
+	e, eerr := guest.ReadExit(dir.Share)
+	res := Result{ExitCode: e.ExitCode, BootSeconds: e.BootSeconds, RunSeconds: e.RunSeconds}
+	switch {
+	case out.cancelled:
+		res.State, res.Reason = model.AllocCancelled, "cancelled"
+		if eerr != nil {
+			res.ExitCode = -1
+		}
+	case out.timedOut:
+		res.State, res.Reason = model.AllocTimedOut, fmt.Sprintf("walltime %s exceeded", t.Walltime)
+		if eerr != nil {
+			res.ExitCode = -1
+		}
+	case eerr != nil:
+		res.State, res.ExitCode = model.AllocFailed, -1
+		res.Reason = fmt.Sprintf("guest stopped (%s) without an exit status; see %s", out.last, r.ConsolePath(t.AllocID))
+	case e.Error != "":
+		res.State, res.Reason = model.AllocFailed, e.Error
+	case e.ExitCode != 0:
+		res.State, res.Reason = model.AllocFailed, fmt.Sprintf("exit code %d", e.ExitCode)
+		if e.Signal != "" {
+			res.Reason = "killed by signal " + e.Signal
+		}
+	default:
+		res.State = model.AllocCompleted
+	}
+	return res
+}
+
+func (r *Runner) stageIn(t Task, dir staging.Dir) error {
+	if len(t.StageIn) == 0 {
+		return nil
+	}
+	if t.SourceDir == "" {
+		return errors.New("stage-in: the task has no source directory")
+	}
+	if err := staging.Copy(t.SourceDir, dir.Work, t.StageIn); err != nil {
+		return fmt.Errorf("stage-in: %w", err)
+	}
+	return nil
+}
+
+func (r *Runner) stageOut(t Task, dir staging.Dir) error {
+	if len(t.StageOut) == 0 {
+		return nil
+	}
+	if t.SourceDir == "" {
+		return errors.New("the task has no source directory")
+	}
+	if _, err := os.Stat(dir.Work); err != nil {
+		return fmt.Errorf("work directory: %w", err)
+	}
+	return staging.Copy(dir.Work, t.SourceDir, t.StageOut)
+}
+
+// prepareShare writes job.json, creates output.log (hard-linked to
+// LogPath) and hands the share to the QEMU user.
+func (r *Runner) prepareShare(t Task, dir staging.Dir) error {
+	req := guest.Request{
+		Version: guest.ProtocolVersion, AllocID: t.AllocID, JobID: t.Job, Task: t.Task, Rank: t.Rank,
+		Attempt: t.Attempt, Argv: t.Command, Script: t.Script, Env: t.Env,
+		UID: guest.JobUID, GID: guest.JobGID, NCPUs: len(t.Placement.Cores),
+		MemoryMiB: memoryMiB(t), Scratch: t.Placement.Scratch > 0,
+	}
+	if err := guest.WriteRequest(dir.Share, req); err != nil {
+		return err
+	}
+	outLog := filepath.Join(dir.Share, guest.OutputFile)
+	if err := os.WriteFile(outLog, nil, 0o644); err != nil {
+		return fmt.Errorf("create output log: %w", err)
+	}
+	if err := r.RemoveLogs(t.AllocID); err != nil {
+		return fmt.Errorf("remove old logs: %w", err)
+	}
+	if err := os.Link(outLog, r.LogPath(t.AllocID)); err != nil {
+		return fmt.Errorf("link output log into %s: %w", filepath.Dir(r.LogPath(t.AllocID)), err)
+	}
+	if r.chownOK {
+		if err := staging.ChownTree(dir.Share, r.qemuUID, r.qemuGID); err != nil {
+			return fmt.Errorf("hand the job share to %s: %w", r.cfg.QEMUUser, err)
+		}
+	}
+	return nil
+}
+
+// cleanup destroys and undefines the domain and removes the job directory,
+// on a context detached from the caller's (which may be cancelled).
+func (r *Runner) cleanup(ctx context.Context, name string, dir staging.Dir) error {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	defer cancel()
+	return errors.Join(r.doms.DestroyAndUndefine(cctx, name), staging.Cleanup(dir))
+}
+
+func checkTask(t Task) error {
+	if err := staging.CheckAllocID(t.AllocID); err != nil {
+		return err
+	}
+	if len(t.Command) == 0 && t.Script == "" {
+		return errors.New("task has neither a command nor a script")
+	}
+	if len(t.Placement.Cores) == 0 {
+		return errors.New("task placement has no cores")
+	}
+	if t.Placement.Scratch < 0 || t.Placement.MemoryMiB < 0 {
+		return errors.New("task placement has negative memory or scratch")
+	}
+	if (len(t.StageIn) > 0 || len(t.StageOut) > 0) && t.SourceDir == "" {
+		return errors.New("task stages files but has no source directory")
+	}
+	for _, s := range append(append([]Stage{}, t.StageIn...), t.StageOut...) {
+		err := staging.CheckPath(s.From)
+		if err == nil && s.To != "" {
+			err = staging.CheckPath(s.To)
+		}
+		if err != nil {
+			return fmt.Errorf("stage %q -> %q: %w", s.From, s.To, err)
+		}
+	}
+	return nil
+}
+
+func memoryMiB(t Task) int64 {
+	if t.Placement.MemoryMiB == 0 {
+		return 256
+	}
+	return t.Placement.MemoryMiB
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+func joinReason(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
+
+func writeRunState(dir staging.Dir, rs runState) error {
+	b, err := json.Marshal(rs)
+	if err != nil {
+		return fmt.Errorf("encode run state: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir.Root, runStateFile), b, 0o644); err != nil {
+		return fmt.Errorf("write run state: %w", err)
+	}
+	return nil
+}
+
+func readRunState(dir staging.Dir) (runState, error) {
+	var rs runState
+	f, err := os.Open(filepath.Join(dir.Root, runStateFile))
+	if err != nil {
+		return rs, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return rs, err
+	}
+	return rs, json.Unmarshal(b, &rs)
+}

@@ -1,0 +1,292 @@
+// Package runner runs one allocation's task inside a libvirt guest, from
+// an empty job directory to a collected exit status and a clean host. The
+// node agent (nodeagent/agent) calls it; it is built on nodeagent/vm
+// (domain definitions), nodeagent/libvirt (life cycle), nodeagent/staging
+// (job directory, stage-in/out) and vmimages (the tiny image). See
+// ../README.md for the picture.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"vhpc/nodeagent/libvirt"
+	"vhpc/nodeagent/staging"
+	"vhpc/nodeagent/vm"
+	"vhpc/scheduler/model"
+	"vhpc/vmimages"
+)
+
+// Config configures a Runner. Zero values get the defaults noted.
+type Config struct {
+	// StateDir holds jobs/<allocID>/, logs/ and the hypervisor probe
+	// cache. It and its parents must be traversable by the QEMU user.
+	// Default /var/lib/vhpc.
+	StateDir string
+	// ImageDir is the image store. Default <StateDir>/images.
+	ImageDir string
+	// LibvirtURI defaults to qemu:///system.
+	LibvirtURI string
+	// Hypervisor is "auto" (default: probe, cached), "kvm" or "tcg".
+	Hypervisor string
+	// HousekeepingCores run QEMU's emulator threads (emulatorpin).
+	HousekeepingCores []int
+	// ShutdownGrace is how long a guest gets between the ACPI power
+	// button and a hard destroy when its walltime is over. Default 10s.
+	ShutdownGrace time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+
+	// GuestBinary is the static hpc-guest put into the tiny image;
+	// default: found or built by vmimages.FindGuestBinary.
+	GuestBinary string
+	// QEMUUser is the user libvirt runs QEMU as (qemu.conf "user"); the job
+	// share is handed to it. Default "libvirt-qemu"; if that user does not
+	// exist, the share stays root's (QEMU running as root).
+	QEMUUser string
+	// ProbeTimeout bounds the KVM probe boot. Default 15s.
+	ProbeTimeout time.Duration
+	// PollInterval is how often a running guest is checked. Default 200ms.
+	PollInterval time.Duration
+}
+
+// Stage is one stage-in or stage-out copy (relative paths; see staging.Stage).
+type Stage = staging.Stage
+
+// Task is one allocation's work on this node, as the agent passes it.
+type Task struct {
+	AllocID string
+	Job     uint64
+	Task    int64
+	Rank    int
+	Attempt uint64
+	// Image is the guest image; "" or "tiny" is the built-in tiny image
+	// (the only one so far).
+	Image   string
+	Command []string
+	Script  string
+	Env     map[string]string
+	// Placement gives cores (1:1 vCPUs), memory (0 = 256 MiB) and scratch
+	// (MiB, 0 = no scratch disk).
+	Placement model.Placement
+	// Walltime is enforced from the moment the guest is started; 0 = none.
+	Walltime time.Duration
+	StageIn  []Stage
+	StageOut []Stage
+	// SourceDir is the staging root on this host (the submitter's
+	// directory in dev mode); required when StageIn or StageOut is set.
+	SourceDir string
+}
+
+// Result is how a task ended.
+type Result struct {
+	// State is completed, failed, timeout or cancelled.
+	State       model.AllocState
+	ExitCode    int
+	BootSeconds float64
+	RunSeconds  float64
+	// Reason says why the task failed, timed out or was cancelled.
+	Reason string
+}
+
+// Runner runs tasks in guests on this node. Its methods are safe for
+// concurrent use on distinct allocations.
+type Runner struct {
+	cfg      Config
+	log      *slog.Logger
+	doms     libvirt.Domains
+	closer   func() error
+	img      vmimages.Image
+	hv       string
+	qemuUID  int
+	qemuGID  int
+	chownOK  bool
+	hvReason string
+}
+
+// New connects to libvirt, finds or builds the tiny image and settles the
+// hypervisor (forced by Config.Hypervisor, else read from the probe cache
+// in StateDir, else probed by booting the tiny image under KVM). It fails
+// with a clear message when libvirtd is not reachable.
+func New(ctx context.Context, cfg Config) (*Runner, error) {
+	cfg = withDefaults(cfg)
+	switch cfg.Hypervisor {
+	case "auto", "kvm", "tcg":
+	default:
+		return nil, fmt.Errorf("runner: hypervisor %q: want auto, kvm or tcg", cfg.Hypervisor)
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
+		return nil, fmt.Errorf("runner: state dir: %w", err)
+	}
+	conn, err := libvirt.Connect(cfg.LibvirtURI)
+	if err != nil {
+		return nil, fmt.Errorf("runner: %w", err)
+	}
+	gb, err := vmimages.FindGuestBinary(ctx, cfg.GuestBinary, filepath.Join(cfg.ImageDir, ".guest"), cfg.Logger)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("runner: %w", err)
+	}
+	img, err := vmimages.EnsureTiny(ctx, cfg.ImageDir, vmimages.TinySpec{GuestBinary: gb}, cfg.Logger)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("runner: tiny image: %w", err)
+	}
+	r, err := newRunner(cfg, conn, img)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	r.closer = conn.Close
+	if err := r.settleHypervisor(ctx); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func withDefaults(cfg Config) Config {
+	if cfg.StateDir == "" {
+		cfg.StateDir = "/var/lib/vhpc"
+	}
+	if cfg.ImageDir == "" {
+		cfg.ImageDir = filepath.Join(cfg.StateDir, "images")
+	}
+	if cfg.LibvirtURI == "" {
+		cfg.LibvirtURI = "qemu:///system"
+	}
+	if cfg.Hypervisor == "" {
+		cfg.Hypervisor = "auto"
+	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.QEMUUser == "" {
+		cfg.QEMUUser = "libvirt-qemu"
+	}
+	if cfg.ProbeTimeout <= 0 {
+		cfg.ProbeTimeout = 15 * time.Second
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 200 * time.Millisecond
+	}
+	return cfg
+}
+
+// newRunner wires a Runner over any Domains (the fake in unit tests). The
+// hypervisor is left for settleHypervisor (or set by the test).
+func newRunner(cfg Config, doms libvirt.Domains, img vmimages.Image) (*Runner, error) {
+	cfg = withDefaults(cfg)
+	r := &Runner{cfg: cfg, log: cfg.Logger.With("component", "runner"), doms: doms, img: img}
+	if u, err := user.Lookup(cfg.QEMUUser); err == nil {
+		uid, err1 := strconv.Atoi(u.Uid)
+		gid, err2 := strconv.Atoi(u.Gid)
+		if err1 == nil && err2 == nil {
+			r.qemuUID, r.qemuGID, r.chownOK = uid, gid, os.Getuid() == 0
+		}
+	}
+	for _, d := range []string{filepath.Join(cfg.StateDir, "jobs"), filepath.Join(cfg.StateDir, "logs")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("runner: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// Close releases the libvirt connection. Guests keep running (Adopt
+// finds them after a restart).
+func (r *Runner) Close() error {
+	if r.closer != nil {
+		return r.closer()
+	}
+	return nil
+}
+
+// Hypervisor returns "kvm" or "tcg", as settled by New.
+func (r *Runner) Hypervisor() string { return r.hv }
+
+// Image returns the tiny image the runner boots.
+func (r *Runner) Image() vmimages.Image { return r.img }
+
+// LogPath returns the job's output log (stdout+stderr as the guest writes
+// it), for `hpcsub logs -f`. It is a hard link to the share's output.log,
+// so it stays readable after the job directory is removed, until
+// RemoveLogs.
+func (r *Runner) LogPath(allocID string) string {
+	return filepath.Join(r.cfg.StateDir, "logs", allocID+".output.log")
+}
+
+// ConsolePath returns the guest's serial console log (kernel and
+// hpc-guest messages), kept like LogPath.
+func (r *Runner) ConsolePath(allocID string) string {
+	return filepath.Join(r.cfg.StateDir, "logs", allocID+".console.log")
+}
+
+// RemoveLogs deletes the logs LogPath and ConsolePath name; the agent calls
+// it when the master no longer needs them.
+func (r *Runner) RemoveLogs(allocID string) error {
+	if err := staging.CheckAllocID(allocID); err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range []string{r.LogPath(allocID), r.ConsolePath(allocID)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Running returns the allocation ids of every vhpc- domain defined on this
+// host (running or stopped but not yet collected), read from the domains'
+// metadata. The agent adopts or cleans each after a restart.
+func (r *Runner) Running(ctx context.Context) ([]string, error) {
+	infos, err := r.doms.List(ctx, vm.NamePrefix)
+	if err != nil {
+		return nil, fmt.Errorf("runner: %w", err)
+	}
+	var ids []string
+	for _, in := range infos {
+		d, err := r.doms.XML(ctx, in.Name)
+		if errors.Is(err, libvirt.ErrNotFound) {
+			continue // gone meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("runner: %w", err)
+		}
+		m, err := vm.ParseMetadata(d)
+		if err != nil {
+			r.log.Warn("vhpc- domain without vhpc metadata", "domain", in.Name, "err", err)
+			continue
+		}
+		ids = append(ids, m.ID)
+	}
+	return ids, nil
+}
+
+// Remove destroys and undefines an allocation's domain and deletes its job
+// directory: for an agent cleaning up a domain it will not adopt.
+func (r *Runner) Remove(ctx context.Context, t Task) error {
+	dir, err := staging.Layout(r.cfg.StateDir, t.AllocID)
+	if err != nil {
+		return fmt.Errorf("runner: %w", err)
+	}
+	return errors.Join(r.doms.DestroyAndUndefine(ctx, vm.Name(t.Job, t.Task, t.Rank)), staging.Cleanup(dir))
+}
+
+func (r *Runner) template(image string) (vm.Template, error) {
+	if image != "" && image != "tiny" {
+		return vm.Template{}, fmt.Errorf("image %q is not available on this node (only \"tiny\" so far)", image)
+	}
+	return vm.Template{Name: "tiny", Hypervisor: r.hv, Kernel: r.img.Kernel, Initrd: r.img.Initrd, Cmdline: r.img.Cmdline}, nil
+}
