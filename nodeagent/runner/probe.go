@@ -57,7 +57,7 @@ func (r *Runner) settleHypervisor(ctx context.Context) error {
 // ProbeTimeout: on some hosts (nested virtualization) /dev/kvm exists but
 // guests hang.
 func (r *Runner) probe(ctx context.Context) (string, string) {
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	f, err := os.OpenFile(r.kvmDevice, os.O_RDWR, 0)
 	if err != nil {
 		return "tcg", fmt.Sprintf("KVM unusable: %v", err)
 	}

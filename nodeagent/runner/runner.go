@@ -109,6 +109,8 @@ type Runner struct {
 	qemuGID  int
 	chownOK  bool
 	hvReason string
+	// kvmDevice is /dev/kvm; tests point it elsewhere.
+	kvmDevice string
 }
 
 // New connects to libvirt, finds or builds the tiny image and settles the
@@ -187,7 +189,7 @@ func withDefaults(cfg Config) Config {
 // hypervisor is left for settleHypervisor (or set by the test).
 func newRunner(cfg Config, doms libvirt.Domains, img vmimages.Image) (*Runner, error) {
 	cfg = withDefaults(cfg)
-	r := &Runner{cfg: cfg, log: cfg.Logger.With("component", "runner"), doms: doms, img: img}
+	r := &Runner{cfg: cfg, log: cfg.Logger.With("component", "runner"), doms: doms, img: img, kvmDevice: "/dev/kvm"}
 	if u, err := user.Lookup(cfg.QEMUUser); err == nil {
 		uid, err1 := strconv.Atoi(u.Uid)
 		gid, err2 := strconv.Atoi(u.Gid)
