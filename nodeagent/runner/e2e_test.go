@@ -52,16 +52,22 @@ var e2eGuestBinary = sync.OnceValues(func() (string, error) {
 // e2eImageDir is shared between runs: images are content-addressed.
 func e2eImageDir() string { return filepath.Join(os.TempDir(), "vhpc-e2e-images") }
 
-func requireLibvirt(t *testing.T) {
-	t.Helper()
+func libvirtReachable() error {
 	c, err := libvirt.Connect(e2eURI)
 	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+func requireLibvirt(t *testing.T) {
+	t.Helper()
+	if err := libvirtReachable(); err != nil {
 		if os.Getenv("VHPC_E2E") == "1" {
 			t.Fatalf("VHPC_E2E=1 but libvirt is unreachable: %v", err)
 		}
 		t.Skipf("e2e: libvirt unreachable (%v); run scripts/start-libvirt.sh, and set VHPC_E2E=1 to make this a failure", err)
 	}
-	c.Close()
 }
 
 // newE2ERunner returns a Runner on a fresh state dir, and registers a

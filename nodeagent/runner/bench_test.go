@@ -1,0 +1,114 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"vhpc/guest"
+	"vhpc/scheduler/model"
+)
+
+// BenchmarkBootOverhead compares, in one run, a bare QEMU boot of the tiny
+// image running /bin/true (qemu-system-x86_64 -kernel/-initrd with the same
+// 9p job share, no libvirt, no staging) with Runner.Run of the same job
+// (job dir, scratch disk, libvirt define/start, polling, cleanup). It
+// reports seconds per boot for each and their ratio:
+//
+//	go test -tags libvirt_dlopen -run '^$' -bench BootOverhead -benchtime 3x ./nodeagent/runner
+func BenchmarkBootOverhead(b *testing.B) {
+	requireLibvirtB(b)
+	hv, err := e2eHypervisor()
+	if err != nil {
+		b.Fatal(err)
+	}
+	gb, err := e2eGuestBinary()
+	if err != nil {
+		b.Fatal(err)
+	}
+	state, err := os.MkdirTemp("", "vhpc-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(state)
+	if err := os.Chmod(state, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	r, err := New(context.Background(), Config{StateDir: state, ImageDir: e2eImageDir(), Hypervisor: hv, GuestBinary: gb,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Close()
+	img := r.Image()
+	accel := "tcg"
+	if hv == "kvm" {
+		accel = "kvm"
+	}
+	var bare, run time.Duration
+	var bareBoot, runBoot float64
+	b.ResetTimer()
+	for i := range b.N {
+		// Bare QEMU.
+		share := filepath.Join(state, fmt.Sprintf("bare-%d", i))
+		if err := os.MkdirAll(filepath.Join(share, guest.WorkDir), 0o755); err != nil {
+			b.Fatal(err)
+		}
+		req := guest.Request{Version: guest.ProtocolVersion, AllocID: "bench", Argv: []string{"/bin/true"}, UID: guest.JobUID, GID: guest.JobGID, NCPUs: 1}
+		if err := guest.WriteRequest(share, req); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		cmd := exec.Command("qemu-system-x86_64", "-accel", accel, "-m", "256", "-smp", "1",
+			"-display", "none", "-no-reboot", "-nic", "none", "-serial", "file:"+filepath.Join(state, "bare-console.log"),
+			"-kernel", img.Kernel, "-initrd", img.Initrd, "-append", img.Cmdline,
+			"-fsdev", "local,id=fs0,path="+share+",security_model=mapped-xattr",
+			"-device", "virtio-9p-pci,fsdev=fs0,mount_tag="+guest.ShareTag)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("bare qemu: %v: %s", err, out)
+		}
+		bare += time.Since(start)
+		e, err := guest.ReadExit(share)
+		if err != nil || e.ExitCode != 0 {
+			b.Fatalf("bare guest: %+v %v", e, err)
+		}
+		bareBoot += e.BootSeconds
+		// Runner.
+		start = time.Now()
+		res, err := r.Run(context.Background(), Task{AllocID: fmt.Sprintf("bench.%d", i), Job: 1, Task: int64(i), Command: []string{"/bin/true"},
+			Placement: model.Placement{Cores: []int{0}, MemoryMiB: 256}}, nil)
+		if err != nil || res.State != model.AllocCompleted {
+			b.Fatalf("runner: %+v %v", res, err)
+		}
+		run += time.Since(start)
+		runBoot += res.BootSeconds
+	}
+	b.StopTimer()
+	n := float64(b.N)
+	b.ReportMetric(bare.Seconds()/n, "bare-s/boot")
+	b.ReportMetric(run.Seconds()/n, "runner-s/boot")
+	b.ReportMetric(run.Seconds()/bare.Seconds(), "ratio")
+	// In-guest kernel+init time (from exit.json): separates guest speed
+	// from host-side overhead (libvirt, QEMU start, polling, cleanup).
+	b.ReportMetric(bareBoot/n, "bare-guest-boot-s")
+	b.ReportMetric(runBoot/n, "runner-guest-boot-s")
+	b.ReportMetric(0, "ns/op")
+}
+
+func requireLibvirtB(b *testing.B) {
+	b.Helper()
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		b.Fatalf("qemu-system-x86_64: %v", err)
+	}
+	if err := libvirtReachable(); err != nil {
+		if os.Getenv("VHPC_E2E") == "1" {
+			b.Fatalf("VHPC_E2E=1 but libvirt is unreachable: %v", err)
+		}
+		b.Skipf("libvirt unreachable (%v); run scripts/start-libvirt.sh", err)
+	}
+}
