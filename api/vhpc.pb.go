@@ -123,7 +123,7 @@ type SubmitResponse struct {
 	// duplicate is true when client_token had already created job_id.
 	Duplicate bool `protobuf:"varint,2,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
 	Job       *Job `protobuf:"bytes,3,opt,name=job,proto3" json:"job,omitempty"`
-	// canonical_spec is the spec with defaults filled in (YAML).
+	// canonical_spec is the spec with defaults filled in (YAML); dry runs only.
 	CanonicalSpec string `protobuf:"bytes,4,opt,name=canonical_spec,json=canonicalSpec,proto3" json:"canonical_spec,omitempty"`
 	// estimate says where or when the job would start (dry runs).
 	Estimate      string `protobuf:"bytes,5,opt,name=estimate,proto3" json:"estimate,omitempty"`
@@ -780,7 +780,10 @@ type Allocation struct {
 	SpecJson  string `protobuf:"bytes,20,opt,name=spec_json,json=specJson,proto3" json:"spec_json,omitempty"`
 	SubmitDir string `protobuf:"bytes,21,opt,name=submit_dir,json=submitDir,proto3" json:"submit_dir,omitempty"`
 	// desired is "run" or "stop"; agents stop allocations marked stop.
-	Desired       string `protobuf:"bytes,22,opt,name=desired,proto3" json:"desired,omitempty"`
+	Desired string `protobuf:"bytes,22,opt,name=desired,proto3" json:"desired,omitempty"`
+	// boot_seconds and run_seconds are the agent's measurements at the end.
+	BootSeconds   float64 `protobuf:"fixed64,23,opt,name=boot_seconds,json=bootSeconds,proto3" json:"boot_seconds,omitempty"`
+	RunSeconds    float64 `protobuf:"fixed64,24,opt,name=run_seconds,json=runSeconds,proto3" json:"run_seconds,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -967,6 +970,20 @@ func (x *Allocation) GetDesired() string {
 		return x.Desired
 	}
 	return ""
+}
+
+func (x *Allocation) GetBootSeconds() float64 {
+	if x != nil {
+		return x.BootSeconds
+	}
+	return 0
+}
+
+func (x *Allocation) GetRunSeconds() float64 {
+	if x != nil {
+		return x.RunSeconds
+	}
+	return 0
 }
 
 type GetJobRequest struct {
@@ -2411,7 +2428,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x0ePriorityFactor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"\x9e\x05\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xe2\x05\n" +
 	"\n" +
 	"Allocation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
@@ -2439,7 +2456,10 @@ const file_vhpc_proto_rawDesc = "" +
 	"\tspec_json\x18\x14 \x01(\tR\bspecJson\x12\x1d\n" +
 	"\n" +
 	"submit_dir\x18\x15 \x01(\tR\tsubmitDir\x12\x18\n" +
-	"\adesired\x18\x16 \x01(\tR\adesired\"\x1f\n" +
+	"\adesired\x18\x16 \x01(\tR\adesired\x12!\n" +
+	"\fboot_seconds\x18\x17 \x01(\x01R\vbootSeconds\x12\x1f\n" +
+	"\vrun_seconds\x18\x18 \x01(\x01R\n" +
+	"runSeconds\"\x1f\n" +
 	"\rGetJobRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\"q\n" +
 	"\x0fListJobsRequest\x12\x16\n" +

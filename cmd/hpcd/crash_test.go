@@ -36,7 +36,7 @@ type proc struct {
 
 func startHpcd(t *testing.T, bin, dataDir, addr, raftAddr string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin, "dev", "--data-dir", dataDir, "--addr", addr, "--raft-addr", raftAddr, "--http", "", "--log-level", "warn")
+	cmd := exec.Command(bin, "dev", "--data-dir", dataDir, "--addr", addr, "--raft-addr", raftAddr, "--http", "", "--log-level", "warn", "--no-agent")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -77,7 +77,7 @@ func TestKill9LosesNoAcknowledgedJob(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "hpcd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-tags", "libvirt_dlopen", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build hpcd: %v\n%s", err, out)
 	}
 	data := filepath.Join(dir, "data")

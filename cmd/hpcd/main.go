@@ -11,12 +11,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"vhpc/nodeagent/agent"
 	"vhpc/scheduler/server"
 )
 
@@ -81,20 +83,47 @@ func (c *common) config(id string, peers []server.Peer) (server.Config, error) {
 }
 
 func devCmd() *cobra.Command {
-	var c common
+	var (
+		c          common
+		noAgent    bool
+		stateDir   string
+		hypervisor string
+	)
 	cmd := &cobra.Command{
 		Use:   "dev",
-		Short: "run a one-member cluster on loopback (laptop or single GPU box)",
+		Short: "run a one-member cluster on loopback with an agent for this host in the same process",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := c.config("dev", nil)
 			if err != nil {
 				return err
 			}
-			return serve(cfg)
+			if noAgent {
+				return serve(cfg, nil)
+			}
+			if stateDir == "" {
+				// QEMU runs as its own user and must traverse to the job
+				// directories under the data dir.
+				if err := os.MkdirAll(c.dataDir, 0o755); err != nil {
+					return fmt.Errorf("data dir: %w", err)
+				}
+				if err := os.Chmod(c.dataDir, 0o755); err != nil {
+					return fmt.Errorf("data dir: %w", err)
+				}
+				stateDir = filepath.Join(c.dataDir, "agent")
+			}
+			return serve(cfg, func(ctx context.Context, s *server.Server) error {
+				return agent.RunLocal(ctx, agent.LocalOptions{
+					Addrs: []string{s.GRPCAddr()}, StateDir: stateDir, Hypervisor: hypervisor,
+					LibvirtURI: "qemu:///system", Partition: server.DefaultPartition, Logger: cfg.Logger,
+				})
+			})
 		},
 	}
 	c.flags(cmd, "/tmp/vhpc", "127.0.0.1:7100")
+	cmd.Flags().BoolVar(&noAgent, "no-agent", false, "run the master only (no guests on this host)")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "agent state: job dirs, scratch disks, images (default DATA-DIR/agent)")
+	cmd.Flags().StringVar(&hypervisor, "hypervisor", "auto", "auto (probe), kvm or tcg")
 	return cmd
 }
 
@@ -120,7 +149,7 @@ func serverCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return serve(cfg)
+			return serve(cfg, nil)
 		},
 	}
 	c.flags(cmd, "", "127.0.0.1:7100")
@@ -151,12 +180,25 @@ func parsePeers(s string) ([]server.Peer, error) {
 	return out, nil
 }
 
-func serve(cfg server.Config) error {
+// serve runs the master, and beside it (once it leads) the in-process
+// agent when one is given. An agent that cannot start (no libvirt) is
+// reported and the master keeps serving.
+func serve(cfg server.Config, runAgent func(context.Context, *server.Server) error) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s, err := server.New(cfg)
 	if err != nil {
 		return err
+	}
+	if runAgent != nil {
+		go func() {
+			if err := s.WaitReady(ctx); err != nil {
+				return
+			}
+			if err := runAgent(ctx, s); err != nil && ctx.Err() == nil {
+				cfg.Logger.Error("in-process agent stopped; jobs will not run on this host", "err", err)
+			}
+		}()
 	}
 	return s.Run(ctx)
 }

@@ -200,14 +200,18 @@ func (a *app) waitJob(ctx context.Context, c *client.Client, id uint64, follow b
 // summary is the last line --wait and --follow print.
 func summary(j *api.Job) string {
 	s := fmt.Sprintf("%s, exit %d", j.GetState(), j.GetExitCode())
-	if j.GetStartTime() != nil && j.GetEndTime() != nil {
-		s += fmt.Sprintf(", %.1f s", j.GetEndTime().AsTime().Sub(j.GetStartTime().AsTime()).Seconds())
-	}
-	var boot float64
+	// Wall time from placement to the end of the last node, and the
+	// slowest guest boot, of the final attempt.
+	var wall, boot float64
 	for _, al := range j.GetAllocations() {
-		if al.GetAttempt() == j.GetAttempt() && al.GetStarted() != nil && al.GetCreated() != nil {
-			boot = max(boot, al.GetStarted().AsTime().Sub(al.GetCreated().AsTime()).Seconds())
+		if al.GetAttempt() != j.GetAttempt() || al.GetCreated() == nil || al.GetEnded() == nil {
+			continue
 		}
+		wall = max(wall, al.GetEnded().AsTime().Sub(al.GetCreated().AsTime()).Seconds())
+		boot = max(boot, al.GetBootSeconds())
+	}
+	if wall > 0 {
+		s += fmt.Sprintf(", %.1f s", wall)
 	}
 	if boot > 0 {
 		s += fmt.Sprintf(" (boot %.1f s)", boot)

@@ -26,6 +26,16 @@ const (
 	EstimatePredicted = "predicted"
 )
 
+// Age modes accepted in Config.AgeMode.
+const (
+	// AgeWait makes the age factor wait/MaxAge, saturating at 1.
+	AgeWait = "wait"
+	// AgeExpansion makes it 1 - 1/XF with the expansion factor
+	// XF = (wait + estimate)/estimate: short jobs rise fast, long jobs
+	// slowly but without bound, so nothing starves.
+	AgeExpansion = "expansion"
+)
+
 // Weights are the multipliers of the priority factors; each factor is in
 // [0,1], so the priority is at most the sum of the weights.
 type Weights struct {
@@ -68,11 +78,24 @@ type Config struct {
 	ReservationDepth int
 	// Weights of the priority factors (PolicyDefault only).
 	Weights Weights
+	// AgeMode is AgeWait or AgeExpansion ("" = AgeWait).
+	AgeMode string
 	// MaxAge is the age at which the age factor saturates at 1.
 	MaxAge time.Duration
+	// StarvationAge bounds waiting under PolicyDefault: a job waiting
+	// longer is ordered ahead of every younger job, oldest first, so it
+	// reaches the reservations and cannot be overtaken forever by smaller
+	// jobs. 0 disables the guard.
+	StarvationAge time.Duration
+	// StarvationSlots is how many of the oldest starving jobs are promoted
+	// at once (0 = all of them).
+	StarvationSlots int
 	// SizeRef is the job area (core-seconds of the estimate) at which the
 	// size factor has fallen to 0.5; smaller jobs rank higher.
 	SizeRef float64
+	// SizeWidthExponent weighs the job's width in its size: 0 ranks by
+	// estimated runtime only, 1 by area (width x runtime).
+	SizeWidthExponent float64
 	// Shares are the fair-share targets per department; departments not
 	// listed get DefaultShare.
 	Shares       map[string]float64
@@ -100,16 +123,19 @@ type Config struct {
 // requested walltimes, a 7-day usage half-life.
 func DefaultConfig() Config {
 	return Config{
-		Policy:           PolicyDefault,
-		Estimate:         EstimateRequest,
-		ReservationDepth: 4,
-		Weights:          Weights{Age: 10000, FairShare: 5000, Size: 4000, QOS: 2000},
-		MaxAge:           24 * time.Hour,
-		SizeRef:          3600,
-		DefaultShare:     1,
-		HalfLife:         7 * 24 * time.Hour,
-		GPUWeight:        16,
-		DefaultWalltime:  time.Hour,
-		HistoryLen:       2,
+		Policy:            PolicyDefault,
+		Estimate:          EstimateRequest,
+		ReservationDepth:  4,
+		Weights:           Weights{Age: 10000, FairShare: 5000, Size: 4000, QOS: 2000},
+		MaxAge:            24 * time.Hour,
+		StarvationAge:     24 * time.Hour,
+		StarvationSlots:   1,
+		SizeRef:           3600,
+		SizeWidthExponent: 0.5,
+		DefaultShare:      1,
+		HalfLife:          7 * 24 * time.Hour,
+		GPUWeight:         16,
+		DefaultWalltime:   time.Hour,
+		HistoryLen:        2,
 	}
 }

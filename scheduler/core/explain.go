@@ -18,6 +18,9 @@ type Explanation struct {
 	Rank int
 	// Priority is the weighted sum of Factors (0 under the fcfs policies).
 	Priority float64
+	// Starving is true when the job waited past Config.StarvationAge and
+	// is ordered by submit time ahead of all younger jobs.
+	Starving bool
 	// Factors are the raw factors, Weights what multiplies them.
 	Factors Factors
 	Weights Weights
@@ -75,7 +78,7 @@ func Explain(in Input, cfg Config, id model.JobID) Explanation {
 func (e *explainState) record(s *sched, c candidate, rank int, why string) {
 	o := &e.out
 	o.Found, o.Rank, o.Factors, o.Weights = true, rank+1, c.f, s.cfg.Weights
-	o.Priority, o.Estimate, o.Reason = c.prio, c.est, why
+	o.Priority, o.Estimate, o.Reason, o.Starving = c.prio, c.est, why, c.starved
 	for i := range s.plan.Starts {
 		if st := s.plan.Starts[i]; st.Job == e.id {
 			o.Start = &st

@@ -10,12 +10,15 @@ import (
 
 // Factors are a job's raw priority factors, each in [0,1].
 type Factors struct {
-	// Age grows linearly with time since submit, saturating at MaxAge.
+	// Age grows linearly with time since submit, saturating at MaxAge; or,
+	// with AgeExpansion, is 1-1/XF for the expansion factor
+	// XF = (wait + estimate) / estimate.
 	Age float64
 	// FairShare is 2^(-usage fraction / share fraction) of the department.
 	FairShare float64
-	// Size favors small jobs: 1/(1+log2(1+area/SizeRef)), area = cores x
-	// nodes x estimated seconds (GPUs weighted by GPUWeight).
+	// Size favors small jobs: 1/(1+log2(1+area/SizeRef)), area = width^e x
+	// estimated seconds, width = nodes x (cores + GPUWeight x GPUs) and e =
+	// Config.SizeWidthExponent (0: shortest first, 1: smallest area first).
 	Size float64
 	// QOS is 0 for "low", 0.5 for "normal" or empty, 1 for "high".
 	QOS float64
@@ -24,11 +27,12 @@ type Factors struct {
 // candidate is one job the cycle may start (a pending job, or an array with
 // tasks left).
 type candidate struct {
-	j    *model.Job
-	key  shapeKey
-	est  time.Duration
-	f    Factors
-	prio float64
+	j       *model.Job
+	key     shapeKey
+	starved bool // waited past Config.StarvationAge
+	est     time.Duration
+	f       Factors
+	prio    float64
 }
 
 // candidates returns the jobs to consider, in the policy's order.
@@ -50,11 +54,19 @@ func (s *sched) candidates() []candidate {
 			c.f = s.factors(j, c.est)
 			w := s.cfg.Weights
 			c.prio = w.Age*c.f.Age + w.FairShare*c.f.FairShare + w.Size*c.f.Size + w.QOS*c.f.QOS
+			c.starved = s.cfg.StarvationAge > 0 && s.in.Now.Sub(j.SubmitTime) > s.cfg.StarvationAge
 		}
 		cs = append(cs, c)
 	}
+	s.limitStarved(cs)
 	slices.SortFunc(cs, func(a, b candidate) int {
-		if a.prio != b.prio {
+		if a.starved != b.starved {
+			if a.starved {
+				return -1
+			}
+			return 1
+		}
+		if a.prio != b.prio && !a.starved {
 			if a.prio > b.prio {
 				return -1
 			}
@@ -68,18 +80,54 @@ func (s *sched) candidates() []candidate {
 	return cs
 }
 
+// limitStarved keeps the starvation promotion for the oldest
+// Config.StarvationSlots starving jobs only, so a backlog of old jobs does
+// not turn the whole queue into FCFS: the oldest always progresses, the
+// rest keep their priority order.
+func (s *sched) limitStarved(cs []candidate) {
+	n := s.cfg.StarvationSlots
+	if n <= 0 {
+		return
+	}
+	var idx []int
+	for i := range cs {
+		if cs[i].starved {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) <= n {
+		return
+	}
+	slices.SortFunc(idx, func(a, b int) int {
+		if c := cs[a].j.SubmitTime.Compare(cs[b].j.SubmitTime); c != 0 {
+			return c
+		}
+		return cmpU(uint64(cs[a].j.ID), uint64(cs[b].j.ID))
+	})
+	for _, i := range idx[n:] {
+		cs[i].starved = false
+	}
+}
+
 // factors computes j's raw priority factors.
 func (s *sched) factors(j *model.Job, est time.Duration) Factors {
 	var f Factors
-	if s.cfg.MaxAge > 0 {
-		f.Age = min(1, max(0, float64(s.in.Now.Sub(j.SubmitTime))/float64(s.cfg.MaxAge)))
+	wait := max(0, float64(s.in.Now.Sub(j.SubmitTime)))
+	switch {
+	case s.cfg.AgeMode == AgeExpansion:
+		// 1 - 1/XF, XF = (wait + estimate) / estimate: grows with the wait
+		// relative to the job's length and never saturates.
+		f.Age = wait / (wait + max(float64(est), float64(time.Second)))
+	case s.cfg.MaxAge > 0:
+		f.Age = min(1, wait/float64(s.cfg.MaxAge))
 	}
 	f.FairShare = 1
 	if v, ok := s.fs[j.Department]; ok {
 		f.FairShare = v
 	}
 	r := &j.Request
-	area := float64(max(r.Nodes, 1)) * (float64(r.CoresPerNode()) + s.cfg.GPUWeight*float64(r.GPUs)) * est.Seconds()
+	width := float64(max(r.Nodes, 1)) * (float64(r.CoresPerNode()) + s.cfg.GPUWeight*float64(r.GPUs))
+	area := math.Pow(max(width, 1), s.cfg.SizeWidthExponent) * est.Seconds()
 	ref := s.cfg.SizeRef
 	if ref <= 0 {
 		ref = 1

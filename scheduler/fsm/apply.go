@@ -208,6 +208,9 @@ func applyAllocUpdate(txn *state.Txn, e *UpdateAlloc) any {
 		endAlloc(txn, c, e.State, e.ExitCode, e.Reason, e.Time)
 		return txn.Alloc(e.ID)
 	}
+	if phaseRank(e.State) < phaseRank(a.State) {
+		return a // a late "starting" after "running": reports may arrive out of order
+	}
 	c := a.Copy()
 	c.State = e.State
 	if e.Reason != "" {
@@ -226,6 +229,17 @@ func applyAllocUpdate(txn *state.Txn, e *UpdateAlloc) any {
 		txn.PutJob(jc)
 	}
 	return c
+}
+
+// phaseRank orders the non-terminal allocation states.
+func phaseRank(s model.AllocState) int {
+	switch s {
+	case model.AllocStarting:
+		return 1
+	case model.AllocRunning:
+		return 2
+	}
+	return 0
 }
 
 // endAlloc records an allocation's end, charges its usage, stops its gang

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -18,6 +19,7 @@ import (
 	"vhpc/scheduler/fsm"
 	"vhpc/scheduler/model"
 	"vhpc/scheduler/state"
+	"vhpc/wire"
 )
 
 // Limits on request fields the server checks before anything else.
@@ -61,7 +63,7 @@ func (js *jobService) Submit(ctx context.Context, req *api.SubmitRequest) (*api.
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	job, err := jobFromSpec(spec, req.GetUser(), req.GetSubmitDir(), req.GetClientToken())
+	job, err := wire.JobFromSpec(spec, req.GetUser(), req.GetSubmitDir(), req.GetClientToken())
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -69,11 +71,11 @@ func (js *jobService) Submit(ctx context.Context, req *api.SubmitRequest) (*api.
 	if err := checkDependencies(snap, &job); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "%s: dependsOn: %v", name, err)
 	}
-	canonical, err := spec.Canonical()
-	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
 	if req.GetDryRun() {
+		canonical, err := spec.Canonical()
+		if err != nil {
+			return nil, status.Error(codes.Internal, err.Error())
+		}
 		return &api.SubmitResponse{CanonicalSpec: string(canonical), Estimate: s.estimate(snap, job)}, nil
 	}
 	if !s.isLeader() {
@@ -84,9 +86,9 @@ func (js *jobService) Submit(ctx context.Context, req *api.SubmitRequest) (*api.
 		return nil, toStatus(err)
 	}
 	s.metrics.submit.Observe(time.Since(start).Seconds())
-	out := &api.SubmitResponse{JobId: uint64(res.ID), Duplicate: res.Duplicate, CanonicalSpec: string(canonical)}
+	out := &api.SubmitResponse{JobId: uint64(res.ID), Duplicate: res.Duplicate}
 	if j := s.fsm.Store().Snapshot().Job(res.ID); j != nil {
-		out.Job = jobToProto(j, nil)
+		out.Job = wire.JobToProto(j, nil)
 	}
 	return out, nil
 }
@@ -150,7 +152,7 @@ func (s *Server) jobView(snap *state.Snapshot, j *model.Job, detail bool) *api.J
 	if detail {
 		allocs = slices.Collect(snap.JobAllocs(j.ID))
 	}
-	p := jobToProto(j, allocs)
+	p := wire.JobToProto(j, allocs)
 	if j.State == model.JobPending || (j.Array != nil && !j.State.Terminal()) {
 		if r, ok := s.pendingReason(j.ID); ok {
 			p.Reason = r
@@ -237,7 +239,7 @@ func (js *jobService) Cancel(ctx context.Context, req *api.CancelJobRequest) (*a
 	if j == nil {
 		return nil, status.Errorf(codes.Internal, "cancel of job %d returned %T", req.GetId(), out)
 	}
-	return jobToProto(j, nil), nil
+	return wire.JobToProto(j, nil), nil
 }
 
 func (js *jobService) Watch(req *api.WatchJobRequest, stream grpc.ServerStreamingServer[api.JobEvent]) error {
@@ -286,18 +288,36 @@ func liveCount(j *api.Job) int {
 	return n
 }
 
-// describeJob is the one-line progress message Watch sends when it changes.
+// describeJob is the one-line progress message Watch sends when it changes:
+// the job's state and, per node of the current attempt, where it is.
 func describeJob(j *model.Job, v *api.Job) string {
-	msg := string(j.State)
-	if j.State == model.JobPending && v.Reason != "" {
-		msg += " (" + v.Reason + ")"
+	if j.State == model.JobPending {
+		if v.Reason != "" {
+			return "pending (" + v.Reason + ")"
+		}
+		return "pending"
 	}
+	var parts []string
 	for _, a := range v.GetAllocations() {
-		if a.GetAttempt() == j.Attempt || j.Array != nil {
-			msg += fmt.Sprintf("; %s on %s: %s", a.GetId(), a.GetNode(), a.GetState())
+		if j.Array == nil && a.GetAttempt() != j.Attempt {
+			continue
+		}
+		if j.Array != nil && model.AllocState(a.GetState()).Terminal() {
+			continue
+		}
+		switch model.AllocState(a.GetState()) {
+		case model.AllocPending:
+			parts = append(parts, "scheduled on node "+a.GetNode())
+		case model.AllocStarting:
+			parts = append(parts, a.GetReason()+" on node "+a.GetNode())
+		case model.AllocRunning:
+			parts = append(parts, "running on node "+a.GetNode())
 		}
 	}
-	return msg
+	if len(parts) == 0 || j.State.Terminal() {
+		return string(j.State)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // toStatus maps FSM and Raft errors to gRPC codes.

@@ -73,13 +73,26 @@ func (s *Server) leaderDuties(ctx context.Context) {
 	wg.Wait()
 }
 
+// minCycleGap spaces scheduling cycles under a stream of changes, so a
+// burst of submissions costs a few cycles, not one per commit.
+const minCycleGap = 25 * time.Millisecond
+
 // scheduleLoop runs one cycle after every state change (coalescing
 // bursts) and at least once a second, for time-driven decisions such as
 // reservations and job age.
 func (s *Server) scheduleLoop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var last time.Time
 	for {
+		if gap := minCycleGap - time.Since(last); gap > 0 {
+			select {
+			case <-time.After(gap):
+			case <-ctx.Done():
+				return
+			}
+		}
+		last = time.Now()
 		changed := s.fsm.Changed()
 		started, err := s.scheduleOnce(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -92,12 +105,6 @@ func (s *Server) scheduleLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-changed:
-			// Let a burst of submissions land before the next cycle.
-			select {
-			case <-time.After(5 * time.Millisecond):
-			case <-ctx.Done():
-				return
-			}
 		case <-tick.C:
 		}
 	}

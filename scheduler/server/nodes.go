@@ -15,6 +15,7 @@ import (
 	"vhpc/scheduler/fsm"
 	"vhpc/scheduler/model"
 	"vhpc/scheduler/state"
+	"vhpc/wire"
 )
 
 // DefaultPartition is the partition of nodes that name none, and the
@@ -42,7 +43,7 @@ func validNodeName(n string) error {
 
 func (ns *nodeService) Register(ctx context.Context, req *api.RegisterRequest) (*api.RegisterResponse, error) {
 	s := ns.s
-	n := NodeFromProto(req.GetNode())
+	n := wire.NodeFromProto(req.GetNode())
 	if n.Partition == "" {
 		n.Partition = DefaultPartition
 	}
@@ -116,7 +117,7 @@ func nodeAllocations(snap *state.Snapshot, node string) *api.AllocationSet {
 	set := &api.AllocationSet{}
 	for a := range snap.LiveAllocs() {
 		if a.Placement.Node == node {
-			set.Allocations = append(set.Allocations, allocToProto(a, snap.Job(a.Job)))
+			set.Allocations = append(set.Allocations, wire.AllocToProto(a, snap.Job(a.Job)))
 		}
 	}
 	return set
@@ -164,7 +165,7 @@ func (js *jobService) Nodes(ctx context.Context, _ *api.NodesRequest) (*api.Node
 	}
 	out := &api.NodesResponse{}
 	for n := range snap.Nodes() {
-		p := nodeToProto(n)
+		p := wire.NodeToProto(n)
 		if u := used[n.Name]; u != nil {
 			p.UsedCores, p.UsedMemoryMib, p.UsedGpus, p.UsedScratchMib, p.Allocations = u.UsedCores, u.UsedMemoryMib, u.UsedGpus, u.UsedScratchMib, u.Allocations
 		}

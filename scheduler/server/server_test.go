@@ -19,6 +19,7 @@ import (
 	"vhpc/api"
 	"vhpc/jobspec"
 	"vhpc/scheduler/model"
+	"vhpc/wire"
 )
 
 const helloSpec = `name: hello
@@ -171,7 +172,7 @@ func registerNode(t *testing.T, ts *testServer, name string, cores int) {
 	for i := range cores {
 		n.Cores = append(n.Cores, model.Core{ID: i, PhysicalCore: i})
 	}
-	if _, err := ts.node.Register(ctxT(t), &api.RegisterRequest{Node: NodeToProto(n)}); err != nil {
+	if _, err := ts.node.Register(ctxT(t), &api.RegisterRequest{Node: wire.NodeToProto(n)}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,4 +1,7 @@
-package server
+// Package wire converts between the replicated model types and their
+// protobuf messages. The server (answers) and the agent (registration)
+// both use it, so a field added to one side is added once.
+package wire
 
 import (
 	"fmt"
@@ -11,8 +14,8 @@ import (
 	"vhpc/scheduler/model"
 )
 
-// jobFromSpec turns a validated spec into the job the FSM stores.
-func jobFromSpec(s *jobspec.Spec, user, submitDir, token string) (model.Job, error) {
+// JobFromSpec turns a validated spec into the job the FSM stores.
+func JobFromSpec(s *jobspec.Spec, user, submitDir, token string) (model.Job, error) {
 	specJSON, err := s.CanonicalJSON()
 	if err != nil {
 		return model.Job{}, fmt.Errorf("canonical spec: %w", err)
@@ -57,6 +60,7 @@ func jobFromSpec(s *jobspec.Spec, user, submitDir, token string) (model.Job, err
 	return j, nil
 }
 
+// ts converts a time, leaving zero times unset.
 func ts(t time.Time) *timestamppb.Timestamp {
 	if t.IsZero() {
 		return nil
@@ -64,7 +68,7 @@ func ts(t time.Time) *timestamppb.Timestamp {
 	return timestamppb.New(t)
 }
 
-func requestToProto(r model.Request) *api.Resources {
+func RequestToProto(r model.Request) *api.Resources {
 	return &api.Resources{
 		Nodes: int32(r.Nodes), TasksPerNode: int32(r.TasksPerNode), CpusPerTask: int32(r.CPUsPerTask),
 		MemoryMib: r.MemoryMiB, Gpus: int32(r.GPUs), GpuModel: r.GPUModel, GpuMemoryMib: r.GPUMemoryMiB,
@@ -72,11 +76,11 @@ func requestToProto(r model.Request) *api.Resources {
 	}
 }
 
-// jobToProto converts a job; allocs may be nil.
-func jobToProto(j *model.Job, allocs []*model.Alloc) *api.Job {
+// JobToProto converts a job; allocs may be nil.
+func JobToProto(j *model.Job, allocs []*model.Alloc) *api.Job {
 	p := &api.Job{
 		Id: uint64(j.ID), Name: j.Name, User: j.User, Department: j.Department, Partition: j.Partition,
-		Qos: j.QOS, Image: j.Image, Resources: requestToProto(j.Request),
+		Qos: j.QOS, Image: j.Image, Resources: RequestToProto(j.Request),
 		WalltimeSeconds: int64(j.Walltime / time.Second), State: string(j.State), Reason: j.Reason,
 		SubmitTime: ts(j.SubmitTime), StartTime: ts(j.StartTime), EndTime: ts(j.EndTime),
 		ExitCode: int32(j.ExitCode), Attempt: j.Attempt, Restarts: int32(j.Restarts), Retries: int32(j.Retries),
@@ -94,21 +98,21 @@ func jobToProto(j *model.Job, allocs []*model.Alloc) *api.Job {
 			Tasks: a.Tasks(), NextTask: j.NextTask, Done: j.TasksDone, Failed: j.TasksFailed}
 	}
 	for _, a := range allocs {
-		p.Allocations = append(p.Allocations, allocToProto(a, nil))
+		p.Allocations = append(p.Allocations, AllocToProto(a, nil))
 	}
 	return p
 }
 
-// allocToProto converts an allocation; job, when given, adds what an agent
+// AllocToProto converts an allocation; job, when given, adds what an agent
 // needs to run it.
-func allocToProto(a *model.Alloc, job *model.Job) *api.Allocation {
+func AllocToProto(a *model.Alloc, job *model.Job) *api.Allocation {
 	p := &api.Allocation{
 		Id: string(a.ID), Job: uint64(a.Job), Task: a.Task, Rank: int32(a.Rank), Attempt: a.Attempt,
 		Node: a.Placement.Node, Gpus: append([]string(nil), a.Placement.GPUs...),
 		MemoryMib: a.Placement.MemoryMiB, ScratchMib: a.Placement.Scratch, HugepagesMib: a.Placement.Hugepages,
 		State: string(a.State), ExitCode: int32(a.ExitCode), Reason: a.Reason,
 		Created: ts(a.Created), Started: ts(a.Started), Ended: ts(a.Ended), Deadline: ts(a.Deadline),
-		Desired: "run",
+		Desired: "run", BootSeconds: a.BootSeconds, RunSeconds: a.RunSeconds,
 	}
 	if a.StopRequested {
 		p.Desired = "stop"
@@ -126,7 +130,9 @@ func allocToProto(a *model.Alloc, job *model.Job) *api.Allocation {
 	return p
 }
 
-func nodeToProto(n *model.Node) *api.Node {
+// NodeToProto converts a node for the wire: agents register with it and
+// the server answers Nodes with it.
+func NodeToProto(n *model.Node) *api.Node {
 	p := &api.Node{
 		Name: n.Name, Partition: n.Partition, Hypervisor: n.Hypervisor, ScratchMib: n.ScratchMiB,
 		State: string(n.State), Reason: n.Reason, LastSeen: ts(n.LastSeen),
@@ -148,7 +154,6 @@ func nodeToProto(n *model.Node) *api.Node {
 }
 
 // NodeFromProto converts an agent's registration into the stored node.
-// Agents (nodeagent/agent) call it too, to build the message they send.
 func NodeFromProto(p *api.Node) model.Node {
 	n := model.Node{Name: p.GetName(), Partition: p.GetPartition(), Hypervisor: p.GetHypervisor(), ScratchMiB: p.GetScratchMib()}
 	for _, c := range p.GetCores() {
@@ -166,6 +171,3 @@ func NodeFromProto(p *api.Node) model.Node {
 	}
 	return n
 }
-
-// NodeToProto converts a node for the wire; agents use it to register.
-func NodeToProto(n *model.Node) *api.Node { return nodeToProto(n) }

@@ -1,0 +1,66 @@
+// Command hpc-agent is the vhpc node agent: it registers this host's
+// inventory with the master, runs the node's allocations in libvirt guests
+// and reports them. It dials the master; the master never dials it.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"vhpc/client"
+	"vhpc/nodeagent/agent"
+)
+
+func main() {
+	var (
+		addrs, name, stateDir, hypervisor, libvirtURI, partition, logLevel string
+		reserved                                                           []int
+	)
+	cmd := &cobra.Command{
+		Use:           "hpc-agent",
+		Short:         "vhpc node agent: runs this host's allocations in libvirt guests",
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			return agent.RunLocal(cmd.Context(), agent.LocalOptions{
+				Addrs: client.ParseAddrs(addrs), Name: name, StateDir: stateDir, Hypervisor: hypervisor,
+				LibvirtURI: libvirtURI, Partition: partition, Reserved: reserved, Logger: log,
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&addrs, "master", envOr("HPC_ADDR", "127.0.0.1:7070"), "master gRPC address(es), comma-separated")
+	f.StringVar(&name, "name", "", "node name (default: hostname)")
+	f.StringVar(&stateDir, "state-dir", "/var/lib/vhpc", "job directories, scratch disks, images, logs")
+	f.StringVar(&hypervisor, "hypervisor", "auto", "auto (probe), kvm or tcg")
+	f.StringVar(&libvirtURI, "libvirt", "qemu:///system", "libvirt connection URI")
+	f.StringVar(&partition, "partition", "default", "partition this node belongs to")
+	f.IntSliceVar(&reserved, "reserved-cores", nil, "host cores kept for the host and QEMU emulator threads")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := cmd.ExecuteContext(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "hpc-agent:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"vhpc/api"
+)
+
+// e2eCluster is `hpcd dev` (master + in-process agent, real libvirt and
+// QEMU) plus the hpcsub binary, as a user would run them.
+type e2eCluster struct {
+	t          *testing.T
+	hpcd, sub  string
+	data, addr string
+	raftAddr   string
+	proc       *proc
+	jobs       api.JobServiceClient
+}
+
+func requireLibvirt(t *testing.T) {
+	t.Helper()
+	if err := exec.Command("virsh", "-c", "qemu:///system", "version").Run(); err != nil {
+		if os.Getenv("VHPC_E2E") == "1" {
+			t.Fatalf("VHPC_E2E=1 but libvirt is not reachable (run scripts/start-libvirt.sh): %v", err)
+		}
+		t.Skipf("libvirt not reachable (%v); set VHPC_E2E=1 to make this a failure", err)
+	}
+}
+
+func buildBinaries(t *testing.T, dir string) (hpcd, hpcsub string) {
+	t.Helper()
+	hpcd, hpcsub = filepath.Join(dir, "hpcd"), filepath.Join(dir, "hpcsub")
+	for bin, pkg := range map[string]string{hpcd: ".", hpcsub: "../hpcsub"} {
+		if out, err := exec.Command("go", "build", "-tags", "libvirt_dlopen", "-o", bin, pkg).CombinedOutput(); err != nil {
+			t.Fatalf("build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	return hpcd, hpcsub
+}
+
+func startDev(t *testing.T) *e2eCluster {
+	t.Helper()
+	requireLibvirt(t)
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} { // QEMU's user traverses into job dirs
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &e2eCluster{t: t, data: filepath.Join(dir, "data"), addr: freePort(t), raftAddr: freePort(t)}
+	c.hpcd, c.sub = buildBinaries(t, dir)
+	c.start()
+	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	waitServing(t, conn)
+	c.jobs = api.NewJobServiceClient(conn)
+	c.waitFor(t, "the node to register", func() bool {
+		n, err := c.jobs.Nodes(context.Background(), &api.NodesRequest{})
+		return err == nil && len(n.GetNodes()) == 1 && n.GetNodes()[0].GetState() == "ready"
+	})
+	t.Cleanup(c.checkNothingLeft)
+	return c
+}
+
+func (c *e2eCluster) start() {
+	cmd := exec.Command(c.hpcd, "dev", "--data-dir", c.data, "--addr", c.addr, "--raft-addr", c.raftAddr,
+		"--http", "", "--hypervisor", "tcg", "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	c.proc = &proc{cmd: cmd, addr: c.addr}
+	c.t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
+}
+
+// hpcsub runs the CLI in dir and returns its exit status and output.
+func (c *e2eCluster) hpcsub(dir string, args ...string) (int, string, string) {
+	cmd := exec.Command(c.sub, append([]string{"--addr", c.addr}, args...)...)
+	cmd.Dir = dir
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		c.t.Fatal(err)
+	}
+	return code, out.String(), errOut.String()
+}
+
+func (c *e2eCluster) job(id uint64) *api.Job {
+	j, err := c.jobs.Get(context.Background(), &api.GetJobRequest{Id: id})
+	if err != nil {
+		return &api.Job{State: "unknown: " + err.Error()}
+	}
+	return j
+}
+
+// waitFor polls cond until it holds, failing after two minutes (guests
+// boot under TCG here).
+func (c *e2eCluster) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func domains(t *testing.T) []string {
+	out, err := exec.Command("virsh", "-c", "qemu:///system", "list", "--all", "--name").Output()
+	if err != nil {
+		t.Fatalf("virsh list: %v", err)
+	}
+	var ours []string
+	for _, d := range strings.Fields(string(out)) {
+		if strings.HasPrefix(d, "vhpc-") {
+			ours = append(ours, d)
+		}
+	}
+	return ours
+}
+
+// checkNothingLeft: no job directory or scratch disk of this cluster's
+// agent remains once every job has ended.
+func (c *e2eCluster) checkNothingLeft() {
+	jobsDir := filepath.Join(c.data, "agent", "jobs")
+	entries, _ := os.ReadDir(jobsDir)
+	if len(entries) > 0 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		c.t.Errorf("job directories left behind in %s: %v", jobsDir, names)
+	}
+}
+
+func TestE2EJobsRunInGuests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots real guests; skipped with -short")
+	}
+	c := startDev(t)
+	examples, _ := filepath.Abs("../../examples")
+
+	t.Run("hello prints from the guest and exits 0", func(t *testing.T) {
+		code, out, errOut := c.hpcsub(examples, "--follow", "hello.yaml")
+		if code != 0 || !strings.Contains(out, "hello from the guest: Linux") || !strings.Contains(out, "2 vCPUs") {
+			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+		for _, want := range []string{"scheduled on node", "booting guest vhpc-", "running on node", "completed, exit 0"} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("progress lacks %q:\n%s", want, errOut)
+			}
+		}
+		_, logs, _ := c.hpcsub(examples, "logs", "1")
+		if !strings.Contains(logs, "hello from the guest") {
+			t.Errorf("hpcsub logs 1 = %q", logs)
+		}
+	})
+
+	t.Run("a failing job's exit code propagates", func(t *testing.T) {
+		code, _, errOut := c.hpcsub(examples, "--wait", "fail.yaml")
+		if code != 3 || !strings.Contains(errOut, "failed, exit 3") {
+			t.Fatalf("exit %d, want 3\n%s", code, errOut)
+		}
+	})
+
+	t.Run("stage-in and stage-out round-trip a file", func(t *testing.T) {
+		dir := t.TempDir()
+		for _, f := range []string{"stage.yaml", "input.txt"} {
+			b, err := os.ReadFile(filepath.Join(examples, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		code, _, errOut := c.hpcsub(dir, "--wait", "stage.yaml")
+		if code != 0 {
+			t.Fatalf("exit %d\n%s", code, errOut)
+		}
+		in, _ := os.ReadFile(filepath.Join(dir, "input.txt"))
+		got, err := os.ReadFile(filepath.Join(dir, "result.txt"))
+		if err != nil || !strings.Contains(string(got), strings.ToUpper(strings.TrimSpace(string(in)))) {
+			t.Fatalf("result.txt = %q, %v", got, err)
+		}
+	})
+
+	t.Run("cancel destroys the running guest", func(t *testing.T) {
+		dir := t.TempDir()
+		spec := "name: sleeper\nwalltime: 10m\nresources:\n  cpusPerTask: 1\nscript: |\n  echo started\n  sleep 600\n"
+		if err := os.WriteFile(filepath.Join(dir, "sleep.yaml"), []byte(spec), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut := c.hpcsub(dir, "--parsable", "sleep.yaml")
+		if code != 0 {
+			t.Fatalf("submit: %d %s", code, errOut)
+		}
+		var id uint64
+		if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &id); err != nil {
+			t.Fatal(err)
+		}
+		c.waitFor(t, "the sleeper to run", func() bool { return c.job(id).GetState() == "running" })
+		if code, _, errOut := c.hpcsub(dir, "cancel", strings.TrimSpace(out)); code != 0 {
+			t.Fatalf("cancel: %d %s", code, errOut)
+		}
+		c.waitFor(t, "the guest to be destroyed", func() bool {
+			j := c.job(id)
+			return j.GetState() == "cancelled" && len(j.GetAllocations()) == 1 && j.GetAllocations()[0].GetState() == "cancelled"
+		})
+	})
+
+	t.Run("hpcd killed with -9 mid-job re-adopts the guest", func(t *testing.T) {
+		dir := t.TempDir()
+		spec := "name: survivor\nwalltime: 10m\nresources:\n  cpusPerTask: 1\nscript: |\n  echo before\n  sleep 12\n  echo after\n"
+		if err := os.WriteFile(filepath.Join(dir, "survivor.yaml"), []byte(spec), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, out, _ := c.hpcsub(dir, "--parsable", "survivor.yaml")
+		var id uint64
+		if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &id); err != nil {
+			t.Fatalf("submit: %q", out)
+		}
+		c.waitFor(t, "the survivor to run", func() bool { return c.job(id).GetState() == "running" })
+		before := domains(t)
+		if err := c.proc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.proc.cmd.Wait()
+		if after := domains(t); len(after) < len(before) {
+			t.Fatalf("the guest died with the agent: before %v, after %v", before, after)
+		}
+		c.start()
+		c.waitFor(t, "the adopted job to end", func() bool {
+			j, err := c.jobs.Get(context.Background(), &api.GetJobRequest{Id: id})
+			return err == nil && j.GetState() == "completed"
+		})
+		j := c.job(id)
+		if j.GetAttempt() != 1 || len(j.GetAllocations()) != 1 {
+			t.Errorf("job restarted instead of being adopted: attempt %d, %d allocations", j.GetAttempt(), len(j.GetAllocations()))
+		}
+		_, logs, _ := c.hpcsub(dir, "logs", strings.TrimSpace(out))
+		if !strings.Contains(logs, "after") {
+			t.Errorf("output after the restart is missing: %q", logs)
+		}
+	})
+}

@@ -1,0 +1,312 @@
+// Package agent is the node agent's control loop: it registers the node's
+// inventory with the master, heartbeats, watches the node's allocations,
+// runs each one in a guest through the runner, streams its output to the
+// master and reports its state with the allocation's attempt number. After
+// a restart it re-adopts the guests that are still running. cmd/hpc-agent
+// and `hpcd dev` build one with New and call Run.
+//
+//	master ──WatchAllocations──▶ agent ──Run/Adopt──▶ runner ──▶ libvirt guest
+//	   ▲                            │
+//	   └── Register, Heartbeat, UpdateAllocation(attempt), PushLogs
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"vhpc/api"
+	"vhpc/client"
+	"vhpc/nodeagent/runner"
+	"vhpc/scheduler/model"
+	"vhpc/wire"
+)
+
+// Runner is what the agent needs from nodeagent/runner.
+type Runner interface {
+	Hypervisor() string
+	Run(ctx context.Context, t runner.Task, progress func(phase string)) (runner.Result, error)
+	Adopt(ctx context.Context, t runner.Task, progress func(phase string)) (runner.Result, error)
+	Running(ctx context.Context) ([]string, error)
+	Remove(ctx context.Context, t runner.Task) error
+	LogPath(allocID string) string
+	RemoveLogs(allocID string) error
+}
+
+var _ Runner = (*runner.Runner)(nil)
+
+// Config is an agent's wiring.
+type Config struct {
+	// Node is the inventory to register (from nodeagent/inventory); the
+	// agent fills in Hypervisor from the runner.
+	Node   model.Node
+	Client *client.Client
+	Runner Runner
+	Logger *slog.Logger
+	// FenceAfter is how long the agent keeps guests running without a
+	// successful heartbeat before it stops them itself; it must be shorter
+	// than the master's lease so resources are free before they are
+	// reused. Zero: two thirds of the lease the master announces.
+	FenceAfter time.Duration
+}
+
+// Agent runs one node.
+type Agent struct {
+	cfg Config
+	log *slog.Logger
+
+	mu      sync.Mutex
+	running map[string]*tracked // by allocation id
+	adopt   map[string]bool     // domains found at start, not yet claimed
+	lastOK  time.Time
+	lease   time.Duration
+}
+
+// tracked is one allocation this agent is running.
+type tracked struct {
+	alloc  *api.Allocation
+	cancel context.CancelFunc
+	done   chan struct{}
+	ended  bool // its guest is gone and its final report is under way
+}
+
+// New checks the configuration; Run does the work.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Client == nil || cfg.Runner == nil {
+		return nil, errors.New("agent: a client and a runner are required")
+	}
+	if cfg.Node.Name == "" {
+		return nil, errors.New("agent: the node needs a name")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node.Name), running: map[string]*tracked{}, adopt: map[string]bool{}}, nil
+}
+
+// Run registers, then heartbeats and follows the node's allocations until
+// ctx ends. Guests keep running when Run returns because ctx ended: Run
+// does not wait for them, and the next agent on this host re-adopts them
+// (it is meant to be followed by process exit). Guests are stopped when
+// the master asks, or when the agent cannot reach any master for longer
+// than FenceAfter.
+func (a *Agent) Run(ctx context.Context) error {
+	ids, err := a.cfg.Runner.Running(ctx)
+	if err != nil {
+		return fmt.Errorf("agent: list guests left from before: %w", err)
+	}
+	for _, id := range ids {
+		a.adopt[id] = true
+	}
+	if len(ids) > 0 {
+		a.log.Info("found guests from a previous run; will adopt or remove them", "allocs", ids)
+	}
+	if err := a.register(ctx); err != nil {
+		return err
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a.heartbeatLoop(ctx) }()
+	go func() { defer wg.Done(); a.watchLoop(ctx) }()
+	wg.Wait()
+	return nil
+}
+
+func (a *Agent) register(ctx context.Context) error {
+	n := a.cfg.Node.Copy()
+	n.Hypervisor = a.cfg.Runner.Hypervisor()
+	req := &api.RegisterRequest{Node: wire.NodeToProto(n), AgentVersion: "vhpc-agent/1"}
+	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		var resp *api.RegisterResponse
+		err := a.cfg.Client.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
+			var err error
+			resp, err = client.Nodes(conn).Register(ctx, req)
+			return err
+		})
+		if err == nil {
+			a.mu.Lock()
+			a.lastOK = time.Now()
+			a.lease = time.Duration(resp.GetLeaseMs()) * time.Millisecond
+			a.mu.Unlock()
+			a.log.Info("registered", "hypervisor", n.Hypervisor, "cores", len(n.Cores), "memory_mib", n.MemoryMiB(), "gpus", len(n.GPUs))
+			return nil
+		}
+		if status.Code(err) == codes.InvalidArgument {
+			return fmt.Errorf("agent: master refused the node: %w", err)
+		}
+		a.log.Warn("register failed; retrying", "err", err, "retry_in", wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (a *Agent) heartbeatLoop(ctx context.Context) {
+	interval := 2 * time.Second
+	tick := time.NewTicker(interval / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		err := a.cfg.Client.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
+			_, err := client.Nodes(conn).Heartbeat(ctx, &api.HeartbeatRequest{Node: a.cfg.Node.Name, RunningAllocations: a.runningIDs()})
+			return err
+		})
+		switch {
+		case err == nil:
+			a.mu.Lock()
+			a.lastOK = time.Now()
+			a.mu.Unlock()
+		case status.Code(err) == codes.NotFound:
+			_ = a.register(ctx) // the master forgot us (new cluster): register again
+		default:
+			a.log.Warn("heartbeat failed", "err", err)
+			a.fenceIfLeaseLost()
+		}
+	}
+}
+
+// fenceIfLeaseLost stops every guest once the master has been unreachable
+// for longer than FenceAfter: by then the master may be about to give the
+// resources to other jobs.
+func (a *Agent) fenceIfLeaseLost() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	fence := a.cfg.FenceAfter
+	if fence == 0 {
+		fence = a.lease * 2 / 3
+	}
+	if fence <= 0 || time.Since(a.lastOK) < fence || len(a.running) == 0 {
+		return
+	}
+	a.log.Error("no master reachable for longer than the fence time; stopping all guests", "fence_after", fence)
+	for _, t := range a.running {
+		t.cancel()
+	}
+}
+
+func (a *Agent) runningIDs() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ids := make([]string, 0, len(a.running))
+	for id := range a.running {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// watchLoop follows the master's view of this node's allocations, starting
+// new ones and stopping those the master no longer wants.
+func (a *Agent) watchLoop(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := a.cfg.Client.Stream(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
+			stream, err := client.Nodes(conn).WatchAllocations(ctx, &api.WatchAllocationsRequest{Node: a.cfg.Node.Name})
+			if err != nil {
+				return err
+			}
+			for {
+				set, err := stream.Recv()
+				if err != nil {
+					return err
+				}
+				a.reconcile(ctx, set)
+			}
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if status.Code(err) == codes.NotFound {
+			_ = a.register(ctx)
+		}
+		a.log.Warn("allocation watch ended; reconnecting", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// reconcile makes the running set match the master's set.
+func (a *Agent) reconcile(ctx context.Context, set *api.AllocationSet) {
+	want := map[string]*api.Allocation{}
+	for _, al := range set.GetAllocations() {
+		want[al.GetId()] = al
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for id, t := range a.running {
+		if al, ok := want[id]; !t.ended && (!ok || al.GetDesired() == "stop") {
+			a.log.Info("master no longer wants allocation; stopping it", "alloc_id", id)
+			t.cancel()
+		}
+	}
+	for id, al := range want {
+		if _, ok := a.running[id]; ok || al.GetDesired() == "stop" {
+			if !ok && al.GetDesired() == "stop" {
+				a.reportAsync(ctx, al, runner.Result{State: model.AllocCancelled, Reason: "stopped before it started"})
+			}
+			continue
+		}
+		if model.AllocState(al.GetState()).Terminal() {
+			continue
+		}
+		adopt := a.adopt[id]
+		delete(a.adopt, id)
+		if !adopt && al.GetState() != string(model.AllocPending) {
+			// The master thinks it runs here, but this agent has no guest
+			// for it: it was lost (e.g. the host rebooted).
+			a.reportAsync(ctx, al, runner.Result{State: model.AllocFailed, ExitCode: -1, Reason: "lost: the node has no guest for this allocation after an agent restart"})
+			continue
+		}
+		a.start(ctx, al, adopt)
+	}
+	// Guests found at start-up that the master does not want are removed.
+	for id := range a.adopt {
+		if _, ok := want[id]; ok {
+			continue
+		}
+		delete(a.adopt, id)
+		if t, err := taskIdentity(id); err == nil {
+			a.log.Warn("removing a guest the master no longer wants", "alloc_id", id)
+			go func() {
+				if err := a.cfg.Runner.Remove(context.WithoutCancel(ctx), t); err != nil {
+					a.log.Error("remove orphan guest", "alloc_id", id, "err", err)
+				}
+			}()
+		}
+	}
+}
+
+// taskIdentity rebuilds job, task, rank and attempt from an allocation id
+// ("<job>.<task>.<rank>.<attempt>").
+func taskIdentity(id string) (runner.Task, error) {
+	parts := strings.Split(id, ".")
+	if len(parts) != 4 {
+		return runner.Task{}, fmt.Errorf("allocation id %q: want job.task.rank.attempt", id)
+	}
+	var nums [4]uint64
+	for i, p := range parts {
+		n, err := strconv.ParseUint(p, 10, 63)
+		if err != nil {
+			return runner.Task{}, fmt.Errorf("allocation id %q: %w", id, err)
+		}
+		nums[i] = n
+	}
+	return runner.Task{AllocID: id, Job: nums[0], Task: int64(nums[1]), Rank: int(nums[2]), Attempt: nums[3]}, nil
+}
