@@ -74,6 +74,9 @@ func (r *Runner) probe(ctx context.Context) (string, string) {
 		AllocID: "probe-kvm", Command: []string{"/bin/true"},
 		Placement: model.Placement{Cores: []int{core}, MemoryMiB: 256},
 	}, nil)
+	if lerr := r.RemoveLogs("probe-kvm"); lerr != nil {
+		r.log.Warn("remove probe logs", "err", lerr)
+	}
 	if err == nil && res.State == model.AllocCompleted {
 		return "kvm", fmt.Sprintf("KVM probe guest finished in %.1fs", time.Since(start).Seconds())
 	}

@@ -310,6 +310,9 @@ func TestProbe(t *testing.T) {
 			if r.Hypervisor() != tc.want || !strings.Contains(r.hvReason, tc.wantWhy) {
 				t.Fatalf("got %s (%s), want %s (~%s)", r.Hypervisor(), r.hvReason, tc.want, tc.wantWhy)
 			}
+			if _, err := os.Stat(r.LogPath("probe-kvm")); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("probe logs left: %v", err)
+			}
 			b, err := os.ReadFile(filepath.Join(r.cfg.StateDir, probeCacheFile))
 			if err != nil || !strings.Contains(string(b), `"`+tc.want+`"`) {
 				t.Fatalf("cache %q %v", b, err)
