@@ -34,6 +34,13 @@ func run(args []string, out io.Writer) error {
 	policy := fs.String("policy", core.PolicyDefault, "fcfs, fcfs-easy or default")
 	est := fs.String("estimates", sim.EstRuntime, "runtime (perfect), request (trace's requested time) or predicted (per-user history)")
 	depth := fs.Int("reservations", -1, "reservation depth for the default policy (-1: core default)")
+	starve := fs.Duration("starvation-age", -1, "default policy: wait after which a job is ordered by submit time ahead of younger ones (-1: core default)")
+	maxAge := fs.Duration("max-age", -1, "default policy: age at which the age factor saturates (-1: core default)")
+	slots := fs.Int("starvation-slots", -1, "default policy: oldest starving jobs promoted at once (-1: core default)")
+	ageW := fs.Float64("age-weight", -1, "default policy: weight of the age factor (-1: core default)")
+	sizeW := fs.Float64("size-weight", -1, "default policy: weight of the size factor (-1: core default)")
+	widthExp := fs.Float64("size-width-exponent", -99, "default policy: 0 ranks by runtime, 1 by area, negative favors wide jobs (-99: core default)")
+	ageMode := fs.String("age-mode", "", "default policy: wait or expansion (empty: core default)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	limit := fs.Int("limit", 0, "replay only the first N jobs (0: all)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here")
@@ -80,6 +87,27 @@ func run(args []string, out io.Writer) error {
 	debug.SetGCPercent(400)
 	cfg := core.DefaultConfig()
 	cfg.Policy = *policy
+	if *starve >= 0 {
+		cfg.StarvationAge = *starve
+	}
+	if *maxAge >= 0 {
+		cfg.MaxAge = *maxAge
+	}
+	if *slots >= 0 {
+		cfg.StarvationSlots = *slots
+	}
+	if *ageW >= 0 {
+		cfg.Weights.Age = *ageW
+	}
+	if *sizeW >= 0 {
+		cfg.Weights.Size = *sizeW
+	}
+	if *widthExp != -99 {
+		cfg.SizeWidthExponent = *widthExp
+	}
+	if *ageMode != "" {
+		cfg.AgeMode = *ageMode
+	}
 	if *depth >= 0 {
 		cfg.ReservationDepth = *depth
 	}

@@ -35,6 +35,7 @@ import (
 // Runner is what the agent needs from nodeagent/runner.
 type Runner interface {
 	Hypervisor() string
+	DomainName(t runner.Task) string
 	Run(ctx context.Context, t runner.Task, progress func(phase string)) (runner.Result, error)
 	Adopt(ctx context.Context, t runner.Task, progress func(phase string)) (runner.Result, error)
 	Running(ctx context.Context) ([]string, error)

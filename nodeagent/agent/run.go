@@ -18,7 +18,6 @@ import (
 	"vhpc/client"
 	"vhpc/jobspec"
 	"vhpc/nodeagent/runner"
-	"vhpc/nodeagent/vm"
 	"vhpc/scheduler/model"
 )
 
@@ -116,7 +115,7 @@ func (a *Agent) runOne(agentCtx, runCtx context.Context, al *api.Allocation, ado
 		log.Info("allocation phase", "phase", phase)
 		switch phase {
 		case runner.PhaseBooting:
-			a.reportAsync(agentCtx, al, runner.Result{State: model.AllocStarting, Reason: "booting guest " + vm.Name(task.Job, task.Task, task.Rank)})
+			a.reportAsync(agentCtx, al, runner.Result{State: model.AllocStarting, Reason: "booting guest " + a.cfg.Runner.DomainName(task)})
 		case runner.PhaseRunning:
 			a.reportAsync(agentCtx, al, runner.Result{State: model.AllocRunning})
 		}

@@ -103,7 +103,7 @@ func newE2ERunner(t *testing.T, mod func(*Config)) (*Runner, Config) {
 	}
 	t.Cleanup(func() {
 		defer r.Close()
-		doms, err := r.doms.List(context.Background(), vm.NamePrefix)
+		doms, err := r.doms.List(context.Background(), vm.Prefix(r.ns))
 		if err != nil {
 			t.Errorf("list domains: %v", err)
 		}
@@ -326,7 +326,7 @@ func TestE2ESideBySidePinned(t *testing.T) {
 		case <-time.After(60 * time.Second):
 			t.Fatal("not booting")
 		}
-		d, err := r.doms.XML(context.Background(), vm.Name(6, 0, i))
+		d, err := r.doms.XML(context.Background(), vm.Name(r.ns, 6, 0, i))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -95,7 +95,7 @@ func (r *Runner) start(ctx context.Context, t Task, progress func(string)) (star
 	if progress == nil {
 		progress = func(string) {}
 	}
-	st := started{name: vm.Name(t.Job, t.Task, t.Rank), log: r.log}
+	st := started{name: vm.Name(r.ns, t.Job, t.Task, t.Rank), log: r.log}
 	tmpl, err := r.template(t.Image)
 	if err != nil {
 		return st, err
@@ -124,7 +124,7 @@ func (r *Runner) start(ctx context.Context, t Task, progress func(string)) (star
 		return st, err
 	}
 	spec := vm.Spec{
-		AllocID: t.AllocID, Attempt: t.Attempt, Job: t.Job, Task: t.Task, Rank: t.Rank,
+		AllocID: t.AllocID, Attempt: t.Attempt, Namespace: r.ns, Job: t.Job, Task: t.Task, Rank: t.Rank,
 		Cores: t.Placement.Cores, HousekeepingCores: r.cfg.HousekeepingCores,
 		MemoryMiB: memoryMiB(t), ShareDir: st.dir.Share, ConsoleLog: r.ConsolePath(t.AllocID),
 	}
@@ -164,7 +164,7 @@ func (r *Runner) Adopt(ctx context.Context, t Task, progress func(string)) (res 
 	if err != nil {
 		return Result{State: model.AllocFailed, ExitCode: -1, Reason: err.Error()}, err
 	}
-	name := vm.Name(t.Job, t.Task, t.Rank)
+	name := vm.Name(r.ns, t.Job, t.Task, t.Rank)
 	log := r.log.With("alloc_id", t.AllocID, "domain", name)
 	st, err := r.doms.State(ctx, name)
 	if err != nil {

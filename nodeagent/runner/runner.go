@@ -8,6 +8,8 @@ package runner
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,6 +57,11 @@ type Config struct {
 	ProbeTimeout time.Duration
 	// PollInterval is how often a running guest is checked. Default 200ms.
 	PollInterval time.Duration
+	// Namespace keeps this runner's domains apart from other agents' on
+	// the same libvirtd (vhpc-<ns>-<job>-<task>-<rank>). Default: derived
+	// from StateDir, so an agent restarted on the same state dir finds its
+	// guests again.
+	Namespace string
 }
 
 // Stage is one stage-in or stage-out copy (relative paths; see staging.Stage).
@@ -111,6 +118,7 @@ type Runner struct {
 	hvReason string
 	// kvmDevice is /dev/kvm; tests point it elsewhere.
 	kvmDevice string
+	ns        string // domain namespace (Config.Namespace)
 }
 
 // New connects to libvirt, finds or builds the tiny image and settles the
@@ -123,6 +131,9 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	case "auto", "kvm", "tcg":
 	default:
 		return nil, fmt.Errorf("runner: hypervisor %q: want auto, kvm or tcg", cfg.Hypervisor)
+	}
+	if err := vm.CheckNamespace(cfg.Namespace); err != nil {
+		return nil, fmt.Errorf("runner: %w", err)
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o755); err != nil {
 		return nil, fmt.Errorf("runner: state dir: %w", err)
@@ -182,6 +193,14 @@ func withDefaults(cfg Config) Config {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 200 * time.Millisecond
 	}
+	if cfg.Namespace == "" {
+		abs, err := filepath.Abs(cfg.StateDir)
+		if err != nil {
+			abs = cfg.StateDir
+		}
+		sum := sha256.Sum256([]byte(abs))
+		cfg.Namespace = hex.EncodeToString(sum[:4])
+	}
 	return cfg
 }
 
@@ -189,7 +208,7 @@ func withDefaults(cfg Config) Config {
 // hypervisor is left for settleHypervisor (or set by the test).
 func newRunner(cfg Config, doms libvirt.Domains, img vmimages.Image) (*Runner, error) {
 	cfg = withDefaults(cfg)
-	r := &Runner{cfg: cfg, log: cfg.Logger.With("component", "runner"), doms: doms, img: img, kvmDevice: "/dev/kvm"}
+	r := &Runner{cfg: cfg, log: cfg.Logger.With("component", "runner"), doms: doms, img: img, kvmDevice: "/dev/kvm", ns: cfg.Namespace}
 	if u, err := user.Lookup(cfg.QEMUUser); err == nil {
 		uid, err1 := strconv.Atoi(u.Uid)
 		gid, err2 := strconv.Atoi(u.Gid)
@@ -213,6 +232,9 @@ func (r *Runner) Close() error {
 	}
 	return nil
 }
+
+// DomainName is the libvirt domain a task runs in.
+func (r *Runner) DomainName(t Task) string { return vm.Name(r.ns, t.Job, t.Task, t.Rank) }
 
 // Hypervisor returns "kvm" or "tcg", as settled by New.
 func (r *Runner) Hypervisor() string { return r.hv }
@@ -253,7 +275,7 @@ func (r *Runner) RemoveLogs(allocID string) error {
 // host (running or stopped but not yet collected), read from the domains'
 // metadata. The agent adopts or cleans each after a restart.
 func (r *Runner) Running(ctx context.Context) ([]string, error) {
-	infos, err := r.doms.List(ctx, vm.NamePrefix)
+	infos, err := r.doms.List(ctx, vm.Prefix(r.ns))
 	if err != nil {
 		return nil, fmt.Errorf("runner: %w", err)
 	}
@@ -283,7 +305,7 @@ func (r *Runner) Remove(ctx context.Context, t Task) error {
 	if err != nil {
 		return fmt.Errorf("runner: %w", err)
 	}
-	return errors.Join(r.doms.DestroyAndUndefine(ctx, vm.Name(t.Job, t.Task, t.Rank)), staging.Cleanup(dir))
+	return errors.Join(r.doms.DestroyAndUndefine(ctx, vm.Name(r.ns, t.Job, t.Task, t.Rank)), staging.Cleanup(dir))
 }
 
 func (r *Runner) template(image string) (vm.Template, error) {

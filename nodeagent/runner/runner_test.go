@@ -29,7 +29,7 @@ func fakeRunner(t *testing.T, guestFn func(f *libvirt.Fake, d *libvirtxml.Domain
 		f.OnStart = func(d *libvirtxml.Domain) { guestFn(f, d) }
 	}
 	state := t.TempDir()
-	r, err := newRunner(Config{StateDir: state, ShutdownGrace: 300 * time.Millisecond, PollInterval: 10 * time.Millisecond,
+	r, err := newRunner(Config{StateDir: state, Namespace: "t", ShutdownGrace: 300 * time.Millisecond, PollInterval: 10 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler)}, f, vmimages.Image{Name: "tiny", Kernel: "/k", Initrd: "/i", Cmdline: "c"})
 	if err != nil {
 		t.Fatal(err)
@@ -100,8 +100,8 @@ func TestRunOutcomes(t *testing.T) {
 			if res.State != tc.wantState || res.ExitCode != tc.wantCode || !strings.Contains(res.Reason, tc.wantIn) {
 				t.Fatalf("result %+v, want state %s code %d reason ~%q", res, tc.wantState, tc.wantCode, tc.wantIn)
 			}
-			if f.Starts("vhpc-9-0-0") != 1 {
-				t.Errorf("started %d times", f.Starts("vhpc-9-0-0"))
+			if f.Starts("vhpc-t-9-0-0") != 1 {
+				t.Errorf("started %d times", f.Starts("vhpc-t-9-0-0"))
 			}
 			if phases[0] != PhaseStaging || phases[1] != PhaseBooting || phases[len(phases)-1] != PhaseStopped {
 				t.Errorf("phases %v", phases)
@@ -154,7 +154,7 @@ func TestRunCancel(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
-	if st, _ := f.State(context.Background(), "vhpc-9-0-0"); st != libvirt.StateAbsent {
+	if st, _ := f.State(context.Background(), "vhpc-t-9-0-0"); st != libvirt.StateAbsent {
 		t.Errorf("domain state %s after cancel", st)
 	}
 }
@@ -191,7 +191,7 @@ func TestRunRejects(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tc.want) || res.State != model.AllocFailed {
 				t.Fatalf("err %v res %+v, want %q", err, res, tc.want)
 			}
-			if f.Starts("vhpc-9-0-0") != 0 {
+			if f.Starts("vhpc-t-9-0-0") != 0 {
 				t.Error("a rejected task started a domain")
 			}
 		})
@@ -219,14 +219,14 @@ func TestRunningAndAdopt(t *testing.T) {
 		t.Fatalf("adopt of a foreign domain: %v", err)
 	}
 	// The guest finishes while nobody watches; Adopt collects it.
-	d, _ := f.XML(context.Background(), "vhpc-9-0-0")
+	d, _ := f.XML(context.Background(), "vhpc-t-9-0-0")
 	exitWith(4, "")(f, d)
 	res, err := r.Adopt(context.Background(), tk, nil)
 	if err != nil || res.State != model.AllocFailed || res.ExitCode != 4 {
 		t.Fatalf("adopt: %+v %v", res, err)
 	}
-	if f.Starts("vhpc-9-0-0") != 1 {
-		t.Errorf("started %d times", f.Starts("vhpc-9-0-0"))
+	if f.Starts("vhpc-t-9-0-0") != 1 {
+		t.Errorf("started %d times", f.Starts("vhpc-t-9-0-0"))
 	}
 	b, err := os.ReadFile(r.LogPath(tk.AllocID))
 	if err != nil || !strings.Contains(string(b), "fake guest") {

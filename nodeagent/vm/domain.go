@@ -54,9 +54,12 @@ type Spec struct {
 	// allocations; it never becomes part of the name.
 	AllocID string
 	Attempt uint64
-	Job     uint64
-	Task    int64
-	Rank    int
+	// Namespace separates the domains of different agents on one host
+	// (see Name); "" for none.
+	Namespace string
+	Job       uint64
+	Task      int64
+	Rank      int
 	// Cores are the host CPUs the vCPUs are pinned to, 1:1, in order.
 	Cores []int
 	// HousekeepingCores run QEMU's emulator threads; empty = not pinned.
@@ -81,10 +84,35 @@ type Spec struct {
 // ScratchSerial is the virtio-blk serial the guest looks the scratch disk up by.
 const ScratchSerial = "vhpc-scratch"
 
-// Name returns the domain name of an allocation: vhpc-<job>-<task>-<rank>.
-// It is built from numbers only, so it needs no sanitizing.
-func Name(job uint64, task int64, rank int) string {
-	return NamePrefix + strconv.FormatUint(job, 10) + "-" + strconv.FormatInt(task, 10) + "-" + strconv.Itoa(rank)
+// Name returns the domain name of an allocation:
+// vhpc-<namespace>-<job>-<task>-<rank>, or vhpc-<job>-<task>-<rank> with no
+// namespace. The namespace keeps two agents (two clusters, or a test beside
+// a dev cluster) on one libvirtd apart; CheckNamespace limits it to
+// [a-z0-9], and the rest is numbers, so the name needs no sanitizing.
+func Name(namespace string, job uint64, task int64, rank int) string {
+	return Prefix(namespace) + strconv.FormatUint(job, 10) + "-" + strconv.FormatInt(task, 10) + "-" + strconv.Itoa(rank)
+}
+
+// Prefix is the name prefix of every domain in a namespace; runners list
+// their domains by it.
+func Prefix(namespace string) string {
+	if namespace == "" {
+		return NamePrefix
+	}
+	return NamePrefix + namespace + "-"
+}
+
+// CheckNamespace accepts 1..16 lower-case letters and digits.
+func CheckNamespace(ns string) error {
+	if ns == "" || len(ns) > 16 {
+		return fmt.Errorf("domain namespace %q: want 1..16 characters", ns)
+	}
+	for _, r := range ns {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9') {
+			return fmt.Errorf("domain namespace %q: only a-z and 0-9 are allowed", ns)
+		}
+	}
+	return nil
 }
 
 // Metadata is vhpc's element inside the domain's <metadata>.
@@ -180,7 +208,7 @@ func identity(d *libvirtxml.Domain, t Template, s Spec) error {
 	if t.Hypervisor == "kvm" {
 		d.Type = "kvm"
 	}
-	d.Name = Name(s.Job, s.Task, s.Rank)
+	d.Name = Name(s.Namespace, s.Job, s.Task, s.Rank)
 	b, err := xml.Marshal(Metadata{ID: s.AllocID, Attempt: s.Attempt})
 	if err != nil {
 		return fmt.Errorf("domain metadata: %w", err)

@@ -172,10 +172,10 @@ func TestCPUSet(t *testing.T) {
 }
 
 func TestName(t *testing.T) {
-	if got := Name(18446744073709551615, -1, 3); got != "vhpc-18446744073709551615--1-3" {
+	if got := Name("", 18446744073709551615, -1, 3); got != "vhpc-18446744073709551615--1-3" {
 		t.Errorf("got %q", got)
 	}
-	if !strings.HasPrefix(Name(1, 0, 0), NamePrefix) {
+	if !strings.HasPrefix(Name("ab1", 1, 0, 0), NamePrefix+"ab1-") {
 		t.Error("prefix")
 	}
 }
