@@ -95,6 +95,13 @@ func request(p int64, c, g int) model.Request {
 	return r
 }
 
+func newSimJob(tj TraceJob, r model.Request, wall int64, i int) *simJob {
+	j := &model.Job{ID: model.JobID(i + 1), Name: fmt.Sprint(tj.ID), User: fmt.Sprintf("u%d", tj.User),
+		Department: fmt.Sprintf("g%d", tj.Group), Request: r, Walltime: time.Duration(wall) * time.Second,
+		State: model.JobPending, SubmitTime: epoch.Add(time.Duration(tj.Submit) * time.Second)}
+	return &simJob{job: j, tj: tj, actual: min(tj.Run, wall), cores: int64(r.Nodes * r.CoresPerNode())}
+}
+
 // Run replays trace through core.Schedule and measures it.
 func Run(trace []TraceJob, o Options) Result {
 	clock := o.Clock
@@ -120,10 +127,7 @@ func Run(trace []TraceJob, o Options) Result {
 		if o.Estimates != EstRuntime && tj.ReqTime > 0 {
 			wall = tj.ReqTime
 		}
-		j := &model.Job{ID: model.JobID(len(jobs) + 1), Name: fmt.Sprint(tj.ID), User: fmt.Sprintf("u%d", tj.User),
-			Department: fmt.Sprintf("g%d", tj.Group), Request: r, Walltime: time.Duration(wall) * time.Second,
-			State: model.JobPending, SubmitTime: epoch.Add(time.Duration(tj.Submit) * time.Second)}
-		jobs = append(jobs, &simJob{job: j, tj: tj, actual: min(tj.Run, wall), cores: int64(r.Nodes * r.CoresPerNode())})
+		jobs = append(jobs, newSimJob(tj, r, wall, len(jobs)))
 	}
 	slices.SortStableFunc(jobs, func(a, b *simJob) int { return int(a.tj.Submit - b.tj.Submit) })
 	for i, sj := range jobs {

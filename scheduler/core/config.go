@@ -119,19 +119,23 @@ type Config struct {
 }
 
 // DefaultConfig returns the policy the server runs when its config file says
-// nothing: multifactor priority, 4 conservative reservations, estimates from
-// requested walltimes, a 7-day usage half-life.
+// nothing: multifactor priority, EASY backfill (raise ReservationDepth for
+// conservative reservations), estimates from requested walltimes, a 7-day
+// usage half-life.
 func DefaultConfig() Config {
 	return Config{
-		Policy:            PolicyDefault,
-		Estimate:          EstimateRequest,
-		ReservationDepth:  4,
-		Weights:           Weights{Age: 10000, FairShare: 5000, Size: 4000, QOS: 2000},
+		Policy:   PolicyDefault,
+		Estimate: EstimateRequest,
+		// Tuned on the Lublin trace (README): EASY-style single reservation,
+		// expansion-factor age, a mild preference for wide short jobs, and a
+		// 10-day starvation guard.
+		ReservationDepth:  1,
+		Weights:           Weights{Age: 10000, FairShare: 5000, Size: 3000, QOS: 2000},
+		AgeMode:           AgeExpansion,
 		MaxAge:            24 * time.Hour,
-		StarvationAge:     24 * time.Hour,
-		StarvationSlots:   1,
+		StarvationAge:     240 * time.Hour,
 		SizeRef:           3600,
-		SizeWidthExponent: 0.5,
+		SizeWidthExponent: -1,
 		DefaultShare:      1,
 		HalfLife:          7 * 24 * time.Hour,
 		GPUWeight:         16,

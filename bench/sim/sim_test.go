@@ -1,0 +1,62 @@
+package sim
+
+import (
+	"strings"
+	"testing"
+
+	"vhpc/scheduler/core"
+)
+
+const tiny = `; MaxNodes: 4
+1 0 -1 100 4 -1 -1 -1 -1 -1 1 -1 -1 -1 0 -1 -1 -1
+2 10 -1 50 2 -1 -1 -1 -1 -1 1 -1 -1 -1 0 -1 -1 -1
+3 20 -1 10 2 -1 -1 -1 -1 -1 1 -1 -1 -1 0 -1 -1 -1
+4 30 -1 5 0 -1 -1 -1 -1 -1 1 -1 -1 -1 0 -1 -1 -1
+`
+
+func TestReplayTinyTrace(t *testing.T) {
+	jobs, dropped, err := ReadSWF(strings.NewReader(tiny))
+	if err != nil || len(jobs) != 3 || dropped != 1 {
+		t.Fatalf("ReadSWF: %d jobs, %d dropped, %v", len(jobs), dropped, err)
+	}
+	tests := []struct {
+		name    string
+		policy  string
+		maxWait float64
+	}{
+		{"fcfs waits for the full-machine job", core.PolicyFCFS, 90},
+		{"easy waits the same here (nothing to backfill)", core.PolicyFCFSEasy, 90},
+		{"default", core.PolicyDefault, 90},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := core.DefaultConfig()
+			cfg.Policy = tc.policy
+			r := Run(jobs, Options{Nodes: 4, CPUsPerNode: 1, Estimates: EstRuntime, Config: cfg})
+			if r.Jobs != 3 || r.MaxWait != tc.maxWait || r.AvgBSLD < 1 || r.Utilization <= 0 || r.Utilization > 1 {
+				t.Fatalf("result %+v", r)
+			}
+		})
+	}
+}
+
+func TestRequestMapping(t *testing.T) {
+	tests := []struct {
+		name                  string
+		procs                 int64
+		cpus, gpus            int
+		nodes, perNode, gpusN int
+	}{
+		{"one cpu per node", 16, 1, 0, 16, 1, 0},
+		{"packs onto 8-cpu nodes", 13, 8, 0, 2, 7, 0},
+		{"gpus in proportion", 4, 8, 8, 1, 4, 4},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := request(tc.procs, tc.cpus, tc.gpus)
+			if r.Nodes != tc.nodes || r.TasksPerNode != tc.perNode || r.GPUs != tc.gpusN {
+				t.Fatalf("request %+v", r)
+			}
+		})
+	}
+}
