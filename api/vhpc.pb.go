@@ -26,6 +26,473 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ClusterStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterStatusRequest) Reset() {
+	*x = ClusterStatusRequest{}
+	mi := &file_vhpc_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterStatusRequest) ProtoMessage() {}
+
+func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
+func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{0}
+}
+
+type Member struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	RaftAddress   string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	GrpcAddress   string                 `protobuf:"bytes,3,opt,name=grpc_address,json=grpcAddress,proto3" json:"grpc_address,omitempty"`
+	Suffrage      string                 `protobuf:"bytes,4,opt,name=suffrage,proto3" json:"suffrage,omitempty"`
+	Leader        bool                   `protobuf:"varint,5,opt,name=leader,proto3" json:"leader,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Member) Reset() {
+	*x = Member{}
+	mi := &file_vhpc_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Member) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Member) ProtoMessage() {}
+
+func (x *Member) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Member.ProtoReflect.Descriptor instead.
+func (*Member) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Member) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Member) GetRaftAddress() string {
+	if x != nil {
+		return x.RaftAddress
+	}
+	return ""
+}
+
+func (x *Member) GetGrpcAddress() string {
+	if x != nil {
+		return x.GrpcAddress
+	}
+	return ""
+}
+
+func (x *Member) GetSuffrage() string {
+	if x != nil {
+		return x.Suffrage
+	}
+	return ""
+}
+
+func (x *Member) GetLeader() bool {
+	if x != nil {
+		return x.Leader
+	}
+	return false
+}
+
+type ClusterStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id and state of the member that answered.
+	Id                string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	State             string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	LeaderId          string `protobuf:"bytes,3,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	LeaderAddress     string `protobuf:"bytes,4,opt,name=leader_address,json=leaderAddress,proto3" json:"leader_address,omitempty"`
+	Term              uint64 `protobuf:"varint,5,opt,name=term,proto3" json:"term,omitempty"`
+	CommitIndex       uint64 `protobuf:"varint,6,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	AppliedIndex      uint64 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	LastLogIndex      uint64 `protobuf:"varint,8,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
+	LastSnapshotIndex uint64 `protobuf:"varint,9,opt,name=last_snapshot_index,json=lastSnapshotIndex,proto3" json:"last_snapshot_index,omitempty"`
+	// last_contact is how long ago this member heard from the leader ("0" on the leader).
+	LastContact   string    `protobuf:"bytes,10,opt,name=last_contact,json=lastContact,proto3" json:"last_contact,omitempty"`
+	Members       []*Member `protobuf:"bytes,11,rep,name=members,proto3" json:"members,omitempty"`
+	Jobs          uint64    `protobuf:"varint,12,opt,name=jobs,proto3" json:"jobs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterStatus) Reset() {
+	*x = ClusterStatus{}
+	mi := &file_vhpc_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterStatus) ProtoMessage() {}
+
+func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
+func (*ClusterStatus) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ClusterStatus) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ClusterStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *ClusterStatus) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *ClusterStatus) GetLeaderAddress() string {
+	if x != nil {
+		return x.LeaderAddress
+	}
+	return ""
+}
+
+func (x *ClusterStatus) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *ClusterStatus) GetCommitIndex() uint64 {
+	if x != nil {
+		return x.CommitIndex
+	}
+	return 0
+}
+
+func (x *ClusterStatus) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *ClusterStatus) GetLastLogIndex() uint64 {
+	if x != nil {
+		return x.LastLogIndex
+	}
+	return 0
+}
+
+func (x *ClusterStatus) GetLastSnapshotIndex() uint64 {
+	if x != nil {
+		return x.LastSnapshotIndex
+	}
+	return 0
+}
+
+func (x *ClusterStatus) GetLastContact() string {
+	if x != nil {
+		return x.LastContact
+	}
+	return ""
+}
+
+func (x *ClusterStatus) GetMembers() []*Member {
+	if x != nil {
+		return x.Members
+	}
+	return nil
+}
+
+func (x *ClusterStatus) GetJobs() uint64 {
+	if x != nil {
+		return x.Jobs
+	}
+	return 0
+}
+
+type AddMemberRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	RaftAddress   string                 `protobuf:"bytes,2,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddMemberRequest) Reset() {
+	*x = AddMemberRequest{}
+	mi := &file_vhpc_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddMemberRequest) ProtoMessage() {}
+
+func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
+func (*AddMemberRequest) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AddMemberRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *AddMemberRequest) GetRaftAddress() string {
+	if x != nil {
+		return x.RaftAddress
+	}
+	return ""
+}
+
+type RemoveMemberRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveMemberRequest) Reset() {
+	*x = RemoveMemberRequest{}
+	mi := &file_vhpc_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveMemberRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveMemberRequest) ProtoMessage() {}
+
+func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
+func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RemoveMemberRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type TransferLeadershipRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// to is the member id to hand over to; empty lets Raft pick.
+	To            string `protobuf:"bytes,1,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeadershipRequest) Reset() {
+	*x = TransferLeadershipRequest{}
+	mi := &file_vhpc_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeadershipRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeadershipRequest) ProtoMessage() {}
+
+func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
+func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *TransferLeadershipRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+type SnapshotSaveRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotSaveRequest) Reset() {
+	*x = SnapshotSaveRequest{}
+	mi := &file_vhpc_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotSaveRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotSaveRequest) ProtoMessage() {}
+
+func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotSaveRequest.ProtoReflect.Descriptor instead.
+func (*SnapshotSaveRequest) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{6}
+}
+
+type SnapshotChunk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotChunk) Reset() {
+	*x = SnapshotChunk{}
+	mi := &file_vhpc_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotChunk) ProtoMessage() {}
+
+func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
+func (*SnapshotChunk) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SnapshotChunk) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type SubmitRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// client_token makes the submission idempotent; hpcsub generates one per
@@ -47,7 +514,7 @@ type SubmitRequest struct {
 
 func (x *SubmitRequest) Reset() {
 	*x = SubmitRequest{}
-	mi := &file_vhpc_proto_msgTypes[0]
+	mi := &file_vhpc_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -59,7 +526,7 @@ func (x *SubmitRequest) String() string {
 func (*SubmitRequest) ProtoMessage() {}
 
 func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[0]
+	mi := &file_vhpc_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -72,7 +539,7 @@ func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitRequest.ProtoReflect.Descriptor instead.
 func (*SubmitRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{0}
+	return file_vhpc_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SubmitRequest) GetClientToken() string {
@@ -133,7 +600,7 @@ type SubmitResponse struct {
 
 func (x *SubmitResponse) Reset() {
 	*x = SubmitResponse{}
-	mi := &file_vhpc_proto_msgTypes[1]
+	mi := &file_vhpc_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -145,7 +612,7 @@ func (x *SubmitResponse) String() string {
 func (*SubmitResponse) ProtoMessage() {}
 
 func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[1]
+	mi := &file_vhpc_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -158,7 +625,7 @@ func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponse.ProtoReflect.Descriptor instead.
 func (*SubmitResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{1}
+	return file_vhpc_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SubmitResponse) GetJobId() uint64 {
@@ -214,7 +681,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_vhpc_proto_msgTypes[2]
+	mi := &file_vhpc_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -226,7 +693,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[2]
+	mi := &file_vhpc_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -239,7 +706,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{2}
+	return file_vhpc_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Resources) GetNodes() int32 {
@@ -346,7 +813,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_vhpc_proto_msgTypes[3]
+	mi := &file_vhpc_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -358,7 +825,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[3]
+	mi := &file_vhpc_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -371,7 +838,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{3}
+	return file_vhpc_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Job) GetId() uint64 {
@@ -545,7 +1012,7 @@ type Dependency struct {
 
 func (x *Dependency) Reset() {
 	*x = Dependency{}
-	mi := &file_vhpc_proto_msgTypes[4]
+	mi := &file_vhpc_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +1024,7 @@ func (x *Dependency) String() string {
 func (*Dependency) ProtoMessage() {}
 
 func (x *Dependency) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[4]
+	mi := &file_vhpc_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +1037,7 @@ func (x *Dependency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dependency.ProtoReflect.Descriptor instead.
 func (*Dependency) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{4}
+	return file_vhpc_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Dependency) GetKind() string {
@@ -604,7 +1071,7 @@ type ArrayStatus struct {
 
 func (x *ArrayStatus) Reset() {
 	*x = ArrayStatus{}
-	mi := &file_vhpc_proto_msgTypes[5]
+	mi := &file_vhpc_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +1083,7 @@ func (x *ArrayStatus) String() string {
 func (*ArrayStatus) ProtoMessage() {}
 
 func (x *ArrayStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[5]
+	mi := &file_vhpc_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +1096,7 @@ func (x *ArrayStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArrayStatus.ProtoReflect.Descriptor instead.
 func (*ArrayStatus) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{5}
+	return file_vhpc_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ArrayStatus) GetFirst() int64 {
@@ -706,7 +1173,7 @@ type PriorityFactor struct {
 
 func (x *PriorityFactor) Reset() {
 	*x = PriorityFactor{}
-	mi := &file_vhpc_proto_msgTypes[6]
+	mi := &file_vhpc_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -718,7 +1185,7 @@ func (x *PriorityFactor) String() string {
 func (*PriorityFactor) ProtoMessage() {}
 
 func (x *PriorityFactor) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[6]
+	mi := &file_vhpc_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -731,7 +1198,7 @@ func (x *PriorityFactor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PriorityFactor.ProtoReflect.Descriptor instead.
 func (*PriorityFactor) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{6}
+	return file_vhpc_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *PriorityFactor) GetName() string {
@@ -790,7 +1257,7 @@ type Allocation struct {
 
 func (x *Allocation) Reset() {
 	*x = Allocation{}
-	mi := &file_vhpc_proto_msgTypes[7]
+	mi := &file_vhpc_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -802,7 +1269,7 @@ func (x *Allocation) String() string {
 func (*Allocation) ProtoMessage() {}
 
 func (x *Allocation) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[7]
+	mi := &file_vhpc_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -815,7 +1282,7 @@ func (x *Allocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Allocation.ProtoReflect.Descriptor instead.
 func (*Allocation) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{7}
+	return file_vhpc_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Allocation) GetId() string {
@@ -987,15 +1454,17 @@ func (x *Allocation) GetRunSeconds() float64 {
 }
 
 type GetJobRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// stale: see ListJobsRequest.stale.
+	Stale         bool `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[8]
+	mi := &file_vhpc_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1007,7 +1476,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[8]
+	mi := &file_vhpc_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1020,7 +1489,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{8}
+	return file_vhpc_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *GetJobRequest) GetId() uint64 {
@@ -1030,21 +1499,31 @@ func (x *GetJobRequest) GetId() uint64 {
 	return 0
 }
 
+func (x *GetJobRequest) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
 type ListJobsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// states filters by state; empty means all non-terminal plus recent ones.
 	States     []string `protobuf:"bytes,1,rep,name=states,proto3" json:"states,omitempty"`
 	Department string   `protobuf:"bytes,2,opt,name=department,proto3" json:"department,omitempty"`
 	// all includes terminal jobs.
-	All           bool  `protobuf:"varint,3,opt,name=all,proto3" json:"all,omitempty"`
-	Limit         int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	All   bool  `protobuf:"varint,3,opt,name=all,proto3" json:"all,omitempty"`
+	Limit int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
+	// stale answers from this member's state without asking the leader: fast,
+	// for dashboards, possibly behind by a few writes.
+	Stale         bool `protobuf:"varint,5,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_vhpc_proto_msgTypes[9]
+	mi := &file_vhpc_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1056,7 +1535,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[9]
+	mi := &file_vhpc_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1069,7 +1548,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{9}
+	return file_vhpc_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ListJobsRequest) GetStates() []string {
@@ -1100,6 +1579,13 @@ func (x *ListJobsRequest) GetLimit() int32 {
 	return 0
 }
 
+func (x *ListJobsRequest) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
 type ListJobsResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Jobs          []*Job                 `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
@@ -1109,7 +1595,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_vhpc_proto_msgTypes[10]
+	mi := &file_vhpc_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1607,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[10]
+	mi := &file_vhpc_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1620,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{10}
+	return file_vhpc_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -1154,7 +1640,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[11]
+	mi := &file_vhpc_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1652,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[11]
+	mi := &file_vhpc_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1665,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{11}
+	return file_vhpc_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CancelJobRequest) GetId() uint64 {
@@ -1205,7 +1691,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[12]
+	mi := &file_vhpc_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1217,7 +1703,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[12]
+	mi := &file_vhpc_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1230,7 +1716,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{12}
+	return file_vhpc_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WatchJobRequest) GetId() uint64 {
@@ -1251,7 +1737,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_vhpc_proto_msgTypes[13]
+	mi := &file_vhpc_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1263,7 +1749,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[13]
+	mi := &file_vhpc_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1276,7 +1762,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{13}
+	return file_vhpc_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *JobEvent) GetJob() *Job {
@@ -1304,7 +1790,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_vhpc_proto_msgTypes[14]
+	mi := &file_vhpc_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1316,7 +1802,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[14]
+	mi := &file_vhpc_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1329,7 +1815,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{14}
+	return file_vhpc_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *LogsRequest) GetId() uint64 {
@@ -1366,7 +1852,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_vhpc_proto_msgTypes[15]
+	mi := &file_vhpc_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1378,7 +1864,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[15]
+	mi := &file_vhpc_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1391,7 +1877,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{15}
+	return file_vhpc_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LogChunk) GetJob() uint64 {
@@ -1437,7 +1923,7 @@ type PushLogsResponse struct {
 
 func (x *PushLogsResponse) Reset() {
 	*x = PushLogsResponse{}
-	mi := &file_vhpc_proto_msgTypes[16]
+	mi := &file_vhpc_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1449,7 +1935,7 @@ func (x *PushLogsResponse) String() string {
 func (*PushLogsResponse) ProtoMessage() {}
 
 func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[16]
+	mi := &file_vhpc_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1462,7 +1948,7 @@ func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushLogsResponse.ProtoReflect.Descriptor instead.
 func (*PushLogsResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{16}
+	return file_vhpc_proto_rawDescGZIP(), []int{24}
 }
 
 type NodesRequest struct {
@@ -1473,7 +1959,7 @@ type NodesRequest struct {
 
 func (x *NodesRequest) Reset() {
 	*x = NodesRequest{}
-	mi := &file_vhpc_proto_msgTypes[17]
+	mi := &file_vhpc_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1485,7 +1971,7 @@ func (x *NodesRequest) String() string {
 func (*NodesRequest) ProtoMessage() {}
 
 func (x *NodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[17]
+	mi := &file_vhpc_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1498,7 +1984,7 @@ func (x *NodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesRequest.ProtoReflect.Descriptor instead.
 func (*NodesRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{17}
+	return file_vhpc_proto_rawDescGZIP(), []int{25}
 }
 
 type NodesResponse struct {
@@ -1510,7 +1996,7 @@ type NodesResponse struct {
 
 func (x *NodesResponse) Reset() {
 	*x = NodesResponse{}
-	mi := &file_vhpc_proto_msgTypes[18]
+	mi := &file_vhpc_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1522,7 +2008,7 @@ func (x *NodesResponse) String() string {
 func (*NodesResponse) ProtoMessage() {}
 
 func (x *NodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[18]
+	mi := &file_vhpc_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1535,7 +2021,7 @@ func (x *NodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesResponse.ProtoReflect.Descriptor instead.
 func (*NodesResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{18}
+	return file_vhpc_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *NodesResponse) GetNodes() []*Node {
@@ -1556,7 +2042,7 @@ type Core struct {
 
 func (x *Core) Reset() {
 	*x = Core{}
-	mi := &file_vhpc_proto_msgTypes[19]
+	mi := &file_vhpc_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1568,7 +2054,7 @@ func (x *Core) String() string {
 func (*Core) ProtoMessage() {}
 
 func (x *Core) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[19]
+	mi := &file_vhpc_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1581,7 +2067,7 @@ func (x *Core) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Core.ProtoReflect.Descriptor instead.
 func (*Core) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{19}
+	return file_vhpc_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Core) GetId() int32 {
@@ -1616,7 +2102,7 @@ type NumaNode struct {
 
 func (x *NumaNode) Reset() {
 	*x = NumaNode{}
-	mi := &file_vhpc_proto_msgTypes[20]
+	mi := &file_vhpc_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1628,7 +2114,7 @@ func (x *NumaNode) String() string {
 func (*NumaNode) ProtoMessage() {}
 
 func (x *NumaNode) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[20]
+	mi := &file_vhpc_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1641,7 +2127,7 @@ func (x *NumaNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NumaNode.ProtoReflect.Descriptor instead.
 func (*NumaNode) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{20}
+	return file_vhpc_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *NumaNode) GetId() int32 {
@@ -1680,7 +2166,7 @@ type Gpu struct {
 
 func (x *Gpu) Reset() {
 	*x = Gpu{}
-	mi := &file_vhpc_proto_msgTypes[21]
+	mi := &file_vhpc_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1692,7 +2178,7 @@ func (x *Gpu) String() string {
 func (*Gpu) ProtoMessage() {}
 
 func (x *Gpu) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[21]
+	mi := &file_vhpc_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1705,7 +2191,7 @@ func (x *Gpu) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gpu.ProtoReflect.Descriptor instead.
 func (*Gpu) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{21}
+	return file_vhpc_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Gpu) GetPciAddress() string {
@@ -1782,7 +2268,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_vhpc_proto_msgTypes[22]
+	mi := &file_vhpc_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1794,7 +2280,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[22]
+	mi := &file_vhpc_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1807,7 +2293,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{22}
+	return file_vhpc_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Node) GetName() string {
@@ -1932,7 +2418,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_vhpc_proto_msgTypes[23]
+	mi := &file_vhpc_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1944,7 +2430,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[23]
+	mi := &file_vhpc_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1957,7 +2443,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{23}
+	return file_vhpc_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RegisterRequest) GetNode() *Node {
@@ -1984,7 +2470,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_vhpc_proto_msgTypes[24]
+	mi := &file_vhpc_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1996,7 +2482,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[24]
+	mi := &file_vhpc_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2009,7 +2495,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{24}
+	return file_vhpc_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RegisterResponse) GetHeartbeatIntervalMs() int64 {
@@ -2036,7 +2522,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_vhpc_proto_msgTypes[25]
+	mi := &file_vhpc_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2048,7 +2534,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[25]
+	mi := &file_vhpc_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2061,7 +2547,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{25}
+	return file_vhpc_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *HeartbeatRequest) GetNode() string {
@@ -2087,7 +2573,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_vhpc_proto_msgTypes[26]
+	mi := &file_vhpc_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2099,7 +2585,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[26]
+	mi := &file_vhpc_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2112,7 +2598,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{26}
+	return file_vhpc_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *HeartbeatResponse) GetLeaseMs() int64 {
@@ -2131,7 +2617,7 @@ type WatchAllocationsRequest struct {
 
 func (x *WatchAllocationsRequest) Reset() {
 	*x = WatchAllocationsRequest{}
-	mi := &file_vhpc_proto_msgTypes[27]
+	mi := &file_vhpc_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2143,7 +2629,7 @@ func (x *WatchAllocationsRequest) String() string {
 func (*WatchAllocationsRequest) ProtoMessage() {}
 
 func (x *WatchAllocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[27]
+	mi := &file_vhpc_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2156,7 +2642,7 @@ func (x *WatchAllocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAllocationsRequest.ProtoReflect.Descriptor instead.
 func (*WatchAllocationsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{27}
+	return file_vhpc_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *WatchAllocationsRequest) GetNode() string {
@@ -2175,7 +2661,7 @@ type AllocationSet struct {
 
 func (x *AllocationSet) Reset() {
 	*x = AllocationSet{}
-	mi := &file_vhpc_proto_msgTypes[28]
+	mi := &file_vhpc_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2187,7 +2673,7 @@ func (x *AllocationSet) String() string {
 func (*AllocationSet) ProtoMessage() {}
 
 func (x *AllocationSet) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[28]
+	mi := &file_vhpc_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2200,7 +2686,7 @@ func (x *AllocationSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocationSet.ProtoReflect.Descriptor instead.
 func (*AllocationSet) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{28}
+	return file_vhpc_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *AllocationSet) GetAllocations() []*Allocation {
@@ -2226,7 +2712,7 @@ type UpdateAllocationRequest struct {
 
 func (x *UpdateAllocationRequest) Reset() {
 	*x = UpdateAllocationRequest{}
-	mi := &file_vhpc_proto_msgTypes[29]
+	mi := &file_vhpc_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2238,7 +2724,7 @@ func (x *UpdateAllocationRequest) String() string {
 func (*UpdateAllocationRequest) ProtoMessage() {}
 
 func (x *UpdateAllocationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[29]
+	mi := &file_vhpc_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2251,7 +2737,7 @@ func (x *UpdateAllocationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAllocationRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAllocationRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{29}
+	return file_vhpc_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *UpdateAllocationRequest) GetAllocId() string {
@@ -2318,7 +2804,7 @@ type UpdateAllocationResponse struct {
 
 func (x *UpdateAllocationResponse) Reset() {
 	*x = UpdateAllocationResponse{}
-	mi := &file_vhpc_proto_msgTypes[30]
+	mi := &file_vhpc_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2330,7 +2816,7 @@ func (x *UpdateAllocationResponse) String() string {
 func (*UpdateAllocationResponse) ProtoMessage() {}
 
 func (x *UpdateAllocationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[30]
+	mi := &file_vhpc_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2343,7 +2829,7 @@ func (x *UpdateAllocationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAllocationResponse.ProtoReflect.Descriptor instead.
 func (*UpdateAllocationResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{30}
+	return file_vhpc_proto_rawDescGZIP(), []int{38}
 }
 
 var File_vhpc_proto protoreflect.FileDescriptor
@@ -2351,7 +2837,38 @@ var File_vhpc_proto protoreflect.FileDescriptor
 const file_vhpc_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"vhpc.proto\x12\avhpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xae\x01\n" +
+	"vhpc.proto\x12\avhpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n" +
+	"\x14ClusterStatusRequest\"\x92\x01\n" +
+	"\x06Member\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\x12!\n" +
+	"\fgrpc_address\x18\x03 \x01(\tR\vgrpcAddress\x12\x1a\n" +
+	"\bsuffrage\x18\x04 \x01(\tR\bsuffrage\x12\x16\n" +
+	"\x06leader\x18\x05 \x01(\bR\x06leader\"\x8d\x03\n" +
+	"\rClusterStatus\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
+	"\tleader_id\x18\x03 \x01(\tR\bleaderId\x12%\n" +
+	"\x0eleader_address\x18\x04 \x01(\tR\rleaderAddress\x12\x12\n" +
+	"\x04term\x18\x05 \x01(\x04R\x04term\x12!\n" +
+	"\fcommit_index\x18\x06 \x01(\x04R\vcommitIndex\x12#\n" +
+	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12$\n" +
+	"\x0elast_log_index\x18\b \x01(\x04R\flastLogIndex\x12.\n" +
+	"\x13last_snapshot_index\x18\t \x01(\x04R\x11lastSnapshotIndex\x12!\n" +
+	"\flast_contact\x18\n" +
+	" \x01(\tR\vlastContact\x12)\n" +
+	"\amembers\x18\v \x03(\v2\x0f.vhpc.v1.MemberR\amembers\x12\x12\n" +
+	"\x04jobs\x18\f \x01(\x04R\x04jobs\"E\n" +
+	"\x10AddMemberRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
+	"\fraft_address\x18\x02 \x01(\tR\vraftAddress\"%\n" +
+	"\x13RemoveMemberRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"+\n" +
+	"\x19TransferLeadershipRequest\x12\x0e\n" +
+	"\x02to\x18\x01 \x01(\tR\x02to\"\x15\n" +
+	"\x13SnapshotSaveRequest\"#\n" +
+	"\rSnapshotChunk\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xae\x01\n" +
 	"\rSubmitRequest\x12!\n" +
 	"\fclient_token\x18\x01 \x01(\tR\vclientToken\x12\x12\n" +
 	"\x04spec\x18\x02 \x01(\fR\x04spec\x12\x1a\n" +
@@ -2459,16 +2976,18 @@ const file_vhpc_proto_rawDesc = "" +
 	"\adesired\x18\x16 \x01(\tR\adesired\x12!\n" +
 	"\fboot_seconds\x18\x17 \x01(\x01R\vbootSeconds\x12\x1f\n" +
 	"\vrun_seconds\x18\x18 \x01(\x01R\n" +
-	"runSeconds\"\x1f\n" +
+	"runSeconds\"5\n" +
 	"\rGetJobRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\x04R\x02id\"q\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
+	"\x05stale\x18\x02 \x01(\bR\x05stale\"\x87\x01\n" +
 	"\x0fListJobsRequest\x12\x16\n" +
 	"\x06states\x18\x01 \x03(\tR\x06states\x12\x1e\n" +
 	"\n" +
 	"department\x18\x02 \x01(\tR\n" +
 	"department\x12\x10\n" +
 	"\x03all\x18\x03 \x01(\bR\x03all\x12\x14\n" +
-	"\x05limit\x18\x04 \x01(\x05R\x05limit\"4\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limit\x12\x14\n" +
+	"\x05stale\x18\x05 \x01(\bR\x05stale\"4\n" +
 	"\x10ListJobsResponse\x12 \n" +
 	"\x04jobs\x18\x01 \x03(\v2\f.vhpc.v1.JobR\x04jobs\"E\n" +
 	"\x10CancelJobRequest\x12\x0e\n" +
@@ -2575,7 +3094,15 @@ const file_vhpc_proto_rawDesc = "" +
 	"\tHeartbeat\x12\x19.vhpc.v1.HeartbeatRequest\x1a\x1a.vhpc.v1.HeartbeatResponse\x12N\n" +
 	"\x10WatchAllocations\x12 .vhpc.v1.WatchAllocationsRequest\x1a\x16.vhpc.v1.AllocationSet0\x01\x12W\n" +
 	"\x10UpdateAllocation\x12 .vhpc.v1.UpdateAllocationRequest\x1a!.vhpc.v1.UpdateAllocationResponse\x12:\n" +
-	"\bPushLogs\x12\x11.vhpc.v1.LogChunk\x1a\x19.vhpc.v1.PushLogsResponse(\x01B\x0eZ\fvhpc/api;apib\x06proto3"
+	"\bPushLogs\x12\x11.vhpc.v1.LogChunk\x1a\x19.vhpc.v1.PushLogsResponse(\x012\xeb\x03\n" +
+	"\x0eClusterService\x12?\n" +
+	"\x06Status\x12\x1d.vhpc.v1.ClusterStatusRequest\x1a\x16.vhpc.v1.ClusterStatus\x12>\n" +
+	"\tAddMember\x12\x19.vhpc.v1.AddMemberRequest\x1a\x16.vhpc.v1.ClusterStatus\x12D\n" +
+	"\fRemoveMember\x12\x1c.vhpc.v1.RemoveMemberRequest\x1a\x16.vhpc.v1.ClusterStatus\x12P\n" +
+	"\x12TransferLeadership\x12\".vhpc.v1.TransferLeadershipRequest\x1a\x16.vhpc.v1.ClusterStatus\x12F\n" +
+	"\fSnapshotSave\x12\x1c.vhpc.v1.SnapshotSaveRequest\x1a\x16.vhpc.v1.SnapshotChunk0\x01\x12C\n" +
+	"\x0fSnapshotRestore\x12\x16.vhpc.v1.SnapshotChunk\x1a\x16.vhpc.v1.ClusterStatus(\x01\x123\n" +
+	"\bAnnounce\x12\x0f.vhpc.v1.Member\x1a\x16.vhpc.v1.ClusterStatusB\x0eZ\fvhpc/api;apib\x06proto3"
 
 var (
 	file_vhpc_proto_rawDescOnce sync.Once
@@ -2589,93 +3116,116 @@ func file_vhpc_proto_rawDescGZIP() []byte {
 	return file_vhpc_proto_rawDescData
 }
 
-var file_vhpc_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_vhpc_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_vhpc_proto_goTypes = []any{
-	(*SubmitRequest)(nil),            // 0: vhpc.v1.SubmitRequest
-	(*SubmitResponse)(nil),           // 1: vhpc.v1.SubmitResponse
-	(*Resources)(nil),                // 2: vhpc.v1.Resources
-	(*Job)(nil),                      // 3: vhpc.v1.Job
-	(*Dependency)(nil),               // 4: vhpc.v1.Dependency
-	(*ArrayStatus)(nil),              // 5: vhpc.v1.ArrayStatus
-	(*PriorityFactor)(nil),           // 6: vhpc.v1.PriorityFactor
-	(*Allocation)(nil),               // 7: vhpc.v1.Allocation
-	(*GetJobRequest)(nil),            // 8: vhpc.v1.GetJobRequest
-	(*ListJobsRequest)(nil),          // 9: vhpc.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),         // 10: vhpc.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),         // 11: vhpc.v1.CancelJobRequest
-	(*WatchJobRequest)(nil),          // 12: vhpc.v1.WatchJobRequest
-	(*JobEvent)(nil),                 // 13: vhpc.v1.JobEvent
-	(*LogsRequest)(nil),              // 14: vhpc.v1.LogsRequest
-	(*LogChunk)(nil),                 // 15: vhpc.v1.LogChunk
-	(*PushLogsResponse)(nil),         // 16: vhpc.v1.PushLogsResponse
-	(*NodesRequest)(nil),             // 17: vhpc.v1.NodesRequest
-	(*NodesResponse)(nil),            // 18: vhpc.v1.NodesResponse
-	(*Core)(nil),                     // 19: vhpc.v1.Core
-	(*NumaNode)(nil),                 // 20: vhpc.v1.NumaNode
-	(*Gpu)(nil),                      // 21: vhpc.v1.Gpu
-	(*Node)(nil),                     // 22: vhpc.v1.Node
-	(*RegisterRequest)(nil),          // 23: vhpc.v1.RegisterRequest
-	(*RegisterResponse)(nil),         // 24: vhpc.v1.RegisterResponse
-	(*HeartbeatRequest)(nil),         // 25: vhpc.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),        // 26: vhpc.v1.HeartbeatResponse
-	(*WatchAllocationsRequest)(nil),  // 27: vhpc.v1.WatchAllocationsRequest
-	(*AllocationSet)(nil),            // 28: vhpc.v1.AllocationSet
-	(*UpdateAllocationRequest)(nil),  // 29: vhpc.v1.UpdateAllocationRequest
-	(*UpdateAllocationResponse)(nil), // 30: vhpc.v1.UpdateAllocationResponse
-	(*timestamppb.Timestamp)(nil),    // 31: google.protobuf.Timestamp
+	(*ClusterStatusRequest)(nil),      // 0: vhpc.v1.ClusterStatusRequest
+	(*Member)(nil),                    // 1: vhpc.v1.Member
+	(*ClusterStatus)(nil),             // 2: vhpc.v1.ClusterStatus
+	(*AddMemberRequest)(nil),          // 3: vhpc.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),       // 4: vhpc.v1.RemoveMemberRequest
+	(*TransferLeadershipRequest)(nil), // 5: vhpc.v1.TransferLeadershipRequest
+	(*SnapshotSaveRequest)(nil),       // 6: vhpc.v1.SnapshotSaveRequest
+	(*SnapshotChunk)(nil),             // 7: vhpc.v1.SnapshotChunk
+	(*SubmitRequest)(nil),             // 8: vhpc.v1.SubmitRequest
+	(*SubmitResponse)(nil),            // 9: vhpc.v1.SubmitResponse
+	(*Resources)(nil),                 // 10: vhpc.v1.Resources
+	(*Job)(nil),                       // 11: vhpc.v1.Job
+	(*Dependency)(nil),                // 12: vhpc.v1.Dependency
+	(*ArrayStatus)(nil),               // 13: vhpc.v1.ArrayStatus
+	(*PriorityFactor)(nil),            // 14: vhpc.v1.PriorityFactor
+	(*Allocation)(nil),                // 15: vhpc.v1.Allocation
+	(*GetJobRequest)(nil),             // 16: vhpc.v1.GetJobRequest
+	(*ListJobsRequest)(nil),           // 17: vhpc.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),          // 18: vhpc.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),          // 19: vhpc.v1.CancelJobRequest
+	(*WatchJobRequest)(nil),           // 20: vhpc.v1.WatchJobRequest
+	(*JobEvent)(nil),                  // 21: vhpc.v1.JobEvent
+	(*LogsRequest)(nil),               // 22: vhpc.v1.LogsRequest
+	(*LogChunk)(nil),                  // 23: vhpc.v1.LogChunk
+	(*PushLogsResponse)(nil),          // 24: vhpc.v1.PushLogsResponse
+	(*NodesRequest)(nil),              // 25: vhpc.v1.NodesRequest
+	(*NodesResponse)(nil),             // 26: vhpc.v1.NodesResponse
+	(*Core)(nil),                      // 27: vhpc.v1.Core
+	(*NumaNode)(nil),                  // 28: vhpc.v1.NumaNode
+	(*Gpu)(nil),                       // 29: vhpc.v1.Gpu
+	(*Node)(nil),                      // 30: vhpc.v1.Node
+	(*RegisterRequest)(nil),           // 31: vhpc.v1.RegisterRequest
+	(*RegisterResponse)(nil),          // 32: vhpc.v1.RegisterResponse
+	(*HeartbeatRequest)(nil),          // 33: vhpc.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),         // 34: vhpc.v1.HeartbeatResponse
+	(*WatchAllocationsRequest)(nil),   // 35: vhpc.v1.WatchAllocationsRequest
+	(*AllocationSet)(nil),             // 36: vhpc.v1.AllocationSet
+	(*UpdateAllocationRequest)(nil),   // 37: vhpc.v1.UpdateAllocationRequest
+	(*UpdateAllocationResponse)(nil),  // 38: vhpc.v1.UpdateAllocationResponse
+	(*timestamppb.Timestamp)(nil),     // 39: google.protobuf.Timestamp
 }
 var file_vhpc_proto_depIdxs = []int32{
-	3,  // 0: vhpc.v1.SubmitResponse.job:type_name -> vhpc.v1.Job
-	2,  // 1: vhpc.v1.Job.resources:type_name -> vhpc.v1.Resources
-	31, // 2: vhpc.v1.Job.submit_time:type_name -> google.protobuf.Timestamp
-	31, // 3: vhpc.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	31, // 4: vhpc.v1.Job.end_time:type_name -> google.protobuf.Timestamp
-	7,  // 5: vhpc.v1.Job.allocations:type_name -> vhpc.v1.Allocation
-	4,  // 6: vhpc.v1.Job.depends_on:type_name -> vhpc.v1.Dependency
-	5,  // 7: vhpc.v1.Job.array:type_name -> vhpc.v1.ArrayStatus
-	6,  // 8: vhpc.v1.Job.priority:type_name -> vhpc.v1.PriorityFactor
-	31, // 9: vhpc.v1.Allocation.created:type_name -> google.protobuf.Timestamp
-	31, // 10: vhpc.v1.Allocation.started:type_name -> google.protobuf.Timestamp
-	31, // 11: vhpc.v1.Allocation.ended:type_name -> google.protobuf.Timestamp
-	31, // 12: vhpc.v1.Allocation.deadline:type_name -> google.protobuf.Timestamp
-	3,  // 13: vhpc.v1.ListJobsResponse.jobs:type_name -> vhpc.v1.Job
-	3,  // 14: vhpc.v1.JobEvent.job:type_name -> vhpc.v1.Job
-	22, // 15: vhpc.v1.NodesResponse.nodes:type_name -> vhpc.v1.Node
-	19, // 16: vhpc.v1.Node.cores:type_name -> vhpc.v1.Core
-	20, // 17: vhpc.v1.Node.numa:type_name -> vhpc.v1.NumaNode
-	21, // 18: vhpc.v1.Node.gpus:type_name -> vhpc.v1.Gpu
-	31, // 19: vhpc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
-	22, // 20: vhpc.v1.RegisterRequest.node:type_name -> vhpc.v1.Node
-	7,  // 21: vhpc.v1.AllocationSet.allocations:type_name -> vhpc.v1.Allocation
-	0,  // 22: vhpc.v1.JobService.Submit:input_type -> vhpc.v1.SubmitRequest
-	8,  // 23: vhpc.v1.JobService.Get:input_type -> vhpc.v1.GetJobRequest
-	9,  // 24: vhpc.v1.JobService.List:input_type -> vhpc.v1.ListJobsRequest
-	11, // 25: vhpc.v1.JobService.Cancel:input_type -> vhpc.v1.CancelJobRequest
-	12, // 26: vhpc.v1.JobService.Watch:input_type -> vhpc.v1.WatchJobRequest
-	14, // 27: vhpc.v1.JobService.Logs:input_type -> vhpc.v1.LogsRequest
-	17, // 28: vhpc.v1.JobService.Nodes:input_type -> vhpc.v1.NodesRequest
-	23, // 29: vhpc.v1.NodeService.Register:input_type -> vhpc.v1.RegisterRequest
-	25, // 30: vhpc.v1.NodeService.Heartbeat:input_type -> vhpc.v1.HeartbeatRequest
-	27, // 31: vhpc.v1.NodeService.WatchAllocations:input_type -> vhpc.v1.WatchAllocationsRequest
-	29, // 32: vhpc.v1.NodeService.UpdateAllocation:input_type -> vhpc.v1.UpdateAllocationRequest
-	15, // 33: vhpc.v1.NodeService.PushLogs:input_type -> vhpc.v1.LogChunk
-	1,  // 34: vhpc.v1.JobService.Submit:output_type -> vhpc.v1.SubmitResponse
-	3,  // 35: vhpc.v1.JobService.Get:output_type -> vhpc.v1.Job
-	10, // 36: vhpc.v1.JobService.List:output_type -> vhpc.v1.ListJobsResponse
-	3,  // 37: vhpc.v1.JobService.Cancel:output_type -> vhpc.v1.Job
-	13, // 38: vhpc.v1.JobService.Watch:output_type -> vhpc.v1.JobEvent
-	15, // 39: vhpc.v1.JobService.Logs:output_type -> vhpc.v1.LogChunk
-	18, // 40: vhpc.v1.JobService.Nodes:output_type -> vhpc.v1.NodesResponse
-	24, // 41: vhpc.v1.NodeService.Register:output_type -> vhpc.v1.RegisterResponse
-	26, // 42: vhpc.v1.NodeService.Heartbeat:output_type -> vhpc.v1.HeartbeatResponse
-	28, // 43: vhpc.v1.NodeService.WatchAllocations:output_type -> vhpc.v1.AllocationSet
-	30, // 44: vhpc.v1.NodeService.UpdateAllocation:output_type -> vhpc.v1.UpdateAllocationResponse
-	16, // 45: vhpc.v1.NodeService.PushLogs:output_type -> vhpc.v1.PushLogsResponse
-	34, // [34:46] is the sub-list for method output_type
-	22, // [22:34] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	1,  // 0: vhpc.v1.ClusterStatus.members:type_name -> vhpc.v1.Member
+	11, // 1: vhpc.v1.SubmitResponse.job:type_name -> vhpc.v1.Job
+	10, // 2: vhpc.v1.Job.resources:type_name -> vhpc.v1.Resources
+	39, // 3: vhpc.v1.Job.submit_time:type_name -> google.protobuf.Timestamp
+	39, // 4: vhpc.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	39, // 5: vhpc.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	15, // 6: vhpc.v1.Job.allocations:type_name -> vhpc.v1.Allocation
+	12, // 7: vhpc.v1.Job.depends_on:type_name -> vhpc.v1.Dependency
+	13, // 8: vhpc.v1.Job.array:type_name -> vhpc.v1.ArrayStatus
+	14, // 9: vhpc.v1.Job.priority:type_name -> vhpc.v1.PriorityFactor
+	39, // 10: vhpc.v1.Allocation.created:type_name -> google.protobuf.Timestamp
+	39, // 11: vhpc.v1.Allocation.started:type_name -> google.protobuf.Timestamp
+	39, // 12: vhpc.v1.Allocation.ended:type_name -> google.protobuf.Timestamp
+	39, // 13: vhpc.v1.Allocation.deadline:type_name -> google.protobuf.Timestamp
+	11, // 14: vhpc.v1.ListJobsResponse.jobs:type_name -> vhpc.v1.Job
+	11, // 15: vhpc.v1.JobEvent.job:type_name -> vhpc.v1.Job
+	30, // 16: vhpc.v1.NodesResponse.nodes:type_name -> vhpc.v1.Node
+	27, // 17: vhpc.v1.Node.cores:type_name -> vhpc.v1.Core
+	28, // 18: vhpc.v1.Node.numa:type_name -> vhpc.v1.NumaNode
+	29, // 19: vhpc.v1.Node.gpus:type_name -> vhpc.v1.Gpu
+	39, // 20: vhpc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
+	30, // 21: vhpc.v1.RegisterRequest.node:type_name -> vhpc.v1.Node
+	15, // 22: vhpc.v1.AllocationSet.allocations:type_name -> vhpc.v1.Allocation
+	8,  // 23: vhpc.v1.JobService.Submit:input_type -> vhpc.v1.SubmitRequest
+	16, // 24: vhpc.v1.JobService.Get:input_type -> vhpc.v1.GetJobRequest
+	17, // 25: vhpc.v1.JobService.List:input_type -> vhpc.v1.ListJobsRequest
+	19, // 26: vhpc.v1.JobService.Cancel:input_type -> vhpc.v1.CancelJobRequest
+	20, // 27: vhpc.v1.JobService.Watch:input_type -> vhpc.v1.WatchJobRequest
+	22, // 28: vhpc.v1.JobService.Logs:input_type -> vhpc.v1.LogsRequest
+	25, // 29: vhpc.v1.JobService.Nodes:input_type -> vhpc.v1.NodesRequest
+	31, // 30: vhpc.v1.NodeService.Register:input_type -> vhpc.v1.RegisterRequest
+	33, // 31: vhpc.v1.NodeService.Heartbeat:input_type -> vhpc.v1.HeartbeatRequest
+	35, // 32: vhpc.v1.NodeService.WatchAllocations:input_type -> vhpc.v1.WatchAllocationsRequest
+	37, // 33: vhpc.v1.NodeService.UpdateAllocation:input_type -> vhpc.v1.UpdateAllocationRequest
+	23, // 34: vhpc.v1.NodeService.PushLogs:input_type -> vhpc.v1.LogChunk
+	0,  // 35: vhpc.v1.ClusterService.Status:input_type -> vhpc.v1.ClusterStatusRequest
+	3,  // 36: vhpc.v1.ClusterService.AddMember:input_type -> vhpc.v1.AddMemberRequest
+	4,  // 37: vhpc.v1.ClusterService.RemoveMember:input_type -> vhpc.v1.RemoveMemberRequest
+	5,  // 38: vhpc.v1.ClusterService.TransferLeadership:input_type -> vhpc.v1.TransferLeadershipRequest
+	6,  // 39: vhpc.v1.ClusterService.SnapshotSave:input_type -> vhpc.v1.SnapshotSaveRequest
+	7,  // 40: vhpc.v1.ClusterService.SnapshotRestore:input_type -> vhpc.v1.SnapshotChunk
+	1,  // 41: vhpc.v1.ClusterService.Announce:input_type -> vhpc.v1.Member
+	9,  // 42: vhpc.v1.JobService.Submit:output_type -> vhpc.v1.SubmitResponse
+	11, // 43: vhpc.v1.JobService.Get:output_type -> vhpc.v1.Job
+	18, // 44: vhpc.v1.JobService.List:output_type -> vhpc.v1.ListJobsResponse
+	11, // 45: vhpc.v1.JobService.Cancel:output_type -> vhpc.v1.Job
+	21, // 46: vhpc.v1.JobService.Watch:output_type -> vhpc.v1.JobEvent
+	23, // 47: vhpc.v1.JobService.Logs:output_type -> vhpc.v1.LogChunk
+	26, // 48: vhpc.v1.JobService.Nodes:output_type -> vhpc.v1.NodesResponse
+	32, // 49: vhpc.v1.NodeService.Register:output_type -> vhpc.v1.RegisterResponse
+	34, // 50: vhpc.v1.NodeService.Heartbeat:output_type -> vhpc.v1.HeartbeatResponse
+	36, // 51: vhpc.v1.NodeService.WatchAllocations:output_type -> vhpc.v1.AllocationSet
+	38, // 52: vhpc.v1.NodeService.UpdateAllocation:output_type -> vhpc.v1.UpdateAllocationResponse
+	24, // 53: vhpc.v1.NodeService.PushLogs:output_type -> vhpc.v1.PushLogsResponse
+	2,  // 54: vhpc.v1.ClusterService.Status:output_type -> vhpc.v1.ClusterStatus
+	2,  // 55: vhpc.v1.ClusterService.AddMember:output_type -> vhpc.v1.ClusterStatus
+	2,  // 56: vhpc.v1.ClusterService.RemoveMember:output_type -> vhpc.v1.ClusterStatus
+	2,  // 57: vhpc.v1.ClusterService.TransferLeadership:output_type -> vhpc.v1.ClusterStatus
+	7,  // 58: vhpc.v1.ClusterService.SnapshotSave:output_type -> vhpc.v1.SnapshotChunk
+	2,  // 59: vhpc.v1.ClusterService.SnapshotRestore:output_type -> vhpc.v1.ClusterStatus
+	2,  // 60: vhpc.v1.ClusterService.Announce:output_type -> vhpc.v1.ClusterStatus
+	42, // [42:61] is the sub-list for method output_type
+	23, // [23:42] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_vhpc_proto_init() }
@@ -2689,9 +3239,9 @@ func file_vhpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vhpc_proto_rawDesc), len(file_vhpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   39,
 			NumExtensions: 0,
-			NumServices:   2,
+			NumServices:   3,
 		},
 		GoTypes:           file_vhpc_proto_goTypes,
 		DependencyIndexes: file_vhpc_proto_depIdxs,

@@ -33,7 +33,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(devCmd(), serverCmd())
+	root.AddCommand(devCmd(), serverCmd(), operatorCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "hpcd:", err)
 		var ue usageError
@@ -47,6 +47,7 @@ func main() {
 type common struct {
 	dataDir, addr, httpAddr, raftAddr, logLevel string
 	heartbeat, lease                            time.Duration
+	snapshotThreshold, trailingLogs             uint64
 }
 
 func (c *common) flags(cmd *cobra.Command, dataDir, raftAddr string) {
@@ -58,6 +59,8 @@ func (c *common) flags(cmd *cobra.Command, dataDir, raftAddr string) {
 	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.DurationVar(&c.heartbeat, "heartbeat", 2*time.Second, "agent heartbeat interval")
 	f.DurationVar(&c.lease, "lease", 15*time.Second, "how long a silent node keeps its allocations before it is marked down")
+	f.Uint64Var(&c.snapshotThreshold, "snapshot-threshold", 8192, "Raft log entries between snapshots")
+	f.Uint64Var(&c.trailingLogs, "trailing-logs", 10240, "Raft log entries kept after a snapshot (a follower further behind gets the snapshot)")
 }
 
 func (c *common) logger() (*slog.Logger, error) {
@@ -79,6 +82,7 @@ func (c *common) config(id string, peers []server.Peer) (server.Config, error) {
 	return server.Config{
 		ID: id, DataDir: c.dataDir, GRPCAddr: c.addr, HTTPAddr: c.httpAddr, RaftAddr: c.raftAddr,
 		Peers: peers, HeartbeatInterval: c.heartbeat, Lease: c.lease, Logger: log,
+		SnapshotThreshold: c.snapshotThreshold, TrailingLogs: c.trailingLogs,
 	}, nil
 }
 
@@ -132,6 +136,7 @@ func serverCmd() *cobra.Command {
 		c     common
 		id    string
 		peers string
+		join  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -145,16 +150,21 @@ func serverCmd() *cobra.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			if join && len(ps) > 0 {
+				return usageError{errors.New("--join and --peers exclude each other: a joining member learns its peers from the cluster")}
+			}
 			cfg, err := c.config(id, ps)
 			if err != nil {
 				return err
 			}
+			cfg.Join = join
 			return serve(cfg, nil)
 		},
 	}
 	c.flags(cmd, "", "127.0.0.1:7100")
 	cmd.Flags().StringVar(&id, "id", "", "this member's id (unique in the cluster)")
 	cmd.Flags().StringVar(&peers, "peers", "", "initial members as id=raftaddr,... (including this one); empty: this member alone")
+	cmd.Flags().BoolVar(&join, "join", false, "start empty and wait for `hpcd operator add-member` instead of bootstrapping")
 	return cmd
 }
 

@@ -344,3 +344,84 @@ func schemaCmd(a *app) *cobra.Command {
 		},
 	}
 }
+
+func clusterCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cluster",
+		Short: "members, leader, term, commit index and health, asking every --addr member",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			type row struct {
+				addr string
+				st   *api.ClusterStatus
+				err  error
+			}
+			var rows []row
+			for _, addr := range client.ParseAddrs(a.addr) {
+				c, err := client.New([]string{addr})
+				if err != nil {
+					return usage("hpcsub: %v", err)
+				}
+				c.Attempts = 1
+				var st *api.ClusterStatus
+				err = c.Do(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
+					ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+					defer cancel()
+					var err error
+					st, err = api.NewClusterServiceClient(conn).Status(ctx, &api.ClusterStatusRequest{})
+					return err
+				})
+				c.Close()
+				rows = append(rows, row{addr, st, err})
+			}
+			if a.asJSON {
+				out := &api.ClusterStatus{}
+				for _, r := range rows {
+					if r.st != nil {
+						out = r.st
+						break
+					}
+				}
+				printJSON(a.out, out)
+				return nil
+			}
+			tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ADDRESS\tMEMBER\tSTATE\tLEADER\tTERM\tCOMMIT\tAPPLIED\tLAST CONTACT\tJOBS\tHEALTH")
+			var members []*api.Member
+			for _, r := range rows {
+				if r.err != nil {
+					fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\t-\tunreachable: %s\n", r.addr, oneLine(r.err.Error()))
+					continue
+				}
+				st := r.st
+				health := "ok"
+				if st.GetLeaderId() == "" {
+					health = "no leader"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%d\t%s\n", r.addr, st.GetId(), st.GetState(), st.GetLeaderId(),
+					st.GetTerm(), st.GetCommitIndex(), st.GetAppliedIndex(), st.GetLastContact(), st.GetJobs(), health)
+				if len(members) == 0 {
+					members = st.GetMembers()
+				}
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if len(members) > 0 {
+				fmt.Fprintln(a.out, "\nMembers:")
+				tw = tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "  ID\tRAFT\tAPI\tSUFFRAGE\tLEADER")
+				for _, m := range members {
+					fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%v\n", m.GetId(), m.GetRaftAddress(), m.GetGrpcAddress(), m.GetSuffrage(), m.GetLeader())
+				}
+				_ = tw.Flush()
+			}
+			for _, r := range rows {
+				if r.err == nil {
+					return nil
+				}
+			}
+			return fmt.Errorf("no member answered")
+		},
+	}
+}

@@ -21,6 +21,7 @@ const (
 	EntryApplyPlan    EntryType = 4
 	EntryUpdateAlloc  EntryType = 5
 	EntrySetNodeState EntryType = 6
+	EntrySetMember    EntryType = 7
 )
 
 // entryVersion is the payload encoding version written after the type byte.
@@ -40,6 +41,8 @@ func (t EntryType) String() string {
 		return "UpdateAlloc"
 	case EntrySetNodeState:
 		return "SetNodeState"
+	case EntrySetMember:
+		return "SetMember"
 	}
 	return fmt.Sprintf("EntryType(%d)", uint8(t))
 }
@@ -104,6 +107,15 @@ type SetNodeState struct {
 	Name   string          `json:"name"`
 	State  model.NodeState `json:"state"`
 	Reason string          `json:"reason"`
+}
+
+// SetMember records a cluster member's addresses (or forgets a removed
+// member), so followers know where to forward requests.
+type SetMember struct {
+	ID       string `json:"id"`
+	GRPCAddr string `json:"grpcAddr"`
+	RaftAddr string `json:"raftAddr"`
+	Remove   bool   `json:"remove,omitempty"`
 }
 
 // Encode frames a payload as a log entry: type byte, version byte, JSON.

@@ -16,6 +16,7 @@ func TestEntryTypeNumbersArePinned(t *testing.T) {
 		{EntryApplyPlan, 4, "ApplyPlan"},
 		{EntryUpdateAlloc, 5, "UpdateAlloc"},
 		{EntrySetNodeState, 6, "SetNodeState"},
+		{EntrySetMember, 7, "SetMember"},
 	}
 	for _, p := range pinned {
 		if uint8(p.typ) != p.num {

@@ -123,6 +123,13 @@ func (f *FSM) applyOne(txn *state.Txn, data []byte) any {
 			return fmt.Errorf("decode %s: %w", typ, err)
 		}
 		return applyNodeState(txn, &e)
+	case EntrySetMember:
+		var e SetMember
+		if err := json.Unmarshal(payload, &e); err != nil {
+			return fmt.Errorf("decode %s: %w", typ, err)
+		}
+		txn.SetMember(state.Member{ID: e.ID, GRPCAddr: e.GRPCAddr, RaftAddr: e.RaftAddr}, e.Remove)
+		return nil
 	}
 	return fmt.Errorf("unknown log entry type %d: this member is older than the leader", uint8(typ))
 }

@@ -78,8 +78,10 @@ func (js *jobService) Submit(ctx context.Context, req *api.SubmitRequest) (*api.
 		}
 		return &api.SubmitResponse{CanonicalSpec: string(canonical), Estimate: s.estimate(snap, job)}, nil
 	}
-	if !s.isLeader() {
-		return nil, s.notLeader()
+	if c, fctx, err := s.jobsAtLeader(ctx); err != nil {
+		return nil, err
+	} else if c != nil {
+		return c.Submit(fctx, req)
 	}
 	res, err := s.enqueue(ctx, job)
 	if err != nil {
@@ -134,7 +136,12 @@ func (s *Server) estimate(snap *state.Snapshot, j model.Job) string {
 }
 
 func (js *jobService) Get(ctx context.Context, req *api.GetJobRequest) (*api.Job, error) {
-	snap, err := js.s.readSnapshot(ctx)
+	if c, fctx, err := js.s.jobsAtLeader(ctx); err != nil && !req.GetStale() {
+		return nil, err
+	} else if c != nil && !req.GetStale() {
+		return c.Get(fctx, req)
+	}
+	snap, err := js.s.readSnapshot(ctx, req.GetStale())
 	if err != nil {
 		return nil, err
 	}
@@ -179,8 +186,11 @@ func (s *Server) jobView(snap *state.Snapshot, j *model.Job, detail bool) *api.J
 
 // readSnapshot returns state that includes every write acknowledged before
 // the call: on the leader after confirming leadership, else an error that
-// names the leader.
-func (s *Server) readSnapshot(ctx context.Context) (*state.Snapshot, error) {
+// names the leader. A stale read returns this member's state as it is.
+func (s *Server) readSnapshot(ctx context.Context, stale bool) (*state.Snapshot, error) {
+	if stale {
+		return s.fsm.Store().Snapshot(), nil
+	}
 	if !s.isLeader() {
 		return nil, s.notLeader()
 	}
@@ -191,7 +201,12 @@ func (s *Server) readSnapshot(ctx context.Context) (*state.Snapshot, error) {
 }
 
 func (js *jobService) List(ctx context.Context, req *api.ListJobsRequest) (*api.ListJobsResponse, error) {
-	snap, err := js.s.readSnapshot(ctx)
+	if c, fctx, err := js.s.jobsAtLeader(ctx); err != nil && !req.GetStale() {
+		return nil, err
+	} else if c != nil && !req.GetStale() {
+		return c.List(fctx, req)
+	}
+	snap, err := js.s.readSnapshot(ctx, req.GetStale())
 	if err != nil {
 		return nil, err
 	}
@@ -225,8 +240,10 @@ func (js *jobService) List(ctx context.Context, req *api.ListJobsRequest) (*api.
 
 func (js *jobService) Cancel(ctx context.Context, req *api.CancelJobRequest) (*api.Job, error) {
 	s := js.s
-	if !s.isLeader() {
-		return nil, s.notLeader()
+	if c, fctx, err := s.jobsAtLeader(ctx); err != nil {
+		return nil, err
+	} else if c != nil {
+		return c.Cancel(fctx, req)
 	}
 	if s.fsm.Store().Snapshot().Job(model.JobID(req.GetId())) == nil {
 		return nil, status.Errorf(codes.NotFound, "job %d does not exist", req.GetId())
@@ -248,7 +265,7 @@ func (js *jobService) Watch(req *api.WatchJobRequest, stream grpc.ServerStreamin
 	var last string
 	for {
 		changed := s.fsm.Changed()
-		snap, err := s.readSnapshot(stream.Context())
+		snap, err := s.readSnapshot(stream.Context(), false)
 		if err != nil {
 			return err
 		}

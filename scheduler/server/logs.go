@@ -99,7 +99,7 @@ func (s *Server) logsSignal() <-chan struct{} {
 func (js *jobService) Logs(req *api.LogsRequest, stream grpc.ServerStreamingServer[api.LogChunk]) error {
 	s := js.s
 	id := model.JobID(req.GetId())
-	if _, err := s.readSnapshot(stream.Context()); err != nil {
+	if _, err := s.readSnapshot(stream.Context(), false); err != nil {
 		return err
 	}
 	offset := max(req.GetOffset(), 0)

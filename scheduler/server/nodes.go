@@ -53,8 +53,10 @@ func (ns *nodeService) Register(ctx context.Context, req *api.RegisterRequest) (
 	if len(n.Cores) == 0 || n.MemoryMiB() <= 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "node %s registered %d cores and %d MiB of memory; an agent must report its inventory", n.Name, len(n.Cores), n.MemoryMiB())
 	}
-	if !s.isLeader() {
-		return nil, s.notLeader()
+	if c, fctx, err := s.nodesAtLeader(ctx); err != nil {
+		return nil, err
+	} else if c != nil {
+		return c.Register(fctx, req)
 	}
 	if _, err := s.apply(ctx, fsm.EntryRegisterNode, &fsm.RegisterNode{Time: s.cfg.Now().UTC(), Node: n}); err != nil {
 		return nil, toStatus(err)
@@ -66,8 +68,10 @@ func (ns *nodeService) Register(ctx context.Context, req *api.RegisterRequest) (
 
 func (ns *nodeService) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
 	s := ns.s
-	if !s.isLeader() {
-		return nil, s.notLeader()
+	if c, fctx, err := s.nodesAtLeader(ctx); err != nil {
+		return nil, err
+	} else if c != nil {
+		return c.Heartbeat(fctx, req)
 	}
 	n := s.fsm.Store().Snapshot().Node(req.GetNode())
 	if n == nil {
@@ -131,8 +135,10 @@ func (ns *nodeService) UpdateAllocation(ctx context.Context, req *api.UpdateAllo
 	default:
 		return nil, status.Errorf(codes.InvalidArgument, "state %q: want starting, running, completed, failed, cancelled or timeout", req.GetState())
 	}
-	if !s.isLeader() {
-		return nil, s.notLeader()
+	if c, fctx, err := s.nodesAtLeader(ctx); err != nil {
+		return nil, err
+	} else if c != nil {
+		return c.UpdateAllocation(fctx, req)
 	}
 	_, err := s.apply(ctx, fsm.EntryUpdateAlloc, &fsm.UpdateAlloc{
 		Time: s.cfg.Now().UTC(), ID: model.AllocID(req.GetAllocId()), Node: req.GetNode(), Attempt: req.GetAttempt(),
@@ -145,8 +151,13 @@ func (ns *nodeService) UpdateAllocation(ctx context.Context, req *api.UpdateAllo
 	return &api.UpdateAllocationResponse{}, nil
 }
 
-func (js *jobService) Nodes(ctx context.Context, _ *api.NodesRequest) (*api.NodesResponse, error) {
-	snap, err := js.s.readSnapshot(ctx)
+func (js *jobService) Nodes(ctx context.Context, req *api.NodesRequest) (*api.NodesResponse, error) {
+	if c, fctx, err := js.s.jobsAtLeader(ctx); err != nil {
+		return nil, err
+	} else if c != nil {
+		return c.Nodes(fctx, req)
+	}
+	snap, err := js.s.readSnapshot(ctx, false)
 	if err != nil {
 		return nil, err
 	}

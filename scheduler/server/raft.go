@@ -50,6 +50,7 @@ func (s *Server) openRaft() error {
 	if err != nil {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
+	s.snapshots = snaps
 	addr, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
 	if err != nil {
 		return fmt.Errorf("raft address %q: %w", cfg.RaftAddr, err)
@@ -70,7 +71,9 @@ func (s *Server) openRaft() error {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	s.raft = r
-	if !has {
+	if !has && cfg.Join {
+		s.log.Info("empty member waiting to be added (hpcd operator add-member)", "id", cfg.ID, "raft", s.raftAddr)
+	} else if !has {
 		peers := cfg.Peers
 		if len(peers) == 0 {
 			peers = []Peer{{ID: cfg.ID, Addr: s.raftAddr}}

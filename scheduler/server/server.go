@@ -40,6 +40,9 @@ type Config struct {
 	RaftAddr string // e.g. 127.0.0.1:7100
 	// Peers bootstraps a new cluster; empty means a cluster of this member alone.
 	Peers []Peer
+	// Join starts a member with no state that waits to be added to an
+	// existing cluster instead of bootstrapping one.
+	Join bool
 	// Scheduler is the policy the leader's loop runs.
 	Scheduler core.Config
 	// HeartbeatInterval is how often agents heartbeat; Lease is how long a
@@ -96,11 +99,15 @@ type Server struct {
 	fsm      *fsm.FSM
 	raft     *raft.Raft
 	raftAddr string
-	metrics  *metrics
-	submits  chan *pendingSubmit
-	logs     *logStore
-	logMu    sync.Mutex
-	logCh    chan struct{}
+	// snapshots is Raft's snapshot store (operator backups read it).
+	snapshots *raft.FileSnapshotStore
+	metrics   *metrics
+	submits   chan *pendingSubmit
+	logs      *logStore
+	logMu     sync.Mutex
+	logCh     chan struct{}
+	fwdMu     sync.Mutex
+	fwdConns  map[string]*grpc.ClientConn
 
 	grpc     *grpc.Server
 	grpcLis  net.Listener
@@ -132,6 +139,7 @@ func New(cfg Config) (*Server, error) {
 		submits:   make(chan *pendingSubmit, 4096),
 		logs:      &logStore{dir: filepath.Join(cfg.DataDir, "logs"), seen: map[string]int64{}},
 		logCh:     make(chan struct{}),
+		fwdConns:  map[string]*grpc.ClientConn{},
 		stop:      make(chan struct{}),
 		pending:   map[model.JobID]string{},
 		heartbeat: map[string]time.Time{},
@@ -151,6 +159,7 @@ func New(cfg Config) (*Server, error) {
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(4 << 20))
 	api.RegisterJobServiceServer(s.grpc, &jobService{s: s})
 	api.RegisterNodeServiceServer(s.grpc, &nodeService{s: s})
+	api.RegisterClusterServiceServer(s.grpc, &clusterService{s: s})
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -189,8 +198,9 @@ func (s *Server) FSM() *fsm.FSM { return s.fsm }
 // Run serves until ctx ends or Close is called.
 func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 2)
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go func() { defer s.wg.Done(); errc <- s.grpc.Serve(s.grpcLis) }()
+	go func() { defer s.wg.Done(); s.announceLoop() }()
 	go func() { defer s.wg.Done(); s.submitLoop() }()
 	go func() { defer s.wg.Done(); s.leadershipLoop() }()
 	if s.http != nil {
@@ -242,6 +252,7 @@ func (s *Server) Close() {
 			cancel()
 		}
 		s.wg.Wait()
+		s.closeForwarders()
 		s.closeAll()
 	})
 }

@@ -2,6 +2,7 @@ package state
 
 import (
 	"maps"
+	"slices"
 	"time"
 
 	"vhpc/scheduler/model"
@@ -18,6 +19,7 @@ type Dump struct {
 	Allocs  []*model.Alloc     `json:"allocs"`
 	Usage   map[string]float64 `json:"usage"`
 	UsageAt time.Time          `json:"usageAt,omitzero"`
+	Members []Member           `json:"members,omitempty"`
 }
 
 // DumpVersion is the current snapshot format.
@@ -35,6 +37,9 @@ func (s *Snapshot) Dump() *Dump {
 	}
 	for a := range s.Allocs() {
 		d.Allocs = append(d.Allocs, a)
+	}
+	for _, id := range slices.Sorted(maps.Keys(s.members)) {
+		d.Members = append(d.Members, s.members[id])
 	}
 	return d
 }
@@ -54,6 +59,9 @@ func FromDump(d *Dump) *Snapshot {
 	}
 	for _, a := range d.Allocs {
 		t.PutAlloc(a)
+	}
+	for _, m := range d.Members {
+		t.SetMember(m, false)
 	}
 	t.next = max(d.NextJob, 1)
 	if d.Usage != nil {

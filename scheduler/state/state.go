@@ -30,7 +30,16 @@ type Snapshot struct {
 	nextJob model.JobID
 	usage   map[string]float64 // decayed usage by department as of usageAt; never mutated in place
 	usageAt time.Time
+	members map[string]Member // by Raft server id; never mutated in place
 	index   uint64
+}
+
+// Member is what the state records about one cluster member: where its
+// gRPC API listens, so followers can forward requests to the leader.
+type Member struct {
+	ID       string `json:"id"`
+	GRPCAddr string `json:"grpcAddr"`
+	RaftAddr string `json:"raftAddr"`
 }
 
 // Store holds the current snapshot; Txn replaces it atomically.
@@ -54,6 +63,7 @@ func emptySnapshot() *Snapshot {
 		tokens:  iradix.New[model.JobID](),
 		nextJob: 1,
 		usage:   map[string]float64{},
+		members: map[string]Member{},
 	}
 }
 
@@ -183,6 +193,15 @@ func (s *Snapshot) JobAllocs(id model.JobID) iter.Seq[*model.Alloc] {
 		}
 	}
 }
+
+// Member returns a member's recorded addresses.
+func (s *Snapshot) Member(id string) (Member, bool) {
+	m, ok := s.members[id]
+	return m, ok
+}
+
+// Members returns every recorded member; the map must not be modified.
+func (s *Snapshot) Members() map[string]Member { return s.members }
 
 // Usage returns the decayed resource usage per department (the scheduler
 // core's Charge units) as of the returned time. The map must not be modified.

@@ -24,6 +24,7 @@ type Txn struct {
 	next    model.JobID
 	usage   map[string]float64
 	usageAt time.Time
+	members map[string]Member
 }
 
 // Txn starts a transaction over the current snapshot.
@@ -33,7 +34,7 @@ func (s *Store) Txn() *Txn {
 		store: s, base: b,
 		jobs: b.jobs.Txn(), active: b.active.Txn(), nodes: b.nodes.Txn(),
 		allocs: b.allocs.Txn(), live: b.live.Txn(), tokens: b.tokens.Txn(),
-		next: b.nextJob, usage: b.usage, usageAt: b.usageAt,
+		next: b.nextJob, usage: b.usage, usageAt: b.usageAt, members: b.members,
 	}
 }
 
@@ -43,7 +44,7 @@ func (t *Txn) Read() *Snapshot {
 	return &Snapshot{
 		jobs: t.jobs.CommitOnly(), active: t.active.CommitOnly(), nodes: t.nodes.CommitOnly(),
 		allocs: t.allocs.CommitOnly(), live: t.live.CommitOnly(), tokens: t.tokens.CommitOnly(),
-		nextJob: t.next, usage: t.usage, usageAt: t.usageAt, index: t.base.index,
+		nextJob: t.next, usage: t.usage, usageAt: t.usageAt, members: t.members, index: t.base.index,
 	}
 }
 
@@ -118,6 +119,17 @@ func (t *Txn) UsageAt() (map[string]float64, time.Time) { return t.usage, t.usag
 func (t *Txn) SetUsage(u map[string]float64, at time.Time) {
 	t.usage = maps.Clone(u)
 	t.usageAt = at
+}
+
+// SetMember records (or, with remove, forgets) a member's addresses.
+func (t *Txn) SetMember(m Member, remove bool) {
+	c := maps.Clone(t.members)
+	if remove {
+		delete(c, m.ID)
+	} else {
+		c[m.ID] = m
+	}
+	t.members = c
 }
 
 // Commit publishes the transaction at log index idx.
