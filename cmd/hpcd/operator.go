@@ -32,7 +32,9 @@ func operatorCmd() *cobra.Command {
 			return usageError{err}
 		}
 		defer c.Close()
-		return c.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error { return fn(ctx, api.NewClusterServiceClient(conn)) })
+		return c.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
+			return fn(ctx, api.NewClusterServiceClient(conn))
+		})
 	}
 	show := func(st *api.ClusterStatus) {
 		fmt.Printf("leader %s, term %d, commit index %d\n", st.GetLeaderId(), st.GetTerm(), st.GetCommitIndex())
