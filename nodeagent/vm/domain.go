@@ -4,8 +4,8 @@
 // nodeagent/libvirt.
 //
 // A domain is built in small ordered steps (identity, CPUs + pinning,
-// memory, boot, disks, job share, console, lifecycle), each a function of
-// the inputs, and tested as golden XML (testdata/*.xml; regenerate with
+// memory, guest NUMA + numatune + hugepages, boot, disks, job share,
+// console, GPU passthrough, lifecycle), each a function of the inputs, and tested as golden XML (testdata/*.xml; regenerate with
 // `go test ./nodeagent/vm -update`). Nothing here formats XML by hand:
 // every value goes through encoding/xml via libvirtxml, so no user string
 // can inject XML; and the only user-chosen string that reaches the
@@ -79,6 +79,26 @@ type Spec struct {
 	ConsoleLog string
 	// VirtioSerial adds a virtio-serial controller (for later agents).
 	VirtioSerial bool
+
+	// IOThread gives the disks one QEMU iothread, pinned (like the
+	// emulator threads) to HousekeepingCores, so disk I/O never runs on
+	// the job's cores. The runner sets it for GPU tasks.
+	IOThread bool
+	// NUMA is the guest NUMA topology, one cell per host NUMA node of the
+	// placement (the runner builds it from model.Placement.NUMA and
+	// MemoryShares); nil = no guest NUMA topology and no numatune, as for
+	// the GPU-less domains so far. With cells, CoreNUMA is required.
+	NUMA []NUMACell
+	// CoreNUMA is the host NUMA node of each of Cores (same order); each
+	// vCPU goes to the guest cell mirroring its core's node.
+	CoreNUMA []int
+	// HugepageSizeKiB is the host hugepage size backing hugepage cells;
+	// 0 = the host's default size.
+	HugepageSizeKiB int64
+	// GPUs are passed through, each on its own guest PCIe expander bus in
+	// the guest cell of its host NUMA node. They need KVM, NUMA cells and
+	// machine q35 (chosen when Template.Machine is empty).
+	GPUs []GPU
 }
 
 // ScratchSerial is the virtio-blk serial the guest looks the scratch disk up by.
@@ -151,7 +171,7 @@ func Build(t Template, s Spec) (*libvirtxml.Domain, error) {
 	}
 	d := &libvirtxml.Domain{}
 	steps := []func(*libvirtxml.Domain, Template, Spec) error{
-		identity, cpus, memory, boot, disks, share, console, lifecycle,
+		identity, cpus, memory, numa, boot, disks, share, console, gpus, lifecycle,
 	}
 	for _, step := range steps {
 		if err := step(d, t, s); err != nil {
@@ -199,7 +219,13 @@ func validate(t Template, s Spec) error {
 	default:
 		return fmt.Errorf("spec: share access mode %q: want mapped or passthrough", s.ShareAccessMode)
 	}
-	return nil
+	if s.HugepageSizeKiB < 0 {
+		return fmt.Errorf("spec: hugepage size %d KiB is negative", s.HugepageSizeKiB)
+	}
+	if err := validateNUMA(s); err != nil {
+		return err
+	}
+	return validateGPUs(t, s)
 }
 
 // identity: type, name, metadata.
@@ -217,20 +243,32 @@ func identity(d *libvirtxml.Domain, t Template, s Spec) error {
 	return nil
 }
 
-// cpus: one vCPU per placement core, pinned 1:1; emulator threads on the
-// housekeeping cores; host CPU model under KVM.
+// cpus: one vCPU per placement core, pinned 1:1 (numbered cell by cell
+// when there are NUMA cells); emulator threads and the disk iothread on
+// the housekeeping cores; host CPU model under KVM, with the host's
+// physical address width when GPUs (large BARs) are passed through.
 func cpus(d *libvirtxml.Domain, t Template, s Spec) error {
-	d.VCPU = &libvirtxml.DomainVCPU{Placement: "static", Value: uint(len(s.Cores))}
+	cores, _ := vcpuCores(s)
+	d.VCPU = &libvirtxml.DomainVCPU{Placement: "static", Value: uint(len(cores))}
 	tune := &libvirtxml.DomainCPUTune{}
-	for i, c := range s.Cores {
+	for i, c := range cores {
 		tune.VCPUPin = append(tune.VCPUPin, libvirtxml.DomainCPUTuneVCPUPin{VCPU: uint(i), CPUSet: strconv.Itoa(c)})
+	}
+	if s.IOThread {
+		d.IOThreads = 1
 	}
 	if len(s.HousekeepingCores) > 0 {
 		tune.EmulatorPin = &libvirtxml.DomainCPUTuneEmulatorPin{CPUSet: CPUSet(s.HousekeepingCores)}
+		if s.IOThread {
+			tune.IOThreadPin = []libvirtxml.DomainCPUTuneIOThreadPin{{IOThread: 1, CPUSet: CPUSet(s.HousekeepingCores)}}
+		}
 	}
 	d.CPUTune = tune
 	if t.Hypervisor == "kvm" {
 		d.CPU = &libvirtxml.DomainCPU{Mode: "host-passthrough", Check: "none"}
+		if len(s.GPUs) > 0 {
+			d.CPU.MaxPhysAddr = &libvirtxml.DomainCPUMaxPhysAddr{Mode: "passthrough"}
+		}
 	}
 	return nil
 }
@@ -262,13 +300,22 @@ func memory(d *libvirtxml.Domain, _ Template, s Spec) error {
 	return nil
 }
 
-func boot(d *libvirtxml.Domain, t Template, _ Spec) error {
-	machine := t.Machine
-	if machine == "" {
-		machine = "pc"
+// machine is the QEMU machine type: the template's, else q35 for GPU
+// domains (pcie-expander-bus) and pc for the others.
+func machine(t Template, s Spec) string {
+	switch {
+	case t.Machine != "":
+		return t.Machine
+	case len(s.GPUs) > 0:
+		return "q35"
+	default:
+		return "pc"
 	}
+}
+
+func boot(d *libvirtxml.Domain, t Template, s Spec) error {
 	d.OS = &libvirtxml.DomainOS{
-		Type: &libvirtxml.DomainOSType{Arch: "x86_64", Machine: machine, Type: "hvm"},
+		Type: &libvirtxml.DomainOSType{Arch: "x86_64", Machine: machine(t, s), Type: "hvm"},
 	}
 	if t.Kernel != "" {
 		d.OS.Kernel, d.OS.Initrd, d.OS.Cmdline = t.Kernel, t.Initrd, t.Cmdline
@@ -288,10 +335,12 @@ func boot(d *libvirtxml.Domain, t Template, _ Spec) error {
 	return nil
 }
 
-// disks: the root overlay (qcow2 templates) as vda, then scratch.
+// disks: the root overlay (qcow2 templates) as vda, then scratch; both on
+// the iothread when Spec.IOThread is set.
 func disks(d *libvirtxml.Domain, t Template, s Spec) error {
 	next := 'a'
 	dev := func() string { n := "vd" + string(next); next++; return n }
+
 	if t.BaseDisk != "" {
 		d.Devices.Disks = append(d.Devices.Disks, libvirtxml.DomainDisk{
 			Device: "disk",
@@ -314,6 +363,12 @@ func disks(d *libvirtxml.Domain, t Template, s Spec) error {
 			Target: &libvirtxml.DomainDiskTarget{Dev: dev(), Bus: "virtio"},
 			Serial: ScratchSerial,
 		})
+	}
+	if s.IOThread {
+		for i := range d.Devices.Disks {
+			one := uint(1)
+			d.Devices.Disks[i].Driver.IOThread = &one
+		}
 	}
 	return nil
 }

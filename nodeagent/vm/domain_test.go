@@ -3,6 +3,7 @@ package vm
 import (
 	"encoding/xml"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -200,4 +201,291 @@ func FuzzBuild(f *testing.F) {
 			t.Fatalf("invalid XML for %q: %v", id, err)
 		}
 	})
+}
+
+// h100 is a GPU at addr on host NUMA node numa whose IOMMU group holds the
+// GPU and the extra members.
+func h100(addr string, numa int, extra ...PCIFunction) GPU {
+	return GPU{Address: addr, NUMA: numa, Group: append([]PCIFunction{{Address: addr, Class: 0x030200}}, extra...)}
+}
+
+func audio(addr string) PCIFunction  { return PCIFunction{Address: addr, Class: 0x040300} }
+func bridge(addr string) PCIFunction { return PCIFunction{Address: addr, Class: 0x060400} }
+
+func seq(from, n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = from + i
+	}
+	return out
+}
+
+func repeat(v, n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
+}
+
+// gpuSpec is one rank of job 21 on a DGX-like host.
+func gpuSpec() Spec {
+	s := baseSpec()
+	s.AllocID, s.Job = "21.0.0", 21
+	s.ShareDir = "/var/lib/vhpc/jobs/21.0.0/share"
+	s.ScratchPath = "/var/lib/vhpc/jobs/21.0.0/scratch.img"
+	s.ConsoleLog = "/var/lib/vhpc/logs/21.0.0.console.log"
+	s.IOThread = true
+	return s
+}
+
+func TestGoldenGPU(t *testing.T) {
+	tests := []struct {
+		name string
+		t    Template
+		s    func() Spec
+	}{
+		// 8 H100s, 4 on each socket, each with its audio function; the
+		// first group also holds the PCIe switch port above the GPU.
+		// 32 cores (16 per node), 128 GiB, all of it 1 GiB hugepages.
+		{"gpu-8x-2socket-hugepages", tinyTemplate("kvm"), func() Spec {
+			s := gpuSpec()
+			s.Cores = append(seq(0, 16), seq(16, 16)...)
+			s.CoreNUMA = append(repeat(0, 16), repeat(1, 16)...)
+			s.HousekeepingCores = []int{32, 48}
+			s.MemoryMiB = 131072
+			s.NUMA = []NUMACell{{HostNode: 0, MemoryMiB: 65536, HugepagesMiB: 65536}, {HostNode: 1, MemoryMiB: 65536, HugepagesMiB: 65536}}
+			s.HugepageSizeKiB = 1 << 20
+			for i, bus := range []string{"18", "2a", "3a", "5d", "9a", "ab", "ba", "db"} {
+				g := h100("0000:"+bus+":00.0", i/4, audio("0000:"+bus+":00.1"))
+				if i == 0 {
+					g.Group = append(g.Group, bridge("0000:17:00.0"))
+				}
+				s.GPUs = append(s.GPUs, g)
+			}
+			return s
+		}},
+		// One GPU alone in its group, 8 cores and the memory of node 1.
+		{"gpu-1x-single-node", tinyTemplate("kvm"), func() Spec {
+			s := gpuSpec()
+			s.Cores, s.CoreNUMA = seq(16, 8), repeat(1, 8)
+			s.HousekeepingCores = []int{1}
+			s.MemoryMiB = 16384
+			s.NUMA = []NUMACell{{HostNode: 1, MemoryMiB: 16384}}
+			s.GPUs = []GPU{h100("0000:9a:00.0", 1)}
+			return s
+		}},
+		// A GPU whose group holds its HDMI audio function (listed first)
+		// and a bridge, on a qcow2 image with a versioned q35 machine.
+		{"gpu-audio-function", Template{Name: "dept-ml", Hypervisor: "kvm", Machine: "pc-q35-7.2", BaseDisk: "/var/lib/vhpc/images/ml.qcow2"}, func() Spec {
+			s := gpuSpec()
+			s.OverlayPath = "/var/lib/vhpc/jobs/21.0.0/root.qcow2"
+			s.Cores, s.CoreNUMA = []int{4, 5, 6, 7}, repeat(0, 4)
+			s.MemoryMiB = 8192
+			s.NUMA = []NUMACell{{HostNode: 0, MemoryMiB: 8192}}
+			s.GPUs = []GPU{{Address: "0000:3b:00.0", NUMA: 0, Group: []PCIFunction{
+				audio("0000:3b:00.1"), bridge("0000:3a:00.0"), {Address: "0000:3b:00.0", Class: 0x030000},
+			}}}
+			return s
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := Build(tc.t, tc.s())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := d.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join("testdata", tc.name+".xml")
+			if *update {
+				if err := os.WriteFile(path, []byte(got+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update to create it)", err)
+			}
+			if got+"\n" != string(want) {
+				t.Errorf("domain XML differs from %s (run with -update if intended):\n%s", path, got)
+			}
+			var back libvirtxml.Domain
+			if err := back.Unmarshal(got); err != nil {
+				t.Fatalf("unmarshal own XML: %v", err)
+			}
+			checkGPULayout(t, tc.s(), &back)
+		})
+	}
+}
+
+// checkGPULayout checks the golden files' promises independently of their
+// text: one managed hostdev per passed function and nothing else (no
+// bridge), each GPU behind its own root port under an expander bus in the
+// guest cell of its host node, functions keeping their numbers.
+func checkGPULayout(t *testing.T, s Spec, d *libvirtxml.Domain) {
+	t.Helper()
+	ctrl := map[uint]libvirtxml.DomainController{}
+	for _, c := range d.Devices.Controllers {
+		if c.Index != nil && c.Type == "pci" {
+			ctrl[*c.Index] = c
+		}
+	}
+	hosts := map[string]libvirtxml.DomainAddressPCI{}
+	for _, h := range d.Devices.Hostdevs {
+		if h.Managed != "yes" || h.SubsysPCI == nil {
+			t.Fatalf("hostdev not a managed PCI device: %+v", h)
+		}
+		a := h.SubsysPCI.Source.Address
+		hosts[fmt.Sprintf("%04x:%02x:%02x.%x", *a.Domain, *a.Bus, *a.Slot, *a.Function)] = *h.Address.PCI
+	}
+	n := 0
+	for _, g := range s.GPUs {
+		fns, err := PassedFunctions(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(fns)
+		for _, f := range fns {
+			guest, ok := hosts[f]
+			if !ok {
+				t.Fatalf("function %s not passed through", f)
+			}
+			if want := f[len(f)-1:]; fmt.Sprintf("%x", *guest.Function) != want {
+				t.Errorf("%s: guest function %d", f, *guest.Function)
+			}
+			port := ctrl[*guest.Bus]
+			pxb := ctrl[*port.Address.PCI.Bus]
+			if port.Model != "pcie-root-port" || pxb.Model != "pcie-expander-bus" {
+				t.Fatalf("%s: behind %q under %q", f, port.Model, pxb.Model)
+			}
+			cell := *pxb.PCI.Target.NUMANode
+			if s.NUMA[cell].HostNode != g.NUMA {
+				t.Errorf("%s: expander bus in guest cell %d (host node %d), GPU on host node %d", f, cell, s.NUMA[cell].HostNode, g.NUMA)
+			}
+		}
+	}
+	if len(hosts) != n {
+		t.Errorf("%d hostdevs, want %d", len(hosts), n)
+	}
+	if d.OS.Type.Machine == "pc" {
+		t.Error("GPU domain on machine pc")
+	}
+}
+
+func TestBuildRejectsGPU(t *testing.T) {
+	oneGPU := func(s *Spec) {
+		s.Cores, s.CoreNUMA, s.MemoryMiB = []int{2, 3}, []int{0, 0}, 512
+		s.NUMA = []NUMACell{{HostNode: 0, MemoryMiB: 512}}
+		s.GPUs = []GPU{h100("0000:3b:00.0", 0, audio("0000:3b:00.1"))}
+	}
+	tests := []struct {
+		name string
+		mod  func(*Template, *Spec)
+		want string
+	}{
+		{"foreign device in group", func(_ *Template, s *Spec) {
+			s.GPUs[0].Group = append(s.GPUs[0].Group, PCIFunction{Address: "0000:3a:00.0", Class: 0x020000})
+		}, "0000:3a:00.0 (class 0x020000), which is neither a function of the GPU nor a PCI bridge"},
+		{"second GPU behind a switch without ACS", func(_ *Template, s *Spec) {
+			s.GPUs[0].Group = append(s.GPUs[0].Group, PCIFunction{Address: "0000:3c:00.0", Class: 0x030200})
+		}, "neither a function of the GPU"},
+		{"tcg", func(t *Template, _ *Spec) { t.Hypervisor = "tcg" }, "needs KVM"},
+		{"machine pc", func(t *Template, _ *Spec) { t.Machine = "pc" }, "need q35"},
+		{"no NUMA cells", func(_ *Template, s *Spec) { s.NUMA, s.CoreNUMA = nil, nil }, "GPUs need NUMA cells"},
+		{"GPU node outside the placement", func(_ *Template, s *Spec) { s.GPUs[0].NUMA = 1 }, "gpu 0000:3b:00.0 is on host NUMA node 1"},
+		{"function passed twice", func(_ *Template, s *Spec) { s.GPUs = append(s.GPUs, h100("0000:3b:00.0", 0)) }, "already passed through"},
+		{"no function 0", func(_ *Template, s *Spec) { s.GPUs[0] = h100("0000:3b:00.1", 0) }, "function 0"},
+		{"bad address", func(_ *Template, s *Spec) { s.GPUs[0].Address = "3b:00.0" }, "sysfs form"},
+		{"bad member address", func(_ *Template, s *Spec) { s.GPUs[0].Group[1].Address = "0000:3b:00.8" }, "sysfs form"},
+		{"too many GPUs", func(_ *Template, s *Spec) {
+			for i := range 12 {
+				s.GPUs = append(s.GPUs, h100(fmt.Sprintf("0000:%02x:00.0", 0x40+i), 0))
+			}
+		}, "at most 12"},
+		{"partial hugepages", func(_ *Template, s *Spec) { s.NUMA[0].HugepagesMiB = 256 }, "entirely or not at all"},
+		{"cells short of memory", func(_ *Template, s *Spec) { s.NUMA[0].MemoryMiB = 256 }, "NUMA cells hold 256 MiB"},
+		{"core NUMA missing", func(_ *Template, s *Spec) { s.CoreNUMA = []int{0} }, "one per core"},
+		{"core outside the cells", func(_ *Template, s *Spec) { s.CoreNUMA[1] = 1 }, "core 3 is on host NUMA node 1"},
+		{"duplicate cell", func(_ *Template, s *Spec) {
+			s.NUMA = []NUMACell{{HostNode: 0, MemoryMiB: 256}, {HostNode: 0, MemoryMiB: 256}}
+		}, "duplicate host node"},
+		{"mixed hugepage cells", func(_ *Template, s *Spec) {
+			s.NUMA = []NUMACell{{HostNode: 0, MemoryMiB: 256, HugepagesMiB: 256}, {HostNode: 1, MemoryMiB: 256}}
+		}, "all or none"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tp, s := tinyTemplate("kvm"), baseSpec()
+			oneGPU(&s)
+			if _, err := Build(tp, s); err != nil {
+				t.Fatalf("valid base spec: %v", err)
+			}
+			tc.mod(&tp, &s)
+			_, err := Build(tp, s)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestNUMAVCPUOrder: interleaved host cores (SMT siblings numbered after
+// all cores, as on most two-socket hosts) give vCPUs numbered cell by
+// cell, each pinned to its own core, and a memory-only cell for a host
+// node the placement took memory but no cores from.
+func TestNUMAVCPUOrder(t *testing.T) {
+	s := baseSpec()
+	s.Cores = []int{0, 1, 16, 17, 32, 33, 48, 49}
+	s.CoreNUMA = []int{0, 0, 1, 1, 0, 0, 1, 1}
+	s.MemoryMiB = 3072
+	s.NUMA = []NUMACell{{HostNode: 0, MemoryMiB: 1024}, {HostNode: 1, MemoryMiB: 1024}, {HostNode: 2, MemoryMiB: 1024}}
+	d, err := Build(tinyTemplate("tcg"), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pins []string
+	for _, p := range d.CPUTune.VCPUPin {
+		pins = append(pins, fmt.Sprintf("%d:%s", p.VCPU, p.CPUSet))
+	}
+	if got, want := strings.Join(pins, " "), "0:0 1:1 2:32 3:33 4:16 5:17 6:48 7:49"; got != want {
+		t.Errorf("pins %s, want %s", got, want)
+	}
+	var cells []string
+	for _, c := range d.CPU.Numa.Cell {
+		cells = append(cells, fmt.Sprintf("%d:[%s]:%d", *c.ID, c.CPUs, c.Memory))
+	}
+	if got, want := strings.Join(cells, " "), "0:[0-3]:1024 1:[4-7]:1024 2:[]:1024"; got != want {
+		t.Errorf("cells %s, want %s", got, want)
+	}
+	if d.NUMATune.Memory.Nodeset != "0-2" || len(d.NUMATune.MemNodes) != 3 || d.NUMATune.MemNodes[2].Nodeset != "2" {
+		t.Errorf("numatune %+v", d.NUMATune)
+	}
+	if d.MemoryBacking != nil || d.OS.Type.Machine != "pc" || len(d.Devices.Hostdevs) != 0 {
+		t.Error("a GPU-less domain without hugepages changed machine, backing or devices")
+	}
+}
+
+func TestPassedFunctions(t *testing.T) {
+	tests := []struct {
+		name string
+		g    GPU
+		want string
+	}{
+		{"alone", h100("0000:3b:00.0", 0), "0000:3b:00.0"},
+		{"audio and bridge", h100("0000:3b:00.0", 0, bridge("0000:3a:00.0"), audio("0000:3b:00.1")), "0000:3b:00.0 0000:3b:00.1"},
+		{"GPU not listed, four functions", GPU{Address: "0000:af:00.0", Group: []PCIFunction{
+			{Address: "0000:af:00.3", Class: 0x0c8000}, {Address: "0000:af:00.2", Class: 0x0c0330}, audio("0000:af:00.1"),
+		}}, "0000:af:00.0 0000:af:00.1 0000:af:00.2 0000:af:00.3"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := PassedFunctions(tc.g)
+			if err != nil || strings.Join(got, " ") != tc.want {
+				t.Fatalf("got %v %v, want %s", got, err, tc.want)
+			}
+		})
+	}
 }
