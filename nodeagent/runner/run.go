@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"vhpc/guest"
@@ -66,7 +67,12 @@ func (r *Runner) Run(ctx context.Context, t Task, progress func(phase string)) (
 	if st.prepared {
 		// From here on, the domain and the job directory are ours to remove.
 		defer func() {
-			if cerr := r.cleanup(ctx, st.name, st.dir); cerr != nil {
+			cerr := r.cleanup(ctx, st.name, st.dir)
+			if st.started {
+				// The guest is gone: its GPUs back to a known state.
+				cerr = errors.Join(cerr, r.returnGPUs(ctx, t, st.name, st.log))
+			}
+			if cerr != nil {
 				st.log.Error("cleanup failed", "err", cerr)
 				if err == nil {
 					err = cerr
@@ -84,6 +90,7 @@ func (r *Runner) Run(ctx context.Context, t Task, progress func(phase string)) (
 // started is what start leaves for finish (and for cleanup).
 type started struct {
 	prepared bool // the job directory exists and is ours
+	started  bool // the domain was started (its GPUs need a reset)
 	name     string
 	dir      staging.Dir
 	deadline time.Time
@@ -101,6 +108,10 @@ func (r *Runner) start(ctx context.Context, t Task, progress func(string)) (star
 		return st, err
 	}
 	if err := checkTask(t); err != nil {
+		return st, err
+	}
+	gp, err := r.planGPUs(t)
+	if err != nil {
 		return st, err
 	}
 	if st.dir, err = staging.Layout(r.cfg.StateDir, t.AllocID); err != nil {
@@ -131,6 +142,9 @@ func (r *Runner) start(ctx context.Context, t Task, progress func(string)) (star
 	if t.Placement.Scratch > 0 {
 		spec.ScratchPath = st.dir.Scratch
 	}
+	if gp != nil {
+		gp.apply(&spec)
+	}
 	def, err := vm.Build(tmpl, spec)
 	if err != nil {
 		return st, err
@@ -146,7 +160,13 @@ func (r *Runner) start(ctx context.Context, t Task, progress func(string)) (star
 	if err := r.doms.DefineAndStart(ctx, def); err != nil {
 		return st, err
 	}
-	st.log.Info("guest started", "hypervisor", r.hv, "cores", vm.CPUSet(t.Placement.Cores), "memory_mib", spec.MemoryMiB)
+	st.started = true
+	if gp != nil {
+		st.log.Info("guest started", "hypervisor", r.hv, "cores", vm.CPUSet(t.Placement.Cores), "memory_mib", spec.MemoryMiB,
+			"gpus", strings.Join(t.Placement.GPUs, ","), "numa_nodes", vm.CPUSet(t.Placement.NUMA))
+	} else {
+		st.log.Info("guest started", "hypervisor", r.hv, "cores", vm.CPUSet(t.Placement.Cores), "memory_mib", spec.MemoryMiB)
+	}
 	progress(PhaseBooting)
 	return st, nil
 }
@@ -184,7 +204,11 @@ func (r *Runner) Adopt(ctx context.Context, t Task, progress func(string)) (res 
 		return Result{State: model.AllocFailed, ExitCode: -1, Reason: "lost: no guest and no job directory on this node after the agent restart"}, nil
 	}
 	defer func() {
-		if cerr := r.cleanup(ctx, name, dir); cerr != nil {
+		cerr := r.cleanup(ctx, name, dir)
+		if st != libvirt.StateAbsent {
+			cerr = errors.Join(cerr, r.returnGPUs(ctx, t, name, log))
+		}
+		if cerr != nil {
 			log.Error("cleanup failed", "err", cerr)
 			if err == nil {
 				err = cerr

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/user"
@@ -19,6 +20,7 @@ import (
 	"strconv"
 	"time"
 
+	"vhpc/nodeagent/gpureset"
 	"vhpc/nodeagent/libvirt"
 	"vhpc/nodeagent/staging"
 	"vhpc/nodeagent/vm"
@@ -62,6 +64,19 @@ type Config struct {
 	// from StateDir, so an agent restarted on the same state dir finds its
 	// guests again.
 	Namespace string
+
+	// HostRoot is the directory the host's /sys is found under: GPU tasks
+	// read it (IOMMU groups, CPU NUMA nodes, through nodeagent/inventory)
+	// and write it (GPU reset and rebind, through nodeagent/gpureset).
+	// Default "/"; tests point it at a fixture tree. GPU-less tasks never
+	// touch it.
+	HostRoot string
+	// GPUReturnDriver is the host driver a GPU task's functions are bound
+	// to after its guest is gone and they have been reset: "" leaves them
+	// where libvirt's managed detach left them (the driver they had
+	// before), "nvidia" binds the GPU functions to nvidia, "vfio-pci"
+	// binds every passed function to vfio-pci.
+	GPUReturnDriver string
 }
 
 // Stage is one stage-in or stage-out copy (relative paths; see staging.Stage).
@@ -90,6 +105,12 @@ type Task struct {
 	// SourceDir is the staging root on this host (the submitter's
 	// directory in dev mode); required when StageIn or StageOut is set.
 	SourceDir string
+	// GPUs are Placement.GPUs resolved from the inventory (ResolveGPUs):
+	// one per placement GPU, with its host NUMA node and IOMMU group.
+	// Run checks them against the host again, passes them through with
+	// every function of their slot, pins the guest next to them and resets
+	// them after the guest is gone. Empty for a GPU-less task.
+	GPUs []vm.GPU
 }
 
 // Result is how a task ended.
@@ -119,6 +140,11 @@ type Runner struct {
 	// kvmDevice is /dev/kvm; tests point it elsewhere.
 	kvmDevice string
 	ns        string // domain namespace (Config.Namespace)
+	// hostFS is Config.HostRoot as the inventory reads it; tests replace
+	// it (and pci) with fixtures.
+	hostFS    fs.FS
+	pci       gpureset.Sysfs
+	gpuReturn *gpureset.Returner
 }
 
 // New connects to libvirt, finds or builds the tiny image and settles the
@@ -190,6 +216,9 @@ func withDefaults(cfg Config) Config {
 	if cfg.ProbeTimeout <= 0 {
 		cfg.ProbeTimeout = 15 * time.Second
 	}
+	if cfg.HostRoot == "" {
+		cfg.HostRoot = "/"
+	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 200 * time.Millisecond
 	}
@@ -208,7 +237,11 @@ func withDefaults(cfg Config) Config {
 // hypervisor is left for settleHypervisor (or set by the test).
 func newRunner(cfg Config, doms libvirt.Domains, img vmimages.Image) (*Runner, error) {
 	cfg = withDefaults(cfg)
-	r := &Runner{cfg: cfg, log: cfg.Logger.With("component", "runner"), doms: doms, img: img, kvmDevice: "/dev/kvm", ns: cfg.Namespace}
+	r := &Runner{cfg: cfg, log: cfg.Logger.With("component", "runner"), doms: doms, img: img, kvmDevice: "/dev/kvm", ns: cfg.Namespace,
+		hostFS: os.DirFS(cfg.HostRoot), pci: gpureset.Dir{Root: filepath.Join(cfg.HostRoot, "sys")}}
+	if err := r.setPCI(r.pci); err != nil {
+		return nil, err
+	}
 	if u, err := user.Lookup(cfg.QEMUUser); err == nil {
 		uid, err1 := strconv.Atoi(u.Uid)
 		gid, err2 := strconv.Atoi(u.Gid)
@@ -222,6 +255,16 @@ func newRunner(cfg Config, doms libvirt.Domains, img vmimages.Image) (*Runner, e
 		}
 	}
 	return r, nil
+}
+
+// setPCI sets the sysfs GPU tasks reset through (tests use a fake).
+func (r *Runner) setPCI(sys gpureset.Sysfs) error {
+	ret, err := gpureset.New(sys, r.cfg.GPUReturnDriver, r.log)
+	if err != nil {
+		return fmt.Errorf("runner: %w", err)
+	}
+	r.pci, r.gpuReturn = sys, ret
+	return nil
 }
 
 // Close releases the libvirt connection. Guests keep running (Adopt
@@ -299,13 +342,27 @@ func (r *Runner) Running(ctx context.Context) ([]string, error) {
 }
 
 // Remove destroys and undefines an allocation's domain and deletes its job
-// directory: for an agent cleaning up a domain it will not adopt.
+// directory: for an agent cleaning up a domain it will not adopt. If the
+// domain existed and t has GPUs, they are reset afterwards as in Run.
 func (r *Runner) Remove(ctx context.Context, t Task) error {
 	dir, err := staging.Layout(r.cfg.StateDir, t.AllocID)
 	if err != nil {
 		return fmt.Errorf("runner: %w", err)
 	}
-	return errors.Join(r.doms.DestroyAndUndefine(ctx, vm.Name(r.ns, t.Job, t.Task, t.Rank)), staging.Cleanup(dir))
+	name := vm.Name(r.ns, t.Job, t.Task, t.Rank)
+	existed := false
+	if len(t.GPUs) > 0 {
+		st, err := r.doms.State(ctx, name)
+		if err != nil {
+			return fmt.Errorf("runner: %w", err)
+		}
+		existed = st != libvirt.StateAbsent
+	}
+	err = errors.Join(r.doms.DestroyAndUndefine(ctx, name), staging.Cleanup(dir))
+	if existed {
+		err = errors.Join(err, r.returnGPUs(ctx, t, name, r.log.With("alloc_id", t.AllocID, "domain", name)))
+	}
+	return err
 }
 
 func (r *Runner) template(image string) (vm.Template, error) {
