@@ -61,10 +61,12 @@ type Error struct {
 	Err error
 }
 
+// Error names the functions and the failures.
 func (e *Error) Error() string {
 	return fmt.Sprintf("GPU functions %s not returned to a known state (drain them until a person looks): %v", strings.Join(e.Addresses, ", "), e.Err)
 }
 
+// Unwrap returns the joined failures.
 func (e *Error) Unwrap() error { return e.Err }
 
 // Returner resets and rebinds functions through a Sysfs. It holds no

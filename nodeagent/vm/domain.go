@@ -60,7 +60,8 @@ type Spec struct {
 	Job       uint64
 	Task      int64
 	Rank      int
-	// Cores are the host CPUs the vCPUs are pinned to, 1:1, in order.
+	// Cores are the host CPUs the vCPUs are pinned to, 1:1, in order
+	// (with NUMA cells: in order within each cell, cell by cell).
 	Cores []int
 	// HousekeepingCores run QEMU's emulator threads; empty = not pinned.
 	HousekeepingCores []int

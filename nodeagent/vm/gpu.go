@@ -180,9 +180,9 @@ func validateGPUs(t Template, s Spec) error {
 // with one pcie-root-port under it; the GPU's functions sit in slot 0 of
 // that port's bus and keep their host function numbers. Controller
 // indexes, bus numbers and addresses are all fixed, so the guest sees the
-// same layout on every host and every run: GPU i is on guest bus
-// 0xfe-2i... (busNr), behind controller indexes 1+2i (expander) and 2+2i
-// (root port). Devices are managed: libvirt binds them to vfio-pci at
+// same layout on every host and every run: GPU i's expander has
+// controller index 1+2i and guest bus number 254-2i, its root port index
+// 2+2i. Devices are managed: libvirt binds them to vfio-pci at
 // start and back to the host driver at stop.
 func gpus(d *libvirtxml.Domain, _ Template, s Spec) error {
 	if len(s.GPUs) == 0 {
