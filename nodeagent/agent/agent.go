@@ -66,11 +66,12 @@ type Agent struct {
 	cfg Config
 	log *slog.Logger
 
-	mu      sync.Mutex
-	running map[string]*tracked // by allocation id
-	adopt   map[string]bool     // domains found at start, not yet claimed
-	lastOK  time.Time
-	lease   time.Duration
+	mu       sync.Mutex
+	running  map[string]*tracked // by allocation id
+	adopt    map[string]bool     // domains found at start, not yet claimed
+	lastOK   time.Time
+	lease    time.Duration
+	interval time.Duration // heartbeat interval the master asked for
 }
 
 // tracked is one allocation this agent is running.
@@ -138,6 +139,7 @@ func (a *Agent) register(ctx context.Context) error {
 			a.mu.Lock()
 			a.lastOK = time.Now()
 			a.lease = time.Duration(resp.GetLeaseMs()) * time.Millisecond
+			a.interval = time.Duration(resp.GetHeartbeatIntervalMs()) * time.Millisecond
 			a.mu.Unlock()
 			a.log.Info("registered", "hypervisor", n.Hypervisor, "cores", len(n.Cores), "memory_mib", n.MemoryMiB(), "gpus", len(n.GPUs))
 			return nil
@@ -155,8 +157,13 @@ func (a *Agent) register(ctx context.Context) error {
 }
 
 func (a *Agent) heartbeatLoop(ctx context.Context) {
-	interval := 2 * time.Second
-	tick := time.NewTicker(interval / 2)
+	a.mu.Lock()
+	interval := a.interval
+	a.mu.Unlock()
+	if interval <= 0 {
+		interval = 2 * time.Second
+	}
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {
@@ -164,10 +171,15 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 			return
 		case <-tick.C:
 		}
-		err := a.cfg.Client.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
+		// Each heartbeat is bounded by the interval, so a master that
+		// stopped answering (a partition drops packets) cannot hold the
+		// loop past the fence time.
+		hctx, cancel := context.WithTimeout(ctx, interval)
+		err := a.cfg.Client.Do(hctx, func(ctx context.Context, conn *grpc.ClientConn) error {
 			_, err := client.Nodes(conn).Heartbeat(ctx, &api.HeartbeatRequest{Node: a.cfg.Node.Name, RunningAllocations: a.runningIDs()})
 			return err
 		})
+		cancel()
 		switch {
 		case err == nil:
 			a.mu.Lock()
