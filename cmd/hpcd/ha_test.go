@@ -33,13 +33,13 @@ type haMember struct {
 }
 
 type haCluster struct {
-	t       *testing.T
+	t       testing.TB
 	bin     string
 	dir     string
 	members map[string]*haMember
 }
 
-func newHACluster(t *testing.T, n int) *haCluster {
+func newHACluster(t testing.TB, n int) *haCluster {
 	t.Helper()
 	dir := t.TempDir()
 	c := &haCluster{t: t, bin: filepath.Join(dir, "hpcd"), dir: dir, members: map[string]*haMember{}}
