@@ -26,6 +26,66 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type GPUHealthRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	PciAddress    string                 `protobuf:"bytes,2,opt,name=pci_address,json=pciAddress,proto3" json:"pci_address,omitempty"`
+	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GPUHealthRequest) Reset() {
+	*x = GPUHealthRequest{}
+	mi := &file_vhpc_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GPUHealthRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GPUHealthRequest) ProtoMessage() {}
+
+func (x *GPUHealthRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GPUHealthRequest.ProtoReflect.Descriptor instead.
+func (*GPUHealthRequest) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *GPUHealthRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *GPUHealthRequest) GetPciAddress() string {
+	if x != nil {
+		return x.PciAddress
+	}
+	return ""
+}
+
+func (x *GPUHealthRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type ClusterStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -34,7 +94,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_vhpc_proto_msgTypes[0]
+	mi := &file_vhpc_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -46,7 +106,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[0]
+	mi := &file_vhpc_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -59,7 +119,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{0}
+	return file_vhpc_proto_rawDescGZIP(), []int{1}
 }
 
 type Member struct {
@@ -75,7 +135,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_vhpc_proto_msgTypes[1]
+	mi := &file_vhpc_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -87,7 +147,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[1]
+	mi := &file_vhpc_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -100,7 +160,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{1}
+	return file_vhpc_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Member) GetId() string {
@@ -160,7 +220,7 @@ type ClusterStatus struct {
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_vhpc_proto_msgTypes[2]
+	mi := &file_vhpc_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -172,7 +232,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[2]
+	mi := &file_vhpc_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -185,7 +245,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{2}
+	return file_vhpc_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ClusterStatus) GetId() string {
@@ -282,7 +342,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_vhpc_proto_msgTypes[3]
+	mi := &file_vhpc_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -294,7 +354,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[3]
+	mi := &file_vhpc_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -307,7 +367,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{3}
+	return file_vhpc_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AddMemberRequest) GetId() string {
@@ -333,7 +393,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_vhpc_proto_msgTypes[4]
+	mi := &file_vhpc_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -345,7 +405,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[4]
+	mi := &file_vhpc_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -358,7 +418,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{4}
+	return file_vhpc_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RemoveMemberRequest) GetId() string {
@@ -378,7 +438,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_vhpc_proto_msgTypes[5]
+	mi := &file_vhpc_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -390,7 +450,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[5]
+	mi := &file_vhpc_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -403,7 +463,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{5}
+	return file_vhpc_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TransferLeadershipRequest) GetTo() string {
@@ -421,7 +481,7 @@ type SnapshotSaveRequest struct {
 
 func (x *SnapshotSaveRequest) Reset() {
 	*x = SnapshotSaveRequest{}
-	mi := &file_vhpc_proto_msgTypes[6]
+	mi := &file_vhpc_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -433,7 +493,7 @@ func (x *SnapshotSaveRequest) String() string {
 func (*SnapshotSaveRequest) ProtoMessage() {}
 
 func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[6]
+	mi := &file_vhpc_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -446,7 +506,7 @@ func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSaveRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotSaveRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{6}
+	return file_vhpc_proto_rawDescGZIP(), []int{7}
 }
 
 type SnapshotChunk struct {
@@ -458,7 +518,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_vhpc_proto_msgTypes[7]
+	mi := &file_vhpc_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -470,7 +530,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[7]
+	mi := &file_vhpc_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -483,7 +543,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{7}
+	return file_vhpc_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -514,7 +574,7 @@ type SubmitRequest struct {
 
 func (x *SubmitRequest) Reset() {
 	*x = SubmitRequest{}
-	mi := &file_vhpc_proto_msgTypes[8]
+	mi := &file_vhpc_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -526,7 +586,7 @@ func (x *SubmitRequest) String() string {
 func (*SubmitRequest) ProtoMessage() {}
 
 func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[8]
+	mi := &file_vhpc_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -539,7 +599,7 @@ func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitRequest.ProtoReflect.Descriptor instead.
 func (*SubmitRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{8}
+	return file_vhpc_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SubmitRequest) GetClientToken() string {
@@ -600,7 +660,7 @@ type SubmitResponse struct {
 
 func (x *SubmitResponse) Reset() {
 	*x = SubmitResponse{}
-	mi := &file_vhpc_proto_msgTypes[9]
+	mi := &file_vhpc_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -612,7 +672,7 @@ func (x *SubmitResponse) String() string {
 func (*SubmitResponse) ProtoMessage() {}
 
 func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[9]
+	mi := &file_vhpc_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -625,7 +685,7 @@ func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponse.ProtoReflect.Descriptor instead.
 func (*SubmitResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{9}
+	return file_vhpc_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SubmitResponse) GetJobId() uint64 {
@@ -681,7 +741,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_vhpc_proto_msgTypes[10]
+	mi := &file_vhpc_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -693,7 +753,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[10]
+	mi := &file_vhpc_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -706,7 +766,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{10}
+	return file_vhpc_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Resources) GetNodes() int32 {
@@ -813,7 +873,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_vhpc_proto_msgTypes[11]
+	mi := &file_vhpc_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -825,7 +885,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[11]
+	mi := &file_vhpc_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,7 +898,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{11}
+	return file_vhpc_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Job) GetId() uint64 {
@@ -1012,7 +1072,7 @@ type Dependency struct {
 
 func (x *Dependency) Reset() {
 	*x = Dependency{}
-	mi := &file_vhpc_proto_msgTypes[12]
+	mi := &file_vhpc_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1024,7 +1084,7 @@ func (x *Dependency) String() string {
 func (*Dependency) ProtoMessage() {}
 
 func (x *Dependency) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[12]
+	mi := &file_vhpc_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1037,7 +1097,7 @@ func (x *Dependency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dependency.ProtoReflect.Descriptor instead.
 func (*Dependency) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{12}
+	return file_vhpc_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Dependency) GetKind() string {
@@ -1071,7 +1131,7 @@ type ArrayStatus struct {
 
 func (x *ArrayStatus) Reset() {
 	*x = ArrayStatus{}
-	mi := &file_vhpc_proto_msgTypes[13]
+	mi := &file_vhpc_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1083,7 +1143,7 @@ func (x *ArrayStatus) String() string {
 func (*ArrayStatus) ProtoMessage() {}
 
 func (x *ArrayStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[13]
+	mi := &file_vhpc_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1096,7 +1156,7 @@ func (x *ArrayStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArrayStatus.ProtoReflect.Descriptor instead.
 func (*ArrayStatus) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{13}
+	return file_vhpc_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ArrayStatus) GetFirst() int64 {
@@ -1173,7 +1233,7 @@ type PriorityFactor struct {
 
 func (x *PriorityFactor) Reset() {
 	*x = PriorityFactor{}
-	mi := &file_vhpc_proto_msgTypes[14]
+	mi := &file_vhpc_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1185,7 +1245,7 @@ func (x *PriorityFactor) String() string {
 func (*PriorityFactor) ProtoMessage() {}
 
 func (x *PriorityFactor) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[14]
+	mi := &file_vhpc_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1198,7 +1258,7 @@ func (x *PriorityFactor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PriorityFactor.ProtoReflect.Descriptor instead.
 func (*PriorityFactor) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{14}
+	return file_vhpc_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *PriorityFactor) GetName() string {
@@ -1257,7 +1317,7 @@ type Allocation struct {
 
 func (x *Allocation) Reset() {
 	*x = Allocation{}
-	mi := &file_vhpc_proto_msgTypes[15]
+	mi := &file_vhpc_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1329,7 @@ func (x *Allocation) String() string {
 func (*Allocation) ProtoMessage() {}
 
 func (x *Allocation) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[15]
+	mi := &file_vhpc_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1342,7 @@ func (x *Allocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Allocation.ProtoReflect.Descriptor instead.
 func (*Allocation) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{15}
+	return file_vhpc_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Allocation) GetId() string {
@@ -1464,7 +1524,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[16]
+	mi := &file_vhpc_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1536,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[16]
+	mi := &file_vhpc_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1549,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{16}
+	return file_vhpc_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetJobRequest) GetId() uint64 {
@@ -1523,7 +1583,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_vhpc_proto_msgTypes[17]
+	mi := &file_vhpc_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1535,7 +1595,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[17]
+	mi := &file_vhpc_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1548,7 +1608,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{17}
+	return file_vhpc_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListJobsRequest) GetStates() []string {
@@ -1595,7 +1655,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_vhpc_proto_msgTypes[18]
+	mi := &file_vhpc_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1607,7 +1667,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[18]
+	mi := &file_vhpc_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1620,7 +1680,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{18}
+	return file_vhpc_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -1640,7 +1700,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[19]
+	mi := &file_vhpc_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1652,7 +1712,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[19]
+	mi := &file_vhpc_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1665,7 +1725,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{19}
+	return file_vhpc_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CancelJobRequest) GetId() uint64 {
@@ -1691,7 +1751,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[20]
+	mi := &file_vhpc_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1703,7 +1763,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[20]
+	mi := &file_vhpc_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1716,7 +1776,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{20}
+	return file_vhpc_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WatchJobRequest) GetId() uint64 {
@@ -1737,7 +1797,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_vhpc_proto_msgTypes[21]
+	mi := &file_vhpc_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1749,7 +1809,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[21]
+	mi := &file_vhpc_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1762,7 +1822,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{21}
+	return file_vhpc_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *JobEvent) GetJob() *Job {
@@ -1790,7 +1850,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_vhpc_proto_msgTypes[22]
+	mi := &file_vhpc_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1802,7 +1862,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[22]
+	mi := &file_vhpc_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1815,7 +1875,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{22}
+	return file_vhpc_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *LogsRequest) GetId() uint64 {
@@ -1852,7 +1912,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_vhpc_proto_msgTypes[23]
+	mi := &file_vhpc_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1864,7 +1924,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[23]
+	mi := &file_vhpc_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1877,7 +1937,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{23}
+	return file_vhpc_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LogChunk) GetJob() uint64 {
@@ -1923,7 +1983,7 @@ type PushLogsResponse struct {
 
 func (x *PushLogsResponse) Reset() {
 	*x = PushLogsResponse{}
-	mi := &file_vhpc_proto_msgTypes[24]
+	mi := &file_vhpc_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1935,7 +1995,7 @@ func (x *PushLogsResponse) String() string {
 func (*PushLogsResponse) ProtoMessage() {}
 
 func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[24]
+	mi := &file_vhpc_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1948,7 +2008,7 @@ func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushLogsResponse.ProtoReflect.Descriptor instead.
 func (*PushLogsResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{24}
+	return file_vhpc_proto_rawDescGZIP(), []int{25}
 }
 
 type NodesRequest struct {
@@ -1959,7 +2019,7 @@ type NodesRequest struct {
 
 func (x *NodesRequest) Reset() {
 	*x = NodesRequest{}
-	mi := &file_vhpc_proto_msgTypes[25]
+	mi := &file_vhpc_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1971,7 +2031,7 @@ func (x *NodesRequest) String() string {
 func (*NodesRequest) ProtoMessage() {}
 
 func (x *NodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[25]
+	mi := &file_vhpc_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1984,7 +2044,7 @@ func (x *NodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesRequest.ProtoReflect.Descriptor instead.
 func (*NodesRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{25}
+	return file_vhpc_proto_rawDescGZIP(), []int{26}
 }
 
 type NodesResponse struct {
@@ -1996,7 +2056,7 @@ type NodesResponse struct {
 
 func (x *NodesResponse) Reset() {
 	*x = NodesResponse{}
-	mi := &file_vhpc_proto_msgTypes[26]
+	mi := &file_vhpc_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2008,7 +2068,7 @@ func (x *NodesResponse) String() string {
 func (*NodesResponse) ProtoMessage() {}
 
 func (x *NodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[26]
+	mi := &file_vhpc_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2021,7 +2081,7 @@ func (x *NodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesResponse.ProtoReflect.Descriptor instead.
 func (*NodesResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{26}
+	return file_vhpc_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *NodesResponse) GetNodes() []*Node {
@@ -2042,7 +2102,7 @@ type Core struct {
 
 func (x *Core) Reset() {
 	*x = Core{}
-	mi := &file_vhpc_proto_msgTypes[27]
+	mi := &file_vhpc_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2054,7 +2114,7 @@ func (x *Core) String() string {
 func (*Core) ProtoMessage() {}
 
 func (x *Core) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[27]
+	mi := &file_vhpc_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2067,7 +2127,7 @@ func (x *Core) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Core.ProtoReflect.Descriptor instead.
 func (*Core) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{27}
+	return file_vhpc_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Core) GetId() int32 {
@@ -2102,7 +2162,7 @@ type NumaNode struct {
 
 func (x *NumaNode) Reset() {
 	*x = NumaNode{}
-	mi := &file_vhpc_proto_msgTypes[28]
+	mi := &file_vhpc_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2114,7 +2174,7 @@ func (x *NumaNode) String() string {
 func (*NumaNode) ProtoMessage() {}
 
 func (x *NumaNode) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[28]
+	mi := &file_vhpc_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2127,7 +2187,7 @@ func (x *NumaNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NumaNode.ProtoReflect.Descriptor instead.
 func (*NumaNode) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{28}
+	return file_vhpc_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *NumaNode) GetId() int32 {
@@ -2152,21 +2212,23 @@ func (x *NumaNode) GetHugepagesMib() int64 {
 }
 
 type Gpu struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	PciAddress    string                 `protobuf:"bytes,1,opt,name=pci_address,json=pciAddress,proto3" json:"pci_address,omitempty"`
-	Uuid          string                 `protobuf:"bytes,2,opt,name=uuid,proto3" json:"uuid,omitempty"`
-	Model         string                 `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
-	MemoryMib     int64                  `protobuf:"varint,4,opt,name=memory_mib,json=memoryMib,proto3" json:"memory_mib,omitempty"`
-	Numa          int32                  `protobuf:"varint,5,opt,name=numa,proto3" json:"numa,omitempty"`
-	IommuGroup    int32                  `protobuf:"varint,6,opt,name=iommu_group,json=iommuGroup,proto3" json:"iommu_group,omitempty"`
-	Drained       string                 `protobuf:"bytes,7,opt,name=drained,proto3" json:"drained,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	PciAddress string                 `protobuf:"bytes,1,opt,name=pci_address,json=pciAddress,proto3" json:"pci_address,omitempty"`
+	Uuid       string                 `protobuf:"bytes,2,opt,name=uuid,proto3" json:"uuid,omitempty"`
+	Model      string                 `protobuf:"bytes,3,opt,name=model,proto3" json:"model,omitempty"`
+	MemoryMib  int64                  `protobuf:"varint,4,opt,name=memory_mib,json=memoryMib,proto3" json:"memory_mib,omitempty"`
+	Numa       int32                  `protobuf:"varint,5,opt,name=numa,proto3" json:"numa,omitempty"`
+	IommuGroup int32                  `protobuf:"varint,6,opt,name=iommu_group,json=iommuGroup,proto3" json:"iommu_group,omitempty"`
+	Drained    string                 `protobuf:"bytes,7,opt,name=drained,proto3" json:"drained,omitempty"`
+	// health is set when a health check took the GPU out of service.
+	Health        string `protobuf:"bytes,8,opt,name=health,proto3" json:"health,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Gpu) Reset() {
 	*x = Gpu{}
-	mi := &file_vhpc_proto_msgTypes[29]
+	mi := &file_vhpc_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2178,7 +2240,7 @@ func (x *Gpu) String() string {
 func (*Gpu) ProtoMessage() {}
 
 func (x *Gpu) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[29]
+	mi := &file_vhpc_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2191,7 +2253,7 @@ func (x *Gpu) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gpu.ProtoReflect.Descriptor instead.
 func (*Gpu) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{29}
+	return file_vhpc_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Gpu) GetPciAddress() string {
@@ -2243,6 +2305,13 @@ func (x *Gpu) GetDrained() string {
 	return ""
 }
 
+func (x *Gpu) GetHealth() string {
+	if x != nil {
+		return x.Health
+	}
+	return ""
+}
+
 type Node struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -2268,7 +2337,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_vhpc_proto_msgTypes[30]
+	mi := &file_vhpc_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2280,7 +2349,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[30]
+	mi := &file_vhpc_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2293,7 +2362,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{30}
+	return file_vhpc_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Node) GetName() string {
@@ -2418,7 +2487,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_vhpc_proto_msgTypes[31]
+	mi := &file_vhpc_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2430,7 +2499,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[31]
+	mi := &file_vhpc_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2443,7 +2512,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{31}
+	return file_vhpc_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *RegisterRequest) GetNode() *Node {
@@ -2470,7 +2539,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_vhpc_proto_msgTypes[32]
+	mi := &file_vhpc_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2482,7 +2551,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[32]
+	mi := &file_vhpc_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2495,7 +2564,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{32}
+	return file_vhpc_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RegisterResponse) GetHeartbeatIntervalMs() int64 {
@@ -2522,7 +2591,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_vhpc_proto_msgTypes[33]
+	mi := &file_vhpc_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2534,7 +2603,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[33]
+	mi := &file_vhpc_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2547,7 +2616,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{33}
+	return file_vhpc_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *HeartbeatRequest) GetNode() string {
@@ -2573,7 +2642,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_vhpc_proto_msgTypes[34]
+	mi := &file_vhpc_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2585,7 +2654,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[34]
+	mi := &file_vhpc_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2598,7 +2667,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{34}
+	return file_vhpc_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *HeartbeatResponse) GetLeaseMs() int64 {
@@ -2617,7 +2686,7 @@ type WatchAllocationsRequest struct {
 
 func (x *WatchAllocationsRequest) Reset() {
 	*x = WatchAllocationsRequest{}
-	mi := &file_vhpc_proto_msgTypes[35]
+	mi := &file_vhpc_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2629,7 +2698,7 @@ func (x *WatchAllocationsRequest) String() string {
 func (*WatchAllocationsRequest) ProtoMessage() {}
 
 func (x *WatchAllocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[35]
+	mi := &file_vhpc_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2642,7 +2711,7 @@ func (x *WatchAllocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAllocationsRequest.ProtoReflect.Descriptor instead.
 func (*WatchAllocationsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{35}
+	return file_vhpc_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *WatchAllocationsRequest) GetNode() string {
@@ -2661,7 +2730,7 @@ type AllocationSet struct {
 
 func (x *AllocationSet) Reset() {
 	*x = AllocationSet{}
-	mi := &file_vhpc_proto_msgTypes[36]
+	mi := &file_vhpc_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2673,7 +2742,7 @@ func (x *AllocationSet) String() string {
 func (*AllocationSet) ProtoMessage() {}
 
 func (x *AllocationSet) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[36]
+	mi := &file_vhpc_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2686,7 +2755,7 @@ func (x *AllocationSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocationSet.ProtoReflect.Descriptor instead.
 func (*AllocationSet) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{36}
+	return file_vhpc_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *AllocationSet) GetAllocations() []*Allocation {
@@ -2712,7 +2781,7 @@ type UpdateAllocationRequest struct {
 
 func (x *UpdateAllocationRequest) Reset() {
 	*x = UpdateAllocationRequest{}
-	mi := &file_vhpc_proto_msgTypes[37]
+	mi := &file_vhpc_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2724,7 +2793,7 @@ func (x *UpdateAllocationRequest) String() string {
 func (*UpdateAllocationRequest) ProtoMessage() {}
 
 func (x *UpdateAllocationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[37]
+	mi := &file_vhpc_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2737,7 +2806,7 @@ func (x *UpdateAllocationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAllocationRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAllocationRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{37}
+	return file_vhpc_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *UpdateAllocationRequest) GetAllocId() string {
@@ -2804,7 +2873,7 @@ type UpdateAllocationResponse struct {
 
 func (x *UpdateAllocationResponse) Reset() {
 	*x = UpdateAllocationResponse{}
-	mi := &file_vhpc_proto_msgTypes[38]
+	mi := &file_vhpc_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2816,7 +2885,7 @@ func (x *UpdateAllocationResponse) String() string {
 func (*UpdateAllocationResponse) ProtoMessage() {}
 
 func (x *UpdateAllocationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[38]
+	mi := &file_vhpc_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2829,7 +2898,7 @@ func (x *UpdateAllocationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAllocationResponse.ProtoReflect.Descriptor instead.
 func (*UpdateAllocationResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{38}
+	return file_vhpc_proto_rawDescGZIP(), []int{39}
 }
 
 var File_vhpc_proto protoreflect.FileDescriptor
@@ -2837,7 +2906,12 @@ var File_vhpc_proto protoreflect.FileDescriptor
 const file_vhpc_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"vhpc.proto\x12\avhpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n" +
+	"vhpc.proto\x12\avhpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"_\n" +
+	"\x10GPUHealthRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1f\n" +
+	"\vpci_address\x18\x02 \x01(\tR\n" +
+	"pciAddress\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\"\x16\n" +
 	"\x14ClusterStatusRequest\"\x92\x01\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12!\n" +
@@ -3020,7 +3094,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x05R\x02id\x12\x1d\n" +
 	"\n" +
 	"memory_mib\x18\x02 \x01(\x03R\tmemoryMib\x12#\n" +
-	"\rhugepages_mib\x18\x03 \x01(\x03R\fhugepagesMib\"\xbe\x01\n" +
+	"\rhugepages_mib\x18\x03 \x01(\x03R\fhugepagesMib\"\xd6\x01\n" +
 	"\x03Gpu\x12\x1f\n" +
 	"\vpci_address\x18\x01 \x01(\tR\n" +
 	"pciAddress\x12\x12\n" +
@@ -3031,7 +3105,8 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x04numa\x18\x05 \x01(\x05R\x04numa\x12\x1f\n" +
 	"\viommu_group\x18\x06 \x01(\x05R\n" +
 	"iommuGroup\x12\x18\n" +
-	"\adrained\x18\a \x01(\tR\adrained\"\xa5\x04\n" +
+	"\adrained\x18\a \x01(\tR\adrained\x12\x16\n" +
+	"\x06health\x18\b \x01(\tR\x06health\"\xa5\x04\n" +
 	"\x04Node\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\tR\tpartition\x12\x1e\n" +
@@ -3088,13 +3163,14 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x06Cancel\x12\x19.vhpc.v1.CancelJobRequest\x1a\f.vhpc.v1.Job\x126\n" +
 	"\x05Watch\x12\x18.vhpc.v1.WatchJobRequest\x1a\x11.vhpc.v1.JobEvent0\x01\x121\n" +
 	"\x04Logs\x12\x14.vhpc.v1.LogsRequest\x1a\x11.vhpc.v1.LogChunk0\x01\x126\n" +
-	"\x05Nodes\x12\x15.vhpc.v1.NodesRequest\x1a\x16.vhpc.v1.NodesResponse2\xf7\x02\n" +
+	"\x05Nodes\x12\x15.vhpc.v1.NodesRequest\x1a\x16.vhpc.v1.NodesResponse2\xb1\x03\n" +
 	"\vNodeService\x12?\n" +
 	"\bRegister\x12\x18.vhpc.v1.RegisterRequest\x1a\x19.vhpc.v1.RegisterResponse\x12B\n" +
 	"\tHeartbeat\x12\x19.vhpc.v1.HeartbeatRequest\x1a\x1a.vhpc.v1.HeartbeatResponse\x12N\n" +
 	"\x10WatchAllocations\x12 .vhpc.v1.WatchAllocationsRequest\x1a\x16.vhpc.v1.AllocationSet0\x01\x12W\n" +
 	"\x10UpdateAllocation\x12 .vhpc.v1.UpdateAllocationRequest\x1a!.vhpc.v1.UpdateAllocationResponse\x12:\n" +
-	"\bPushLogs\x12\x11.vhpc.v1.LogChunk\x1a\x19.vhpc.v1.PushLogsResponse(\x012\xeb\x03\n" +
+	"\bPushLogs\x12\x11.vhpc.v1.LogChunk\x1a\x19.vhpc.v1.PushLogsResponse(\x01\x128\n" +
+	"\fSetGPUHealth\x12\x19.vhpc.v1.GPUHealthRequest\x1a\r.vhpc.v1.Node2\xeb\x03\n" +
 	"\x0eClusterService\x12?\n" +
 	"\x06Status\x12\x1d.vhpc.v1.ClusterStatusRequest\x1a\x16.vhpc.v1.ClusterStatus\x12>\n" +
 	"\tAddMember\x12\x19.vhpc.v1.AddMemberRequest\x1a\x16.vhpc.v1.ClusterStatus\x12D\n" +
@@ -3116,113 +3192,116 @@ func file_vhpc_proto_rawDescGZIP() []byte {
 	return file_vhpc_proto_rawDescData
 }
 
-var file_vhpc_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_vhpc_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_vhpc_proto_goTypes = []any{
-	(*ClusterStatusRequest)(nil),      // 0: vhpc.v1.ClusterStatusRequest
-	(*Member)(nil),                    // 1: vhpc.v1.Member
-	(*ClusterStatus)(nil),             // 2: vhpc.v1.ClusterStatus
-	(*AddMemberRequest)(nil),          // 3: vhpc.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),       // 4: vhpc.v1.RemoveMemberRequest
-	(*TransferLeadershipRequest)(nil), // 5: vhpc.v1.TransferLeadershipRequest
-	(*SnapshotSaveRequest)(nil),       // 6: vhpc.v1.SnapshotSaveRequest
-	(*SnapshotChunk)(nil),             // 7: vhpc.v1.SnapshotChunk
-	(*SubmitRequest)(nil),             // 8: vhpc.v1.SubmitRequest
-	(*SubmitResponse)(nil),            // 9: vhpc.v1.SubmitResponse
-	(*Resources)(nil),                 // 10: vhpc.v1.Resources
-	(*Job)(nil),                       // 11: vhpc.v1.Job
-	(*Dependency)(nil),                // 12: vhpc.v1.Dependency
-	(*ArrayStatus)(nil),               // 13: vhpc.v1.ArrayStatus
-	(*PriorityFactor)(nil),            // 14: vhpc.v1.PriorityFactor
-	(*Allocation)(nil),                // 15: vhpc.v1.Allocation
-	(*GetJobRequest)(nil),             // 16: vhpc.v1.GetJobRequest
-	(*ListJobsRequest)(nil),           // 17: vhpc.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),          // 18: vhpc.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),          // 19: vhpc.v1.CancelJobRequest
-	(*WatchJobRequest)(nil),           // 20: vhpc.v1.WatchJobRequest
-	(*JobEvent)(nil),                  // 21: vhpc.v1.JobEvent
-	(*LogsRequest)(nil),               // 22: vhpc.v1.LogsRequest
-	(*LogChunk)(nil),                  // 23: vhpc.v1.LogChunk
-	(*PushLogsResponse)(nil),          // 24: vhpc.v1.PushLogsResponse
-	(*NodesRequest)(nil),              // 25: vhpc.v1.NodesRequest
-	(*NodesResponse)(nil),             // 26: vhpc.v1.NodesResponse
-	(*Core)(nil),                      // 27: vhpc.v1.Core
-	(*NumaNode)(nil),                  // 28: vhpc.v1.NumaNode
-	(*Gpu)(nil),                       // 29: vhpc.v1.Gpu
-	(*Node)(nil),                      // 30: vhpc.v1.Node
-	(*RegisterRequest)(nil),           // 31: vhpc.v1.RegisterRequest
-	(*RegisterResponse)(nil),          // 32: vhpc.v1.RegisterResponse
-	(*HeartbeatRequest)(nil),          // 33: vhpc.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),         // 34: vhpc.v1.HeartbeatResponse
-	(*WatchAllocationsRequest)(nil),   // 35: vhpc.v1.WatchAllocationsRequest
-	(*AllocationSet)(nil),             // 36: vhpc.v1.AllocationSet
-	(*UpdateAllocationRequest)(nil),   // 37: vhpc.v1.UpdateAllocationRequest
-	(*UpdateAllocationResponse)(nil),  // 38: vhpc.v1.UpdateAllocationResponse
-	(*timestamppb.Timestamp)(nil),     // 39: google.protobuf.Timestamp
+	(*GPUHealthRequest)(nil),          // 0: vhpc.v1.GPUHealthRequest
+	(*ClusterStatusRequest)(nil),      // 1: vhpc.v1.ClusterStatusRequest
+	(*Member)(nil),                    // 2: vhpc.v1.Member
+	(*ClusterStatus)(nil),             // 3: vhpc.v1.ClusterStatus
+	(*AddMemberRequest)(nil),          // 4: vhpc.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),       // 5: vhpc.v1.RemoveMemberRequest
+	(*TransferLeadershipRequest)(nil), // 6: vhpc.v1.TransferLeadershipRequest
+	(*SnapshotSaveRequest)(nil),       // 7: vhpc.v1.SnapshotSaveRequest
+	(*SnapshotChunk)(nil),             // 8: vhpc.v1.SnapshotChunk
+	(*SubmitRequest)(nil),             // 9: vhpc.v1.SubmitRequest
+	(*SubmitResponse)(nil),            // 10: vhpc.v1.SubmitResponse
+	(*Resources)(nil),                 // 11: vhpc.v1.Resources
+	(*Job)(nil),                       // 12: vhpc.v1.Job
+	(*Dependency)(nil),                // 13: vhpc.v1.Dependency
+	(*ArrayStatus)(nil),               // 14: vhpc.v1.ArrayStatus
+	(*PriorityFactor)(nil),            // 15: vhpc.v1.PriorityFactor
+	(*Allocation)(nil),                // 16: vhpc.v1.Allocation
+	(*GetJobRequest)(nil),             // 17: vhpc.v1.GetJobRequest
+	(*ListJobsRequest)(nil),           // 18: vhpc.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),          // 19: vhpc.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),          // 20: vhpc.v1.CancelJobRequest
+	(*WatchJobRequest)(nil),           // 21: vhpc.v1.WatchJobRequest
+	(*JobEvent)(nil),                  // 22: vhpc.v1.JobEvent
+	(*LogsRequest)(nil),               // 23: vhpc.v1.LogsRequest
+	(*LogChunk)(nil),                  // 24: vhpc.v1.LogChunk
+	(*PushLogsResponse)(nil),          // 25: vhpc.v1.PushLogsResponse
+	(*NodesRequest)(nil),              // 26: vhpc.v1.NodesRequest
+	(*NodesResponse)(nil),             // 27: vhpc.v1.NodesResponse
+	(*Core)(nil),                      // 28: vhpc.v1.Core
+	(*NumaNode)(nil),                  // 29: vhpc.v1.NumaNode
+	(*Gpu)(nil),                       // 30: vhpc.v1.Gpu
+	(*Node)(nil),                      // 31: vhpc.v1.Node
+	(*RegisterRequest)(nil),           // 32: vhpc.v1.RegisterRequest
+	(*RegisterResponse)(nil),          // 33: vhpc.v1.RegisterResponse
+	(*HeartbeatRequest)(nil),          // 34: vhpc.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),         // 35: vhpc.v1.HeartbeatResponse
+	(*WatchAllocationsRequest)(nil),   // 36: vhpc.v1.WatchAllocationsRequest
+	(*AllocationSet)(nil),             // 37: vhpc.v1.AllocationSet
+	(*UpdateAllocationRequest)(nil),   // 38: vhpc.v1.UpdateAllocationRequest
+	(*UpdateAllocationResponse)(nil),  // 39: vhpc.v1.UpdateAllocationResponse
+	(*timestamppb.Timestamp)(nil),     // 40: google.protobuf.Timestamp
 }
 var file_vhpc_proto_depIdxs = []int32{
-	1,  // 0: vhpc.v1.ClusterStatus.members:type_name -> vhpc.v1.Member
-	11, // 1: vhpc.v1.SubmitResponse.job:type_name -> vhpc.v1.Job
-	10, // 2: vhpc.v1.Job.resources:type_name -> vhpc.v1.Resources
-	39, // 3: vhpc.v1.Job.submit_time:type_name -> google.protobuf.Timestamp
-	39, // 4: vhpc.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	39, // 5: vhpc.v1.Job.end_time:type_name -> google.protobuf.Timestamp
-	15, // 6: vhpc.v1.Job.allocations:type_name -> vhpc.v1.Allocation
-	12, // 7: vhpc.v1.Job.depends_on:type_name -> vhpc.v1.Dependency
-	13, // 8: vhpc.v1.Job.array:type_name -> vhpc.v1.ArrayStatus
-	14, // 9: vhpc.v1.Job.priority:type_name -> vhpc.v1.PriorityFactor
-	39, // 10: vhpc.v1.Allocation.created:type_name -> google.protobuf.Timestamp
-	39, // 11: vhpc.v1.Allocation.started:type_name -> google.protobuf.Timestamp
-	39, // 12: vhpc.v1.Allocation.ended:type_name -> google.protobuf.Timestamp
-	39, // 13: vhpc.v1.Allocation.deadline:type_name -> google.protobuf.Timestamp
-	11, // 14: vhpc.v1.ListJobsResponse.jobs:type_name -> vhpc.v1.Job
-	11, // 15: vhpc.v1.JobEvent.job:type_name -> vhpc.v1.Job
-	30, // 16: vhpc.v1.NodesResponse.nodes:type_name -> vhpc.v1.Node
-	27, // 17: vhpc.v1.Node.cores:type_name -> vhpc.v1.Core
-	28, // 18: vhpc.v1.Node.numa:type_name -> vhpc.v1.NumaNode
-	29, // 19: vhpc.v1.Node.gpus:type_name -> vhpc.v1.Gpu
-	39, // 20: vhpc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
-	30, // 21: vhpc.v1.RegisterRequest.node:type_name -> vhpc.v1.Node
-	15, // 22: vhpc.v1.AllocationSet.allocations:type_name -> vhpc.v1.Allocation
-	8,  // 23: vhpc.v1.JobService.Submit:input_type -> vhpc.v1.SubmitRequest
-	16, // 24: vhpc.v1.JobService.Get:input_type -> vhpc.v1.GetJobRequest
-	17, // 25: vhpc.v1.JobService.List:input_type -> vhpc.v1.ListJobsRequest
-	19, // 26: vhpc.v1.JobService.Cancel:input_type -> vhpc.v1.CancelJobRequest
-	20, // 27: vhpc.v1.JobService.Watch:input_type -> vhpc.v1.WatchJobRequest
-	22, // 28: vhpc.v1.JobService.Logs:input_type -> vhpc.v1.LogsRequest
-	25, // 29: vhpc.v1.JobService.Nodes:input_type -> vhpc.v1.NodesRequest
-	31, // 30: vhpc.v1.NodeService.Register:input_type -> vhpc.v1.RegisterRequest
-	33, // 31: vhpc.v1.NodeService.Heartbeat:input_type -> vhpc.v1.HeartbeatRequest
-	35, // 32: vhpc.v1.NodeService.WatchAllocations:input_type -> vhpc.v1.WatchAllocationsRequest
-	37, // 33: vhpc.v1.NodeService.UpdateAllocation:input_type -> vhpc.v1.UpdateAllocationRequest
-	23, // 34: vhpc.v1.NodeService.PushLogs:input_type -> vhpc.v1.LogChunk
-	0,  // 35: vhpc.v1.ClusterService.Status:input_type -> vhpc.v1.ClusterStatusRequest
-	3,  // 36: vhpc.v1.ClusterService.AddMember:input_type -> vhpc.v1.AddMemberRequest
-	4,  // 37: vhpc.v1.ClusterService.RemoveMember:input_type -> vhpc.v1.RemoveMemberRequest
-	5,  // 38: vhpc.v1.ClusterService.TransferLeadership:input_type -> vhpc.v1.TransferLeadershipRequest
-	6,  // 39: vhpc.v1.ClusterService.SnapshotSave:input_type -> vhpc.v1.SnapshotSaveRequest
-	7,  // 40: vhpc.v1.ClusterService.SnapshotRestore:input_type -> vhpc.v1.SnapshotChunk
-	1,  // 41: vhpc.v1.ClusterService.Announce:input_type -> vhpc.v1.Member
-	9,  // 42: vhpc.v1.JobService.Submit:output_type -> vhpc.v1.SubmitResponse
-	11, // 43: vhpc.v1.JobService.Get:output_type -> vhpc.v1.Job
-	18, // 44: vhpc.v1.JobService.List:output_type -> vhpc.v1.ListJobsResponse
-	11, // 45: vhpc.v1.JobService.Cancel:output_type -> vhpc.v1.Job
-	21, // 46: vhpc.v1.JobService.Watch:output_type -> vhpc.v1.JobEvent
-	23, // 47: vhpc.v1.JobService.Logs:output_type -> vhpc.v1.LogChunk
-	26, // 48: vhpc.v1.JobService.Nodes:output_type -> vhpc.v1.NodesResponse
-	32, // 49: vhpc.v1.NodeService.Register:output_type -> vhpc.v1.RegisterResponse
-	34, // 50: vhpc.v1.NodeService.Heartbeat:output_type -> vhpc.v1.HeartbeatResponse
-	36, // 51: vhpc.v1.NodeService.WatchAllocations:output_type -> vhpc.v1.AllocationSet
-	38, // 52: vhpc.v1.NodeService.UpdateAllocation:output_type -> vhpc.v1.UpdateAllocationResponse
-	24, // 53: vhpc.v1.NodeService.PushLogs:output_type -> vhpc.v1.PushLogsResponse
-	2,  // 54: vhpc.v1.ClusterService.Status:output_type -> vhpc.v1.ClusterStatus
-	2,  // 55: vhpc.v1.ClusterService.AddMember:output_type -> vhpc.v1.ClusterStatus
-	2,  // 56: vhpc.v1.ClusterService.RemoveMember:output_type -> vhpc.v1.ClusterStatus
-	2,  // 57: vhpc.v1.ClusterService.TransferLeadership:output_type -> vhpc.v1.ClusterStatus
-	7,  // 58: vhpc.v1.ClusterService.SnapshotSave:output_type -> vhpc.v1.SnapshotChunk
-	2,  // 59: vhpc.v1.ClusterService.SnapshotRestore:output_type -> vhpc.v1.ClusterStatus
-	2,  // 60: vhpc.v1.ClusterService.Announce:output_type -> vhpc.v1.ClusterStatus
-	42, // [42:61] is the sub-list for method output_type
-	23, // [23:42] is the sub-list for method input_type
+	2,  // 0: vhpc.v1.ClusterStatus.members:type_name -> vhpc.v1.Member
+	12, // 1: vhpc.v1.SubmitResponse.job:type_name -> vhpc.v1.Job
+	11, // 2: vhpc.v1.Job.resources:type_name -> vhpc.v1.Resources
+	40, // 3: vhpc.v1.Job.submit_time:type_name -> google.protobuf.Timestamp
+	40, // 4: vhpc.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	40, // 5: vhpc.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	16, // 6: vhpc.v1.Job.allocations:type_name -> vhpc.v1.Allocation
+	13, // 7: vhpc.v1.Job.depends_on:type_name -> vhpc.v1.Dependency
+	14, // 8: vhpc.v1.Job.array:type_name -> vhpc.v1.ArrayStatus
+	15, // 9: vhpc.v1.Job.priority:type_name -> vhpc.v1.PriorityFactor
+	40, // 10: vhpc.v1.Allocation.created:type_name -> google.protobuf.Timestamp
+	40, // 11: vhpc.v1.Allocation.started:type_name -> google.protobuf.Timestamp
+	40, // 12: vhpc.v1.Allocation.ended:type_name -> google.protobuf.Timestamp
+	40, // 13: vhpc.v1.Allocation.deadline:type_name -> google.protobuf.Timestamp
+	12, // 14: vhpc.v1.ListJobsResponse.jobs:type_name -> vhpc.v1.Job
+	12, // 15: vhpc.v1.JobEvent.job:type_name -> vhpc.v1.Job
+	31, // 16: vhpc.v1.NodesResponse.nodes:type_name -> vhpc.v1.Node
+	28, // 17: vhpc.v1.Node.cores:type_name -> vhpc.v1.Core
+	29, // 18: vhpc.v1.Node.numa:type_name -> vhpc.v1.NumaNode
+	30, // 19: vhpc.v1.Node.gpus:type_name -> vhpc.v1.Gpu
+	40, // 20: vhpc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
+	31, // 21: vhpc.v1.RegisterRequest.node:type_name -> vhpc.v1.Node
+	16, // 22: vhpc.v1.AllocationSet.allocations:type_name -> vhpc.v1.Allocation
+	9,  // 23: vhpc.v1.JobService.Submit:input_type -> vhpc.v1.SubmitRequest
+	17, // 24: vhpc.v1.JobService.Get:input_type -> vhpc.v1.GetJobRequest
+	18, // 25: vhpc.v1.JobService.List:input_type -> vhpc.v1.ListJobsRequest
+	20, // 26: vhpc.v1.JobService.Cancel:input_type -> vhpc.v1.CancelJobRequest
+	21, // 27: vhpc.v1.JobService.Watch:input_type -> vhpc.v1.WatchJobRequest
+	23, // 28: vhpc.v1.JobService.Logs:input_type -> vhpc.v1.LogsRequest
+	26, // 29: vhpc.v1.JobService.Nodes:input_type -> vhpc.v1.NodesRequest
+	32, // 30: vhpc.v1.NodeService.Register:input_type -> vhpc.v1.RegisterRequest
+	34, // 31: vhpc.v1.NodeService.Heartbeat:input_type -> vhpc.v1.HeartbeatRequest
+	36, // 32: vhpc.v1.NodeService.WatchAllocations:input_type -> vhpc.v1.WatchAllocationsRequest
+	38, // 33: vhpc.v1.NodeService.UpdateAllocation:input_type -> vhpc.v1.UpdateAllocationRequest
+	24, // 34: vhpc.v1.NodeService.PushLogs:input_type -> vhpc.v1.LogChunk
+	0,  // 35: vhpc.v1.NodeService.SetGPUHealth:input_type -> vhpc.v1.GPUHealthRequest
+	1,  // 36: vhpc.v1.ClusterService.Status:input_type -> vhpc.v1.ClusterStatusRequest
+	4,  // 37: vhpc.v1.ClusterService.AddMember:input_type -> vhpc.v1.AddMemberRequest
+	5,  // 38: vhpc.v1.ClusterService.RemoveMember:input_type -> vhpc.v1.RemoveMemberRequest
+	6,  // 39: vhpc.v1.ClusterService.TransferLeadership:input_type -> vhpc.v1.TransferLeadershipRequest
+	7,  // 40: vhpc.v1.ClusterService.SnapshotSave:input_type -> vhpc.v1.SnapshotSaveRequest
+	8,  // 41: vhpc.v1.ClusterService.SnapshotRestore:input_type -> vhpc.v1.SnapshotChunk
+	2,  // 42: vhpc.v1.ClusterService.Announce:input_type -> vhpc.v1.Member
+	10, // 43: vhpc.v1.JobService.Submit:output_type -> vhpc.v1.SubmitResponse
+	12, // 44: vhpc.v1.JobService.Get:output_type -> vhpc.v1.Job
+	19, // 45: vhpc.v1.JobService.List:output_type -> vhpc.v1.ListJobsResponse
+	12, // 46: vhpc.v1.JobService.Cancel:output_type -> vhpc.v1.Job
+	22, // 47: vhpc.v1.JobService.Watch:output_type -> vhpc.v1.JobEvent
+	24, // 48: vhpc.v1.JobService.Logs:output_type -> vhpc.v1.LogChunk
+	27, // 49: vhpc.v1.JobService.Nodes:output_type -> vhpc.v1.NodesResponse
+	33, // 50: vhpc.v1.NodeService.Register:output_type -> vhpc.v1.RegisterResponse
+	35, // 51: vhpc.v1.NodeService.Heartbeat:output_type -> vhpc.v1.HeartbeatResponse
+	37, // 52: vhpc.v1.NodeService.WatchAllocations:output_type -> vhpc.v1.AllocationSet
+	39, // 53: vhpc.v1.NodeService.UpdateAllocation:output_type -> vhpc.v1.UpdateAllocationResponse
+	25, // 54: vhpc.v1.NodeService.PushLogs:output_type -> vhpc.v1.PushLogsResponse
+	31, // 55: vhpc.v1.NodeService.SetGPUHealth:output_type -> vhpc.v1.Node
+	3,  // 56: vhpc.v1.ClusterService.Status:output_type -> vhpc.v1.ClusterStatus
+	3,  // 57: vhpc.v1.ClusterService.AddMember:output_type -> vhpc.v1.ClusterStatus
+	3,  // 58: vhpc.v1.ClusterService.RemoveMember:output_type -> vhpc.v1.ClusterStatus
+	3,  // 59: vhpc.v1.ClusterService.TransferLeadership:output_type -> vhpc.v1.ClusterStatus
+	8,  // 60: vhpc.v1.ClusterService.SnapshotSave:output_type -> vhpc.v1.SnapshotChunk
+	3,  // 61: vhpc.v1.ClusterService.SnapshotRestore:output_type -> vhpc.v1.ClusterStatus
+	3,  // 62: vhpc.v1.ClusterService.Announce:output_type -> vhpc.v1.ClusterStatus
+	43, // [43:63] is the sub-list for method output_type
+	23, // [23:43] is the sub-list for method input_type
 	23, // [23:23] is the sub-list for extension type_name
 	23, // [23:23] is the sub-list for extension extendee
 	0,  // [0:23] is the sub-list for field type_name
@@ -3239,7 +3318,7 @@ func file_vhpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vhpc_proto_rawDesc), len(file_vhpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

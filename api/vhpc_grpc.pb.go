@@ -389,6 +389,7 @@ const (
 	NodeService_WatchAllocations_FullMethodName = "/vhpc.v1.NodeService/WatchAllocations"
 	NodeService_UpdateAllocation_FullMethodName = "/vhpc.v1.NodeService/UpdateAllocation"
 	NodeService_PushLogs_FullMethodName         = "/vhpc.v1.NodeService/PushLogs"
+	NodeService_SetGPUHealth_FullMethodName     = "/vhpc.v1.NodeService/SetGPUHealth"
 )
 
 // NodeServiceClient is the client API for NodeService service.
@@ -409,6 +410,10 @@ type NodeServiceClient interface {
 	UpdateAllocation(ctx context.Context, in *UpdateAllocationRequest, opts ...grpc.CallOption) (*UpdateAllocationResponse, error)
 	// PushLogs appends output of an allocation so users can read it from the master.
 	PushLogs(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[LogChunk, PushLogsResponse], error)
+	// SetGPUHealth takes a GPU out of service with a reason (agents, on XID
+	// errors, ECC or a lost GPU; admins, by hand) or returns it (empty
+	// reason). The job using it is stopped and requeued.
+	SetGPUHealth(ctx context.Context, in *GPUHealthRequest, opts ...grpc.CallOption) (*Node, error)
 }
 
 type nodeServiceClient struct {
@@ -481,6 +486,16 @@ func (c *nodeServiceClient) PushLogs(ctx context.Context, opts ...grpc.CallOptio
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type NodeService_PushLogsClient = grpc.ClientStreamingClient[LogChunk, PushLogsResponse]
 
+func (c *nodeServiceClient) SetGPUHealth(ctx context.Context, in *GPUHealthRequest, opts ...grpc.CallOption) (*Node, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Node)
+	err := c.cc.Invoke(ctx, NodeService_SetGPUHealth_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeServiceServer is the server API for NodeService service.
 // All implementations must embed UnimplementedNodeServiceServer
 // for forward compatibility.
@@ -499,6 +514,10 @@ type NodeServiceServer interface {
 	UpdateAllocation(context.Context, *UpdateAllocationRequest) (*UpdateAllocationResponse, error)
 	// PushLogs appends output of an allocation so users can read it from the master.
 	PushLogs(grpc.ClientStreamingServer[LogChunk, PushLogsResponse]) error
+	// SetGPUHealth takes a GPU out of service with a reason (agents, on XID
+	// errors, ECC or a lost GPU; admins, by hand) or returns it (empty
+	// reason). The job using it is stopped and requeued.
+	SetGPUHealth(context.Context, *GPUHealthRequest) (*Node, error)
 	mustEmbedUnimplementedNodeServiceServer()
 }
 
@@ -523,6 +542,9 @@ func (UnimplementedNodeServiceServer) UpdateAllocation(context.Context, *UpdateA
 }
 func (UnimplementedNodeServiceServer) PushLogs(grpc.ClientStreamingServer[LogChunk, PushLogsResponse]) error {
 	return status.Error(codes.Unimplemented, "method PushLogs not implemented")
+}
+func (UnimplementedNodeServiceServer) SetGPUHealth(context.Context, *GPUHealthRequest) (*Node, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetGPUHealth not implemented")
 }
 func (UnimplementedNodeServiceServer) mustEmbedUnimplementedNodeServiceServer() {}
 func (UnimplementedNodeServiceServer) testEmbeddedByValue()                     {}
@@ -617,6 +639,24 @@ func _NodeService_PushLogs_Handler(srv interface{}, stream grpc.ServerStream) er
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type NodeService_PushLogsServer = grpc.ClientStreamingServer[LogChunk, PushLogsResponse]
 
+func _NodeService_SetGPUHealth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GPUHealthRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServiceServer).SetGPUHealth(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeService_SetGPUHealth_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServiceServer).SetGPUHealth(ctx, req.(*GPUHealthRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NodeService_ServiceDesc is the grpc.ServiceDesc for NodeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -635,6 +675,10 @@ var NodeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "UpdateAllocation",
 			Handler:    _NodeService_UpdateAllocation_Handler,
+		},
+		{
+			MethodName: "SetGPUHealth",
+			Handler:    _NodeService_SetGPUHealth_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

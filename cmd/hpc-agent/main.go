@@ -8,10 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"vhpc/client"
@@ -21,6 +26,7 @@ import (
 func main() {
 	var (
 		addrs, name, stateDir, hypervisor, libvirtURI, partition, logLevel string
+		metricsAddr, gpuReturn                                             string
 		reserved                                                           []int
 	)
 	cmd := &cobra.Command{
@@ -35,9 +41,23 @@ func main() {
 				return fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			reg := prometheus.NewRegistry()
+			if metricsAddr != "" {
+				ln, err := net.Listen("tcp", metricsAddr)
+				if err != nil {
+					return fmt.Errorf("--metrics-addr %s: %w", metricsAddr, err)
+				}
+				mux := http.NewServeMux()
+				mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+				srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+				go func() { _ = srv.Serve(ln) }()
+				defer srv.Close()
+				log.Info("serving metrics", "addr", ln.Addr().String())
+			}
 			return agent.RunLocal(cmd.Context(), agent.LocalOptions{
 				Addrs: client.ParseAddrs(addrs), Name: name, StateDir: stateDir, Hypervisor: hypervisor,
 				LibvirtURI: libvirtURI, Partition: partition, Reserved: reserved, Logger: log,
+				Registry: reg, GPUReturnDriver: gpuReturn,
 			})
 		},
 	}
@@ -50,6 +70,8 @@ func main() {
 	f.StringVar(&partition, "partition", "default", "partition this node belongs to")
 	f.IntSliceVar(&reserved, "reserved-cores", nil, "host cores kept for the host and QEMU emulator threads")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:7081", "HTTP address for /metrics (GPU metrics); empty disables")
+	f.StringVar(&gpuReturn, "gpu-return-driver", "", "driver GPUs are rebound to after a job: \"\" (leave), nvidia or vfio-pci")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := cmd.ExecuteContext(ctx); err != nil && !errors.Is(err, context.Canceled) {

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"vhpc/nodeagent/agent"
@@ -116,10 +117,13 @@ func devCmd() *cobra.Command {
 				}
 				stateDir = filepath.Join(c.dataDir, "agent")
 			}
+			// One registry: the master's /metrics also shows this host's GPUs.
+			cfg.Registry = prometheus.NewRegistry()
 			return serve(cfg, func(ctx context.Context, s *server.Server) error {
 				return agent.RunLocal(ctx, agent.LocalOptions{
 					Addrs: []string{s.GRPCAddr()}, StateDir: stateDir, Hypervisor: hypervisor,
 					LibvirtURI: "qemu:///system", Partition: server.DefaultPartition, Logger: cfg.Logger,
+					Registry: cfg.Registry,
 				})
 			})
 		},

@@ -91,6 +91,47 @@ func operatorCmd() *cobra.Command {
 	}
 	transfer.Flags().StringVar(&to, "to", "", "member to hand over to (default: Raft picks)")
 
+	var node, gpuAddr, reason string
+	gpuCall := func(cmd *cobra.Command, why string) error {
+		if node == "" || gpuAddr == "" {
+			return usageError{errors.New("--node and --gpu are required")}
+		}
+		c, err := client.New(client.ParseAddrs(addr))
+		if err != nil {
+			return usageError{err}
+		}
+		defer c.Close()
+		return c.Do(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
+			n, err := client.Nodes(conn).SetGPUHealth(ctx, &api.GPUHealthRequest{Node: node, PciAddress: gpuAddr, Reason: why})
+			if err == nil {
+				for _, g := range n.GetGpus() {
+					if g.GetPciAddress() == gpuAddr {
+						fmt.Printf("%s %s: health %q, drained %q\n", node, gpuAddr, g.GetHealth(), g.GetDrained())
+					}
+				}
+			}
+			return err
+		})
+	}
+	gpuDrain := &cobra.Command{
+		Use: "gpu-drain --node N --gpu PCI --reason TEXT", Short: "take a GPU out of service (its job is requeued)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if reason == "" {
+				return usageError{errors.New("--reason is required")}
+			}
+			return gpuCall(cmd, "admin: "+reason)
+		},
+	}
+	gpuReturn := &cobra.Command{
+		Use: "gpu-return --node N --gpu PCI", Short: "return a GPU to service (the agent drains it again if its health check still fails)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return gpuCall(cmd, "") },
+	}
+	for _, c := range []*cobra.Command{gpuDrain, gpuReturn} {
+		c.Flags().StringVar(&node, "node", "", "node name")
+		c.Flags().StringVar(&gpuAddr, "gpu", "", "GPU PCI address, e.g. 0000:3b:00.0")
+	}
+	gpuDrain.Flags().StringVar(&reason, "reason", "", "why (shown by hpcsub nodes)")
+
 	snapshot := &cobra.Command{Use: "snapshot", Short: "save or restore a backup of the cluster state"}
 	save := &cobra.Command{
 		Use: "save FILE", Short: "write a snapshot of the state to FILE", Args: cobra.ExactArgs(1),
@@ -161,6 +202,6 @@ func operatorCmd() *cobra.Command {
 		},
 	}
 	snapshot.AddCommand(save, restore)
-	cmd.AddCommand(add, remove, transfer, snapshot)
+	cmd.AddCommand(add, remove, transfer, snapshot, gpuDrain, gpuReturn)
 	return cmd
 }

@@ -268,6 +268,9 @@ func nodesCmd(a *app) *cobra.Command {
 				}
 				reason := n.GetReason()
 				for _, g := range n.GetGpus() {
+					if g.GetHealth() != "" {
+						reason += fmt.Sprintf(" gpu %s out of service: %s;", g.GetPciAddress(), g.GetHealth())
+					}
 					if g.GetDrained() != "" {
 						reason += fmt.Sprintf(" gpu %s drained: %s;", g.GetPciAddress(), g.GetDrained())
 					}

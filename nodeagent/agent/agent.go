@@ -27,7 +27,9 @@ import (
 
 	"vhpc/api"
 	"vhpc/client"
+	"vhpc/nodeagent/gpumetrics"
 	"vhpc/nodeagent/runner"
+	"vhpc/nodeagent/vm"
 	"vhpc/scheduler/model"
 	"vhpc/wire"
 )
@@ -54,6 +56,15 @@ type Config struct {
 	Client *client.Client
 	Runner Runner
 	Logger *slog.Logger
+	// ResolveGPUs turns an allocation's GPU PCI addresses into what the
+	// runner passes through (runner.ResolveGPUs over this host's
+	// inventory). Nil: allocations with GPUs fail with a clear reason.
+	ResolveGPUs func(pci []string) ([]vm.GPU, error)
+	// Health, when set, is checked every HealthInterval (default 10s).
+	Health         HealthSource
+	HealthInterval time.Duration
+	// Metrics, when set, is told which job holds which GPU.
+	Metrics *gpumetrics.Collector
 	// FenceAfter is how long the agent keeps guests running without a
 	// successful heartbeat before it stops them itself; it must be shorter
 	// than the master's lease so resources are free before they are
@@ -120,6 +131,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Add(2)
 	go func() { defer wg.Done(); a.heartbeatLoop(ctx) }()
 	go func() { defer wg.Done(); a.watchLoop(ctx) }()
+	if a.cfg.Health != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); a.healthLoop(ctx) }()
+	}
 	wg.Wait()
 	return nil
 }

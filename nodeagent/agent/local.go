@@ -2,11 +2,17 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"vhpc/client"
+	"vhpc/nodeagent/gpu"
+	"vhpc/nodeagent/gpumetrics"
 	"vhpc/nodeagent/runner"
+	"vhpc/nodeagent/vm"
 )
 
 // LocalOptions configure an agent for this host: hpc-agent and the
@@ -16,29 +22,64 @@ type LocalOptions struct {
 	Name, StateDir, Hypervisor, LibvirtURI, Partition string
 	Reserved                                          []int
 	Logger                                            *slog.Logger
+	// Registry receives the GPU metrics collector; nil: no metrics.
+	Registry prometheus.Registerer
+	// GPUReturnDriver is where GPUs go after a job ("", "nvidia", "vfio-pci").
+	GPUReturnDriver string
 }
 
-// RunLocal builds the runner (libvirt, image, hypervisor probe) and the
-// agent for this host and runs until ctx ends.
+// RunLocal builds the runner (libvirt, image, hypervisor probe), scans
+// this host's inventory, opens NVML where there is one (for GPU health and
+// metrics; a host without it runs without them) and runs the agent until
+// ctx ends.
 func RunLocal(ctx context.Context, o LocalOptions) error {
 	r, err := runner.New(ctx, runner.Config{
 		StateDir: o.StateDir, LibvirtURI: o.LibvirtURI, Hypervisor: o.Hypervisor,
-		HousekeepingCores: o.Reserved, Logger: o.Logger,
+		HousekeepingCores: o.Reserved, Logger: o.Logger, GPUReturnDriver: o.GPUReturnDriver,
 	})
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	node, err := LocalNode(o.Name, filepath.Join(o.StateDir, "jobs"), o.Partition, o.Reserved, o.Logger)
+	node, inv, err := LocalNode(o.Name, filepath.Join(o.StateDir, "jobs"), o.Partition, o.Reserved, o.Logger)
 	if err != nil {
 		return err
+	}
+	cfg := Config{Runner: r, Logger: o.Logger,
+		ResolveGPUs: func(pci []string) ([]vm.GPU, error) { return runner.ResolveGPUs(inv, pci) }}
+	var live *gpu.NVML
+	if nv, err := gpu.Open(o.Logger); err != nil {
+		o.Logger.Info("no NVML on this host: GPU health checks and host GPU metrics are off", "reason", err)
+	} else {
+		defer nv.Shutdown()
+		live = nv
+		devs, err := nv.Devices()
+		if err != nil {
+			return fmt.Errorf("agent: NVML devices: %w", err)
+		}
+		inv.AddNVML(devs)
+		node = inv.ToNode(node.Name)
+		node.Partition, node.ReservedCores = o.Partition, o.Reserved
+		cfg.Health = nv
+	}
+	if o.Registry != nil {
+		opts := gpumetrics.Options{Logger: o.Logger}
+		if live != nil {
+			opts.Live = live
+		}
+		col := gpumetrics.New(node.Name, opts)
+		if err := o.Registry.Register(col); err != nil {
+			return fmt.Errorf("agent: register GPU metrics: %w", err)
+		}
+		cfg.Metrics = col
 	}
 	c, err := client.New(o.Addrs)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	a, err := New(Config{Node: *node, Client: c, Runner: r, Logger: o.Logger})
+	cfg.Client, cfg.Node = c, *node
+	a, err := New(cfg)
 	if err != nil {
 		return err
 	}

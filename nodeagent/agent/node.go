@@ -12,20 +12,21 @@ import (
 // LocalNode scans this host (sysfs, statfs of scratchDir) and returns the
 // node to register as name. reserved cores are kept for the host and QEMU's
 // emulator threads and never given to jobs.
-func LocalNode(name, scratchDir, partition string, reserved []int, log *slog.Logger) (*model.Node, error) {
+// The inventory is returned too, for passthrough checks.
+func LocalNode(name, scratchDir, partition string, reserved []int, log *slog.Logger) (*model.Node, *inventory.Inventory, error) {
 	if name == "" {
 		h, err := os.Hostname()
 		if err != nil {
-			return nil, fmt.Errorf("node name: %w", err)
+			return nil, nil, fmt.Errorf("node name: %w", err)
 		}
 		name = h
 	}
 	if err := os.MkdirAll(scratchDir, 0o755); err != nil {
-		return nil, fmt.Errorf("scratch dir: %w", err)
+		return nil, nil, fmt.Errorf("scratch dir: %w", err)
 	}
 	inv, err := inventory.Scan(inventory.Options{ScratchDir: scratchDir, Logger: log})
 	if err != nil {
-		return nil, fmt.Errorf("inventory: %w", err)
+		return nil, nil, fmt.Errorf("inventory: %w", err)
 	}
 	for _, note := range inv.Notes {
 		log.Info("inventory", "note", note)
@@ -33,5 +34,5 @@ func LocalNode(name, scratchDir, partition string, reserved []int, log *slog.Log
 	n := inv.ToNode(name)
 	n.Partition = partition
 	n.ReservedCores = reserved
-	return n, nil
+	return n, inv, nil
 }

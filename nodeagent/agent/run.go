@@ -18,13 +18,14 @@ import (
 	"vhpc/client"
 	"vhpc/jobspec"
 	"vhpc/nodeagent/runner"
+	"vhpc/nodeagent/vm"
 	"vhpc/scheduler/model"
 )
 
 // taskFor turns an allocation (with its job's canonical spec) into the
 // runner's task. The spec was validated by the master; it is decoded again
 // here with the same package, never trusted as free text.
-func taskFor(al *api.Allocation) (runner.Task, error) {
+func taskFor(al *api.Allocation, resolveGPUs func([]string) ([]vm.GPU, error)) (runner.Task, error) {
 	var spec jobspec.Spec
 	if err := json.Unmarshal([]byte(al.GetSpecJson()), &spec); err != nil {
 		return runner.Task{}, fmt.Errorf("allocation %s: job spec: %w", al.GetId(), err)
@@ -46,6 +47,16 @@ func taskFor(al *api.Allocation) (runner.Task, error) {
 	}
 	for _, n := range al.GetNuma() {
 		t.Placement.NUMA = append(t.Placement.NUMA, int(n))
+	}
+	if len(al.GetGpus()) > 0 {
+		if resolveGPUs == nil {
+			return runner.Task{}, fmt.Errorf("allocation %s asks for GPUs %v, but this agent has no GPU inventory", al.GetId(), al.GetGpus())
+		}
+		gpus, err := resolveGPUs(al.GetGpus())
+		if err != nil {
+			return runner.Task{}, fmt.Errorf("allocation %s: %w", al.GetId(), err)
+		}
+		t.GPUs = gpus
 	}
 	for k, v := range spec.Env {
 		t.Env[k] = v
@@ -71,6 +82,14 @@ func taskFor(al *api.Allocation) (runner.Task, error) {
 		t.Env["VHPC_FRAME_STEP"] = strconv.FormatInt(step, 10)
 	}
 	return t, nil
+}
+
+// spec decodes an allocation's job spec for labels; zero on error (taskFor
+// has already refused bad specs).
+func spec(al *api.Allocation) jobspec.Spec {
+	var s jobspec.Spec
+	_ = json.Unmarshal([]byte(al.GetSpecJson()), &s)
+	return s
 }
 
 // start launches one allocation (or adopts its running guest).
@@ -100,7 +119,7 @@ func (a *Agent) start(ctx context.Context, al *api.Allocation, adopt bool) {
 // agent stops, runCtx when the master (or the fence) stops the job.
 func (a *Agent) runOne(agentCtx, runCtx context.Context, al *api.Allocation, adopt bool) runner.Result {
 	log := a.log.With("alloc_id", al.GetId(), "attempt", al.GetAttempt())
-	task, err := taskFor(al)
+	task, err := taskFor(al, a.cfg.ResolveGPUs)
 	if err != nil {
 		log.Error("cannot run allocation", "err", err)
 		return runner.Result{State: model.AllocFailed, ExitCode: -1, Reason: err.Error()}
@@ -118,6 +137,12 @@ func (a *Agent) runOne(agentCtx, runCtx context.Context, al *api.Allocation, ado
 			a.reportAsync(agentCtx, al, runner.Result{State: model.AllocStarting, Reason: "booting guest " + a.cfg.Runner.DomainName(task)})
 		case runner.PhaseRunning:
 			a.reportAsync(agentCtx, al, runner.Result{State: model.AllocRunning})
+		}
+	}
+	if m := a.cfg.Metrics; m != nil {
+		for _, uuid := range a.gpuUUIDs(al.GetGpus()) {
+			m.SetAllocation(uuid, strconv.FormatUint(al.GetJob(), 10), spec(al).Department)
+			defer m.ClearAllocation(uuid)
 		}
 	}
 	var res runner.Result

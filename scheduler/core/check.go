@@ -114,7 +114,7 @@ func checkPlacement(ns *nodeState, j *model.Job, p *model.Placement) error {
 		case !ok:
 			return fmt.Errorf("GPU %s does not exist", a)
 		case ni.gpus[gi].drained:
-			return fmt.Errorf("GPU %s is drained: %s", a, ni.gpus[gi].gpu.Drained)
+			return fmt.Errorf("GPU %s is drained: %s", a, ni.gpus[gi].gpu.Unusable())
 		case !f.gpu.has(gi):
 			return fmt.Errorf("GPU %s is already allocated", a)
 		case !ni.gpuMatches(gi, r):

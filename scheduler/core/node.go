@@ -89,7 +89,7 @@ func newHW(n *model.Node) *hw {
 	ni.buildCores(numaIdx)
 	ni.gpus = make([]gpuInfo, 0, len(n.GPUs))
 	for _, g := range n.GPUs {
-		ni.gpus = append(ni.gpus, gpuInfo{numa: numaIdx(g.NUMA), gpu: g, drained: g.Drained != ""})
+		ni.gpus = append(ni.gpus, gpuInfo{numa: numaIdx(g.NUMA), gpu: g, drained: g.Unusable() != ""})
 	}
 	slices.SortFunc(ni.gpus, func(a, b gpuInfo) int {
 		if a.numa != b.numa {

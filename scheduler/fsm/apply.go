@@ -72,7 +72,19 @@ func applyRegister(txn *state.Txn, e *RegisterNode) any {
 	n := e.Node
 	c := (&n).Copy()
 	c.LastSeen = e.Time
-	if old := txn.Node(n.Name); old != nil && old.State == model.NodeDraining {
+	old := txn.Node(n.Name)
+	for i := range c.GPUs {
+		c.GPUs[i].Health = "" // the master owns health: keep what it recorded
+		if old == nil {
+			continue
+		}
+		for _, og := range old.GPUs {
+			if og.PCIAddress == c.GPUs[i].PCIAddress {
+				c.GPUs[i].Health = og.Health
+			}
+		}
+	}
+	if old != nil && old.State == model.NodeDraining {
 		c.State, c.Reason = old.State, old.Reason // an admin's drain survives re-registration
 	} else {
 		c.State, c.Reason = model.NodeReady, ""
@@ -97,6 +109,33 @@ func applyNodeState(txn *state.Txn, e *SetNodeState) any {
 			continue
 		}
 		endAlloc(txn, a, model.AllocLost, -1, "node "+e.Name+" down: "+e.Reason, e.Time)
+	}
+	return n
+}
+
+func applyGPUHealth(txn *state.Txn, e *GPUHealth) any {
+	old := txn.Node(e.Node)
+	if old == nil {
+		return fmt.Errorf("node %q: %w", e.Node, ErrNotFound)
+	}
+	n := old.Copy()
+	i := slices.IndexFunc(n.GPUs, func(g model.GPU) bool { return g.PCIAddress == e.PCI })
+	if i < 0 {
+		return fmt.Errorf("node %s has no GPU %s: %w", e.Node, e.PCI, ErrNotFound)
+	}
+	n.GPUs[i].Health = e.Reason
+	txn.PutNode(n)
+	if e.Reason == "" {
+		return n
+	}
+	for a := range txn.Read().LiveAllocs() {
+		if a.Placement.Node != e.Node || !slices.Contains(a.Placement.GPUs, e.PCI) || a.StopRequested {
+			continue
+		}
+		c := a.Copy()
+		c.StopRequested, c.StopAsLost = true, true
+		c.Reason = "GPU " + e.PCI + " taken out of service: " + e.Reason
+		txn.PutAlloc(c)
 	}
 	return n
 }
@@ -205,7 +244,11 @@ func applyAllocUpdate(txn *state.Txn, e *UpdateAlloc) any {
 	if e.State.Terminal() {
 		c := a.Copy()
 		c.BootSeconds, c.RunSeconds = e.BootSeconds, e.RunSeconds
-		endAlloc(txn, c, e.State, e.ExitCode, e.Reason, e.Time)
+		st, reason := e.State, e.Reason
+		if c.StopAsLost && st == model.AllocCancelled {
+			st, reason = model.AllocLost, c.Reason // stopped for a hardware fault: requeue
+		}
+		endAlloc(txn, c, st, e.ExitCode, reason, e.Time)
 		return txn.Alloc(e.ID)
 	}
 	if phaseRank(e.State) < phaseRank(a.State) {

@@ -22,6 +22,7 @@ const (
 	EntryUpdateAlloc  EntryType = 5
 	EntrySetNodeState EntryType = 6
 	EntrySetMember    EntryType = 7
+	EntryGPUHealth    EntryType = 8
 )
 
 // entryVersion is the payload encoding version written after the type byte.
@@ -43,6 +44,8 @@ func (t EntryType) String() string {
 		return "SetNodeState"
 	case EntrySetMember:
 		return "SetMember"
+	case EntryGPUHealth:
+		return "GPUHealth"
 	}
 	return fmt.Sprintf("EntryType(%d)", uint8(t))
 }
@@ -116,6 +119,16 @@ type SetMember struct {
 	GRPCAddr string `json:"grpcAddr"`
 	RaftAddr string `json:"raftAddr"`
 	Remove   bool   `json:"remove,omitempty"`
+}
+
+// GPUHealth takes a GPU out of service (Reason set) or returns it (Reason
+// empty). Taking it out stops the allocation using it; that allocation
+// ends as lost, so its job is requeued per its retry policy.
+type GPUHealth struct {
+	Time   time.Time `json:"time"`
+	Node   string    `json:"node"`
+	PCI    string    `json:"pci"`
+	Reason string    `json:"reason"`
 }
 
 // Encode frames a payload as a log entry: type byte, version byte, JSON.

@@ -17,6 +17,7 @@ func TestEntryTypeNumbersArePinned(t *testing.T) {
 		{EntryUpdateAlloc, 5, "UpdateAlloc"},
 		{EntrySetNodeState, 6, "SetNodeState"},
 		{EntrySetMember, 7, "SetMember"},
+		{EntryGPUHealth, 8, "GPUHealth"},
 	}
 	for _, p := range pinned {
 		if uint8(p.typ) != p.num {

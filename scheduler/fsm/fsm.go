@@ -123,6 +123,12 @@ func (f *FSM) applyOne(txn *state.Txn, data []byte) any {
 			return fmt.Errorf("decode %s: %w", typ, err)
 		}
 		return applyNodeState(txn, &e)
+	case EntryGPUHealth:
+		var e GPUHealth
+		if err := json.Unmarshal(payload, &e); err != nil {
+			return fmt.Errorf("decode %s: %w", typ, err)
+		}
+		return applyGPUHealth(txn, &e)
 	case EntrySetMember:
 		var e SetMember
 		if err := json.Unmarshal(payload, &e); err != nil {

@@ -169,8 +169,24 @@ type GPU struct {
 	MemoryMiB  int64  `json:"memoryMiB"`
 	NUMA       int    `json:"numa"`
 	IOMMUGroup int    `json:"iommuGroup"`
-	// Drained is non-empty when the GPU must not be given to jobs, and says why.
+	// Drained is non-empty when the GPU must not be given to jobs, and says
+	// why: set by the agent from its inventory (e.g. a dirty IOMMU group).
 	Drained string `json:"drained,omitempty"`
+	// Health is non-empty when a health check (XID error, uncorrectable
+	// ECC, fallen off the bus) took the GPU out of service. The master owns
+	// it: it survives re-registration until an admin returns the GPU.
+	Health string `json:"health,omitempty"`
+}
+
+// Unusable says why the GPU must not be given to jobs, or "".
+func (g GPU) Unusable() string {
+	switch {
+	case g.Health != "":
+		return g.Health
+	case g.Drained != "":
+		return g.Drained
+	}
+	return ""
 }
 
 // NodeState is whether a node takes work.
@@ -310,6 +326,10 @@ type Alloc struct {
 	// allocation (cancel, a failed gang sibling); resources stay held until
 	// the agent reports a terminal state.
 	StopRequested bool `json:"stopRequested,omitempty"`
+	// StopAsLost makes the agent's final report count as a lost node
+	// (requeued per the job's retry policy) rather than a cancel: the
+	// master stopped it because its hardware failed, not the user.
+	StopAsLost bool `json:"stopAsLost,omitempty"`
 	// BootSeconds and RunSeconds are reported by the agent when it ends.
 	BootSeconds float64 `json:"bootSeconds,omitempty"`
 	RunSeconds  float64 `json:"runSeconds,omitempty"`

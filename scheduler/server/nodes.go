@@ -185,3 +185,29 @@ func (js *jobService) Nodes(ctx context.Context, req *api.NodesRequest) (*api.No
 	slices.SortFunc(out.Nodes, func(a, b *api.Node) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
+
+func (ns *nodeService) SetGPUHealth(ctx context.Context, req *api.GPUHealthRequest) (*api.Node, error) {
+	s := ns.s
+	if len(req.GetReason()) > 512 {
+		return nil, status.Errorf(codes.InvalidArgument, "reason is %d bytes; the limit is 512", len(req.GetReason()))
+	}
+	if c, fctx, err := s.nodesAtLeader(ctx); err != nil {
+		return nil, err
+	} else if c != nil {
+		return c.SetGPUHealth(fctx, req)
+	}
+	out, err := s.apply(ctx, fsm.EntryGPUHealth, &fsm.GPUHealth{Time: s.cfg.Now().UTC(), Node: req.GetNode(), PCI: req.GetPciAddress(), Reason: req.GetReason()})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	n, _ := out.(*model.Node)
+	if n == nil {
+		return nil, status.Errorf(codes.Internal, "GPU health change returned %T", out)
+	}
+	if req.GetReason() != "" {
+		s.log.Warn("GPU taken out of service", "node", req.GetNode(), "gpu", req.GetPciAddress(), "reason", req.GetReason())
+	} else {
+		s.log.Info("GPU returned to service", "node", req.GetNode(), "gpu", req.GetPciAddress())
+	}
+	return wire.NodeToProto(n), nil
+}
