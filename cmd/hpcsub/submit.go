@@ -164,7 +164,7 @@ func (a *app) waitJob(ctx context.Context, c *client.Client, id uint64, follow b
 				return err
 			}
 			final = ev.GetJob()
-			if follow && ev.GetMessage() != last {
+			if follow && ev.GetMessage() != last && !model.JobState(final.GetState()).Terminal() {
 				fmt.Fprintf(a.errOut, "job %d: %s\n", id, ev.GetMessage())
 				last = ev.GetMessage()
 			}
@@ -200,6 +200,13 @@ func (a *app) waitJob(ctx context.Context, c *client.Client, id uint64, follow b
 // summary is the last line --wait and --follow print.
 func summary(j *api.Job) string {
 	s := fmt.Sprintf("%s, exit %d", j.GetState(), j.GetExitCode())
+	if ar := j.GetArray(); ar != nil {
+		s += fmt.Sprintf(", %d tasks: %d done, %d failed", ar.GetTasks(), ar.GetDone(), ar.GetFailed())
+		if j.GetStartTime() != nil && j.GetEndTime() != nil {
+			s += fmt.Sprintf(", %.1f s", j.GetEndTime().AsTime().Sub(j.GetStartTime().AsTime()).Seconds())
+		}
+		return s
+	}
 	// Wall time from placement to the end of the last node, and the
 	// slowest guest boot, of the final attempt.
 	var wall, boot float64

@@ -256,8 +256,8 @@ func applyAllocUpdate(txn *state.Txn, e *UpdateAlloc) any {
 	}
 	c := a.Copy()
 	c.State = e.State
-	if e.Reason != "" {
-		c.Reason = e.Reason
+	if !c.StopRequested {
+		c.Reason = e.Reason // progress ("booting guest ..."), cleared once running
 	}
 	if e.State == model.AllocRunning && c.Started.IsZero() {
 		c.Started = e.Time
@@ -290,8 +290,8 @@ func phaseRank(s model.AllocState) int {
 func endAlloc(txn *state.Txn, a *model.Alloc, st model.AllocState, exit int, reason string, now time.Time) {
 	c := a.Copy()
 	c.State, c.ExitCode, c.Ended = st, exit, now
-	if reason != "" {
-		c.Reason = reason
+	if reason != "" || !c.StopRequested {
+		c.Reason = reason // a stop's reason stays when the agent gives none
 	}
 	txn.PutAlloc(c)
 	j := txn.Job(c.Job)

@@ -16,7 +16,7 @@ import (
 //
 //	go test -run '^$' -bench Submit -benchtime 20000x ./scheduler/server/
 func BenchmarkSubmit(b *testing.B) {
-	for _, clients := range []int{1, 16, 128} {
+	for _, clients := range []int{1, 8, 128} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
 			ts := startServer(b, b.TempDir())
 			spec := []byte(helloSpec)
