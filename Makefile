@@ -5,7 +5,7 @@ BIN       := bin
 DATA      ?= $(CURDIR)/.data/demo
 export CGO_ENABLED ?= 1
 
-.PHONY: all build demo test test-unit generate lint clean
+.PHONY: all build demo test soak generate lint clean
 
 all: build
 
@@ -20,6 +20,11 @@ demo: build
 # test: every tier that runs on this machine; .ci/run calls exactly this.
 test:
 	./scripts/test.sh
+
+# soak: the HA fault test for many rounds (by hand; about 10 s a round).
+SOAK_ROUNDS ?= 100
+soak:
+	VHPC_SOAK_ROUNDS=$(SOAK_ROUNDS) $(GO) test -tags $(TAGS) -count=1 -timeout 0 -run TestHAFaultsLoseNothing -v ./cmd/hpcd/
 
 generate:
 	./scripts/generate.sh

@@ -263,7 +263,12 @@ func worker(ctx context.Context, t *testing.T, h *history, id int, addrs []strin
 	c.MaxBackoff = 200 * time.Millisecond
 	rng := rand.New(rand.NewPCG(uint64(id), 7))
 	spec := []byte("name: ha\ncommand: [\"true\"]\n")
+	pause := time.Duration(0)
+	if os.Getenv("VHPC_SOAK_ROUNDS") != "" {
+		pause = 20 * time.Millisecond // keep a long soak's history checkable
+	}
 	for n := 0; ctx.Err() == nil; n++ {
+		time.Sleep(pause)
 		call := h.now()
 		switch r := rng.IntN(10); {
 		case r < 5:
@@ -343,42 +348,18 @@ func TestHAFaultsLoseNothing(t *testing.T) {
 		go worker(ctx, t, h, i, c.addrs(), &wg)
 	}
 	settle := func() { time.Sleep(1500 * time.Millisecond) } // let load run between faults
-
-	settle()
-	// 1. kill -9 the leader, then bring it back.
-	old := c.leader()
-	t.Logf("kill -9 leader %s", old.id)
-	c.kill(old)
-	nl := c.leader(old)
-	t.Logf("new leader %s", nl.id)
-	c.start(old)
-	settle()
-
-	// 2. pause the leader past the election timeout, then resume it.
-	paused := c.leader()
-	t.Logf("SIGSTOP leader %s", paused.id)
-	_ = paused.cmd.Process.Signal(syscall.SIGSTOP)
-	c.leader(paused)
-	time.Sleep(2 * time.Second)
-	_ = paused.cmd.Process.Signal(syscall.SIGCONT)
-	settle()
-
-	// 3. wipe a follower's data dir; it must catch up from a snapshot.
-	var follower *haMember
-	lead := c.leader()
-	for _, m := range c.sorted() {
-		if m != lead {
-			follower = m
-			break
+	rounds := 1
+	if v := os.Getenv("VHPC_SOAK_ROUNDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("VHPC_SOAK_ROUNDS=%q: want a positive number", v)
 		}
+		rounds = n
 	}
-	t.Logf("wipe follower %s", follower.id)
-	c.kill(follower)
-	if err := os.RemoveAll(follower.data); err != nil {
-		t.Fatal(err)
+	for round := 1; round <= rounds; round++ {
+		t.Logf("fault round %d of %d", round, rounds)
+		faultRound(t, c)
 	}
-	c.start(follower, "--join")
-	settle()
 
 	// 4. membership change under load: add s4, remove s1.
 	s4 := c.member("s4")
@@ -489,4 +470,46 @@ func TestJobRegistryModelRejectsBadHistories(t *testing.T) {
 			}
 		})
 	}
+}
+
+// faultRound kills the leader with -9 and restarts it, pauses the next
+// leader past the election timeout, and wipes a follower, which rejoins
+// from a snapshot; the load keeps running throughout.
+func faultRound(t *testing.T, c *haCluster) {
+	settle := func() { time.Sleep(1500 * time.Millisecond) } // let load run between faults
+	settle()
+	// 1. kill -9 the leader, then bring it back.
+	old := c.leader()
+	t.Logf("kill -9 leader %s", old.id)
+	c.kill(old)
+	nl := c.leader(old)
+	t.Logf("new leader %s", nl.id)
+	c.start(old)
+	settle()
+
+	// 2. pause the leader past the election timeout, then resume it.
+	paused := c.leader()
+	t.Logf("SIGSTOP leader %s", paused.id)
+	_ = paused.cmd.Process.Signal(syscall.SIGSTOP)
+	c.leader(paused)
+	time.Sleep(2 * time.Second)
+	_ = paused.cmd.Process.Signal(syscall.SIGCONT)
+	settle()
+
+	// 3. wipe a follower's data dir; it must catch up from a snapshot.
+	var follower *haMember
+	lead := c.leader()
+	for _, m := range c.sorted() {
+		if m != lead {
+			follower = m
+			break
+		}
+	}
+	t.Logf("wipe follower %s", follower.id)
+	c.kill(follower)
+	if err := os.RemoveAll(follower.data); err != nil {
+		t.Fatal(err)
+	}
+	c.start(follower, "--join")
+	settle()
 }
