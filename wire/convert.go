@@ -164,7 +164,7 @@ func NodeFromProto(p *api.Node) model.Node {
 	}
 	for _, g := range p.GetGpus() {
 		n.GPUs = append(n.GPUs, model.GPU{PCIAddress: g.GetPciAddress(), UUID: g.GetUuid(), Model: g.GetModel(), MemoryMiB: g.GetMemoryMib(),
-			NUMA: int(g.GetNuma()), IOMMUGroup: int(g.GetIommuGroup()), Drained: g.GetDrained()})
+			NUMA: int(g.GetNuma()), IOMMUGroup: int(g.GetIommuGroup()), Drained: g.GetDrained(), Health: g.GetHealth()})
 	}
 	for _, c := range p.GetReservedCores() {
 		n.ReservedCores = append(n.ReservedCores, int(c))
