@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,28 +10,11 @@ import (
 	"time"
 
 	"vhpc/scheduler/server"
+	"vhpc/scheduler/server/servertest"
 )
 
 // startMaster runs a real one-member hpcd in the test process.
-func startMaster(t *testing.T) *server.Server {
-	t.Helper()
-	s, err := server.New(server.Config{
-		ID: "cli", DataDir: t.TempDir(), GRPCAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard,
-		Timeouts: server.Timeouts{Heartbeat: 100 * time.Millisecond, Election: 100 * time.Millisecond, LeaderLease: 100 * time.Millisecond},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.Run(context.Background()) }()
-	t.Cleanup(s.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := s.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
+func startMaster(t *testing.T) *server.Server { return servertest.Start(t, nil) }
 
 func hpcsub(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()

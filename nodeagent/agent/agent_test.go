@@ -20,6 +20,7 @@ import (
 	"vhpc/nodeagent/runner"
 	"vhpc/scheduler/model"
 	"vhpc/scheduler/server"
+	"vhpc/scheduler/server/servertest"
 )
 
 // fakeRunner stands in for the libvirt runner: each task "runs" until the
@@ -97,24 +98,9 @@ func (f *fakeRunner) release(id string, code int) {
 }
 
 func startMaster(t *testing.T) *server.Server {
-	t.Helper()
-	s, err := server.New(server.Config{
-		ID: "m", DataDir: t.TempDir(), GRPCAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard,
-		HeartbeatInterval: 200 * time.Millisecond, Lease: 2 * time.Second,
-		Timeouts: server.Timeouts{Heartbeat: 100 * time.Millisecond, Election: 100 * time.Millisecond, LeaderLease: 100 * time.Millisecond},
+	return servertest.Start(t, func(c *server.Config) {
+		c.HeartbeatInterval, c.Lease = 200*time.Millisecond, 2*time.Second
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.Run(context.Background()) }()
-	t.Cleanup(s.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := s.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 func testNode() model.Node {

@@ -88,56 +88,35 @@ func (f *FSM) applyOne(txn *state.Txn, data []byte) any {
 	}
 	switch typ {
 	case EntrySubmitJobs:
-		var e SubmitJobs
-		if err := json.Unmarshal(payload, &e); err != nil {
-			return fmt.Errorf("decode %s: %w", typ, err)
-		}
-		return applySubmit(txn, &e)
+		return with(typ, payload, func(e *SubmitJobs) any { return applySubmit(txn, e) })
 	case EntryCancelJob:
-		var e CancelJob
-		if err := json.Unmarshal(payload, &e); err != nil {
-			return fmt.Errorf("decode %s: %w", typ, err)
-		}
-		return applyCancel(txn, &e)
+		return with(typ, payload, func(e *CancelJob) any { return applyCancel(txn, e) })
 	case EntryRegisterNode:
-		var e RegisterNode
-		if err := json.Unmarshal(payload, &e); err != nil {
-			return fmt.Errorf("decode %s: %w", typ, err)
-		}
-		return applyRegister(txn, &e)
+		return with(typ, payload, func(e *RegisterNode) any { return applyRegister(txn, e) })
 	case EntryApplyPlan:
-		var e ApplyPlan
-		if err := json.Unmarshal(payload, &e); err != nil {
-			return fmt.Errorf("decode %s: %w", typ, err)
-		}
-		return applyPlan(txn, &e)
+		return with(typ, payload, func(e *ApplyPlan) any { return applyPlan(txn, e) })
 	case EntryUpdateAlloc:
-		var e UpdateAlloc
-		if err := json.Unmarshal(payload, &e); err != nil {
-			return fmt.Errorf("decode %s: %w", typ, err)
-		}
-		return applyAllocUpdate(txn, &e)
+		return with(typ, payload, func(e *UpdateAlloc) any { return applyAllocUpdate(txn, e) })
 	case EntrySetNodeState:
-		var e SetNodeState
-		if err := json.Unmarshal(payload, &e); err != nil {
-			return fmt.Errorf("decode %s: %w", typ, err)
-		}
-		return applyNodeState(txn, &e)
+		return with(typ, payload, func(e *SetNodeState) any { return applyNodeState(txn, e) })
 	case EntryGPUHealth:
-		var e GPUHealth
-		if err := json.Unmarshal(payload, &e); err != nil {
-			return fmt.Errorf("decode %s: %w", typ, err)
-		}
-		return applyGPUHealth(txn, &e)
+		return with(typ, payload, func(e *GPUHealth) any { return applyGPUHealth(txn, e) })
 	case EntrySetMember:
-		var e SetMember
-		if err := json.Unmarshal(payload, &e); err != nil {
-			return fmt.Errorf("decode %s: %w", typ, err)
-		}
-		txn.SetMember(state.Member{ID: e.ID, GRPCAddr: e.GRPCAddr, RaftAddr: e.RaftAddr}, e.Remove)
-		return nil
+		return with(typ, payload, func(e *SetMember) any {
+			txn.SetMember(state.Member{ID: e.ID, GRPCAddr: e.GRPCAddr, RaftAddr: e.RaftAddr}, e.Remove)
+			return nil
+		})
 	}
 	return fmt.Errorf("unknown log entry type %d: this member is older than the leader", uint8(typ))
+}
+
+// with decodes an entry's payload as T and applies it.
+func with[T any](typ EntryType, payload []byte, apply func(*T) any) any {
+	var e T
+	if err := json.Unmarshal(payload, &e); err != nil {
+		return fmt.Errorf("decode %s: %w", typ, err)
+	}
+	return apply(&e)
 }
 
 // Snapshot captures the current state in O(1); Persist does the encoding.

@@ -77,9 +77,9 @@ func (cs *clusterService) AddMember(ctx context.Context, req *api.AddMemberReque
 	if req.GetId() == "" || req.GetRaftAddress() == "" {
 		return nil, status.Error(codes.InvalidArgument, "add-member needs an id and a raft address")
 	}
-	if c, fctx, err := s.clusterAtLeader(ctx); err != nil {
+	if c, fctx, ok, err := atLeader(s, ctx, api.NewClusterServiceClient); err != nil {
 		return nil, err
-	} else if c != nil {
+	} else if ok {
 		return c.AddMember(fctx, req)
 	}
 	return s.membershipChange(s.raft.AddVoter(raft.ServerID(req.GetId()), raft.ServerAddress(req.GetRaftAddress()), 0, 30*time.Second),
@@ -91,9 +91,9 @@ func (cs *clusterService) RemoveMember(ctx context.Context, req *api.RemoveMembe
 	if req.GetId() == "" {
 		return nil, status.Error(codes.InvalidArgument, "remove-member needs an id")
 	}
-	if c, fctx, err := s.clusterAtLeader(ctx); err != nil {
+	if c, fctx, ok, err := atLeader(s, ctx, api.NewClusterServiceClient); err != nil {
 		return nil, err
-	} else if c != nil {
+	} else if ok {
 		return c.RemoveMember(fctx, req)
 	}
 	st, err := s.membershipChange(s.raft.RemoveServer(raft.ServerID(req.GetId()), 0, 30*time.Second), "remove "+req.GetId())
@@ -108,9 +108,9 @@ func (cs *clusterService) RemoveMember(ctx context.Context, req *api.RemoveMembe
 
 func (cs *clusterService) TransferLeadership(ctx context.Context, req *api.TransferLeadershipRequest) (*api.ClusterStatus, error) {
 	s := cs.s
-	if c, fctx, err := s.clusterAtLeader(ctx); err != nil {
+	if c, fctx, ok, err := atLeader(s, ctx, api.NewClusterServiceClient); err != nil {
 		return nil, err
-	} else if c != nil {
+	} else if ok {
 		return c.TransferLeadership(fctx, req)
 	}
 	var f raft.Future
@@ -209,9 +209,9 @@ func (cs *clusterService) Announce(ctx context.Context, m *api.Member) (*api.Clu
 	if m.GetId() == "" || m.GetGrpcAddress() == "" {
 		return nil, status.Error(codes.InvalidArgument, "announce needs an id and a gRPC address")
 	}
-	if c, fctx, err := s.clusterAtLeader(ctx); err != nil {
+	if c, fctx, ok, err := atLeader(s, ctx, api.NewClusterServiceClient); err != nil {
 		return nil, err
-	} else if c != nil {
+	} else if ok {
 		return c.Announce(fctx, m)
 	}
 	if _, err := s.apply(ctx, fsm.EntrySetMember, &fsm.SetMember{ID: m.GetId(), GRPCAddr: m.GetGrpcAddress(), RaftAddr: m.GetRaftAddress()}); err != nil {

@@ -8,8 +8,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
-
-	"vhpc/api"
 )
 
 // forwardedKey marks a request one member forwarded to another; a
@@ -49,41 +47,17 @@ func (s *Server) forwardCtx(ctx context.Context) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.ID)
 }
 
-// jobsAtLeader returns a JobService client for the leader when this member
-// is not the (ready) leader, or nil when it should answer itself.
-func (s *Server) jobsAtLeader(ctx context.Context) (api.JobServiceClient, context.Context, error) {
+// atLeader returns a client of the leader's API when this member is not
+// the (ready) leader, or ok=false when it should answer itself.
+func atLeader[C any](s *Server, ctx context.Context, newClient func(grpc.ClientConnInterface) C) (c C, fctx context.Context, ok bool, err error) {
 	if s.isLeader() {
-		return nil, ctx, nil
+		return c, ctx, false, nil
 	}
-	c, err := s.leaderConn(ctx)
+	conn, err := s.leaderConn(ctx)
 	if err != nil {
-		return nil, ctx, err
+		return c, ctx, false, err
 	}
-	return api.NewJobServiceClient(c), s.forwardCtx(ctx), nil
-}
-
-// nodesAtLeader is jobsAtLeader for the NodeService.
-func (s *Server) nodesAtLeader(ctx context.Context) (api.NodeServiceClient, context.Context, error) {
-	if s.isLeader() {
-		return nil, ctx, nil
-	}
-	c, err := s.leaderConn(ctx)
-	if err != nil {
-		return nil, ctx, err
-	}
-	return api.NewNodeServiceClient(c), s.forwardCtx(ctx), nil
-}
-
-// clusterAtLeader is jobsAtLeader for the ClusterService.
-func (s *Server) clusterAtLeader(ctx context.Context) (api.ClusterServiceClient, context.Context, error) {
-	if s.isLeader() {
-		return nil, ctx, nil
-	}
-	c, err := s.leaderConn(ctx)
-	if err != nil {
-		return nil, ctx, err
-	}
-	return api.NewClusterServiceClient(c), s.forwardCtx(ctx), nil
+	return newClient(conn), s.forwardCtx(ctx), true, nil
 }
 
 func (s *Server) closeForwarders() {

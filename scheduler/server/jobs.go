@@ -78,9 +78,9 @@ func (js *jobService) Submit(ctx context.Context, req *api.SubmitRequest) (*api.
 		}
 		return &api.SubmitResponse{CanonicalSpec: string(canonical), Estimate: s.estimate(snap, job)}, nil
 	}
-	if c, fctx, err := s.jobsAtLeader(ctx); err != nil {
+	if c, fctx, ok, err := atLeader(s, ctx, api.NewJobServiceClient); err != nil {
 		return nil, err
-	} else if c != nil {
+	} else if ok {
 		return c.Submit(fctx, req)
 	}
 	res, err := s.enqueue(ctx, job)
@@ -136,10 +136,12 @@ func (s *Server) estimate(snap *state.Snapshot, j model.Job) string {
 }
 
 func (js *jobService) Get(ctx context.Context, req *api.GetJobRequest) (*api.Job, error) {
-	if c, fctx, err := js.s.jobsAtLeader(ctx); err != nil && !req.GetStale() {
-		return nil, err
-	} else if c != nil && !req.GetStale() {
-		return c.Get(fctx, req)
+	if !req.GetStale() {
+		if c, fctx, ok, err := atLeader(js.s, ctx, api.NewJobServiceClient); err != nil {
+			return nil, err
+		} else if ok {
+			return c.Get(fctx, req)
+		}
 	}
 	snap, err := js.s.readSnapshot(ctx, req.GetStale())
 	if err != nil {
@@ -201,10 +203,12 @@ func (s *Server) readSnapshot(ctx context.Context, stale bool) (*state.Snapshot,
 }
 
 func (js *jobService) List(ctx context.Context, req *api.ListJobsRequest) (*api.ListJobsResponse, error) {
-	if c, fctx, err := js.s.jobsAtLeader(ctx); err != nil && !req.GetStale() {
-		return nil, err
-	} else if c != nil && !req.GetStale() {
-		return c.List(fctx, req)
+	if !req.GetStale() {
+		if c, fctx, ok, err := atLeader(js.s, ctx, api.NewJobServiceClient); err != nil {
+			return nil, err
+		} else if ok {
+			return c.List(fctx, req)
+		}
 	}
 	snap, err := js.s.readSnapshot(ctx, req.GetStale())
 	if err != nil {
@@ -240,9 +244,9 @@ func (js *jobService) List(ctx context.Context, req *api.ListJobsRequest) (*api.
 
 func (js *jobService) Cancel(ctx context.Context, req *api.CancelJobRequest) (*api.Job, error) {
 	s := js.s
-	if c, fctx, err := s.jobsAtLeader(ctx); err != nil {
+	if c, fctx, ok, err := atLeader(s, ctx, api.NewJobServiceClient); err != nil {
 		return nil, err
-	} else if c != nil {
+	} else if ok {
 		return c.Cancel(fctx, req)
 	}
 	if s.fsm.Store().Snapshot().Job(model.JobID(req.GetId())) == nil {

@@ -53,9 +53,9 @@ func (ns *nodeService) Register(ctx context.Context, req *api.RegisterRequest) (
 	if len(n.Cores) == 0 || n.MemoryMiB() <= 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "node %s registered %d cores and %d MiB of memory; an agent must report its inventory", n.Name, len(n.Cores), n.MemoryMiB())
 	}
-	if c, fctx, err := s.nodesAtLeader(ctx); err != nil {
+	if c, fctx, ok, err := atLeader(s, ctx, api.NewNodeServiceClient); err != nil {
 		return nil, err
-	} else if c != nil {
+	} else if ok {
 		return c.Register(fctx, req)
 	}
 	if _, err := s.apply(ctx, fsm.EntryRegisterNode, &fsm.RegisterNode{Time: s.cfg.Now().UTC(), Node: n}); err != nil {
@@ -68,9 +68,9 @@ func (ns *nodeService) Register(ctx context.Context, req *api.RegisterRequest) (
 
 func (ns *nodeService) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
 	s := ns.s
-	if c, fctx, err := s.nodesAtLeader(ctx); err != nil {
+	if c, fctx, ok, err := atLeader(s, ctx, api.NewNodeServiceClient); err != nil {
 		return nil, err
-	} else if c != nil {
+	} else if ok {
 		return c.Heartbeat(fctx, req)
 	}
 	n := s.fsm.Store().Snapshot().Node(req.GetNode())
@@ -135,9 +135,9 @@ func (ns *nodeService) UpdateAllocation(ctx context.Context, req *api.UpdateAllo
 	default:
 		return nil, status.Errorf(codes.InvalidArgument, "state %q: want starting, running, completed, failed, cancelled or timeout", req.GetState())
 	}
-	if c, fctx, err := s.nodesAtLeader(ctx); err != nil {
+	if c, fctx, ok, err := atLeader(s, ctx, api.NewNodeServiceClient); err != nil {
 		return nil, err
-	} else if c != nil {
+	} else if ok {
 		return c.UpdateAllocation(fctx, req)
 	}
 	_, err := s.apply(ctx, fsm.EntryUpdateAlloc, &fsm.UpdateAlloc{
@@ -152,9 +152,9 @@ func (ns *nodeService) UpdateAllocation(ctx context.Context, req *api.UpdateAllo
 }
 
 func (js *jobService) Nodes(ctx context.Context, req *api.NodesRequest) (*api.NodesResponse, error) {
-	if c, fctx, err := js.s.jobsAtLeader(ctx); err != nil {
+	if c, fctx, ok, err := atLeader(js.s, ctx, api.NewJobServiceClient); err != nil {
 		return nil, err
-	} else if c != nil {
+	} else if ok {
 		return c.Nodes(fctx, req)
 	}
 	snap, err := js.s.readSnapshot(ctx, false)
@@ -191,9 +191,9 @@ func (ns *nodeService) SetGPUHealth(ctx context.Context, req *api.GPUHealthReque
 	if len(req.GetReason()) > 512 {
 		return nil, status.Errorf(codes.InvalidArgument, "reason is %d bytes; the limit is 512", len(req.GetReason()))
 	}
-	if c, fctx, err := s.nodesAtLeader(ctx); err != nil {
+	if c, fctx, ok, err := atLeader(s, ctx, api.NewNodeServiceClient); err != nil {
 		return nil, err
-	} else if c != nil {
+	} else if ok {
 		return c.SetGPUHealth(fctx, req)
 	}
 	out, err := s.apply(ctx, fsm.EntryGPUHealth, &fsm.GPUHealth{Time: s.cfg.Now().UTC(), Node: req.GetNode(), PCI: req.GetPciAddress(), Reason: req.GetReason()})
