@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"context"
 	"os"
 	"path/filepath"
@@ -45,8 +46,9 @@ func TestSubmitQueueShowCancel(t *testing.T) {
 		t.Fatalf("show: code %d\n%s", code, out)
 	}
 	code, out, _ = hpcsub(t, addr, "show", "1", "--json")
-	if code != 0 || !strings.Contains(out, `"name": "hello"`) {
-		t.Fatalf("show --json: code %d\n%s", code, out)
+	var shown struct{ Name, State string }
+	if err := json.Unmarshal([]byte(out), &shown); code != 0 || err != nil || shown.Name != "hello" || shown.State != "pending" {
+		t.Fatalf("show --json: code %d, %v\n%s", code, err, out)
 	}
 	code, out, _ = hpcsub(t, addr, "cancel", "1")
 	if code != 0 || out != "job 1: cancelled\n" {
