@@ -34,7 +34,7 @@ type proc struct {
 	addr string
 }
 
-func startHpcd(t *testing.T, bin, dataDir, addr, raftAddr string) *proc {
+func startHpcd(t testing.TB, bin, dataDir, addr, raftAddr string) *proc {
 	t.Helper()
 	cmd := exec.Command(bin, "dev", "--data-dir", dataDir, "--addr", addr, "--raft-addr", raftAddr, "--http", "", "--log-level", "warn", "--no-agent")
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
@@ -48,7 +48,7 @@ func startHpcd(t *testing.T, bin, dataDir, addr, raftAddr string) *proc {
 
 // waitServing waits for the gRPC health service to say SERVING and for a
 // read to succeed (the member leads and passed its barrier).
-func waitServing(t *testing.T, conn *grpc.ClientConn) {
+func waitServing(t testing.TB, conn *grpc.ClientConn) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -21,7 +21,7 @@ import (
 // e2eCluster is `hpcd dev` (master + in-process agent, real libvirt and
 // QEMU) plus the hpcsub binary, as a user would run them.
 type e2eCluster struct {
-	t          *testing.T
+	t          testing.TB
 	hpcd, sub  string
 	data, addr string
 	raftAddr   string
@@ -29,7 +29,7 @@ type e2eCluster struct {
 	jobs       api.JobServiceClient
 }
 
-func requireLibvirt(t *testing.T) {
+func requireLibvirt(t testing.TB) {
 	t.Helper()
 	if err := exec.Command("virsh", "-c", "qemu:///system", "version").Run(); err != nil {
 		if os.Getenv("VHPC_E2E") == "1" {
@@ -39,7 +39,7 @@ func requireLibvirt(t *testing.T) {
 	}
 }
 
-func buildBinaries(t *testing.T, dir string) (hpcd, hpcsub string) {
+func buildBinaries(t testing.TB, dir string) (hpcd, hpcsub string) {
 	t.Helper()
 	hpcd, hpcsub = filepath.Join(dir, "hpcd"), filepath.Join(dir, "hpcsub")
 	for bin, pkg := range map[string]string{hpcd: ".", hpcsub: "../hpcsub"} {
@@ -50,7 +50,7 @@ func buildBinaries(t *testing.T, dir string) (hpcd, hpcsub string) {
 	return hpcd, hpcsub
 }
 
-func startDev(t *testing.T) *e2eCluster {
+func startDev(t testing.TB) *e2eCluster {
 	t.Helper()
 	requireLibvirt(t)
 	dir := t.TempDir()
@@ -114,7 +114,7 @@ func (c *e2eCluster) job(id uint64) *api.Job {
 
 // waitFor polls cond until it holds, failing after two minutes (guests
 // boot under TCG here).
-func (c *e2eCluster) waitFor(t *testing.T, what string, cond func() bool) {
+func (c *e2eCluster) waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for !cond() {
@@ -125,7 +125,7 @@ func (c *e2eCluster) waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func domains(t *testing.T) []string {
+func domains(t testing.TB) []string {
 	out, err := exec.Command("virsh", "-c", "qemu:///system", "list", "--all", "--name").Output()
 	if err != nil {
 		t.Fatalf("virsh list: %v", err)

@@ -12,6 +12,7 @@ import (
 
 	"vhpc/guest"
 	"vhpc/scheduler/model"
+	"vhpc/vmimages"
 )
 
 // BenchmarkBootOverhead compares, in one run, a bare QEMU boot of the tiny
@@ -64,13 +65,8 @@ func BenchmarkBootOverhead(b *testing.B) {
 			b.Fatal(err)
 		}
 		start := time.Now()
-		cmd := exec.Command("qemu-system-x86_64", "-accel", accel, "-m", "256", "-smp", "1",
-			"-display", "none", "-no-reboot", "-nic", "none", "-serial", "file:"+filepath.Join(state, "bare-console.log"),
-			"-kernel", img.Kernel, "-initrd", img.Initrd, "-append", img.Cmdline,
-			"-fsdev", "local,id=fs0,path="+share+",security_model=mapped-xattr",
-			"-device", "virtio-9p-pci,fsdev=fs0,mount_tag="+guest.ShareTag)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("bare qemu: %v: %s", err, out)
+		if err := vmimages.BootBare(context.Background(), img, accel, 256, share, guest.ShareTag, filepath.Join(state, "bare-console.log")); err != nil {
+			b.Fatal(err)
 		}
 		bare += time.Since(start)
 		e, err := guest.ReadExit(share)
