@@ -33,6 +33,9 @@ type Client struct {
 	Backoff    time.Duration
 	MaxBackoff time.Duration
 	Attempts   int
+	// AttemptTimeout bounds one unary call to one member, so a member cut
+	// off by the network does not hold the caller; default 20s.
+	AttemptTimeout time.Duration
 }
 
 // ParseAddrs splits a comma-separated address list, dropping blanks.
@@ -52,7 +55,7 @@ func New(addrs []string) (*Client, error) {
 	if len(addrs) == 0 {
 		return nil, errors.New("no master address: set --addr or HPC_ADDR (e.g. 127.0.0.1:7070)")
 	}
-	c := &Client{addrs: addrs, Backoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second, Attempts: 8}
+	c := &Client{addrs: addrs, Backoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second, Attempts: 8, AttemptTimeout: 20 * time.Second}
 	for _, a := range addrs {
 		conn, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
@@ -87,7 +90,7 @@ func retryable(err error) bool {
 // other than Unavailable (or DeadlineExceeded of that attempt), backing off
 // between rounds. The last member that answered is tried first next time.
 func (c *Client) Do(ctx context.Context, call func(ctx context.Context, conn *grpc.ClientConn) error) error {
-	return c.do(ctx, 20*time.Second, call)
+	return c.do(ctx, c.AttemptTimeout, call)
 }
 
 // Stream is Do for long-lived streams: no per-attempt deadline, so the
