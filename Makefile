@@ -30,7 +30,8 @@ generate:
 	./scripts/generate.sh
 
 lint:
-	gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$') | tee /dev/stderr | (! read)
+	@bad=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
+	if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
 	$(GO) vet -tags $(TAGS) ./...
 
 clean:
