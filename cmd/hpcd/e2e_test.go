@@ -259,8 +259,8 @@ func TestE2EJobsRunInGuests(t *testing.T) {
 			t.Errorf("job restarted instead of being adopted: attempt %d, %d allocations", j.GetAttempt(), len(j.GetAllocations()))
 		}
 		_, logs, _ := c.hpcsub(dir, "logs", strings.TrimSpace(out))
-		if !strings.Contains(logs, "after") {
-			t.Errorf("output after the restart is missing: %q", logs)
+		if !strings.Contains(logs, "after") || strings.Count(logs, "before") != 1 {
+			t.Errorf("output across the restart should hold \"before\" once and \"after\": %q", logs)
 		}
 	})
 }

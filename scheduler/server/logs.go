@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -21,22 +22,44 @@ import (
 // DataDir/logs; it is not replicated through Raft (it can be large), so
 // agents push to the leader and users read from the leader.
 
-// logStore appends agents' output chunks to per-job files, dropping chunks
-// it has already seen for an allocation (agents resend after reconnects).
+// logStore appends agents' output chunks to per-job files, dropping what it
+// already has of an allocation: agents resend from their own offset after
+// a reconnect or a restart. How much of each allocation a job file holds is
+// kept beside it (<job>.offsets), so a restarted master does not append
+// the same output twice.
 type logStore struct {
 	dir  string
 	mu   sync.Mutex
-	seen map[string]int64 // alloc id -> bytes appended
+	seen map[uint64]map[string]int64 // job -> alloc id -> bytes appended
 }
 
 func (l *logStore) path(job uint64) string {
 	return filepath.Join(l.dir, strconv.FormatUint(job, 10)+".log")
 }
 
+func (l *logStore) offsetsPath(job uint64) string {
+	return filepath.Join(l.dir, strconv.FormatUint(job, 10)+".offsets")
+}
+
+// offsets returns the per-allocation byte counts of a job, loading them
+// from disk the first time. l.mu is held.
+func (l *logStore) offsets(job uint64) map[string]int64 {
+	if m, ok := l.seen[job]; ok {
+		return m
+	}
+	m := map[string]int64{}
+	if b, err := os.ReadFile(l.offsetsPath(job)); err == nil {
+		_ = json.Unmarshal(b, &m) // unreadable: start over; at worst output repeats
+	}
+	l.seen[job] = m
+	return m
+}
+
 func (l *logStore) append(c *api.LogChunk) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	have := l.seen[c.GetAllocId()]
+	seen := l.offsets(c.GetJob())
+	have := seen[c.GetAllocId()]
 	data := c.GetData()
 	if skip := have - c.GetOffset(); skip > 0 {
 		if skip >= int64(len(data)) {
@@ -55,7 +78,18 @@ func (l *logStore) append(c *api.LogChunk) error {
 	if _, err := f.Write(data); err != nil {
 		return fmt.Errorf("append job log: %w", err)
 	}
-	l.seen[c.GetAllocId()] = have + int64(len(data))
+	seen[c.GetAllocId()] = have + int64(len(data))
+	b, err := json.Marshal(seen)
+	if err != nil {
+		return fmt.Errorf("encode log offsets: %w", err)
+	}
+	tmp := l.offsetsPath(c.GetJob()) + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o640); err != nil {
+		return fmt.Errorf("write log offsets: %w", err)
+	}
+	if err := os.Rename(tmp, l.offsetsPath(c.GetJob())); err != nil {
+		return fmt.Errorf("write log offsets: %w", err)
+	}
 	return nil
 }
 
@@ -72,8 +106,12 @@ func (ns *nodeService) PushLogs(stream grpc.ClientStreamingServer[api.LogChunk, 
 		if len(c.GetData()) > 1<<20 {
 			return status.Errorf(codes.InvalidArgument, "log chunk of %d bytes; send at most 1 MiB per chunk", len(c.GetData()))
 		}
-		if s.fsm.Store().Snapshot().Alloc(model.AllocID(c.GetAllocId())) == nil {
+		al := s.fsm.Store().Snapshot().Alloc(model.AllocID(c.GetAllocId()))
+		if al == nil {
 			return status.Errorf(codes.NotFound, "allocation %q does not exist", c.GetAllocId())
+		}
+		if uint64(al.Job) != c.GetJob() {
+			return status.Errorf(codes.InvalidArgument, "allocation %s belongs to job %d, not %d", al.ID, al.Job, c.GetJob())
 		}
 		if err := s.logs.append(c); err != nil {
 			return status.Error(codes.Internal, err.Error())

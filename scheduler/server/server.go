@@ -137,7 +137,7 @@ func New(cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 		fsm:       fsm.New(cfg.Logger),
 		submits:   make(chan *pendingSubmit, 4096),
-		logs:      &logStore{dir: filepath.Join(cfg.DataDir, "logs"), seen: map[string]int64{}},
+		logs:      &logStore{dir: filepath.Join(cfg.DataDir, "logs"), seen: map[uint64]map[string]int64{}},
 		logCh:     make(chan struct{}),
 		fwdConns:  map[string]*grpc.ClientConn{},
 		stop:      make(chan struct{}),
