@@ -1576,7 +1576,10 @@ type ListJobsRequest struct {
 	Limit int32 `protobuf:"varint,4,opt,name=limit,proto3" json:"limit,omitempty"`
 	// stale answers from this member's state without asking the leader: fast,
 	// for dashboards, possibly behind by a few writes.
-	Stale         bool `protobuf:"varint,5,opt,name=stale,proto3" json:"stale,omitempty"`
+	Stale bool `protobuf:"varint,5,opt,name=stale,proto3" json:"stale,omitempty"`
+	// before_id pages through all jobs (with all or states): only jobs with a
+	// smaller id, newest first. Use the previous page's next_before_id.
+	BeforeId      uint64 `protobuf:"varint,6,opt,name=before_id,json=beforeId,proto3" json:"before_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1646,9 +1649,18 @@ func (x *ListJobsRequest) GetStale() bool {
 	return false
 }
 
+func (x *ListJobsRequest) GetBeforeId() uint64 {
+	if x != nil {
+		return x.BeforeId
+	}
+	return 0
+}
+
 type ListJobsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Jobs          []*Job                 `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Jobs  []*Job                 `protobuf:"bytes,1,rep,name=jobs,proto3" json:"jobs,omitempty"`
+	// next_before_id continues the listing; 0 when there is nothing more.
+	NextBeforeId  uint64 `protobuf:"varint,2,opt,name=next_before_id,json=nextBeforeId,proto3" json:"next_before_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1688,6 +1700,13 @@ func (x *ListJobsResponse) GetJobs() []*Job {
 		return x.Jobs
 	}
 	return nil
+}
+
+func (x *ListJobsResponse) GetNextBeforeId() uint64 {
+	if x != nil {
+		return x.NextBeforeId
+	}
+	return 0
 }
 
 type CancelJobRequest struct {
@@ -3053,7 +3072,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"runSeconds\"5\n" +
 	"\rGetJobRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
-	"\x05stale\x18\x02 \x01(\bR\x05stale\"\x87\x01\n" +
+	"\x05stale\x18\x02 \x01(\bR\x05stale\"\xa4\x01\n" +
 	"\x0fListJobsRequest\x12\x16\n" +
 	"\x06states\x18\x01 \x03(\tR\x06states\x12\x1e\n" +
 	"\n" +
@@ -3061,9 +3080,11 @@ const file_vhpc_proto_rawDesc = "" +
 	"department\x12\x10\n" +
 	"\x03all\x18\x03 \x01(\bR\x03all\x12\x14\n" +
 	"\x05limit\x18\x04 \x01(\x05R\x05limit\x12\x14\n" +
-	"\x05stale\x18\x05 \x01(\bR\x05stale\"4\n" +
+	"\x05stale\x18\x05 \x01(\bR\x05stale\x12\x1b\n" +
+	"\tbefore_id\x18\x06 \x01(\x04R\bbeforeId\"Z\n" +
 	"\x10ListJobsResponse\x12 \n" +
-	"\x04jobs\x18\x01 \x03(\v2\f.vhpc.v1.JobR\x04jobs\"E\n" +
+	"\x04jobs\x18\x01 \x03(\v2\f.vhpc.v1.JobR\x04jobs\x12$\n" +
+	"\x0enext_before_id\x18\x02 \x01(\x04R\fnextBeforeId\"E\n" +
 	"\x10CancelJobRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12!\n" +
 	"\fclient_token\x18\x02 \x01(\tR\vclientToken\"!\n" +

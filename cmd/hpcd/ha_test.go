@@ -515,25 +515,33 @@ func verifyHistory(t *testing.T, c *haCluster, h *history, live []*haMember) {
 		t.Fatalf("only %d submissions went through the faults", len(h.acked))
 	}
 
-	// Set check on every member (stale reads: each member's own state).
+	// Set check on every member (stale reads: each member's own state),
+	// paging through the whole job list.
 	for _, m := range live {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		list, err := api.NewJobServiceClient(m.conn).List(ctx, &api.ListJobsRequest{All: true, Stale: true})
-		cancel()
-		if err != nil {
-			t.Fatalf("list on %s: %v", m.id, err)
-		}
 		have := map[uint64]int{}
-		for _, j := range list.GetJobs() {
-			have[j.GetId()]++
+		total := 0
+		for before := uint64(0); ; {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			list, err := api.NewJobServiceClient(m.conn).List(ctx, &api.ListJobsRequest{All: true, Stale: true, BeforeId: before, Limit: 2000})
+			cancel()
+			if err != nil {
+				t.Fatalf("list on %s: %v", m.id, err)
+			}
+			for _, j := range list.GetJobs() {
+				have[j.GetId()]++
+				total++
+			}
+			if before = list.GetNextBeforeId(); before == 0 {
+				break
+			}
 		}
 		for tok, id := range h.acked {
 			if have[id] != 1 {
 				t.Errorf("member %s: acknowledged job %d (token %s) present %d times", m.id, id, tok, have[id])
 			}
 		}
-		if len(list.GetJobs()) != len(h.acked) {
-			t.Errorf("member %s holds %d jobs for %d distinct acknowledged tokens: a token produced two jobs or a job appeared from nowhere", m.id, len(list.GetJobs()), len(h.acked))
+		if total != len(h.acked) {
+			t.Errorf("member %s holds %d jobs for %d distinct acknowledged tokens: a token produced two jobs or a job appeared from nowhere", m.id, total, len(h.acked))
 		}
 	}
 

@@ -162,6 +162,9 @@ func (s *Server) jobView(snap *state.Snapshot, j *model.Job, detail bool) *api.J
 		allocs = slices.Collect(snap.JobAllocs(j.ID))
 	}
 	p := wire.JobToProto(j, allocs)
+	if !detail {
+		p.SpecJson = "" // lists stay small; Get has the spec
+	}
 	if j.State == model.JobPending || (j.Array != nil && !j.State.Terminal()) {
 		if r, ok := s.pendingReason(j.ID); ok {
 			p.Reason = r
@@ -224,11 +227,18 @@ func (js *jobService) List(ctx context.Context, req *api.ListJobsRequest) (*api.
 	}
 	out := &api.ListJobsResponse{}
 	jobs := snap.ActiveJobs()
-	if req.GetAll() || len(want) > 0 {
+	descending := req.GetBeforeId() > 0 || req.GetAll() || len(want) > 0
+	switch {
+	case req.GetBeforeId() > 0:
+		jobs = snap.JobsBefore(model.JobID(req.GetBeforeId()))
+	case descending:
 		jobs = snap.JobsDescending()
 	}
 	for j := range jobs {
 		if len(out.Jobs) >= limit {
+			if descending {
+				out.NextBeforeId = out.Jobs[len(out.Jobs)-1].GetId()
+			}
 			break
 		}
 		if len(want) > 0 && !want[string(j.State)] {

@@ -263,3 +263,37 @@ func TestCancelAndMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestListPagesThroughEveryJob(t *testing.T) {
+	ts := startServer(t, t.TempDir())
+	ctx := ctxT(t)
+	const n = 25
+	for i := range n {
+		if _, err := ts.jobs.Submit(ctx, &api.SubmitRequest{ClientToken: "p" + string(rune('a'+i)), Spec: []byte(helloSpec)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[uint64]bool{}
+	pages := 0
+	for before := uint64(0); ; pages++ {
+		resp, err := ts.jobs.List(ctx, &api.ListJobsRequest{All: true, Limit: 10, BeforeId: before})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range resp.GetJobs() {
+			if seen[j.GetId()] {
+				t.Fatalf("job %d on two pages", j.GetId())
+			}
+			if j.GetSpecJson() != "" {
+				t.Fatal("lists carry the full spec; only Get should")
+			}
+			seen[j.GetId()] = true
+		}
+		if before = resp.GetNextBeforeId(); before == 0 {
+			break
+		}
+	}
+	if len(seen) != n || pages != 2 {
+		t.Fatalf("saw %d jobs in %d pages, want %d in 3", len(seen), pages+1, n)
+	}
+}

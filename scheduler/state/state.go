@@ -128,6 +128,23 @@ func (s *Snapshot) JobsDescending() iter.Seq[*model.Job] {
 	}
 }
 
+// JobsBefore iterates jobs with an id below before, from the newest down
+// (paging through JobsDescending without rereading the pages before).
+func (s *Snapshot) JobsBefore(before model.JobID) iter.Seq[*model.Job] {
+	return func(yield func(*model.Job) bool) {
+		if before <= 1 {
+			return
+		}
+		it := s.jobs.Root().ReverseIterator()
+		it.SeekReverseLowerBound(jobKey(before - 1))
+		for _, j, ok := it.Previous(); ok; _, j, ok = it.Previous() {
+			if !yield(j) {
+				return
+			}
+		}
+	}
+}
+
 // ActiveJobs iterates non-terminal jobs in id order; its cost does not
 // grow with the number of finished jobs.
 func (s *Snapshot) ActiveJobs() iter.Seq[*model.Job] {
