@@ -113,6 +113,9 @@ func (cs *clusterService) TransferLeadership(ctx context.Context, req *api.Trans
 	} else if ok {
 		return c.TransferLeadership(fctx, req)
 	}
+	if req.GetTo() == s.cfg.ID {
+		return s.status() // already leads: nothing to hand over
+	}
 	var f raft.Future
 	if req.GetTo() == "" {
 		f = s.raft.LeadershipTransfer()
