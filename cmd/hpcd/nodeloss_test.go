@@ -83,7 +83,7 @@ type agentProc struct {
 }
 
 func startAgentProc(t *testing.T, bin, name, stateDir, master string) *agentProc {
-	cmd := exec.Command(bin, "--master", master, "--name", name, "--state-dir", stateDir, "--hypervisor", "tcg", "--log-level", "warn")
+	cmd := exec.Command(bin, "--master", master, "--name", name, "--state-dir", stateDir, "--hypervisor", "tcg", "--log-level", "warn", "--metrics-addr", "127.0.0.1:0")
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
