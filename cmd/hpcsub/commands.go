@@ -45,14 +45,21 @@ func parseJobID(s string) (uint64, error) {
 	return id, nil
 }
 
-// call runs one unary request against the cluster with failover.
-func (a *app) call(ctx context.Context, fn func(ctx context.Context, jobs api.JobServiceClient) error) error {
+// fetch runs one unary JobService request against the cluster, with
+// failover, and returns its answer.
+func fetch[T any](ctx context.Context, a *app, fn func(ctx context.Context, jobs api.JobServiceClient) (T, error)) (T, error) {
+	var out T
 	c, err := a.client()
 	if err != nil {
-		return usage("hpcsub: %v", err)
+		return out, usage("hpcsub: %v", err)
 	}
 	defer c.Close()
-	return c.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error { return fn(ctx, client.Jobs(conn)) })
+	err = c.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
+		var err error
+		out, err = fn(ctx, client.Jobs(conn))
+		return err
+	})
+	return out, err
 }
 
 func resources(r *api.Resources) string {
@@ -89,11 +96,8 @@ func queueCmd(a *app) *cobra.Command {
 		Short: "list jobs: id, name, department, state, resources, age, reason",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var resp *api.ListJobsResponse
-			err := a.call(cmd.Context(), func(ctx context.Context, jobs api.JobServiceClient) error {
-				var err error
-				resp, err = jobs.List(ctx, &api.ListJobsRequest{All: all, Department: dept, States: states})
-				return err
+			resp, err := fetch(cmd.Context(), a, func(ctx context.Context, jobs api.JobServiceClient) (*api.ListJobsResponse, error) {
+				return jobs.List(ctx, &api.ListJobsRequest{All: all, Department: dept, States: states})
 			})
 			if err != nil {
 				return err
@@ -134,11 +138,8 @@ func showCmd(a *app) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var j *api.Job
-			err = a.call(cmd.Context(), func(ctx context.Context, jobs api.JobServiceClient) error {
-				var err error
-				j, err = jobs.Get(ctx, &api.GetJobRequest{Id: id})
-				return err
+			j, err := fetch(cmd.Context(), a, func(ctx context.Context, jobs api.JobServiceClient) (*api.Job, error) {
+				return jobs.Get(ctx, &api.GetJobRequest{Id: id})
 			})
 			if err != nil {
 				return err
@@ -220,11 +221,9 @@ func cancelCmd(a *app) *cobra.Command {
 				ids = append(ids, id)
 			}
 			for _, id := range ids {
-				var j *api.Job
-				err := a.call(cmd.Context(), func(ctx context.Context, jobs api.JobServiceClient) error {
-					var err error
-					j, err = jobs.Cancel(ctx, &api.CancelJobRequest{Id: id, ClientToken: newToken()})
-					return err
+				req := &api.CancelJobRequest{Id: id, ClientToken: newToken()} // one token for every retry
+				j, err := fetch(cmd.Context(), a, func(ctx context.Context, jobs api.JobServiceClient) (*api.Job, error) {
+					return jobs.Cancel(ctx, req)
 				})
 				if err != nil {
 					return err
@@ -246,11 +245,8 @@ func nodesCmd(a *app) *cobra.Command {
 		Short: "list nodes with their resources, free and used, and hypervisor mode",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var resp *api.NodesResponse
-			err := a.call(cmd.Context(), func(ctx context.Context, jobs api.JobServiceClient) error {
-				var err error
-				resp, err = jobs.Nodes(ctx, &api.NodesRequest{})
-				return err
+			resp, err := fetch(cmd.Context(), a, func(ctx context.Context, jobs api.JobServiceClient) (*api.NodesResponse, error) {
+				return jobs.Nodes(ctx, &api.NodesRequest{})
 			})
 			if err != nil {
 				return err
