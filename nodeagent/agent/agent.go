@@ -89,7 +89,6 @@ type Agent struct {
 type tracked struct {
 	alloc  *api.Allocation
 	cancel context.CancelFunc
-	done   chan struct{}
 	ended  bool // its guest is gone and its final report is under way
 }
 

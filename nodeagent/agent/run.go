@@ -96,10 +96,9 @@ func spec(al *api.Allocation) jobspec.Spec {
 // a.mu is held by the caller.
 func (a *Agent) start(ctx context.Context, al *api.Allocation, adopt bool) {
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	t := &tracked{alloc: al, cancel: cancel, done: make(chan struct{})}
+	t := &tracked{alloc: al, cancel: cancel}
 	a.running[al.GetId()] = t
 	go func() {
-		defer close(t.done)
 		defer cancel()
 		res := a.runOne(ctx, rctx, al, adopt)
 		if ctx.Err() != nil && rctx.Err() == nil {
