@@ -400,7 +400,7 @@ func attemptOutcome(ended []*model.Alloc) (model.AllocState, int, string) {
 
 func describe(a *model.Alloc) string {
 	if a.State == model.AllocFailed {
-		if a.Reason != "" {
+		if a.Reason != "" && a.Reason != fmt.Sprintf("exit code %d", a.ExitCode) {
 			return fmt.Sprintf("exit code %d on %s (%s)", a.ExitCode, a.Placement.Node, a.Reason)
 		}
 		return fmt.Sprintf("exit code %d on %s", a.ExitCode, a.Placement.Node)
