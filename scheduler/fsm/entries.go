@@ -28,6 +28,7 @@ const (
 // entryVersion is the payload encoding version written after the type byte.
 const entryVersion uint8 = 1
 
+// String names the entry type for logs and errors.
 func (t EntryType) String() string {
 	switch t {
 	case EntrySubmitJobs:

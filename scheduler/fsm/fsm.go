@@ -141,6 +141,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 
 type fsmSnapshot struct{ snap *state.Snapshot }
 
+// Persist encodes the snapshot to Raft's sink (off the apply path).
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	if err := json.NewEncoder(sink).Encode(s.snap.Dump()); err != nil {
 		_ = sink.Cancel()
@@ -149,4 +150,5 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 	return sink.Close()
 }
 
+// Release frees nothing: the snapshot is an immutable view.
 func (s *fsmSnapshot) Release() {}

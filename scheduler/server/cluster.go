@@ -58,6 +58,7 @@ func (s *Server) status() (*api.ClusterStatus, error) {
 	return out, nil
 }
 
+// Status implements ClusterService.Status (contract in api/vhpc.proto).
 func (cs *clusterService) Status(ctx context.Context, _ *api.ClusterStatusRequest) (*api.ClusterStatus, error) {
 	return cs.s.status()
 }
@@ -72,6 +73,7 @@ func (s *Server) membershipChange(f raft.IndexFuture, what string) (*api.Cluster
 	return s.status()
 }
 
+// AddMember implements ClusterService.AddMember (contract in api/vhpc.proto).
 func (cs *clusterService) AddMember(ctx context.Context, req *api.AddMemberRequest) (*api.ClusterStatus, error) {
 	s := cs.s
 	if req.GetId() == "" || req.GetRaftAddress() == "" {
@@ -86,6 +88,7 @@ func (cs *clusterService) AddMember(ctx context.Context, req *api.AddMemberReque
 		fmt.Sprintf("add %s at %s", req.GetId(), req.GetRaftAddress()))
 }
 
+// RemoveMember implements ClusterService.RemoveMember (contract in api/vhpc.proto).
 func (cs *clusterService) RemoveMember(ctx context.Context, req *api.RemoveMemberRequest) (*api.ClusterStatus, error) {
 	s := cs.s
 	if req.GetId() == "" {
@@ -106,6 +109,7 @@ func (cs *clusterService) RemoveMember(ctx context.Context, req *api.RemoveMembe
 	return st, nil
 }
 
+// TransferLeadership implements ClusterService.TransferLeadership (contract in api/vhpc.proto).
 func (cs *clusterService) TransferLeadership(ctx context.Context, req *api.TransferLeadershipRequest) (*api.ClusterStatus, error) {
 	s := cs.s
 	if c, fctx, ok, err := atLeader(s, ctx, api.NewClusterServiceClient); err != nil {
@@ -137,6 +141,7 @@ func (cs *clusterService) TransferLeadership(ctx context.Context, req *api.Trans
 	return s.status()
 }
 
+// SnapshotSave implements ClusterService.SnapshotSave (contract in api/vhpc.proto).
 func (cs *clusterService) SnapshotSave(_ *api.SnapshotSaveRequest, stream grpc.ServerStreamingServer[api.SnapshotChunk]) error {
 	s := cs.s
 	f := s.raft.Snapshot()
@@ -171,6 +176,7 @@ func (cs *clusterService) SnapshotSave(_ *api.SnapshotSaveRequest, stream grpc.S
 	}
 }
 
+// SnapshotRestore implements ClusterService.SnapshotRestore (contract in api/vhpc.proto).
 func (cs *clusterService) SnapshotRestore(stream grpc.ClientStreamingServer[api.SnapshotChunk, api.ClusterStatus]) error {
 	s := cs.s
 	if !s.isLeader() {
@@ -207,6 +213,7 @@ func (cs *clusterService) SnapshotRestore(stream grpc.ClientStreamingServer[api.
 	return stream.SendAndClose(st)
 }
 
+// Announce implements ClusterService.Announce (contract in api/vhpc.proto).
 func (cs *clusterService) Announce(ctx context.Context, m *api.Member) (*api.ClusterStatus, error) {
 	s := cs.s
 	if m.GetId() == "" || m.GetGrpcAddress() == "" {

@@ -46,6 +46,7 @@ func (s *Server) notLeader() error {
 	return status.Errorf(codes.Unavailable, "member %s is not the leader; the leader is %s at raft address %s", s.cfg.ID, id, addr)
 }
 
+// Submit implements JobService.Submit (contract in api/vhpc.proto).
 func (js *jobService) Submit(ctx context.Context, req *api.SubmitRequest) (*api.SubmitResponse, error) {
 	s := js.s
 	start := time.Now()
@@ -135,6 +136,7 @@ func (s *Server) estimate(snap *state.Snapshot, j model.Job) string {
 	return "would wait: " + plan.Pending[j.ID]
 }
 
+// Get implements JobService.Get (contract in api/vhpc.proto).
 func (js *jobService) Get(ctx context.Context, req *api.GetJobRequest) (*api.Job, error) {
 	if !req.GetStale() {
 		if c, fctx, ok, err := atLeader(js.s, ctx, api.NewJobServiceClient); err != nil {
@@ -205,6 +207,7 @@ func (s *Server) readSnapshot(ctx context.Context, stale bool) (*state.Snapshot,
 	return s.fsm.Store().Snapshot(), nil
 }
 
+// List implements JobService.List (contract in api/vhpc.proto).
 func (js *jobService) List(ctx context.Context, req *api.ListJobsRequest) (*api.ListJobsResponse, error) {
 	if !req.GetStale() {
 		if c, fctx, ok, err := atLeader(js.s, ctx, api.NewJobServiceClient); err != nil {
@@ -252,6 +255,7 @@ func (js *jobService) List(ctx context.Context, req *api.ListJobsRequest) (*api.
 	return out, nil
 }
 
+// Cancel implements JobService.Cancel (contract in api/vhpc.proto).
 func (js *jobService) Cancel(ctx context.Context, req *api.CancelJobRequest) (*api.Job, error) {
 	s := js.s
 	if c, fctx, ok, err := atLeader(s, ctx, api.NewJobServiceClient); err != nil {
@@ -273,6 +277,7 @@ func (js *jobService) Cancel(ctx context.Context, req *api.CancelJobRequest) (*a
 	return wire.JobToProto(j, nil), nil
 }
 
+// Watch implements JobService.Watch (contract in api/vhpc.proto).
 func (js *jobService) Watch(req *api.WatchJobRequest, stream grpc.ServerStreamingServer[api.JobEvent]) error {
 	s := js.s
 	id := model.JobID(req.GetId())

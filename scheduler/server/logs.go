@@ -93,6 +93,7 @@ func (l *logStore) append(c *api.LogChunk) error {
 	return nil
 }
 
+// PushLogs implements NodeService.PushLogs (contract in api/vhpc.proto).
 func (ns *nodeService) PushLogs(stream grpc.ClientStreamingServer[api.LogChunk, api.PushLogsResponse]) error {
 	s := ns.s
 	for {
@@ -134,6 +135,7 @@ func (s *Server) logsSignal() <-chan struct{} {
 	return s.logCh
 }
 
+// Logs implements JobService.Logs (contract in api/vhpc.proto).
 func (js *jobService) Logs(req *api.LogsRequest, stream grpc.ServerStreamingServer[api.LogChunk]) error {
 	s := js.s
 	id := model.JobID(req.GetId())

@@ -48,6 +48,7 @@ var (
 	indexDesc = prometheus.NewDesc("hpc_raft_applied_index", "Last Raft log index applied to the state.", nil, nil)
 )
 
+// Describe implements prometheus.Collector.
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- jobsDesc
 	ch <- nodesDesc
@@ -55,6 +56,7 @@ func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- indexDesc
 }
 
+// Collect implements prometheus.Collector.
 func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	snap := c.s.fsm.Store().Snapshot()
 	counts := map[model.JobState]int{}

@@ -41,6 +41,7 @@ func validNodeName(n string) error {
 	return nil
 }
 
+// Register implements NodeService.Register (contract in api/vhpc.proto).
 func (ns *nodeService) Register(ctx context.Context, req *api.RegisterRequest) (*api.RegisterResponse, error) {
 	s := ns.s
 	n := wire.NodeFromProto(req.GetNode())
@@ -66,6 +67,7 @@ func (ns *nodeService) Register(ctx context.Context, req *api.RegisterRequest) (
 	return &api.RegisterResponse{HeartbeatIntervalMs: s.cfg.HeartbeatInterval.Milliseconds(), LeaseMs: s.cfg.Lease.Milliseconds()}, nil
 }
 
+// Heartbeat implements NodeService.Heartbeat (contract in api/vhpc.proto).
 func (ns *nodeService) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
 	s := ns.s
 	if c, fctx, ok, err := atLeader(s, ctx, api.NewNodeServiceClient); err != nil {
@@ -87,6 +89,7 @@ func (ns *nodeService) Heartbeat(ctx context.Context, req *api.HeartbeatRequest)
 	return &api.HeartbeatResponse{LeaseMs: s.cfg.Lease.Milliseconds()}, nil
 }
 
+// WatchAllocations implements NodeService.WatchAllocations (contract in api/vhpc.proto).
 func (ns *nodeService) WatchAllocations(req *api.WatchAllocationsRequest, stream grpc.ServerStreamingServer[api.AllocationSet]) error {
 	s := ns.s
 	var last *api.AllocationSet
@@ -127,6 +130,7 @@ func nodeAllocations(snap *state.Snapshot, node string) *api.AllocationSet {
 	return set
 }
 
+// UpdateAllocation implements NodeService.UpdateAllocation (contract in api/vhpc.proto).
 func (ns *nodeService) UpdateAllocation(ctx context.Context, req *api.UpdateAllocationRequest) (*api.UpdateAllocationResponse, error) {
 	s := ns.s
 	st := model.AllocState(req.GetState())
@@ -151,6 +155,7 @@ func (ns *nodeService) UpdateAllocation(ctx context.Context, req *api.UpdateAllo
 	return &api.UpdateAllocationResponse{}, nil
 }
 
+// Nodes implements JobService.Nodes (contract in api/vhpc.proto).
 func (js *jobService) Nodes(ctx context.Context, req *api.NodesRequest) (*api.NodesResponse, error) {
 	if c, fctx, ok, err := atLeader(js.s, ctx, api.NewJobServiceClient); err != nil {
 		return nil, err
@@ -186,6 +191,7 @@ func (js *jobService) Nodes(ctx context.Context, req *api.NodesRequest) (*api.No
 	return out, nil
 }
 
+// SetGPUHealth implements NodeService.SetGPUHealth (contract in api/vhpc.proto).
 func (ns *nodeService) SetGPUHealth(ctx context.Context, req *api.GPUHealthRequest) (*api.Node, error) {
 	s := ns.s
 	if len(req.GetReason()) > 512 {
