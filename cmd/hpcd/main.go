@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"vhpc/nodeagent/agent"
+	"vhpc/scheduler/core"
 	"vhpc/scheduler/server"
 )
 
@@ -49,6 +51,7 @@ type common struct {
 	dataDir, addr, httpAddr, raftAddr, logLevel string
 	heartbeat, lease                            time.Duration
 	snapshotThreshold, trailingLogs             uint64
+	policy, estimates, shares                   string
 }
 
 func (c *common) flags(cmd *cobra.Command, dataDir, raftAddr string) {
@@ -62,6 +65,41 @@ func (c *common) flags(cmd *cobra.Command, dataDir, raftAddr string) {
 	f.DurationVar(&c.lease, "lease", 15*time.Second, "how long a silent node keeps its allocations before it is marked down")
 	f.Uint64Var(&c.snapshotThreshold, "snapshot-threshold", 8192, "Raft log entries between snapshots")
 	f.Uint64Var(&c.trailingLogs, "trailing-logs", 10240, "Raft log entries kept after a snapshot (a follower further behind gets the snapshot)")
+	f.StringVar(&c.policy, "policy", core.PolicyDefault, "scheduling policy: fcfs, fcfs-easy or default (multifactor priority + backfill)")
+	f.StringVar(&c.estimates, "estimates", core.EstimateRequest, "runtime estimates that shape backfill: request (the walltime) or predicted (each user's history)")
+	f.StringVar(&c.shares, "shares", "", "fair-share targets, e.g. physics=2,chemistry=1 (others: 1)")
+}
+
+// schedulerConfig builds the policy from flags on top of the core defaults.
+func (c *common) schedulerConfig() (core.Config, error) {
+	cfg := core.DefaultConfig()
+	switch c.policy {
+	case core.PolicyFCFS, core.PolicyFCFSEasy, core.PolicyDefault:
+		cfg.Policy = c.policy
+	default:
+		return cfg, usageError{fmt.Errorf("--policy %q: want fcfs, fcfs-easy or default", c.policy)}
+	}
+	switch c.estimates {
+	case core.EstimateRequest, core.EstimatePredicted:
+		cfg.Estimate = c.estimates
+	default:
+		return cfg, usageError{fmt.Errorf("--estimates %q: want request or predicted", c.estimates)}
+	}
+	for _, part := range strings.Split(c.shares, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		dept, w, ok := strings.Cut(part, "=")
+		v, err := strconv.ParseFloat(w, 64)
+		if !ok || dept == "" || err != nil || v <= 0 || v > 1e6 {
+			return cfg, usageError{fmt.Errorf("--shares entry %q: want department=weight with a weight above 0", part)}
+		}
+		if cfg.Shares == nil {
+			cfg.Shares = map[string]float64{}
+		}
+		cfg.Shares[dept] = v
+	}
+	return cfg, nil
 }
 
 func (c *common) logger() (*slog.Logger, error) {
@@ -80,8 +118,13 @@ func (c *common) config(id string, peers []server.Peer) (server.Config, error) {
 	if c.dataDir == "" {
 		return server.Config{}, usageError{errors.New("--data-dir is required")}
 	}
+	sched, err := c.schedulerConfig()
+	if err != nil {
+		return server.Config{}, err
+	}
 	return server.Config{
-		ID: id, DataDir: c.dataDir, GRPCAddr: c.addr, HTTPAddr: c.httpAddr, RaftAddr: c.raftAddr,
+		Scheduler: sched,
+		ID:        id, DataDir: c.dataDir, GRPCAddr: c.addr, HTTPAddr: c.httpAddr, RaftAddr: c.raftAddr,
 		Peers: peers, HeartbeatInterval: c.heartbeat, Lease: c.lease, Logger: log,
 		SnapshotThreshold: c.snapshotThreshold, TrailingLogs: c.trailingLogs,
 	}, nil

@@ -361,6 +361,9 @@ func settleAttempt(txn *state.Txn, j *model.Job, task int64, attempt uint64, now
 	c.Reason = reason
 	c.EndTime = now
 	txn.PutJob(c)
+	if c.State == model.JobCompleted && !c.StartTime.IsZero() {
+		txn.RecordRuntime(c.User, now.Sub(c.StartTime))
+	}
 }
 
 func settleArrayTask(txn *state.Txn, c *model.Job, outcome model.AllocState, now time.Time) {

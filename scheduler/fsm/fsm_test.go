@@ -136,6 +136,9 @@ func TestJobLifecycle(t *testing.T) {
 			if c.wantState == model.JobFailed && got.ExitCode != c.exit {
 				t.Errorf("exit code %d, want %d", got.ExitCode, c.exit)
 			}
+			if runs := h.f.Store().Snapshot().History()["ada"]; (c.wantState == model.JobCompleted) != (len(runs) == 1) {
+				t.Errorf("runtime history %v after a job that %s", runs, c.wantState)
+			}
 			if c.wantState == model.JobPending {
 				// The requeued job starts again with a new attempt; the old
 				// attempt's late report is fenced off.

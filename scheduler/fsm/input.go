@@ -20,7 +20,7 @@ func CoreInput(snap *state.Snapshot, now time.Time) core.Input {
 	if !at.IsZero() {
 		elapsed = now.Sub(at)
 	}
-	in := core.Input{Now: now, Usage: core.DecayUsage(usage, elapsed, UsageHalfLife), Ended: map[model.JobID]model.JobState{}}
+	in := core.Input{Now: now, Usage: core.DecayUsage(usage, elapsed, UsageHalfLife), Ended: map[model.JobID]model.JobState{}, History: snap.History()}
 	for n := range snap.Nodes() {
 		in.Nodes = append(in.Nodes, n)
 	}

@@ -20,6 +20,8 @@ type Dump struct {
 	Usage   map[string]float64 `json:"usage"`
 	UsageAt time.Time          `json:"usageAt,omitzero"`
 	Members []Member           `json:"members,omitempty"`
+	// History is each user's last runtimes (oldest first).
+	History map[string][]time.Duration `json:"history,omitempty"`
 }
 
 // DumpVersion is the current snapshot format.
@@ -28,7 +30,7 @@ const DumpVersion = 1
 // Dump lists everything in the snapshot. It shares the stored objects, which
 // are immutable, so it is safe to encode from another goroutine.
 func (s *Snapshot) Dump() *Dump {
-	d := &Dump{Version: DumpVersion, Index: s.index, NextJob: s.nextJob, Usage: maps.Clone(s.usage), UsageAt: s.usageAt}
+	d := &Dump{Version: DumpVersion, Index: s.index, NextJob: s.nextJob, Usage: maps.Clone(s.usage), UsageAt: s.usageAt, History: maps.Clone(s.history)}
 	for j := range s.Jobs() {
 		d.Jobs = append(d.Jobs, j)
 	}
@@ -62,6 +64,9 @@ func FromDump(d *Dump) *Snapshot {
 	}
 	for _, m := range d.Members {
 		t.SetMember(m, false)
+	}
+	if d.History != nil {
+		t.history = maps.Clone(d.History)
 	}
 	t.next = max(d.NextJob, 1)
 	if d.Usage != nil {

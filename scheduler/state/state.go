@@ -30,7 +30,8 @@ type Snapshot struct {
 	nextJob model.JobID
 	usage   map[string]float64 // decayed usage by department as of usageAt; never mutated in place
 	usageAt time.Time
-	members map[string]Member // by Raft server id; never mutated in place
+	members map[string]Member          // by Raft server id; never mutated in place
+	history map[string][]time.Duration // per user, last runtimes, oldest first; never mutated in place
 	index   uint64
 }
 
@@ -64,6 +65,7 @@ func emptySnapshot() *Snapshot {
 		nextJob: 1,
 		usage:   map[string]float64{},
 		members: map[string]Member{},
+		history: map[string][]time.Duration{},
 	}
 }
 
@@ -216,6 +218,10 @@ func (s *Snapshot) Member(id string) (Member, bool) {
 	m, ok := s.members[id]
 	return m, ok
 }
+
+// History returns each user's last job runtimes (oldest first), for the
+// scheduler's predicted estimates. The map must not be modified.
+func (s *Snapshot) History() map[string][]time.Duration { return s.history }
 
 // Members returns every recorded member; the map must not be modified.
 func (s *Snapshot) Members() map[string]Member { return s.members }

@@ -3,6 +3,7 @@ package state
 import (
 	"fmt"
 	"maps"
+	"slices"
 	"time"
 
 	iradix "github.com/hashicorp/go-immutable-radix/v2"
@@ -25,6 +26,7 @@ type Txn struct {
 	usage   map[string]float64
 	usageAt time.Time
 	members map[string]Member
+	history map[string][]time.Duration
 }
 
 // Txn starts a transaction over the current snapshot.
@@ -34,7 +36,7 @@ func (s *Store) Txn() *Txn {
 		store: s, base: b,
 		jobs: b.jobs.Txn(), active: b.active.Txn(), nodes: b.nodes.Txn(),
 		allocs: b.allocs.Txn(), live: b.live.Txn(), tokens: b.tokens.Txn(),
-		next: b.nextJob, usage: b.usage, usageAt: b.usageAt, members: b.members,
+		next: b.nextJob, usage: b.usage, usageAt: b.usageAt, members: b.members, history: b.history,
 	}
 }
 
@@ -44,7 +46,7 @@ func (t *Txn) Read() *Snapshot {
 	return &Snapshot{
 		jobs: t.jobs.CommitOnly(), active: t.active.CommitOnly(), nodes: t.nodes.CommitOnly(),
 		allocs: t.allocs.CommitOnly(), live: t.live.CommitOnly(), tokens: t.tokens.CommitOnly(),
-		nextJob: t.next, usage: t.usage, usageAt: t.usageAt, members: t.members, index: t.base.index,
+		nextJob: t.next, usage: t.usage, usageAt: t.usageAt, members: t.members, history: t.history, index: t.base.index,
 	}
 }
 
@@ -119,6 +121,21 @@ func (t *Txn) UsageAt() (map[string]float64, time.Time) { return t.usage, t.usag
 func (t *Txn) SetUsage(u map[string]float64, at time.Time) {
 	t.usage = maps.Clone(u)
 	t.usageAt = at
+}
+
+// HistoryKeep is how many runtimes per user the store keeps.
+const HistoryKeep = 16
+
+// RecordRuntime appends a finished job's runtime to its user's history,
+// keeping the last HistoryKeep.
+func (t *Txn) RecordRuntime(user string, d time.Duration) {
+	h := maps.Clone(t.history)
+	runs := append(slices.Clone(h[user]), d)
+	if len(runs) > HistoryKeep {
+		runs = runs[len(runs)-HistoryKeep:]
+	}
+	h[user] = runs
+	t.history = h
 }
 
 // SetMember records (or, with remove, forgets) a member's addresses.
