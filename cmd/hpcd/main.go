@@ -51,7 +51,7 @@ type common struct {
 	dataDir, addr, httpAddr, raftAddr, logLevel string
 	heartbeat, lease                            time.Duration
 	snapshotThreshold, trailingLogs             uint64
-	policy, estimates, shares                   string
+	policy, estimates, shares, schedFile        string
 }
 
 func (c *common) flags(cmd *cobra.Command, dataDir, raftAddr string) {
@@ -65,25 +65,36 @@ func (c *common) flags(cmd *cobra.Command, dataDir, raftAddr string) {
 	f.DurationVar(&c.lease, "lease", 15*time.Second, "how long a silent node keeps its allocations before it is marked down")
 	f.Uint64Var(&c.snapshotThreshold, "snapshot-threshold", 8192, "Raft log entries between snapshots")
 	f.Uint64Var(&c.trailingLogs, "trailing-logs", 10240, "Raft log entries kept after a snapshot (a follower further behind gets the snapshot)")
-	f.StringVar(&c.policy, "policy", core.PolicyDefault, "scheduling policy: fcfs, fcfs-easy or default (multifactor priority + backfill)")
-	f.StringVar(&c.estimates, "estimates", core.EstimateRequest, "runtime estimates that shape backfill: request (the walltime) or predicted (each user's history)")
+	f.StringVar(&c.schedFile, "scheduler-config", "", "YAML file with policy, estimates, reservations, shares, quotas and partitions (flags below override it)")
+	f.StringVar(&c.policy, "policy", "", "scheduling policy: fcfs, fcfs-easy or default (multifactor priority + backfill; the default)")
+	f.StringVar(&c.estimates, "estimates", "", "runtime estimates that shape backfill: request (the walltime; the default) or predicted (each user's history)")
 	f.StringVar(&c.shares, "shares", "", "fair-share targets, e.g. physics=2,chemistry=1 (others: 1)")
 }
 
-// schedulerConfig builds the policy from flags on top of the core defaults.
+// schedulerConfig builds the policy: core defaults, then the
+// --scheduler-config file, then the flags.
 func (c *common) schedulerConfig() (core.Config, error) {
 	cfg := core.DefaultConfig()
-	switch c.policy {
-	case core.PolicyFCFS, core.PolicyFCFSEasy, core.PolicyDefault:
-		cfg.Policy = c.policy
-	default:
-		return cfg, usageError{fmt.Errorf("--policy %q: want fcfs, fcfs-easy or default", c.policy)}
+	if c.schedFile != "" {
+		if err := loadSchedulerFile(c.schedFile, &cfg); err != nil {
+			return cfg, usageError{err}
+		}
 	}
-	switch c.estimates {
-	case core.EstimateRequest, core.EstimatePredicted:
+	if c.policy != "" {
+		cfg.Policy = c.policy
+	}
+	if c.estimates != "" {
 		cfg.Estimate = c.estimates
+	}
+	switch cfg.Policy {
+	case core.PolicyFCFS, core.PolicyFCFSEasy, core.PolicyDefault:
 	default:
-		return cfg, usageError{fmt.Errorf("--estimates %q: want request or predicted", c.estimates)}
+		return cfg, usageError{fmt.Errorf("policy %q: want fcfs, fcfs-easy or default", cfg.Policy)}
+	}
+	switch cfg.Estimate {
+	case core.EstimateRequest, core.EstimatePredicted:
+	default:
+		return cfg, usageError{fmt.Errorf("estimates %q: want request or predicted", cfg.Estimate)}
 	}
 	for _, part := range strings.Split(c.shares, ",") {
 		if part = strings.TrimSpace(part); part == "" {

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"vhpc/scheduler/core"
+)
+
+// schedulerFile is the optional --scheduler-config YAML: what an admin sets
+// beyond the flags. Unknown fields are errors.
+//
+//	policy: default
+//	estimates: request
+//	reservations: 4
+//	shares: {physics: 2, chemistry: 1}
+//	quotas:
+//	  physics: {gpus: 16, cores: 512, runningJobs: 100}
+//	partitions:
+//	  gpu: {maxWalltime: 48h, defaultWalltime: 4h, maxNodes: 8, limits: {gpus: 64}}
+type schedulerFile struct {
+	Policy       string                   `yaml:"policy"`
+	Estimates    string                   `yaml:"estimates"`
+	Reservations *int                     `yaml:"reservations"`
+	Shares       map[string]float64       `yaml:"shares"`
+	Quotas       map[string]limitsFile    `yaml:"quotas"`
+	Partitions   map[string]partitionFile `yaml:"partitions"`
+}
+
+type limitsFile struct {
+	GPUs        int `yaml:"gpus"`
+	Cores       int `yaml:"cores"`
+	RunningJobs int `yaml:"runningJobs"`
+}
+
+type partitionFile struct {
+	MaxWalltime     string     `yaml:"maxWalltime"`
+	DefaultWalltime string     `yaml:"defaultWalltime"`
+	MaxNodes        int        `yaml:"maxNodes"`
+	Limits          limitsFile `yaml:"limits"`
+}
+
+func (l limitsFile) core(what string) (core.Limits, error) {
+	if l.GPUs < 0 || l.Cores < 0 || l.RunningJobs < 0 {
+		return core.Limits{}, fmt.Errorf("%s: limits must not be negative", what)
+	}
+	return core.Limits{GPUs: l.GPUs, Cores: l.Cores, RunningJobs: l.RunningJobs}, nil
+}
+
+func parseDur(what, s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%s: %q is not a duration such as 48h", what, s)
+	}
+	return d, nil
+}
+
+// loadSchedulerFile applies a --scheduler-config file onto cfg.
+func loadSchedulerFile(path string, cfg *core.Config) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--scheduler-config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var f schedulerFile
+	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) { // an empty file sets nothing
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if f.Policy != "" {
+		cfg.Policy = f.Policy
+	}
+	if f.Estimates != "" {
+		cfg.Estimate = f.Estimates
+	}
+	if f.Reservations != nil {
+		if *f.Reservations < 0 || *f.Reservations > 1000 {
+			return fmt.Errorf("%s: reservations %d: want 0..1000", path, *f.Reservations)
+		}
+		cfg.ReservationDepth = *f.Reservations
+	}
+	for d, w := range f.Shares {
+		if w <= 0 {
+			return fmt.Errorf("%s: shares.%s is %v; want a weight above 0", path, d, w)
+		}
+		if cfg.Shares == nil {
+			cfg.Shares = map[string]float64{}
+		}
+		cfg.Shares[d] = w
+	}
+	for d, l := range f.Quotas {
+		q, err := l.core(path + ": quotas." + d)
+		if err != nil {
+			return err
+		}
+		if cfg.Quotas == nil {
+			cfg.Quotas = map[string]core.Limits{}
+		}
+		cfg.Quotas[d] = q
+	}
+	for name, p := range f.Partitions {
+		what := path + ": partitions." + name
+		maxW, err := parseDur(what+".maxWalltime", p.MaxWalltime)
+		if err != nil {
+			return err
+		}
+		defW, err := parseDur(what+".defaultWalltime", p.DefaultWalltime)
+		if err != nil {
+			return err
+		}
+		lim, err := p.Limits.core(what)
+		if err != nil {
+			return err
+		}
+		if p.MaxNodes < 0 {
+			return fmt.Errorf("%s.maxNodes must not be negative", what)
+		}
+		if cfg.Partitions == nil {
+			cfg.Partitions = map[string]core.Partition{}
+		}
+		cfg.Partitions[name] = core.Partition{MaxWalltime: maxW, DefaultWalltime: defW, MaxNodes: p.MaxNodes, Limits: lim}
+	}
+	return nil
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"vhpc/scheduler/core"
+)
+
+func TestSchedulerConfig(t *testing.T) {
+	cases := []struct {
+		name    string
+		file    string
+		flags   common
+		wantErr string
+		check   func(t *testing.T, c core.Config)
+	}{
+		{name: "defaults", check: func(t *testing.T, c core.Config) {
+			if c.Policy != core.PolicyDefault || c.Estimate != core.EstimateRequest {
+				t.Errorf("policy %s estimates %s", c.Policy, c.Estimate)
+			}
+		}},
+		{name: "file", file: "policy: fcfs-easy\nreservations: 2\nshares: {physics: 2}\nquotas:\n  physics: {gpus: 16}\npartitions:\n  gpu: {maxWalltime: 48h, maxNodes: 8, limits: {gpus: 64}}\n",
+			check: func(t *testing.T, c core.Config) {
+				if c.Policy != core.PolicyFCFSEasy || c.ReservationDepth != 2 || c.Shares["physics"] != 2 || c.Quotas["physics"].GPUs != 16 {
+					t.Errorf("config %+v", c)
+				}
+				if p := c.Partitions["gpu"]; p.MaxWalltime != 48*time.Hour || p.MaxNodes != 8 || p.Limits.GPUs != 64 {
+					t.Errorf("partition %+v", p)
+				}
+			}},
+		{name: "flags override the file", file: "policy: fcfs\n", flags: common{policy: "default", shares: "chem=3"},
+			check: func(t *testing.T, c core.Config) {
+				if c.Policy != core.PolicyDefault || c.Shares["chem"] != 3 {
+					t.Errorf("config %+v", c)
+				}
+			}},
+		{name: "empty file", file: "", check: func(t *testing.T, c core.Config) {}},
+		{name: "misspelt field", file: "polcy: fcfs\n", wantErr: "polcy"},
+		{name: "bad policy", file: "policy: lottery\n", wantErr: "lottery"},
+		{name: "bad duration", file: "partitions:\n  gpu: {maxWalltime: forever}\n", wantErr: "maxWalltime"},
+		{name: "negative quota", file: "quotas:\n  x: {cores: -1}\n", wantErr: "negative"},
+		{name: "bad share flag", flags: common{shares: "x=0"}, wantErr: "x=0"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := c.flags
+			if c.file != "" || c.name == "empty file" {
+				f.schedFile = filepath.Join(t.TempDir(), "sched.yaml")
+				if err := os.WriteFile(f.schedFile, []byte(c.file), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg, err := f.schedulerConfig()
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("err %v, want one mentioning %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.check(t, cfg)
+		})
+	}
+}
