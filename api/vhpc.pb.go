@@ -1309,8 +1309,10 @@ type Allocation struct {
 	// desired is "run" or "stop"; agents stop allocations marked stop.
 	Desired string `protobuf:"bytes,22,opt,name=desired,proto3" json:"desired,omitempty"`
 	// boot_seconds and run_seconds are the agent's measurements at the end.
-	BootSeconds   float64 `protobuf:"fixed64,23,opt,name=boot_seconds,json=bootSeconds,proto3" json:"boot_seconds,omitempty"`
-	RunSeconds    float64 `protobuf:"fixed64,24,opt,name=run_seconds,json=runSeconds,proto3" json:"run_seconds,omitempty"`
+	BootSeconds float64 `protobuf:"fixed64,23,opt,name=boot_seconds,json=bootSeconds,proto3" json:"boot_seconds,omitempty"`
+	RunSeconds  float64 `protobuf:"fixed64,24,opt,name=run_seconds,json=runSeconds,proto3" json:"run_seconds,omitempty"`
+	// GPU use measured inside the guest, against the GPU time reserved.
+	GpuUsage      *GPUUsage `protobuf:"bytes,25,opt,name=gpu_usage,json=gpuUsage,proto3" json:"gpu_usage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1513,6 +1515,82 @@ func (x *Allocation) GetRunSeconds() float64 {
 	return 0
 }
 
+func (x *Allocation) GetGpuUsage() *GPUUsage {
+	if x != nil {
+		return x.GpuUsage
+	}
+	return nil
+}
+
+// GPUUsage is what a job did with its GPUs, from samples taken in the guest.
+type GPUUsage struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	GpuHours        float64                `protobuf:"fixed64,1,opt,name=gpu_hours,json=gpuHours,proto3" json:"gpu_hours,omitempty"`
+	MeanUtilization float64                `protobuf:"fixed64,2,opt,name=mean_utilization,json=meanUtilization,proto3" json:"mean_utilization,omitempty"`
+	EnergyJoules    float64                `protobuf:"fixed64,3,opt,name=energy_joules,json=energyJoules,proto3" json:"energy_joules,omitempty"`
+	Samples         int64                  `protobuf:"varint,4,opt,name=samples,proto3" json:"samples,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *GPUUsage) Reset() {
+	*x = GPUUsage{}
+	mi := &file_vhpc_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GPUUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GPUUsage) ProtoMessage() {}
+
+func (x *GPUUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GPUUsage.ProtoReflect.Descriptor instead.
+func (*GPUUsage) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *GPUUsage) GetGpuHours() float64 {
+	if x != nil {
+		return x.GpuHours
+	}
+	return 0
+}
+
+func (x *GPUUsage) GetMeanUtilization() float64 {
+	if x != nil {
+		return x.MeanUtilization
+	}
+	return 0
+}
+
+func (x *GPUUsage) GetEnergyJoules() float64 {
+	if x != nil {
+		return x.EnergyJoules
+	}
+	return 0
+}
+
+func (x *GPUUsage) GetSamples() int64 {
+	if x != nil {
+		return x.Samples
+	}
+	return 0
+}
+
 type GetJobRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1524,7 +1602,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[17]
+	mi := &file_vhpc_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1536,7 +1614,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[17]
+	mi := &file_vhpc_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1549,7 +1627,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{17}
+	return file_vhpc_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetJobRequest) GetId() uint64 {
@@ -1586,7 +1664,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_vhpc_proto_msgTypes[18]
+	mi := &file_vhpc_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1598,7 +1676,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[18]
+	mi := &file_vhpc_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1611,7 +1689,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{18}
+	return file_vhpc_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListJobsRequest) GetStates() []string {
@@ -1667,7 +1745,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_vhpc_proto_msgTypes[19]
+	mi := &file_vhpc_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1679,7 +1757,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[19]
+	mi := &file_vhpc_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1692,7 +1770,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{19}
+	return file_vhpc_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -1719,7 +1797,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[20]
+	mi := &file_vhpc_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1731,7 +1809,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[20]
+	mi := &file_vhpc_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1744,7 +1822,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{20}
+	return file_vhpc_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CancelJobRequest) GetId() uint64 {
@@ -1770,7 +1848,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[21]
+	mi := &file_vhpc_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1782,7 +1860,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[21]
+	mi := &file_vhpc_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1795,7 +1873,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{21}
+	return file_vhpc_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WatchJobRequest) GetId() uint64 {
@@ -1816,7 +1894,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_vhpc_proto_msgTypes[22]
+	mi := &file_vhpc_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1828,7 +1906,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[22]
+	mi := &file_vhpc_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1841,7 +1919,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{22}
+	return file_vhpc_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *JobEvent) GetJob() *Job {
@@ -1869,7 +1947,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_vhpc_proto_msgTypes[23]
+	mi := &file_vhpc_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1881,7 +1959,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[23]
+	mi := &file_vhpc_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1894,7 +1972,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{23}
+	return file_vhpc_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *LogsRequest) GetId() uint64 {
@@ -1931,7 +2009,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_vhpc_proto_msgTypes[24]
+	mi := &file_vhpc_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1943,7 +2021,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[24]
+	mi := &file_vhpc_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1956,7 +2034,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{24}
+	return file_vhpc_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *LogChunk) GetJob() uint64 {
@@ -2002,7 +2080,7 @@ type PushLogsResponse struct {
 
 func (x *PushLogsResponse) Reset() {
 	*x = PushLogsResponse{}
-	mi := &file_vhpc_proto_msgTypes[25]
+	mi := &file_vhpc_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2014,7 +2092,7 @@ func (x *PushLogsResponse) String() string {
 func (*PushLogsResponse) ProtoMessage() {}
 
 func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[25]
+	mi := &file_vhpc_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2027,7 +2105,7 @@ func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushLogsResponse.ProtoReflect.Descriptor instead.
 func (*PushLogsResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{25}
+	return file_vhpc_proto_rawDescGZIP(), []int{26}
 }
 
 type NodesRequest struct {
@@ -2038,7 +2116,7 @@ type NodesRequest struct {
 
 func (x *NodesRequest) Reset() {
 	*x = NodesRequest{}
-	mi := &file_vhpc_proto_msgTypes[26]
+	mi := &file_vhpc_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2050,7 +2128,7 @@ func (x *NodesRequest) String() string {
 func (*NodesRequest) ProtoMessage() {}
 
 func (x *NodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[26]
+	mi := &file_vhpc_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2063,7 +2141,7 @@ func (x *NodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesRequest.ProtoReflect.Descriptor instead.
 func (*NodesRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{26}
+	return file_vhpc_proto_rawDescGZIP(), []int{27}
 }
 
 type NodesResponse struct {
@@ -2075,7 +2153,7 @@ type NodesResponse struct {
 
 func (x *NodesResponse) Reset() {
 	*x = NodesResponse{}
-	mi := &file_vhpc_proto_msgTypes[27]
+	mi := &file_vhpc_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2087,7 +2165,7 @@ func (x *NodesResponse) String() string {
 func (*NodesResponse) ProtoMessage() {}
 
 func (x *NodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[27]
+	mi := &file_vhpc_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2100,7 +2178,7 @@ func (x *NodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesResponse.ProtoReflect.Descriptor instead.
 func (*NodesResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{27}
+	return file_vhpc_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *NodesResponse) GetNodes() []*Node {
@@ -2121,7 +2199,7 @@ type Core struct {
 
 func (x *Core) Reset() {
 	*x = Core{}
-	mi := &file_vhpc_proto_msgTypes[28]
+	mi := &file_vhpc_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2133,7 +2211,7 @@ func (x *Core) String() string {
 func (*Core) ProtoMessage() {}
 
 func (x *Core) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[28]
+	mi := &file_vhpc_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2146,7 +2224,7 @@ func (x *Core) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Core.ProtoReflect.Descriptor instead.
 func (*Core) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{28}
+	return file_vhpc_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Core) GetId() int32 {
@@ -2181,7 +2259,7 @@ type NumaNode struct {
 
 func (x *NumaNode) Reset() {
 	*x = NumaNode{}
-	mi := &file_vhpc_proto_msgTypes[29]
+	mi := &file_vhpc_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2193,7 +2271,7 @@ func (x *NumaNode) String() string {
 func (*NumaNode) ProtoMessage() {}
 
 func (x *NumaNode) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[29]
+	mi := &file_vhpc_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2206,7 +2284,7 @@ func (x *NumaNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NumaNode.ProtoReflect.Descriptor instead.
 func (*NumaNode) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{29}
+	return file_vhpc_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *NumaNode) GetId() int32 {
@@ -2247,7 +2325,7 @@ type Gpu struct {
 
 func (x *Gpu) Reset() {
 	*x = Gpu{}
-	mi := &file_vhpc_proto_msgTypes[30]
+	mi := &file_vhpc_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2259,7 +2337,7 @@ func (x *Gpu) String() string {
 func (*Gpu) ProtoMessage() {}
 
 func (x *Gpu) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[30]
+	mi := &file_vhpc_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2272,7 +2350,7 @@ func (x *Gpu) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gpu.ProtoReflect.Descriptor instead.
 func (*Gpu) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{30}
+	return file_vhpc_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Gpu) GetPciAddress() string {
@@ -2356,7 +2434,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_vhpc_proto_msgTypes[31]
+	mi := &file_vhpc_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2368,7 +2446,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[31]
+	mi := &file_vhpc_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2381,7 +2459,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{31}
+	return file_vhpc_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *Node) GetName() string {
@@ -2506,7 +2584,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_vhpc_proto_msgTypes[32]
+	mi := &file_vhpc_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2518,7 +2596,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[32]
+	mi := &file_vhpc_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2531,7 +2609,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{32}
+	return file_vhpc_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RegisterRequest) GetNode() *Node {
@@ -2558,7 +2636,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_vhpc_proto_msgTypes[33]
+	mi := &file_vhpc_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2570,7 +2648,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[33]
+	mi := &file_vhpc_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2583,7 +2661,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{33}
+	return file_vhpc_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *RegisterResponse) GetHeartbeatIntervalMs() int64 {
@@ -2610,7 +2688,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_vhpc_proto_msgTypes[34]
+	mi := &file_vhpc_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2622,7 +2700,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[34]
+	mi := &file_vhpc_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2635,7 +2713,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{34}
+	return file_vhpc_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *HeartbeatRequest) GetNode() string {
@@ -2661,7 +2739,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_vhpc_proto_msgTypes[35]
+	mi := &file_vhpc_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2673,7 +2751,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[35]
+	mi := &file_vhpc_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2686,7 +2764,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{35}
+	return file_vhpc_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *HeartbeatResponse) GetLeaseMs() int64 {
@@ -2705,7 +2783,7 @@ type WatchAllocationsRequest struct {
 
 func (x *WatchAllocationsRequest) Reset() {
 	*x = WatchAllocationsRequest{}
-	mi := &file_vhpc_proto_msgTypes[36]
+	mi := &file_vhpc_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2717,7 +2795,7 @@ func (x *WatchAllocationsRequest) String() string {
 func (*WatchAllocationsRequest) ProtoMessage() {}
 
 func (x *WatchAllocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[36]
+	mi := &file_vhpc_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2730,7 +2808,7 @@ func (x *WatchAllocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAllocationsRequest.ProtoReflect.Descriptor instead.
 func (*WatchAllocationsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{36}
+	return file_vhpc_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *WatchAllocationsRequest) GetNode() string {
@@ -2749,7 +2827,7 @@ type AllocationSet struct {
 
 func (x *AllocationSet) Reset() {
 	*x = AllocationSet{}
-	mi := &file_vhpc_proto_msgTypes[37]
+	mi := &file_vhpc_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2761,7 +2839,7 @@ func (x *AllocationSet) String() string {
 func (*AllocationSet) ProtoMessage() {}
 
 func (x *AllocationSet) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[37]
+	mi := &file_vhpc_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2774,7 +2852,7 @@ func (x *AllocationSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocationSet.ProtoReflect.Descriptor instead.
 func (*AllocationSet) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{37}
+	return file_vhpc_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *AllocationSet) GetAllocations() []*Allocation {
@@ -2794,13 +2872,14 @@ type UpdateAllocationRequest struct {
 	BootSeconds   float64                `protobuf:"fixed64,6,opt,name=boot_seconds,json=bootSeconds,proto3" json:"boot_seconds,omitempty"`
 	RunSeconds    float64                `protobuf:"fixed64,7,opt,name=run_seconds,json=runSeconds,proto3" json:"run_seconds,omitempty"`
 	Node          string                 `protobuf:"bytes,8,opt,name=node,proto3" json:"node,omitempty"`
+	GpuUsage      *GPUUsage              `protobuf:"bytes,9,opt,name=gpu_usage,json=gpuUsage,proto3" json:"gpu_usage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateAllocationRequest) Reset() {
 	*x = UpdateAllocationRequest{}
-	mi := &file_vhpc_proto_msgTypes[38]
+	mi := &file_vhpc_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2812,7 +2891,7 @@ func (x *UpdateAllocationRequest) String() string {
 func (*UpdateAllocationRequest) ProtoMessage() {}
 
 func (x *UpdateAllocationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[38]
+	mi := &file_vhpc_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2825,7 +2904,7 @@ func (x *UpdateAllocationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAllocationRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAllocationRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{38}
+	return file_vhpc_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UpdateAllocationRequest) GetAllocId() string {
@@ -2884,6 +2963,13 @@ func (x *UpdateAllocationRequest) GetNode() string {
 	return ""
 }
 
+func (x *UpdateAllocationRequest) GetGpuUsage() *GPUUsage {
+	if x != nil {
+		return x.GpuUsage
+	}
+	return nil
+}
+
 type UpdateAllocationResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2892,7 +2978,7 @@ type UpdateAllocationResponse struct {
 
 func (x *UpdateAllocationResponse) Reset() {
 	*x = UpdateAllocationResponse{}
-	mi := &file_vhpc_proto_msgTypes[39]
+	mi := &file_vhpc_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2904,7 +2990,7 @@ func (x *UpdateAllocationResponse) String() string {
 func (*UpdateAllocationResponse) ProtoMessage() {}
 
 func (x *UpdateAllocationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[39]
+	mi := &file_vhpc_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2917,7 +3003,7 @@ func (x *UpdateAllocationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAllocationResponse.ProtoReflect.Descriptor instead.
 func (*UpdateAllocationResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{39}
+	return file_vhpc_proto_rawDescGZIP(), []int{40}
 }
 
 var File_vhpc_proto protoreflect.FileDescriptor
@@ -3038,7 +3124,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x0ePriorityFactor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xe2\x05\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"\x92\x06\n" +
 	"\n" +
 	"Allocation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
@@ -3069,7 +3155,13 @@ const file_vhpc_proto_rawDesc = "" +
 	"\adesired\x18\x16 \x01(\tR\adesired\x12!\n" +
 	"\fboot_seconds\x18\x17 \x01(\x01R\vbootSeconds\x12\x1f\n" +
 	"\vrun_seconds\x18\x18 \x01(\x01R\n" +
-	"runSeconds\"5\n" +
+	"runSeconds\x12.\n" +
+	"\tgpu_usage\x18\x19 \x01(\v2\x11.vhpc.v1.GPUUsageR\bgpuUsage\"\x91\x01\n" +
+	"\bGPUUsage\x12\x1b\n" +
+	"\tgpu_hours\x18\x01 \x01(\x01R\bgpuHours\x12)\n" +
+	"\x10mean_utilization\x18\x02 \x01(\x01R\x0fmeanUtilization\x12#\n" +
+	"\renergy_joules\x18\x03 \x01(\x01R\fenergyJoules\x12\x18\n" +
+	"\asamples\x18\x04 \x01(\x03R\asamples\"5\n" +
 	"\rGetJobRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
 	"\x05stale\x18\x02 \x01(\bR\x05stale\"\xa4\x01\n" +
@@ -3164,7 +3256,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x17WatchAllocationsRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\"F\n" +
 	"\rAllocationSet\x125\n" +
-	"\vallocations\x18\x01 \x03(\v2\x13.vhpc.v1.AllocationR\vallocations\"\xf1\x01\n" +
+	"\vallocations\x18\x01 \x03(\v2\x13.vhpc.v1.AllocationR\vallocations\"\xa1\x02\n" +
 	"\x17UpdateAllocationRequest\x12\x19\n" +
 	"\balloc_id\x18\x01 \x01(\tR\aallocId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x04R\aattempt\x12\x14\n" +
@@ -3174,7 +3266,8 @@ const file_vhpc_proto_rawDesc = "" +
 	"\fboot_seconds\x18\x06 \x01(\x01R\vbootSeconds\x12\x1f\n" +
 	"\vrun_seconds\x18\a \x01(\x01R\n" +
 	"runSeconds\x12\x12\n" +
-	"\x04node\x18\b \x01(\tR\x04node\"\x1a\n" +
+	"\x04node\x18\b \x01(\tR\x04node\x12.\n" +
+	"\tgpu_usage\x18\t \x01(\v2\x11.vhpc.v1.GPUUsageR\bgpuUsage\"\x1a\n" +
 	"\x18UpdateAllocationResponse2\x87\x03\n" +
 	"\n" +
 	"JobService\x129\n" +
@@ -3213,7 +3306,7 @@ func file_vhpc_proto_rawDescGZIP() []byte {
 	return file_vhpc_proto_rawDescData
 }
 
-var file_vhpc_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_vhpc_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_vhpc_proto_goTypes = []any{
 	(*GPUHealthRequest)(nil),          // 0: vhpc.v1.GPUHealthRequest
 	(*ClusterStatusRequest)(nil),      // 1: vhpc.v1.ClusterStatusRequest
@@ -3232,100 +3325,103 @@ var file_vhpc_proto_goTypes = []any{
 	(*ArrayStatus)(nil),               // 14: vhpc.v1.ArrayStatus
 	(*PriorityFactor)(nil),            // 15: vhpc.v1.PriorityFactor
 	(*Allocation)(nil),                // 16: vhpc.v1.Allocation
-	(*GetJobRequest)(nil),             // 17: vhpc.v1.GetJobRequest
-	(*ListJobsRequest)(nil),           // 18: vhpc.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),          // 19: vhpc.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),          // 20: vhpc.v1.CancelJobRequest
-	(*WatchJobRequest)(nil),           // 21: vhpc.v1.WatchJobRequest
-	(*JobEvent)(nil),                  // 22: vhpc.v1.JobEvent
-	(*LogsRequest)(nil),               // 23: vhpc.v1.LogsRequest
-	(*LogChunk)(nil),                  // 24: vhpc.v1.LogChunk
-	(*PushLogsResponse)(nil),          // 25: vhpc.v1.PushLogsResponse
-	(*NodesRequest)(nil),              // 26: vhpc.v1.NodesRequest
-	(*NodesResponse)(nil),             // 27: vhpc.v1.NodesResponse
-	(*Core)(nil),                      // 28: vhpc.v1.Core
-	(*NumaNode)(nil),                  // 29: vhpc.v1.NumaNode
-	(*Gpu)(nil),                       // 30: vhpc.v1.Gpu
-	(*Node)(nil),                      // 31: vhpc.v1.Node
-	(*RegisterRequest)(nil),           // 32: vhpc.v1.RegisterRequest
-	(*RegisterResponse)(nil),          // 33: vhpc.v1.RegisterResponse
-	(*HeartbeatRequest)(nil),          // 34: vhpc.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),         // 35: vhpc.v1.HeartbeatResponse
-	(*WatchAllocationsRequest)(nil),   // 36: vhpc.v1.WatchAllocationsRequest
-	(*AllocationSet)(nil),             // 37: vhpc.v1.AllocationSet
-	(*UpdateAllocationRequest)(nil),   // 38: vhpc.v1.UpdateAllocationRequest
-	(*UpdateAllocationResponse)(nil),  // 39: vhpc.v1.UpdateAllocationResponse
-	(*timestamppb.Timestamp)(nil),     // 40: google.protobuf.Timestamp
+	(*GPUUsage)(nil),                  // 17: vhpc.v1.GPUUsage
+	(*GetJobRequest)(nil),             // 18: vhpc.v1.GetJobRequest
+	(*ListJobsRequest)(nil),           // 19: vhpc.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),          // 20: vhpc.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),          // 21: vhpc.v1.CancelJobRequest
+	(*WatchJobRequest)(nil),           // 22: vhpc.v1.WatchJobRequest
+	(*JobEvent)(nil),                  // 23: vhpc.v1.JobEvent
+	(*LogsRequest)(nil),               // 24: vhpc.v1.LogsRequest
+	(*LogChunk)(nil),                  // 25: vhpc.v1.LogChunk
+	(*PushLogsResponse)(nil),          // 26: vhpc.v1.PushLogsResponse
+	(*NodesRequest)(nil),              // 27: vhpc.v1.NodesRequest
+	(*NodesResponse)(nil),             // 28: vhpc.v1.NodesResponse
+	(*Core)(nil),                      // 29: vhpc.v1.Core
+	(*NumaNode)(nil),                  // 30: vhpc.v1.NumaNode
+	(*Gpu)(nil),                       // 31: vhpc.v1.Gpu
+	(*Node)(nil),                      // 32: vhpc.v1.Node
+	(*RegisterRequest)(nil),           // 33: vhpc.v1.RegisterRequest
+	(*RegisterResponse)(nil),          // 34: vhpc.v1.RegisterResponse
+	(*HeartbeatRequest)(nil),          // 35: vhpc.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),         // 36: vhpc.v1.HeartbeatResponse
+	(*WatchAllocationsRequest)(nil),   // 37: vhpc.v1.WatchAllocationsRequest
+	(*AllocationSet)(nil),             // 38: vhpc.v1.AllocationSet
+	(*UpdateAllocationRequest)(nil),   // 39: vhpc.v1.UpdateAllocationRequest
+	(*UpdateAllocationResponse)(nil),  // 40: vhpc.v1.UpdateAllocationResponse
+	(*timestamppb.Timestamp)(nil),     // 41: google.protobuf.Timestamp
 }
 var file_vhpc_proto_depIdxs = []int32{
 	2,  // 0: vhpc.v1.ClusterStatus.members:type_name -> vhpc.v1.Member
 	12, // 1: vhpc.v1.SubmitResponse.job:type_name -> vhpc.v1.Job
 	11, // 2: vhpc.v1.Job.resources:type_name -> vhpc.v1.Resources
-	40, // 3: vhpc.v1.Job.submit_time:type_name -> google.protobuf.Timestamp
-	40, // 4: vhpc.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	40, // 5: vhpc.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	41, // 3: vhpc.v1.Job.submit_time:type_name -> google.protobuf.Timestamp
+	41, // 4: vhpc.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	41, // 5: vhpc.v1.Job.end_time:type_name -> google.protobuf.Timestamp
 	16, // 6: vhpc.v1.Job.allocations:type_name -> vhpc.v1.Allocation
 	13, // 7: vhpc.v1.Job.depends_on:type_name -> vhpc.v1.Dependency
 	14, // 8: vhpc.v1.Job.array:type_name -> vhpc.v1.ArrayStatus
 	15, // 9: vhpc.v1.Job.priority:type_name -> vhpc.v1.PriorityFactor
-	40, // 10: vhpc.v1.Allocation.created:type_name -> google.protobuf.Timestamp
-	40, // 11: vhpc.v1.Allocation.started:type_name -> google.protobuf.Timestamp
-	40, // 12: vhpc.v1.Allocation.ended:type_name -> google.protobuf.Timestamp
-	40, // 13: vhpc.v1.Allocation.deadline:type_name -> google.protobuf.Timestamp
-	12, // 14: vhpc.v1.ListJobsResponse.jobs:type_name -> vhpc.v1.Job
-	12, // 15: vhpc.v1.JobEvent.job:type_name -> vhpc.v1.Job
-	31, // 16: vhpc.v1.NodesResponse.nodes:type_name -> vhpc.v1.Node
-	28, // 17: vhpc.v1.Node.cores:type_name -> vhpc.v1.Core
-	29, // 18: vhpc.v1.Node.numa:type_name -> vhpc.v1.NumaNode
-	30, // 19: vhpc.v1.Node.gpus:type_name -> vhpc.v1.Gpu
-	40, // 20: vhpc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
-	31, // 21: vhpc.v1.RegisterRequest.node:type_name -> vhpc.v1.Node
-	16, // 22: vhpc.v1.AllocationSet.allocations:type_name -> vhpc.v1.Allocation
-	9,  // 23: vhpc.v1.JobService.Submit:input_type -> vhpc.v1.SubmitRequest
-	17, // 24: vhpc.v1.JobService.Get:input_type -> vhpc.v1.GetJobRequest
-	18, // 25: vhpc.v1.JobService.List:input_type -> vhpc.v1.ListJobsRequest
-	20, // 26: vhpc.v1.JobService.Cancel:input_type -> vhpc.v1.CancelJobRequest
-	21, // 27: vhpc.v1.JobService.Watch:input_type -> vhpc.v1.WatchJobRequest
-	23, // 28: vhpc.v1.JobService.Logs:input_type -> vhpc.v1.LogsRequest
-	26, // 29: vhpc.v1.JobService.Nodes:input_type -> vhpc.v1.NodesRequest
-	32, // 30: vhpc.v1.NodeService.Register:input_type -> vhpc.v1.RegisterRequest
-	34, // 31: vhpc.v1.NodeService.Heartbeat:input_type -> vhpc.v1.HeartbeatRequest
-	36, // 32: vhpc.v1.NodeService.WatchAllocations:input_type -> vhpc.v1.WatchAllocationsRequest
-	38, // 33: vhpc.v1.NodeService.UpdateAllocation:input_type -> vhpc.v1.UpdateAllocationRequest
-	24, // 34: vhpc.v1.NodeService.PushLogs:input_type -> vhpc.v1.LogChunk
-	0,  // 35: vhpc.v1.NodeService.SetGPUHealth:input_type -> vhpc.v1.GPUHealthRequest
-	1,  // 36: vhpc.v1.ClusterService.Status:input_type -> vhpc.v1.ClusterStatusRequest
-	4,  // 37: vhpc.v1.ClusterService.AddMember:input_type -> vhpc.v1.AddMemberRequest
-	5,  // 38: vhpc.v1.ClusterService.RemoveMember:input_type -> vhpc.v1.RemoveMemberRequest
-	6,  // 39: vhpc.v1.ClusterService.TransferLeadership:input_type -> vhpc.v1.TransferLeadershipRequest
-	7,  // 40: vhpc.v1.ClusterService.SnapshotSave:input_type -> vhpc.v1.SnapshotSaveRequest
-	8,  // 41: vhpc.v1.ClusterService.SnapshotRestore:input_type -> vhpc.v1.SnapshotChunk
-	2,  // 42: vhpc.v1.ClusterService.Announce:input_type -> vhpc.v1.Member
-	10, // 43: vhpc.v1.JobService.Submit:output_type -> vhpc.v1.SubmitResponse
-	12, // 44: vhpc.v1.JobService.Get:output_type -> vhpc.v1.Job
-	19, // 45: vhpc.v1.JobService.List:output_type -> vhpc.v1.ListJobsResponse
-	12, // 46: vhpc.v1.JobService.Cancel:output_type -> vhpc.v1.Job
-	22, // 47: vhpc.v1.JobService.Watch:output_type -> vhpc.v1.JobEvent
-	24, // 48: vhpc.v1.JobService.Logs:output_type -> vhpc.v1.LogChunk
-	27, // 49: vhpc.v1.JobService.Nodes:output_type -> vhpc.v1.NodesResponse
-	33, // 50: vhpc.v1.NodeService.Register:output_type -> vhpc.v1.RegisterResponse
-	35, // 51: vhpc.v1.NodeService.Heartbeat:output_type -> vhpc.v1.HeartbeatResponse
-	37, // 52: vhpc.v1.NodeService.WatchAllocations:output_type -> vhpc.v1.AllocationSet
-	39, // 53: vhpc.v1.NodeService.UpdateAllocation:output_type -> vhpc.v1.UpdateAllocationResponse
-	25, // 54: vhpc.v1.NodeService.PushLogs:output_type -> vhpc.v1.PushLogsResponse
-	31, // 55: vhpc.v1.NodeService.SetGPUHealth:output_type -> vhpc.v1.Node
-	3,  // 56: vhpc.v1.ClusterService.Status:output_type -> vhpc.v1.ClusterStatus
-	3,  // 57: vhpc.v1.ClusterService.AddMember:output_type -> vhpc.v1.ClusterStatus
-	3,  // 58: vhpc.v1.ClusterService.RemoveMember:output_type -> vhpc.v1.ClusterStatus
-	3,  // 59: vhpc.v1.ClusterService.TransferLeadership:output_type -> vhpc.v1.ClusterStatus
-	8,  // 60: vhpc.v1.ClusterService.SnapshotSave:output_type -> vhpc.v1.SnapshotChunk
-	3,  // 61: vhpc.v1.ClusterService.SnapshotRestore:output_type -> vhpc.v1.ClusterStatus
-	3,  // 62: vhpc.v1.ClusterService.Announce:output_type -> vhpc.v1.ClusterStatus
-	43, // [43:63] is the sub-list for method output_type
-	23, // [23:43] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	41, // 10: vhpc.v1.Allocation.created:type_name -> google.protobuf.Timestamp
+	41, // 11: vhpc.v1.Allocation.started:type_name -> google.protobuf.Timestamp
+	41, // 12: vhpc.v1.Allocation.ended:type_name -> google.protobuf.Timestamp
+	41, // 13: vhpc.v1.Allocation.deadline:type_name -> google.protobuf.Timestamp
+	17, // 14: vhpc.v1.Allocation.gpu_usage:type_name -> vhpc.v1.GPUUsage
+	12, // 15: vhpc.v1.ListJobsResponse.jobs:type_name -> vhpc.v1.Job
+	12, // 16: vhpc.v1.JobEvent.job:type_name -> vhpc.v1.Job
+	32, // 17: vhpc.v1.NodesResponse.nodes:type_name -> vhpc.v1.Node
+	29, // 18: vhpc.v1.Node.cores:type_name -> vhpc.v1.Core
+	30, // 19: vhpc.v1.Node.numa:type_name -> vhpc.v1.NumaNode
+	31, // 20: vhpc.v1.Node.gpus:type_name -> vhpc.v1.Gpu
+	41, // 21: vhpc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
+	32, // 22: vhpc.v1.RegisterRequest.node:type_name -> vhpc.v1.Node
+	16, // 23: vhpc.v1.AllocationSet.allocations:type_name -> vhpc.v1.Allocation
+	17, // 24: vhpc.v1.UpdateAllocationRequest.gpu_usage:type_name -> vhpc.v1.GPUUsage
+	9,  // 25: vhpc.v1.JobService.Submit:input_type -> vhpc.v1.SubmitRequest
+	18, // 26: vhpc.v1.JobService.Get:input_type -> vhpc.v1.GetJobRequest
+	19, // 27: vhpc.v1.JobService.List:input_type -> vhpc.v1.ListJobsRequest
+	21, // 28: vhpc.v1.JobService.Cancel:input_type -> vhpc.v1.CancelJobRequest
+	22, // 29: vhpc.v1.JobService.Watch:input_type -> vhpc.v1.WatchJobRequest
+	24, // 30: vhpc.v1.JobService.Logs:input_type -> vhpc.v1.LogsRequest
+	27, // 31: vhpc.v1.JobService.Nodes:input_type -> vhpc.v1.NodesRequest
+	33, // 32: vhpc.v1.NodeService.Register:input_type -> vhpc.v1.RegisterRequest
+	35, // 33: vhpc.v1.NodeService.Heartbeat:input_type -> vhpc.v1.HeartbeatRequest
+	37, // 34: vhpc.v1.NodeService.WatchAllocations:input_type -> vhpc.v1.WatchAllocationsRequest
+	39, // 35: vhpc.v1.NodeService.UpdateAllocation:input_type -> vhpc.v1.UpdateAllocationRequest
+	25, // 36: vhpc.v1.NodeService.PushLogs:input_type -> vhpc.v1.LogChunk
+	0,  // 37: vhpc.v1.NodeService.SetGPUHealth:input_type -> vhpc.v1.GPUHealthRequest
+	1,  // 38: vhpc.v1.ClusterService.Status:input_type -> vhpc.v1.ClusterStatusRequest
+	4,  // 39: vhpc.v1.ClusterService.AddMember:input_type -> vhpc.v1.AddMemberRequest
+	5,  // 40: vhpc.v1.ClusterService.RemoveMember:input_type -> vhpc.v1.RemoveMemberRequest
+	6,  // 41: vhpc.v1.ClusterService.TransferLeadership:input_type -> vhpc.v1.TransferLeadershipRequest
+	7,  // 42: vhpc.v1.ClusterService.SnapshotSave:input_type -> vhpc.v1.SnapshotSaveRequest
+	8,  // 43: vhpc.v1.ClusterService.SnapshotRestore:input_type -> vhpc.v1.SnapshotChunk
+	2,  // 44: vhpc.v1.ClusterService.Announce:input_type -> vhpc.v1.Member
+	10, // 45: vhpc.v1.JobService.Submit:output_type -> vhpc.v1.SubmitResponse
+	12, // 46: vhpc.v1.JobService.Get:output_type -> vhpc.v1.Job
+	20, // 47: vhpc.v1.JobService.List:output_type -> vhpc.v1.ListJobsResponse
+	12, // 48: vhpc.v1.JobService.Cancel:output_type -> vhpc.v1.Job
+	23, // 49: vhpc.v1.JobService.Watch:output_type -> vhpc.v1.JobEvent
+	25, // 50: vhpc.v1.JobService.Logs:output_type -> vhpc.v1.LogChunk
+	28, // 51: vhpc.v1.JobService.Nodes:output_type -> vhpc.v1.NodesResponse
+	34, // 52: vhpc.v1.NodeService.Register:output_type -> vhpc.v1.RegisterResponse
+	36, // 53: vhpc.v1.NodeService.Heartbeat:output_type -> vhpc.v1.HeartbeatResponse
+	38, // 54: vhpc.v1.NodeService.WatchAllocations:output_type -> vhpc.v1.AllocationSet
+	40, // 55: vhpc.v1.NodeService.UpdateAllocation:output_type -> vhpc.v1.UpdateAllocationResponse
+	26, // 56: vhpc.v1.NodeService.PushLogs:output_type -> vhpc.v1.PushLogsResponse
+	32, // 57: vhpc.v1.NodeService.SetGPUHealth:output_type -> vhpc.v1.Node
+	3,  // 58: vhpc.v1.ClusterService.Status:output_type -> vhpc.v1.ClusterStatus
+	3,  // 59: vhpc.v1.ClusterService.AddMember:output_type -> vhpc.v1.ClusterStatus
+	3,  // 60: vhpc.v1.ClusterService.RemoveMember:output_type -> vhpc.v1.ClusterStatus
+	3,  // 61: vhpc.v1.ClusterService.TransferLeadership:output_type -> vhpc.v1.ClusterStatus
+	8,  // 62: vhpc.v1.ClusterService.SnapshotSave:output_type -> vhpc.v1.SnapshotChunk
+	3,  // 63: vhpc.v1.ClusterService.SnapshotRestore:output_type -> vhpc.v1.ClusterStatus
+	3,  // 64: vhpc.v1.ClusterService.Announce:output_type -> vhpc.v1.ClusterStatus
+	45, // [45:65] is the sub-list for method output_type
+	25, // [25:45] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_vhpc_proto_init() }
@@ -3339,7 +3435,7 @@ func file_vhpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vhpc_proto_rawDesc), len(file_vhpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   40,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   3,
 		},

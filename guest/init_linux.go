@@ -92,7 +92,17 @@ func initAndRun(log *slog.Logger) error {
 	if err := WriteStarted(ShareMount, Started{BootSeconds: boot}); err != nil {
 		return fail(126, err)
 	}
+	sampling, stopSampling := context.WithCancel(context.Background())
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		if err := SampleGPUs(sampling, ShareMount, 5*time.Second); err != nil {
+			log.Warn("GPU sampling", "err", err)
+		}
+	}()
 	e := RunJob(context.Background(), req, JobOptions{WorkDir: work, ScriptDir: "/run", Out: out, Stop: stop})
+	stopSampling()
+	<-sampled
 	e.BootSeconds = boot
 	_ = outFile.Sync()
 	log.Info("job ended", "exit_code", e.ExitCode, "run_seconds", e.RunSeconds, "stopped", e.Stopped)

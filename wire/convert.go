@@ -5,6 +5,7 @@ package wire
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -112,7 +113,7 @@ func AllocToProto(a *model.Alloc, job *model.Job) *api.Allocation {
 		MemoryMib: a.Placement.MemoryMiB, ScratchMib: a.Placement.Scratch, HugepagesMib: a.Placement.Hugepages,
 		State: string(a.State), ExitCode: int32(a.ExitCode), Reason: a.Reason,
 		Created: ts(a.Created), Started: ts(a.Started), Ended: ts(a.Ended), Deadline: ts(a.Deadline),
-		Desired: "run", BootSeconds: a.BootSeconds, RunSeconds: a.RunSeconds,
+		Desired: "run", BootSeconds: a.BootSeconds, RunSeconds: a.RunSeconds, GpuUsage: GPUUsageToProto(a.GPUUsage),
 	}
 	if a.StopRequested {
 		p.Desired = "stop"
@@ -170,4 +171,25 @@ func NodeFromProto(p *api.Node) model.Node {
 		n.ReservedCores = append(n.ReservedCores, int(c))
 	}
 	return n
+}
+
+// GPUUsageToProto converts measured GPU use (nil stays nil).
+func GPUUsageToProto(u *model.GPUUsage) *api.GPUUsage {
+	if u == nil {
+		return nil
+	}
+	return &api.GPUUsage{GpuHours: u.GPUHours, MeanUtilization: u.MeanUtilization, EnergyJoules: u.EnergyJ, Samples: u.Samples}
+}
+
+// GPUUsageFromProto converts an agent's report (nil stays nil); negative
+// or non-finite figures are dropped.
+func GPUUsageFromProto(p *api.GPUUsage) *model.GPUUsage {
+	if p == nil || p.GetSamples() <= 0 {
+		return nil
+	}
+	ok := func(v float64) bool { return v >= 0 && !math.IsInf(v, 0) && !math.IsNaN(v) }
+	if !ok(p.GetGpuHours()) || !ok(p.GetMeanUtilization()) || !ok(p.GetEnergyJoules()) {
+		return nil
+	}
+	return &model.GPUUsage{GPUHours: p.GetGpuHours(), MeanUtilization: p.GetMeanUtilization(), EnergyJ: p.GetEnergyJoules(), Samples: p.GetSamples()}
 }

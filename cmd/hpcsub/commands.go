@@ -203,6 +203,16 @@ func printJob(w io.Writer, j *api.Job) {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%v\t%v\t%s\n", al.GetId(), al.GetNode(), al.GetState(), al.GetExitCode(), al.GetCores(), al.GetGpus(), oneLine(al.GetReason()))
 		}
 		_ = tw.Flush()
+		for _, al := range j.GetAllocations() {
+			if u := al.GetGpuUsage(); u != nil {
+				reserved := 0.0
+				if al.GetStarted() != nil && al.GetEnded() != nil {
+					reserved = float64(len(al.GetGpus())) * al.GetEnded().AsTime().Sub(al.GetStarted().AsTime()).Hours()
+				}
+				fmt.Fprintf(w, "GPU use of %s: %.3f GPU-hours used of %.3f reserved, mean utilization %.0f%%, energy %.1f kJ (%d samples)\n",
+					al.GetId(), u.GetGpuHours(), reserved, 100*u.GetMeanUtilization(), u.GetEnergyJoules()/1000, u.GetSamples())
+			}
+		}
 	}
 }
 

@@ -38,6 +38,7 @@ import (
 type Runner interface {
 	Hypervisor() string
 	DomainName(t runner.Task) string
+	GPUSamplesPath(allocID string) string
 	Run(ctx context.Context, t runner.Task, progress func(phase string)) (runner.Result, error)
 	Adopt(ctx context.Context, t runner.Task, progress func(phase string)) (runner.Result, error)
 	Running(ctx context.Context) ([]string, error)

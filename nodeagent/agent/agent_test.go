@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"vhpc/api"
 	"vhpc/client"
 	"vhpc/jobspec"
+	"vhpc/nodeagent/gpu"
 	"vhpc/nodeagent/runner"
 	"vhpc/scheduler/model"
 	"vhpc/scheduler/server"
@@ -45,6 +47,7 @@ func newFakeRunner(t *testing.T) *fakeRunner {
 func (f *fakeRunner) Hypervisor() string                        { return "tcg" }
 func (f *fakeRunner) DomainName(t runner.Task) string           { return "vhpc-fake-" + t.AllocID }
 func (f *fakeRunner) LogPath(id string) string                  { return filepath.Join(f.dir, id+".log") }
+func (f *fakeRunner) GPUSamplesPath(id string) string           { return filepath.Join(f.dir, id+".gpu.jsonl") }
 func (f *fakeRunner) RemoveLogs(id string) error                { return os.Remove(f.LogPath(id)) }
 func (f *fakeRunner) Running(context.Context) ([]string, error) { return f.live, nil }
 
@@ -76,6 +79,17 @@ func (f *fakeRunner) run(ctx context.Context, t runner.Task, progress func(strin
 		return runner.Result{}, err
 	}
 	progress(runner.PhaseRunning)
+	if len(t.GPUs) > 0 { // the guest's nvidia-smi samples, 10 s apart
+		at := time.Unix(1700000000, 0)
+		var lines []byte
+		for i := range 2 {
+			b, _ := json.Marshal(gpu.Sample{UUID: "GPU-guest", PCIBusID: "0000:01:00.0", Model: "H100", Time: at.Add(time.Duration(i) * 10 * time.Second), UtilizationPct: 50, PowerW: 300})
+			lines = append(append(lines, b...), '\n')
+		}
+		if err := os.WriteFile(f.GPUSamplesPath(t.AllocID), lines, 0o644); err != nil {
+			return runner.Result{}, err
+		}
+	}
 	f.started <- t.AllocID
 	var res runner.Result
 	select {

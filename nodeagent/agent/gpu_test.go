@@ -20,6 +20,7 @@ import (
 	"vhpc/nodeagent/gpumetrics"
 	"vhpc/nodeagent/vm"
 	"vhpc/scheduler/model"
+	"vhpc/scheduler/server"
 )
 
 // fakeNVML is a host NVML that can be told to raise an XID on one GPU.
@@ -75,32 +76,7 @@ func TestXIDDrainsTheGPUAndRequeuesItsJob(t *testing.T) {
 	reg.MustRegister(col)
 	web := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	defer web.Close()
-
-	cl, err := client.New([]string{m.GRPCAddr()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	r := newFakeRunner(t)
-	a, err := New(Config{
-		Node: node, Client: cl, Runner: r, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		ResolveGPUs: func(pci []string) ([]vm.GPU, error) {
-			var out []vm.GPU
-			for _, p := range pci {
-				out = append(out, vm.GPU{Address: p})
-			}
-			return out, nil
-		},
-		Health: nv, HealthInterval: 50 * time.Millisecond, Metrics: col,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = a.Run(ctx) }()
-	defer func() { stop(); <-done }()
-	h := &harness{t: t, master: m, runner: r, cl: cl, jobs: api.NewJobServiceClient(clientConn(t, m))}
+	h := startGPUAgent(t, m, node, nv, col)
 
 	id := h.submit("name: cuda\nretries: 1\nresources:\n  cpusPerTask: 1\n  gpus: 1\n  gpuModel: H100\ncommand: [\"true\"]\n")
 	h.started()
@@ -162,4 +138,57 @@ func scrape(t *testing.T, url string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// startGPUAgent runs an agent with GPUs (fake runner, fake NVML) against m.
+func startGPUAgent(t *testing.T, m *server.Server, node model.Node, nv *fakeNVML, col *gpumetrics.Collector) *harness {
+	t.Helper()
+	cl, err := client.New([]string{m.GRPCAddr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	r := newFakeRunner(t)
+	cfg := Config{
+		Node: node, Client: cl, Runner: r, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		ResolveGPUs: func(pci []string) ([]vm.GPU, error) {
+			var out []vm.GPU
+			for _, p := range pci {
+				out = append(out, vm.GPU{Address: p})
+			}
+			return out, nil
+		},
+		HealthInterval: 50 * time.Millisecond, Metrics: col,
+	}
+	if nv != nil {
+		cfg.Health = nv
+	}
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = a.Run(ctx) }()
+	t.Cleanup(func() { stop(); <-done })
+	return &harness{t: t, master: m, runner: r, cl: cl, jobs: api.NewJobServiceClient(clientConn(t, m))}
+}
+
+// TestGPUUsageRecordedWithTheJob: samples the guest wrote are mapped to the
+// allocation's host GPU, exported, and their integral is stored with the
+// allocation when the job ends, next to the GPU time it reserved.
+func TestGPUUsageRecordedWithTheJob(t *testing.T) {
+	m := startMaster(t)
+	node := testNode()
+	node.GPUs = []model.GPU{{PCIAddress: "0000:3b:00.0", UUID: "GPU-a", Model: "H100", MemoryMiB: 80 << 10}}
+	col := gpumetrics.New(node.Name, gpumetrics.Options{})
+	h := startGPUAgent(t, m, node, nil, col)
+	id := h.submit("name: cuda\nresources:\n  cpusPerTask: 1\n  gpus: 1\ncommand: [\"true\"]\n")
+	alloc := h.started()
+	h.runner.release(alloc, 0)
+	h.waitFor("the job to complete", func() bool { return h.job(id).GetState() == "completed" })
+	u := h.job(id).GetAllocations()[0].GetGpuUsage()
+	if u.GetSamples() != 2 || u.GetMeanUtilization() < 0.49 || u.GetMeanUtilization() > 0.51 || u.GetGpuHours() <= 0 || u.GetEnergyJoules() <= 0 {
+		t.Fatalf("GPU usage = %+v, want 2 samples at 50%% with some GPU time and energy", u)
+	}
 }

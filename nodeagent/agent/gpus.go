@@ -1,7 +1,12 @@
 package agent
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"os"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -9,6 +14,7 @@ import (
 	"vhpc/api"
 	"vhpc/client"
 	"vhpc/nodeagent/gpu"
+	"vhpc/nodeagent/gpumetrics"
 )
 
 // HealthSource is what the agent's GPU health check reads (host NVML; a
@@ -82,6 +88,83 @@ func (a *Agent) gpuUUIDs(pci []string) []string {
 				out = append(out, g.UUID)
 			}
 		}
+	}
+	return out
+}
+
+// followGPUSamples reads what the guest appends to its GPU samples file
+// while the allocation runs, maps each guest GPU to the host GPU it was
+// given, and feeds the metrics and the job's usage accumulator. Guest GPUs
+// are matched to the allocation's GPUs in PCI order: the domain gives each
+// GPU its own bus in allocation order, so the orders agree.
+func (a *Agent) followGPUSamples(ctx context.Context, al *api.Allocation, acc *gpumetrics.Accumulator) {
+	if len(al.GetGpus()) == 0 {
+		return
+	}
+	path := a.cfg.Runner.GPUSamplesPath(al.GetId())
+	var offset int64
+	var partial []byte
+	read := func() {
+		f, err := os.Open(path)
+		if err != nil {
+			return // not written yet, or no nvidia-smi in the image
+		}
+		defer f.Close()
+		if _, err := f.Seek(offset, io.SeekStart); err != nil {
+			return
+		}
+		data, err := io.ReadAll(io.LimitReader(f, 16<<20))
+		if err != nil {
+			return
+		}
+		offset += int64(len(data))
+		data = append(partial, data...)
+		lines := bytes.Split(data, []byte("\n"))
+		partial = append([]byte(nil), lines[len(lines)-1]...) // an unfinished last line waits
+		var batch []gpu.Sample
+		for _, l := range lines[:len(lines)-1] {
+			var s gpu.Sample
+			if json.Unmarshal(l, &s) == nil {
+				batch = append(batch, s)
+			}
+		}
+		mapped := mapGuestGPUs(batch, al.GetGpus())
+		acc.Add(mapped...)
+		if a.cfg.Metrics != nil && len(mapped) > 0 {
+			a.cfg.Metrics.Ingest(a.cfg.Node.Name, mapped)
+		}
+	}
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			read()
+			return
+		case <-tick.C:
+			read()
+		}
+	}
+}
+
+// mapGuestGPUs rewrites guest PCI addresses to the host GPUs of the
+// allocation, by rank in PCI order; samples of unknown GPUs are dropped.
+func mapGuestGPUs(samples []gpu.Sample, hostPCI []string) []gpu.Sample {
+	var guest []string
+	for _, s := range samples {
+		if !slices.Contains(guest, s.PCIBusID) {
+			guest = append(guest, s.PCIBusID)
+		}
+	}
+	slices.Sort(guest)
+	out := make([]gpu.Sample, 0, len(samples))
+	for _, s := range samples {
+		i := slices.Index(guest, s.PCIBusID)
+		if i < 0 || i >= len(hostPCI) {
+			continue
+		}
+		s.PCIBusID = hostPCI[i]
+		out = append(out, s)
 	}
 	return out
 }

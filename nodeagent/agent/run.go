@@ -17,6 +17,7 @@ import (
 	"vhpc/api"
 	"vhpc/client"
 	"vhpc/jobspec"
+	"vhpc/nodeagent/gpumetrics"
 	"vhpc/nodeagent/runner"
 	"vhpc/nodeagent/vm"
 	"vhpc/scheduler/model"
@@ -100,14 +101,14 @@ func (a *Agent) start(ctx context.Context, al *api.Allocation, adopt bool) {
 	a.running[al.GetId()] = t
 	go func() {
 		defer cancel()
-		res := a.runOne(ctx, rctx, al, adopt)
+		res, usage := a.runOne(ctx, rctx, al, adopt)
 		if ctx.Err() != nil && rctx.Err() == nil {
 			return // the agent is shutting down; its successor adopts the guest
 		}
 		a.mu.Lock()
 		t.ended = true
 		a.mu.Unlock()
-		a.report(context.WithoutCancel(ctx), al, res)
+		a.report(context.WithoutCancel(ctx), al, res, usage)
 		a.mu.Lock()
 		delete(a.running, al.GetId())
 		a.mu.Unlock()
@@ -116,12 +117,12 @@ func (a *Agent) start(ctx context.Context, al *api.Allocation, adopt bool) {
 
 // runOne runs the task and streams its output; agentCtx ends when the
 // agent stops, runCtx when the master (or the fence) stops the job.
-func (a *Agent) runOne(agentCtx, runCtx context.Context, al *api.Allocation, adopt bool) runner.Result {
+func (a *Agent) runOne(agentCtx, runCtx context.Context, al *api.Allocation, adopt bool) (runner.Result, *api.GPUUsage) {
 	log := a.log.With("alloc_id", al.GetId(), "attempt", al.GetAttempt())
 	task, err := taskFor(al, a.cfg.ResolveGPUs)
 	if err != nil {
 		log.Error("cannot run allocation", "err", err)
-		return runner.Result{State: model.AllocFailed, ExitCode: -1, Reason: err.Error()}
+		return runner.Result{State: model.AllocFailed, ExitCode: -1, Reason: err.Error()}, nil
 	}
 	// The guest must outlive an agent that stops (its successor adopts
 	// it), so only runCtx, never agentCtx, stops it.
@@ -129,6 +130,9 @@ func (a *Agent) runOne(agentCtx, runCtx context.Context, al *api.Allocation, ado
 	logsDone := make(chan struct{})
 	followCtx, stopFollow := context.WithCancel(context.WithoutCancel(agentCtx))
 	go func() { defer close(logsDone); a.pushLogs(followCtx, al, task.AllocID) }()
+	acc := gpumetrics.NewAccumulator()
+	gpusDone := make(chan struct{})
+	go func() { defer close(gpusDone); a.followGPUSamples(followCtx, al, acc) }()
 	progress := func(phase string) {
 		log.Info("allocation phase", "phase", phase)
 		switch phase {
@@ -155,11 +159,16 @@ func (a *Agent) runOne(agentCtx, runCtx context.Context, al *api.Allocation, ado
 	}
 	stopFollow()
 	<-logsDone
+	<-gpusDone
 	if runCtx.Err() != nil && res.State == model.AllocFailed && res.Reason == "" {
 		res.State, res.Reason = model.AllocCancelled, "stopped at the master's request"
 	}
 	log.Info("allocation ended", "state", res.State, "exit_code", res.ExitCode, "boot_s", res.BootSeconds, "run_s", res.RunSeconds)
-	return res
+	var usage *api.GPUUsage
+	if u := acc.Usage(); u.Samples > 0 {
+		usage = &api.GPUUsage{GpuHours: u.GPUHours, MeanUtilization: u.MeanUtilizationRatio, EnergyJoules: u.EnergyJ, Samples: int64(u.Samples)}
+	}
+	return res, usage
 }
 
 // pushLogs copies the guest's output file to the master as it grows, and
@@ -218,9 +227,10 @@ func (a *Agent) pushLogs(ctx context.Context, al *api.Allocation, allocID string
 
 // report sends an allocation's state to the master, retrying until it is
 // accepted or refused for good (stale attempt, allocation gone).
-func (a *Agent) report(ctx context.Context, al *api.Allocation, res runner.Result) {
+func (a *Agent) report(ctx context.Context, al *api.Allocation, res runner.Result, usage *api.GPUUsage) {
 	req := &api.UpdateAllocationRequest{
-		AllocId: al.GetId(), Attempt: al.GetAttempt(), Node: a.cfg.Node.Name, State: string(res.State),
+		GpuUsage: usage,
+		AllocId:  al.GetId(), Attempt: al.GetAttempt(), Node: a.cfg.Node.Name, State: string(res.State),
 		ExitCode: int32(res.ExitCode), Reason: res.Reason, BootSeconds: res.BootSeconds, RunSeconds: res.RunSeconds,
 	}
 	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
@@ -254,5 +264,5 @@ func (a *Agent) report(ctx context.Context, al *api.Allocation, res runner.Resul
 
 // reportAsync reports a non-final phase without blocking the caller.
 func (a *Agent) reportAsync(ctx context.Context, al *api.Allocation, res runner.Result) {
-	go a.report(ctx, al, res)
+	go a.report(ctx, al, res, nil)
 }

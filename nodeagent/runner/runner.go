@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"time"
 
+	"vhpc/guest"
 	"vhpc/nodeagent/gpureset"
 	"vhpc/nodeagent/libvirt"
 	"vhpc/nodeagent/staging"
@@ -274,6 +275,16 @@ func (r *Runner) Close() error {
 		return r.closer()
 	}
 	return nil
+}
+
+// GPUSamplesPath is where the guest appends its GPU samples while the task
+// runs (guest.GPUSamplesFile in the job share); it is gone after cleanup.
+func (r *Runner) GPUSamplesPath(allocID string) string {
+	dir, err := staging.Layout(r.cfg.StateDir, allocID)
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(dir.Share, guest.GPUSamplesFile)
 }
 
 // DomainName is the libvirt domain a task runs in.

@@ -243,7 +243,7 @@ func applyAllocUpdate(txn *state.Txn, e *UpdateAlloc) any {
 	}
 	if e.State.Terminal() {
 		c := a.Copy()
-		c.BootSeconds, c.RunSeconds = e.BootSeconds, e.RunSeconds
+		c.BootSeconds, c.RunSeconds, c.GPUUsage = e.BootSeconds, e.RunSeconds, e.GPUUsage
 		st, reason := e.State, e.Reason
 		if c.StopAsLost && st == model.AllocCancelled {
 			st, reason = model.AllocLost, c.Reason // stopped for a hardware fault: requeue

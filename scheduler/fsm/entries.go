@@ -102,6 +102,7 @@ type UpdateAlloc struct {
 	Reason      string           `json:"reason,omitempty"`
 	BootSeconds float64          `json:"bootSeconds,omitempty"`
 	RunSeconds  float64          `json:"runSeconds,omitempty"`
+	GPUUsage    *model.GPUUsage  `json:"gpuUsage,omitempty"`
 }
 
 // SetNodeState drains, downs or readies a node. Downing a node marks its

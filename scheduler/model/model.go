@@ -333,12 +333,26 @@ type Alloc struct {
 	// BootSeconds and RunSeconds are reported by the agent when it ends.
 	BootSeconds float64 `json:"bootSeconds,omitempty"`
 	RunSeconds  float64 `json:"runSeconds,omitempty"`
+	// GPUUsage is what the job did with its GPUs (from in-guest samples).
+	GPUUsage *GPUUsage `json:"gpuUsage,omitempty"`
+}
+
+// GPUUsage is the measured GPU use of one allocation.
+type GPUUsage struct {
+	GPUHours        float64 `json:"gpuHours"`
+	MeanUtilization float64 `json:"meanUtilization"` // 0..1
+	EnergyJ         float64 `json:"energyJ"`
+	Samples         int64   `json:"samples"`
 }
 
 // Copy returns a deep copy.
 func (a *Alloc) Copy() *Alloc {
 	c := *a
 	c.Placement = a.Placement.Copy()
+	if a.GPUUsage != nil {
+		u := *a.GPUUsage
+		c.GPUUsage = &u
+	}
 	return &c
 }
 

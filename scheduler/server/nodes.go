@@ -147,7 +147,7 @@ func (ns *nodeService) UpdateAllocation(ctx context.Context, req *api.UpdateAllo
 	_, err := s.apply(ctx, fsm.EntryUpdateAlloc, &fsm.UpdateAlloc{
 		Time: s.cfg.Now().UTC(), ID: model.AllocID(req.GetAllocId()), Node: req.GetNode(), Attempt: req.GetAttempt(),
 		State: st, ExitCode: int(req.GetExitCode()), Reason: req.GetReason(),
-		BootSeconds: req.GetBootSeconds(), RunSeconds: req.GetRunSeconds(),
+		BootSeconds: req.GetBootSeconds(), RunSeconds: req.GetRunSeconds(), GPUUsage: wire.GPUUsageFromProto(req.GetGpuUsage()),
 	})
 	if err != nil {
 		return nil, toStatus(err)
