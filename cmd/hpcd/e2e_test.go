@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"vhpc/api"
+	"vhpc/nodeagent/runner"
+	"vhpc/nodeagent/vm"
 )
 
 // e2eCluster is `hpcd dev` (master + in-process agent, real libvirt and
@@ -139,9 +141,15 @@ func domains(t testing.TB) []string {
 	return ours
 }
 
-// checkNothingLeft: no job directory or scratch disk of this cluster's
-// agent remains once every job has ended.
+// checkNothingLeft: no guest, job directory or scratch disk of this
+// cluster's agent remains once every job has ended.
 func (c *e2eCluster) checkNothingLeft() {
+	prefix := vm.Prefix(runner.DefaultNamespace(filepath.Join(c.data, "agent")))
+	for _, d := range domains(c.t) {
+		if strings.HasPrefix(d, prefix) {
+			c.t.Errorf("guest %s left behind", d)
+		}
+	}
 	jobsDir := filepath.Join(c.data, "agent", "jobs")
 	entries, _ := os.ReadDir(jobsDir)
 	if len(entries) > 0 {

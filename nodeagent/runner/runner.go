@@ -224,12 +224,7 @@ func withDefaults(cfg Config) Config {
 		cfg.PollInterval = 200 * time.Millisecond
 	}
 	if cfg.Namespace == "" {
-		abs, err := filepath.Abs(cfg.StateDir)
-		if err != nil {
-			abs = cfg.StateDir
-		}
-		sum := sha256.Sum256([]byte(abs))
-		cfg.Namespace = hex.EncodeToString(sum[:4])
+		cfg.Namespace = DefaultNamespace(cfg.StateDir)
 	}
 	return cfg
 }
@@ -285,6 +280,18 @@ func (r *Runner) GPUSamplesPath(allocID string) string {
 		return ""
 	}
 	return filepath.Join(dir.Share, guest.GPUSamplesFile)
+}
+
+// DefaultNamespace is the domain namespace of a runner on stateDir: a hash
+// of its absolute path, so an agent restarted on the same state dir finds
+// its guests again and agents on other state dirs never see them.
+func DefaultNamespace(stateDir string) string {
+	abs, err := filepath.Abs(stateDir)
+	if err != nil {
+		abs = stateDir
+	}
+	sum := sha256.Sum256([]byte(abs))
+	return hex.EncodeToString(sum[:4])
 }
 
 // DomainName is the libvirt domain a task runs in.

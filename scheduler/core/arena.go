@@ -10,32 +10,20 @@ type arena struct {
 
 const arenaChunk = 4096
 
-func (a *arena) intSlice(n int) []int {
-	if len(a.ints) < n {
-		a.ints = make([]int, max(n, arenaChunk))
+// take cuts an empty slice of capacity n from *buf, refilling it with a
+// fresh chunk when it runs short.
+func take[T any](buf *[]T, n int) []T {
+	if len(*buf) < n {
+		*buf = make([]T, max(n, arenaChunk))
 	}
-	s := a.ints[:0:n]
-	a.ints = a.ints[n:]
+	s := (*buf)[:0:n]
+	*buf = (*buf)[n:]
 	return s
 }
 
-func (a *arena) i64Slice(n int) []int64 {
-	if len(a.i64s) < n {
-		a.i64s = make([]int64, max(n, arenaChunk))
-	}
-	s := a.i64s[:0:n]
-	a.i64s = a.i64s[n:]
-	return s
-}
-
-func (a *arena) wordSlice(n int) []uint64 {
-	if len(a.words) < n {
-		a.words = make([]uint64, max(n, arenaChunk))
-	}
-	s := a.words[:0:n]
-	a.words = a.words[n:]
-	return s
-}
+func (a *arena) intSlice(n int) []int     { return take(&a.ints, n) }
+func (a *arena) i64Slice(n int) []int64   { return take(&a.i64s, n) }
+func (a *arena) wordSlice(n int) []uint64 { return take(&a.words, n) }
 
 // cloneFree returns an independent copy of o whose storage comes from a.
 func (a *arena) cloneFree(o *free) free {

@@ -104,8 +104,8 @@ func applyNodeState(txn *state.Txn, e *SetNodeState) any {
 	if e.State != model.NodeDown {
 		return n
 	}
-	for a := range txn.Read().Allocs() {
-		if a.Placement.Node != e.Name || a.State.Terminal() {
+	for a := range txn.Read().LiveAllocs() {
+		if a.Placement.Node != e.Name {
 			continue
 		}
 		endAlloc(txn, a, model.AllocLost, -1, "node "+e.Name+" down: "+e.Reason, e.Time)

@@ -153,12 +153,22 @@ func (js *jobService) Get(ctx context.Context, req *api.GetJobRequest) (*api.Job
 	if j == nil {
 		return nil, status.Errorf(codes.NotFound, "job %d does not exist", req.GetId())
 	}
-	return js.s.jobView(snap, j, true), nil
+	return js.s.jobView(snap, j, viewFull), nil
 }
 
-// jobView converts a job for users, adding the leader's pending reason and
-// priority factors for a waiting job.
-func (s *Server) jobView(snap *state.Snapshot, j *model.Job, detail bool) *api.Job {
+// jobView detail levels: a list row, a watched job (with allocations), or
+// everything `hpcsub show` prints (also the priority factors, which take a
+// scheduling pass to compute).
+const (
+	viewRow = iota
+	viewAllocs
+	viewFull
+)
+
+// jobView converts a job for users, adding the leader's pending reason and,
+// at viewFull, the priority factors of a waiting job.
+func (s *Server) jobView(snap *state.Snapshot, j *model.Job, level int) *api.Job {
+	detail := level >= viewAllocs
 	var allocs []*model.Alloc
 	if detail {
 		allocs = slices.Collect(snap.JobAllocs(j.ID))
@@ -172,7 +182,7 @@ func (s *Server) jobView(snap *state.Snapshot, j *model.Job, detail bool) *api.J
 			p.Reason = r
 		}
 	}
-	if detail && j.State == model.JobPending {
+	if level == viewFull && j.State == model.JobPending {
 		ex := core.Explain(fsm.CoreInput(snap, s.cfg.Now().UTC()), s.cfg.Scheduler, j.ID)
 		if ex.Found {
 			f, w := ex.Factors, ex.Weights
@@ -250,7 +260,7 @@ func (js *jobService) List(ctx context.Context, req *api.ListJobsRequest) (*api.
 		if d := req.GetDepartment(); d != "" && j.Department != d {
 			continue
 		}
-		out.Jobs = append(out.Jobs, js.s.jobView(snap, j, false))
+		out.Jobs = append(out.Jobs, js.s.jobView(snap, j, viewRow))
 	}
 	return out, nil
 }
@@ -292,7 +302,7 @@ func (js *jobService) Watch(req *api.WatchJobRequest, stream grpc.ServerStreamin
 		if j == nil {
 			return status.Errorf(codes.NotFound, "job %d does not exist", id)
 		}
-		view := s.jobView(snap, j, true)
+		view := s.jobView(snap, j, viewAllocs) // no scheduling pass per change
 		msg := describeJob(j, view)
 		if msg != last {
 			if err := stream.Send(&api.JobEvent{Job: view, Message: msg}); err != nil {
