@@ -127,15 +127,22 @@ func (c *e2eCluster) waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-func domains(t testing.TB) []string {
+// domains lists the libvirt guests of the agents whose state directories
+// are given. Tests in other packages boot guests at the same time (go test
+// runs packages in parallel), so a test only ever looks at its own
+// agents' namespaces.
+func domains(t testing.TB, agentStateDirs ...string) []string {
 	out, err := exec.Command("virsh", "-c", "qemu:///system", "list", "--all", "--name").Output()
 	if err != nil {
 		t.Fatalf("virsh list: %v", err)
 	}
 	var ours []string
 	for _, d := range strings.Fields(string(out)) {
-		if strings.HasPrefix(d, "vhpc-") {
-			ours = append(ours, d)
+		for _, dir := range agentStateDirs {
+			if strings.HasPrefix(d, vm.Prefix(runner.DefaultNamespace(dir))) {
+				ours = append(ours, d)
+				break
+			}
 		}
 	}
 	return ours
@@ -144,11 +151,8 @@ func domains(t testing.TB) []string {
 // checkNothingLeft: no guest, job directory or scratch disk of this
 // cluster's agent remains once every job has ended.
 func (c *e2eCluster) checkNothingLeft() {
-	prefix := vm.Prefix(runner.DefaultNamespace(filepath.Join(c.data, "agent")))
-	for _, d := range domains(c.t) {
-		if strings.HasPrefix(d, prefix) {
-			c.t.Errorf("guest %s left behind", d)
-		}
+	for _, d := range domains(c.t, filepath.Join(c.data, "agent")) {
+		c.t.Errorf("guest %s left behind", d)
 	}
 	jobsDir := filepath.Join(c.data, "agent", "jobs")
 	entries, _ := os.ReadDir(jobsDir)
@@ -249,12 +253,12 @@ func TestE2EJobsRunInGuests(t *testing.T) {
 			t.Fatalf("submit: %q", out)
 		}
 		c.waitFor(t, "the survivor to run", func() bool { return c.job(id).GetState() == "running" })
-		before := domains(t)
+		before := domains(t, filepath.Join(c.data, "agent"))
 		if err := c.proc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
 		_ = c.proc.cmd.Wait()
-		if after := domains(t); len(after) < len(before) {
+		if after := domains(t, filepath.Join(c.data, "agent")); len(after) < len(before) {
 			t.Fatalf("the guest died with the agent: before %v, after %v", before, after)
 		}
 		c.start()

@@ -98,14 +98,13 @@ func startAgentProc(t *testing.T, bin, name, stateDir, master string) *agentProc
 	return a
 }
 
-// destroyDomainsOf removes the guests an agent left when it was killed
-// (nobody else may touch another agent's namespace).
-func destroyDomainsOf(t *testing.T, before map[string]bool) {
-	for _, d := range domains(t) {
-		if !before[d] {
-			_ = exec.Command("virsh", "-c", "qemu:///system", "destroy", d).Run()
-			_ = exec.Command("virsh", "-c", "qemu:///system", "undefine", d).Run()
-		}
+// destroyDomainsOf removes the guests the agents with these state
+// directories left when they were killed; it never touches another
+// agent's namespace.
+func destroyDomainsOf(t *testing.T, agentStateDirs ...string) {
+	for _, d := range domains(t, agentStateDirs...) {
+		_ = exec.Command("virsh", "-c", "qemu:///system", "destroy", d).Run()
+		_ = exec.Command("virsh", "-c", "qemu:///system", "undefine", d).Run()
 	}
 }
 
@@ -121,12 +120,9 @@ func TestNodeLoss(t *testing.T) {
 	requireLibvirt(t)
 	for _, mode := range []string{"agent killed", "agent partitioned"} {
 		t.Run(mode, func(t *testing.T) {
-			existing := map[string]bool{}
-			for _, d := range domains(t) {
-				existing[d] = true
-			}
-			t.Cleanup(func() { destroyDomainsOf(t, existing) })
 			dir := t.TempDir()
+			firstState, secondState := filepath.Join(dir, "first"), filepath.Join(dir, "second")
+			t.Cleanup(func() { destroyDomainsOf(t, firstState, secondState) })
 			for _, d := range []string{filepath.Dir(dir), dir} {
 				if err := os.Chmod(d, 0o755); err != nil {
 					t.Fatal(err)
@@ -155,7 +151,7 @@ func TestNodeLoss(t *testing.T) {
 			c := &e2eCluster{t: t, jobs: jobs}
 
 			proxy := newCutProxy(t, addr)
-			first := startAgentProc(t, agentBin, "first", filepath.Join(dir, "first"), proxy.addr())
+			first := startAgentProc(t, agentBin, "first", firstState, proxy.addr())
 			c.waitFor(t, "the first node", func() bool {
 				n, err := jobs.Nodes(context.Background(), &api.NodesRequest{})
 				return err == nil && len(n.GetNodes()) == 1
@@ -167,16 +163,14 @@ func TestNodeLoss(t *testing.T) {
 			}
 			id := resp.GetJobId()
 			c.waitFor(t, "the job to run on the first node", func() bool { return c.job(id).GetState() == "running" })
-			startAgentProc(t, agentBin, "second", filepath.Join(dir, "second"), addr)
+			startAgentProc(t, agentBin, "second", secondState, addr)
 			c.waitFor(t, "the second node", func() bool {
 				n, err := jobs.Nodes(context.Background(), &api.NodesRequest{})
 				return err == nil && len(n.GetNodes()) == 2
 			})
 			var guest string
-			for _, d := range domains(t) {
-				if !existing[d] {
-					guest = d
-				}
+			for _, d := range domains(t, firstState) {
+				guest = d
 			}
 			if guest == "" {
 				t.Fatal("no guest for the job")
@@ -190,7 +184,7 @@ func TestNodeLoss(t *testing.T) {
 			case "agent partitioned":
 				proxy.Cut()
 				c.waitFor(t, "the partitioned agent to stop its guest", func() bool {
-					for _, d := range domains(t) {
+					for _, d := range domains(t, firstState) {
 						if d == guest {
 							return false
 						}
