@@ -46,9 +46,13 @@ type cluster struct {
 
 // cand is a node with its best-fit score at some time.
 type cand struct {
-	n        int
-	lg, lc   int
-	lm       int64
+	n      int
+	lg, lc int
+	lm     int64
+	// gap is how long the node would sit idle next to the window (see
+	// idleGap): among nodes that fit equally well in resources, the one
+	// that fits tightest in time wins.
+	gap      int64
 	t        int64
 	monotone bool
 }
@@ -157,7 +161,37 @@ func (c *cluster) scoreAt(n int, r *model.Request, t0, d int64) (cand, bool) {
 	if !quickFits(f, r) {
 		return cand{}, false
 	}
-	return cand{n: n, lg: f.gpus - r.GPUs, lc: f.log - r.CoresPerNode(), lm: f.regTot - (r.MemoryMiB - r.HugepagesMiB), t: t0}, true
+	return cand{n: n, lg: f.gpus - r.GPUs, lc: f.log - r.CoresPerNode(), lm: f.regTot - (r.MemoryMiB - r.HugepagesMiB),
+		gap: c.idleGap(n, t0, t0+d), t: t0}, true
+}
+
+// openEnded stands for "no holder after the window" in idleGap: larger than
+// any real gap, small enough to add without overflow.
+const openEnded = int64(1) << 60
+
+// idleGap is the time node n would sit idle around a window [t0, t1): from
+// the last holder that ends by t0 (or from now) to t0, plus from t1 to the
+// first holder that starts at or after t1 (openEnded when none). Preferring
+// small gaps is what EASY's "extra nodes" rule asks: a reservation takes the
+// nodes that free up just before it, leaving nodes free now to backfill jobs
+// that run past it, and a backfilled job takes the node whose reservation
+// it ends just before, leaving open-ended nodes to longer jobs.
+func (c *cluster) idleGap(n int, t0, t1 int64) int64 {
+	ns := c.nodes[n]
+	if t0 <= 0 && ns.futureMin == never {
+		return openEnded
+	}
+	lastEnd, nextStart := int64(0), openEnded
+	for i := range ns.holders {
+		h := &ns.holders[i]
+		if h.end <= t0 && h.end > lastEnd {
+			lastEnd = h.end
+		}
+		if h.start >= t1 && h.start-t1 < nextStart {
+			nextStart = h.start - t1
+		}
+	}
+	return max(t0, 0) - lastEnd + nextStart
 }
 
 func cmpCand(a, b cand) int {
@@ -168,6 +202,11 @@ func cmpCand(a, b cand) int {
 		return a.lc - b.lc
 	case a.lm != b.lm:
 		if a.lm < b.lm {
+			return -1
+		}
+		return 1
+	case a.gap != b.gap:
+		if a.gap < b.gap {
 			return -1
 		}
 		return 1

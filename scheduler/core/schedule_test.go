@@ -19,6 +19,16 @@ func nodes(n int, h hwSpec) []*model.Node {
 	return out
 }
 
+// reorder returns ns in the order of the given indexes (the test table
+// places running jobs on its nodes in list order).
+func reorder(ns []*model.Node, idx ...int) []*model.Node {
+	out := make([]*model.Node, len(idx))
+	for i, k := range idx {
+		out[i] = ns[k]
+	}
+	return out
+}
+
 func TestSchedule(t *testing.T) {
 	whole := model.Request{TasksPerNode: 4}
 	tests := []struct {
@@ -70,6 +80,19 @@ func TestSchedule(t *testing.T) {
 			running: []*model.Job{mkJob(90, whole, time.Hour)},
 			jobs:    []*model.Job{mkJob(1, model.Request{Nodes: 2, TasksPerNode: 4}, time.Hour), mkJob(2, whole, 2*time.Hour)},
 			reasons: map[model.JobID]string{1: "reserved", 2: "held for higher-priority reserved jobs"},
+		},
+		{
+			// c and d free up in 50 minutes, a and b are free now. The
+			// 3-node reservation takes c, d and one of a/b (the nodes that
+			// would otherwise sit idle least), so the 2-hour job runs now on
+			// the other one instead of waiting behind it.
+			name:    "easy: the reservation takes the nodes freeing up before it, a long job backfills",
+			cfg:     cfgWith(PolicyFCFSEasy),
+			nodes:   reorder(nodes(4, small), 2, 3, 0, 1),
+			running: []*model.Job{mkJob(90, whole, time.Hour), mkJob(91, whole, time.Hour)},
+			jobs:    []*model.Job{mkJob(1, model.Request{Nodes: 3, TasksPerNode: 4}, time.Hour), mkJob(2, whole, 2*time.Hour)},
+			starts:  []model.JobID{2},
+			reasons: map[model.JobID]string{1: "reserved"},
 		},
 		{
 			name:    "afterok on a failed job can never be satisfied",
