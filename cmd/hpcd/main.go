@@ -52,6 +52,7 @@ type common struct {
 	heartbeat, lease                            time.Duration
 	snapshotThreshold, trailingLogs             uint64
 	policy, estimates, shares, schedFile        string
+	preemption                                  string
 }
 
 func (c *common) flags(cmd *cobra.Command, dataDir, raftAddr string) {
@@ -69,6 +70,7 @@ func (c *common) flags(cmd *cobra.Command, dataDir, raftAddr string) {
 	f.StringVar(&c.policy, "policy", "", "scheduling policy: fcfs, fcfs-easy or default (multifactor priority + backfill; the default)")
 	f.StringVar(&c.estimates, "estimates", "", "runtime estimates that shape backfill: request (the walltime; the default) or predicted (each user's history)")
 	f.StringVar(&c.shares, "shares", "", "fair-share targets, e.g. physics=2,chemistry=1 (others: 1)")
+	f.StringVar(&c.preemption, "preemption", "", "off (the default) or requeue: a job that cannot start stops and requeues running jobs of a lower QOS (low < normal < high)")
 }
 
 // schedulerConfig builds the policy: core defaults, then the
@@ -90,6 +92,14 @@ func (c *common) schedulerConfig() (core.Config, error) {
 	case core.PolicyFCFS, core.PolicyFCFSEasy, core.PolicyDefault:
 	default:
 		return cfg, usageError{fmt.Errorf("policy %q: want fcfs, fcfs-easy or default", cfg.Policy)}
+	}
+	if c.preemption != "" {
+		cfg.Preemption = c.preemption
+	}
+	switch cfg.Preemption {
+	case core.PreemptOff, core.PreemptRequeue:
+	default:
+		return cfg, usageError{fmt.Errorf("preemption %q: want off or requeue", cfg.Preemption)}
 	}
 	switch cfg.Estimate {
 	case core.EstimateRequest, core.EstimatePredicted:

@@ -19,6 +19,8 @@ import (
 //	policy: default
 //	estimates: request
 //	reservations: 4
+//	preemption: requeue   # or off (the default)
+//	stopGrace: 1m         # how long stopping a preempted guest is planned to take
 //	shares: {physics: 2, chemistry: 1}
 //	quotas:
 //	  physics: {gpus: 16, cores: 512, runningJobs: 100}
@@ -28,6 +30,8 @@ type schedulerFile struct {
 	Policy       string                   `yaml:"policy"`
 	Estimates    string                   `yaml:"estimates"`
 	Reservations *int                     `yaml:"reservations"`
+	Preemption   string                   `yaml:"preemption"`
+	StopGrace    string                   `yaml:"stopGrace"`
 	Shares       map[string]float64       `yaml:"shares"`
 	Quotas       map[string]limitsFile    `yaml:"quotas"`
 	Partitions   map[string]partitionFile `yaml:"partitions"`
@@ -87,6 +91,19 @@ func loadSchedulerFile(path string, cfg *core.Config) error {
 			return fmt.Errorf("%s: reservations %d: want 0..1000", path, *f.Reservations)
 		}
 		cfg.ReservationDepth = *f.Reservations
+	}
+	if f.Preemption != "" {
+		cfg.Preemption = f.Preemption // checked with the flags
+	}
+	if f.StopGrace != "" {
+		g, err := parseDur(path+": stopGrace", f.StopGrace)
+		if err != nil {
+			return err
+		}
+		if g < time.Second || g > time.Hour {
+			return fmt.Errorf("%s: stopGrace %s: want 1s..1h", path, g)
+		}
+		cfg.StopGrace = g
 	}
 	for d, w := range f.Shares {
 		if w <= 0 {

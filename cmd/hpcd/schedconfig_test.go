@@ -38,6 +38,23 @@ func TestSchedulerConfig(t *testing.T) {
 					t.Errorf("config %+v", c)
 				}
 			}},
+		{name: "preemption from the file", file: "preemption: requeue\nstopGrace: 30s\n", check: func(t *testing.T, c core.Config) {
+			if c.Preemption != core.PreemptRequeue || c.StopGrace != 30*time.Second {
+				t.Errorf("preemption %q grace %s", c.Preemption, c.StopGrace)
+			}
+		}},
+		{name: "preemption off unless asked", check: func(t *testing.T, c core.Config) {
+			if c.Preemption != core.PreemptOff {
+				t.Errorf("preemption %q", c.Preemption)
+			}
+		}},
+		{name: "preemption flag", flags: common{preemption: "requeue"}, check: func(t *testing.T, c core.Config) {
+			if c.Preemption != core.PreemptRequeue {
+				t.Errorf("preemption %q", c.Preemption)
+			}
+		}},
+		{name: "bad preemption", file: "preemption: suspend\n", wantErr: `preemption "suspend": want off or requeue`},
+		{name: "bad stop grace", file: "stopGrace: 2h\n", wantErr: "stopGrace 2h0m0s: want 1s..1h"},
 		{name: "empty file", file: "", check: func(t *testing.T, c core.Config) {}},
 		{name: "misspelt field", file: "polcy: fcfs\n", wantErr: "polcy"},
 		{name: "bad policy", file: "policy: lottery\n", wantErr: "lottery"},

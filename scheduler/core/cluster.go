@@ -18,6 +18,7 @@ type holder struct {
 	u          use
 	start, end int64
 	job        model.JobID
+	task       int64
 }
 
 // nodeState is one node during a Schedule call: its hardware, every holder,
@@ -97,6 +98,47 @@ func (c *cluster) add(n int, h holder) {
 		ns.futureMin = h.start
 	}
 	c.gen++
+}
+
+// detach removes the holders of a running gang (job, task; start <= 0) from
+// every node and returns them with their node indexes, for attach to put
+// back. The nodes' now views are rebuilt.
+func (c *cluster) detach(job model.JobID, task int64, nodes []int) []placedHolder {
+	var out []placedHolder
+	for _, n := range nodes {
+		ns := c.nodes[n]
+		kept := ns.holders[:0]
+		for _, h := range ns.holders {
+			if h.job == job && h.task == task && h.start <= 0 {
+				out = append(out, placedHolder{n, h})
+				continue
+			}
+			kept = append(kept, h)
+		}
+		ns.holders = kept
+		ns.now.copyFrom(&ns.info.full)
+		for i := range ns.holders {
+			if h := &ns.holders[i]; h.start <= 0 {
+				ns.now.takeIDs(ns.info, &h.u)
+				ns.now.takeAmounts(&h.u)
+			}
+		}
+	}
+	c.gen++
+	return out
+}
+
+// placedHolder is a holder with the node it sits on.
+type placedHolder struct {
+	n int
+	h holder
+}
+
+// attach puts detached holders back.
+func (c *cluster) attach(hs []placedHolder) {
+	for _, ph := range hs {
+		c.add(ph.n, ph.h)
+	}
 }
 
 // view returns what is free on node n during all of [t0, t1). The result is

@@ -26,6 +26,16 @@ const (
 	EstimatePredicted = "predicted"
 )
 
+// Preemption modes accepted in Config.Preemption.
+const (
+	// PreemptOff never stops running work to make room (the default).
+	PreemptOff = "off"
+	// PreemptRequeue lets a job that cannot start now stop running gangs of
+	// a strictly lower QOS (low < normal < high) and requeue them: they
+	// start again later as a new attempt, without using up a retry.
+	PreemptRequeue = "requeue"
+)
+
 // Age modes accepted in Config.AgeMode.
 const (
 	// AgeWait makes the age factor wait/MaxAge, saturating at 1.
@@ -116,6 +126,12 @@ type Config struct {
 	// HistoryLen is how many of a user's last runtimes the predictor
 	// averages (EstimatePredicted).
 	HistoryLen int
+	// Preemption is PreemptOff ("" too) or PreemptRequeue.
+	Preemption string
+	// StopGrace is how long stopping a guest is expected to take: a gang
+	// the master asked to stop is planned to release its resources this
+	// long from now, and a preempting job is reserved from then.
+	StopGrace time.Duration
 }
 
 // DefaultConfig returns the policy the server runs when its config file says
@@ -141,5 +157,7 @@ func DefaultConfig() Config {
 		GPUWeight:         16,
 		DefaultWalltime:   time.Hour,
 		HistoryLen:        2,
+		Preemption:        PreemptOff,
+		StopGrace:         time.Minute,
 	}
 }

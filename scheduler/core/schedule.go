@@ -77,6 +77,9 @@ func (s *sched) startAll(c candidate, depth int) (string, *lazyReason) {
 		if s.tryStart(c, task, d) {
 			continue
 		}
+		if why := s.tryPreempt(c, task, d); why != "" {
+			return why, nil
+		}
 		lz := &lazyReason{key: c.key, prefix: waitPrefix}
 		if s.nres >= depth {
 			return "", lz
@@ -91,6 +94,7 @@ func (s *sched) startAll(c candidate, depth int) (string, *lazyReason) {
 			continue
 		}
 		s.reserve(c, task, nodes, uses, t, d)
+		s.nres++
 		at := s.in.Now.Add(time.Duration(t)).UTC().Format(time.RFC3339)
 		lz.prefix = fmt.Sprintf("reserved: expected to start at %s on %s (%s", at, nodeList(s, nodes), waitPrefix)
 		lz.suffix = ")"
@@ -141,7 +145,7 @@ func (s *sched) start(c candidate, task int64, nodes []int, uses []use, d int64)
 	st := model.Start{Job: j.ID, Task: task, Placements: s.placements(j, nodes, uses)}
 	cores, gpus := 0, 0
 	for i, n := range nodes {
-		s.cl.add(n, holder{u: uses[i], start: 0, end: d, job: j.ID})
+		s.cl.add(n, holder{u: uses[i], start: 0, end: d, job: j.ID, task: task})
 	}
 	for _, p := range st.Placements {
 		cores += len(p.Cores)
@@ -152,11 +156,12 @@ func (s *sched) start(c candidate, task int64, nodes []int, uses []use, d int64)
 	s.count(j, cores, gpus, 1)
 }
 
-// reserve holds the gang's resources from t for d and records it.
+// reserve holds the gang's resources from t for d and records it. The
+// caller counts it against the reservation depth where it applies.
 func (s *sched) reserve(c candidate, task int64, nodes []int, uses []use, t, d int64) {
 	j := c.j
 	for i, n := range nodes {
-		s.cl.add(n, holder{u: uses[i], start: t, end: t + d, job: j.ID})
+		s.cl.add(n, holder{u: uses[i], start: t, end: t + d, job: j.ID, task: task})
 	}
 	ps := s.placements(j, nodes, uses)
 	names := make([]string, len(ps))
@@ -167,7 +172,6 @@ func (s *sched) reserve(c candidate, task int64, nodes []int, uses []use, t, d i
 		Job: j.ID, Task: task, Nodes: names, Placements: ps,
 		At: s.in.Now.Add(time.Duration(t)), End: s.in.Now.Add(time.Duration(t + d)),
 	})
-	s.nres++
 }
 
 // placements converts uses to model placements sorted by node name (the

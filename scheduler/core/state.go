@@ -2,6 +2,7 @@ package core
 
 import (
 	"slices"
+	"time"
 
 	"vhpc/scheduler/model"
 )
@@ -36,9 +37,12 @@ type sched struct {
 	nowC     map[shapeKey]nowCache
 	miss     map[shapeKey]missCache
 	nres     int
-	lazy     []lazyReason
-	perNUMA  []int
-	explain  *explainState
+	// preempted are the gangs this plan already stops.
+	preempted map[gangKey]bool
+	lowestQOS int // see lowestRunningQOS; -1 until computed
+	lazy      []lazyReason
+	perNUMA   []int
+	explain   *explainState
 }
 
 type nowCache struct {
@@ -55,16 +59,18 @@ type missCache struct {
 func newSched(in *Input, cfg *Config) *sched {
 	s := &sched{
 		in: in, cfg: cfg, cl: newCluster(in.Nodes),
-		plan:     model.Plan{Pending: map[model.JobID]string{}},
-		jobs:     make(map[model.JobID]*model.Job, len(in.Jobs)),
-		tasksRun: map[model.JobID]int{},
-		dept:     map[string]*usageCount{},
-		part:     map[string]*usageCount{},
-		partN:    map[string][]int{},
-		ever:     map[shapeKey]string{},
-		failMin:  map[shapeKey]int64{},
-		nowC:     map[shapeKey]nowCache{},
-		miss:     map[shapeKey]missCache{},
+		plan:      model.Plan{Pending: map[model.JobID]string{}},
+		jobs:      make(map[model.JobID]*model.Job, len(in.Jobs)),
+		tasksRun:  map[model.JobID]int{},
+		dept:      map[string]*usageCount{},
+		part:      map[string]*usageCount{},
+		partN:     map[string][]int{},
+		ever:      map[shapeKey]string{},
+		failMin:   map[shapeKey]int64{},
+		nowC:      map[shapeKey]nowCache{},
+		miss:      map[shapeKey]missCache{},
+		preempted: map[gangKey]bool{},
+		lowestQOS: -1,
 	}
 	for _, j := range in.Jobs {
 		s.jobs[j.ID] = j
@@ -103,7 +109,11 @@ func (s *sched) loadAllocs() {
 			continue
 		}
 		ns := s.cl.nodes[n]
-		s.cl.add(n, holder{u: ns.info.useOf(&a.Placement, &s.cl.ar), start: -1, end: s.allocEnd(a), job: a.Job})
+		end := s.allocEnd(a)
+		if a.StopRequested {
+			end = min(end, max(int64(s.cfg.StopGrace), int64(time.Second)))
+		}
+		s.cl.add(n, holder{u: ns.info.useOf(&a.Placement, &s.cl.ar), start: -1, end: end, job: a.Job, task: a.Task})
 		j := s.jobs[a.Job]
 		if j == nil {
 			continue

@@ -142,6 +142,13 @@ func applyGPUHealth(txn *state.Txn, e *GPUHealth) any {
 
 func applyPlan(txn *state.Txn, e *ApplyPlan) PlanResult {
 	var res PlanResult
+	for _, p := range e.Preemptions {
+		if err := applyPreemption(txn, p); err != nil {
+			res.Rejected = append(res.Rejected, err.Error())
+			continue
+		}
+		res.Preempted++
+	}
 	in := CoreInput(txn.Read(), e.Time)
 	for _, s := range e.Starts {
 		j := txn.Job(s.Job)
@@ -185,6 +192,51 @@ func applyPlan(txn *state.Txn, e *ApplyPlan) PlanResult {
 		res.Applied++
 	}
 	return res
+}
+
+// applyPreemption asks the agents to stop every allocation of one gang so
+// that job p.By can start; their final report requeues the job (see
+// applyAllocUpdate and settleAttempt). A preemption planned on an older
+// snapshot (the gang ended or is already stopping, the preempting job is
+// gone or started) changes nothing.
+func applyPreemption(txn *state.Txn, p model.Preemption) error {
+	by := txn.Job(p.By)
+	if by == nil || by.State != model.JobPending {
+		return fmt.Errorf("preemption of job %d for job %d: the preempting job is no longer pending: %w", p.Job, p.By, ErrConflict)
+	}
+	if len(p.Allocs) == 0 {
+		return fmt.Errorf("preemption of job %d names no allocation: %w", p.Job, ErrConflict)
+	}
+	if j := txn.Job(p.Job); j == nil || j.Array != nil {
+		return fmt.Errorf("preemption of job %d: only live plain jobs are preempted (array tasks are not retried): %w", p.Job, ErrConflict)
+	}
+	var stop []*model.Alloc
+	for _, id := range p.Allocs {
+		a := txn.Alloc(id)
+		switch {
+		case a == nil:
+			return fmt.Errorf("preemption of job %d: allocation %s: %w", p.Job, id, ErrNotFound)
+		case a.Job != p.Job || a.Task != p.Task || a.Attempt != p.Attempt:
+			return fmt.Errorf("preemption of job %d: allocation %s is not of task %d attempt %d: %w", p.Job, id, p.Task, p.Attempt, ErrConflict)
+		case a.State.Terminal() || a.StopRequested:
+			return fmt.Errorf("preemption of job %d: allocation %s is already %s: %w", p.Job, id, stopState(a), ErrConflict)
+		}
+		stop = append(stop, a)
+	}
+	for _, a := range stop {
+		c := a.Copy()
+		c.StopRequested, c.StopAsPreempted = true, true
+		c.Reason = p.Reason
+		txn.PutAlloc(c)
+	}
+	return nil
+}
+
+func stopState(a *model.Alloc) string {
+	if a.State.Terminal() {
+		return string(a.State)
+	}
+	return "stopping"
 }
 
 // checkPlanStart rejects starts for jobs that are gone, ended or already
@@ -247,6 +299,9 @@ func applyAllocUpdate(txn *state.Txn, e *UpdateAlloc) any {
 		st, reason := e.State, e.Reason
 		if c.StopAsLost && st == model.AllocCancelled {
 			st, reason = model.AllocLost, c.Reason // stopped for a hardware fault: requeue
+		}
+		if c.StopAsPreempted && st == model.AllocCancelled {
+			st, reason = model.AllocPreempted, c.Reason // stopped for a higher QOS: requeue
 		}
 		endAlloc(txn, c, st, e.ExitCode, reason, e.Time)
 		return txn.Alloc(e.ID)
@@ -350,6 +405,12 @@ func settleAttempt(txn *state.Txn, j *model.Job, task int64, attempt uint64, now
 		return
 	}
 	c.ExitCode = exit
+	if outcome == model.AllocPreempted {
+		c.State = model.JobPending
+		c.Reason = fmt.Sprintf("requeued after attempt %d: %s", attempt, reason)
+		txn.PutJob(c)
+		return
+	}
 	if retryable(outcome) && c.Restarts < c.Retries {
 		c.Restarts++
 		c.State = model.JobPending
@@ -387,11 +448,12 @@ func settleArrayTask(txn *state.Txn, c *model.Job, outcome model.AllocState, now
 }
 
 // attemptOutcome folds the ranks of one attempt into one state: a failure
-// outranks a timeout, a timeout a lost node, and that a cancel (siblings of
-// a failed rank are cancelled by the master); the lowest such rank decides.
+// outranks a timeout, a timeout a lost node, that a preemption, and that a
+// cancel (siblings of a failed rank are cancelled by the master); the
+// lowest such rank decides.
 func attemptOutcome(ended []*model.Alloc) (model.AllocState, int, string) {
 	slices.SortFunc(ended, func(a, b *model.Alloc) int { return a.Rank - b.Rank })
-	for _, want := range []model.AllocState{model.AllocFailed, model.AllocTimedOut, model.AllocLost, model.AllocCancelled} {
+	for _, want := range []model.AllocState{model.AllocFailed, model.AllocTimedOut, model.AllocLost, model.AllocPreempted, model.AllocCancelled} {
 		for _, a := range ended {
 			if a.State == want {
 				return a.State, a.ExitCode, describe(a)

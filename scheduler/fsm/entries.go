@@ -83,12 +83,16 @@ type RegisterNode struct {
 type ApplyPlan struct {
 	Time   time.Time     `json:"time"`
 	Starts []model.Start `json:"starts"`
+	// Preemptions stop running gangs for a job of a higher QOS (added in
+	// stop 8; older entries have none).
+	Preemptions []model.Preemption `json:"preemptions,omitempty"`
 }
 
 // PlanResult is Apply's answer for an ApplyPlan entry.
 type PlanResult struct {
-	Applied  int      `json:"applied"`
-	Rejected []string `json:"rejected,omitempty"`
+	Applied   int      `json:"applied"`
+	Preempted int      `json:"preempted,omitempty"`
+	Rejected  []string `json:"rejected,omitempty"`
 }
 
 // UpdateAlloc is an agent's report on one allocation.

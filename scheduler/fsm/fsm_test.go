@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -312,3 +313,60 @@ type memSink struct{ bytes.Buffer }
 func (m *memSink) ID() string    { return "mem" }
 func (m *memSink) Cancel() error { return nil }
 func (m *memSink) Close() error  { return nil }
+
+func TestPreemptionStopsTheGangAndRequeuesWithoutARetry(t *testing.T) {
+	h := newHarness(t)
+	h.apply(EntryRegisterNode, &RegisterNode{Time: t0, Node: testNode("n1", 2)})
+	low, high := testJob("low", 2), testJob("high", 2)
+	low.QOS, high.QOS = "low", "high"
+	h.submit(low, high)
+	h.start(1, "n1", 0, 1)
+	h.report("1.0.0.1", 1, model.AllocRunning, 0)
+	preempt := func(p model.Preemption) PlanResult {
+		t.Helper()
+		return h.apply(EntryApplyPlan, &ApplyPlan{Time: t0.Add(3 * time.Minute), Preemptions: []model.Preemption{p}}).(PlanResult)
+	}
+	p := model.Preemption{Job: 1, Attempt: 1, Allocs: []model.AllocID{"1.0.0.1"}, By: 2, Reason: "preempted by job 2 (QOS high over low)"}
+
+	for _, bad := range []model.Preemption{
+		{Job: 1, Attempt: 2, Allocs: p.Allocs, By: 2},                   // an attempt that does not exist
+		{Job: 1, Attempt: 1, Allocs: []model.AllocID{"9.0.0.1"}, By: 2}, // no such allocation
+		{Job: 1, Attempt: 1, Allocs: p.Allocs, By: 1},                   // the preempting job is not pending
+		{Job: 1, Attempt: 1, By: 2},                                     // names nothing
+	} {
+		if r := preempt(bad); r.Preempted != 0 || len(r.Rejected) != 1 {
+			t.Errorf("preemption %+v applied: %+v", bad, r)
+		}
+	}
+	if a := h.f.Store().Snapshot().Alloc("1.0.0.1"); a.StopRequested {
+		t.Fatal("a rejected preemption asked the agent to stop")
+	}
+
+	if r := preempt(p); r.Preempted != 1 {
+		t.Fatalf("preemption not applied: %+v", r)
+	}
+	a := h.f.Store().Snapshot().Alloc("1.0.0.1")
+	if !a.StopRequested || !a.StopAsPreempted || a.State.Terminal() {
+		t.Fatalf("alloc after preemption: %+v; want a stop request, resources still held", a)
+	}
+	if r := preempt(p); r.Preempted != 0 {
+		t.Errorf("a gang already stopping was preempted again: %+v", r)
+	}
+	if r := h.start(2, "n1", 0, 1); r.Applied != 0 {
+		t.Fatalf("cores of the guest being stopped were reused: %+v", r)
+	}
+	h.report("1.0.0.1", 1, model.AllocCancelled, 0) // the agent stopped it
+	if a := h.f.Store().Snapshot().Alloc("1.0.0.1"); a.State != model.AllocPreempted {
+		t.Fatalf("alloc ended %s, want preempted", a.State)
+	}
+	got := h.job(1)
+	if got.State != model.JobPending || got.Restarts != 0 || got.Retries != 0 {
+		t.Fatalf("preempted job: %s restarts %d (%s); want pending, no retry used", got.State, got.Restarts, got.Reason)
+	}
+	if want := "requeued after attempt 1: preempted on n1: preempted by job 2"; !strings.Contains(got.Reason, want) {
+		t.Errorf("reason %q, want it to contain %q", got.Reason, want)
+	}
+	if r := h.start(2, "n1", 0, 1); r.Applied != 1 {
+		t.Fatalf("the preempting job could not start on the freed cores: %+v", r)
+	}
+}

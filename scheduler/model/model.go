@@ -247,12 +247,15 @@ const (
 	AllocCancelled AllocState = "cancelled"
 	AllocTimedOut  AllocState = "timeout"
 	AllocLost      AllocState = "lost" // node went down
+	// AllocPreempted: stopped to make room for a job of a higher QOS; the
+	// job is requeued without using up a retry.
+	AllocPreempted AllocState = "preempted"
 )
 
 // Terminal reports whether the allocation has ended.
 func (s AllocState) Terminal() bool {
 	switch s {
-	case AllocCompleted, AllocFailed, AllocCancelled, AllocTimedOut, AllocLost:
+	case AllocCompleted, AllocFailed, AllocCancelled, AllocTimedOut, AllocLost, AllocPreempted:
 		return true
 	}
 	return false
@@ -330,6 +333,9 @@ type Alloc struct {
 	// (requeued per the job's retry policy) rather than a cancel: the
 	// master stopped it because its hardware failed, not the user.
 	StopAsLost bool `json:"stopAsLost,omitempty"`
+	// StopAsPreempted makes the agent's final report count as a
+	// preemption: the job is requeued and no retry is used up.
+	StopAsPreempted bool `json:"stopAsPreempted,omitempty"`
 	// BootSeconds and RunSeconds are reported by the agent when it ends.
 	BootSeconds float64 `json:"bootSeconds,omitempty"`
 	RunSeconds  float64 `json:"runSeconds,omitempty"`
@@ -363,6 +369,17 @@ type Start struct {
 	Placements []Placement `json:"placements"` // one per node, len == Request.Nodes
 }
 
+// Preemption is one running gang (all allocations of one job task
+// attempt) the plan stops and requeues to make room for job By.
+type Preemption struct {
+	Job     JobID     `json:"job"`
+	Task    int64     `json:"task"`
+	Attempt uint64    `json:"attempt"`
+	Allocs  []AllocID `json:"allocs"`
+	By      JobID     `json:"by"`
+	Reason  string    `json:"reason"`
+}
+
 // Reservation is a future start the plan holds resources for (backfill).
 type Reservation struct {
 	Job   JobID     `json:"job"`
@@ -381,6 +398,9 @@ type Reservation struct {
 type Plan struct {
 	Starts       []Start       `json:"starts"`
 	Reservations []Reservation `json:"reservations,omitempty"`
+	// Preemptions are running gangs to stop and requeue so that a job of a
+	// higher QOS can start (Config.Preemption).
+	Preemptions []Preemption `json:"preemptions,omitempty"`
 	// Pending gives, for every job not started, why it waits.
 	Pending map[JobID]string `json:"pending,omitempty"`
 }

@@ -122,10 +122,10 @@ func (s *Server) scheduleOnce(ctx context.Context) (int, error) {
 	s.mu.Lock()
 	s.pending = maps.Clone(plan.Pending)
 	s.mu.Unlock()
-	if len(plan.Starts) == 0 {
+	if len(plan.Starts) == 0 && len(plan.Preemptions) == 0 {
 		return 0, nil
 	}
-	out, err := s.apply(ctx, fsm.EntryApplyPlan, &fsm.ApplyPlan{Time: now, Starts: plan.Starts})
+	out, err := s.apply(ctx, fsm.EntryApplyPlan, &fsm.ApplyPlan{Time: now, Starts: plan.Starts, Preemptions: plan.Preemptions})
 	if err != nil {
 		return 0, fmt.Errorf("commit plan of %d starts: %w", len(plan.Starts), err)
 	}
@@ -135,6 +135,9 @@ func (s *Server) scheduleOnce(ctx context.Context) (int, error) {
 	}
 	if res.Applied > 0 {
 		s.log.Info("started jobs", "starts", res.Applied, "rejected", len(res.Rejected))
+	}
+	for _, p := range plan.Preemptions {
+		s.log.Info("preempting", "job", p.Job, "for", p.By, "allocations", len(p.Allocs))
 	}
 	return res.Applied, nil
 }
