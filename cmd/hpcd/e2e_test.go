@@ -29,6 +29,8 @@ type e2eCluster struct {
 	raftAddr   string
 	proc       *proc
 	jobs       api.JobServiceClient
+	// extra are more hpcd dev flags (a policy under test).
+	extra []string
 }
 
 func requireLibvirt(t testing.TB) {
@@ -52,7 +54,9 @@ func buildBinaries(t testing.TB, dir string) (hpcd, hpcsub string) {
 	return hpcd, hpcsub
 }
 
-func startDev(t testing.TB) *e2eCluster {
+// startDev starts "hpcd dev" (master and one agent) with the given extra
+// flags and waits for its node.
+func startDev(t testing.TB, extra ...string) *e2eCluster {
 	t.Helper()
 	requireLibvirt(t)
 	dir := t.TempDir()
@@ -61,7 +65,7 @@ func startDev(t testing.TB) *e2eCluster {
 			t.Fatal(err)
 		}
 	}
-	c := &e2eCluster{t: t, data: filepath.Join(dir, "data"), addr: freePort(t), raftAddr: freePort(t)}
+	c := &e2eCluster{t: t, data: filepath.Join(dir, "data"), addr: freePort(t), raftAddr: freePort(t), extra: extra}
 	c.hpcd, c.sub = buildBinaries(t, dir)
 	c.start()
 	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -80,8 +84,9 @@ func startDev(t testing.TB) *e2eCluster {
 }
 
 func (c *e2eCluster) start() {
-	cmd := exec.Command(c.hpcd, "dev", "--data-dir", c.data, "--addr", c.addr, "--raft-addr", c.raftAddr,
-		"--http", "", "--hypervisor", "tcg", "--log-level", "warn")
+	args := append([]string{"dev", "--data-dir", c.data, "--addr", c.addr, "--raft-addr", c.raftAddr,
+		"--http", "", "--hypervisor", "tcg", "--log-level", "warn"}, c.extra...)
+	cmd := exec.Command(c.hpcd, args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		c.t.Fatal(err)
