@@ -1115,16 +1115,19 @@ func (x *Dependency) GetJobs() []uint64 {
 }
 
 type ArrayStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	First         int64                  `protobuf:"varint,1,opt,name=first,proto3" json:"first,omitempty"`
-	Last          int64                  `protobuf:"varint,2,opt,name=last,proto3" json:"last,omitempty"`
-	Step          int64                  `protobuf:"varint,3,opt,name=step,proto3" json:"step,omitempty"`
-	Chunk         int64                  `protobuf:"varint,4,opt,name=chunk,proto3" json:"chunk,omitempty"`
-	Parallel      int32                  `protobuf:"varint,5,opt,name=parallel,proto3" json:"parallel,omitempty"`
-	Tasks         int64                  `protobuf:"varint,6,opt,name=tasks,proto3" json:"tasks,omitempty"`
-	NextTask      int64                  `protobuf:"varint,7,opt,name=next_task,json=nextTask,proto3" json:"next_task,omitempty"`
-	Done          int64                  `protobuf:"varint,8,opt,name=done,proto3" json:"done,omitempty"`
-	Failed        int64                  `protobuf:"varint,9,opt,name=failed,proto3" json:"failed,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	First    int64                  `protobuf:"varint,1,opt,name=first,proto3" json:"first,omitempty"`
+	Last     int64                  `protobuf:"varint,2,opt,name=last,proto3" json:"last,omitempty"`
+	Step     int64                  `protobuf:"varint,3,opt,name=step,proto3" json:"step,omitempty"`
+	Chunk    int64                  `protobuf:"varint,4,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	Parallel int32                  `protobuf:"varint,5,opt,name=parallel,proto3" json:"parallel,omitempty"`
+	Tasks    int64                  `protobuf:"varint,6,opt,name=tasks,proto3" json:"tasks,omitempty"`
+	NextTask int64                  `protobuf:"varint,7,opt,name=next_task,json=nextTask,proto3" json:"next_task,omitempty"`
+	Done     int64                  `protobuf:"varint,8,opt,name=done,proto3" json:"done,omitempty"`
+	Failed   int64                  `protobuf:"varint,9,opt,name=failed,proto3" json:"failed,omitempty"`
+	// retry_tasks are task indexes waiting to run again (after a failure
+	// with retries left, a lost node or a preemption).
+	RetryTasks    []int64 `protobuf:"varint,10,rep,packed,name=retry_tasks,json=retryTasks,proto3" json:"retry_tasks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1220,6 +1223,13 @@ func (x *ArrayStatus) GetFailed() int64 {
 		return x.Failed
 	}
 	return 0
+}
+
+func (x *ArrayStatus) GetRetryTasks() []int64 {
+	if x != nil {
+		return x.RetryTasks
+	}
+	return nil
 }
 
 type PriorityFactor struct {
@@ -3110,7 +3120,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\n" +
 	"Dependency\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
-	"\x04jobs\x18\x02 \x03(\x04R\x04jobs\"\xdc\x01\n" +
+	"\x04jobs\x18\x02 \x03(\x04R\x04jobs\"\xfd\x01\n" +
 	"\vArrayStatus\x12\x14\n" +
 	"\x05first\x18\x01 \x01(\x03R\x05first\x12\x12\n" +
 	"\x04last\x18\x02 \x01(\x03R\x04last\x12\x12\n" +
@@ -3120,7 +3130,10 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x05tasks\x18\x06 \x01(\x03R\x05tasks\x12\x1b\n" +
 	"\tnext_task\x18\a \x01(\x03R\bnextTask\x12\x12\n" +
 	"\x04done\x18\b \x01(\x03R\x04done\x12\x16\n" +
-	"\x06failed\x18\t \x01(\x03R\x06failed\"R\n" +
+	"\x06failed\x18\t \x01(\x03R\x06failed\x12\x1f\n" +
+	"\vretry_tasks\x18\n" +
+	" \x03(\x03R\n" +
+	"retryTasks\"R\n" +
 	"\x0ePriorityFactor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value\x12\x16\n" +

@@ -6,6 +6,7 @@ package wire
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -96,7 +97,7 @@ func JobToProto(j *model.Job, allocs []*model.Alloc) *api.Job {
 	}
 	if a := j.Array; a != nil {
 		p.Array = &api.ArrayStatus{First: a.First, Last: a.Last, Step: a.Step, Chunk: a.Chunk, Parallel: int32(a.Parallel),
-			Tasks: a.Tasks(), NextTask: j.NextTask, Done: j.TasksDone, Failed: j.TasksFailed}
+			Tasks: a.Tasks(), NextTask: j.NextTask, Done: j.TasksDone, Failed: j.TasksFailed, RetryTasks: slices.Clone(j.RetryTasks)}
 	}
 	for _, a := range allocs {
 		p.Allocations = append(p.Allocations, AllocToProto(a, nil))

@@ -190,6 +190,9 @@ func printJob(w io.Writer, j *api.Job) {
 	if ar := j.GetArray(); ar != nil {
 		row("Array", fmt.Sprintf("frames %d-%d step %d, chunk %d: %d tasks, next %d, done %d, failed %d, parallel %d",
 			ar.GetFirst(), ar.GetLast(), ar.GetStep(), ar.GetChunk(), ar.GetTasks(), ar.GetNextTask(), ar.GetDone(), ar.GetFailed(), ar.GetParallel()))
+		if rt := ar.GetRetryTasks(); len(rt) > 0 {
+			row("Array retries", fmt.Sprintf("tasks %v wait to run again", rt))
+		}
 	}
 	for _, p := range j.GetPriority() {
 		row("Priority "+p.GetName(), fmt.Sprintf("%.3f (%s)", p.GetValue(), p.GetDetail()))

@@ -63,8 +63,8 @@ func checkTask(j *model.Job, task int64, allocs []*model.Alloc) error {
 		}
 		return nil
 	}
-	if task < j.NextTask || task >= j.Array.Tasks() {
-		return fmt.Errorf("array task %d is not pending (next %d of %d)", task, j.NextTask, j.Array.Tasks())
+	if !j.TaskPending(task) {
+		return fmt.Errorf("array task %d is not pending (next %d of %d, retrying %v)", task, j.NextTask, j.Array.Tasks(), j.RetryTasks)
 	}
 	for _, a := range allocs {
 		if a.Job == j.ID && a.Task == task && !a.State.Terminal() {

@@ -50,16 +50,14 @@ func (s *sched) victims(rank int, part string) []victim {
 	byKey := map[key]*victim{}
 	var order []key
 	skip := map[key]bool{}
-	for _, a := range s.in.Allocs {
+	for _, a := range s.allocs {
 		k := key{a.Job, a.Task}
 		j := s.jobs[a.Job]
 		if a.State.Terminal() || j == nil {
 			continue
 		}
 		n, ok := s.cl.byName[a.Placement.Node]
-		// Array tasks are not preempted: a stopped task would not run again
-		// (arrays advance a cursor; single tasks are not retried).
-		if a.StopRequested || s.preempted[k] || j.Array != nil || qosRank(j.QOS) >= rank || !ok || !inPart[n] {
+		if a.StopRequested || s.preempted[k] || qosRank(j.QOS) >= rank || !ok || !inPart[n] {
 			skip[k] = true // a gang is taken whole or not at all
 			continue
 		}
@@ -118,13 +116,14 @@ func (s *sched) tryPreempt(c candidate, task, d int64) string {
 	if len(vs) == 0 {
 		return ""
 	}
-	// Stop victims in order until the task fits over [0, grace+d), then put
-	// back any that turned out not to be needed (most valuable first).
+	// Stop victims in order until the task fits over [grace, grace+d) (what
+	// ends before the grace anyway needs no stopping), then put back any
+	// that turned out not to be needed (most valuable first).
 	detached := make([][]placedHolder, 0, len(vs))
 	fits := false
 	for _, v := range vs {
 		detached = append(detached, s.cl.detach(v.j.ID, v.task, v.nodes))
-		if _, _, ok := s.cl.gangAt(r, nodes, 0, grace+d); ok {
+		if _, _, ok := s.cl.gangAt(r, nodes, grace, d); ok {
 			fits = true
 			break
 		}
@@ -141,13 +140,13 @@ func (s *sched) tryPreempt(c candidate, task, d int64) string {
 	}
 	for i := len(detached) - 1; i >= 0; i-- {
 		s.cl.attach(detached[i])
-		if _, _, ok := s.cl.gangAt(r, nodes, 0, grace+d); ok {
+		if _, _, ok := s.cl.gangAt(r, nodes, grace, d); ok {
 			chosen[i] = false
 			continue
 		}
 		detached[i] = s.cl.detach(vs[i].j.ID, vs[i].task, vs[i].nodes)
 	}
-	picked, uses, _ := s.cl.gangAt(r, nodes, 0, grace+d)
+	picked, uses, _ := s.cl.gangAt(r, nodes, grace, d)
 	// The victims keep their resources until their guests stop: plan them
 	// to end at the grace time, and the preempting task right after.
 	var names []string
@@ -179,7 +178,7 @@ func (s *sched) lowestRunningQOS() int {
 		return s.lowestQOS
 	}
 	s.lowestQOS = 3
-	for _, a := range s.in.Allocs {
+	for _, a := range s.allocs {
 		if j := s.jobs[a.Job]; j != nil && !a.State.Terminal() && !a.StopRequested {
 			s.lowestQOS = min(s.lowestQOS, qosRank(j.QOS))
 		}

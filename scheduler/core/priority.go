@@ -43,7 +43,7 @@ func (s *sched) candidates() []candidate {
 			continue
 		}
 		if j.Array != nil {
-			if j.NextTask >= j.Array.Tasks() {
+			if j.TasksLeft() == 0 {
 				continue
 			}
 		} else if j.State != model.JobPending {

@@ -3,6 +3,7 @@ package core
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -64,6 +65,7 @@ func genInput(t *rapid.T) (Input, Config) {
 	cfg := DefaultConfig()
 	cfg.Policy = rapid.SampledFrom([]string{PolicyFCFS, PolicyFCFSEasy, PolicyDefault}).Draw(t, "policy")
 	cfg.ReservationDepth = rapid.IntRange(0, 4).Draw(t, "depth")
+	cfg.Preemption = rapid.SampledFrom([]string{PreemptOff, PreemptRequeue}).Draw(t, "preemption")
 	old := Schedule(in, cfg)
 	byID := map[model.JobID]*model.Job{}
 	for _, j := range in.Jobs {
@@ -77,6 +79,16 @@ func genInput(t *rapid.T) (Input, Config) {
 		} else {
 			j.State = model.JobRunning
 		}
+	}
+	// Some arrays have a task to run again (it failed or was preempted):
+	// its allocation is gone and it waits in RetryTasks.
+	for _, j := range in.Jobs {
+		if j.Array == nil || j.NextTask == 0 || !rapid.Bool().Draw(t, "retry") {
+			continue
+		}
+		task := rapid.Int64Range(0, j.NextTask-1).Draw(t, "retryTask")
+		in.Allocs = slices.DeleteFunc(in.Allocs, func(a *model.Alloc) bool { return a.Job == j.ID && a.Task == task })
+		j.RetryTasks = append(j.RetryTasks, task)
 	}
 	in.Now = t0
 	for range rapid.IntRange(0, 10).Draw(t, "new") {
@@ -92,8 +104,9 @@ func TestPropertyPlans(t *testing.T) {
 		in, cfg := genInput(t)
 		plan := Schedule(in, cfg)
 		checkStartsApply(t, in, plan)
-		checkReservationsHold(t, in, plan)
+		checkReservationsHold(t, in, cfg, plan)
 		checkEveryJobAccounted(t, in, plan)
+		checkPreemptions(t, in, cfg, plan)
 		// Same input in another order: same plan.
 		sh := in
 		sh.Jobs = rapid.Permutation(in.Jobs).Draw(t, "jobs")
@@ -130,17 +143,27 @@ func checkStartsApply(t *rapid.T, in Input, plan model.Plan) {
 // resources are free given everything expected to run then: allocations
 // before their deadline, the plan's starts before their walltime and the
 // reservations ahead of it. A backfilled job never delays a reservation.
-func checkReservationsHold(t *rapid.T, in Input, plan model.Plan) {
+func checkReservationsHold(t *rapid.T, in Input, cfg Config, plan model.Plan) {
 	jobs := map[model.JobID]*model.Job{}
 	for _, j := range in.Jobs {
 		jobs[j.ID] = j
+	}
+	stopping := map[model.AllocID]bool{} // end at the stop grace
+	for _, p := range plan.Preemptions {
+		for _, id := range p.Allocs {
+			stopping[id] = true
+		}
 	}
 	for ri, r := range plan.Reservations {
 		at := in
 		at.Now = r.At
 		at.Allocs = nil
 		for _, a := range in.Allocs {
-			if a.Deadline.After(r.At) {
+			end := a.Deadline
+			if g := in.Now.Add(cfg.StopGrace); stopping[a.ID] && g.Before(end) {
+				end = g
+			}
+			if end.After(r.At) {
 				at.Allocs = append(at.Allocs, a)
 			}
 		}
@@ -169,7 +192,7 @@ func checkEveryJobAccounted(t *rapid.T, in Input, plan model.Plan) {
 		started[s.Job] = true
 	}
 	for _, j := range in.Jobs {
-		candidate := j.State == model.JobPending && j.Array == nil || j.Array != nil && j.NextTask < j.Array.Tasks()
+		candidate := j.State == model.JobPending && j.Array == nil || j.TasksLeft() > 0
 		if !candidate {
 			continue
 		}
@@ -178,6 +201,47 @@ func checkEveryJobAccounted(t *rapid.T, in Input, plan model.Plan) {
 		}
 		if j.Array == nil && started[j.ID] && plan.Pending[j.ID] != "" {
 			t.Fatalf("job %d started and pending", j.ID)
+		}
+	}
+}
+
+// checkPreemptions: only under PreemptRequeue, only for a job still to
+// start, only of strictly lower QOS, whole live gangs, each at most once.
+func checkPreemptions(t *rapid.T, in Input, cfg Config, plan model.Plan) {
+	if len(plan.Preemptions) > 0 && cfg.Preemption != PreemptRequeue {
+		t.Fatalf("preemptions with preemption %q", cfg.Preemption)
+	}
+	jobs := map[model.JobID]*model.Job{}
+	for _, j := range in.Jobs {
+		jobs[j.ID] = j
+	}
+	seen := map[gangKey]bool{}
+	for _, p := range plan.Preemptions {
+		by, victim := jobs[p.By], jobs[p.Job]
+		if by == nil || victim == nil || qosRank(by.QOS) <= qosRank(victim.QOS) {
+			t.Fatalf("preemption %+v: job %v may not preempt job %v", p, by, victim)
+		}
+		if !(by.Array == nil && by.State == model.JobPending || by.TasksLeft() > 0) {
+			t.Fatalf("preemption for job %d, which has nothing left to start", p.By)
+		}
+		k := gangKey{p.Job, p.Task}
+		if seen[k] {
+			t.Fatalf("gang %v preempted twice", k)
+		}
+		seen[k] = true
+		var live []model.AllocID
+		for _, a := range in.Allocs {
+			if a.Job == p.Job && a.Task == p.Task && !a.State.Terminal() {
+				if a.StopRequested || a.Attempt != p.Attempt {
+					t.Fatalf("preemption %+v names a gang with allocation %+v", p, a)
+				}
+				live = append(live, a.ID)
+			}
+		}
+		slices.Sort(live)
+		got := slices.Sorted(slices.Values(p.Allocs))
+		if !slices.Equal(live, got) {
+			t.Fatalf("preemption %+v stops %v of the gang's %v", p, got, live)
 		}
 	}
 }

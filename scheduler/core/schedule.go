@@ -63,14 +63,16 @@ func (s *sched) run() {
 // empty when nothing is left.
 func (s *sched) startAll(c candidate, depth int) (string, *lazyReason) {
 	j := c.j
-	task := int64(0)
 	left := int64(1)
 	if j.Array != nil {
-		task = j.NextTask
-		left = j.Array.Tasks() - j.NextTask
+		left = j.TasksLeft()
 	}
 	d := int64(c.est)
-	for ; left > 0; task, left = task+1, left-1 {
+	for i := int64(0); i < left; i++ {
+		task := int64(0)
+		if j.Array != nil {
+			task = j.TaskAt(i)
+		}
 		if why := s.quotaReason(j); why != "" {
 			return why, nil
 		}

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -266,4 +267,24 @@ func contains(s []model.JobID, id model.JobID) bool {
 		}
 	}
 	return false
+}
+
+func TestArrayRetriesStartFirst(t *testing.T) {
+	j := mkJob(1, model.Request{TasksPerNode: 1}, time.Hour)
+	j.Array = &model.Array{First: 1, Last: 100, Step: 1, Chunk: 1, Parallel: 3}
+	j.NextTask, j.RetryTasks = 10, []int64{7, 3}
+	in := Input{Now: t0, Nodes: nodes(1, small), Jobs: []*model.Job{j}}
+	plan := Schedule(in, DefaultConfig())
+	var got []int64
+	for _, s := range plan.Starts {
+		got = append(got, s.Task)
+	}
+	if !slices.Equal(got, []int64{3, 7, 10}) {
+		t.Fatalf("started tasks %v, want the retries 7 and 3 first, then 10", got)
+	}
+	for task, ok := range map[int64]bool{3: true, 7: true, 10: true, 11: true, 4: false, 9: false, 100: false} {
+		if err := CheckStart(in, model.Start{Job: 1, Task: task, Placements: []model.Placement{{Node: "a", Cores: []int{0}, NUMA: []int{0}}}}); (err == nil) != ok {
+			t.Errorf("CheckStart task %d: %v, want ok=%v", task, err, ok)
+		}
+	}
 }

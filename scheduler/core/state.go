@@ -39,7 +39,8 @@ type sched struct {
 	nres     int
 	// preempted are the gangs this plan already stops.
 	preempted map[gangKey]bool
-	lowestQOS int // see lowestRunningQOS; -1 until computed
+	allocs    []*model.Alloc // Input.Allocs by job, task, rank (deterministic order)
+	lowestQOS int            // see lowestRunningQOS; -1 until computed
 	lazy      []lazyReason
 	perNUMA   []int
 	explain   *explainState
@@ -100,6 +101,7 @@ func (s *sched) loadAllocs() {
 		task int64
 	}
 	seen := map[jt]bool{}
+	s.allocs = allocs
 	for _, a := range allocs {
 		if a.State.Terminal() {
 			continue

@@ -178,7 +178,11 @@ func applyPlan(txn *state.Txn, e *ApplyPlan) PlanResult {
 		}
 		c := j.Copy()
 		if c.Array != nil {
-			c.NextTask = max(c.NextTask, s.Task+1)
+			if i := slices.Index(c.RetryTasks, s.Task); i >= 0 {
+				c.RetryTasks = slices.Delete(c.RetryTasks, i, i+1)
+			} else {
+				c.NextTask = max(c.NextTask, s.Task+1)
+			}
 			if c.State == model.JobPending {
 				c.State = model.JobScheduled
 			}
@@ -207,8 +211,8 @@ func applyPreemption(txn *state.Txn, p model.Preemption) error {
 	if len(p.Allocs) == 0 {
 		return fmt.Errorf("preemption of job %d names no allocation: %w", p.Job, ErrConflict)
 	}
-	if j := txn.Job(p.Job); j == nil || j.Array != nil {
-		return fmt.Errorf("preemption of job %d: only live plain jobs are preempted (array tasks are not retried): %w", p.Job, ErrConflict)
+	if j := txn.Job(p.Job); j == nil || j.State.Terminal() {
+		return fmt.Errorf("preemption of job %d: the job has ended: %w", p.Job, ErrConflict)
 	}
 	var stop []*model.Alloc
 	for _, id := range p.Allocs {
@@ -251,8 +255,8 @@ func checkPlanStart(j *model.Job, s model.Start) error {
 		return fmt.Errorf("job %d is already %s: %w", s.Job, j.State, ErrConflict)
 	case j.Array == nil && s.Task != 0:
 		return fmt.Errorf("job %d is not an array but the plan starts task %d: %w", s.Job, s.Task, ErrConflict)
-	case j.Array != nil && (s.Task < 0 || s.Task >= j.Array.Tasks()):
-		return fmt.Errorf("job %d has no task %d: %w", s.Job, s.Task, ErrConflict)
+	case j.Array != nil && !j.TaskPending(s.Task):
+		return fmt.Errorf("job %d has no pending task %d: %w", s.Job, s.Task, ErrConflict)
 	case len(s.Placements) != j.Request.Nodes:
 		return fmt.Errorf("job %d needs %d nodes, the plan gives %d: %w", s.Job, j.Request.Nodes, len(s.Placements), ErrConflict)
 	}
@@ -397,7 +401,7 @@ func settleAttempt(txn *state.Txn, j *model.Job, task int64, attempt uint64, now
 	outcome, exit, reason := attemptOutcome(ended)
 	c := j.Copy()
 	if c.Array != nil {
-		settleArrayTask(txn, c, outcome, now)
+		settleArrayTask(txn, c, task, outcome, now)
 		return
 	}
 	if c.State.Terminal() { // cancelled while running: keep the cancel
@@ -427,10 +431,24 @@ func settleAttempt(txn *state.Txn, j *model.Job, task int64, attempt uint64, now
 	}
 }
 
-func settleArrayTask(txn *state.Txn, c *model.Job, outcome model.AllocState, now time.Time) {
-	if outcome == model.AllocCompleted {
+// settleArrayTask records the end of one array task's attempt: done,
+// failed for good, or queued to run again (RetryTasks) after a preemption,
+// or after a failure or lost node while the task has retries left.
+func settleArrayTask(txn *state.Txn, c *model.Job, task int64, outcome model.AllocState, now time.Time) {
+	retry := outcome == model.AllocPreempted && !c.State.Terminal()
+	if retryable(outcome) && !c.State.Terminal() && c.TaskRestarts[task] < c.Retries {
+		if c.TaskRestarts == nil {
+			c.TaskRestarts = map[int64]int{}
+		}
+		c.TaskRestarts[task]++
+		retry = true
+	}
+	switch {
+	case retry:
+		c.RetryTasks = append(c.RetryTasks, task)
+	case outcome == model.AllocCompleted:
 		c.TasksDone++
-	} else {
+	default:
 		c.TasksFailed++
 	}
 	if !c.State.Terminal() && c.TasksDone+c.TasksFailed >= c.Array.Tasks() {

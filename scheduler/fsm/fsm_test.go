@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -368,5 +369,60 @@ func TestPreemptionStopsTheGangAndRequeuesWithoutARetry(t *testing.T) {
 	}
 	if r := h.start(2, "n1", 0, 1); r.Applied != 1 {
 		t.Fatalf("the preempting job could not start on the freed cores: %+v", r)
+	}
+}
+
+func TestArrayTasksAreRetriedAndPreemptedTasksRunAgain(t *testing.T) {
+	h := newHarness(t)
+	h.apply(EntryRegisterNode, &RegisterNode{Time: t0, Node: testNode("n1", 4)})
+	arr := testJob("frames", 1)
+	arr.Retries = 1
+	arr.QOS = "low"
+	arr.Array = &model.Array{First: 1, Last: 3, Step: 1, Chunk: 1}
+	urgent := testJob("urgent", 1)
+	urgent.QOS = "high"
+	h.submit(arr, urgent)
+	startTask := func(task int64, core int) PlanResult {
+		t.Helper()
+		s := model.Start{Job: 1, Task: task, Placements: []model.Placement{{Node: "n1", Cores: []int{core}, NUMA: []int{0}, MemoryMiB: 512, Scratch: 1024}}}
+		return h.apply(EntryApplyPlan, &ApplyPlan{Time: t0.Add(time.Minute), Starts: []model.Start{s}}).(PlanResult)
+	}
+	for task := range int64(3) {
+		if r := startTask(task, int(task)); r.Applied != 1 {
+			t.Fatalf("start task %d: %+v", task, r)
+		}
+	}
+	// Task 0 fails once: it has a retry left, so it waits to run again.
+	h.report("1.0.0.1", 1, model.AllocFailed, 2)
+	j := h.job(1)
+	if !slices.Equal(j.RetryTasks, []int64{0}) || j.TaskRestarts[0] != 1 || j.TasksFailed != 0 {
+		t.Fatalf("after a failure with a retry left: retry %v restarts %v failed %d", j.RetryTasks, j.TaskRestarts, j.TasksFailed)
+	}
+	if r := startTask(1, 3); r.Applied != 0 {
+		t.Fatalf("task 1 started twice: %+v", r)
+	}
+	if r := startTask(0, 0); r.Applied != 1 || h.f.Store().Snapshot().Alloc("1.0.0.2") == nil {
+		t.Fatalf("retry of task 0 not started as attempt 2: %+v", r)
+	}
+	if j := h.job(1); len(j.RetryTasks) != 0 {
+		t.Fatalf("task 0 still waits after its retry started: %v", j.RetryTasks)
+	}
+	// Task 1 is preempted: it runs again without using its retry.
+	p := model.Preemption{Job: 1, Task: 1, Attempt: 1, Allocs: []model.AllocID{"1.1.0.1"}, By: 2, Reason: "preempted by job 2"}
+	if r := h.apply(EntryApplyPlan, &ApplyPlan{Time: t0.Add(2 * time.Minute), Preemptions: []model.Preemption{p}}).(PlanResult); r.Preempted != 1 {
+		t.Fatalf("preemption of an array task: %+v", r)
+	}
+	h.report("1.1.0.1", 1, model.AllocCancelled, 0)
+	if j := h.job(1); !slices.Equal(j.RetryTasks, []int64{1}) || j.TaskRestarts[1] != 0 {
+		t.Fatalf("after preemption: retry %v restarts %v", j.RetryTasks, j.TaskRestarts)
+	}
+	// Task 0 fails again (no retry left), tasks 1 and 2 complete.
+	h.report("1.0.0.2", 2, model.AllocFailed, 2)
+	startTask(1, 1)
+	h.report("1.1.0.2", 2, model.AllocCompleted, 0)
+	h.report("1.2.0.1", 1, model.AllocCompleted, 0)
+	j = h.job(1)
+	if j.State != model.JobFailed || j.TasksDone != 2 || j.TasksFailed != 1 {
+		t.Fatalf("array ended %s with %d done, %d failed (%s); want failed, 2 done, 1 failed", j.State, j.TasksDone, j.TasksFailed, j.Reason)
 	}
 }

@@ -7,6 +7,7 @@
 package model
 
 import (
+	"maps"
 	"slices"
 	"time"
 )
@@ -128,6 +129,38 @@ type Job struct {
 	// TasksDone, TasksFailed count finished array tasks.
 	TasksDone   int64 `json:"tasksDone,omitempty"`
 	TasksFailed int64 `json:"tasksFailed,omitempty"`
+	// RetryTasks are array tasks below NextTask to run again (a failure
+	// with retries left, a lost node, a preemption), oldest first; the
+	// scheduler starts them before new ones. TaskRestarts counts the
+	// retries each task has used (only tasks that failed appear).
+	RetryTasks   []int64       `json:"retryTasks,omitempty"`
+	TaskRestarts map[int64]int `json:"taskRestarts,omitempty"`
+}
+
+// TasksLeft is how many array tasks are still to start: retries and those
+// from NextTask on. 0 for plain jobs.
+func (j *Job) TasksLeft() int64 {
+	if j.Array == nil {
+		return 0
+	}
+	return int64(len(j.RetryTasks)) + max(j.Array.Tasks()-j.NextTask, 0)
+}
+
+// TaskAt is the i-th task still to start (0 <= i < TasksLeft): the retries
+// first, then NextTask, NextTask+1, ...
+func (j *Job) TaskAt(i int64) int64 {
+	if i < int64(len(j.RetryTasks)) {
+		return j.RetryTasks[i]
+	}
+	return j.NextTask + i - int64(len(j.RetryTasks))
+}
+
+// TaskPending reports whether array task t is waiting to start.
+func (j *Job) TaskPending(t int64) bool {
+	if j.Array == nil || t < 0 || t >= j.Array.Tasks() {
+		return false
+	}
+	return t >= j.NextTask || slices.Contains(j.RetryTasks, t)
 }
 
 // Copy returns a deep copy that shares no memory with j.
@@ -142,6 +175,8 @@ func (j *Job) Copy() *Job {
 		a := *j.Array
 		c.Array = &a
 	}
+	c.RetryTasks = slices.Clone(j.RetryTasks)
+	c.TaskRestarts = maps.Clone(j.TaskRestarts)
 	return &c
 }
 
