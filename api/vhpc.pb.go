@@ -2328,7 +2328,10 @@ type Gpu struct {
 	IommuGroup int32                  `protobuf:"varint,6,opt,name=iommu_group,json=iommuGroup,proto3" json:"iommu_group,omitempty"`
 	Drained    string                 `protobuf:"bytes,7,opt,name=drained,proto3" json:"drained,omitempty"`
 	// health is set when a health check took the GPU out of service.
-	Health        string `protobuf:"bytes,8,opt,name=health,proto3" json:"health,omitempty"`
+	Health string `protobuf:"bytes,8,opt,name=health,proto3" json:"health,omitempty"`
+	// iommu_shared: other GPUs of the node share this GPU's IOMMU group
+	// (same iommu_group); the scheduler gives them to one guest together.
+	IommuShared   bool `protobuf:"varint,9,opt,name=iommu_shared,json=iommuShared,proto3" json:"iommu_shared,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2417,6 +2420,13 @@ func (x *Gpu) GetHealth() string {
 		return x.Health
 	}
 	return ""
+}
+
+func (x *Gpu) GetIommuShared() bool {
+	if x != nil {
+		return x.IommuShared
+	}
+	return false
 }
 
 type Node struct {
@@ -3220,7 +3230,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x05R\x02id\x12\x1d\n" +
 	"\n" +
 	"memory_mib\x18\x02 \x01(\x03R\tmemoryMib\x12#\n" +
-	"\rhugepages_mib\x18\x03 \x01(\x03R\fhugepagesMib\"\xd6\x01\n" +
+	"\rhugepages_mib\x18\x03 \x01(\x03R\fhugepagesMib\"\xf9\x01\n" +
 	"\x03Gpu\x12\x1f\n" +
 	"\vpci_address\x18\x01 \x01(\tR\n" +
 	"pciAddress\x12\x12\n" +
@@ -3232,7 +3242,8 @@ const file_vhpc_proto_rawDesc = "" +
 	"\viommu_group\x18\x06 \x01(\x05R\n" +
 	"iommuGroup\x12\x18\n" +
 	"\adrained\x18\a \x01(\tR\adrained\x12\x16\n" +
-	"\x06health\x18\b \x01(\tR\x06health\"\xa5\x04\n" +
+	"\x06health\x18\b \x01(\tR\x06health\x12!\n" +
+	"\fiommu_shared\x18\t \x01(\bR\viommuShared\"\xa5\x04\n" +
 	"\x04Node\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\tR\tpartition\x12\x1e\n" +

@@ -147,7 +147,7 @@ func NodeToProto(n *model.Node) *api.Node {
 	}
 	for _, g := range n.GPUs {
 		p.Gpus = append(p.Gpus, &api.Gpu{PciAddress: g.PCIAddress, Uuid: g.UUID, Model: g.Model, MemoryMib: g.MemoryMiB,
-			Numa: int32(g.NUMA), IommuGroup: int32(g.IOMMUGroup), Drained: g.Drained, Health: g.Health})
+			Numa: int32(g.NUMA), IommuGroup: int32(g.IOMMUGroup), Drained: g.Drained, Health: g.Health, IommuShared: g.IOMMUShared})
 	}
 	for _, c := range n.ReservedCores {
 		p.ReservedCores = append(p.ReservedCores, int32(c))
@@ -166,7 +166,7 @@ func NodeFromProto(p *api.Node) model.Node {
 	}
 	for _, g := range p.GetGpus() {
 		n.GPUs = append(n.GPUs, model.GPU{PCIAddress: g.GetPciAddress(), UUID: g.GetUuid(), Model: g.GetModel(), MemoryMiB: g.GetMemoryMib(),
-			NUMA: int(g.GetNuma()), IOMMUGroup: int(g.GetIommuGroup()), Drained: g.GetDrained(), Health: g.GetHealth()})
+			NUMA: int(g.GetNuma()), IOMMUGroup: int(g.GetIommuGroup()), Drained: g.GetDrained(), Health: g.GetHealth(), IOMMUShared: g.GetIommuShared()})
 	}
 	for _, c := range p.GetReservedCores() {
 		n.ReservedCores = append(n.ReservedCores, int(c))

@@ -13,7 +13,7 @@ func TestNodeRoundTrip(t *testing.T) {
 		Cores: []model.Core{{ID: 0, NUMA: 0, PhysicalCore: 0}, {ID: 32, NUMA: 1, PhysicalCore: 16}},
 		NUMA:  []model.NUMANode{{ID: 0, MemoryMiB: 512 << 10, HugepagesMiB: 64 << 10}, {ID: 1, MemoryMiB: 512 << 10}},
 		GPUs: []model.GPU{
-			{PCIAddress: "0000:3b:00.0", UUID: "GPU-1", Model: "H100", MemoryMiB: 80 << 10, NUMA: 0, IOMMUGroup: 12},
+			{PCIAddress: "0000:3b:00.0", UUID: "GPU-1", Model: "H100", MemoryMiB: 80 << 10, NUMA: 0, IOMMUGroup: 12, IOMMUShared: true},
 			{PCIAddress: "0000:86:00.0", Model: "H100", NUMA: 1, IOMMUGroup: 40, Drained: "shares IOMMU group", Health: "XID 79"},
 		},
 	}

@@ -164,6 +164,19 @@ func sharedGroup() fakeHost {
 		}}
 }
 
+// switchPair is fixture (d): a render box whose two GPUs sit behind one
+// PCIe switch without ACS, so they (and their audio functions and the
+// switch port) share IOMMU group 30.
+func switchPair() fakeHost {
+	return fakeHost{sockets: 1, coresPerSocket: 8, threads: 1, numaDirs: true, memPerNodeKiB: 64 << 20, iommu: true,
+		pci: []fakePCI{
+			{addr: "0000:3a:00.0", vendor: 0x10b5, device: 0x8747, class: 0x060400, numa: 0, group: 30, driver: "pcieport"},
+			gpuFn("0000:3b:00.0", 0, 30, "nvidia"), audioFn("0000:3b:00.1", 0, 30),
+			gpuFn("0000:3c:00.0", 0, 30, "nvidia"), audioFn("0000:3c:00.1", 0, 30),
+			gpuFn("0000:af:00.0", 0, 31, "nvidia"),
+		}}
+}
+
 // laptop is fixture (c): one socket, 4 cores x 2 threads, no NUMA
 // directory, no IOMMU, no NVIDIA GPU (only the integrated Intel one).
 func laptop() fakeHost {

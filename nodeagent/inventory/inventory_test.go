@@ -192,6 +192,26 @@ func TestPassthroughRefusals(t *testing.T) {
 	}
 }
 
+// TestGPUsSharingAGroup: GPUs whose IOMMU group holds only GPUs, their
+// functions and bridges can be passed through (together); the node tells
+// the scheduler which ones share.
+func TestGPUsSharingAGroup(t *testing.T) {
+	inv := scan(t, switchPair())
+	node := inv.ToNode("n")
+	want := map[string]bool{"0000:3b:00.0": true, "0000:3c:00.0": true, "0000:af:00.0": false}
+	for i, g := range inv.GPUs {
+		if !g.Passthrough || g.Reason != "" {
+			t.Errorf("GPU %s: passthrough %v (%s), want allowed", g.Address, g.Passthrough, g.Reason)
+		}
+		if mg := node.GPUs[i]; mg.IOMMUShared != want[g.Address] || mg.Drained != "" {
+			t.Errorf("node GPU %s: shared %v drained %q, want shared %v", mg.PCIAddress, mg.IOMMUShared, mg.Drained, want[g.Address])
+		}
+	}
+	if len(inv.GPUs) != 3 {
+		t.Fatalf("%d GPUs, want 3", len(inv.GPUs))
+	}
+}
+
 func TestAddNVML(t *testing.T) {
 	inv := scan(t, dgxLike())
 	inv.AddNVML([]gpu.DeviceInfo{

@@ -87,7 +87,11 @@ func (inv *Inventory) ToNode(name string) *model.Node {
 			MemoryMiB:  g.MemoryMiB,
 			NUMA:       g.NUMA,
 			IOMMUGroup: g.IOMMUGroup,
-			Drained:    strings.Join(drained, "; "),
+			// Another GPU in the group: the scheduler keeps them together.
+			IOMMUShared: g.IOMMUGroup >= 0 && slices.ContainsFunc(inv.GPUs, func(o GPU) bool {
+				return o.Address != g.Address && o.IOMMUGroup == g.IOMMUGroup
+			}),
+			Drained: strings.Join(drained, "; "),
 		})
 	}
 	return n

@@ -172,14 +172,25 @@ func (r reader) gpu(d PCIDevice, iommu bool) (g GPU, note string, err error) {
 	if err != nil {
 		return g, note, fmt.Errorf("gpu %s: iommu group %d: %w", d.Address, group, err)
 	}
-	var foreign []string
 	for _, m := range members {
 		md, err := r.pciDevice(m.Name())
 		if err != nil {
 			md = PCIDevice{Address: m.Name(), ClassName: "unreadable device"}
 		}
 		g.GroupMembers = append(g.GroupMembers, md)
-		if md.Address == d.Address || sameSlot(md.Address, d.Address) || md.Class>>8 == 0x0604 {
+	}
+	// Other NVIDIA GPUs in the group (GPUs behind one PCIe switch without
+	// ACS) and their functions are allowed: the scheduler gives such GPUs
+	// to one guest together. Anything else would go to the guest as well.
+	var gpuSlots []string
+	for _, md := range g.GroupMembers {
+		if isGPU(md) {
+			gpuSlots = append(gpuSlots, md.Address)
+		}
+	}
+	var foreign []string
+	for _, md := range g.GroupMembers {
+		if md.Class>>8 == 0x0604 || slices.ContainsFunc(gpuSlots, func(a string) bool { return a == md.Address || sameSlot(a, md.Address) }) {
 			continue
 		}
 		foreign = append(foreign, fmt.Sprintf("%s (%s)", md.Address, md.ClassName))

@@ -34,6 +34,9 @@ func ResolveGPUs(inv *inventory.Inventory, addrs []string) ([]vm.GPU, error) {
 		vg := vm.GPU{Address: g.Address, NUMA: g.NUMA}
 		for _, m := range g.GroupMembers {
 			vg.Group = append(vg.Group, vm.PCIFunction{Address: m.Address, Class: m.Class})
+			if m.Address != g.Address && slices.ContainsFunc(inv.GPUs, func(o inventory.GPU) bool { return o.Address == m.Address }) {
+				vg.Mates = append(vg.Mates, m.Address)
+			}
 		}
 		out = append(out, vg)
 	}

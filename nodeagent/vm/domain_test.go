@@ -392,6 +392,10 @@ func TestBuildRejectsGPU(t *testing.T) {
 		{"second GPU behind a switch without ACS", func(_ *Template, s *Spec) {
 			s.GPUs[0].Group = append(s.GPUs[0].Group, PCIFunction{Address: "0000:3c:00.0", Class: 0x030200})
 		}, "neither a function of the GPU"},
+		{"group mate not given to the guest", func(_ *Template, s *Spec) {
+			s.GPUs[0].Group = append(s.GPUs[0].Group, PCIFunction{Address: "0000:3c:00.0", Class: 0x030200})
+			s.GPUs[0].Mates = []string{"0000:3c:00.0"}
+		}, "shares its IOMMU group with gpu 0000:3c:00.0, which this guest does not get"},
 		{"tcg", func(t *Template, _ *Spec) { t.Hypervisor = "tcg" }, "needs KVM"},
 		{"machine pc", func(t *Template, _ *Spec) { t.Machine = "pc" }, "need q35"},
 		{"no NUMA cells", func(_ *Template, s *Spec) { s.NUMA, s.CoreNUMA = nil, nil }, "GPUs need NUMA cells"},
@@ -436,6 +440,37 @@ func TestBuildRejectsGPU(t *testing.T) {
 // all cores, as on most two-socket hosts) give vCPUs numbered cell by
 // cell, each pinned to its own core, and a memory-only cell for a host
 // node the placement took memory but no cores from.
+// TestGPUsSharingAGroupBuildTogether: two GPUs behind one switch without
+// ACS (one IOMMU group) build into one domain, each GPU's functions once.
+func TestGPUsSharingAGroupBuildTogether(t *testing.T) {
+	group := []PCIFunction{{Address: "0000:3b:00.0", Class: 0x030200}, audio("0000:3b:00.1"),
+		{Address: "0000:3c:00.0", Class: 0x030200}, audio("0000:3c:00.1"), bridge("0000:3a:00.0")}
+	s := baseSpec()
+	s.Cores, s.CoreNUMA, s.MemoryMiB = []int{2, 3}, []int{0, 0}, 512
+	s.NUMA = []NUMACell{{HostNode: 0, MemoryMiB: 512}}
+	s.GPUs = []GPU{
+		{Address: "0000:3b:00.0", NUMA: 0, Group: group, Mates: []string{"0000:3c:00.0"}},
+		{Address: "0000:3c:00.0", NUMA: 0, Group: group, Mates: []string{"0000:3b:00.0"}},
+	}
+	d, err := Build(tinyTemplate("kvm"), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := d.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fn := range []string{"3b:00.0", "3b:00.1", "3c:00.0", "3c:00.1"} {
+		src := fmt.Sprintf(`<address domain="0x0000" bus="0x%s" slot="0x%s" function="0x%s">`, fn[:2], fn[3:5], fn[6:])
+		if n := strings.Count(x, src); n != 1 {
+			t.Errorf("host function %s appears %d times as a hostdev source, want once", fn, n)
+		}
+	}
+	if strings.Contains(x, `bus="0x3a"`) {
+		t.Error("the PCIe bridge was passed through")
+	}
+}
+
 func TestNUMAVCPUOrder(t *testing.T) {
 	s := baseSpec()
 	s.Cores = []int{0, 1, 16, 17, 32, 33, 48, 49}
@@ -475,6 +510,9 @@ func TestPassedFunctions(t *testing.T) {
 		want string
 	}{
 		{"alone", h100("0000:3b:00.0", 0), "0000:3b:00.0"},
+		{"group mate's functions stay with the mate", GPU{Address: "0000:3b:00.0", Mates: []string{"0000:3c:00.0"}, Group: []PCIFunction{
+			{Address: "0000:3b:00.0", Class: 0x030200}, audio("0000:3b:00.1"), {Address: "0000:3c:00.0", Class: 0x030200}, audio("0000:3c:00.1"),
+		}}, "0000:3b:00.0 0000:3b:00.1"},
 		{"audio and bridge", h100("0000:3b:00.0", 0, bridge("0000:3a:00.0"), audio("0000:3b:00.1")), "0000:3b:00.0 0000:3b:00.1"},
 		{"GPU not listed, four functions", GPU{Address: "0000:af:00.0", Group: []PCIFunction{
 			{Address: "0000:af:00.3", Class: 0x0c8000}, {Address: "0000:af:00.2", Class: 0x0c0330}, audio("0000:af:00.1"),

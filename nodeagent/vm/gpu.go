@@ -26,6 +26,10 @@ type GPU struct {
 	// bridges stay on the host, and anything else makes Build fail: it
 	// would have to be given to the guest too.
 	Group []PCIFunction
+	// Mates are the other GPUs of the same IOMMU group (GPUs behind one
+	// PCIe switch without ACS). They must be passed to the same guest, each
+	// with its own functions; Build fails when one is missing.
+	Mates []string
 }
 
 // PCIFunction is one host PCI function of an IOMMU group.
@@ -125,6 +129,8 @@ func passedFunctions(g GPU) ([]pciAddr, error) {
 		case a.sameSlot(gpu):
 			fns = append(fns, a)
 		case isBridge(m.Class):
+		case slices.ContainsFunc(g.Mates, func(mate string) bool { ma, err := parsePCI(mate); return err == nil && ma.sameSlot(a) }):
+			// passed through with its own GPU
 		default:
 			return nil, fmt.Errorf("gpu %s: its IOMMU group holds %s (class 0x%06x), which is neither a function of the GPU nor a PCI bridge; passing the GPU through would give the guest that device too: refusing (the inventory should have drained this GPU)",
 				g.Address, m.Address, m.Class)
@@ -158,6 +164,11 @@ func validateGPUs(t Template, s Spec) error {
 	}
 	owner := map[pciAddr]string{}
 	for _, g := range s.GPUs {
+		for _, mate := range g.Mates {
+			if !slices.ContainsFunc(s.GPUs, func(o GPU) bool { return o.Address == mate }) {
+				return fmt.Errorf("spec: gpu %s shares its IOMMU group with gpu %s, which this guest does not get; such GPUs can only be passed through together", g.Address, mate)
+			}
+		}
 		fns, err := passedFunctions(g)
 		if err != nil {
 			return fmt.Errorf("spec: %w", err)

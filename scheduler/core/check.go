@@ -120,6 +120,14 @@ func checkPlacement(ns *nodeState, j *model.Job, p *model.Placement) error {
 		case !ni.gpuMatches(gi, r):
 			return fmt.Errorf("GPU %s (%s, %d MiB) does not match the request (%s)", a, ni.gpus[gi].gpu.Model, ni.gpus[gi].gpu.MemoryMiB, gpuWords(r, r.GPUs))
 		}
+		if ni.groups == nil {
+			continue
+		}
+		for _, m := range ni.groups[ni.groupOf[gi]] {
+			if mate := ni.gpus[m].gpu.PCIAddress; !slices.Contains(p.GPUs, mate) {
+				return fmt.Errorf("GPU %s shares IOMMU group %d with GPU %s, which the placement lacks: such GPUs go to one guest together", a, ni.gpus[gi].gpu.IOMMUGroup, mate)
+			}
+		}
 	}
 	if p.MemoryMiB < r.MemoryMiB || p.Hugepages < r.HugepagesMiB || p.Scratch < r.ScratchMiB {
 		return fmt.Errorf("placement holds less memory, hugepages or scratch than the job asks for")

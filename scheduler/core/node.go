@@ -44,6 +44,12 @@ type hw struct {
 	logCap  []int // usable logical CPUs per NUMA index
 	full    free  // everything usable free
 	scratch int64
+	// groups lists GPU table indices per IOMMU group, and groupOf each
+	// GPU's group, only on nodes where some group holds more than one GPU
+	// (nil elsewhere): such GPUs can only be passed through together, so
+	// they are given out as whole groups (see placer.chooseGroups).
+	groups  [][]int
+	groupOf []int
 }
 
 // sameHardware compares everything placement reads (GPU UUIDs excepted).
@@ -101,8 +107,35 @@ func newHW(n *model.Node) *hw {
 	for i, g := range ni.gpus {
 		ni.gpuIdx[g.gpu.PCIAddress] = i
 	}
+	ni.buildGroups()
 	ni.full = ni.newFull()
 	return ni
+}
+
+// buildGroups fills groups and groupOf when GPUs share an IOMMU group:
+// those marked IOMMUShared are grouped by IOMMUGroup; every other GPU is a
+// group of its own.
+func (ni *hw) buildGroups() {
+	byGroup := map[int]int{}
+	var groups [][]int
+	groupOf := make([]int, len(ni.gpus))
+	shared := false
+	for i, g := range ni.gpus {
+		if id := g.gpu.IOMMUGroup; g.gpu.IOMMUShared {
+			if gi, ok := byGroup[id]; ok {
+				groups[gi] = append(groups[gi], i)
+				groupOf[i] = gi
+				shared = true
+				continue
+			}
+			byGroup[id] = len(groups)
+		}
+		groupOf[i] = len(groups)
+		groups = append(groups, []int{i})
+	}
+	if shared {
+		ni.groups, ni.groupOf = groups, groupOf
+	}
 }
 
 func (ni *hw) buildCores(numaIdx func(int) int) {

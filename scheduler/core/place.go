@@ -12,6 +12,9 @@ type placer struct {
 	elig   []int // eligible free GPUs per NUMA index
 	order  []int // NUMA indices in spanning order
 	sorted []int
+	gsize  []int // per IOMMU group: its size when whole, free and eligible, else 0
+	gcand  []int // groups considered by pickGroups
+	reach  []int // pickGroups: group that first reached each sum, -1 none
 }
 
 // quickFits is the O(1) pre-check on totals: false means place would fail.
@@ -46,7 +49,11 @@ func (pl *placer) choose(ni *nodeInfo, f *free, r *model.Request) ([]int, bool) 
 	k := len(ni.numaID)
 	pl.elig = slices.Grow(pl.elig[:0], k)[:k]
 	clear(pl.elig)
-	if r.GPUs > 0 {
+	grouped := r.GPUs > 0 && ni.groups != nil
+	switch {
+	case grouped:
+		pl.eligibleGroups(ni, f, r)
+	case r.GPUs > 0:
 		for i := range ni.gpus {
 			if f.gpu.has(i) && ni.gpuMatches(i, r) {
 				pl.elig[ni.gpus[i].numa]++
@@ -57,6 +64,9 @@ func (pl *placer) choose(ni *nodeInfo, f *free, r *model.Request) ([]int, bool) 
 	best, bg, bc := -1, 0, 0
 	for i := 0; i < k; i++ {
 		if pl.elig[i] < r.GPUs || f.numaLog[i] < c || f.reg[i] < reg || f.huge[i] < huge {
+			continue
+		}
+		if grouped && !pl.groupsAddUp(ni, []int{i}, r.GPUs, nil) {
 			continue
 		}
 		lg, lc := f.numaGPUFree(ni, i)-r.GPUs, f.numaLog[i]-c
@@ -82,7 +92,7 @@ func (pl *placer) choose(ni *nodeInfo, f *free, r *model.Request) ([]int, bool) 
 		return f.numaLog[b] - f.numaLog[a]
 	})
 	for n := 2; n <= k; n++ {
-		if pl.spanFits(f, r, pl.order[:n]) {
+		if pl.spanFits(f, r, pl.order[:n]) && (!grouped || pl.groupsAddUp(ni, pl.order[:n], r.GPUs, nil)) {
 			return pl.order[:n], true
 		}
 	}
@@ -117,6 +127,10 @@ func (pl *placer) spanFits(f *free, r *model.Request, set []int) bool {
 func (pl *placer) take(ni *nodeInfo, f *free, r *model.Request, set []int) use {
 	var u use
 	need := r.GPUs
+	if ni.groups != nil && need > 0 {
+		pl.groupsAddUp(ni, set, need, &u.gpus)
+		need = 0
+	}
 	for _, k := range set {
 		for i := range ni.gpus {
 			if need == 0 {
@@ -168,4 +182,56 @@ func (f *free) numaGPUFree(ni *nodeInfo, k int) int {
 		}
 	}
 	return n
+}
+
+// eligibleGroups fills pl.gsize (see placer) and pl.elig (eligible GPUs per
+// NUMA index, counted by whole groups) for a node with shared IOMMU groups.
+// A group's NUMA node is its first GPU's.
+func (pl *placer) eligibleGroups(ni *nodeInfo, f *free, r *model.Request) {
+	pl.gsize = slices.Grow(pl.gsize[:0], len(ni.groups))[:len(ni.groups)]
+	for g, members := range ni.groups {
+		pl.gsize[g] = len(members)
+		for _, i := range members {
+			if !f.gpu.has(i) || !ni.gpuMatches(i, r) {
+				pl.gsize[g] = 0
+				break
+			}
+		}
+		if pl.gsize[g] > 0 {
+			pl.elig[ni.gpus[members[0]].numa] += pl.gsize[g]
+		}
+	}
+}
+
+// groupsAddUp reports whether whole eligible groups on the NUMA set add up
+// to exactly want GPUs, preferring the smallest groups (larger ones stay
+// whole for larger requests). With out non-nil it appends the chosen GPUs.
+func (pl *placer) groupsAddUp(ni *nodeInfo, set []int, want int, out *[]int) bool {
+	pl.gcand = pl.gcand[:0]
+	for g, size := range pl.gsize {
+		if size > 0 && slices.Contains(set, ni.gpus[ni.groups[g][0]].numa) {
+			pl.gcand = append(pl.gcand, g)
+		}
+	}
+	slices.SortStableFunc(pl.gcand, func(a, b int) int { return pl.gsize[a] - pl.gsize[b] })
+	// reach[s] is the group that first made sum s reachable (0/1 knapsack).
+	pl.reach = slices.Grow(pl.reach[:0], want+1)[:want+1]
+	for s := range pl.reach {
+		pl.reach[s] = -1
+	}
+	pl.reach[0] = len(pl.gsize) // sentinel: the empty sum
+	for _, g := range pl.gcand {
+		for s := want; s >= pl.gsize[g]; s-- {
+			if pl.reach[s] < 0 && pl.reach[s-pl.gsize[g]] >= 0 && pl.reach[s-pl.gsize[g]] != g {
+				pl.reach[s] = g
+			}
+		}
+	}
+	if pl.reach[want] < 0 {
+		return false
+	}
+	for s := want; s > 0 && out != nil; s -= pl.gsize[pl.reach[s]] {
+		*out = append(*out, ni.groups[pl.reach[s]]...)
+	}
+	return true
 }

@@ -16,6 +16,11 @@ func TestPlacement(t *testing.T) {
 	reserved.ReservedCores = []int{0, 1}
 	notReady := mkNode("a", dgx)
 	notReady.State = model.NodeDraining
+	// The two GPUs of NUMA node 0 sit behind one PCIe switch without ACS:
+	// one IOMMU group, so they can only go to one guest together.
+	shared := mkNode("a", dgx)
+	shared.GPUs[0].IOMMUGroup, shared.GPUs[1].IOMMUGroup = 100, 100
+	shared.GPUs[0].IOMMUShared, shared.GPUs[1].IOMMUShared = true, true
 	tests := []struct {
 		name   string
 		nodes  []*model.Node
@@ -69,6 +74,32 @@ func TestPlacement(t *testing.T) {
 			nodes: []*model.Node{drained},
 			req:   model.Request{GPUs: 1},
 			want:  []model.Placement{{Node: "a", Cores: []int{0, 16}, NUMA: []int{0}, GPUs: []string{"0000:02:00.0"}}},
+		},
+		{
+			name:  "one GPU comes from a group of its own, not from a shared group",
+			nodes: []*model.Node{shared},
+			req:   model.Request{GPUs: 1},
+			want:  []model.Placement{{Node: "a", Cores: []int{8, 24}, NUMA: []int{1}, GPUs: []string{"0000:11:00.0"}}},
+		},
+		{
+			name:  "two GPUs take a shared group whole",
+			nodes: []*model.Node{shared},
+			busy:  []model.Placement{{Node: "a", GPUs: []string{"0000:11:00.0"}, Cores: []int{8, 24}, NUMA: []int{1}}},
+			req:   model.Request{GPUs: 2},
+			want:  []model.Placement{{Node: "a", Cores: []int{0, 16}, NUMA: []int{0}, GPUs: []string{"0000:01:00.0", "0000:02:00.0"}}},
+		},
+		{
+			name:   "a shared group is never split",
+			nodes:  []*model.Node{shared},
+			busy:   []model.Placement{{Node: "a", GPUs: []string{"0000:11:00.0", "0000:12:00.0"}, Cores: []int{8, 24}, NUMA: []int{1}}},
+			req:    model.Request{GPUs: 1},
+			reason: "waiting for resources",
+		},
+		{
+			name:  "three GPUs across NUMA nodes: the shared group and one more",
+			nodes: []*model.Node{shared},
+			req:   model.Request{GPUs: 3, CrossNUMA: true},
+			want:  []model.Placement{{Node: "a", Cores: []int{0, 16}, NUMA: []int{0, 1}, GPUs: []string{"0000:01:00.0", "0000:02:00.0", "0000:11:00.0"}}},
 		},
 		{
 			name:   "node not ready takes no work",
@@ -145,4 +176,15 @@ func TestPlacement(t *testing.T) {
 func eqPlacement(a, b model.Placement) bool {
 	return a.Node == b.Node && slices.Equal(a.Cores, b.Cores) && slices.Equal(a.NUMA, b.NUMA) &&
 		slices.Equal(a.GPUs, b.GPUs) && a.MemoryMiB == b.MemoryMiB
+}
+
+func TestCheckStartRefusesHalfAnIOMMUGroup(t *testing.T) {
+	n := mkNode("a", dgx)
+	n.GPUs[0].IOMMUGroup, n.GPUs[1].IOMMUGroup = 100, 100
+	n.GPUs[0].IOMMUShared, n.GPUs[1].IOMMUShared = true, true
+	in := Input{Now: t0, Nodes: []*model.Node{n}, Jobs: []*model.Job{mkJob(1, model.Request{GPUs: 1}, time.Hour)}}
+	err := CheckStart(in, model.Start{Job: 1, Placements: []model.Placement{{Node: "a", Cores: []int{0, 16}, NUMA: []int{0}, GPUs: []string{"0000:01:00.0"}}}})
+	if err == nil || !strings.Contains(err.Error(), "shares IOMMU group 100 with GPU 0000:02:00.0") {
+		t.Fatalf("CheckStart = %v, want a refusal naming the group mate", err)
+	}
 }

@@ -13,8 +13,8 @@ import (
 )
 
 // genNode draws a random node: 1-2 NUMA nodes, SMT or not, 0-2 GPUs per
-// NUMA node of one of two models, sometimes a reserved core, a drained GPU
-// or a node that is not ready.
+// NUMA node of one of two models, sometimes a reserved core, a drained GPU,
+// two GPUs sharing an IOMMU group, or a node that is not ready.
 func genNode(t *rapid.T, name string) *model.Node {
 	h := hwSpec{numa: rapid.IntRange(1, 2).Draw(t, "numa"), phys: rapid.IntRange(1, 4).Draw(t, "phys"),
 		smt: rapid.IntRange(1, 2).Draw(t, "smt"), gpus: rapid.IntRange(0, 2).Draw(t, "gpus"),
@@ -25,6 +25,10 @@ func genNode(t *rapid.T, name string) *model.Node {
 	}
 	if len(n.GPUs) > 0 && rapid.IntRange(0, 4).Draw(t, "drain") == 0 {
 		n.GPUs[0].Drained = "test"
+	}
+	if len(n.GPUs) > 1 && rapid.IntRange(0, 3).Draw(t, "sharedGroup") == 0 {
+		n.GPUs[1].IOMMUGroup = n.GPUs[0].IOMMUGroup // one IOMMU group: given out together
+		n.GPUs[0].IOMMUShared, n.GPUs[1].IOMMUShared = true, true
 	}
 	if rapid.IntRange(0, 9).Draw(t, "down") == 0 {
 		n.State = model.NodeDown

@@ -204,6 +204,10 @@ type GPU struct {
 	MemoryMiB  int64  `json:"memoryMiB"`
 	NUMA       int    `json:"numa"`
 	IOMMUGroup int    `json:"iommuGroup"`
+	// IOMMUShared is set when other GPUs of the node share this GPU's IOMMU
+	// group (the same IOMMUGroup): they can only be passed through to one
+	// guest together, so the scheduler gives out such GPUs as a whole group.
+	IOMMUShared bool `json:"iommuShared,omitempty"`
 	// Drained is non-empty when the GPU must not be given to jobs, and says
 	// why: set by the agent from its inventory (e.g. a dirty IOMMU group).
 	Drained string `json:"drained,omitempty"`
