@@ -32,7 +32,7 @@ type Spec struct {
 	StageOut   []Stage           `yaml:"stageOut,omitempty" json:"stageOut,omitempty" jsonschema:"maxItems=64" jsonschema_description:"Files or folders copied from the job directory back to the submit directory after the job ends."`
 	Array      *Array            `yaml:"array,omitempty" json:"array,omitempty" jsonschema_description:"Makes this an array job over a range of frames (render jobs)."`
 	DependsOn  []Dependency      `yaml:"dependsOn,omitempty" json:"dependsOn,omitempty" jsonschema:"maxItems=64" jsonschema_description:"Jobs that must end before this one starts."`
-	Retries    int               `yaml:"retries" json:"retries" jsonschema:"minimum=0,maximum=10,default=0" jsonschema_description:"How many times a failed job is run again. 0..10, default 0."`
+	Retries    int               `yaml:"retries" json:"retries" jsonschema:"minimum=0,maximum=10,default=0" jsonschema_description:"How many times a failed job is run again (for an array: each failed task). A lost node uses one; a job preempted by a higher QOS is requeued without using one. 0..10, default 0."`
 
 	// src is where Parse found each value; nil for a Spec built in Go.
 	src *source
