@@ -54,6 +54,9 @@ func TestE2EPreemption(t *testing.T) {
 	if first.GetState() != "preempted" || !strings.Contains(first.GetReason(), fmt.Sprintf("preempted by job %d (QOS high over low)", high)) {
 		t.Errorf("the low job's first allocation: %s (%s), want preempted by job %d", first.GetState(), first.GetReason(), high)
 	}
+	if _, out, _ := c.hpcsub(dir, "show", fmt.Sprint(low)); !strings.Contains(out, "preempted") || !strings.Contains(out, fmt.Sprintf("preempted by job %d", high)) {
+		t.Errorf("hpcsub show of the preempted job does not say so:\n%s", out)
+	}
 	c.waitFor(t, "the preempted job to run again", func() bool {
 		j := c.job(low)
 		return j.GetState() == "running" && j.GetAttempt() == 2
