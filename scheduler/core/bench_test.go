@@ -36,7 +36,18 @@ func benchJobs(first model.JobID, n int) []*model.Job {
 
 // BenchmarkCycle10kJobs1kNodes is one scheduling cycle: 1,000 nodes with 8
 // GPUs each, about half of them busy, and 10,000 pending jobs.
-func BenchmarkCycle10kJobs1kNodes(b *testing.B) {
+func BenchmarkCycle10kJobs1kNodes(b *testing.B) { benchCycle(b, false) }
+
+// BenchmarkCycle10kJobs1kNodesPreemption is the same cycle with preemption
+// on and every running job of QOS low, so each blocked job looks for
+// victims.
+func BenchmarkCycle10kJobs1kNodesPreemption(b *testing.B) { benchCycle(b, true) }
+
+func benchCycle(b *testing.B, preempt bool) {
+	cfg := DefaultConfig()
+	if preempt {
+		cfg.Preemption = PreemptRequeue
+	}
 	in := Input{Now: t0, Nodes: benchNodes(1000)}
 	warm := benchJobs(1, 2500)
 	in.Jobs = warm
@@ -52,13 +63,16 @@ func BenchmarkCycle10kJobs1kNodes(b *testing.B) {
 	var running []*model.Job
 	for _, j := range warm {
 		if j.State == model.JobRunning {
+			if preempt {
+				j.QOS = "low"
+			}
 			running = append(running, j)
 		}
 	}
 	in.Jobs = append(running, benchJobs(100000, 10000)...)
 	b.ResetTimer()
 	for b.Loop() {
-		p := Schedule(in, DefaultConfig())
+		p := Schedule(in, cfg)
 		if len(p.Pending) < 9000 {
 			b.Fatalf("only %d pending", len(p.Pending))
 		}

@@ -100,6 +100,12 @@ func (c *cluster) add(n int, h holder) {
 	c.gen++
 }
 
+// fitsAt reports whether r fits node n during [t0, t0+d).
+func (c *cluster) fitsAt(n int, r *model.Request, t0, d int64) bool {
+	f := c.view(n, t0, t0+d)
+	return quickFits(f, r) && c.pl.fits(c.nodes[n].info, f, r)
+}
+
 // detach removes the holders of a running gang (job, task; start <= 0) from
 // every node and returns them with their node indexes, for attach to put
 // back. The nodes' now views are rebuilt.

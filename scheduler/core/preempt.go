@@ -37,27 +37,46 @@ type victim struct {
 	nodes   []int
 }
 
-// victims lists the running gangs in partition part that a job of QOS rank
-// may preempt, cheapest first: lowest QOS, then the most recently started
-// (least work lost), then the highest job id. Gangs already being stopped
-// are left out: they free their resources anyway.
+// victims lists the running gangs in partition part that a job of QOS
+// rank may preempt, cheapest first: lowest QOS, then the most recently
+// started (least work lost), then the highest job id. Gangs already being
+// stopped, or stopped by this plan, are left out: they free their
+// resources anyway. The full list is built once per partition and cycle;
+// a rank takes its prefix (the list is ordered by QOS first).
 func (s *sched) victims(rank int, part string) []victim {
+	all, ok := s.victimList[part]
+	if !ok {
+		all = s.buildVictims(part)
+		s.victimList[part] = all
+	}
+	var out []victim
+	for _, v := range all {
+		if qosRank(v.j.QOS) >= rank {
+			break
+		}
+		if !s.preempted[gangKey{v.j.ID, v.task}] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (s *sched) buildVictims(part string) []victim {
 	inPart := map[int]bool{}
 	for _, n := range s.partNodes(part) {
 		inPart[n] = true
 	}
-	type key = gangKey
-	byKey := map[key]*victim{}
-	var order []key
-	skip := map[key]bool{}
+	byKey := map[gangKey]*victim{}
+	var order []gangKey
+	skip := map[gangKey]bool{}
 	for _, a := range s.allocs {
-		k := key{a.Job, a.Task}
+		k := gangKey{a.Job, a.Task}
 		j := s.jobs[a.Job]
 		if a.State.Terminal() || j == nil {
 			continue
 		}
 		n, ok := s.cl.byName[a.Placement.Node]
-		if a.StopRequested || s.preempted[k] || qosRank(j.QOS) >= rank || !ok || !inPart[n] {
+		if a.StopRequested || qosRank(j.QOS) >= 2 || !ok || !inPart[n] {
 			skip[k] = true // a gang is taken whole or not at all
 			continue
 		}
@@ -94,36 +113,91 @@ func (s *sched) victims(rank int, part string) []victim {
 	return out
 }
 
+// maxPreemptSearches bounds the victim searches of one cycle (each costs a
+// pass over the partition's nodes). Jobs past it wait like any other and
+// search in a later cycle; the leader runs cycles back to back while work
+// moves, so a backlog of preemptors is worked through a batch at a time.
+const maxPreemptSearches = 64
+
+// preemptKey caches failed searches: a shape that found no set of victims
+// at one rank and estimate finds none for any longer estimate later in
+// the cycle (the cluster only fills up and victims are only used up).
+type preemptKey struct {
+	shape shapeKey
+	rank  int
+}
+
+// fitSet tracks the nodes on which one task fits over a window, as
+// victims are detached and put back.
+type fitSet struct {
+	cl     *cluster
+	r      *model.Request
+	t0, d  int64
+	member map[int]bool
+	nodes  []int
+}
+
+func (fs *fitSet) recheck(n int) {
+	ok := fs.cl.fitsAt(n, fs.r, fs.t0, fs.d)
+	switch {
+	case ok && !fs.member[n]:
+		fs.member[n] = true
+		fs.nodes = append(fs.nodes, n)
+	case !ok && fs.member[n]:
+		delete(fs.member, n)
+		fs.nodes = slices.DeleteFunc(fs.nodes, func(m int) bool { return m == n })
+	}
+}
+
+// gang places the task on the fitting nodes, if there are enough.
+func (fs *fitSet) gang() ([]int, []use, bool) {
+	if len(fs.nodes) < max(fs.r.Nodes, 1) {
+		return nil, nil, false
+	}
+	slices.Sort(fs.nodes) // deterministic whatever the detach order
+	return fs.cl.gangAt(fs.r, fs.nodes, fs.t0, fs.d)
+}
+
 // tryPreempt is called for a task of c that cannot start now. Under
 // PreemptRequeue it looks for the fewest, cheapest running gangs of a
 // lower QOS whose end would let the task start, and if there are such,
 // adds their preemption to the plan and reserves the task on the freed
 // nodes from StopGrace on. It returns the pending reason, or "" when
 // preemption does not apply (off, nothing lower to stop, not enough even
-// if everything lower stopped, or gangs already stopping will free enough).
+// if everything lower stopped, or what ends by the grace frees enough).
+//
+// The fit is checked over [grace, grace+d): what ends before the grace
+// anyway needs no stopping. Only the victims' nodes are re-examined as
+// victims are taken, so a search costs one pass over the partition plus
+// the victims' nodes.
 func (s *sched) tryPreempt(c candidate, task, d int64) string {
 	rank := qosRank(c.j.QOS)
 	if s.cfg.Preemption != PreemptRequeue || rank <= s.lowestRunningQOS() {
 		return ""
 	}
-	r := &c.j.Request
-	nodes := s.partNodes(c.key.part)
-	grace := max(int64(s.cfg.StopGrace), int64(time.Second))
-	if t, _, _, ok := s.cl.earliest(r, nodes, d); ok && t <= grace {
-		return "" // what is already stopping frees enough: a plain reservation follows
-	}
-	vs := s.victims(rank, c.key.part)
-	if len(vs) == 0 {
+	pk := preemptKey{c.key, rank}
+	if m, ok := s.preemptFail[pk]; (ok && d >= m) || s.preemptSearches >= maxPreemptSearches {
 		return ""
 	}
-	// Stop victims in order until the task fits over [grace, grace+d) (what
-	// ends before the grace anyway needs no stopping), then put back any
-	// that turned out not to be needed (most valuable first).
+	s.preemptSearches++
+	r := &c.j.Request
+	grace := max(int64(s.cfg.StopGrace), int64(time.Second))
+	fs := &fitSet{cl: s.cl, r: r, t0: grace, d: d, member: map[int]bool{}}
+	for _, n := range s.partNodes(c.key.part) {
+		fs.recheck(n)
+	}
+	if _, _, ok := fs.gang(); ok {
+		return "" // what ends by the grace frees enough: a plain reservation follows
+	}
+	vs := s.victims(rank, c.key.part)
 	detached := make([][]placedHolder, 0, len(vs))
 	fits := false
 	for _, v := range vs {
 		detached = append(detached, s.cl.detach(v.j.ID, v.task, v.nodes))
-		if _, _, ok := s.cl.gangAt(r, nodes, grace, d); ok {
+		for _, n := range v.nodes {
+			fs.recheck(n)
+		}
+		if _, _, ok := fs.gang(); ok {
 			fits = true
 			break
 		}
@@ -132,21 +206,31 @@ func (s *sched) tryPreempt(c candidate, task, d int64) string {
 		for _, hs := range detached {
 			s.cl.attach(hs)
 		}
+		if m, ok := s.preemptFail[pk]; !ok || d < m {
+			s.preemptFail[pk] = d
+		}
 		return ""
 	}
+	// Put back, most valuable first, every victim the task does not need.
 	chosen := make([]bool, len(detached))
 	for i := range chosen {
 		chosen[i] = true
 	}
 	for i := len(detached) - 1; i >= 0; i-- {
 		s.cl.attach(detached[i])
-		if _, _, ok := s.cl.gangAt(r, nodes, grace, d); ok {
+		for _, n := range vs[i].nodes {
+			fs.recheck(n)
+		}
+		if _, _, ok := fs.gang(); ok {
 			chosen[i] = false
 			continue
 		}
 		detached[i] = s.cl.detach(vs[i].j.ID, vs[i].task, vs[i].nodes)
+		for _, n := range vs[i].nodes {
+			fs.recheck(n)
+		}
 	}
-	picked, uses, _ := s.cl.gangAt(r, nodes, grace, d)
+	picked, uses, _ := fs.gang()
 	// The victims keep their resources until their guests stop: plan them
 	// to end at the grace time, and the preempting task right after.
 	var names []string

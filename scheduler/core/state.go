@@ -39,11 +39,15 @@ type sched struct {
 	nres     int
 	// preempted are the gangs this plan already stops.
 	preempted map[gangKey]bool
-	allocs    []*model.Alloc // Input.Allocs by job, task, rank (deterministic order)
-	lowestQOS int            // see lowestRunningQOS; -1 until computed
-	lazy      []lazyReason
-	perNUMA   []int
-	explain   *explainState
+	// victimList and preemptFail are tryPreempt's per-cycle caches.
+	victimList      map[string][]victim
+	preemptFail     map[preemptKey]int64
+	preemptSearches int
+	allocs          []*model.Alloc // Input.Allocs by job, task, rank (deterministic order)
+	lowestQOS       int            // see lowestRunningQOS; -1 until computed
+	lazy            []lazyReason
+	perNUMA         []int
+	explain         *explainState
 }
 
 type nowCache struct {
@@ -60,18 +64,20 @@ type missCache struct {
 func newSched(in *Input, cfg *Config) *sched {
 	s := &sched{
 		in: in, cfg: cfg, cl: newCluster(in.Nodes),
-		plan:      model.Plan{Pending: map[model.JobID]string{}},
-		jobs:      make(map[model.JobID]*model.Job, len(in.Jobs)),
-		tasksRun:  map[model.JobID]int{},
-		dept:      map[string]*usageCount{},
-		part:      map[string]*usageCount{},
-		partN:     map[string][]int{},
-		ever:      map[shapeKey]string{},
-		failMin:   map[shapeKey]int64{},
-		nowC:      map[shapeKey]nowCache{},
-		miss:      map[shapeKey]missCache{},
-		preempted: map[gangKey]bool{},
-		lowestQOS: -1,
+		plan:        model.Plan{Pending: map[model.JobID]string{}},
+		jobs:        make(map[model.JobID]*model.Job, len(in.Jobs)),
+		tasksRun:    map[model.JobID]int{},
+		dept:        map[string]*usageCount{},
+		part:        map[string]*usageCount{},
+		partN:       map[string][]int{},
+		ever:        map[shapeKey]string{},
+		failMin:     map[shapeKey]int64{},
+		nowC:        map[shapeKey]nowCache{},
+		miss:        map[shapeKey]missCache{},
+		preempted:   map[gangKey]bool{},
+		victimList:  map[string][]victim{},
+		preemptFail: map[preemptKey]int64{},
+		lowestQOS:   -1,
 	}
 	for _, j := range in.Jobs {
 		s.jobs[j.ID] = j
