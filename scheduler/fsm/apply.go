@@ -205,8 +205,8 @@ func applyPlan(txn *state.Txn, e *ApplyPlan) PlanResult {
 // gone or started) changes nothing.
 func applyPreemption(txn *state.Txn, p model.Preemption) error {
 	by := txn.Job(p.By)
-	if by == nil || by.State != model.JobPending {
-		return fmt.Errorf("preemption of job %d for job %d: the preempting job is no longer pending: %w", p.Job, p.By, ErrConflict)
+	if by == nil || by.State.Terminal() || (by.Array == nil && by.State != model.JobPending) || (by.Array != nil && by.TasksLeft() == 0) {
+		return fmt.Errorf("preemption of job %d for job %d: the preempting job has nothing left to start: %w", p.Job, p.By, ErrConflict)
 	}
 	if len(p.Allocs) == 0 {
 		return fmt.Errorf("preemption of job %d names no allocation: %w", p.Job, ErrConflict)

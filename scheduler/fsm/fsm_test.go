@@ -426,3 +426,21 @@ func TestArrayTasksAreRetriedAndPreemptedTasksRunAgain(t *testing.T) {
 		t.Fatalf("array ended %s with %d done, %d failed (%s); want failed, 2 done, 1 failed", j.State, j.TasksDone, j.TasksFailed, j.Reason)
 	}
 }
+
+func TestAnArrayWithTasksLeftMayPreempt(t *testing.T) {
+	h := newHarness(t)
+	h.apply(EntryRegisterNode, &RegisterNode{Time: t0, Node: testNode("n1", 2)})
+	low, frames := testJob("low", 1), testJob("frames", 1)
+	low.QOS, frames.QOS = "low", "high"
+	frames.Array = &model.Array{First: 1, Last: 2, Step: 1, Chunk: 1}
+	h.submit(low, frames)
+	h.start(1, "n1", 0)
+	s := model.Start{Job: 2, Task: 0, Placements: []model.Placement{{Node: "n1", Cores: []int{1}, NUMA: []int{0}, MemoryMiB: 512, Scratch: 1024}}}
+	if r := h.apply(EntryApplyPlan, &ApplyPlan{Time: t0, Starts: []model.Start{s}}).(PlanResult); r.Applied != 1 {
+		t.Fatalf("array task 0: %+v", r)
+	}
+	p := model.Preemption{Job: 1, Attempt: 1, Allocs: []model.AllocID{"1.0.0.1"}, By: 2, Reason: "preempted by job 2"}
+	if r := h.apply(EntryApplyPlan, &ApplyPlan{Time: t0, Preemptions: []model.Preemption{p}}).(PlanResult); r.Preempted != 1 {
+		t.Fatalf("an array with task 1 still to start could not preempt: %+v", r)
+	}
+}
