@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"vhpc/api"
 )
@@ -45,7 +46,12 @@ func TestE2EPreemption(t *testing.T) {
 	}
 
 	low := submit("background")
-	c.waitFor(t, "the low-QOS job to run", func() bool { return c.job(low).GetState() == "running" })
+	// "running" is reported when the guest starts the script: wait for its
+	// first line, so that the preemption cannot come before it.
+	c.waitFor(t, "the low-QOS job to print", func() bool {
+		_, logs, _ := c.hpcsub(dir, "logs", fmt.Sprint(low))
+		return strings.Contains(logs, "attempt started")
+	})
 	high := submit("urgent")
 	c.waitFor(t, "the high-QOS job to complete", func() bool { return c.job(high).GetState() == "completed" })
 
@@ -61,10 +67,24 @@ func TestE2EPreemption(t *testing.T) {
 		j := c.job(low)
 		return j.GetState() == "running" && j.GetAttempt() == 2
 	})
-	c.waitFor(t, "the low job's output to show both attempts starting", func() bool {
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
 		_, logs, _ := c.hpcsub(dir, "logs", fmt.Sprint(low))
-		return strings.Count(logs, "attempt started") == 2
-	})
+		if strings.Count(logs, "attempt started") == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			_, show, _ := c.hpcsub(dir, "show", fmt.Sprint(low))
+			agentLogs, _ := filepath.Glob(filepath.Join(c.data, "agent", "logs", "*"))
+			var files strings.Builder
+			for _, f := range agentLogs {
+				b, _ := os.ReadFile(f)
+				fmt.Fprintf(&files, "--- %s\n%s\n", f, b)
+			}
+			t.Fatalf("the low job's output should show both attempts starting: %q\n%s\n%s", logs, show, files.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if code, _, errOut := c.hpcsub(dir, "cancel", fmt.Sprint(low)); code != 0 {
 		t.Fatalf("cancel: %d %s", code, errOut)
 	}
