@@ -46,6 +46,33 @@ func startHpcd(t testing.TB, bin, dataDir, addr, raftAddr string) *proc {
 	return p
 }
 
+// goBuild builds the command package pkg (relative to cmd/hpcd) into dir
+// and returns the binary's path.
+func goBuild(t testing.TB, dir, pkg string) string {
+	t.Helper()
+	bin := filepath.Join(dir, filepath.Base(pkg))
+	if pkg == "." {
+		bin = filepath.Join(dir, "hpcd")
+	}
+	if out, err := exec.Command("go", "build", "-tags", "libvirt_dlopen", "-o", bin, pkg).CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, out)
+	}
+	return bin
+}
+
+// dialServing connects to a member's gRPC address, waits until it serves
+// (waitServing) and closes the connection when the test ends.
+func dialServing(t testing.TB, addr string) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	waitServing(t, conn)
+	return conn
+}
+
 // waitServing waits for the gRPC health service to say SERVING and for a
 // read to succeed (the member leads and passed its barrier).
 func waitServing(t testing.TB, conn *grpc.ClientConn) {
@@ -76,19 +103,11 @@ func TestKill9LosesNoAcknowledgedJob(t *testing.T) {
 		t.Skip("builds and runs hpcd; skipped with -short")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "hpcd")
-	if out, err := exec.Command("go", "build", "-tags", "libvirt_dlopen", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build hpcd: %v\n%s", err, out)
-	}
+	bin := goBuild(t, dir, ".")
 	data := filepath.Join(dir, "data")
 	addr, raftAddr := freePort(t), freePort(t)
 	p := startHpcd(t, bin, data, addr, raftAddr)
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	waitServing(t, conn)
+	conn := dialServing(t, addr)
 	jobs := api.NewJobServiceClient(conn)
 
 	spec := []byte("name: crash\ncommand: [\"true\"]\n")

@@ -12,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"vhpc/api"
 	"vhpc/nodeagent/runner"
 	"vhpc/nodeagent/vm"
@@ -45,13 +42,7 @@ func requireLibvirt(t testing.TB) {
 
 func buildBinaries(t testing.TB, dir string) (hpcd, hpcsub string) {
 	t.Helper()
-	hpcd, hpcsub = filepath.Join(dir, "hpcd"), filepath.Join(dir, "hpcsub")
-	for bin, pkg := range map[string]string{hpcd: ".", hpcsub: "../hpcsub"} {
-		if out, err := exec.Command("go", "build", "-tags", "libvirt_dlopen", "-o", bin, pkg).CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", pkg, err, out)
-		}
-	}
-	return hpcd, hpcsub
+	return goBuild(t, dir, "."), goBuild(t, dir, "../hpcsub")
 }
 
 // startDev starts "hpcd dev" (master and one agent) with the given extra
@@ -68,13 +59,7 @@ func startDev(t testing.TB, extra ...string) *e2eCluster {
 	c := &e2eCluster{t: t, data: filepath.Join(dir, "data"), addr: freePort(t), raftAddr: freePort(t), extra: extra}
 	c.hpcd, c.sub = buildBinaries(t, dir)
 	c.start()
-	conn, err := grpc.NewClient(c.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	waitServing(t, conn)
-	c.jobs = api.NewJobServiceClient(conn)
+	c.jobs = api.NewJobServiceClient(dialServing(t, c.addr))
 	c.waitFor(t, "the node to register", func() bool {
 		n, err := c.jobs.Nodes(context.Background(), &api.NodesRequest{})
 		return err == nil && len(n.GetNodes()) == 1 && n.GetNodes()[0].GetState() == "ready"

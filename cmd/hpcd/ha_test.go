@@ -56,11 +56,7 @@ func newHACluster(t testing.TB, n int) *haCluster {
 func buildHACluster(t testing.TB) *haCluster {
 	t.Helper()
 	dir := t.TempDir()
-	c := &haCluster{t: t, bin: filepath.Join(dir, "hpcd"), dir: dir, members: map[string]*haMember{}}
-	if out, err := exec.Command("go", "build", "-tags", "libvirt_dlopen", "-o", c.bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build hpcd: %v\n%s", err, out)
-	}
-	return c
+	return &haCluster{t: t, bin: goBuild(t, dir, "."), dir: dir, members: map[string]*haMember{}}
 }
 
 // bootstrap starts every member with the full peer list.

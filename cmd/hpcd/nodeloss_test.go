@@ -13,9 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"vhpc/api"
 )
 
@@ -129,11 +126,7 @@ func TestNodeLoss(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			hpcd, _ := buildBinaries(t, dir)
-			agentBin := filepath.Join(dir, "hpc-agent")
-			if out, err := exec.Command("go", "build", "-tags", "libvirt_dlopen", "-o", agentBin, "../hpc-agent").CombinedOutput(); err != nil {
-				t.Fatalf("build hpc-agent: %v\n%s", err, out)
-			}
+			hpcd, agentBin := goBuild(t, dir, "."), goBuild(t, dir, "../hpc-agent")
 			addr, raftAddr := freePort(t), freePort(t)
 			master := exec.Command(hpcd, "server", "--id", "m", "--data-dir", filepath.Join(dir, "m"), "--addr", addr,
 				"--raft-addr", raftAddr, "--http", "", "--heartbeat", "500ms", "--lease", "6s", "--log-level", "warn")
@@ -142,13 +135,7 @@ func TestNodeLoss(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = master.Process.Kill(); _ = master.Wait() })
-			conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			waitServing(t, conn)
-			jobs := api.NewJobServiceClient(conn)
+			jobs := api.NewJobServiceClient(dialServing(t, addr))
 			c := &e2eCluster{t: t, jobs: jobs}
 
 			proxy := newCutProxy(t, addr)

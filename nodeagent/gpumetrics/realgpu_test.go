@@ -33,6 +33,7 @@ import (
 // skipped with the reason. It checks the parts of the node agent that only
 // a real GPU can exercise, end to end:
 //
+//   - NVML (gpu.Open) describes every GPU completely;
 //   - the inventory read from the host's sysfs holds every GPU NVML
 //     reports, at the same PCI address, with its UUID and model merged in;
 //   - the collector, fed by real NVML and scraped over HTTP, exports each
@@ -61,6 +62,16 @@ func TestRealGPU(t *testing.T) {
 	}
 	if len(devs) == 0 {
 		t.Skip("needs a real NVIDIA GPU: NVML loaded but the driver sees none (all bound to vfio-pci?)")
+	}
+	for _, d := range devs {
+		t.Logf("gpu %d: %s model=%s mem=%dMiB pci=%s mig=%v nvlink=%d peers=%v healthy=%v %s",
+			d.Index, d.Name, d.Model, d.MemoryMiB, d.PCIBusID, d.MIGEnabled, d.NVLinkLinks, d.NVLinkPeers, d.Healthy, d.HealthReason)
+		if d.UUID == "" || d.MemoryMiB <= 0 || d.PCIBusID == "" || d.Model == "" {
+			t.Errorf("incomplete device info: %+v", d)
+		}
+	}
+	if _, err := n.Events(10 * time.Millisecond); err != nil {
+		t.Logf("XID events not available: %v", err)
 	}
 
 	t.Run("inventory from sysfs matches NVML", func(t *testing.T) {

@@ -87,13 +87,18 @@ func newCluster(nodes []*model.Node) *cluster {
 	return c
 }
 
+// takeNow removes what a holder running now takes from the node's now view.
+func (ns *nodeState) takeNow(h *holder) {
+	ns.now.takeIDs(ns.info, &h.u)
+	ns.now.takeAmounts(&h.u)
+}
+
 // add records a holder on node n and updates its now view.
 func (c *cluster) add(n int, h holder) {
 	ns := c.nodes[n]
 	ns.holders = append(ns.holders, h)
 	if h.start <= 0 {
-		ns.now.takeIDs(ns.info, &h.u)
-		ns.now.takeAmounts(&h.u)
+		ns.takeNow(&h)
 	} else if h.start < ns.futureMin {
 		ns.futureMin = h.start
 	}
@@ -125,8 +130,7 @@ func (c *cluster) detach(job model.JobID, task int64, nodes []int) []placedHolde
 		ns.now.copyFrom(&ns.info.full)
 		for i := range ns.holders {
 			if h := &ns.holders[i]; h.start <= 0 {
-				ns.now.takeIDs(ns.info, &h.u)
-				ns.now.takeAmounts(&h.u)
+				ns.takeNow(h)
 			}
 		}
 	}

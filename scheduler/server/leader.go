@@ -131,13 +131,10 @@ func (s *Server) scheduleOnce(ctx context.Context) (int, error) {
 	}
 	res, _ := out.(fsm.PlanResult)
 	for _, r := range res.Rejected {
-		s.log.Warn("plan start rejected at commit", "reason", r)
+		s.log.Warn("plan item rejected at commit", "reason", r)
 	}
-	if res.Applied > 0 {
-		s.log.Info("started jobs", "starts", res.Applied, "rejected", len(res.Rejected))
-	}
-	for _, p := range plan.Preemptions {
-		s.log.Info("preempting", "job", p.Job, "for", p.By, "allocations", len(p.Allocs))
+	if res.Applied > 0 || res.Preempted > 0 {
+		s.log.Info("plan committed", "starts", res.Applied, "preemptions", res.Preempted, "rejected", len(res.Rejected))
 	}
 	return res.Applied, nil
 }
