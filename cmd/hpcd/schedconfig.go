@@ -19,6 +19,8 @@ import (
 //	policy: default
 //	estimates: request
 //	reservations: 4
+//	backfill: packing     # or priority: the order of the jobs behind the reservations
+//	smallJobArea: 150     # core-seconds up to which packing backfills a job first
 //	preemption: requeue   # or off (the default)
 //	stopGrace: 1m         # how long stopping a preempted guest is planned to take
 //	shares: {physics: 2, chemistry: 1}
@@ -30,6 +32,8 @@ type schedulerFile struct {
 	Policy       string                   `yaml:"policy"`
 	Estimates    string                   `yaml:"estimates"`
 	Reservations *int                     `yaml:"reservations"`
+	Backfill     string                   `yaml:"backfill"`
+	SmallJobArea *float64                 `yaml:"smallJobArea"`
 	Preemption   string                   `yaml:"preemption"`
 	StopGrace    string                   `yaml:"stopGrace"`
 	Shares       map[string]float64       `yaml:"shares"`
@@ -91,6 +95,19 @@ func loadSchedulerFile(path string, cfg *core.Config) error {
 			return fmt.Errorf("%s: reservations %d: want 0..1000", path, *f.Reservations)
 		}
 		cfg.ReservationDepth = *f.Reservations
+	}
+	switch f.Backfill {
+	case "":
+	case core.BackfillPacking, core.BackfillPriority:
+		cfg.Backfill = f.Backfill
+	default:
+		return fmt.Errorf("%s: backfill %q: want %s or %s", path, f.Backfill, core.BackfillPacking, core.BackfillPriority)
+	}
+	if f.SmallJobArea != nil {
+		if a := *f.SmallJobArea; a < 0 || a > 1e9 {
+			return fmt.Errorf("%s: smallJobArea %v: want 0..1e9 core-seconds", path, a)
+		}
+		cfg.SmallJobArea = *f.SmallJobArea
 	}
 	if f.Preemption != "" {
 		cfg.Preemption = f.Preemption // checked with the flags

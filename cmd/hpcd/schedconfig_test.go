@@ -53,6 +53,18 @@ func TestSchedulerConfig(t *testing.T) {
 				t.Errorf("preemption %q", c.Preemption)
 			}
 		}},
+		{name: "backfill order from the file", file: "backfill: priority\nsmallJobArea: 600\n", check: func(t *testing.T, c core.Config) {
+			if c.Backfill != core.BackfillPriority || c.SmallJobArea != 600 {
+				t.Errorf("backfill %q small %v", c.Backfill, c.SmallJobArea)
+			}
+		}},
+		{name: "packing backfill by default", check: func(t *testing.T, c core.Config) {
+			if c.Backfill != core.BackfillPacking || c.SmallJobArea != 150 {
+				t.Errorf("backfill %q small %v", c.Backfill, c.SmallJobArea)
+			}
+		}},
+		{name: "bad backfill", file: "backfill: random\n", wantErr: `backfill "random": want packing or priority`},
+		{name: "bad small job area", file: "smallJobArea: -5\n", wantErr: "smallJobArea -5"},
 		{name: "bad preemption", file: "preemption: suspend\n", wantErr: `preemption "suspend": want off or requeue`},
 		{name: "bad stop grace", file: "stopGrace: 2h\n", wantErr: "stopGrace 2h0m0s: want 1s..1h"},
 		{name: "empty file", file: "", check: func(t *testing.T, c core.Config) {}},

@@ -40,6 +40,8 @@ func run(args []string, out io.Writer) error {
 	ageW := fs.Float64("age-weight", -1, "default policy: weight of the age factor (-1: core default)")
 	sizeW := fs.Float64("size-weight", -1, "default policy: weight of the size factor (-1: core default)")
 	widthExp := fs.Float64("size-width-exponent", -99, "default policy: 0 ranks by runtime, 1 by area, negative favors wide jobs (-99: core default)")
+	smallArea := fs.Float64("small-job-area", -1, "default policy, packing backfill: area in core-seconds up to which a job is small and backfilled first (-1: core default)")
+	backfill := fs.String("backfill", "", "default policy: backfill order, packing or priority (empty: core default)")
 	ageMode := fs.String("age-mode", "", "default policy: wait or expansion (empty: core default)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	limit := fs.Int("limit", 0, "replay only the first N jobs (0: all)")
@@ -59,6 +61,11 @@ func run(args []string, out io.Writer) error {
 	case sim.EstRuntime, sim.EstRequest, sim.EstPredicted:
 	default:
 		return fmt.Errorf("--estimates %q: want runtime, request or predicted", *est)
+	}
+	switch *backfill {
+	case "", core.BackfillPacking, core.BackfillPriority:
+	default:
+		return fmt.Errorf("--backfill %q: want packing or priority", *backfill)
 	}
 	f, err := os.Open(*trace)
 	if err != nil {
@@ -104,6 +111,12 @@ func run(args []string, out io.Writer) error {
 	}
 	if *widthExp != -99 {
 		cfg.SizeWidthExponent = *widthExp
+	}
+	if *smallArea >= 0 {
+		cfg.SmallJobArea = *smallArea
+	}
+	if *backfill != "" {
+		cfg.Backfill = *backfill
 	}
 	if *ageMode != "" {
 		cfg.AgeMode = *ageMode

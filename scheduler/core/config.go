@@ -36,6 +36,19 @@ const (
 	PreemptRequeue = "requeue"
 )
 
+// Backfill orders accepted in Config.Backfill (PolicyDefault only).
+const (
+	// BackfillPacking tries the jobs left after the reservations in packing
+	// order: small jobs (area at most Config.SmallJobArea) first, the most
+	// slowed down (highest expansion factor) first, then the rest largest
+	// area first, so the long jobs fill the holes in front of a reservation
+	// and the small ones what is left (the default).
+	BackfillPacking = "packing"
+	// BackfillPriority tries them in priority order, like the jobs ahead
+	// of the reservations.
+	BackfillPriority = "priority"
+)
+
 // Age modes accepted in Config.AgeMode.
 const (
 	// AgeWait makes the age factor wait/MaxAge, saturating at 1.
@@ -86,6 +99,15 @@ type Config struct {
 	// ReservationDepth is how many blocked jobs get a reservation under
 	// PolicyDefault (conservative backfill for the first N; 1 = EASY).
 	ReservationDepth int
+	// Backfill is the order in which PolicyDefault tries the jobs behind
+	// its reservations: BackfillPacking ("" too) or BackfillPriority.
+	// Priority decides who is reserved (and so who cannot be overtaken);
+	// the backfill order only decides who gets the holes.
+	Backfill string
+	// SmallJobArea is the job area (core-seconds of the estimate, GPUs
+	// counted with GPUWeight) up to which BackfillPacking treats a job as
+	// small and tries it before the large ones.
+	SmallJobArea float64
 	// Weights of the priority factors (PolicyDefault only).
 	Weights Weights
 	// AgeMode is AgeWait or AgeExpansion ("" = AgeWait).
@@ -136,19 +158,22 @@ type Config struct {
 
 // DefaultConfig returns the policy the server runs when its config file says
 // nothing: multifactor priority, EASY backfill (raise ReservationDepth for
-// conservative reservations), estimates from requested walltimes, a 7-day
-// usage half-life.
+// conservative reservations) in packing order, estimates from requested
+// walltimes, a 7-day usage half-life.
 func DefaultConfig() Config {
 	return Config{
 		Policy:   PolicyDefault,
 		Estimate: EstimateRequest,
-		// Tuned on the Lublin trace (README): EASY-style single reservation,
-		// expansion-factor age, a mild preference for wide short jobs, and a
-		// 10-day starvation guard.
+		// Chosen on the Lublin trace (scheduler/core/README.md): an
+		// EASY-style single reservation for the job first by priority (age
+		// over a week, fair-share, QOS; size barely), backfill in packing
+		// order with small jobs first, and a 10-day starvation guard.
 		ReservationDepth:  1,
+		Backfill:          BackfillPacking,
+		SmallJobArea:      150,
 		Weights:           Weights{Age: 10000, FairShare: 5000, Size: 3000, QOS: 2000},
-		AgeMode:           AgeExpansion,
-		MaxAge:            24 * time.Hour,
+		AgeMode:           AgeWait,
+		MaxAge:            7 * 24 * time.Hour,
 		StarvationAge:     240 * time.Hour,
 		SizeRef:           3600,
 		SizeWidthExponent: -1,

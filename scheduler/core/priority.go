@@ -109,6 +109,13 @@ func (s *sched) limitStarved(cs []candidate) {
 	}
 }
 
+// width is j's size across the cluster: nodes x (cores + GPUWeight x GPUs
+// per node). The size factor and the packing backfill order use it.
+func (s *sched) width(j *model.Job) float64 {
+	r := &j.Request
+	return float64(max(r.Nodes, 1)) * (float64(r.CoresPerNode()) + s.cfg.GPUWeight*float64(r.GPUs))
+}
+
 // factors computes j's raw priority factors.
 func (s *sched) factors(j *model.Job, est time.Duration) Factors {
 	var f Factors
@@ -125,9 +132,7 @@ func (s *sched) factors(j *model.Job, est time.Duration) Factors {
 	if v, ok := s.fs[j.Department]; ok {
 		f.FairShare = v
 	}
-	r := &j.Request
-	width := float64(max(r.Nodes, 1)) * (float64(r.CoresPerNode()) + s.cfg.GPUWeight*float64(r.GPUs))
-	area := math.Pow(max(width, 1), s.cfg.SizeWidthExponent) * est.Seconds()
+	area := math.Pow(max(s.width(j), 1), s.cfg.SizeWidthExponent) * est.Seconds()
 	ref := s.cfg.SizeRef
 	if ref <= 0 {
 		ref = 1

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -21,7 +22,15 @@ func (s *sched) run() {
 		depth = max(s.cfg.ReservationDepth, 0)
 	}
 	var blockedBy model.JobID
-	for rank, c := range s.candidates() {
+	cands := s.candidates()
+	sorted := s.cfg.Policy != PolicyDefault || s.cfg.Backfill == BackfillPriority
+	for rank := range cands {
+		if !sorted && s.nres >= depth {
+			// Every reservation is placed: the rest only fill holes.
+			s.backfillOrder(cands[rank:])
+			sorted = true
+		}
+		c := cands[rank]
 		j := c.j
 		why := s.depReason(j)
 		if why == "" {
@@ -54,6 +63,46 @@ func (s *sched) run() {
 			return cmpU(uint64(a.Job), uint64(b.Job))
 		}
 		return cmpU(uint64(a.Task), uint64(b.Task))
+	})
+}
+
+// backfillOrder sorts the candidates left behind the reservations for
+// BackfillPacking: starving jobs first (oldest first), then small jobs
+// (area at most Config.SmallJobArea) by expansion factor, highest first,
+// then the rest by area, largest first; ties keep priority order.
+func (s *sched) backfillOrder(rest []candidate) {
+	type key struct {
+		small bool
+		v     float64 // expansion factor for small jobs, area for the rest
+	}
+	keys := make(map[model.JobID]key, len(rest))
+	for _, c := range rest {
+		area := s.width(c.j) * c.est.Seconds()
+		if area <= s.cfg.SmallJobArea {
+			wait := max(0, s.in.Now.Sub(c.j.SubmitTime).Seconds())
+			keys[c.j.ID] = key{small: true, v: (wait + max(c.est.Seconds(), 1)) / max(c.est.Seconds(), 1)}
+		} else {
+			keys[c.j.ID] = key{v: area}
+		}
+	}
+	slices.SortStableFunc(rest, func(a, b candidate) int {
+		if a.starved != b.starved {
+			if a.starved {
+				return -1
+			}
+			return 1
+		}
+		if a.starved {
+			return 0
+		}
+		ka, kb := keys[a.j.ID], keys[b.j.ID]
+		if ka.small != kb.small {
+			if ka.small {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(kb.v, ka.v)
 	})
 }
 

@@ -149,6 +149,37 @@ func TestSchedule(t *testing.T) {
 			starts:  []model.JobID{2},
 			reasons: map[model.JobID]string{1: "reserved"},
 		},
+		// Three nodes, one busy for 50 more minutes, the 3-node job 1
+		// reserved from then: two nodes are a 50-minute hole. Job 2 (one
+		// node, 40 min) is ahead of job 3 (two nodes, 45 min) by priority.
+		{
+			name:    "packing backfill: the largest job fills the hole in front of the reservation",
+			cfg:     withBackfill(cfgWith(PolicyDefault), BackfillPacking, 0),
+			nodes:   nodes(3, small),
+			running: []*model.Job{mkJob(90, whole, time.Hour)},
+			jobs:    holeJobs(),
+			starts:  []model.JobID{3},
+			reasons: map[model.JobID]string{1: "reserved", 2: "waiting for resources"},
+		},
+		{
+			name:    "priority backfill: the first job by priority takes the hole, however it fits",
+			cfg:     withBackfill(cfgWith(PolicyDefault), BackfillPriority, 0),
+			nodes:   nodes(3, small),
+			running: []*model.Job{mkJob(90, whole, time.Hour)},
+			jobs:    holeJobs(),
+			starts:  []model.JobID{2},
+			reasons: map[model.JobID]string{1: "reserved", 3: "waiting for resources"},
+		},
+		{
+			name:    "packing backfill: a small job goes before the large ones",
+			cfg:     withBackfill(cfgWith(PolicyDefault), BackfillPacking, 150),
+			nodes:   nodes(3, small),
+			running: []*model.Job{mkJob(90, whole, time.Hour)},
+			jobs: []*model.Job{mkJob(1, model.Request{Nodes: 3, TasksPerNode: 4}, time.Hour),
+				mkJob(2, model.Request{Nodes: 2, TasksPerNode: 4}, 45*time.Minute), mkJob(3, whole, 30*time.Second)},
+			starts:  []model.JobID{3},
+			reasons: map[model.JobID]string{1: "reserved", 2: "waiting for resources"},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -287,4 +318,19 @@ func TestArrayRetriesStartFirst(t *testing.T) {
 			t.Errorf("CheckStart task %d: %v, want ok=%v", task, err, ok)
 		}
 	}
+}
+
+// holeJobs are the backfill order cases' jobs: job 1 needs all 3 nodes,
+// job 2 is one node for 40 minutes, job 3 two nodes for 45.
+func holeJobs() []*model.Job {
+	return []*model.Job{mkJob(1, model.Request{Nodes: 3, TasksPerNode: 4}, time.Hour),
+		mkJob(2, model.Request{TasksPerNode: 4}, 40*time.Minute), mkJob(3, model.Request{Nodes: 2, TasksPerNode: 4}, 45*time.Minute)}
+}
+
+// withBackfill sets the default policy's backfill order and small-job area,
+// and drops the size factor so that priority is submit order.
+func withBackfill(c Config, order string, small float64) Config {
+	c.Backfill, c.SmallJobArea = order, small
+	c.Weights.Size = 0
+	return c
 }
