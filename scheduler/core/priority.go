@@ -33,6 +33,11 @@ type candidate struct {
 	est     time.Duration
 	f       Factors
 	prio    float64
+	// small and fill are the packing backfill order's keys: small jobs
+	// first, each tier by fill (expansion factor for small jobs, area for
+	// the rest), highest first. Set by backfillOrder.
+	small bool
+	fill  float64
 }
 
 // candidates returns the jobs to consider, in the policy's order.

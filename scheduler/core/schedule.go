@@ -71,18 +71,14 @@ func (s *sched) run() {
 // (area at most Config.SmallJobArea) by expansion factor, highest first,
 // then the rest by area, largest first; ties keep priority order.
 func (s *sched) backfillOrder(rest []candidate) {
-	type key struct {
-		small bool
-		v     float64 // expansion factor for small jobs, area for the rest
-	}
-	keys := make(map[model.JobID]key, len(rest))
-	for _, c := range rest {
+	for i := range rest {
+		c := &rest[i]
 		area := s.width(c.j) * c.est.Seconds()
-		if area <= s.cfg.SmallJobArea {
+		c.small = area <= s.cfg.SmallJobArea
+		c.fill = area
+		if c.small {
 			wait := max(0, s.in.Now.Sub(c.j.SubmitTime).Seconds())
-			keys[c.j.ID] = key{small: true, v: (wait + max(c.est.Seconds(), 1)) / max(c.est.Seconds(), 1)}
-		} else {
-			keys[c.j.ID] = key{v: area}
+			c.fill = (wait + max(c.est.Seconds(), 1)) / max(c.est.Seconds(), 1)
 		}
 	}
 	slices.SortStableFunc(rest, func(a, b candidate) int {
@@ -95,14 +91,13 @@ func (s *sched) backfillOrder(rest []candidate) {
 		if a.starved {
 			return 0
 		}
-		ka, kb := keys[a.j.ID], keys[b.j.ID]
-		if ka.small != kb.small {
-			if ka.small {
+		if a.small != b.small {
+			if a.small {
 				return -1
 			}
 			return 1
 		}
-		return cmp.Compare(kb.v, ka.v)
+		return cmp.Compare(b.fill, a.fill)
 	})
 }
 
