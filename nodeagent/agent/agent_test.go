@@ -20,6 +20,7 @@ import (
 	"vhpc/jobspec"
 	"vhpc/nodeagent/gpu"
 	"vhpc/nodeagent/runner"
+	"vhpc/nodeagent/vm"
 	"vhpc/scheduler/model"
 	"vhpc/scheduler/server"
 	"vhpc/scheduler/server/servertest"
@@ -83,7 +84,7 @@ func (f *fakeRunner) run(ctx context.Context, t runner.Task, progress func(strin
 		at := time.Unix(1700000000, 0)
 		var lines []byte
 		for i := range 2 {
-			b, _ := json.Marshal(gpu.Sample{UUID: "GPU-guest", PCIBusID: "0000:01:00.0", Model: "H100", Time: at.Add(time.Duration(i) * 10 * time.Second), UtilizationPct: 50, PowerW: 300})
+			b, _ := json.Marshal(gpu.Sample{UUID: "GPU-guest", PCIBusID: vm.GuestGPUAddress(0), Model: "H100", Time: at.Add(time.Duration(i) * 10 * time.Second), UtilizationPct: 50, PowerW: 300})
 			lines = append(append(lines, b...), '\n')
 		}
 		if err := os.WriteFile(f.GPUSamplesPath(t.AllocID), lines, 0o644); err != nil {

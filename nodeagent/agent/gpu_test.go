@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -190,5 +191,36 @@ func TestGPUUsageRecordedWithTheJob(t *testing.T) {
 	u := h.job(id).GetAllocations()[0].GetGpuUsage()
 	if u.GetSamples() != 2 || u.GetMeanUtilization() < 0.49 || u.GetMeanUtilization() > 0.51 || u.GetGpuHours() <= 0 || u.GetEnergyJoules() <= 0 {
 		t.Fatalf("GPU usage = %+v, want 2 samples at 50%% with some GPU time and energy", u)
+	}
+}
+
+// TestMapGuestGPUs: samples follow the GPU's fixed guest address, not the
+// order of the addresses in one read, so a read holding only the second
+// GPU's line still maps it to the second host GPU.
+func TestMapGuestGPUs(t *testing.T) {
+	host := []string{"0000:3b:00.0", "0000:86:00.0"}
+	cases := []struct {
+		name  string
+		guest []string
+		want  []string
+	}{
+		{"whole round", []string{vm.GuestGPUAddress(0), vm.GuestGPUAddress(1)}, host},
+		{"second GPU alone", []string{vm.GuestGPUAddress(1)}, host[1:]},
+		{"unknown addresses dropped", []string{"0000:01:00.0", vm.GuestGPUAddress(2), vm.GuestGPUAddress(0)}, host[:1]},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var in []gpu.Sample
+			for _, g := range tc.guest {
+				in = append(in, gpu.Sample{PCIBusID: g})
+			}
+			var got []string
+			for _, s := range mapGuestGPUs(in, host) {
+				got = append(got, s.PCIBusID)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("mapped to %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"os"
-	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -15,6 +14,7 @@ import (
 	"vhpc/client"
 	"vhpc/nodeagent/gpu"
 	"vhpc/nodeagent/gpumetrics"
+	"vhpc/nodeagent/vm"
 )
 
 // HealthSource is what the agent's GPU health check reads (host NVML; a
@@ -95,8 +95,9 @@ func (a *Agent) gpuUUIDs(pci []string) []string {
 // followGPUSamples reads what the guest appends to its GPU samples file
 // while the allocation runs, maps each guest GPU to the host GPU it was
 // given, and feeds the metrics and the job's usage accumulator. Guest GPUs
-// are matched to the allocation's GPUs in PCI order: the domain gives each
-// GPU its own bus in allocation order, so the orders agree.
+// are matched to the allocation's GPUs by their fixed guest address
+// (vm.GuestGPUIndex), so a read that catches only part of a sampling
+// round still maps every sample to the right GPU.
 func (a *Agent) followGPUSamples(ctx context.Context, al *api.Allocation, acc *gpumetrics.Accumulator) {
 	if len(al.GetGpus()) == 0 {
 		return
@@ -147,20 +148,14 @@ func (a *Agent) followGPUSamples(ctx context.Context, al *api.Allocation, acc *g
 	}
 }
 
-// mapGuestGPUs rewrites guest PCI addresses to the host GPUs of the
-// allocation, by rank in PCI order; samples of unknown GPUs are dropped.
+// mapGuestGPUs rewrites guest PCI addresses to the allocation's host GPUs
+// (hostPCI in allocation order, the domain's GPU order); samples of
+// addresses that are no GPU of the allocation are dropped.
 func mapGuestGPUs(samples []gpu.Sample, hostPCI []string) []gpu.Sample {
-	var guest []string
-	for _, s := range samples {
-		if !slices.Contains(guest, s.PCIBusID) {
-			guest = append(guest, s.PCIBusID)
-		}
-	}
-	slices.Sort(guest)
 	out := make([]gpu.Sample, 0, len(samples))
 	for _, s := range samples {
-		i := slices.Index(guest, s.PCIBusID)
-		if i < 0 || i >= len(hostPCI) {
+		i, ok := vm.GuestGPUIndex(s.PCIBusID)
+		if !ok || i >= len(hostPCI) {
 			continue
 		}
 		s.PCIBusID = hostPCI[i]

@@ -527,3 +527,33 @@ func TestPassedFunctions(t *testing.T) {
 		})
 	}
 }
+
+// TestGuestGPUIndex: the guest addresses the GPU layout gives (each GPU
+// behind its own expander's root port) map back to the GPU's index, for
+// every function; other addresses belong to no GPU.
+func TestGuestGPUIndex(t *testing.T) {
+	for i := range maxGPUs {
+		if got, ok := GuestGPUIndex(GuestGPUAddress(i)); !ok || got != i {
+			t.Errorf("GuestGPUIndex(GuestGPUAddress(%d) = %s) = %d, %v", i, GuestGPUAddress(i), got, ok)
+		}
+	}
+	for _, tc := range []struct {
+		addr string
+		want int
+		ok   bool
+	}{
+		{"0000:ff:00.0", 0, true},
+		{"0000:ff:00.1", 0, true}, // the GPU's audio function
+		{"0000:fd:00.0", 1, true},
+		{"0000:fe:00.0", 0, false}, // GPU 0's root port
+		{"0000:01:00.0", 0, false},
+		{"0001:ff:00.0", 0, false},
+		{"0000:ff:01.0", 0, false},
+		{"0000:e5:00.0", 0, false}, // would be GPU 13, past maxGPUs
+		{"ff:00.0", 0, false},
+	} {
+		if got, ok := GuestGPUIndex(tc.addr); ok != tc.ok || (ok && got != tc.want) {
+			t.Errorf("GuestGPUIndex(%s) = %d, %v; want %d, %v", tc.addr, got, ok, tc.want, tc.ok)
+		}
+	}
+}

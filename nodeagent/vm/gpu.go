@@ -207,7 +207,7 @@ func gpus(d *libvirtxml.Domain, _ Template, s Spec) error {
 			return fmt.Errorf("spec: %w", err)
 		}
 		pxb, port := uint(1+2*i), uint(2+2*i)
-		busNr, cell, slot, zero := uint(254-2*i), uint(cellOf(s, g.NUMA)), uint(gpuSlot0+i), uint(0)
+		busNr, cell, slot, zero := expanderBus(i), uint(cellOf(s, g.NUMA)), uint(gpuSlot0+i), uint(0)
 		d.Devices.Controllers = append(d.Devices.Controllers,
 			libvirtxml.DomainController{
 				Type: "pci", Index: &pxb, Model: "pcie-expander-bus",
@@ -240,6 +240,33 @@ func gpus(d *libvirtxml.Domain, _ Template, s Spec) error {
 		}
 	}
 	return nil
+}
+
+// expanderBus is the guest bus number of GPU i's pcie-expander-bus. The
+// expander's root port is on that bus and the GPU behind the port on the
+// next one, which is why the numbers step by two.
+func expanderBus(i int) uint { return uint(254 - 2*i) }
+
+// GuestGPUAddress is the PCI address GPU i of a domain (Spec.GPUs[i], the
+// allocation's order) has inside the guest: slot 0 of the bus behind its
+// expander's root port. Fixed by the layout gpus builds.
+func GuestGPUAddress(i int) string {
+	return fmt.Sprintf("0000:%02x:00.0", expanderBus(i)+1)
+}
+
+// GuestGPUIndex is the inverse of GuestGPUAddress for any function of the
+// GPU: which of the domain's GPUs a PCI address seen in the guest belongs
+// to. The agent maps in-guest GPU samples to host GPUs with it.
+func GuestGPUIndex(guestPCI string) (int, bool) {
+	a, err := parsePCI(guestPCI)
+	if err != nil || a.domain != 0 || a.slot != 0 || a.bus > expanderBus(0)+1 {
+		return 0, false
+	}
+	i := int(expanderBus(0)+1-a.bus) / 2
+	if i >= maxGPUs || expanderBus(i)+1 != a.bus {
+		return 0, false
+	}
+	return i, true
 }
 
 // guestPCI is a guest PCI address on the bus of controller index bus.

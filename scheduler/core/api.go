@@ -44,8 +44,10 @@ func Schedule(in Input, cfg Config) model.Plan {
 }
 
 // RecordRuntime appends a finished job's runtime to its user's history,
-// keeping the last keep entries. The FSM (or hpcsim) calls it when a job
-// ends; the result goes into Input.History.
+// keeping the last keep entries. hpcsim calls it when a job ends; the
+// result goes into Input.History. The FSM keeps its copy-on-write history
+// in the store with the same rule (state.Txn.RecordRuntime), since the
+// store does not depend on the core.
 func RecordRuntime(hist map[string][]time.Duration, user string, runtime time.Duration, keep int) {
 	h := append(hist[user], runtime)
 	if keep > 0 && len(h) > keep {

@@ -181,7 +181,7 @@ func (s *sched) tryPreempt(c candidate, task, d int64) string {
 	}
 	s.preemptSearches++
 	r := &c.j.Request
-	grace := max(int64(s.cfg.StopGrace), int64(time.Second))
+	grace := s.stopGrace()
 	fs := &fitSet{cl: s.cl, r: r, t0: grace, d: d, member: map[int]bool{}}
 	for _, n := range s.partNodes(c.key.part) {
 		fs.recheck(n)
@@ -252,6 +252,12 @@ func (s *sched) tryPreempt(c candidate, task, d int64) string {
 	}
 	s.reserve(c, task, picked, uses, grace, d)
 	return fmt.Sprintf("preempting job %s (lower QOS); starts when its guests have stopped", strings.Join(names, ", "))
+}
+
+// stopGrace is when a gang asked to stop is planned to have released its
+// resources, in plan time (Config.StopGrace, at least a second).
+func (s *sched) stopGrace() int64 {
+	return max(int64(s.cfg.StopGrace), int64(time.Second))
 }
 
 // lowestRunningQOS is the lowest QOS rank of a live allocation not being

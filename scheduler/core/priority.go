@@ -121,17 +121,24 @@ func (s *sched) width(j *model.Job) float64 {
 	return float64(max(r.Nodes, 1)) * (float64(r.CoresPerNode()) + s.cfg.GPUWeight*float64(r.GPUs))
 }
 
+// expansion is j's expansion factor XF = (wait + estimate) / estimate
+// (estimates under a second count as one): how slowed down the job is so
+// far. The expansion age factor and the packing backfill order use it.
+func (s *sched) expansion(j *model.Job, est time.Duration) float64 {
+	e := max(float64(est), float64(time.Second))
+	return (max(0, float64(s.in.Now.Sub(j.SubmitTime))) + e) / e
+}
+
 // factors computes j's raw priority factors.
 func (s *sched) factors(j *model.Job, est time.Duration) Factors {
 	var f Factors
-	wait := max(0, float64(s.in.Now.Sub(j.SubmitTime)))
 	switch {
 	case s.cfg.AgeMode == AgeExpansion:
-		// 1 - 1/XF, XF = (wait + estimate) / estimate: grows with the wait
-		// relative to the job's length and never saturates.
-		f.Age = wait / (wait + max(float64(est), float64(time.Second)))
+		// 1 - 1/XF: grows with the wait relative to the job's length and
+		// never saturates.
+		f.Age = 1 - 1/s.expansion(j, est)
 	case s.cfg.MaxAge > 0:
-		f.Age = min(1, wait/float64(s.cfg.MaxAge))
+		f.Age = min(1, max(0, float64(s.in.Now.Sub(j.SubmitTime)))/float64(s.cfg.MaxAge))
 	}
 	f.FairShare = 1
 	if v, ok := s.fs[j.Department]; ok {

@@ -77,8 +77,7 @@ func (s *sched) backfillOrder(rest []candidate) {
 		c.small = area <= s.cfg.SmallJobArea
 		c.fill = area
 		if c.small {
-			wait := max(0, s.in.Now.Sub(c.j.SubmitTime).Seconds())
-			c.fill = (wait + max(c.est.Seconds(), 1)) / max(c.est.Seconds(), 1)
+			c.fill = s.expansion(c.j, c.est)
 		}
 	}
 	slices.SortStableFunc(rest, func(a, b candidate) int {

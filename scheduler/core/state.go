@@ -2,7 +2,6 @@ package core
 
 import (
 	"slices"
-	"time"
 
 	"vhpc/scheduler/model"
 )
@@ -102,11 +101,7 @@ func (s *sched) loadAllocs() {
 		}
 		return a.Rank - b.Rank
 	})
-	type jt struct {
-		job  model.JobID
-		task int64
-	}
-	seen := map[jt]bool{}
+	seen := map[gangKey]bool{}
 	s.allocs = allocs
 	for _, a := range allocs {
 		if a.State.Terminal() {
@@ -119,7 +114,7 @@ func (s *sched) loadAllocs() {
 		ns := s.cl.nodes[n]
 		end := s.allocEnd(a)
 		if a.StopRequested {
-			end = min(end, max(int64(s.cfg.StopGrace), int64(time.Second)))
+			end = min(end, s.stopGrace())
 		}
 		s.cl.add(n, holder{u: ns.info.useOf(&a.Placement, &s.cl.ar), start: -1, end: end, job: a.Job, task: a.Task})
 		j := s.jobs[a.Job]
@@ -128,7 +123,7 @@ func (s *sched) loadAllocs() {
 		}
 		cores, gpus := len(a.Placement.Cores), len(a.Placement.GPUs)
 		jobs := 0
-		if k := (jt{a.Job, a.Task}); !seen[k] {
+		if k := (gangKey{a.Job, a.Task}); !seen[k] {
 			seen[k] = true
 			jobs = 1
 			s.tasksRun[a.Job]++
