@@ -20,7 +20,7 @@ import (
 //	estimates: request
 //	reservations: 4
 //	backfill: packing     # or priority: the order of the jobs behind the reservations
-//	smallJobArea: 150     # core-seconds up to which packing backfills a job first
+//	smallJobArea: 200     # core-seconds up to which packing backfills a job first
 //	preemption: requeue   # or off (the default)
 //	stopGrace: 1m         # how long stopping a preempted guest is planned to take
 //	shares: {physics: 2, chemistry: 1}

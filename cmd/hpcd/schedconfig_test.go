@@ -58,9 +58,9 @@ func TestSchedulerConfig(t *testing.T) {
 				t.Errorf("backfill %q small %v", c.Backfill, c.SmallJobArea)
 			}
 		}},
-		{name: "packing backfill by default", check: func(t *testing.T, c core.Config) {
-			if c.Backfill != core.BackfillPacking || c.SmallJobArea != 150 {
-				t.Errorf("backfill %q small %v", c.Backfill, c.SmallJobArea)
+		{name: "packing backfill behind two reservations by default", check: func(t *testing.T, c core.Config) {
+			if c.Backfill != core.BackfillPacking || c.SmallJobArea != 200 || c.ReservationDepth != 2 {
+				t.Errorf("backfill %q small %v reservations %d", c.Backfill, c.SmallJobArea, c.ReservationDepth)
 			}
 		}},
 		{name: "bad backfill", file: "backfill: random\n", wantErr: `backfill "random": want packing or priority`},

@@ -3,6 +3,13 @@
 // utilization and the wall time spent inside the core per cycle.
 //
 //	hpcsim --trace lublin_256.swf --nodes 256 --cpus-per-node 1 --policy default
+//
+// With --copies N it also replays N copies of the trace with a few run
+// times moved by a second and prints the spread of the results; with
+// --baseline POLICY it replays every copy with that policy too and compares
+// the two copy by copy:
+//
+//	hpcsim --trace lublin_256.swf --nodes 256 --copies 11 --baseline fcfs-easy
 package main
 
 import (
@@ -11,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
 
@@ -46,6 +54,11 @@ func run(args []string, out io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	limit := fs.Int("limit", 0, "replay only the first N jobs (0: all)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here")
+	copies := fs.Int("copies", 0, "also replay this many copies of the trace with jittered run times and print the spread")
+	jitterFrac := fs.Float64("jitter-frac", 0.05, "with --copies: fraction of the jobs whose run time moves")
+	jitterS := fs.Int64("jitter-s", 1, "with --copies: seconds a jittered run time moves, up or down")
+	baseline := fs.String("baseline", "", "also replay with this policy (core defaults) and compare copy by copy")
+	parallel := fs.Int("parallel", runtime.NumCPU(), "with --copies or --baseline: replays run at once (above 1 the core timings include contention)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,6 +69,14 @@ func run(args []string, out io.Writer) error {
 	case core.PolicyFCFS, core.PolicyFCFSEasy, core.PolicyDefault:
 	default:
 		return fmt.Errorf("--policy %q: want fcfs, fcfs-easy or default", *policy)
+	}
+	switch *baseline {
+	case "", core.PolicyFCFS, core.PolicyFCFSEasy, core.PolicyDefault:
+	default:
+		return fmt.Errorf("--baseline %q: want fcfs, fcfs-easy or default", *baseline)
+	}
+	if *copies < 0 || *jitterFrac < 0 || *jitterFrac > 1 || *jitterS < 1 || *parallel < 1 {
+		return fmt.Errorf("--copies must be at least 0, --jitter-frac within [0, 1], --jitter-s and --parallel at least 1")
 	}
 	switch *est {
 	case sim.EstRuntime, sim.EstRequest, sim.EstPredicted:
@@ -124,7 +145,17 @@ func run(args []string, out io.Writer) error {
 	if *depth >= 0 {
 		cfg.ReservationDepth = *depth
 	}
-	res := sim.Run(jobs, sim.Options{Nodes: *nodes, CPUsPerNode: *cpus, GPUsPerNode: *gpus, Estimates: *est, Config: cfg})
+	opts := sim.Options{Nodes: *nodes, CPUsPerNode: *cpus, GPUsPerNode: *gpus, Estimates: *est, Config: cfg}
+	if *copies > 0 || *baseline != "" {
+		co := sim.CompareOptions{Options: opts, Copies: *copies, Frac: *jitterFrac, Delta: *jitterS, Workers: *parallel}
+		if *baseline != "" {
+			b := core.DefaultConfig()
+			b.Policy = *baseline
+			co.Baseline = &b
+		}
+		return printComparison(out, sim.Compare(jobs, co), *asJSON)
+	}
+	res := sim.Run(jobs, opts)
 	if *asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
@@ -135,5 +166,40 @@ func run(args []string, out io.Writer) error {
 	fmt.Fprintf(out, "avg bounded slowdown (10 s): %.2f\n", res.AvgBSLD)
 	fmt.Fprintf(out, "utilization %.4f, makespan %.0f s\n", res.Utilization, res.Makespan)
 	fmt.Fprintf(out, "core: %d cycles, mean %s, max %s per cycle\n", res.Cycles, res.CoreMean, res.CoreMax)
+	return nil
+}
+
+// printComparison prints one row per copy and the summary (or JSON).
+func printComparison(out io.Writer, c sim.Comparison, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(c)
+	}
+	pol := c.Replicates[0].Policy
+	fmt.Fprintf(out, "policy %s, estimates %s, %d jobs; copy 0 is the trace itself\n", pol.Policy, pol.Estimates, pol.Jobs)
+	row := func(name string, r *sim.Result) string {
+		return fmt.Sprintf("%s bsld %9.2f util %.4f max wait %8.0f s", name, r.AvgBSLD, r.Utilization, r.MaxWait)
+	}
+	for _, r := range c.Replicates {
+		line := fmt.Sprintf("copy %2d: %s", r.Seed, row(r.Policy.Policy, &r.Policy))
+		if r.Baseline != nil {
+			line += fmt.Sprintf(" | %s | bsld ratio %.3f util diff %+.4f", row(r.Baseline.Policy, r.Baseline),
+				r.Policy.AvgBSLD/r.Baseline.AvgBSLD, r.Policy.Utilization-r.Baseline.Utilization)
+		}
+		fmt.Fprintln(out, line)
+	}
+	sum := func(name string, s *sim.Summary) {
+		fmt.Fprintf(out, "%s: bsld mean %.2f sd %.2f [%.2f, %.2f]; util mean %.4f sd %.4f [%.4f, %.4f]; max wait mean %.0f s, worst %.0f s\n",
+			name, s.AvgBSLD.Mean, s.AvgBSLD.SD, s.AvgBSLD.Min, s.AvgBSLD.Max,
+			s.Utilization.Mean, s.Utilization.SD, s.Utilization.Min, s.Utilization.Max, s.MaxWait.Mean, s.MaxWait.Max)
+	}
+	sum(pol.Policy, &c.Policy)
+	if c.Baseline != nil {
+		sum(c.Replicates[0].Baseline.Policy+" (baseline)", c.Baseline)
+		p := c.Paired
+		fmt.Fprintf(out, "paired over %d copies: bsld ratio mean %.3f [%.3f, %.3f]; util diff mean %+.4f sd %.4f; util no lower in %d of %d\n",
+			len(c.Replicates), p.BSLDRatio.Mean, p.BSLDRatio.Min, p.BSLDRatio.Max, p.UtilDiff.Mean, p.UtilDiff.SD, p.UtilNoLower, len(c.Replicates))
+	}
 	return nil
 }

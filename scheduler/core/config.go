@@ -157,20 +157,22 @@ type Config struct {
 }
 
 // DefaultConfig returns the policy the server runs when its config file says
-// nothing: multifactor priority, EASY backfill (raise ReservationDepth for
-// conservative reservations) in packing order, estimates from requested
-// walltimes, a 7-day usage half-life.
+// nothing: multifactor priority, reservations for the first two jobs (EASY
+// has one; raise ReservationDepth for more conservative backfilling),
+// backfill in packing order, estimates from requested walltimes, a 7-day
+// usage half-life.
 func DefaultConfig() Config {
 	return Config{
 		Policy:   PolicyDefault,
 		Estimate: EstimateRequest,
-		// Chosen on the Lublin trace (scheduler/core/README.md): an
-		// EASY-style single reservation for the job first by priority (age
-		// over a week, fair-share, QOS; size barely), backfill in packing
-		// order with small jobs first, and a 10-day starvation guard.
-		ReservationDepth:  1,
+		// Chosen on the Lublin trace and 11 jittered copies of it
+		// (scheduler/core/README.md, hpcsim --copies): reservations for
+		// the two jobs first by priority (age over a week, fair-share,
+		// QOS; size barely), backfill in packing order with small jobs
+		// first, and a 10-day starvation guard.
+		ReservationDepth:  2,
 		Backfill:          BackfillPacking,
-		SmallJobArea:      150,
+		SmallJobArea:      200,
 		Weights:           Weights{Age: 10000, FairShare: 5000, Size: 3000, QOS: 2000},
 		AgeMode:           AgeWait,
 		MaxAge:            7 * 24 * time.Hour,

@@ -328,9 +328,11 @@ func holeJobs() []*model.Job {
 }
 
 // withBackfill sets the default policy's backfill order and small-job area,
-// and drops the size factor so that priority is submit order.
+// keeps one reservation (so the jobs behind the first blocked one only
+// backfill) and drops the size factor so that priority is submit order.
 func withBackfill(c Config, order string, small float64) Config {
 	c.Backfill, c.SmallJobArea = order, small
+	c.ReservationDepth = 1
 	c.Weights.Size = 0
 	return c
 }

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"vhpc/bench/sim"
+)
+
+const tinyTrace = `; MaxNodes: 4
+1 0 -1 100 4 -1 -1 -1 -1 -1 1 -1 -1 -1 0 -1 -1 -1
+2 10 -1 50 2 -1 -1 -1 -1 -1 1 -1 -1 -1 0 -1 -1 -1
+3 20 -1 10 2 -1 -1 -1 -1 -1 1 -1 -1 -1 0 -1 -1 -1
+4 25 -1 5 1 -1 -1 -1 -1 -1 1 -1 -1 -1 0 -1 -1 -1
+`
+
+func writeTrace(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "tiny.swf")
+	if err := os.WriteFile(p, []byte(tinyTrace), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestRunFlags(t *testing.T) {
+	trace := writeTrace(t)
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+		want    []string
+	}{
+		{"one replay", []string{"--trace", trace, "--nodes", "4"}, "",
+			[]string{"policy default, estimates runtime: 4 jobs", "avg bounded slowdown", "utilization"}},
+		{"copies with a baseline", []string{"--trace", trace, "--nodes", "4", "--copies", "2", "--baseline", "fcfs-easy", "--parallel", "1"}, "",
+			[]string{"copy  0: default", "copy  2: default", "| fcfs-easy", "fcfs-easy (baseline): bsld mean", "paired over 3 copies", "util no lower in"}},
+		{"copies alone", []string{"--trace", trace, "--nodes", "4", "--copies", "1"}, "",
+			[]string{"copy  1: default", "default: bsld mean"}},
+		{"missing nodes", []string{"--trace", trace}, "--nodes are required", nil},
+		{"bad baseline", []string{"--trace", trace, "--nodes", "4", "--baseline", "sjf"}, `--baseline "sjf"`, nil},
+		{"negative copies", []string{"--trace", trace, "--nodes", "4", "--copies", "-1"}, "--copies must be at least 0", nil},
+		{"jitter fraction above 1", []string{"--trace", trace, "--nodes", "4", "--copies", "1", "--jitter-frac", "2"}, "--jitter-frac within [0, 1]", nil},
+		{"zero parallel", []string{"--trace", trace, "--nodes", "4", "--copies", "1", "--parallel", "0"}, "--parallel at least 1", nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			err := run(tc.args, &out)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+				}
+				if out.Len() != 0 {
+					t.Fatalf("printed %q before failing", out.String())
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out.String(), w) {
+					t.Fatalf("output lacks %q:\n%s", w, out.String())
+				}
+			}
+		})
+	}
+}
+
+func TestRunCompareJSON(t *testing.T) {
+	var out bytes.Buffer
+	args := []string{"--trace", writeTrace(t), "--nodes", "4", "--copies", "2", "--baseline", "fcfs", "--json"}
+	if err := run(args, &out); err != nil {
+		t.Fatal(err)
+	}
+	var c sim.Comparison
+	if err := json.Unmarshal(out.Bytes(), &c); err != nil {
+		t.Fatalf("output is not a comparison: %v\n%s", err, out.String())
+	}
+	if len(c.Replicates) != 3 || c.Paired == nil || c.Replicates[2].Baseline == nil || c.Replicates[2].Baseline.Policy != "fcfs" {
+		t.Fatalf("comparison %+v", c)
+	}
+}
