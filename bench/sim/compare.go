@@ -56,6 +56,9 @@ type CompareOptions struct {
 	// Workers bounds the replays run at once (at least 1). Above 1 the
 	// Core* timings include the other replays' contention.
 	Workers int
+	// Progress, when set, is called after each replay ends with the
+	// number done and the total, one call at a time.
+	Progress func(done, total int)
 }
 
 // Replicate is one copy's results; Seed 0 is the trace itself.
@@ -119,6 +122,8 @@ func Compare(trace []TraceJob, o CompareOptions) Comparison {
 		}
 	}
 	sem := make(chan struct{}, max(o.Workers, 1))
+	var mu sync.Mutex
+	done := 0
 	var wg sync.WaitGroup
 	for _, tk := range tasks {
 		wg.Go(func() {
@@ -133,6 +138,12 @@ func Compare(trace []TraceJob, o CompareOptions) Comparison {
 				*reps[tk.i].Baseline = r
 			} else {
 				reps[tk.i].Policy = r
+			}
+			if o.Progress != nil {
+				mu.Lock()
+				done++
+				o.Progress(done, len(tasks))
+				mu.Unlock()
 			}
 		})
 	}

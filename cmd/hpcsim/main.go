@@ -27,13 +27,15 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout); err != nil {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "hpcsim:", err)
 		os.Exit(2)
 	}
 }
 
-func run(args []string, out io.Writer) error {
+// run parses args, replays, and prints the result to out; a comparison
+// reports each finished replay on progress.
+func run(args []string, out, progress io.Writer) error {
 	fs := flag.NewFlagSet("hpcsim", flag.ContinueOnError)
 	trace := fs.String("trace", "", "SWF trace file (required)")
 	nodes := fs.Int("nodes", 0, "number of nodes (required)")
@@ -147,7 +149,8 @@ func run(args []string, out io.Writer) error {
 	}
 	opts := sim.Options{Nodes: *nodes, CPUsPerNode: *cpus, GPUsPerNode: *gpus, Estimates: *est, Config: cfg}
 	if *copies > 0 || *baseline != "" {
-		co := sim.CompareOptions{Options: opts, Copies: *copies, Frac: *jitterFrac, Delta: *jitterS, Workers: *parallel}
+		co := sim.CompareOptions{Options: opts, Copies: *copies, Frac: *jitterFrac, Delta: *jitterS, Workers: *parallel,
+			Progress: func(done, total int) { fmt.Fprintf(progress, "hpcsim: %d of %d replays done\n", done, total) }}
 		if *baseline != "" {
 			b := core.DefaultConfig()
 			b.Policy = *baseline

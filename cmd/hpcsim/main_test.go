@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,23 +35,26 @@ func TestRunFlags(t *testing.T) {
 		args    []string
 		wantErr string
 		want    []string
+		// wantProgress ends the progress output (comparisons only).
+		wantProgress string
 	}{
 		{"one replay", []string{"--trace", trace, "--nodes", "4"}, "",
-			[]string{"policy default, estimates runtime: 4 jobs", "avg bounded slowdown", "utilization"}},
+			[]string{"policy default, estimates runtime: 4 jobs", "avg bounded slowdown", "utilization"}, ""},
 		{"copies with a baseline", []string{"--trace", trace, "--nodes", "4", "--copies", "2", "--baseline", "fcfs-easy", "--parallel", "1"}, "",
-			[]string{"copy  0: default", "copy  2: default", "| fcfs-easy", "fcfs-easy (baseline): bsld mean", "paired over 3 copies", "util no lower in"}},
+			[]string{"copy  0: default", "copy  2: default", "| fcfs-easy", "fcfs-easy (baseline): bsld mean", "paired over 3 copies", "util no lower in"},
+			"hpcsim: 6 of 6 replays done\n"},
 		{"copies alone", []string{"--trace", trace, "--nodes", "4", "--copies", "1"}, "",
-			[]string{"copy  1: default", "default: bsld mean"}},
-		{"missing nodes", []string{"--trace", trace}, "--nodes are required", nil},
-		{"bad baseline", []string{"--trace", trace, "--nodes", "4", "--baseline", "sjf"}, `--baseline "sjf"`, nil},
-		{"negative copies", []string{"--trace", trace, "--nodes", "4", "--copies", "-1"}, "--copies must be at least 0", nil},
-		{"jitter fraction above 1", []string{"--trace", trace, "--nodes", "4", "--copies", "1", "--jitter-frac", "2"}, "--jitter-frac within [0, 1]", nil},
-		{"zero parallel", []string{"--trace", trace, "--nodes", "4", "--copies", "1", "--parallel", "0"}, "--parallel at least 1", nil},
+			[]string{"copy  1: default", "default: bsld mean"}, "hpcsim: 2 of 2 replays done\n"},
+		{"missing nodes", []string{"--trace", trace}, "--nodes are required", nil, ""},
+		{"bad baseline", []string{"--trace", trace, "--nodes", "4", "--baseline", "sjf"}, `--baseline "sjf"`, nil, ""},
+		{"negative copies", []string{"--trace", trace, "--nodes", "4", "--copies", "-1"}, "--copies must be at least 0", nil, ""},
+		{"jitter fraction above 1", []string{"--trace", trace, "--nodes", "4", "--copies", "1", "--jitter-frac", "2"}, "--jitter-frac within [0, 1]", nil, ""},
+		{"zero parallel", []string{"--trace", trace, "--nodes", "4", "--copies", "1", "--parallel", "0"}, "--parallel at least 1", nil, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var out bytes.Buffer
-			err := run(tc.args, &out)
+			var out, progress bytes.Buffer
+			err := run(tc.args, &out, &progress)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
@@ -68,6 +72,9 @@ func TestRunFlags(t *testing.T) {
 					t.Fatalf("output lacks %q:\n%s", w, out.String())
 				}
 			}
+			if tc.wantProgress != "" && !strings.HasSuffix(progress.String(), tc.wantProgress) {
+				t.Fatalf("progress %q, want it to end with %q", progress.String(), tc.wantProgress)
+			}
 		})
 	}
 }
@@ -75,7 +82,7 @@ func TestRunFlags(t *testing.T) {
 func TestRunCompareJSON(t *testing.T) {
 	var out bytes.Buffer
 	args := []string{"--trace", writeTrace(t), "--nodes", "4", "--copies", "2", "--baseline", "fcfs", "--json"}
-	if err := run(args, &out); err != nil {
+	if err := run(args, &out, io.Discard); err != nil {
 		t.Fatal(err)
 	}
 	var c sim.Comparison
