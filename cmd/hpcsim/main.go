@@ -160,9 +160,7 @@ func run(args []string, out, progress io.Writer) error {
 	}
 	res := sim.Run(jobs, opts)
 	if *asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return writeJSON(out, res)
 	}
 	fmt.Fprintf(out, "policy %s, estimates %s: %d jobs (%d dropped, %d larger than the cluster)\n", res.Policy, res.Estimates, res.Jobs, dropped, res.Skipped)
 	fmt.Fprintf(out, "wait s: avg %.0f p50 %.0f p90 %.0f p99 %.0f max %.0f\n", res.AvgWait, res.P50Wait, res.P90Wait, res.P99Wait, res.MaxWait)
@@ -175,9 +173,7 @@ func run(args []string, out, progress io.Writer) error {
 // printComparison prints one row per copy and the summary (or JSON).
 func printComparison(out io.Writer, c sim.Comparison, asJSON bool) error {
 	if asJSON {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(c)
+		return writeJSON(out, c)
 	}
 	pol := c.Replicates[0].Policy
 	fmt.Fprintf(out, "policy %s, estimates %s, %d jobs; copy 0 is the trace itself\n", pol.Policy, pol.Estimates, pol.Jobs)
@@ -205,4 +201,11 @@ func printComparison(out io.Writer, c sim.Comparison, asJSON bool) error {
 			len(c.Replicates), p.BSLDRatio.Mean, p.BSLDRatio.Min, p.BSLDRatio.Max, p.UtilDiff.Mean, p.UtilDiff.SD, p.UtilNoLower, len(c.Replicates))
 	}
 	return nil
+}
+
+// writeJSON prints v as indented JSON (--json).
+func writeJSON(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -65,11 +65,8 @@ func (s *sched) candidates() []candidate {
 	}
 	s.limitStarved(cs)
 	slices.SortFunc(cs, func(a, b candidate) int {
-		if a.starved != b.starved {
-			if a.starved {
-				return -1
-			}
-			return 1
+		if c := trueFirst(a.starved, b.starved); c != 0 {
+			return c
 		}
 		if a.prio != b.prio && !a.starved {
 			if a.prio > b.prio {
@@ -121,12 +118,30 @@ func (s *sched) width(j *model.Job) float64 {
 	return float64(max(r.Nodes, 1)) * (float64(r.CoresPerNode()) + s.cfg.GPUWeight*float64(r.GPUs))
 }
 
+// wait is how long j has waited so far, in nanoseconds (0 for a submit
+// time after Now). The age factors and the expansion factor use it.
+func (s *sched) wait(j *model.Job) float64 {
+	return max(0, float64(s.in.Now.Sub(j.SubmitTime)))
+}
+
 // expansion is j's expansion factor XF = (wait + estimate) / estimate
 // (estimates under a second count as one): how slowed down the job is so
 // far. The expansion age factor and the packing backfill order use it.
 func (s *sched) expansion(j *model.Job, est time.Duration) float64 {
 	e := max(float64(est), float64(time.Second))
-	return (max(0, float64(s.in.Now.Sub(j.SubmitTime))) + e) / e
+	return (s.wait(j) + e) / e
+}
+
+// trueFirst orders true before false (0 when equal), for the sort tiers
+// (starving jobs, small jobs) that come before the finer keys.
+func trueFirst(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return -1
+	}
+	return 1
 }
 
 // factors computes j's raw priority factors.
@@ -138,7 +153,7 @@ func (s *sched) factors(j *model.Job, est time.Duration) Factors {
 		// never saturates.
 		f.Age = 1 - 1/s.expansion(j, est)
 	case s.cfg.MaxAge > 0:
-		f.Age = min(1, max(0, float64(s.in.Now.Sub(j.SubmitTime)))/float64(s.cfg.MaxAge))
+		f.Age = min(1, s.wait(j)/float64(s.cfg.MaxAge))
 	}
 	f.FairShare = 1
 	if v, ok := s.fs[j.Department]; ok {

@@ -81,20 +81,11 @@ func (s *sched) backfillOrder(rest []candidate) {
 		}
 	}
 	slices.SortStableFunc(rest, func(a, b candidate) int {
-		if a.starved != b.starved {
-			if a.starved {
-				return -1
-			}
-			return 1
+		if c := trueFirst(a.starved, b.starved); c != 0 || a.starved {
+			return c
 		}
-		if a.starved {
-			return 0
-		}
-		if a.small != b.small {
-			if a.small {
-				return -1
-			}
-			return 1
+		if c := trueFirst(a.small, b.small); c != 0 {
+			return c
 		}
 		return cmp.Compare(b.fill, a.fill)
 	})
