@@ -20,7 +20,8 @@ import (
 //	estimates: request
 //	reservations: 4
 //	backfill: packing     # or priority: the order of the jobs behind the reservations
-//	smallJobArea: 200     # core-seconds up to which packing backfills a job first
+//	smallJobArea: 0       # core-seconds up to which packing backfills a job first
+//	slowdownGuard: 600    # expansion factor from which a job goes first (0: off)
 //	preemption: requeue   # or off (the default)
 //	stopGrace: 1m         # how long stopping a preempted guest is planned to take
 //	shares: {physics: 2, chemistry: 1}
@@ -29,16 +30,17 @@ import (
 //	partitions:
 //	  gpu: {maxWalltime: 48h, defaultWalltime: 4h, maxNodes: 8, limits: {gpus: 64}}
 type schedulerFile struct {
-	Policy       string                   `yaml:"policy"`
-	Estimates    string                   `yaml:"estimates"`
-	Reservations *int                     `yaml:"reservations"`
-	Backfill     string                   `yaml:"backfill"`
-	SmallJobArea *float64                 `yaml:"smallJobArea"`
-	Preemption   string                   `yaml:"preemption"`
-	StopGrace    string                   `yaml:"stopGrace"`
-	Shares       map[string]float64       `yaml:"shares"`
-	Quotas       map[string]limitsFile    `yaml:"quotas"`
-	Partitions   map[string]partitionFile `yaml:"partitions"`
+	Policy        string                   `yaml:"policy"`
+	Estimates     string                   `yaml:"estimates"`
+	Reservations  *int                     `yaml:"reservations"`
+	Backfill      string                   `yaml:"backfill"`
+	SmallJobArea  *float64                 `yaml:"smallJobArea"`
+	SlowdownGuard *float64                 `yaml:"slowdownGuard"`
+	Preemption    string                   `yaml:"preemption"`
+	StopGrace     string                   `yaml:"stopGrace"`
+	Shares        map[string]float64       `yaml:"shares"`
+	Quotas        map[string]limitsFile    `yaml:"quotas"`
+	Partitions    map[string]partitionFile `yaml:"partitions"`
 }
 
 type limitsFile struct {
@@ -108,6 +110,12 @@ func loadSchedulerFile(path string, cfg *core.Config) error {
 			return fmt.Errorf("%s: smallJobArea %v: want 0..1e9 core-seconds", path, a)
 		}
 		cfg.SmallJobArea = *f.SmallJobArea
+	}
+	if f.SlowdownGuard != nil {
+		if err := core.CheckSlowdownGuard(*f.SlowdownGuard); err != nil {
+			return fmt.Errorf("%s: slowdownGuard: %w", path, err)
+		}
+		cfg.SlowdownGuard = *f.SlowdownGuard
 	}
 	if f.Preemption != "" {
 		cfg.Preemption = f.Preemption // checked with the flags

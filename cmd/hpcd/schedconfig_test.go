@@ -58,11 +58,22 @@ func TestSchedulerConfig(t *testing.T) {
 				t.Errorf("backfill %q small %v", c.Backfill, c.SmallJobArea)
 			}
 		}},
-		{name: "packing backfill behind two reservations by default", check: func(t *testing.T, c core.Config) {
-			if c.Backfill != core.BackfillPacking || c.SmallJobArea != 200 || c.ReservationDepth != 2 {
-				t.Errorf("backfill %q small %v reservations %d", c.Backfill, c.SmallJobArea, c.ReservationDepth)
+		{name: "packing backfill behind two reservations and the slowdown guard by default", check: func(t *testing.T, c core.Config) {
+			if c.Backfill != core.BackfillPacking || c.SmallJobArea != 0 || c.ReservationDepth != 2 || c.SlowdownGuard != 600 {
+				t.Errorf("backfill %q small %v reservations %d slowdown guard %v", c.Backfill, c.SmallJobArea, c.ReservationDepth, c.SlowdownGuard)
 			}
 		}},
+		{name: "slowdown guard from the file", file: "slowdownGuard: 1000\n", check: func(t *testing.T, c core.Config) {
+			if c.SlowdownGuard != 1000 {
+				t.Errorf("slowdown guard %v", c.SlowdownGuard)
+			}
+		}},
+		{name: "slowdown guard off", file: "slowdownGuard: 0\n", check: func(t *testing.T, c core.Config) {
+			if c.SlowdownGuard != 0 {
+				t.Errorf("slowdown guard %v", c.SlowdownGuard)
+			}
+		}},
+		{name: "bad slowdown guard", file: "slowdownGuard: 0.5\n", wantErr: "slowdownGuard: slowdown guard 0.5: want 0 (off) or an expansion factor 1..1e9"},
 		{name: "bad backfill", file: "backfill: random\n", wantErr: `backfill "random": want packing or priority`},
 		{name: "bad small job area", file: "smallJobArea: -5\n", wantErr: "smallJobArea -5"},
 		{name: "bad preemption", file: "preemption: suspend\n", wantErr: `preemption "suspend": want off or requeue`},

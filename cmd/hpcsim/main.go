@@ -51,6 +51,8 @@ func run(args []string, out, progress io.Writer) error {
 	sizeW := fs.Float64("size-weight", -1, "default policy: weight of the size factor (-1: core default)")
 	widthExp := fs.Float64("size-width-exponent", -99, "default policy: 0 ranks by runtime, 1 by area, negative favors wide jobs (-99: core default)")
 	smallArea := fs.Float64("small-job-area", -1, "default policy, packing backfill: area in core-seconds up to which a job is small and backfilled first (-1: core default)")
+	guardRes := fs.Int("slowdown-reservations", -1, "default policy: urgent jobs reserved per cycle at most (-1: core default)")
+	guard := fs.Float64("slowdown-guard", -1, "default policy: expansion factor (wait+estimate)/estimate from which a job goes first; 0 turns the guard off (-1: core default)")
 	backfill := fs.String("backfill", "", "default policy: backfill order, packing or priority (empty: core default)")
 	ageMode := fs.String("age-mode", "", "default policy: wait or expansion (empty: core default)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
@@ -79,6 +81,14 @@ func run(args []string, out, progress io.Writer) error {
 	}
 	if *copies < 0 || *jitterFrac < 0 || *jitterFrac > 1 || *jitterS < 1 || *parallel < 1 {
 		return fmt.Errorf("--copies must be at least 0, --jitter-frac within [0, 1], --jitter-s and --parallel at least 1")
+	}
+	if *guard != -1 {
+		if err := core.CheckSlowdownGuard(*guard); err != nil {
+			return fmt.Errorf("--slowdown-guard: %w", err)
+		}
+	}
+	if *guardRes < -1 {
+		return fmt.Errorf("--slowdown-reservations %d: want at least 0", *guardRes)
 	}
 	switch *est {
 	case sim.EstRuntime, sim.EstRequest, sim.EstPredicted:
@@ -134,6 +144,12 @@ func run(args []string, out, progress io.Writer) error {
 	}
 	if *widthExp != -99 {
 		cfg.SizeWidthExponent = *widthExp
+	}
+	if *guard >= 0 {
+		cfg.SlowdownGuard = *guard
+	}
+	if *guardRes >= 0 {
+		cfg.SlowdownReservations = *guardRes
 	}
 	if *smallArea >= 0 {
 		cfg.SmallJobArea = *smallArea

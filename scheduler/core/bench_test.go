@@ -36,14 +36,20 @@ func benchJobs(first model.JobID, n int) []*model.Job {
 
 // BenchmarkCycle10kJobs1kNodes is one scheduling cycle: 1,000 nodes with 8
 // GPUs each, about half of them busy, and 10,000 pending jobs.
-func BenchmarkCycle10kJobs1kNodes(b *testing.B) { benchCycle(b, false) }
+func BenchmarkCycle10kJobs1kNodes(b *testing.B) { benchCycle(b, false, false) }
 
 // BenchmarkCycle10kJobs1kNodesPreemption is the same cycle with preemption
 // on and every running job of QOS low, so each blocked job looks for
 // victims.
-func BenchmarkCycle10kJobs1kNodesPreemption(b *testing.B) { benchCycle(b, true) }
+func BenchmarkCycle10kJobs1kNodesPreemption(b *testing.B) { benchCycle(b, true, false) }
 
-func benchCycle(b *testing.B, preempt bool) {
+// BenchmarkCycle10kJobs1kNodesUrgent is the same cycle with every pending
+// job past the slowdown guard (submitted 30 days ago, starvation guard
+// off), so each blocked one asks for a reservation until
+// Config.SlowdownReservations are placed.
+func BenchmarkCycle10kJobs1kNodesUrgent(b *testing.B) { benchCycle(b, false, true) }
+
+func benchCycle(b *testing.B, preempt, urgent bool) {
 	cfg := DefaultConfig()
 	if preempt {
 		cfg.Preemption = PreemptRequeue
@@ -69,12 +75,22 @@ func benchCycle(b *testing.B, preempt bool) {
 			running = append(running, j)
 		}
 	}
-	in.Jobs = append(running, benchJobs(100000, 10000)...)
+	pending := benchJobs(100000, 10000)
+	if urgent {
+		cfg.StarvationAge = 0
+		for _, j := range pending {
+			j.SubmitTime = t0.Add(-30 * 24 * time.Hour)
+		}
+	}
+	in.Jobs = append(running, pending...)
 	b.ResetTimer()
 	for b.Loop() {
 		p := Schedule(in, cfg)
 		if len(p.Pending) < 9000 {
 			b.Fatalf("only %d pending", len(p.Pending))
+		}
+		if want := cfg.ReservationDepth + cfg.SlowdownReservations; urgent && len(p.Reservations) != want {
+			b.Fatalf("%d reservations, want %d (the depth and the slowdown guard's)", len(p.Reservations), want)
 		}
 	}
 }

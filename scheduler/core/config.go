@@ -1,6 +1,9 @@
 package core
 
-import "time"
+import (
+	"fmt"
+	"time"
+)
 
 // Policy names accepted in Config.Policy.
 const (
@@ -39,10 +42,11 @@ const (
 // Backfill orders accepted in Config.Backfill (PolicyDefault only).
 const (
 	// BackfillPacking tries the jobs left after the reservations in packing
-	// order: small jobs (area at most Config.SmallJobArea) first, the most
-	// slowed down (highest expansion factor) first, then the rest largest
-	// area first, so the long jobs fill the holes in front of a reservation
-	// and the small ones what is left (the default).
+	// order: starving and urgent jobs (Config.SlowdownGuard) first, then
+	// small jobs (area at most Config.SmallJobArea; none by default), the
+	// most slowed down (highest expansion factor) first, then the rest
+	// largest area first, so the long jobs fill the holes in front of a
+	// reservation and the short ones what is left (the default).
 	BackfillPacking = "packing"
 	// BackfillPriority tries them in priority order, like the jobs ahead
 	// of the reservations.
@@ -108,6 +112,21 @@ type Config struct {
 	// counted with GPUWeight) up to which BackfillPacking treats a job as
 	// small and tries it before the large ones.
 	SmallJobArea float64
+	// SlowdownGuard bounds how far PolicyDefault lets a job fall behind
+	// its own length: a job whose expansion factor (wait + estimate) /
+	// estimate reached it is urgent. Urgent jobs are ordered ahead of every
+	// job but the starving ones (in priority order among themselves), and
+	// an urgent job that is blocked gets a reservation besides the
+	// ReservationDepth ones, so it neither waits behind the holes' fillers
+	// nor takes a reservation from the jobs first by priority. With
+	// BackfillPacking this is what lets short jobs wait as hole fillers
+	// (largest area first) without their slowdown growing unbounded.
+	// 0 disables the guard; 1 would make every job urgent.
+	SlowdownGuard float64
+	// SlowdownReservations bounds the urgent jobs reserved in one cycle
+	// (the first ones in order); the others wait without a reservation.
+	// It keeps a cycle's cost bounded when a backlog turns urgent at once.
+	SlowdownReservations int
 	// Weights of the priority factors (PolicyDefault only).
 	Weights Weights
 	// AgeMode is AgeWait or AgeExpansion ("" = AgeWait).
@@ -159,8 +178,8 @@ type Config struct {
 // DefaultConfig returns the policy the server runs when its config file says
 // nothing: multifactor priority, reservations for the first two jobs (EASY
 // has one; raise ReservationDepth for more conservative backfilling),
-// backfill in packing order, estimates from requested walltimes, a 7-day
-// usage half-life.
+// backfill in packing order, the slowdown guard at 600, estimates from
+// requested walltimes, a 7-day usage half-life.
 func DefaultConfig() Config {
 	return Config{
 		Policy:   PolicyDefault,
@@ -168,23 +187,37 @@ func DefaultConfig() Config {
 		// Chosen on the Lublin trace and 11 jittered copies of it
 		// (scheduler/core/README.md, hpcsim --copies): reservations for
 		// the two jobs first by priority (age over a week, fair-share,
-		// QOS; size barely), backfill in packing order with small jobs
-		// first, and a 10-day starvation guard.
-		ReservationDepth:  2,
-		Backfill:          BackfillPacking,
-		SmallJobArea:      200,
-		Weights:           Weights{Age: 10000, FairShare: 5000, Size: 3000, QOS: 2000},
-		AgeMode:           AgeWait,
-		MaxAge:            7 * 24 * time.Hour,
-		StarvationAge:     240 * time.Hour,
-		SizeRef:           3600,
-		SizeWidthExponent: -1,
-		DefaultShare:      1,
-		HalfLife:          7 * 24 * time.Hour,
-		GPUWeight:         16,
-		DefaultWalltime:   time.Hour,
-		HistoryLen:        2,
-		Preemption:        PreemptOff,
-		StopGrace:         time.Minute,
+		// QOS; size barely), backfill largest area first, a job that
+		// waited 599 times its estimate first (with a reservation of its
+		// own), and a 10-day starvation guard.
+		ReservationDepth:     2,
+		Backfill:             BackfillPacking,
+		SmallJobArea:         0,
+		SlowdownGuard:        600,
+		SlowdownReservations: 16,
+		Weights:              Weights{Age: 10000, FairShare: 5000, Size: 3000, QOS: 2000},
+		AgeMode:              AgeWait,
+		MaxAge:               7 * 24 * time.Hour,
+		StarvationAge:        240 * time.Hour,
+		SizeRef:              3600,
+		SizeWidthExponent:    -1,
+		DefaultShare:         1,
+		HalfLife:             7 * 24 * time.Hour,
+		GPUWeight:            16,
+		DefaultWalltime:      time.Hour,
+		HistoryLen:           2,
+		Preemption:           PreemptOff,
+		StopGrace:            time.Minute,
 	}
+}
+
+// CheckSlowdownGuard returns an error unless g is a usable
+// Config.SlowdownGuard: 0 (off) or an expansion factor from 1 to 1e9.
+// hpcd's scheduler-config file and hpcsim's flag call it, so both accept
+// the same values.
+func CheckSlowdownGuard(g float64) error {
+	if g != 0 && !(g >= 1 && g <= 1e9) {
+		return fmt.Errorf("slowdown guard %v: want 0 (off) or an expansion factor 1..1e9", g)
+	}
+	return nil
 }

@@ -21,6 +21,9 @@ type Explanation struct {
 	// Starving is true when the job waited past Config.StarvationAge and
 	// is ordered by submit time ahead of all younger jobs.
 	Starving bool
+	// Urgent is true when the job's expansion factor reached
+	// Config.SlowdownGuard: it is ordered ahead of all but the starving jobs.
+	Urgent bool
 	// Factors are the raw factors, Weights what multiplies them.
 	Factors Factors
 	Weights Weights
@@ -45,6 +48,12 @@ func (e Explanation) String() string {
 	}
 	s := fmt.Sprintf("job %d: rank %d, priority %.1f (age %.2f, fair-share %.2f, size %.2f, qos %.2f), estimate %s\n",
 		e.Job, e.Rank, e.Priority, e.Factors.Age, e.Factors.FairShare, e.Factors.Size, e.Factors.QOS, e.Estimate)
+	switch {
+	case e.Starving:
+		s += "starving: waited past the starvation age, ordered ahead of younger jobs\n"
+	case e.Urgent:
+		s += "urgent: slowed down past the slowdown guard, ordered ahead of the others\n"
+	}
 	if e.Reason == "" {
 		return s + fmt.Sprintf("starts now on %v\n", e.Nodes)
 	}
@@ -78,7 +87,7 @@ func Explain(in Input, cfg Config, id model.JobID) Explanation {
 func (e *explainState) record(s *sched, c candidate, rank int, why string) {
 	o := &e.out
 	o.Found, o.Rank, o.Factors, o.Weights = true, rank+1, c.f, s.cfg.Weights
-	o.Priority, o.Estimate, o.Reason, o.Starving = c.prio, c.est, why, c.starved
+	o.Priority, o.Estimate, o.Reason, o.Starving, o.Urgent = c.prio, c.est, why, c.starved, c.urgent
 	for i := range s.plan.Starts {
 		if st := s.plan.Starts[i]; st.Job == e.id {
 			o.Start = &st

@@ -30,6 +30,7 @@ type candidate struct {
 	j       *model.Job
 	key     shapeKey
 	starved bool // waited past Config.StarvationAge
+	urgent  bool // not starved, expansion factor reached Config.SlowdownGuard
 	est     time.Duration
 	f       Factors
 	prio    float64
@@ -60,12 +61,16 @@ func (s *sched) candidates() []candidate {
 			w := s.cfg.Weights
 			c.prio = w.Age*c.f.Age + w.FairShare*c.f.FairShare + w.Size*c.f.Size + w.QOS*c.f.QOS
 			c.starved = s.cfg.StarvationAge > 0 && s.in.Now.Sub(j.SubmitTime) > s.cfg.StarvationAge
+			c.urgent = !c.starved && s.cfg.SlowdownGuard > 0 && s.expansion(j, c.est) >= s.cfg.SlowdownGuard
 		}
 		cs = append(cs, c)
 	}
 	s.limitStarved(cs)
 	slices.SortFunc(cs, func(a, b candidate) int {
 		if c := trueFirst(a.starved, b.starved); c != 0 {
+			return c
+		}
+		if c := trueFirst(a.urgent, b.urgent); c != 0 {
 			return c
 		}
 		if a.prio != b.prio && !a.starved {

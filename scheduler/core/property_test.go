@@ -69,6 +69,8 @@ func genInput(t *rapid.T) (Input, Config) {
 	cfg := DefaultConfig()
 	cfg.Policy = rapid.SampledFrom([]string{PolicyFCFS, PolicyFCFSEasy, PolicyDefault}).Draw(t, "policy")
 	cfg.ReservationDepth = rapid.IntRange(0, 4).Draw(t, "depth")
+	cfg.SlowdownGuard = rapid.SampledFrom([]float64{0, 2, 4, 300}).Draw(t, "slowdownGuard")
+	cfg.SlowdownReservations = rapid.IntRange(0, 3).Draw(t, "slowdownReservations")
 	cfg.Preemption = rapid.SampledFrom([]string{PreemptOff, PreemptRequeue}).Draw(t, "preemption")
 	old := Schedule(in, cfg)
 	byID := map[model.JobID]*model.Job{}
@@ -111,6 +113,7 @@ func TestPropertyPlans(t *testing.T) {
 		checkReservationsHold(t, in, cfg, plan)
 		checkEveryJobAccounted(t, in, plan)
 		checkPreemptions(t, in, cfg, plan)
+		checkReservationCount(t, cfg, plan)
 		// Same input in another order: same plan.
 		sh := in
 		sh.Jobs = rapid.Permutation(in.Jobs).Draw(t, "jobs")
@@ -120,6 +123,18 @@ func TestPropertyPlans(t *testing.T) {
 			t.Fatalf("plan differs for the same input:\n%+v\n%+v", plan, again)
 		}
 	})
+}
+
+// checkReservationCount bounds the plan's reservations: one under
+// fcfs-easy, none under fcfs, and under the default policy the depth plus
+// the slowdown guard's own (besides the preempting jobs' reservations).
+func checkReservationCount(t *rapid.T, cfg Config, plan model.Plan) {
+	limit := map[string]int{PolicyFCFS: 0, PolicyFCFSEasy: 1,
+		PolicyDefault: cfg.ReservationDepth + cfg.SlowdownReservations}[cfg.Policy] + len(plan.Preemptions)
+	if len(plan.Reservations) > limit {
+		t.Fatalf("%d reservations under %s (depth %d, slowdown reservations %d, %d preemptions): want at most %d",
+			len(plan.Reservations), cfg.Policy, cfg.ReservationDepth, cfg.SlowdownReservations, len(plan.Preemptions), limit)
+	}
 }
 
 // checkStartsApply applies the plan's starts one by one, each checked by

@@ -84,6 +84,9 @@ func (s *sched) backfillOrder(rest []candidate) {
 		if c := trueFirst(a.starved, b.starved); c != 0 || a.starved {
 			return c
 		}
+		if c := trueFirst(a.urgent, b.urgent); c != 0 {
+			return c
+		}
 		if c := trueFirst(a.small, b.small); c != 0 {
 			return c
 		}
@@ -117,7 +120,7 @@ func (s *sched) startAll(c candidate, depth int) (string, *lazyReason) {
 			return why, nil
 		}
 		lz := &lazyReason{key: c.key, prefix: waitPrefix}
-		if s.nres >= depth {
+		if (!c.urgent && s.nres >= depth) || (c.urgent && s.nurgent >= s.cfg.SlowdownReservations) {
 			return "", lz
 		}
 		t, nodes, uses, ok := s.cl.earliest(&j.Request, s.partNodes(c.key.part), d)
@@ -130,7 +133,11 @@ func (s *sched) startAll(c candidate, depth int) (string, *lazyReason) {
 			continue
 		}
 		s.reserve(c, task, nodes, uses, t, d)
-		s.nres++
+		if c.urgent { // the slowdown guard's reservations come on top
+			s.nurgent++
+		} else {
+			s.nres++
+		}
 		at := s.in.Now.Add(time.Duration(t)).UTC().Format(time.RFC3339)
 		lz.prefix = fmt.Sprintf("reserved: expected to start at %s on %s (%s", at, nodeList(s, nodes), waitPrefix)
 		lz.suffix = ")"

@@ -180,6 +180,38 @@ func TestSchedule(t *testing.T) {
 			starts:  []model.JobID{3},
 			reasons: map[model.JobID]string{1: "reserved", 2: "waiting for resources"},
 		},
+		// Node a frees up in 30 s, node b is free. Job 1 (two nodes, high
+		// QOS) is first by priority and reserved from then; job 2 (one
+		// node, one minute) has waited twelve hours, 720 times its length.
+		{
+			name:    "slowdown guard: a job slowed down past it goes ahead of the reservation",
+			cfg:     cfgWith(PolicyDefault),
+			nodes:   nodes(2, small),
+			running: []*model.Job{mkJob(90, whole, 10*time.Minute+30*time.Second)},
+			jobs:    guardJobs(),
+			starts:  []model.JobID{2},
+			reasons: map[model.JobID]string{1: "reserved: expected to start at 2026-03-01T12:01:00Z"},
+		},
+		{
+			name:    "slowdown guard off: the same job waits behind the reservation",
+			cfg:     withGuard(cfgWith(PolicyDefault), 0),
+			nodes:   nodes(2, small),
+			running: []*model.Job{mkJob(90, whole, 10*time.Minute+30*time.Second)},
+			jobs:    guardJobs(),
+			reasons: map[model.JobID]string{1: "reserved: expected to start at 2026-03-01T12:00:30Z", 2: "held for higher-priority reserved jobs"},
+		},
+		// One node, busy for 50 more minutes, one reservation: the urgent
+		// job's reservation comes on top, so job 1 keeps one too.
+		{
+			name:    "slowdown guard: an urgent job's reservation does not count against the depth",
+			cfg:     withDepth(cfgWith(PolicyDefault), 1),
+			nodes:   nodes(1, small),
+			running: []*model.Job{mkJob(90, whole, time.Hour)},
+			jobs: []*model.Job{submitted(withQOS(mkJob(1, whole, time.Hour), "high"), t0.Add(-12*time.Hour)),
+				submitted(mkJob(2, whole, time.Minute), t0.Add(-12*time.Hour))},
+			reasons: map[model.JobID]string{1: "reserved: expected to start at 2026-03-01T12:51:00Z",
+				2: "reserved: expected to start at 2026-03-01T12:50:00Z"},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -264,6 +296,16 @@ func TestExplain(t *testing.T) {
 	if e := Explain(in, cfg, 1); e.Start == nil {
 		t.Errorf("job 1 should start now: %+v", e)
 	}
+	guarded := Input{Now: t0, Nodes: nodes(2, small), Jobs: guardJobs()}
+	if e := Explain(guarded, DefaultConfig(), 2); !e.Urgent || e.Starving || e.Rank != 1 || !strings.Contains(e.String(), "urgent") {
+		t.Errorf("the job past the slowdown guard: %+v\n%s", e, e)
+	}
+	if e := Explain(guarded, DefaultConfig(), 1); e.Urgent || e.Rank != 2 {
+		t.Errorf("the job under the slowdown guard: %+v", e)
+	}
+	if e := Explain(guarded, withGuard(DefaultConfig(), 800), 2); e.Urgent || e.Rank != 2 {
+		t.Errorf("the short job under a guard of 800: %+v", e)
+	}
 }
 
 func withDeps(j *model.Job, k model.DependencyKind, ids ...model.JobID) *model.Job {
@@ -326,6 +368,17 @@ func holeJobs() []*model.Job {
 	return []*model.Job{mkJob(1, model.Request{Nodes: 3, TasksPerNode: 4}, time.Hour),
 		mkJob(2, model.Request{TasksPerNode: 4}, 40*time.Minute), mkJob(3, model.Request{Nodes: 2, TasksPerNode: 4}, 45*time.Minute)}
 }
+
+// guardJobs are a two-node high-QOS job and a one-minute one-node job,
+// both submitted twelve hours ago: the short one's expansion factor is 721.
+func guardJobs() []*model.Job {
+	return []*model.Job{submitted(withQOS(mkJob(1, model.Request{Nodes: 2, TasksPerNode: 4}, time.Hour), "high"), t0.Add(-12*time.Hour)),
+		submitted(mkJob(2, model.Request{TasksPerNode: 4}, time.Minute), t0.Add(-12*time.Hour))}
+}
+
+func submitted(j *model.Job, at time.Time) *model.Job { j.SubmitTime = at; return j }
+func withGuard(c Config, g float64) Config            { c.SlowdownGuard = g; return c }
+func withDepth(c Config, d int) Config                { c.ReservationDepth = d; return c }
 
 // withBackfill sets the default policy's backfill order and small-job area,
 // keeps one reservation (so the jobs behind the first blocked one only

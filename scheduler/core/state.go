@@ -35,7 +35,8 @@ type sched struct {
 	failMin  map[shapeKey]int64
 	nowC     map[shapeKey]nowCache
 	miss     map[shapeKey]missCache
-	nres     int
+	nres     int // reservations counted against the depth
+	nurgent  int // reservations of urgent jobs (Config.SlowdownReservations)
 	// preempted are the gangs this plan already stops.
 	preempted map[gangKey]bool
 	// victimList and preemptFail are tryPreempt's per-cycle caches.
