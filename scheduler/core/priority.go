@@ -61,11 +61,16 @@ func (s *sched) candidates() []candidate {
 			w := s.cfg.Weights
 			c.prio = w.Age*c.f.Age + w.FairShare*c.f.FairShare + w.Size*c.f.Size + w.QOS*c.f.QOS
 			c.starved = s.cfg.StarvationAge > 0 && s.in.Now.Sub(j.SubmitTime) > s.cfg.StarvationAge
-			c.urgent = !c.starved && s.cfg.SlowdownGuard > 0 && s.expansion(j, c.est) >= s.cfg.SlowdownGuard
 		}
 		cs = append(cs, c)
 	}
 	s.limitStarved(cs)
+	if g := s.cfg.SlowdownGuard; s.cfg.Policy == PolicyDefault && g > 0 {
+		for i := range cs {
+			c := &cs[i]
+			c.urgent = !c.starved && s.expansion(c.j, c.est) >= g
+		}
+	}
 	slices.SortFunc(cs, func(a, b candidate) int {
 		if c := trueFirst(a.starved, b.starved); c != 0 {
 			return c

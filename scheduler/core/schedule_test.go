@@ -306,6 +306,16 @@ func TestExplain(t *testing.T) {
 	if e := Explain(guarded, withGuard(DefaultConfig(), 800), 2); e.Urgent || e.Rank != 2 {
 		t.Errorf("the short job under a guard of 800: %+v", e)
 	}
+	// Both starve; one starvation slot: job 1 keeps it, and job 2, left
+	// to its priority, is still past the slowdown guard.
+	slots := DefaultConfig()
+	slots.StarvationAge, slots.StarvationSlots = time.Hour, 1
+	if e := Explain(guarded, slots, 2); !e.Urgent || e.Starving {
+		t.Errorf("the short job beyond the starvation slots: %+v", e)
+	}
+	if e := Explain(guarded, slots, 1); e.Urgent || !e.Starving || e.Rank != 1 {
+		t.Errorf("the job in the starvation slot: %+v", e)
+	}
 }
 
 func withDeps(j *model.Job, k model.DependencyKind, ids ...model.JobID) *model.Job {
