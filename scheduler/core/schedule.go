@@ -67,9 +67,10 @@ func (s *sched) run() {
 }
 
 // backfillOrder sorts the candidates left behind the reservations for
-// BackfillPacking: starving jobs first (oldest first), then small jobs
-// (area at most Config.SmallJobArea) by expansion factor, highest first,
-// then the rest by area, largest first; ties keep priority order.
+// BackfillPacking: starving jobs first (oldest first), then urgent ones
+// (past Config.SlowdownGuard) in priority order, then small jobs (area at
+// most Config.SmallJobArea) by expansion factor, highest first, then the
+// rest by area, largest first; ties keep priority order.
 func (s *sched) backfillOrder(rest []candidate) {
 	for i := range rest {
 		c := &rest[i]
