@@ -68,6 +68,14 @@ type Replicate struct {
 	Baseline *Result `json:"baseline,omitempty"`
 }
 
+// BSLDRatio is the copy's policy / baseline average bounded slowdown
+// (the baseline must be set).
+func (r Replicate) BSLDRatio() float64 { return r.Policy.AvgBSLD / r.Baseline.AvgBSLD }
+
+// UtilDiff is the copy's policy − baseline utilization (the baseline must
+// be set).
+func (r Replicate) UtilDiff() float64 { return r.Policy.Utilization - r.Baseline.Utilization }
+
 // Stat is a sample's mean, standard deviation, minimum and maximum.
 type Stat struct {
 	Mean float64 `json:"mean"`
@@ -158,8 +166,7 @@ func Compare(trace []TraceJob, o CompareOptions) Comparison {
 	p := Paired{}
 	ratio, diff := make([]float64, n), make([]float64, n)
 	for i, r := range reps {
-		ratio[i] = r.Policy.AvgBSLD / r.Baseline.AvgBSLD
-		diff[i] = r.Policy.Utilization - r.Baseline.Utilization
+		ratio[i], diff[i] = r.BSLDRatio(), r.UtilDiff()
 		if diff[i] >= 0 {
 			p.UtilNoLower++
 		}

@@ -199,8 +199,7 @@ func printComparison(out io.Writer, c sim.Comparison, asJSON bool) error {
 	for _, r := range c.Replicates {
 		line := fmt.Sprintf("copy %2d: %s", r.Seed, row(r.Policy.Policy, &r.Policy))
 		if r.Baseline != nil {
-			line += fmt.Sprintf(" | %s | bsld ratio %.3f util diff %+.4f", row(r.Baseline.Policy, r.Baseline),
-				r.Policy.AvgBSLD/r.Baseline.AvgBSLD, r.Policy.Utilization-r.Baseline.Utilization)
+			line += fmt.Sprintf(" | %s | bsld ratio %.3f util diff %+.4f", row(r.Baseline.Policy, r.Baseline), r.BSLDRatio(), r.UtilDiff())
 		}
 		fmt.Fprintln(out, line)
 	}

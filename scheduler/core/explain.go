@@ -48,11 +48,8 @@ func (e Explanation) String() string {
 	}
 	s := fmt.Sprintf("job %d: rank %d, priority %.1f (age %.2f, fair-share %.2f, size %.2f, qos %.2f), estimate %s\n",
 		e.Job, e.Rank, e.Priority, e.Factors.Age, e.Factors.FairShare, e.Factors.Size, e.Factors.QOS, e.Estimate)
-	switch {
-	case e.Starving:
-		s += "starving: waited past the starvation age, ordered ahead of younger jobs\n"
-	case e.Urgent:
-		s += "urgent: slowed down past the slowdown guard, ordered ahead of the others\n"
+	if g := e.Guard(); g != "" {
+		s += g + "\n"
 	}
 	if e.Reason == "" {
 		return s + fmt.Sprintf("starts now on %v\n", e.Nodes)
@@ -62,6 +59,18 @@ func (e Explanation) String() string {
 		s += fmt.Sprintf("estimated start: %s on %v\n", e.EstimatedStart.UTC().Format(time.RFC3339), e.Nodes)
 	}
 	return s
+}
+
+// Guard says which guard, if any, put the job ahead of the priority order
+// ("" when none did). String and `hpcsub show`'s priority line print it.
+func (e Explanation) Guard() string {
+	switch {
+	case e.Starving:
+		return "starving: waited past the starvation age, ordered ahead of younger jobs"
+	case e.Urgent:
+		return "urgent: slowed down past the slowdown guard, ordered ahead of the others"
+	}
+	return ""
 }
 
 // explainState is the hook Explain puts into one Schedule pass.

@@ -143,7 +143,7 @@ func (s *sched) expansion(j *model.Job, est time.Duration) float64 {
 }
 
 // trueFirst orders true before false (0 when equal), for the sort tiers
-// (starving jobs, small jobs) that come before the finer keys.
+// (starving, urgent and small jobs) that come before the finer keys.
 func trueFirst(a, b bool) int {
 	switch {
 	case a == b:

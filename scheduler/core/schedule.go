@@ -121,7 +121,12 @@ func (s *sched) startAll(c candidate, depth int) (string, *lazyReason) {
 			return why, nil
 		}
 		lz := &lazyReason{key: c.key, prefix: waitPrefix}
-		if (!c.urgent && s.nres >= depth) || (c.urgent && s.nurgent >= s.cfg.SlowdownReservations) {
+		// The slowdown guard's reservations come on top of the depth.
+		count, limit := &s.nres, depth
+		if c.urgent {
+			count, limit = &s.nurgent, s.cfg.SlowdownReservations
+		}
+		if *count >= limit {
 			return "", lz
 		}
 		t, nodes, uses, ok := s.cl.earliest(&j.Request, s.partNodes(c.key.part), d)
@@ -134,11 +139,7 @@ func (s *sched) startAll(c candidate, depth int) (string, *lazyReason) {
 			continue
 		}
 		s.reserve(c, task, nodes, uses, t, d)
-		if c.urgent { // the slowdown guard's reservations come on top
-			s.nurgent++
-		} else {
-			s.nres++
-		}
+		*count++
 		at := s.in.Now.Add(time.Duration(t)).UTC().Format(time.RFC3339)
 		lz.prefix = fmt.Sprintf("reserved: expected to start at %s on %s (%s", at, nodeList(s, nodes), waitPrefix)
 		lz.suffix = ")"

@@ -187,7 +187,7 @@ func (s *Server) jobView(snap *state.Snapshot, j *model.Job, level int) *api.Job
 		if ex.Found {
 			f, w := ex.Factors, ex.Weights
 			p.Priority = []*api.PriorityFactor{
-				{Name: "priority", Value: ex.Priority, Detail: fmt.Sprintf("rank %d in the queue; runtime estimate %s%s", ex.Rank, ex.Estimate, guardNote(ex))},
+				{Name: "priority", Value: ex.Priority, Detail: priorityDetail(ex)},
 				{Name: "age", Value: f.Age, Detail: fmt.Sprintf("weight %.0f", w.Age)},
 				{Name: "fairshare", Value: f.FairShare, Detail: fmt.Sprintf("weight %.0f; department %s", w.FairShare, j.Department)},
 				{Name: "size", Value: f.Size, Detail: fmt.Sprintf("weight %.0f", w.Size)},
@@ -386,14 +386,12 @@ func toStatus(err error) error {
 	return status.Error(codes.Unavailable, err.Error())
 }
 
-// guardNote says which guard, if any, put a pending job ahead of the
-// priority order, for the "priority" line of `hpcsub show`.
-func guardNote(ex core.Explanation) string {
-	switch {
-	case ex.Starving:
-		return "; starving: ordered ahead of younger jobs"
-	case ex.Urgent:
-		return "; urgent: slowed down past the slowdown guard, ordered ahead of the others"
+// priorityDetail is the "priority" line of `hpcsub show`: the job's rank,
+// its runtime estimate, and the guard that put it ahead, if any.
+func priorityDetail(ex core.Explanation) string {
+	d := fmt.Sprintf("rank %d in the queue; runtime estimate %s", ex.Rank, ex.Estimate)
+	if g := ex.Guard(); g != "" {
+		d += "; " + g
 	}
-	return ""
+	return d
 }

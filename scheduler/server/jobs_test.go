@@ -2,24 +2,28 @@ package server
 
 import (
 	"testing"
+	"time"
 
 	"vhpc/scheduler/core"
 )
 
-func TestGuardNote(t *testing.T) {
+func TestPriorityDetail(t *testing.T) {
+	base := core.Explanation{Rank: 3, Estimate: time.Hour}
+	starving, urgent := base, base
+	starving.Starving, urgent.Urgent = true, true
 	tests := []struct {
 		name string
 		ex   core.Explanation
 		want string
 	}{
-		{"by priority", core.Explanation{}, ""},
-		{"starving", core.Explanation{Starving: true}, "; starving: ordered ahead of younger jobs"},
-		{"urgent", core.Explanation{Urgent: true}, "; urgent: slowed down past the slowdown guard, ordered ahead of the others"},
+		{"by priority", base, "rank 3 in the queue; runtime estimate 1h0m0s"},
+		{"starving", starving, "rank 3 in the queue; runtime estimate 1h0m0s; starving: waited past the starvation age, ordered ahead of younger jobs"},
+		{"urgent", urgent, "rank 3 in the queue; runtime estimate 1h0m0s; urgent: slowed down past the slowdown guard, ordered ahead of the others"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := guardNote(tc.ex); got != tc.want {
-				t.Errorf("guardNote = %q, want %q", got, tc.want)
+			if got := priorityDetail(tc.ex); got != tc.want {
+				t.Errorf("priorityDetail = %q, want %q", got, tc.want)
 			}
 		})
 	}
