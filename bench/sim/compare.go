@@ -129,33 +129,19 @@ func Compare(trace []TraceJob, o CompareOptions) Comparison {
 			tasks = append(tasks, task{i, true})
 		}
 	}
-	sem := make(chan struct{}, max(o.Workers, 1))
-	var mu sync.Mutex
-	done := 0
-	var wg sync.WaitGroup
-	for _, tk := range tasks {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			ro := o.Options
-			if tk.base {
-				ro.Config = *o.Baseline
-			}
-			r := Run(Jitter(trace, o.Frac, o.Delta, uint64(tk.i)), ro)
-			if tk.base {
-				*reps[tk.i].Baseline = r
-			} else {
-				reps[tk.i].Policy = r
-			}
-			if o.Progress != nil {
-				mu.Lock()
-				done++
-				o.Progress(done, len(tasks))
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	Parallel(len(tasks), o.Workers, func(i int) {
+		tk := tasks[i]
+		ro := o.Options
+		if tk.base {
+			ro.Config = *o.Baseline
+		}
+		r := Run(Jitter(trace, o.Frac, o.Delta, uint64(tk.i)), ro)
+		if tk.base {
+			*reps[tk.i].Baseline = r
+		} else {
+			reps[tk.i].Policy = r
+		}
+	}, o.Progress)
 	c := Comparison{Replicates: reps}
 	c.Policy = summarize(reps, func(r Replicate) *Result { return &r.Policy })
 	if o.Baseline == nil {
@@ -204,4 +190,28 @@ func stat(xs []float64) Stat {
 		s.SD = math.Sqrt(v / float64(len(xs)-1))
 	}
 	return s
+}
+
+// Parallel calls do(0) ... do(n-1), at most workers (at least 1) at once,
+// and progress (when set) after each call with the number done and n, one
+// progress call at a time. Compare and bench/suite run replays with it.
+func Parallel(n, workers int, do func(i int), progress func(done, total int)) {
+	sem := make(chan struct{}, max(workers, 1))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	done := 0
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			do(i)
+			if progress != nil {
+				mu.Lock()
+				done++
+				progress(done, n)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
 }

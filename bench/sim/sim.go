@@ -15,12 +15,22 @@ const (
 	// estimates) and plans with it.
 	EstRuntime = "runtime"
 	// EstRequest sets the walltime to the trace's requested time (the run
-	// time where the trace has none) and plans with it.
+	// time where the trace has none); the policy's Config.Estimate decides
+	// whether the core plans with it or with per-user predictions.
 	EstRequest = "request"
-	// EstPredicted keeps the requested walltime as the kill limit and lets
-	// the core plan with per-user predictions from history.
+	// EstPredicted is EstRequest with Config.Estimate forced to
+	// core.EstimatePredicted, whatever the policy says.
 	EstPredicted = "predicted"
 )
+
+// BaselineConfig is a baseline policy as the literature runs it: the
+// core defaults with policy, planned with the walltime (no predictions).
+func BaselineConfig(policy string) core.Config {
+	c := core.DefaultConfig()
+	c.Policy = policy
+	c.Estimate = core.EstimateRequest
+	return c
+}
 
 // Options configure a replay.
 type Options struct {
@@ -111,8 +121,6 @@ func Run(trace []TraceJob, o Options) Result {
 	cfg := o.Config
 	if o.Estimates == EstPredicted {
 		cfg.Estimate = core.EstimatePredicted
-	} else {
-		cfg.Estimate = core.EstimateRequest
 	}
 	res := Result{Policy: cfg.Policy, Estimates: o.Estimates, Dept: map[string]float64{}}
 	nodes := Nodes(o.Nodes, o.CPUsPerNode, o.GPUsPerNode)

@@ -69,3 +69,20 @@ func ReadSWF(r io.Reader) (jobs []TraceJob, dropped int, err error) {
 	}
 	return jobs, dropped, nil
 }
+
+// WriteSWF writes trace in the Standard Workload Format that ReadSWF
+// reads: a header naming the machine size, then one 18-field line per job
+// (submit, run, processors, requested time, user and group; -1 for the
+// fields not modelled).
+func WriteSWF(w io.Writer, trace []TraceJob, maxNodes int, comment string) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "; Version: 2\n; %s\n; MaxJobs: %d\n; MaxRecords: %d\n; MaxNodes: %d\n", comment, len(trace), len(trace), maxNodes)
+	for _, j := range trace {
+		fmt.Fprintf(bw, "%d %d -1 %d %d -1 -1 %d %d -1 1 %d %d -1 0 -1 -1 -1\n",
+			j.ID, j.Submit, j.Run, j.Procs, j.Procs, j.ReqTime, j.User, j.Group)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("writing swf: %w", err)
+	}
+	return nil
+}

@@ -14,12 +14,14 @@ import (
 )
 
 // schedulerFile is the optional --scheduler-config YAML: what an admin sets
-// beyond the flags. Unknown fields are errors.
+// beyond the flags. Unknown fields are errors; the result is checked with
+// core.Config.Validate, the check hpcsim's flags use too.
 //
 //	policy: default
-//	estimates: request
+//	estimates: predicted  # or request: plan with each user's history or with the walltime
+//	history: 2            # predicted: runtimes of a user's last jobs averaged
 //	reservations: 4
-//	backfill: packing     # or priority: the order of the jobs behind the reservations
+//	backfill: shortest    # or packing or priority: the order of the jobs behind the reservations
 //	smallJobArea: 0       # core-seconds up to which packing backfills a job first
 //	slowdownGuard: 600    # expansion factor from which a job goes first (0: off)
 //	preemption: requeue   # or off (the default)
@@ -36,6 +38,7 @@ type schedulerFile struct {
 	Backfill      string                   `yaml:"backfill"`
 	SmallJobArea  *float64                 `yaml:"smallJobArea"`
 	SlowdownGuard *float64                 `yaml:"slowdownGuard"`
+	HistoryLen    *int                     `yaml:"history"`
 	Preemption    string                   `yaml:"preemption"`
 	StopGrace     string                   `yaml:"stopGrace"`
 	Shares        map[string]float64       `yaml:"shares"`
@@ -93,32 +96,22 @@ func loadSchedulerFile(path string, cfg *core.Config) error {
 		cfg.Estimate = f.Estimates
 	}
 	if f.Reservations != nil {
-		if *f.Reservations < 0 || *f.Reservations > 1000 {
-			return fmt.Errorf("%s: reservations %d: want 0..1000", path, *f.Reservations)
-		}
 		cfg.ReservationDepth = *f.Reservations
 	}
-	switch f.Backfill {
-	case "":
-	case core.BackfillPacking, core.BackfillPriority:
+	if f.Backfill != "" {
 		cfg.Backfill = f.Backfill
-	default:
-		return fmt.Errorf("%s: backfill %q: want %s or %s", path, f.Backfill, core.BackfillPacking, core.BackfillPriority)
 	}
 	if f.SmallJobArea != nil {
-		if a := *f.SmallJobArea; a < 0 || a > 1e9 {
-			return fmt.Errorf("%s: smallJobArea %v: want 0..1e9 core-seconds", path, a)
-		}
 		cfg.SmallJobArea = *f.SmallJobArea
 	}
 	if f.SlowdownGuard != nil {
-		if err := core.CheckSlowdownGuard(*f.SlowdownGuard); err != nil {
-			return fmt.Errorf("%s: slowdownGuard: %w", path, err)
-		}
 		cfg.SlowdownGuard = *f.SlowdownGuard
 	}
+	if f.HistoryLen != nil {
+		cfg.HistoryLen = *f.HistoryLen
+	}
 	if f.Preemption != "" {
-		cfg.Preemption = f.Preemption // checked with the flags
+		cfg.Preemption = f.Preemption
 	}
 	if f.StopGrace != "" {
 		g, err := parseDur(path+": stopGrace", f.StopGrace)
@@ -170,6 +163,10 @@ func loadSchedulerFile(path string, cfg *core.Config) error {
 			cfg.Partitions = map[string]core.Partition{}
 		}
 		cfg.Partitions[name] = core.Partition{MaxWalltime: maxW, DefaultWalltime: defW, MaxNodes: p.MaxNodes, Limits: lim}
+	}
+	// The same check as hpcsim's flags (core.Config.Validate).
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
 }

@@ -73,10 +73,12 @@ func TestSchedulerConfig(t *testing.T) {
 				t.Errorf("slowdown guard %v", c.SlowdownGuard)
 			}
 		}},
-		{name: "bad slowdown guard", file: "slowdownGuard: 0.5\n", wantErr: "slowdownGuard: slowdown guard 0.5: want 0 (off) or an expansion factor 1..1e9"},
-		{name: "bad backfill", file: "backfill: random\n", wantErr: `backfill "random": want packing or priority`},
-		{name: "bad small job area", file: "smallJobArea: -5\n", wantErr: "smallJobArea -5"},
-		{name: "bad preemption", file: "preemption: suspend\n", wantErr: `preemption "suspend": want off or requeue`},
+		{name: "bad slowdown guard", file: "slowdownGuard: 0.5\n", wantErr: "slowdown guard 0.5: want 0 (off) or an expansion factor 1..1e9"},
+		{name: "bad backfill", file: "backfill: random\n", wantErr: `backfill "random": want one of packing, priority, shortest`},
+		{name: "bad history", file: "history: -1\n", wantErr: "history length -1: want 0..1000"},
+		{name: "bad reservations", file: "reservations: 5000\n", wantErr: "reservations 5000: want 0..1000"},
+		{name: "bad small job area", file: "smallJobArea: -5\n", wantErr: "small job area -5"},
+		{name: "bad preemption", file: "preemption: suspend\n", wantErr: `preemption "suspend": want one of off, requeue`},
 		{name: "bad stop grace", file: "stopGrace: 2h\n", wantErr: "stopGrace 2h0m0s: want 1s..1h"},
 		{name: "empty file", file: "", check: func(t *testing.T, c core.Config) {}},
 		{name: "misspelt field", file: "polcy: fcfs\n", wantErr: "polcy"},

@@ -10,6 +10,18 @@
 // the two copy by copy:
 //
 //	hpcsim --trace lublin_256.swf --nodes 256 --copies 11 --baseline fcfs-easy
+//
+// --generate writes a synthetic trace (bench/gen: Lublin–Feitelson jobs,
+// users' requested walltimes) instead of replaying one:
+//
+//	hpcsim --generate out.swf --nodes 1024 --jobs 10000 --load 0.9 --seed 7
+//
+// --suite replays the policy and the baselines (fcfs-easy, sjf-easy) over a
+// family of generated traces and any --trace given, and prints per trace
+// and as geometric means the bounded-slowdown ratio, the utilization
+// difference and the longest wait's ratio (bench/suite):
+//
+//	hpcsim --suite --trace lublin_256.swf --trace-nodes 256
 package main
 
 import (
@@ -21,6 +33,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 
 	"vhpc/bench/sim"
 	"vhpc/scheduler/core"
@@ -33,79 +46,80 @@ func main() {
 	}
 }
 
+// policyFlags binds the policy's flags to cfg's fields: each flag's
+// default is the core default, so nothing needs an "unset" value, and
+// Config.Validate checks the result.
+func policyFlags(fs *flag.FlagSet, cfg *core.Config) {
+	fs.StringVar(&cfg.Policy, "policy", cfg.Policy, strings.Join(core.Policies(), ", "))
+	fs.IntVar(&cfg.ReservationDepth, "reservations", cfg.ReservationDepth, "default policy: blocked jobs first by priority that get a reservation")
+	fs.DurationVar(&cfg.StarvationAge, "starvation-age", cfg.StarvationAge, "default policy: wait after which a job is ordered by submit time ahead of younger ones (0: off)")
+	fs.DurationVar(&cfg.MaxAge, "max-age", cfg.MaxAge, "default policy: age at which the age factor saturates")
+	fs.IntVar(&cfg.StarvationSlots, "starvation-slots", cfg.StarvationSlots, "default policy: oldest starving jobs promoted at once (0: all)")
+	fs.Float64Var(&cfg.Weights.Age, "age-weight", cfg.Weights.Age, "default policy: weight of the age factor")
+	fs.Float64Var(&cfg.Weights.Size, "size-weight", cfg.Weights.Size, "default policy: weight of the size factor")
+	fs.Float64Var(&cfg.SizeWidthExponent, "size-width-exponent", cfg.SizeWidthExponent, "default policy: 0 ranks by runtime, 1 by area, negative favors wide jobs")
+	fs.Float64Var(&cfg.SmallJobArea, "small-job-area", cfg.SmallJobArea, "default policy, packing backfill: area in core-seconds up to which a job is small and backfilled first")
+	fs.IntVar(&cfg.SlowdownReservations, "slowdown-reservations", cfg.SlowdownReservations, "default policy: urgent jobs reserved per cycle at most")
+	fs.Float64Var(&cfg.SlowdownGuard, "slowdown-guard", cfg.SlowdownGuard, "default policy: expansion factor (wait+estimate)/estimate from which a job goes first (0: off)")
+	fs.StringVar(&cfg.Backfill, "backfill", cfg.Backfill, "default policy: backfill order, shortest, packing or priority")
+	fs.StringVar(&cfg.AgeMode, "age-mode", cfg.AgeMode, "default policy: wait or expansion")
+	fs.IntVar(&cfg.HistoryLen, "history", cfg.HistoryLen, "predicted estimates: runtimes of a user's last jobs averaged")
+}
+
 // run parses args, replays, and prints the result to out; a comparison
 // reports each finished replay on progress.
 func run(args []string, out, progress io.Writer) error {
 	fs := flag.NewFlagSet("hpcsim", flag.ContinueOnError)
-	trace := fs.String("trace", "", "SWF trace file (required)")
-	nodes := fs.Int("nodes", 0, "number of nodes (required)")
+	cfg := core.DefaultConfig()
+	policyFlags(fs, &cfg)
+	trace := fs.String("trace", "", "SWF trace file (required unless --generate or --suite)")
+	nodes := fs.Int("nodes", 0, "number of nodes (required to replay or generate)")
 	cpus := fs.Int("cpus-per-node", 1, "CPUs per node")
 	gpus := fs.Int("gpus-per-node", 0, "GPUs per node; jobs take GPUs in proportion to their cores")
-	policy := fs.String("policy", core.PolicyDefault, "fcfs, fcfs-easy or default")
-	est := fs.String("estimates", sim.EstRuntime, "runtime (perfect), request (trace's requested time) or predicted (per-user history)")
-	depth := fs.Int("reservations", -1, "reservation depth for the default policy (-1: core default)")
-	starve := fs.Duration("starvation-age", -1, "default policy: wait after which a job is ordered by submit time ahead of younger ones (-1: core default)")
-	maxAge := fs.Duration("max-age", -1, "default policy: age at which the age factor saturates (-1: core default)")
-	slots := fs.Int("starvation-slots", -1, "default policy: oldest starving jobs promoted at once (-1: core default)")
-	ageW := fs.Float64("age-weight", -1, "default policy: weight of the age factor (-1: core default)")
-	sizeW := fs.Float64("size-weight", -1, "default policy: weight of the size factor (-1: core default)")
-	widthExp := fs.Float64("size-width-exponent", -99, "default policy: 0 ranks by runtime, 1 by area, negative favors wide jobs (-99: core default)")
-	smallArea := fs.Float64("small-job-area", -1, "default policy, packing backfill: area in core-seconds up to which a job is small and backfilled first (-1: core default)")
-	guardRes := fs.Int("slowdown-reservations", -1, "default policy: urgent jobs reserved per cycle at most (-1: core default)")
-	guard := fs.Float64("slowdown-guard", -1, "default policy: expansion factor (wait+estimate)/estimate from which a job goes first; 0 turns the guard off (-1: core default)")
-	backfill := fs.String("backfill", "", "default policy: backfill order, packing or priority (empty: core default)")
-	ageMode := fs.String("age-mode", "", "default policy: wait or expansion (empty: core default)")
+	est := fs.String("estimates", sim.EstRequest, "walltimes: runtime (perfect), request (the trace's requested time; the run time where it has none) or predicted (request, planned with per-user history whatever the policy says)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	limit := fs.Int("limit", 0, "replay only the first N jobs (0: all)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here")
 	copies := fs.Int("copies", 0, "also replay this many copies of the trace with jittered run times and print the spread")
 	jitterFrac := fs.Float64("jitter-frac", 0.05, "with --copies: fraction of the jobs whose run time moves")
 	jitterS := fs.Int64("jitter-s", 1, "with --copies: seconds a jittered run time moves, up or down")
-	baseline := fs.String("baseline", "", "also replay with this policy (core defaults) and compare copy by copy")
-	parallel := fs.Int("parallel", runtime.NumCPU(), "with --copies or --baseline: replays run at once (above 1 the core timings include contention)")
+	baseline := fs.String("baseline", "", "also replay with this policy (core defaults, planned with the walltime) and compare copy by copy")
+	parallel := fs.Int("parallel", runtime.NumCPU(), "replays run at once with --copies, --baseline or --suite (above 1 the core timings include contention)")
+	gf := genFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if *parallel < 1 {
+		return fmt.Errorf("--parallel %d: want at least 1", *parallel)
+	}
+	switch {
+	case gf.out != "":
+		return gf.generate(*nodes, progress)
+	case gf.suite:
+		return gf.runSuite(out, progress, cfg, *trace, *parallel, *asJSON)
 	}
 	if *trace == "" || *nodes <= 0 || *cpus <= 0 {
 		return fmt.Errorf("--trace and --nodes are required and --cpus-per-node must be positive")
 	}
-	switch *policy {
-	case core.PolicyFCFS, core.PolicyFCFSEasy, core.PolicyDefault:
-	default:
-		return fmt.Errorf("--policy %q: want fcfs, fcfs-easy or default", *policy)
-	}
-	switch *baseline {
-	case "", core.PolicyFCFS, core.PolicyFCFSEasy, core.PolicyDefault:
-	default:
-		return fmt.Errorf("--baseline %q: want fcfs, fcfs-easy or default", *baseline)
-	}
-	if *copies < 0 || *jitterFrac < 0 || *jitterFrac > 1 || *jitterS < 1 || *parallel < 1 {
-		return fmt.Errorf("--copies must be at least 0, --jitter-frac within [0, 1], --jitter-s and --parallel at least 1")
-	}
-	if *guard != -1 {
-		if err := core.CheckSlowdownGuard(*guard); err != nil {
-			return fmt.Errorf("--slowdown-guard: %w", err)
+	if *baseline != "" {
+		b := core.DefaultConfig()
+		b.Policy = *baseline
+		if err := b.Validate(); err != nil {
+			return fmt.Errorf("--baseline: %w", err)
 		}
 	}
-	if *guardRes < -1 {
-		return fmt.Errorf("--slowdown-reservations %d: want at least 0", *guardRes)
+	if *copies < 0 || *jitterFrac < 0 || *jitterFrac > 1 || *jitterS < 1 {
+		return fmt.Errorf("--copies must be at least 0, --jitter-frac within [0, 1], --jitter-s at least 1")
 	}
 	switch *est {
 	case sim.EstRuntime, sim.EstRequest, sim.EstPredicted:
 	default:
 		return fmt.Errorf("--estimates %q: want runtime, request or predicted", *est)
 	}
-	switch *backfill {
-	case "", core.BackfillPacking, core.BackfillPriority:
-	default:
-		return fmt.Errorf("--backfill %q: want packing or priority", *backfill)
-	}
-	f, err := os.Open(*trace)
-	if err != nil {
-		return fmt.Errorf("opening trace: %w", err)
-	}
-	defer f.Close()
-	jobs, dropped, err := sim.ReadSWF(f)
+	jobs, dropped, err := readTrace(*trace)
 	if err != nil {
 		return err
 	}
@@ -125,51 +139,12 @@ func run(args []string, out, progress io.Writer) error {
 	}
 	// A replay is one long batch computation: trade memory for less GC.
 	debug.SetGCPercent(400)
-	cfg := core.DefaultConfig()
-	cfg.Policy = *policy
-	if *starve >= 0 {
-		cfg.StarvationAge = *starve
-	}
-	if *maxAge >= 0 {
-		cfg.MaxAge = *maxAge
-	}
-	if *slots >= 0 {
-		cfg.StarvationSlots = *slots
-	}
-	if *ageW >= 0 {
-		cfg.Weights.Age = *ageW
-	}
-	if *sizeW >= 0 {
-		cfg.Weights.Size = *sizeW
-	}
-	if *widthExp != -99 {
-		cfg.SizeWidthExponent = *widthExp
-	}
-	if *guard >= 0 {
-		cfg.SlowdownGuard = *guard
-	}
-	if *guardRes >= 0 {
-		cfg.SlowdownReservations = *guardRes
-	}
-	if *smallArea >= 0 {
-		cfg.SmallJobArea = *smallArea
-	}
-	if *backfill != "" {
-		cfg.Backfill = *backfill
-	}
-	if *ageMode != "" {
-		cfg.AgeMode = *ageMode
-	}
-	if *depth >= 0 {
-		cfg.ReservationDepth = *depth
-	}
 	opts := sim.Options{Nodes: *nodes, CPUsPerNode: *cpus, GPUsPerNode: *gpus, Estimates: *est, Config: cfg}
 	if *copies > 0 || *baseline != "" {
 		co := sim.CompareOptions{Options: opts, Copies: *copies, Frac: *jitterFrac, Delta: *jitterS, Workers: *parallel,
 			Progress: func(done, total int) { fmt.Fprintf(progress, "hpcsim: %d of %d replays done\n", done, total) }}
 		if *baseline != "" {
-			b := core.DefaultConfig()
-			b.Policy = *baseline
+			b := sim.BaselineConfig(*baseline)
 			co.Baseline = &b
 		}
 		return printComparison(out, sim.Compare(jobs, co), *asJSON)
@@ -184,6 +159,16 @@ func run(args []string, out, progress io.Writer) error {
 	fmt.Fprintf(out, "utilization %.4f, makespan %.0f s\n", res.Utilization, res.Makespan)
 	fmt.Fprintf(out, "core: %d cycles, mean %s, max %s per cycle\n", res.Cycles, res.CoreMean, res.CoreMax)
 	return nil
+}
+
+// readTrace reads an SWF file.
+func readTrace(path string) ([]sim.TraceJob, int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("opening trace: %w", err)
+	}
+	defer f.Close()
+	return sim.ReadSWF(f)
 }
 
 // printComparison prints one row per copy and the summary (or JSON).

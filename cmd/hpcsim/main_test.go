@@ -39,21 +39,30 @@ func TestRunFlags(t *testing.T) {
 		wantProgress string
 	}{
 		{"one replay", []string{"--trace", trace, "--nodes", "4"}, "",
-			[]string{"policy default, estimates runtime: 4 jobs", "avg bounded slowdown", "utilization"}, ""},
+			[]string{"policy default, estimates request: 4 jobs", "avg bounded slowdown", "utilization"}, ""},
 		{"copies with a baseline", []string{"--trace", trace, "--nodes", "4", "--copies", "2", "--baseline", "fcfs-easy", "--parallel", "1"}, "",
 			[]string{"copy  0: default", "copy  2: default", "| fcfs-easy", "fcfs-easy (baseline): bsld mean", "paired over 3 copies", "util no lower in"},
 			"hpcsim: 6 of 6 replays done\n"},
 		{"copies alone", []string{"--trace", trace, "--nodes", "4", "--copies", "1"}, "",
 			[]string{"copy  1: default", "default: bsld mean"}, "hpcsim: 2 of 2 replays done\n"},
 		{"slowdown guard off", []string{"--trace", trace, "--nodes", "4", "--slowdown-guard", "0", "--slowdown-reservations", "0"}, "",
-			[]string{"policy default, estimates runtime: 4 jobs"}, ""},
-		{"slowdown guard below 1", []string{"--trace", trace, "--nodes", "4", "--slowdown-guard", "0.5"}, "--slowdown-guard: slowdown guard 0.5: want 0 (off)", nil, ""},
-		{"negative slowdown reservations", []string{"--trace", trace, "--nodes", "4", "--slowdown-reservations", "-2"}, "--slowdown-reservations -2", nil, ""},
+			[]string{"policy default, estimates request: 4 jobs"}, ""},
+		{"slowdown guard below 1", []string{"--trace", trace, "--nodes", "4", "--slowdown-guard", "0.5"}, "slowdown guard 0.5: want 0 (off)", nil, ""},
+		{"negative slowdown reservations", []string{"--trace", trace, "--nodes", "4", "--slowdown-reservations", "-2"}, "slowdown reservations -2: want 0..", nil, ""},
 		{"missing nodes", []string{"--trace", trace}, "--nodes are required", nil, ""},
-		{"bad baseline", []string{"--trace", trace, "--nodes", "4", "--baseline", "sjf"}, `--baseline "sjf"`, nil, ""},
+		{"bad baseline", []string{"--trace", trace, "--nodes", "4", "--baseline", "sjf"}, `--baseline: policy "sjf": want one of fcfs, fcfs-easy, sjf-easy, default`, nil, ""},
+		{"bad policy", []string{"--trace", trace, "--nodes", "4", "--policy", "lifo"}, `policy "lifo"`, nil, ""},
+		{"bad backfill", []string{"--trace", trace, "--nodes", "4", "--backfill", "random"}, `backfill "random"`, nil, ""},
+		{"sjf-easy", []string{"--trace", trace, "--nodes", "4", "--policy", "sjf-easy"}, "", []string{"policy sjf-easy, estimates request: 4 jobs"}, ""},
+		{"suite on the trace only", []string{"--suite", "--no-family", "--trace", trace, "--trace-nodes", "4", "--parallel", "1"}, "",
+			[]string{"| tiny.swf | 4 |", "**geomean** (1 traces)"}, "hpcsim: 3 of 3 replays done\n"},
+		{"suite on a small family", []string{"--suite", "--family-sizes", "16", "--family-loads", "0.7", "--family-jobs", "60", "--parallel", "2"}, "",
+			[]string{"| n16-l0.70-s1 | 60 |", "**geomean** (1 traces)"}, "hpcsim: 3 of 3 replays done\n"},
+		{"suite trace without its size", []string{"--suite", "--no-family", "--trace", trace}, "needs --trace-nodes", nil, ""},
+		{"suite with a bad size", []string{"--suite", "--family-sizes", "x"}, "--family-sizes", nil, ""},
 		{"negative copies", []string{"--trace", trace, "--nodes", "4", "--copies", "-1"}, "--copies must be at least 0", nil, ""},
 		{"jitter fraction above 1", []string{"--trace", trace, "--nodes", "4", "--copies", "1", "--jitter-frac", "2"}, "--jitter-frac within [0, 1]", nil, ""},
-		{"zero parallel", []string{"--trace", trace, "--nodes", "4", "--copies", "1", "--parallel", "0"}, "--parallel at least 1", nil, ""},
+		{"zero parallel", []string{"--trace", trace, "--nodes", "4", "--copies", "1", "--parallel", "0"}, "--parallel 0: want at least 1", nil, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -95,5 +104,25 @@ func TestRunCompareJSON(t *testing.T) {
 	}
 	if len(c.Replicates) != 3 || c.Paired == nil || c.Replicates[2].Baseline == nil || c.Replicates[2].Baseline.Policy != "fcfs" {
 		t.Fatalf("comparison %+v", c)
+	}
+}
+
+func TestGenerate(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "gen.swf")
+	var out, progress bytes.Buffer
+	if err := run([]string{"--generate", p, "--nodes", "32", "--jobs", "50", "--load", "0.8", "--seed", "2"}, &out, &progress); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	jobs, dropped, err := sim.ReadSWF(f)
+	if err != nil || dropped != 0 || len(jobs) != 50 || jobs[0].ReqTime < jobs[0].Run {
+		t.Fatalf("generated trace: %d jobs, %d dropped, %v", len(jobs), dropped, err)
+	}
+	if err := run([]string{"--generate", p, "--nodes", "0"}, &out, &progress); err == nil {
+		t.Fatal("--generate without nodes: no error")
 	}
 }

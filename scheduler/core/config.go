@@ -2,6 +2,8 @@ package core
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -13,6 +15,11 @@ const (
 	// PolicyFCFSEasy orders by submit time, reserves for the first blocked
 	// job (EASY backfill) and backfills anything that does not delay it.
 	PolicyFCFSEasy = "fcfs-easy"
+	// PolicySJFEasy orders by estimate, shortest first (ties by submit
+	// time), reserves for the first blocked job and backfills the rest in
+	// that order: the classic baseline that favours short jobs and lets
+	// long ones wait. hpcsim --suite replays it as a baseline.
+	PolicySJFEasy = "sjf-easy"
 	// PolicyDefault orders by multifactor priority (age, fair-share, size,
 	// QOS), holds conservative reservations for the first
 	// Config.ReservationDepth blocked jobs and backfills the rest.
@@ -51,6 +58,10 @@ const (
 	// BackfillPriority tries them in priority order, like the jobs ahead
 	// of the reservations.
 	BackfillPriority = "priority"
+	// BackfillShortest tries them shortest estimate first (starving and
+	// urgent jobs still first): EASY++'s shortest-job backfilling, which
+	// fills the holes with the jobs whose slowdown gains most.
+	BackfillShortest = "shortest"
 )
 
 // Age modes accepted in Config.AgeMode.
@@ -209,6 +220,92 @@ func DefaultConfig() Config {
 		Preemption:           PreemptOff,
 		StopGrace:            time.Minute,
 	}
+}
+
+// Policies lists the accepted Config.Policy values.
+func Policies() []string {
+	return []string{PolicyFCFS, PolicyFCFSEasy, PolicySJFEasy, PolicyDefault}
+}
+
+// Validate returns an error naming the first field of c that Schedule
+// cannot use, with the accepted values. hpcd (flags and
+// --scheduler-config) and hpcsim (flags) both call it, so they accept the
+// same policies.
+func (c *Config) Validate() error {
+	oneOf := func(field, v string, ok ...string) error {
+		if slices.Contains(ok, v) {
+			return nil
+		}
+		named := slices.DeleteFunc(slices.Clone(ok), func(s string) bool { return s == "" })
+		return fmt.Errorf("%s %q: want one of %s", field, v, strings.Join(named, ", "))
+	}
+	for _, e := range []error{
+		oneOf("policy", c.Policy, Policies()...),
+		oneOf("estimates", c.Estimate, EstimateRequest, EstimatePredicted),
+		oneOf("backfill", c.Backfill, "", BackfillPacking, BackfillPriority, BackfillShortest),
+		oneOf("age mode", c.AgeMode, "", AgeWait, AgeExpansion),
+		oneOf("preemption", c.Preemption, "", PreemptOff, PreemptRequeue),
+	} {
+		if e != nil {
+			return e
+		}
+	}
+	if err := CheckSlowdownGuard(c.SlowdownGuard); err != nil {
+		return err
+	}
+	ints := []struct {
+		name  string
+		v, hi int
+	}{
+		{"reservations", c.ReservationDepth, 1000},
+		{"slowdown reservations", c.SlowdownReservations, 1 << 20},
+		{"starvation slots", c.StarvationSlots, 1 << 20},
+		{"history length", c.HistoryLen, 1000},
+	}
+	for _, f := range ints {
+		if f.v < 0 || f.v > f.hi {
+			return fmt.Errorf("%s %d: want 0..%d", f.name, f.v, f.hi)
+		}
+	}
+	floats := []struct {
+		name  string
+		v, hi float64
+	}{
+		{"small job area", c.SmallJobArea, 1e12},
+		{"age weight", c.Weights.Age, 1e9},
+		{"fair-share weight", c.Weights.FairShare, 1e9},
+		{"size weight", c.Weights.Size, 1e9},
+		{"QOS weight", c.Weights.QOS, 1e9},
+		{"size reference", c.SizeRef, 1e12},
+		{"default share", c.DefaultShare, 1e9},
+		{"GPU weight", c.GPUWeight, 1e6},
+	}
+	for _, f := range floats {
+		if !(f.v >= 0 && f.v <= f.hi) {
+			return fmt.Errorf("%s %v: want 0..%g", f.name, f.v, f.hi)
+		}
+	}
+	if e := c.SizeWidthExponent; !(e >= -4 && e <= 4) {
+		return fmt.Errorf("size width exponent %v: want -4..4", e)
+	}
+	durs := []struct {
+		name string
+		v    time.Duration
+	}{
+		{"max age", c.MaxAge}, {"starvation age", c.StarvationAge}, {"half-life", c.HalfLife},
+		{"default walltime", c.DefaultWalltime}, {"stop grace", c.StopGrace},
+	}
+	for _, d := range durs {
+		if d.v < 0 {
+			return fmt.Errorf("%s %s: must not be negative", d.name, d.v)
+		}
+	}
+	for d, w := range c.Shares {
+		if !(w > 0 && w <= 1e6) {
+			return fmt.Errorf("share of %s %v: want a weight above 0", d, w)
+		}
+	}
+	return nil
 }
 
 // CheckSlowdownGuard returns an error unless g is a usable

@@ -62,6 +62,9 @@ func (s *sched) candidates() []candidate {
 			c.prio = w.Age*c.f.Age + w.FairShare*c.f.FairShare + w.Size*c.f.Size + w.QOS*c.f.QOS
 			c.starved = s.cfg.StarvationAge > 0 && s.in.Now.Sub(j.SubmitTime) > s.cfg.StarvationAge
 		}
+		if s.cfg.Policy == PolicySJFEasy {
+			c.prio = -c.est.Seconds() // shortest first
+		}
 		cs = append(cs, c)
 	}
 	s.limitStarved(cs)

@@ -16,7 +16,7 @@ import (
 func (s *sched) run() {
 	depth := 0
 	switch s.cfg.Policy {
-	case PolicyFCFSEasy:
+	case PolicyFCFSEasy, PolicySJFEasy:
 		depth = 1
 	case PolicyDefault:
 		depth = max(s.cfg.ReservationDepth, 0)
@@ -70,10 +70,16 @@ func (s *sched) run() {
 // BackfillPacking: starving jobs first (oldest first), then urgent ones
 // (past Config.SlowdownGuard) in priority order, then small jobs (area at
 // most Config.SmallJobArea) by expansion factor, highest first, then the
-// rest by area, largest first; ties keep priority order.
+// rest by area, largest first; ties keep priority order. BackfillShortest
+// keeps the starving and urgent tiers and orders the rest by estimate,
+// shortest first.
 func (s *sched) backfillOrder(rest []candidate) {
 	for i := range rest {
 		c := &rest[i]
+		if s.cfg.Backfill == BackfillShortest {
+			c.small, c.fill = false, -c.est.Seconds()
+			continue
+		}
 		area := s.width(c.j) * c.est.Seconds()
 		c.small = area <= s.cfg.SmallJobArea
 		c.fill = area

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -398,4 +399,40 @@ func withBackfill(c Config, order string, small float64) Config {
 	c.ReservationDepth = 1
 	c.Weights.Size = 0
 	return c
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		edit    func(c *Config)
+		wantErr string
+	}{
+		{"default", func(c *Config) {}, ""},
+		{"every policy", func(c *Config) { c.Policy = PolicySJFEasy }, ""},
+		{"unknown policy", func(c *Config) { c.Policy = "lifo" }, `policy "lifo": want one of fcfs, fcfs-easy, sjf-easy, default`},
+		{"unknown estimates", func(c *Config) { c.Estimate = "oracle" }, `estimates "oracle"`},
+		{"unknown backfill", func(c *Config) { c.Backfill = "random" }, `backfill "random"`},
+		{"guard below 1", func(c *Config) { c.SlowdownGuard = 0.5 }, "slowdown guard 0.5"},
+		{"negative depth", func(c *Config) { c.ReservationDepth = -1 }, "reservations -1: want 0..1000"},
+		{"negative weight", func(c *Config) { c.Weights.Size = -1 }, "size weight -1"},
+		{"NaN exponent", func(c *Config) { c.SizeWidthExponent = math.NaN() }, "size width exponent NaN"},
+		{"negative starvation age", func(c *Config) { c.StarvationAge = -time.Second }, "starvation age -1s"},
+		{"zero share", func(c *Config) { c.Shares = map[string]float64{"physics": 0} }, "share of physics 0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tc.edit(&c)
+			err := c.Validate()
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("error %v, want one containing %q", err, tc.wantErr)
+			}
+		})
+	}
 }

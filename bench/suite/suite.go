@@ -1,0 +1,197 @@
+// Package suite judges a scheduling policy over a family of workloads
+// instead of one trace: it replays the policy and the baselines (fcfs-easy
+// and sjf-easy, planned with the walltime) over generated traces
+// (bench/gen) and any given ones, and reports per trace and as geometric
+// means the ratio of average bounded slowdown to fcfs-easy's, the
+// utilization difference and the ratio of the longest waits. hpcsim
+// --suite is its front end.
+package suite
+
+import (
+	"fmt"
+	"math"
+
+	"vhpc/bench/gen"
+	"vhpc/bench/sim"
+	"vhpc/scheduler/core"
+)
+
+// Trace is one workload of the suite.
+type Trace struct {
+	Name  string
+	Nodes int
+	Jobs  []sim.TraceJob
+}
+
+// Family is a grid of generated workloads: every size × load × seed.
+type Family struct {
+	Sizes []int
+	Loads []float64
+	// Seeds is how many seeds per cell, from FirstSeed on.
+	Seeds     int
+	FirstSeed uint64
+	// Jobs per trace.
+	Jobs int
+}
+
+// DefaultFamily is the family the default policy was chosen on: four
+// machine sizes from 128 to 4,096 one-CPU nodes, four loads from 0.6 to
+// 1.05, one seed each, 3,000 jobs per trace.
+func DefaultFamily() Family {
+	return Family{Sizes: []int{128, 512, 1024, 4096}, Loads: []float64{0.6, 0.8, 0.95, 1.05}, Seeds: 1, FirstSeed: 1, Jobs: 3000}
+}
+
+// Traces generates the family's traces, named like "n512-l0.95-s1". Each
+// cell's seed mixes the size and load in, so no two cells share a stream.
+func (f Family) Traces() ([]Trace, error) {
+	var out []Trace
+	for _, n := range f.Sizes {
+		for _, l := range f.Loads {
+			for s := range uint64(f.Seeds) {
+				seed := f.FirstSeed + s
+				jobs, err := gen.Generate(gen.Params{Nodes: n, Jobs: f.Jobs, Load: l, Seed: seed*1_000_003 + uint64(n)*101 + uint64(l*1000)})
+				if err != nil {
+					return nil, fmt.Errorf("family: %w", err)
+				}
+				out = append(out, Trace{Name: fmt.Sprintf("n%d-l%.2f-s%d", n, l, seed), Nodes: n, Jobs: jobs})
+			}
+		}
+	}
+	return out, nil
+}
+
+// Options configure Run.
+type Options struct {
+	// Policy is the policy under test.
+	Policy core.Config
+	// Estimates is the replay's walltime mode (sim.EstRequest: the
+	// users' requested times).
+	Estimates string
+	// Workers bounds the replays run at once (at least 1).
+	Workers int
+	// Progress, when set, is called after each replay with the number
+	// done and the total, one call at a time.
+	Progress func(done, total int)
+}
+
+// Row is one trace's results: the policy's and the two baselines'.
+type Row struct {
+	Trace    string     `json:"trace"`
+	Nodes    int        `json:"nodes"`
+	Policy   sim.Result `json:"policy"`
+	FCFSEasy sim.Result `json:"fcfsEasy"`
+	SJFEasy  sim.Result `json:"sjfEasy"`
+}
+
+// BSLDRatio is the policy's average bounded slowdown over fcfs-easy's.
+func (r Row) BSLDRatio() float64 { return r.Policy.AvgBSLD / r.FCFSEasy.AvgBSLD }
+
+// SJFRatio is sjf-easy's average bounded slowdown over fcfs-easy's.
+func (r Row) SJFRatio() float64 { return r.SJFEasy.AvgBSLD / r.FCFSEasy.AvgBSLD }
+
+// UtilDiff is the policy's utilization minus fcfs-easy's.
+func (r Row) UtilDiff() float64 { return r.Policy.Utilization - r.FCFSEasy.Utilization }
+
+// WaitRatio is the policy's longest wait over fcfs-easy's (waits under a
+// minute count as a minute, so two empty queues compare as 1).
+func (r Row) WaitRatio() float64 { return waitRatio(r.Policy.MaxWait, r.FCFSEasy.MaxWait) }
+
+// SJFWaitRatio is sjf-easy's longest wait over fcfs-easy's.
+func (r Row) SJFWaitRatio() float64 { return waitRatio(r.SJFEasy.MaxWait, r.FCFSEasy.MaxWait) }
+
+func waitRatio(a, b float64) float64 { return max(a, 60) / max(b, 60) }
+
+// Summary aggregates the rows.
+type Summary struct {
+	// GeoBSLDRatio and GeoSJFRatio are geometric means of the rows'
+	// ratios; GeoWaitRatio of the longest-wait ratios.
+	GeoBSLDRatio    float64 `json:"geoBsldRatio"`
+	GeoSJFRatio     float64 `json:"geoSjfBsldRatio"`
+	GeoWaitRatio    float64 `json:"geoWaitRatio"`
+	GeoSJFWaitRatio float64 `json:"geoSjfWaitRatio"`
+	// MeanUtilDiff is the mean utilization difference, MinUtilDiff the
+	// worst; MaxWaitRatio is the worst longest-wait ratio.
+	MeanUtilDiff float64 `json:"meanUtilDiff"`
+	MinUtilDiff  float64 `json:"minUtilDiff"`
+	MaxWaitRatio float64 `json:"maxWaitRatio"`
+}
+
+// Report is what Run measured.
+type Report struct {
+	Rows    []Row   `json:"rows"`
+	Summary Summary `json:"summary"`
+}
+
+// Goals are the issue's acceptance bounds: geometric-mean bsld ratio at
+// most MaxGeoBSLD, utilization never lower than fcfs-easy's by more than
+// MaxUtilLoss, longest wait never above MaxWaitRatio × fcfs-easy's.
+type Goals struct {
+	MaxGeoBSLD   float64
+	MaxUtilLoss  float64
+	MaxWaitRatio float64
+}
+
+// DefaultGoals are issue 17's: 0.5, 0.01 and 1.5.
+var DefaultGoals = Goals{MaxGeoBSLD: 0.5, MaxUtilLoss: 0.01, MaxWaitRatio: 1.5}
+
+// Misses lists the goals s does not meet (empty when all hold).
+func (g Goals) Misses(s Summary) []string {
+	var out []string
+	if s.GeoBSLDRatio > g.MaxGeoBSLD {
+		out = append(out, fmt.Sprintf("geomean bsld ratio %.3f > %.2f", s.GeoBSLDRatio, g.MaxGeoBSLD))
+	}
+	if s.MinUtilDiff < -g.MaxUtilLoss {
+		out = append(out, fmt.Sprintf("utilization %.4f below fcfs-easy's on some trace (allowed %.2f)", s.MinUtilDiff, g.MaxUtilLoss))
+	}
+	if s.MaxWaitRatio > g.MaxWaitRatio {
+		out = append(out, fmt.Sprintf("longest wait %.2f× fcfs-easy's on some trace (allowed %.1f×)", s.MaxWaitRatio, g.MaxWaitRatio))
+	}
+	return out
+}
+
+// Run replays every trace under the policy, fcfs-easy and sjf-easy. The
+// result is deterministic apart from the Core* timings.
+func Run(traces []Trace, o Options) Report {
+	rows := make([]Row, len(traces))
+	type task struct {
+		t   int
+		cfg core.Config
+		out *sim.Result
+	}
+	var tasks []task
+	for i, tr := range traces {
+		rows[i] = Row{Trace: tr.Name, Nodes: tr.Nodes}
+		tasks = append(tasks,
+			task{i, o.Policy, &rows[i].Policy},
+			task{i, sim.BaselineConfig(core.PolicyFCFSEasy), &rows[i].FCFSEasy},
+			task{i, sim.BaselineConfig(core.PolicySJFEasy), &rows[i].SJFEasy})
+	}
+	sim.Parallel(len(tasks), o.Workers, func(i int) {
+		tk := tasks[i]
+		tr := traces[tk.t]
+		*tk.out = sim.Run(tr.Jobs, sim.Options{Nodes: tr.Nodes, CPUsPerNode: 1, Estimates: o.Estimates, Config: tk.cfg})
+	}, o.Progress)
+	return Report{Rows: rows, Summary: summarize(rows)}
+}
+
+func summarize(rows []Row) Summary {
+	if len(rows) == 0 {
+		return Summary{}
+	}
+	s := Summary{MinUtilDiff: math.Inf(1)}
+	var lb, ls, lw, lsw float64
+	for _, r := range rows {
+		lb += math.Log(r.BSLDRatio())
+		ls += math.Log(r.SJFRatio())
+		lw += math.Log(r.WaitRatio())
+		lsw += math.Log(r.SJFWaitRatio())
+		s.MeanUtilDiff += r.UtilDiff()
+		s.MinUtilDiff = min(s.MinUtilDiff, r.UtilDiff())
+		s.MaxWaitRatio = max(s.MaxWaitRatio, r.WaitRatio())
+	}
+	n := float64(len(rows))
+	s.GeoBSLDRatio, s.GeoSJFRatio = math.Exp(lb/n), math.Exp(ls/n)
+	s.GeoWaitRatio, s.GeoSJFWaitRatio = math.Exp(lw/n), math.Exp(lsw/n)
+	s.MeanUtilDiff /= n
+	return s
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"vhpc/bench/gen"
+	"vhpc/bench/sim"
+	"vhpc/bench/suite"
+	"vhpc/scheduler/core"
+)
+
+// genOpts are the --generate and --suite flags.
+type genOpts struct {
+	out        string
+	jobs       int
+	load       float64
+	seed       uint64
+	suite      bool
+	sizes      string
+	loads      string
+	seeds      int
+	firstSeed  uint64
+	famJobs    int
+	traceNodes int
+	noFamily   bool
+}
+
+func genFlags(fs *flag.FlagSet) *genOpts {
+	g := &genOpts{}
+	def := suite.DefaultFamily()
+	fs.StringVar(&g.out, "generate", "", "write a generated trace (Lublin–Feitelson jobs, users' requested walltimes) to this SWF file and exit; needs --nodes")
+	fs.IntVar(&g.jobs, "jobs", 10000, "with --generate: jobs in the trace")
+	fs.Float64Var(&g.load, "load", 0.9, "with --generate: offered load")
+	fs.Uint64Var(&g.seed, "seed", 1, "with --generate: random seed")
+	fs.BoolVar(&g.suite, "suite", false, "replay the policy, fcfs-easy and sjf-easy over the generated family and --trace (if given) and print the ratios")
+	fs.StringVar(&g.sizes, "family-sizes", joinInts(def.Sizes), "with --suite: machine sizes of the generated family (one-CPU nodes)")
+	fs.StringVar(&g.loads, "family-loads", joinFloats(def.Loads), "with --suite: offered loads of the generated family")
+	fs.IntVar(&g.seeds, "family-seeds", def.Seeds, "with --suite: seeds per size and load")
+	fs.Uint64Var(&g.firstSeed, "family-first-seed", def.FirstSeed, "with --suite: the family's first seed (a different one gives a fresh family)")
+	fs.IntVar(&g.famJobs, "family-jobs", def.Jobs, "with --suite: jobs per generated trace")
+	fs.IntVar(&g.traceNodes, "trace-nodes", 0, "with --suite and --trace: the trace's machine size in one-CPU nodes")
+	fs.BoolVar(&g.noFamily, "no-family", false, "with --suite: replay only --trace")
+	return g
+}
+
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, ",")
+}
+
+func joinFloats(xs []float64) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = strconv.FormatFloat(x, 'f', -1, 64)
+	}
+	return strings.Join(s, ",")
+}
+
+// generate writes one generated trace (--generate).
+func (g *genOpts) generate(nodes int, progress io.Writer) error {
+	jobs, err := gen.Generate(gen.Params{Nodes: nodes, Jobs: g.jobs, Load: g.load, Seed: g.seed})
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(g.out)
+	if err != nil {
+		return fmt.Errorf("--generate: %w", err)
+	}
+	comment := fmt.Sprintf("Information: hpcsim --generate --nodes %d --jobs %d --load %g --seed %d (Lublin–Feitelson jobs, Tsafrir–Etsion–Feitelson requests)", nodes, g.jobs, g.load, g.seed)
+	if err := sim.WriteSWF(f, jobs, nodes, comment); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("--generate: %w", err)
+	}
+	fmt.Fprintf(progress, "hpcsim: wrote %d jobs to %s\n", len(jobs), g.out)
+	return nil
+}
+
+// family parses the --family-* flags.
+func (g *genOpts) family() (suite.Family, error) {
+	f := suite.Family{Seeds: g.seeds, FirstSeed: g.firstSeed, Jobs: g.famJobs}
+	for _, s := range strings.Split(g.sizes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return f, fmt.Errorf("--family-sizes %q: want node counts such as 128,512", g.sizes)
+		}
+		f.Sizes = append(f.Sizes, n)
+	}
+	for _, s := range strings.Split(g.loads, ",") {
+		l, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil || !(l > 0 && l <= 10) {
+			return f, fmt.Errorf("--family-loads %q: want loads such as 0.6,0.95", g.loads)
+		}
+		f.Loads = append(f.Loads, l)
+	}
+	if f.Seeds < 1 || f.Jobs < 1 {
+		return f, fmt.Errorf("--family-seeds and --family-jobs must be at least 1")
+	}
+	return f, nil
+}
+
+// runSuite replays the family and the trace (--suite) and prints the table.
+func (g *genOpts) runSuite(out, progress io.Writer, cfg core.Config, trace string, workers int, asJSON bool) error {
+	var traces []suite.Trace
+	if !g.noFamily {
+		f, err := g.family()
+		if err != nil {
+			return err
+		}
+		if traces, err = f.Traces(); err != nil {
+			return err
+		}
+	}
+	if trace != "" {
+		jobs, _, err := readTrace(trace)
+		if err != nil {
+			return err
+		}
+		if g.traceNodes < 1 {
+			return fmt.Errorf("--suite --trace needs --trace-nodes (the trace's machine size)")
+		}
+		traces = append(traces, suite.Trace{Name: filepath.Base(trace), Nodes: g.traceNodes, Jobs: jobs})
+	}
+	if len(traces) == 0 {
+		return fmt.Errorf("--suite: nothing to replay (--no-family without --trace)")
+	}
+	rep := suite.Run(traces, suite.Options{Policy: cfg, Estimates: sim.EstRequest, Workers: workers,
+		Progress: func(done, total int) { fmt.Fprintf(progress, "hpcsim: %d of %d replays done\n", done, total) }})
+	if asJSON {
+		return writeJSON(out, rep)
+	}
+	fmt.Fprintf(out, "policy %s (estimates %s), baselines fcfs-easy and sjf-easy planned with the requested walltime\n", cfg.Policy, cfg.Estimate)
+	fmt.Fprintln(out, "| trace | jobs | fcfs-easy bsld | sjf-easy bsld | policy bsld | ratio | sjf ratio | util fcfs-easy | util diff | max wait fcfs-easy s | wait ratio | sjf wait ratio |")
+	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, r := range rep.Rows {
+		fmt.Fprintf(out, "| %s | %d | %.2f | %.2f | %.2f | %.3f | %.3f | %.4f | %+.4f | %.0f | %.2f | %.2f |\n",
+			r.Trace, r.Policy.Jobs, r.FCFSEasy.AvgBSLD, r.SJFEasy.AvgBSLD, r.Policy.AvgBSLD, r.BSLDRatio(), r.SJFRatio(),
+			r.FCFSEasy.Utilization, r.UtilDiff(), r.FCFSEasy.MaxWait, r.WaitRatio(), r.SJFWaitRatio())
+	}
+	s := rep.Summary
+	fmt.Fprintf(out, "| **geomean** (%d traces) | | | | | **%.3f** | %.3f | | mean %+.4f, min **%+.4f** | | **%.2f** (max %.2f) | %.2f |\n",
+		len(rep.Rows), s.GeoBSLDRatio, s.GeoSJFRatio, s.MeanUtilDiff, s.MinUtilDiff, s.GeoWaitRatio, s.MaxWaitRatio, s.GeoSJFWaitRatio)
+	if m := suite.DefaultGoals.Misses(s); len(m) > 0 {
+		fmt.Fprintf(out, "goals missed: %s\n", strings.Join(m, "; "))
+	} else {
+		fmt.Fprintln(out, "goals met: geomean bsld ratio ≤ 0.5, utilization within 0.01 of fcfs-easy's and longest wait ≤ 1.5× on every trace")
+	}
+	return nil
+}
