@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,29 +12,24 @@ import (
 	"strings"
 	"time"
 
-	"vhpc/nodeagent/gpu"
+	"vhpc/guestproto"
 )
-
-// GPUSamplesFile receives one JSON gpu.Sample per line, per GPU, every
-// sampling period, while the job runs in a guest that has GPUs. The agent
-// reads it (GPUs passed through are invisible to host NVML), maps each
-// guest GPU to the host GPU it was given, exports the samples as metrics
-// and accounts the job's GPU usage.
-const GPUSamplesFile = "gpu-samples.jsonl"
 
 // nvidiaSMIQuery is what SampleGPUs asks nvidia-smi for, in this order.
 var nvidiaSMIQuery = []string{"uuid", "pci.bus_id", "name", "utilization.gpu", "memory.used", "memory.total", "temperature.gpu", "power.draw"}
 
-// SampleGPUs appends samples of the guest's GPUs to shareDir/GPUSamplesFile
-// every period until ctx ends. It reads them with nvidia-smi from the
-// department image (argv only, no shell); a guest without nvidia-smi or
-// without GPUs writes nothing and returns at once.
+// SampleGPUs appends samples of the guest's GPUs to
+// shareDir/guestproto.GPUSamplesFile every period until ctx ends. It reads
+// them with nvidia-smi from the department image (argv only, no shell); a
+// guest without nvidia-smi or without GPUs writes nothing and returns at
+// once. hpc-guest's Init runs it next to the job; it needs no NVML
+// binding, so hpc-guest stays static.
 func SampleGPUs(ctx context.Context, shareDir string, period time.Duration) error {
 	smi, err := exec.LookPath("nvidia-smi")
 	if err != nil {
 		return nil // no driver in this image: nothing to sample
 	}
-	f, err := os.OpenFile(filepath.Join(shareDir, GPUSamplesFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(filepath.Join(shareDir, guestproto.GPUSamplesFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("gpu samples: %w", err)
 	}
@@ -48,8 +42,9 @@ func SampleGPUs(ctx context.Context, shareDir string, period time.Duration) erro
 			samples, perr := ParseNvidiaSMI(out, time.Now())
 			if perr == nil {
 				for _, s := range samples {
-					b, _ := json.Marshal(s)
-					_, _ = f.Write(append(b, '\n'))
+					if line, err := guestproto.EncodeGPUSample(s); err == nil {
+						_, _ = f.Write(line)
+					}
 				}
 			}
 		}
@@ -62,9 +57,11 @@ func SampleGPUs(ctx context.Context, shareDir string, period time.Duration) erro
 }
 
 // ParseNvidiaSMI reads nvidia-smi's CSV (the nvidiaSMIQuery columns, no
-// header, no units). Values nvidia-smi reports as "[N/A]" stay zero.
-func ParseNvidiaSMI(out []byte, at time.Time) ([]gpu.Sample, error) {
-	var samples []gpu.Sample
+// header, no units) into one sample per GPU, stamped at. Values nvidia-smi
+// reports as "[N/A]" stay zero; the PCI address and the product name are
+// passed on as nvidia-smi wrote them (the host normalises them).
+func ParseNvidiaSMI(out []byte, at time.Time) ([]guestproto.GPUSample, error) {
+	var samples []guestproto.GPUSample
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	for line := 1; sc.Scan(); line++ {
 		text := strings.TrimSpace(sc.Text())
@@ -85,12 +82,8 @@ func ParseNvidiaSMI(out []byte, at time.Time) ([]gpu.Sample, error) {
 			}
 			return v
 		}
-		pci, err := gpu.NormalizePCIBusID(f[1])
-		if err != nil {
-			return nil, fmt.Errorf("nvidia-smi line %d: %w", line, err)
-		}
-		samples = append(samples, gpu.Sample{
-			UUID: f[0], PCIBusID: pci, Model: gpu.ModelFromName(f[2]), Time: at,
+		samples = append(samples, guestproto.GPUSample{
+			UUID: f[0], PCIBusID: f[1], Model: f[2], Time: at,
 			UtilizationPct:   num(f[3]),
 			MemoryUsedBytes:  uint64(num(f[4]) * (1 << 20)),
 			MemoryTotalBytes: uint64(num(f[5]) * (1 << 20)),

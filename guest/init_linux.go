@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"vhpc/guestproto"
 )
 
 // ModuleList is the file in the initramfs that lists the kernel modules to
@@ -32,7 +34,7 @@ func Init(log *slog.Logger) {
 		log.Error("hpc-guest failed", "err", err)
 	}
 	unix.Sync()
-	for _, m := range []string{ScratchMount, ShareMount} {
+	for _, m := range []string{guestproto.ScratchMount, guestproto.ShareMount} {
 		_ = unix.Unmount(m, 0)
 	}
 	unix.Sync()
@@ -55,17 +57,17 @@ func initAndRun(log *slog.Logger) error {
 	}
 	// From here on every failure is reported in exit.json too.
 	fail := func(code int, err error) error {
-		_ = WriteExit(ShareMount, Exit{ExitCode: code, Error: err.Error(), BootSeconds: uptime()})
+		_ = guestproto.WriteExit(guestproto.ShareMount, guestproto.Exit{ExitCode: code, Error: err.Error(), BootSeconds: uptime()})
 		return err
 	}
-	req, err := ReadRequest(ShareMount)
+	req, err := guestproto.ReadRequest(guestproto.ShareMount)
 	if err != nil {
 		return fail(126, err)
 	}
 	if err := req.Validate(); err != nil {
 		return fail(126, err)
 	}
-	work := filepath.Join(ShareMount, WorkDir)
+	work := filepath.Join(guestproto.ShareMount, guestproto.WorkDir)
 	if err := os.MkdirAll(work, 0o755); err != nil {
 		return fail(126, fmt.Errorf("create work dir: %w", err))
 	}
@@ -77,7 +79,7 @@ func initAndRun(log *slog.Logger) error {
 			return fail(126, err)
 		}
 	}
-	outFile, err := os.OpenFile(filepath.Join(ShareMount, OutputFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	outFile, err := os.OpenFile(filepath.Join(guestproto.ShareMount, guestproto.OutputFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return fail(126, fmt.Errorf("open output log: %w", err))
 	}
@@ -89,14 +91,14 @@ func initAndRun(log *slog.Logger) error {
 
 	boot := uptime()
 	log.Info("starting job", "alloc_id", req.AllocID, "boot_seconds", boot)
-	if err := WriteStarted(ShareMount, Started{BootSeconds: boot}); err != nil {
+	if err := guestproto.WriteStarted(guestproto.ShareMount, guestproto.Started{BootSeconds: boot}); err != nil {
 		return fail(126, err)
 	}
 	sampling, stopSampling := context.WithCancel(context.Background())
 	sampled := make(chan struct{})
 	go func() {
 		defer close(sampled)
-		if err := SampleGPUs(sampling, ShareMount, 5*time.Second); err != nil {
+		if err := SampleGPUs(sampling, guestproto.ShareMount, 5*time.Second); err != nil {
 			log.Warn("GPU sampling", "err", err)
 		}
 	}()
@@ -106,7 +108,7 @@ func initAndRun(log *slog.Logger) error {
 	e.BootSeconds = boot
 	_ = outFile.Sync()
 	log.Info("job ended", "exit_code", e.ExitCode, "run_seconds", e.RunSeconds, "stopped", e.Stopped)
-	if err := WriteExit(ShareMount, e); err != nil {
+	if err := guestproto.WriteExit(guestproto.ShareMount, e); err != nil {
 		return fmt.Errorf("write exit status: %w", err)
 	}
 	return nil
@@ -183,19 +185,19 @@ func loadModule(path string) error {
 }
 
 func mountShare() error {
-	if err := os.MkdirAll(ShareMount, 0o755); err != nil {
-		return fmt.Errorf("mkdir %s: %w", ShareMount, err)
+	if err := os.MkdirAll(guestproto.ShareMount, 0o755); err != nil {
+		return fmt.Errorf("mkdir %s: %w", guestproto.ShareMount, err)
 	}
 	// The virtio devices are probed when their driver loads; a short
 	// bounded retry covers asynchronous probing.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		err := unix.Mount(ShareTag, ShareMount, "9p", 0, "trans=virtio,version=9p2000.L,msize=262144")
+		err := unix.Mount(guestproto.ShareTag, guestproto.ShareMount, "9p", 0, "trans=virtio,version=9p2000.L,msize=262144")
 		if err == nil {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("mount job share (9p tag %q): %w", ShareTag, err)
+			return fmt.Errorf("mount job share (9p tag %q): %w", guestproto.ShareTag, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -206,24 +208,24 @@ func mountShare() error {
 // filesystem, it is formatted here with busybox mke2fs (ext2, mounted by
 // the ext4 driver).
 func mountScratch(log *slog.Logger, uid, gid int) error {
-	dev, err := findDiskBySerial(ScratchSerial, 5*time.Second)
+	dev, err := findDiskBySerial(guestproto.ScratchSerial, 5*time.Second)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(ScratchMount, 0o755); err != nil {
-		return fmt.Errorf("mkdir %s: %w", ScratchMount, err)
+	if err := os.MkdirAll(guestproto.ScratchMount, 0o755); err != nil {
+		return fmt.Errorf("mkdir %s: %w", guestproto.ScratchMount, err)
 	}
-	if err := unix.Mount(dev, ScratchMount, "ext4", unix.MS_NOATIME, ""); err != nil {
+	if err := unix.Mount(dev, guestproto.ScratchMount, "ext4", unix.MS_NOATIME, ""); err != nil {
 		log.Info("scratch has no usable filesystem, formatting", "dev", dev, "err", err)
 		out, ferr := exec.Command("/bin/mke2fs", "-q", "-F", dev).CombinedOutput()
 		if ferr != nil {
 			return fmt.Errorf("format scratch %s: %w: %s", dev, ferr, out)
 		}
-		if err := unix.Mount(dev, ScratchMount, "ext4", unix.MS_NOATIME, ""); err != nil {
+		if err := unix.Mount(dev, guestproto.ScratchMount, "ext4", unix.MS_NOATIME, ""); err != nil {
 			return fmt.Errorf("mount scratch %s: %w", dev, err)
 		}
 	}
-	if err := os.Chown(ScratchMount, uid, gid); err != nil {
+	if err := os.Chown(guestproto.ScratchMount, uid, gid); err != nil {
 		return fmt.Errorf("chown scratch: %w", err)
 	}
 	return nil

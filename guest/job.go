@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"vhpc/guestproto"
 )
 
 // JobOptions are the guest-local paths and knobs RunJob needs; the PID 1
@@ -32,7 +34,7 @@ type JobOptions struct {
 // RunJob runs the request's command (or script) and returns its exit status.
 // It never returns an error: failures to start are reported in Exit.Error
 // with exit code 127 (not found) or 126 (cannot execute), as a shell would.
-func RunJob(ctx context.Context, req Request, o JobOptions) Exit {
+func RunJob(ctx context.Context, req guestproto.Request, o JobOptions) guestproto.Exit {
 	if o.KillGrace <= 0 {
 		o.KillGrace = 5 * time.Second
 	}
@@ -40,7 +42,7 @@ func RunJob(ctx context.Context, req Request, o JobOptions) Exit {
 	if len(argv) == 0 {
 		p := filepath.Join(o.ScriptDir, "job.sh")
 		if err := os.WriteFile(p, []byte(req.Script), 0o755); err != nil {
-			return Exit{ExitCode: 126, Error: fmt.Sprintf("write job script: %v", err)}
+			return guestproto.Exit{ExitCode: 126, Error: fmt.Sprintf("write job script: %v", err)}
 		}
 		argv = []string{"/bin/sh", p}
 	}
@@ -62,7 +64,7 @@ func RunJob(ctx context.Context, req Request, o JobOptions) Exit {
 			code = 127
 		}
 		fmt.Fprintf(o.Out, "hpc-guest: cannot start %q: %v\n", argv[0], err)
-		return Exit{ExitCode: code, Error: fmt.Sprintf("start %q: %v", argv[0], err)}
+		return guestproto.Exit{ExitCode: code, Error: fmt.Sprintf("start %q: %v", argv[0], err)}
 	}
 	done := make(chan struct{})
 	var stopped atomic.Bool
@@ -84,7 +86,7 @@ func RunJob(ctx context.Context, req Request, o JobOptions) Exit {
 	err := cmd.Wait()
 	run := time.Since(start).Seconds()
 	close(done)
-	e := Exit{RunSeconds: run}
+	e := guestproto.Exit{RunSeconds: run}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:

@@ -1,11 +1,13 @@
-// Package guest is the guest end of the host<->guest protocol of vhpc: the
-// files the node agent and hpc-guest exchange over the job share (a 9p
-// filesystem with mount tag "jobshare"), and the PID 1 logic of hpc-guest
-// that boots a tiny guest, runs the job and powers it off.
+// Package guestproto is the host<->guest protocol of vhpc: the names,
+// types and encodings of the files that the node agent and hpc-guest
+// exchange over the job share (a 9p filesystem with mount tag "jobshare").
+// guest/README.md describes the protocol itself.
 //
-// The host side (nodeagent/runner) imports only the protocol types and the
-// helpers in this file; see README.md for the protocol itself.
-package guest
+// Both ends import it: the host side (nodeagent/runner, nodeagent/agent,
+// nodeagent/gpumetrics) and hpc-guest (package guest). It imports only the
+// standard library, so hpc-guest stays a static, cgo-free binary; keep it
+// that way (cmd/hpc-guest's tests check the guest's import graph).
+package guestproto
 
 import (
 	"encoding/json"

@@ -109,7 +109,7 @@ type plan struct {
 func makePlan(ctx context.Context, spec TinySpec) (*plan, error) {
 	spec = spec.withDefaults()
 	if spec.GuestBinary == "" {
-		return nil, errors.New("tiny image: no hpc-guest binary given (build one with CGO_ENABLED=0 go build ./cmd/hpc-guest)")
+		return nil, errors.New("tiny image: no hpc-guest binary given (vmimages.FindGuestBinary finds the one `make build` puts in bin/)")
 	}
 	kver := spec.KernelVersion
 	if kver == "" {

@@ -26,7 +26,7 @@ import (
 func main() {
 	var (
 		addrs, name, stateDir, hypervisor, libvirtURI, partition, logLevel string
-		metricsAddr, gpuReturn                                             string
+		metricsAddr, gpuReturn, guestBin                                   string
 		reserved                                                           []int
 	)
 	cmd := &cobra.Command{
@@ -57,7 +57,7 @@ func main() {
 			return agent.RunLocal(cmd.Context(), agent.LocalOptions{
 				Addrs: client.ParseAddrs(addrs), Name: name, StateDir: stateDir, Hypervisor: hypervisor,
 				LibvirtURI: libvirtURI, Partition: partition, Reserved: reserved, Logger: log,
-				Registry: reg, GPUReturnDriver: gpuReturn,
+				Registry: reg, GPUReturnDriver: gpuReturn, GuestBinary: guestBin,
 			})
 		},
 	}
@@ -71,6 +71,7 @@ func main() {
 	f.IntSliceVar(&reserved, "reserved-cores", nil, "host cores kept for the host and QEMU emulator threads")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:7081", "HTTP address for /metrics (GPU metrics); empty disables")
+	f.StringVar(&guestBin, "guest", "", "static hpc-guest binary for the guest image (default: next to hpc-agent, or on $PATH)")
 	f.StringVar(&gpuReturn, "gpu-return-driver", "", "driver GPUs are rebound to after a job: \"\" (leave), nvidia or vfio-pci")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -3,7 +3,8 @@
 // /jobshare/job.json, streams its output, writes /jobshare/exit.json and
 // powers the guest off. See guest/README.md for the protocol.
 //
-// Build it static: CGO_ENABLED=0 go build ./cmd/hpc-guest
+// It must be static: `make build` builds it with CGO_ENABLED=0 into bin/,
+// where the node agent finds it (vmimages.FindGuestBinary).
 package main
 
 import (

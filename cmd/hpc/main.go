@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 
 	"vhpc/vmimages"
 )
@@ -40,7 +39,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("hpc image build tiny", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	store := fs.String("store", "/var/lib/vhpc/images", "image store directory")
-	guestBin := fs.String("guest", "", "static hpc-guest binary (default: next to hpc, on $PATH, or built from source)")
+	guestBin := fs.String("guest", "", "static hpc-guest binary (default: next to hpc, or on $PATH)")
 	kver := fs.String("kernel", "", "kernel version in /boot (default: newest with modules)")
 	verbose := fs.Bool("v", false, "verbose logging")
 	if err := fs.Parse(args[3:]); err != nil {
@@ -51,7 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	g, err := vmimages.FindGuestBinary(ctx, *guestBin, filepath.Join(*store, ".guest"), log)
+	g, err := vmimages.FindGuestBinary(*guestBin)
 	if err != nil {
 		return err
 	}

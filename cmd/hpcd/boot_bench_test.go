@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"vhpc/guest"
+	"vhpc/guestproto"
 	"vhpc/vmimages"
 )
 
@@ -44,19 +44,19 @@ func BenchmarkFullPathVsBareQEMU(b *testing.B) {
 	b.ResetTimer()
 	for i := range b.N {
 		share := filepath.Join(dir, "bare", string(rune('a'+i%26)))
-		if err := os.MkdirAll(filepath.Join(share, guest.WorkDir), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(share, guestproto.WorkDir), 0o755); err != nil {
 			b.Fatal(err)
 		}
-		req := guest.Request{Version: guest.ProtocolVersion, AllocID: "bare", Argv: []string{"/bin/true"}, UID: guest.JobUID, GID: guest.JobGID, NCPUs: 1}
-		if err := guest.WriteRequest(share, req); err != nil {
+		req := guestproto.Request{Version: guestproto.ProtocolVersion, AllocID: "bare", Argv: []string{"/bin/true"}, UID: guestproto.JobUID, GID: guestproto.JobGID, NCPUs: 1}
+		if err := guestproto.WriteRequest(share, req); err != nil {
 			b.Fatal(err)
 		}
 		start := time.Now()
-		if err := vmimages.BootBare(context.Background(), img, "tcg", 256, share, guest.ShareTag, filepath.Join(dir, "bare.log")); err != nil {
+		if err := vmimages.BootBare(context.Background(), img, "tcg", 256, share, guestproto.ShareTag, filepath.Join(dir, "bare.log")); err != nil {
 			b.Fatal(err)
 		}
 		bare += time.Since(start)
-		if e, err := guest.ReadExit(share); err != nil || e.ExitCode != 0 {
+		if e, err := guestproto.ReadExit(share); err != nil || e.ExitCode != 0 {
 			b.Fatalf("bare guest: %+v %v", e, err)
 		}
 

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"vhpc/api"
+	"vhpc/vmimages/guesttest"
 )
 
 func freePort(t testing.TB) string {
@@ -58,6 +60,25 @@ func goBuild(t testing.TB, dir, pkg string) string {
 		t.Fatalf("build %s: %v\n%s", pkg, err, out)
 	}
 	return bin
+}
+
+// testGuestBinary builds hpc-guest once per test binary.
+var testGuestBinary = sync.OnceValues(func() (string, error) {
+	return guesttest.Build(context.Background(), filepath.Join(os.TempDir(), "vhpc-hpcd-test-guest"))
+})
+
+// withGuest puts a static hpc-guest into dir, next to the hpcd or
+// hpc-agent that goBuild built there, where their runner finds it as it
+// finds bin/hpc-guest after `make build` (the product never builds it).
+func withGuest(t testing.TB, dir string) {
+	t.Helper()
+	gb, err := testGuestBinary()
+	if err != nil {
+		t.Fatalf("hpc-guest: %v", err)
+	}
+	if err := guesttest.Install(gb, dir); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // dialServing connects to a member's gRPC address, waits until it serves

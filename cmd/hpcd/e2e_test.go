@@ -42,6 +42,7 @@ func requireLibvirt(t testing.TB) {
 
 func buildBinaries(t testing.TB, dir string) (hpcd, hpcsub string) {
 	t.Helper()
+	withGuest(t, dir)
 	return goBuild(t, dir, "."), goBuild(t, dir, "../hpcsub")
 }
 

@@ -157,6 +157,7 @@ func devCmd() *cobra.Command {
 		noAgent    bool
 		stateDir   string
 		hypervisor string
+		guestBin   string
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -187,7 +188,7 @@ func devCmd() *cobra.Command {
 				return agent.RunLocal(ctx, agent.LocalOptions{
 					Addrs: []string{s.GRPCAddr()}, StateDir: stateDir, Hypervisor: hypervisor,
 					LibvirtURI: "qemu:///system", Partition: server.DefaultPartition, Logger: cfg.Logger,
-					Registry: cfg.Registry,
+					Registry: cfg.Registry, GuestBinary: guestBin,
 				})
 			})
 		},
@@ -196,6 +197,7 @@ func devCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&noAgent, "no-agent", false, "run the master only (no guests on this host)")
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "agent state: job dirs, scratch disks, images (default DATA-DIR/agent)")
 	cmd.Flags().StringVar(&hypervisor, "hypervisor", "auto", "auto (probe), kvm or tcg")
+	cmd.Flags().StringVar(&guestBin, "guest", "", "static hpc-guest binary for the guest image (default: next to hpcd, or on $PATH)")
 	return cmd
 }
 

@@ -127,6 +127,7 @@ func TestNodeLoss(t *testing.T) {
 				}
 			}
 			hpcd, agentBin := goBuild(t, dir, "."), goBuild(t, dir, "../hpc-agent")
+			withGuest(t, dir)
 			addr, raftAddr := freePort(t), freePort(t)
 			master := exec.Command(hpcd, "server", "--id", "m", "--data-dir", filepath.Join(dir, "m"), "--addr", addr,
 				"--raft-addr", raftAddr, "--http", "", "--heartbeat", "500ms", "--lease", "6s", "--log-level", "warn")

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -17,8 +16,8 @@ import (
 
 	"vhpc/api"
 	"vhpc/client"
+	"vhpc/guestproto"
 	"vhpc/jobspec"
-	"vhpc/nodeagent/gpu"
 	"vhpc/nodeagent/runner"
 	"vhpc/nodeagent/vm"
 	"vhpc/scheduler/model"
@@ -84,8 +83,8 @@ func (f *fakeRunner) run(ctx context.Context, t runner.Task, progress func(strin
 		at := time.Unix(1700000000, 0)
 		var lines []byte
 		for i := range 2 {
-			b, _ := json.Marshal(gpu.Sample{UUID: "GPU-guest", PCIBusID: vm.GuestGPUAddress(0), Model: "H100", Time: at.Add(time.Duration(i) * 10 * time.Second), UtilizationPct: 50, PowerW: 300})
-			lines = append(append(lines, b...), '\n')
+			b, _ := guestproto.EncodeGPUSample(guestproto.GPUSample{UUID: "GPU-guest", PCIBusID: vm.GuestGPUAddress(0), Model: "NVIDIA H100 80GB HBM3", Time: at.Add(time.Duration(i) * 10 * time.Second), UtilizationPct: 50, PowerW: 300})
+			lines = append(lines, b...)
 		}
 		if err := os.WriteFile(f.GPUSamplesPath(t.AllocID), lines, 0o644); err != nil {
 			return runner.Result{}, err

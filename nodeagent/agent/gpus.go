@@ -3,7 +3,6 @@ package agent
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"os"
 	"time"
@@ -124,8 +123,7 @@ func (a *Agent) followGPUSamples(ctx context.Context, al *api.Allocation, acc *g
 		partial = append([]byte(nil), lines[len(lines)-1]...) // an unfinished last line waits
 		var batch []gpu.Sample
 		for _, l := range lines[:len(lines)-1] {
-			var s gpu.Sample
-			if json.Unmarshal(l, &s) == nil {
+			if s, err := gpumetrics.ParseGuestSample(l); err == nil {
 				batch = append(batch, s)
 			}
 		}

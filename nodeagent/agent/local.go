@@ -26,6 +26,10 @@ type LocalOptions struct {
 	Registry prometheus.Registerer
 	// GPUReturnDriver is where GPUs go after a job ("", "nvidia", "vfio-pci").
 	GPUReturnDriver string
+	// GuestBinary is the static hpc-guest for the guest image (the --guest
+	// flag); "" lets vmimages.FindGuestBinary look next to the executable
+	// and on $PATH.
+	GuestBinary string
 }
 
 // RunLocal builds the runner (libvirt, image, hypervisor probe), scans
@@ -36,6 +40,7 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 	r, err := runner.New(ctx, runner.Config{
 		StateDir: o.StateDir, LibvirtURI: o.LibvirtURI, Hypervisor: o.Hypervisor,
 		HousekeepingCores: o.Reserved, Logger: o.Logger, GPUReturnDriver: o.GPUReturnDriver,
+		GuestBinary: o.GuestBinary,
 	})
 	if err != nil {
 		return err

@@ -5,8 +5,11 @@
 // gets ErrNoNVML from Open, never a crash.
 //
 // GPUs bound to vfio-pci and passed through to a guest are invisible to the
-// host driver; their samples come from hpc-guest instead, in the same Sample
-// type, so gpumetrics and the health logic treat both alike.
+// host driver; their samples come from hpc-guest instead (guestproto's
+// GPUSample, turned into a Sample by gpumetrics.ParseGuestSample), so
+// gpumetrics and the health logic treat both alike. hpc-guest itself never
+// imports this package: it would link go-nvml and cgo into a binary that
+// must be static.
 //
 // Imports: go-nvml only (no other vhpc package).
 package gpu
@@ -62,9 +65,9 @@ type DeviceInfo struct {
 	HealthReason string
 }
 
-// Sample is one reading of one GPU. Host NVML and hpc-guest produce the same
-// type. Fields that a device does not support are zero and the matching *OK
-// flag is false.
+// Sample is one reading of one GPU, from host NVML or converted from
+// hpc-guest's samples (gpumetrics.ParseGuestSample). Fields that a device
+// does not support are zero and the matching *OK flag is false.
 type Sample struct {
 	UUID string
 	// PCIBusID is the GPU's address on the host. hpc-guest sees its own

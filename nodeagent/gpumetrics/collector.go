@@ -6,7 +6,8 @@
 // The Collector is registered on a registry the caller owns; this package
 // has no globals and never touches prometheus.DefaultRegisterer.
 //
-// Imports: nodeagent/gpu (Sample), client_golang.
+// Imports: nodeagent/gpu (Sample), guestproto (the guest's samples file),
+// client_golang.
 package gpumetrics
 
 import (

@@ -3,7 +3,6 @@ package gpumetrics_test
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -24,6 +23,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"vhpc/guest"
+	"vhpc/guestproto"
 	"vhpc/nodeagent/gpu"
 	"vhpc/nodeagent/gpumetrics"
 	"vhpc/nodeagent/inventory"
@@ -179,7 +179,7 @@ func TestRealGPU(t *testing.T) {
 			maxPower = max(maxPower, gauge(s, "hpc_gpu_power_watts", devs[0].UUID))
 		}
 		host := hostUsage.Usage()
-		smi := smiUsage(t, filepath.Join(share, guest.GPUSamplesFile), devs[0].UUID)
+		smi := smiUsage(t, filepath.Join(share, guestproto.GPUSamplesFile), devs[0].UUID)
 		t.Logf("%d scrapes: max utilisation %.2f, max power %.0f W", len(scrapes), maxUtil, maxPower)
 		t.Logf("usage from host NVML:        %.5f GPU-h, mean utilisation %.2f, %.0f J, %d samples", host.GPUHours, host.MeanUtilizationRatio, host.EnergyJ, host.Samples)
 		t.Logf("usage from guest nvidia-smi: %.5f GPU-h, mean utilisation %.2f, %.0f J, %d samples", smi.GPUHours, smi.MeanUtilizationRatio, smi.EnergyJ, smi.Samples)
@@ -288,8 +288,8 @@ func smiUsage(t *testing.T, path, uuid string) gpumetrics.Usage {
 	acc := gpumetrics.NewAccumulator()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		var s gpu.Sample
-		if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
+		s, err := gpumetrics.ParseGuestSample(sc.Bytes())
+		if err != nil {
 			t.Fatalf("guest sample %q: %v", sc.Text(), err)
 		}
 		if s.UUID == uuid {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"vhpc/guest"
+	"vhpc/guestproto"
 	"vhpc/scheduler/model"
 	"vhpc/vmimages"
 )
@@ -57,19 +57,19 @@ func BenchmarkBootOverhead(b *testing.B) {
 	for i := range b.N {
 		// Bare QEMU.
 		share := filepath.Join(state, fmt.Sprintf("bare-%d", i))
-		if err := os.MkdirAll(filepath.Join(share, guest.WorkDir), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Join(share, guestproto.WorkDir), 0o755); err != nil {
 			b.Fatal(err)
 		}
-		req := guest.Request{Version: guest.ProtocolVersion, AllocID: "bench", Argv: []string{"/bin/true"}, UID: guest.JobUID, GID: guest.JobGID, NCPUs: 1}
-		if err := guest.WriteRequest(share, req); err != nil {
+		req := guestproto.Request{Version: guestproto.ProtocolVersion, AllocID: "bench", Argv: []string{"/bin/true"}, UID: guestproto.JobUID, GID: guestproto.JobGID, NCPUs: 1}
+		if err := guestproto.WriteRequest(share, req); err != nil {
 			b.Fatal(err)
 		}
 		start := time.Now()
-		if err := vmimages.BootBare(context.Background(), img, accel, 256, share, guest.ShareTag, filepath.Join(state, "bare-console.log")); err != nil {
+		if err := vmimages.BootBare(context.Background(), img, accel, 256, share, guestproto.ShareTag, filepath.Join(state, "bare-console.log")); err != nil {
 			b.Fatal(err)
 		}
 		bare += time.Since(start)
-		e, err := guest.ReadExit(share)
+		e, err := guestproto.ReadExit(share)
 		if err != nil || e.ExitCode != 0 {
 			b.Fatalf("bare guest: %+v %v", e, err)
 		}

@@ -15,7 +15,7 @@ import (
 	"vhpc/nodeagent/libvirt"
 	"vhpc/nodeagent/vm"
 	"vhpc/scheduler/model"
-	"vhpc/vmimages"
+	"vhpc/vmimages/guesttest"
 )
 
 // The e2e tests boot real guests through a real libvirtd (QEMU TCG here,
@@ -44,9 +44,10 @@ var e2eHypervisor = sync.OnceValues(func() (string, error) {
 	return r.Hypervisor(), nil
 })
 
-// e2eGuestBinary builds hpc-guest once per test binary.
+// e2eGuestBinary builds hpc-guest once per test binary (the runner itself
+// never builds it; see vmimages.FindGuestBinary).
 var e2eGuestBinary = sync.OnceValues(func() (string, error) {
-	return vmimages.FindGuestBinary(context.Background(), "", filepath.Join(os.TempDir(), "vhpc-e2e-guest"), nil)
+	return guesttest.Build(context.Background(), filepath.Join(os.TempDir(), "vhpc-e2e-guest"))
 })
 
 // e2eImageDir is shared between runs: images are content-addressed.

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"vhpc/guest"
+	"vhpc/guestproto"
 	"vhpc/nodeagent/libvirt"
 	"vhpc/nodeagent/staging"
 	"vhpc/nodeagent/vm"
@@ -267,11 +267,11 @@ func (r *Runner) wait(ctx context.Context, name string, dir staging.Dir, deadlin
 			return out, nil
 		}
 		now := time.Now()
-		if !running && exists(filepath.Join(dir.Share, guest.StartedFile)) {
+		if !running && exists(filepath.Join(dir.Share, guestproto.StartedFile)) {
 			running = true
 			progress(PhaseRunning)
 		}
-		if exitSeen.IsZero() && exists(filepath.Join(dir.Share, guest.ExitFile)) {
+		if exitSeen.IsZero() && exists(filepath.Join(dir.Share, guestproto.ExitFile)) {
 			exitSeen = now
 		}
 		switch {
@@ -299,7 +299,7 @@ func (r *Runner) wait(ctx context.Context, name string, dir staging.Dir, deadlin
 
 // result turns the outcome and exit.json into a Result.
 func (r *Runner) result(t Task, dir staging.Dir, out outcome) Result {
-	e, eerr := guest.ReadExit(dir.Share)
+	e, eerr := guestproto.ReadExit(dir.Share)
 	res := Result{ExitCode: e.ExitCode, BootSeconds: e.BootSeconds, RunSeconds: e.RunSeconds}
 	switch {
 	case out.cancelled:
@@ -357,16 +357,16 @@ func (r *Runner) stageOut(t Task, dir staging.Dir) error {
 // prepareShare writes job.json, creates output.log (hard-linked to
 // LogPath) and hands the share to the QEMU user.
 func (r *Runner) prepareShare(t Task, dir staging.Dir) error {
-	req := guest.Request{
-		Version: guest.ProtocolVersion, AllocID: t.AllocID, JobID: t.Job, Task: t.Task, Rank: t.Rank,
+	req := guestproto.Request{
+		Version: guestproto.ProtocolVersion, AllocID: t.AllocID, JobID: t.Job, Task: t.Task, Rank: t.Rank,
 		Attempt: t.Attempt, Argv: t.Command, Script: t.Script, Env: t.Env,
-		UID: guest.JobUID, GID: guest.JobGID, NCPUs: len(t.Placement.Cores),
+		UID: guestproto.JobUID, GID: guestproto.JobGID, NCPUs: len(t.Placement.Cores),
 		MemoryMiB: memoryMiB(t), Scratch: t.Placement.Scratch > 0,
 	}
-	if err := guest.WriteRequest(dir.Share, req); err != nil {
+	if err := guestproto.WriteRequest(dir.Share, req); err != nil {
 		return err
 	}
-	outLog := filepath.Join(dir.Share, guest.OutputFile)
+	outLog := filepath.Join(dir.Share, guestproto.OutputFile)
 	if err := os.WriteFile(outLog, nil, 0o644); err != nil {
 		return fmt.Errorf("create output log: %w", err)
 	}

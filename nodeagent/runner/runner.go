@@ -20,7 +20,7 @@ import (
 	"strconv"
 	"time"
 
-	"vhpc/guest"
+	"vhpc/guestproto"
 	"vhpc/nodeagent/gpureset"
 	"vhpc/nodeagent/libvirt"
 	"vhpc/nodeagent/staging"
@@ -50,7 +50,9 @@ type Config struct {
 	Logger *slog.Logger
 
 	// GuestBinary is the static hpc-guest put into the tiny image;
-	// default: found or built by vmimages.FindGuestBinary.
+	// default: found next to the executable or on $PATH by
+	// vmimages.FindGuestBinary (never built: New fails, saying how to get
+	// one, when there is none).
 	GuestBinary string
 	// QEMUUser is the user libvirt runs QEMU as (qemu.conf "user"); the job
 	// share is handed to it. Default "libvirt-qemu"; if that user does not
@@ -169,7 +171,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 	if err != nil {
 		return nil, fmt.Errorf("runner: %w", err)
 	}
-	gb, err := vmimages.FindGuestBinary(ctx, cfg.GuestBinary, filepath.Join(cfg.ImageDir, ".guest"), cfg.Logger)
+	gb, err := vmimages.FindGuestBinary(cfg.GuestBinary)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("runner: %w", err)
@@ -273,13 +275,13 @@ func (r *Runner) Close() error {
 }
 
 // GPUSamplesPath is where the guest appends its GPU samples while the task
-// runs (guest.GPUSamplesFile in the job share); it is gone after cleanup.
+// runs (guestproto.GPUSamplesFile in the job share); it is gone after cleanup.
 func (r *Runner) GPUSamplesPath(allocID string) string {
 	dir, err := staging.Layout(r.cfg.StateDir, allocID)
 	if err != nil {
 		return ""
 	}
-	return filepath.Join(dir.Share, guest.GPUSamplesFile)
+	return filepath.Join(dir.Share, guestproto.GPUSamplesFile)
 }
 
 // DefaultNamespace is the domain namespace of a runner on stateDir: a hash

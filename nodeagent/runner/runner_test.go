@@ -13,7 +13,7 @@ import (
 
 	"libvirt.org/go/libvirtxml"
 
-	"vhpc/guest"
+	"vhpc/guestproto"
 	"vhpc/nodeagent/libvirt"
 	"vhpc/nodeagent/vm"
 	"vhpc/scheduler/model"
@@ -56,11 +56,11 @@ func shareOf(d *libvirtxml.Domain) string { return d.Devices.Filesystems[0].Sour
 func exitWith(code int, errMsg string) func(*libvirt.Fake, *libvirtxml.Domain) {
 	return func(f *libvirt.Fake, d *libvirtxml.Domain) {
 		share := shareOf(d)
-		_ = guest.WriteStarted(share, guest.Started{BootSeconds: 1.5})
-		fh, _ := os.OpenFile(filepath.Join(share, guest.OutputFile), os.O_WRONLY|os.O_APPEND, 0)
+		_ = guestproto.WriteStarted(share, guestproto.Started{BootSeconds: 1.5})
+		fh, _ := os.OpenFile(filepath.Join(share, guestproto.OutputFile), os.O_WRONLY|os.O_APPEND, 0)
 		_, _ = fh.WriteString("hello from the fake guest\n")
 		fh.Close()
-		_ = guest.WriteExit(share, guest.Exit{ExitCode: code, Error: errMsg, BootSeconds: 1.5, RunSeconds: 0.25})
+		_ = guestproto.WriteExit(share, guestproto.Exit{ExitCode: code, Error: errMsg, BootSeconds: 1.5, RunSeconds: 0.25})
 		f.Stop(d.Name)
 	}
 }
@@ -112,12 +112,12 @@ func TestRunOutcomes(t *testing.T) {
 
 func TestRunWalltimeGracefulShutdown(t *testing.T) {
 	r, f := fakeRunner(t, func(f *libvirt.Fake, d *libvirtxml.Domain) {
-		_ = guest.WriteStarted(shareOf(d), guest.Started{})
+		_ = guestproto.WriteStarted(shareOf(d), guestproto.Started{})
 	})
 	f.OnShutdown = func(name string) {
 		// The guest handles the power button: job terminated, exit.json, off.
 		d, _ := f.XML(context.Background(), name)
-		_ = guest.WriteExit(shareOf(d), guest.Exit{ExitCode: 143, Signal: "terminated", Stopped: true})
+		_ = guestproto.WriteExit(shareOf(d), guestproto.Exit{ExitCode: 143, Signal: "terminated", Stopped: true})
 		f.Stop(name)
 	}
 	tk := fakeTask("9.0.1")

@@ -1,0 +1,13 @@
+// Package guest is hpc-guest (cmd/hpc-guest): the PID 1 of every vhpc
+// guest. It boots the tiny guest (mounts, kernel modules, the job share
+// and scratch disk), runs the job described in the share's job.json,
+// samples the guest's GPUs with nvidia-smi, writes exit.json and powers
+// the guest off.
+//
+// The files it exchanges with the host are defined in package guestproto,
+// which the host imports instead of this package. hpc-guest must be a
+// static, cgo-free binary (the initramfs has no dynamic loader): this
+// package imports only the standard library, golang.org/x/sys/unix and
+// guestproto, never nodeagent/gpu or go-nvml (cmd/hpc-guest's tests check
+// it). See README.md for the protocol and the boot sequence.
+package guest
