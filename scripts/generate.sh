@@ -1,15 +1,10 @@
 #!/usr/bin/env bash
 # Regenerates api/*.pb.go from api/vhpc.proto with Debian's protoc and the
-# plugins pinned as tools in go.mod. Installs protobuf-compiler when root.
+# plugins pinned as tools in go.mod. Installs missing Debian packages (as
+# root) through scripts/install-deps.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v protoc >/dev/null; then
-  if [ "$(id -u)" = 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q protobuf-compiler >/dev/null
-  else
-    echo "protoc missing: apt-get install protobuf-compiler" >&2; exit 1
-  fi
-fi
+./scripts/install-deps.sh
 tools=$(mktemp -d); trap 'rm -rf "$tools"' EXIT
 go build -o "$tools/protoc-gen-go" google.golang.org/protobuf/cmd/protoc-gen-go
 go build -o "$tools/protoc-gen-go-grpc" google.golang.org/grpc/cmd/protoc-gen-go-grpc

@@ -2,33 +2,15 @@
 # start-libvirt.sh: make libvirtd + virtlogd + QEMU available on a host
 # without an init system (CI containers, build machines).
 #
-# - As root, installs the missing Debian packages (libvirt-daemon-system,
-#   qemu-system-x86, qemu-utils, busybox-static, linux-image-amd64, e2fsprogs).
+# - Installs the missing Debian packages of scripts/debian-packages.txt
+#   (as root) through scripts/install-deps.sh.
 # - Starts virtlogd and libvirtd as daemons when they are not running.
 # - Waits (bounded) until qemu:///system answers.
 #
 # Idempotent: safe to call before every `make test`.
 set -eu
 
-PKGS="libvirt-daemon-system qemu-system-x86 qemu-utils busybox-static linux-image-amd64 e2fsprogs"
-
-missing=""
-for p in $PKGS; do
-	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
-		missing="$missing $p"
-	fi
-done
-if [ -n "$missing" ]; then
-	if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
-		echo "start-libvirt: installing:$missing" >&2
-		DEBIAN_FRONTEND=noninteractive apt-get update -qq
-		# shellcheck disable=SC2086
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
-	else
-		echo "start-libvirt: missing packages:$missing (run as root to install them)" >&2
-		exit 1
-	fi
-fi
+"$(dirname "$0")/install-deps.sh"
 
 running() {
 	# pgrep -x matches the process name exactly, so only the daemon itself.

@@ -8,19 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export GOFLAGS="${GOFLAGS:-} -tags=libvirt_dlopen"
 
-need_pkgs=""
-command -v protoc >/dev/null || need_pkgs="$need_pkgs protobuf-compiler"
-command -v promtool >/dev/null || need_pkgs="$need_pkgs prometheus"
-if [ -n "$need_pkgs" ]; then
-  if [ "$(id -u)" = 0 ]; then
-    echo "test: installing$need_pkgs" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $need_pkgs >/dev/null
-  else
-    echo "test: missing$need_pkgs (run as root to install)" >&2
-    exit 1
-  fi
-fi
+./scripts/install-deps.sh
 ./scripts/start-libvirt.sh
+
+echo "== the Debian package list provides what the project uses (tools/pkgcheck)" >&2
+go run ./tools/pkgcheck
 
 echo "== gofmt, go vet" >&2
 bad=$(git ls-files '*.go' | grep -v '\.pb\.go$' | xargs gofmt -l)
