@@ -4,22 +4,38 @@
 # one-member master with this host's agent in the same process), and runs
 # the example jobs in real guests. hpcd keeps running afterwards so you can
 # go on: `bin/hpcsub queue`, `bin/hpcsub examples/render.yaml`, ...
+#
+# VHPC_DEMO_DIR (default /var/tmp/vhpc-demo) holds hpcd's data, its log and
+# pid. The demo starts afresh each time, but deletes only a directory that
+# it made itself (it holds the marker file .vhpc-demo): any other existing
+# directory is refused, never removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DATA="${DATA:-/var/tmp/vhpc-demo}"
+DATA="${VHPC_DEMO_DIR:-/var/tmp/vhpc-demo}"
+MARKER=.vhpc-demo
 ADDR="${HPC_ADDR:-127.0.0.1:7070}"
 export HPC_ADDR="$ADDR"
 sub=bin/hpcsub
 
+if [ -e "$DATA" ] && [ ! -f "$DATA/$MARKER" ]; then
+  if [ ! -d "$DATA" ] || [ -n "$(ls -A "$DATA")" ]; then
+    echo "demo: $DATA exists and was not made by the demo (no $MARKER in it); not touching it." >&2
+    echo "demo: set VHPC_DEMO_DIR to a new directory, or remove $DATA yourself." >&2
+    exit 2
+  fi
+fi
 ./scripts/start-libvirt.sh
 
-if [ -f "$DATA/hpcd.pid" ] && kill -0 "$(cat "$DATA/hpcd.pid")" 2>/dev/null; then
+if [ -f "$DATA/$MARKER" ] && [ -f "$DATA/hpcd.pid" ] && kill -0 "$(cat "$DATA/hpcd.pid")" 2>/dev/null; then
   echo "demo: stopping the previous demo's hpcd (pid $(cat "$DATA/hpcd.pid"))"
   kill "$(cat "$DATA/hpcd.pid")"
   while kill -0 "$(cat "$DATA/hpcd.pid")" 2>/dev/null; do sleep 0.2; done
 fi
-rm -rf "$DATA"
+if [ -f "$DATA/$MARKER" ]; then
+  rm -rf -- "$DATA"
+fi
 mkdir -p "$DATA"
+echo "made by scripts/demo.sh; the next make demo deletes this directory" >"$DATA/$MARKER"
 chmod 755 "$DATA"
 echo "demo: starting hpcd dev (data $DATA, gRPC $ADDR, metrics http://127.0.0.1:7080/metrics, log $DATA/hpcd.log)"
 nohup bin/hpcd dev --data-dir "$DATA" --addr "$ADDR" >"$DATA/hpcd.log" 2>&1 &
