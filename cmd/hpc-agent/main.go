@@ -8,15 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 
 	"vhpc/client"
@@ -35,26 +31,25 @@ func main() {
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) (err error) {
 			var lvl slog.Level
 			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("--log-level %q: want debug, info, warn or error", logLevel)
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
 			reg := prometheus.NewRegistry()
+			ctx := cmd.Context()
 			if metricsAddr != "" {
-				ln, err := net.Listen("tcp", metricsAddr)
+				ln, err := listenMetrics(metricsAddr)
 				if err != nil {
-					return fmt.Errorf("--metrics-addr %s: %w", metricsAddr, err)
+					return err
 				}
-				mux := http.NewServeMux()
-				mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-				srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-				go func() { _ = srv.Serve(ln) }()
-				defer srv.Close()
+				var stop func(error) error
+				ctx, stop = serveMetrics(ctx, ln, reg) // a serving failure stops the agent and is returned
+				defer func() { err = stop(err) }()
 				log.Info("serving metrics", "addr", ln.Addr().String())
 			}
-			return agent.RunLocal(cmd.Context(), agent.LocalOptions{
+			return agent.RunLocal(ctx, agent.LocalOptions{
 				Addrs: client.ParseAddrs(addrs), Name: name, StateDir: stateDir, Hypervisor: hypervisor,
 				LibvirtURI: libvirtURI, Partition: partition, Reserved: reserved, Logger: log,
 				Registry: reg, GPUReturnDriver: gpuReturn, GuestBinary: guestBin,

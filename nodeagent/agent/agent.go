@@ -78,19 +78,55 @@ type Agent struct {
 	cfg Config
 	log *slog.Logger
 
+	// reregister asks the heartbeat loop to register again now (the
+	// watch loop found the node unknown to the master).
+	reregister chan struct{}
+
 	mu       sync.Mutex
 	running  map[string]*tracked // by allocation id
 	adopt    map[string]bool     // domains found at start, not yet claimed
 	lastOK   time.Time
 	lease    time.Duration
 	interval time.Duration // heartbeat interval the master asked for
+	refused  *RefusedError // the master's "no" to this node, once given
+	stopRun  func(error)   // ends Run's loops (set while Run runs)
+}
+
+// RefusedError is the master's definitive answer that it will not accept
+// this node (an invalid inventory or name, or a node it does not admit).
+// Retrying the same registration cannot succeed, so the agent stops and
+// reports it; Run returns it and Agent.Err keeps it.
+type RefusedError struct {
+	Node   string
+	Code   codes.Code // the gRPC status code of the master's answer
+	Reason string     // the master's message, e.g. what is wrong with the node
+	Err    error      // the answer as received
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("agent: master refused node %s (%s): %s", e.Node, e.Code, e.Reason)
+}
+
+func (e *RefusedError) Unwrap() error { return e.Err }
+
+// refusal reports whether a Register answer is the master's "no" for this
+// node rather than a failure another try may get past (no leader, the
+// master unreachable or overloaded).
+func refusal(err error) bool {
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.FailedPrecondition, codes.PermissionDenied,
+		codes.Unauthenticated, codes.AlreadyExists, codes.OutOfRange, codes.Unimplemented:
+		return true
+	}
+	return false
 }
 
 // tracked is one allocation this agent is running.
 type tracked struct {
 	alloc  *api.Allocation
 	cancel context.CancelFunc
-	ended  bool // its guest is gone and its final report is under way
+	ended  bool          // its guest is gone and its final report is under way
+	gone   chan struct{} // closed once the runner has returned (the guest is gone or left to a successor)
 }
 
 // New checks the configuration; Run does the work.
@@ -104,7 +140,10 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger.With("node", cfg.Node.Name), running: map[string]*tracked{}, adopt: map[string]bool{}}, nil
+	return &Agent{
+		cfg: cfg, log: cfg.Logger.With("node", cfg.Node.Name), reregister: make(chan struct{}, 1),
+		running: map[string]*tracked{}, adopt: map[string]bool{},
+	}, nil
 }
 
 // Run registers, then heartbeats and follows the node's allocations until
@@ -113,6 +152,11 @@ func New(cfg Config) (*Agent, error) {
 // (it is meant to be followed by process exit). Guests are stopped when
 // the master asks, or when the agent cannot reach any master for longer
 // than FenceAfter.
+//
+// Registration is retried while the master is unreachable. If the master
+// refuses the node, at start or when registering again after it forgot
+// the node, Run stops the node's guests (the master no longer holds them
+// for anyone) and returns a *RefusedError; Err returns it too.
 func (a *Agent) Run(ctx context.Context) error {
 	ids, err := a.cfg.Runner.Running(ctx)
 	if err != nil {
@@ -127,40 +171,50 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := a.register(ctx); err != nil {
 		return err
 	}
+	lctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	a.mu.Lock()
+	a.stopRun = stop
+	a.mu.Unlock()
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { defer wg.Done(); a.heartbeatLoop(ctx) }()
-	go func() { defer wg.Done(); a.watchLoop(ctx) }()
+	go func() { defer wg.Done(); a.heartbeatLoop(lctx) }()
+	go func() { defer wg.Done(); a.watchLoop(lctx) }()
 	if a.cfg.Health != nil {
 		wg.Add(1)
-		go func() { defer wg.Done(); a.healthLoop(ctx) }()
+		go func() { defer wg.Done(); a.healthLoop(lctx) }()
 	}
 	wg.Wait()
+	if err := a.Err(); err != nil {
+		a.stopGuests(ctx)
+		return err
+	}
 	return nil
 }
 
+// Err is the master's refusal of this node (a *RefusedError), or nil while
+// the master accepts it. An in-process agent's owner (`hpcd dev`) shows it
+// to users as the reason jobs do not run on this host.
+func (a *Agent) Err() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.refused == nil {
+		return nil
+	}
+	return a.refused
+}
+
+// register registers the node, retrying while no master accepts the call;
+// it returns a *RefusedError when the master refuses the node.
 func (a *Agent) register(ctx context.Context) error {
-	n := a.cfg.Node.Copy()
-	n.Hypervisor = a.cfg.Runner.Hypervisor()
-	req := &api.RegisterRequest{Node: wire.NodeToProto(n), AgentVersion: "vhpc-agent/1"}
 	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		var resp *api.RegisterResponse
-		err := a.cfg.Client.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
-			var err error
-			resp, err = client.Nodes(conn).Register(ctx, req)
-			return err
-		})
+		err := a.registerOnce(ctx)
 		if err == nil {
-			a.mu.Lock()
-			a.lastOK = time.Now()
-			a.lease = time.Duration(resp.GetLeaseMs()) * time.Millisecond
-			a.interval = time.Duration(resp.GetHeartbeatIntervalMs()) * time.Millisecond
-			a.mu.Unlock()
-			a.log.Info("registered", "hypervisor", n.Hypervisor, "cores", len(n.Cores), "memory_mib", n.MemoryMiB(), "gpus", len(n.GPUs))
 			return nil
 		}
-		if status.Code(err) == codes.InvalidArgument {
-			return fmt.Errorf("agent: master refused the node: %w", err)
+		var refused *RefusedError
+		if errors.As(err, &refused) {
+			return err
 		}
 		a.log.Warn("register failed; retrying", "err", err, "retry_in", wait)
 		select {
@@ -171,6 +225,69 @@ func (a *Agent) register(ctx context.Context) error {
 	}
 }
 
+// registerOnce makes one registration call (with the client's failover,
+// bounded by ctx). A refusal is recorded for Err, logged with the
+// master's reason, ends Run's loops and is returned as a *RefusedError.
+func (a *Agent) registerOnce(ctx context.Context) error {
+	n := a.cfg.Node.Copy()
+	n.Hypervisor = a.cfg.Runner.Hypervisor()
+	req := &api.RegisterRequest{Node: wire.NodeToProto(n), AgentVersion: "vhpc-agent/1"}
+	var resp *api.RegisterResponse
+	err := a.cfg.Client.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
+		var err error
+		resp, err = client.Nodes(conn).Register(ctx, req)
+		return err
+	})
+	switch {
+	case err == nil:
+		a.mu.Lock()
+		a.lastOK = time.Now()
+		a.lease = time.Duration(resp.GetLeaseMs()) * time.Millisecond
+		a.interval = time.Duration(resp.GetHeartbeatIntervalMs()) * time.Millisecond
+		a.mu.Unlock()
+		a.log.Info("registered", "hypervisor", n.Hypervisor, "cores", len(n.Cores), "memory_mib", n.MemoryMiB(), "gpus", len(n.GPUs))
+		return nil
+	case refusal(err):
+		st := status.Convert(err)
+		refused := &RefusedError{Node: n.Name, Code: st.Code(), Reason: st.Message(), Err: err}
+		a.log.Error("master refused the node; the agent stops", "code", st.Code().String(), "reason", st.Message())
+		a.mu.Lock()
+		a.refused = refused
+		stop := a.stopRun
+		a.mu.Unlock()
+		if stop != nil {
+			stop(refused)
+		}
+		return refused
+	}
+	return fmt.Errorf("agent: register node %s: %w", n.Name, err)
+}
+
+// stopGuests stops every guest this agent runs and waits until the runner
+// has returned for each (or ctx ends): after a refusal no master holds
+// their resources, so nobody else would stop them.
+func (a *Agent) stopGuests(ctx context.Context) {
+	a.mu.Lock()
+	gone := make([]chan struct{}, 0, len(a.running))
+	for id, t := range a.running {
+		a.log.Warn("stopping guest: the master refused this node", "alloc_id", id)
+		t.cancel()
+		gone = append(gone, t.gone)
+	}
+	a.mu.Unlock()
+	for _, g := range gone {
+		select {
+		case <-g:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// heartbeatLoop heartbeats every interval. When the master has forgotten
+// the node it registers again with one bounded attempt per tick, so a
+// master that keeps failing never holds the loop: heartbeats and the
+// fence keep their pace.
 func (a *Agent) heartbeatLoop(ctx context.Context) {
 	a.mu.Lock()
 	interval := a.interval
@@ -181,27 +298,42 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
+		register := false
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-a.reregister:
+			register = true
 		}
-		// Each heartbeat is bounded by the interval, so a master that
+		// Each call is bounded by the interval, so a master that
 		// stopped answering (a partition drops packets) cannot hold the
 		// loop past the fence time.
 		hctx, cancel := context.WithTimeout(ctx, interval)
-		err := a.cfg.Client.Do(hctx, func(ctx context.Context, conn *grpc.ClientConn) error {
-			_, err := client.Nodes(conn).Heartbeat(ctx, &api.HeartbeatRequest{Node: a.cfg.Node.Name, RunningAllocations: a.runningIDs()})
-			return err
-		})
+		var err error
+		if !register {
+			err = a.cfg.Client.Do(hctx, func(ctx context.Context, conn *grpc.ClientConn) error {
+				_, err := client.Nodes(conn).Heartbeat(ctx, &api.HeartbeatRequest{Node: a.cfg.Node.Name, RunningAllocations: a.runningIDs()})
+				return err
+			})
+			if status.Code(err) == codes.NotFound { // the master forgot us (new cluster): register again
+				a.log.Warn("the master does not know this node; registering again", "err", err)
+				err = a.registerOnce(hctx)
+			}
+		} else {
+			err = a.registerOnce(hctx)
+		}
 		cancel()
+		var refused *RefusedError
 		switch {
 		case err == nil:
 			a.mu.Lock()
 			a.lastOK = time.Now()
 			a.mu.Unlock()
-		case status.Code(err) == codes.NotFound:
-			_ = a.register(ctx) // the master forgot us (new cluster): register again
+		case errors.As(err, &refused):
+			return // registerOnce has logged it and ended Run's loops
+		case ctx.Err() != nil:
+			return
 		default:
 			a.log.Warn("heartbeat failed", "err", err)
 			a.fenceIfLeaseLost()
@@ -260,7 +392,12 @@ func (a *Agent) watchLoop(ctx context.Context) {
 			return
 		}
 		if status.Code(err) == codes.NotFound {
-			_ = a.register(ctx)
+			// The heartbeat loop registers again: this loop must not block
+			// in registration, nor lose a refusal.
+			select {
+			case a.reregister <- struct{}{}:
+			default:
+			}
 		}
 		a.log.Warn("allocation watch ended; reconnecting", "err", err)
 		select {

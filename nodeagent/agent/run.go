@@ -97,11 +97,12 @@ func spec(al *api.Allocation) jobspec.Spec {
 // a.mu is held by the caller.
 func (a *Agent) start(ctx context.Context, al *api.Allocation, adopt bool) {
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	t := &tracked{alloc: al, cancel: cancel}
+	t := &tracked{alloc: al, cancel: cancel, gone: make(chan struct{})}
 	a.running[al.GetId()] = t
 	go func() {
 		defer cancel()
 		res, usage := a.runOne(ctx, rctx, al, adopt)
+		close(t.gone)
 		if ctx.Err() != nil && rctx.Err() == nil {
 			return // the agent is shutting down; its successor adopts the guest
 		}

@@ -25,9 +25,6 @@ type Peer struct {
 // member with state resumes from it.
 func (s *Server) openRaft() error {
 	cfg := s.cfg
-	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
-		return fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
-	}
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.Logger = hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: cfg.RaftLogOutput})
@@ -35,10 +32,14 @@ func (s *Server) openRaft() error {
 	rc.MaxAppendEntries = 256
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.TrailingLogs = cfg.TrailingLogs
-	if cfg.Timeouts != (Timeouts{}) {
-		rc.HeartbeatTimeout = cfg.Timeouts.Heartbeat
-		rc.ElectionTimeout = cfg.Timeouts.Election
-		rc.LeaderLeaseTimeout = cfg.Timeouts.LeaderLease
+	if err := cfg.Timeouts.set(rc); err != nil {
+		return err
+	}
+	if err := raft.ValidateConfig(rc); err != nil {
+		return fmt.Errorf("raft config: %w", err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
 
 	store, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
@@ -92,9 +93,49 @@ func (s *Server) openRaft() error {
 	return nil
 }
 
-// Timeouts are Raft's failure-detection timeouts; zero means raft's defaults.
+// Timeouts are Raft's failure-detection timeouts. Each one left zero keeps
+// raft's default (heartbeat 1s, election 1s, leader lease 500ms); the
+// others are set as given. Raft needs leader lease <= heartbeat <=
+// election.
 type Timeouts struct {
 	Heartbeat   time.Duration
 	Election    time.Duration
 	LeaderLease time.Duration
+}
+
+// minRaftTimeout is the shortest timeout raft.ValidateConfig accepts.
+const minRaftTimeout = 5 * time.Millisecond
+
+// set copies the timeouts that are set into rc and checks the three
+// together, naming the fields and whether a value is raft's default.
+func (t Timeouts) set(rc *raft.Config) error {
+	type field struct {
+		name string
+		val  time.Duration
+		dst  *time.Duration
+	}
+	fields := []field{
+		{"Heartbeat", t.Heartbeat, &rc.HeartbeatTimeout},
+		{"Election", t.Election, &rc.ElectionTimeout},
+		{"LeaderLease", t.LeaderLease, &rc.LeaderLeaseTimeout},
+	}
+	desc := map[string]string{}
+	for _, f := range fields {
+		switch {
+		case f.val < 0 || f.val > 0 && f.val < minRaftTimeout:
+			return fmt.Errorf("raft timeouts: %s is %s; raft needs at least %s (zero keeps raft's default %s)", f.name, f.val, minRaftTimeout, *f.dst)
+		case f.val == 0:
+			desc[f.name] = fmt.Sprintf("%s %s (raft's default)", f.name, *f.dst)
+		default:
+			*f.dst = f.val
+			desc[f.name] = fmt.Sprintf("%s %s", f.name, f.val)
+		}
+	}
+	if rc.LeaderLeaseTimeout > rc.HeartbeatTimeout {
+		return fmt.Errorf("raft timeouts: %s is longer than %s; set LeaderLease at most Heartbeat", desc["LeaderLease"], desc["Heartbeat"])
+	}
+	if rc.ElectionTimeout < rc.HeartbeatTimeout {
+		return fmt.Errorf("raft timeouts: %s is shorter than %s; set Election at least Heartbeat", desc["Election"], desc["Heartbeat"])
+	}
+	return nil
 }

@@ -325,9 +325,17 @@ func (s *Server) apply(ctx context.Context, t fsm.EntryType, payload any) (any, 
 	if err != nil {
 		return nil, err
 	}
+	// raft.Apply reads a timeout <= 0 as "no timeout": a caller whose
+	// time is up must get its context's error, not an unbounded wait
+	// (nor a commit it no longer waits for).
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("commit %s: %w", t, err)
+	}
 	timeout := 10 * time.Second
 	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
+		if timeout = time.Until(dl); timeout <= 0 {
+			return nil, fmt.Errorf("commit %s: %w", t, context.DeadlineExceeded)
+		}
 	}
 	start := time.Now()
 	f := s.raft.Apply(data, timeout)
