@@ -237,9 +237,12 @@ func splitCommands(line string) [][]string {
 		case c == '"':
 			f.inDouble = !f.inDouble
 			f.inWord = true
-		case c == '$' && next == '(' && i+2 < len(rs) && rs[i+2] == '(':
-			// arithmetic $(( ... )): no commands inside
-			depth, j := 0, i+1
+		case (c == '$' && next == '(' && i+2 < len(rs) && rs[i+2] == '(') || (c == '(' && next == '(' && !f.inWord):
+			// arithmetic, $(( ... )) or (( ... )): no commands inside
+			depth, j := 0, i
+			if c == '$' {
+				j = i + 1
+			}
 			for ; j < len(rs); j++ {
 				if rs[j] == '(' {
 					depth++

@@ -19,6 +19,7 @@ func TestScanShell(t *testing.T) {
 		{name: "substitution in quotes", src: `kill "$(cat "$DATA/hpcd.pid")"` + "\n", programs: []string{"cat"}},
 		{name: "nested substitution", src: "bad=$(git ls-files | xargs gofmt -l)\n", programs: []string{"git", "xargs", "gofmt"}},
 		{name: "arithmetic is no command", src: "i=$((i + 1))\n"},
+		{name: "arithmetic for loop", src: "for ((i=${#m[@]}-1; i>=0; i--)); do umount -l x; done\n", programs: []string{"umount"}},
 		{name: "keywords and wrappers", src: "if ! command -v protoc >/dev/null; then nohup env A=1 qemu-img info x 2>&1 & fi\n",
 			programs: []string{"protoc", "qemu-img"}},
 		{name: "builtins, functions, variables, repo paths", src: "step() { echo; }\nstep x\necho hi; printf x; $sub nodes; ./scripts/a.sh; bin/hpcsub queue\n"},
