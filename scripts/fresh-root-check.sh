@@ -23,7 +23,10 @@ if [ "$(id -u)" -ne 0 ]; then echo "fresh-root-check: run as root (mmdebstrap an
 if [ -e "$WORK" ] && [ ! -f "$WORK/$MARKER" ]; then
   echo "fresh-root-check: $WORK exists and was not made by this script; set VHPC_FRESH_ROOT" >&2; exit 2
 fi
-rm -rf -- "$WORK"
+for d in proc sys dev; do # a run killed before its cleanup leaves them
+  if mountpoint -q "$WORK/root/$d" 2>/dev/null; then umount -l "$WORK/root/$d"; fi
+done
+rm -rf --one-file-system -- "$WORK"
 mkdir -p "$WORK"
 touch "$WORK/$MARKER"
 root="$WORK/root"

@@ -238,6 +238,27 @@ func serverCmd() *cobra.Command {
 	return cmd
 }
 
+// withFlagHint names the flag that sets the address a listener could not
+// bind, so "address already in use" says what to change.
+func withFlagHint(err error) error {
+	var le *server.ListenError
+	if !errors.As(err, &le) {
+		return err
+	}
+	flag := map[string]string{"gRPC": "--addr", "HTTP": "--http", "Raft": "--raft-addr"}[le.Listener]
+	if flag == "" {
+		return err
+	}
+	if errors.Is(err, syscall.EADDRINUSE) {
+		hint := ""
+		if le.Listener == "HTTP" {
+			hint = ", or --http '' to serve no /metrics"
+		}
+		return fmt.Errorf("%w: another process (another hpcd member?) holds %s; give this one its own address with %s%s", err, le.Addr, flag, hint)
+	}
+	return fmt.Errorf("%w (the address comes from %s)", err, flag)
+}
+
 // parsePeers reads "s1=127.0.0.1:7101,s2=127.0.0.1:7102".
 func parsePeers(s string) ([]server.Peer, error) {
 	var out []server.Peer
@@ -268,7 +289,7 @@ func serve(cfg server.Config, runAgent func(context.Context, *server.Server) err
 	defer stop()
 	s, err := server.New(cfg)
 	if err != nil {
-		return err
+		return withFlagHint(err)
 	}
 	if runAgent != nil {
 		go func() {

@@ -38,6 +38,17 @@ func (s *Server) openRaft() error {
 	if err := raft.ValidateConfig(rc); err != nil {
 		return fmt.Errorf("raft config: %w", err)
 	}
+	// The transport binds first: a taken Raft address writes nothing.
+	addr, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
+	if err != nil {
+		return fmt.Errorf("raft address %q: %w", cfg.RaftAddr, err)
+	}
+	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, 8, 10*time.Second, rc.Logger)
+	if err != nil {
+		return &ListenError{Listener: "Raft", Addr: cfg.RaftAddr, Err: err}
+	}
+	s.closers = append(s.closers, trans.Close)
+	s.raftAddr = string(trans.LocalAddr())
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir %s: %w", cfg.DataDir, err)
 	}
@@ -52,16 +63,6 @@ func (s *Server) openRaft() error {
 		return fmt.Errorf("open snapshot store: %w", err)
 	}
 	s.snapshots = snaps
-	addr, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
-	if err != nil {
-		return fmt.Errorf("raft address %q: %w", cfg.RaftAddr, err)
-	}
-	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, 8, 10*time.Second, rc.Logger)
-	if err != nil {
-		return fmt.Errorf("raft transport on %s: %w", cfg.RaftAddr, err)
-	}
-	s.closers = append(s.closers, trans.Close)
-	s.raftAddr = string(trans.LocalAddr())
 
 	has, err := raft.HasExistingState(store, store, snaps)
 	if err != nil {

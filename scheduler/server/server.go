@@ -145,15 +145,27 @@ func New(cfg Config) (*Server, error) {
 		heartbeat: map[string]time.Time{},
 		ready:     make(chan struct{}),
 	}
-	s.metrics = newMetrics(cfg.Registry, s)
-	if err := s.openRaft(); err != nil {
-		s.closeAll()
-		return nil, err
-	}
+	// Bind the API listeners before Raft opens its data dir, so a member
+	// whose address is taken fails without writing anything.
 	lis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
+		return nil, &ListenError{Listener: "gRPC", Addr: cfg.GRPCAddr, Err: err}
+	}
+	var hl net.Listener
+	if cfg.HTTPAddr != "" {
+		if hl, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			_ = lis.Close()
+			return nil, &ListenError{Listener: "HTTP", Addr: cfg.HTTPAddr, Err: err}
+		}
+	}
+	s.metrics = newMetrics(cfg.Registry, s)
+	if err := s.openRaft(); err != nil {
+		_ = lis.Close()
+		if hl != nil {
+			_ = hl.Close()
+		}
 		s.closeAll()
-		return nil, fmt.Errorf("listen for gRPC on %s: %w", cfg.GRPCAddr, err)
+		return nil, err
 	}
 	s.grpcLis = lis
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(4 << 20))
@@ -163,12 +175,7 @@ func New(cfg Config) (*Server, error) {
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
-	if cfg.HTTPAddr != "" {
-		hl, err := net.Listen("tcp", cfg.HTTPAddr)
-		if err != nil {
-			s.closeAll()
-			return nil, fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
-		}
+	if hl != nil {
 		s.httpLis = hl
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{Registry: cfg.Registry}))
