@@ -2155,8 +2155,11 @@ func (*NodesRequest) Descriptor() ([]byte, []int) {
 }
 
 type NodesResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Nodes         []*Node                `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Nodes []*Node                `protobuf:"bytes,1,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// notice says what stops every job, or is empty: no node has registered,
+	// or the agent inside this hpcd (hpcd dev) stopped, with its error.
+	Notice        string `protobuf:"bytes,2,opt,name=notice,proto3" json:"notice,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2196,6 +2199,13 @@ func (x *NodesResponse) GetNodes() []*Node {
 		return x.Nodes
 	}
 	return nil
+}
+
+func (x *NodesResponse) GetNotice() string {
+	if x != nil {
+		return x.Notice
+	}
+	return ""
 }
 
 type Core struct {
@@ -3219,9 +3229,10 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x04data\x18\x04 \x01(\fR\x04data\x12\x18\n" +
 	"\aattempt\x18\x05 \x01(\x04R\aattempt\"\x12\n" +
 	"\x10PushLogsResponse\"\x0e\n" +
-	"\fNodesRequest\"4\n" +
+	"\fNodesRequest\"L\n" +
 	"\rNodesResponse\x12#\n" +
-	"\x05nodes\x18\x01 \x03(\v2\r.vhpc.v1.NodeR\x05nodes\"O\n" +
+	"\x05nodes\x18\x01 \x03(\v2\r.vhpc.v1.NodeR\x05nodes\x12\x16\n" +
+	"\x06notice\x18\x02 \x01(\tR\x06notice\"O\n" +
 	"\x04Core\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x05R\x02id\x12\x12\n" +
 	"\x04numa\x18\x02 \x01(\x05R\x04numa\x12#\n" +

@@ -9,8 +9,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -25,6 +28,9 @@ import (
 type Client struct {
 	addrs []string
 	conns []*grpc.ClientConn
+	// refused[i] is whether the latest dial of addrs[i] was refused
+	// (nothing listens there), as the dialer saw it.
+	refused []atomic.Bool
 
 	mu      sync.Mutex
 	current int
@@ -36,6 +42,22 @@ type Client struct {
 	// AttemptTimeout bounds one unary call to one member, so a member cut
 	// off by the network does not hold the caller; default 20s.
 	AttemptTimeout time.Duration
+	// FailWhenRefused makes a call return a *NoMasterError at once when
+	// every address refused the connection in a round: nothing listens, so
+	// waiting helps nobody. The CLIs (hpcsub, hpcd operator) set it; agents
+	// leave it off and wait for a master to come up.
+	FailWhenRefused bool
+}
+
+// NoMasterError says that no master listens at any of the addresses. It
+// does not wrap the gRPC status, so CLIs print its advice, not gRPC text.
+type NoMasterError struct {
+	Addrs []string
+}
+
+// Error names the addresses and what to do.
+func (e *NoMasterError) Error() string {
+	return fmt.Sprintf("no master at %s: is hpcd running? start one with `hpcd dev`, or set --addr/HPC_ADDR", strings.Join(e.Addrs, ", "))
 }
 
 // ParseAddrs splits a comma-separated address list, dropping blanks.
@@ -56,8 +78,9 @@ func New(addrs []string) (*Client, error) {
 		return nil, errors.New("no master address: set --addr or HPC_ADDR (e.g. 127.0.0.1:7070)")
 	}
 	c := &Client{addrs: addrs, Backoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second, Attempts: 8, AttemptTimeout: 20 * time.Second}
-	for _, a := range addrs {
-		conn, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	c.refused = make([]atomic.Bool, len(addrs))
+	for i, a := range addrs {
+		conn, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(c.dialer(i)))
 		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("master address %q: %w", a, err)
@@ -65,6 +88,26 @@ func New(addrs []string) (*Client, error) {
 		c.conns = append(c.conns, conn)
 	}
 	return c, nil
+}
+
+// dialer dials addrs[i] over TCP and records whether it was refused.
+func (c *Client) dialer(i int) func(ctx context.Context, addr string) (net.Conn, error) {
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		c.refused[i].Store(errors.Is(err, syscall.ECONNREFUSED))
+		return conn, err
+	}
+}
+
+// allRefused reports whether the latest dial of every address was refused.
+func (c *Client) allRefused() bool {
+	for i := range c.refused {
+		if !c.refused[i].Load() {
+			return false
+		}
+	}
+	return true
 }
 
 // Close closes every connection.
@@ -89,6 +132,8 @@ func retryable(err error) bool {
 // Do runs call against the members in turn until one answers with anything
 // other than Unavailable (or DeadlineExceeded of that attempt), backing off
 // between rounds. The last member that answered is tried first next time.
+// With FailWhenRefused, a round in which every address refused the
+// connection ends the call with a *NoMasterError.
 func (c *Client) Do(ctx context.Context, call func(ctx context.Context, conn *grpc.ClientConn) error) error {
 	return c.do(ctx, c.AttemptTimeout, call)
 }
@@ -123,6 +168,9 @@ func (c *Client) do(ctx context.Context, perAttempt time.Duration, call func(ctx
 				return err
 			}
 			last = fmt.Errorf("%s: %w", c.addrs[idx], err)
+		}
+		if c.FailWhenRefused && c.allRefused() {
+			return &NoMasterError{Addrs: c.addrs}
 		}
 		select {
 		case <-ctx.Done():

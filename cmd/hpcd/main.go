@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -184,11 +185,11 @@ func devCmd() *cobra.Command {
 			}
 			// One registry: the master's /metrics also shows this host's GPUs.
 			cfg.Registry = prometheus.NewRegistry()
-			return serve(cfg, func(ctx context.Context, s *server.Server) error {
+			return serve(cfg, func(ctx context.Context, s *server.Server, registered func()) error {
 				return agent.RunLocal(ctx, agent.LocalOptions{
 					Addrs: []string{s.GRPCAddr()}, StateDir: stateDir, Hypervisor: hypervisor,
 					LibvirtURI: "qemu:///system", Partition: server.DefaultPartition, Logger: cfg.Logger,
-					Registry: cfg.Registry, GuestBinary: guestBin,
+					Registry: cfg.Registry, GuestBinary: guestBin, Registered: registered,
 				})
 			})
 		},
@@ -282,24 +283,53 @@ func parsePeers(s string) ([]server.Peer, error) {
 }
 
 // serve runs the master, and beside it (once it leads) the in-process
-// agent when one is given. An agent that cannot start (no libvirt) is
-// reported and the master keeps serving.
-func serve(cfg server.Config, runAgent func(context.Context, *server.Server) error) error {
+// agent when one is given. An agent that fails before the master accepted
+// its node (no libvirt, no hpc-guest, a refused node) stops hpcd with its
+// error: `hpcd dev` must not look healthy while no job can run. An agent
+// that stops later is logged once and recorded (Server.SetLocalAgentErr),
+// so pending reasons and `hpcsub nodes` show its error, and the master
+// keeps serving.
+func serve(cfg server.Config, runAgent func(ctx context.Context, s *server.Server, registered func()) error) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s, err := server.New(cfg)
 	if err != nil {
 		return withFlagHint(err)
 	}
-	if runAgent != nil {
-		go func() {
-			if err := s.WaitReady(ctx); err != nil {
-				return
-			}
-			if err := runAgent(ctx, s); err != nil && ctx.Err() == nil {
-				cfg.Logger.Error("in-process agent stopped; jobs will not run on this host", "err", err)
-			}
-		}()
+	served := make(chan error, 1)
+	go func() { served <- s.Run(ctx) }()
+	if runAgent == nil {
+		return <-served
 	}
-	return s.Run(ctx)
+	agentDone := make(chan error, 1)
+	registered := make(chan struct{})
+	go func() {
+		if err := s.WaitReady(ctx); err != nil {
+			agentDone <- nil
+			return
+		}
+		var once sync.Once
+		agentDone <- runAgent(ctx, s, func() { once.Do(func() { close(registered) }) })
+	}()
+	select {
+	case err := <-served:
+		return err
+	case err := <-agentDone:
+		if ctx.Err() != nil {
+			return <-served
+		}
+		if err == nil {
+			err = errors.New("it returned without an error")
+		}
+		select {
+		case <-registered:
+		default:
+			s.Close()
+			<-served
+			return fmt.Errorf("the in-process agent could not start, so no job could run on this host: %w (fix that, or run hpcd dev --no-agent for a master without guests)", err)
+		}
+		cfg.Logger.Error("in-process agent stopped; jobs will not run on this host", "err", err)
+		s.SetLocalAgentErr(err)
+		return <-served
+	}
 }

@@ -27,9 +27,9 @@ func operatorCmd() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&addr, "addr", def, "member gRPC address(es), comma-separated")
 	call := func(ctx context.Context, fn func(ctx context.Context, c api.ClusterServiceClient) error) error {
-		c, err := client.New(client.ParseAddrs(addr))
+		c, err := dialMembers(addr)
 		if err != nil {
-			return usageError{err}
+			return err
 		}
 		defer c.Close()
 		return c.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
@@ -96,9 +96,9 @@ func operatorCmd() *cobra.Command {
 		if node == "" || gpuAddr == "" {
 			return usageError{errors.New("--node and --gpu are required")}
 		}
-		c, err := client.New(client.ParseAddrs(addr))
+		c, err := dialMembers(addr)
 		if err != nil {
-			return usageError{err}
+			return err
 		}
 		defer c.Close()
 		return c.Do(cmd.Context(), func(ctx context.Context, conn *grpc.ClientConn) error {
@@ -204,4 +204,15 @@ func operatorCmd() *cobra.Command {
 	snapshot.AddCommand(save, restore)
 	cmd.AddCommand(add, remove, transfer, snapshot, gpuDrain, gpuReturn)
 	return cmd
+}
+
+// dialMembers is the operator commands' client for --addr: with nothing
+// listening at any member, a call fails at once with advice.
+func dialMembers(addr string) (*client.Client, error) {
+	c, err := client.New(client.ParseAddrs(addr))
+	if err != nil {
+		return nil, usageError{err}
+	}
+	c.FailWhenRefused = true
+	return c, nil
 }

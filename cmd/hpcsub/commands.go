@@ -288,7 +288,13 @@ func nodesCmd(a *app) *cobra.Command {
 					n.GetUsedCores(), len(n.GetCores())-len(n.GetReservedCores()), mib(n.GetUsedMemoryMib()), mib(mem),
 					n.GetUsedGpus(), len(n.GetGpus()), mib(n.GetUsedScratchMib()), mib(n.GetScratchMib()), n.GetAllocations(), strings.TrimSpace(reason))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if resp.GetNotice() != "" {
+				fmt.Fprintf(a.out, "\n%s\n", resp.GetNotice())
+			}
+			return nil
 		},
 	}
 }

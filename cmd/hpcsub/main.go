@@ -48,8 +48,15 @@ type app struct {
 	errOut io.Writer
 }
 
+// client dials the --addr members; with nothing listening at any of
+// them, calls fail at once with advice (client.NoMasterError).
 func (a *app) client() (*client.Client, error) {
-	return client.New(client.ParseAddrs(a.addr))
+	c, err := client.New(client.ParseAddrs(a.addr))
+	if err != nil {
+		return nil, err
+	}
+	c.FailWhenRefused = true
+	return c, nil
 }
 
 func main() {

@@ -71,6 +71,10 @@ type Config struct {
 	// than the master's lease so resources are free before they are
 	// reused. Zero: two thirds of the lease the master announces.
 	FenceAfter time.Duration
+	// Registered, when set, is called once, after the first registration
+	// the master accepted: `hpcd dev` tells by it an agent that could not
+	// start (it exits) from one that stopped later (it keeps serving).
+	Registered func()
 }
 
 // Agent runs one node.
@@ -170,6 +174,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	if err := a.register(ctx); err != nil {
 		return err
+	}
+	if a.cfg.Registered != nil {
+		a.cfg.Registered()
 	}
 	lctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)

@@ -30,6 +30,8 @@ type LocalOptions struct {
 	// flag); "" lets vmimages.FindGuestBinary look next to the executable
 	// and on $PATH.
 	GuestBinary string
+	// Registered is called once the master accepted the node (Config.Registered).
+	Registered func()
 }
 
 // RunLocal builds the runner (libvirt, image, hypervisor probe), scans
@@ -50,7 +52,7 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 	if err != nil {
 		return err
 	}
-	cfg := Config{Runner: r, Logger: o.Logger,
+	cfg := Config{Runner: r, Logger: o.Logger, Registered: o.Registered,
 		ResolveGPUs: func(pci []string) ([]vm.GPU, error) { return runner.ResolveGPUs(inv, pci) }}
 	var live *gpu.NVML
 	if nv, err := gpu.Open(o.Logger); err != nil {

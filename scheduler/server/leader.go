@@ -119,8 +119,9 @@ func (s *Server) scheduleOnce(ctx context.Context) (int, error) {
 	t0 := time.Now()
 	plan := core.Schedule(in, s.cfg.Scheduler)
 	s.metrics.schedule.Observe(time.Since(t0).Seconds())
+	pending := withNotice(maps.Clone(plan.Pending), s.clusterNotice(snap))
 	s.mu.Lock()
-	s.pending = maps.Clone(plan.Pending)
+	s.pending = pending
 	s.mu.Unlock()
 	if len(plan.Starts) == 0 && len(plan.Preemptions) == 0 {
 		return 0, nil

@@ -188,6 +188,7 @@ func (js *jobService) Nodes(ctx context.Context, req *api.NodesRequest) (*api.No
 		out.Nodes = append(out.Nodes, p)
 	}
 	slices.SortFunc(out.Nodes, func(a, b *api.Node) int { return strings.Compare(a.Name, b.Name) })
+	out.Notice = js.s.clusterNotice(snap)
 	return out, nil
 }
 

@@ -126,6 +126,8 @@ type Server struct {
 	isReady   bool
 	pending   map[model.JobID]string
 	heartbeat map[string]time.Time
+	// localAgentErr is why the in-process agent stopped (SetLocalAgentErr).
+	localAgentErr error
 }
 
 // New opens the data dir, starts Raft and binds the listeners. Call Run to
