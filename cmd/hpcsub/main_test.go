@@ -121,3 +121,18 @@ func TestMain(m *testing.M) {
 	os.Unsetenv("HPC_ADDR")
 	os.Exit(m.Run())
 }
+
+// TestSaysWhyNothingWorks: with no master at any address hpcsub fails at
+// once with advice instead of gRPC text; with a master but no node,
+// `hpcsub nodes` says that no node has registered.
+func TestSaysWhyNothingWorks(t *testing.T) {
+	code, out, errOut := hpcsub(t, "--addr=127.0.0.1:1", "queue")
+	if code != 1 || out != "" || !strings.Contains(errOut, "no master at 127.0.0.1:1: is hpcd running? start one with `hpcd dev`, or set --addr/HPC_ADDR") || strings.Contains(errOut, "rpc error") {
+		t.Errorf("queue without a master: code %d out %q err %q", code, out, errOut)
+	}
+	s := startMaster(t)
+	code, out, errOut = hpcsub(t, "--addr="+s.GRPCAddr(), "nodes")
+	if code != 0 || !strings.Contains(out, "NODE") || !strings.Contains(out, "no node has registered with the master") {
+		t.Errorf("nodes without a node: code %d out %q err %q", code, out, errOut)
+	}
+}
