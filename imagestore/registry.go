@@ -1,0 +1,186 @@
+package imagestore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// RegistryProgram is Debian's OCI distribution registry (package
+// docker-registry), the registry StartRegistry runs.
+const RegistryProgram = "docker-registry"
+
+// RegistryConfig says where StartRegistry keeps blobs and listens.
+type RegistryConfig struct {
+	// Dir holds config.yml and the storage (Dir/storage); created if missing.
+	Dir string
+	// Addr is host:port to listen on; "" picks a free loopback port.
+	Addr string
+	// StartTimeout bounds the wait for the registry to answer; 0 is 20 s.
+	StartTimeout time.Duration
+	// Logger receives the registry's exit; nil is slog.Default().
+	Logger *slog.Logger
+}
+
+// Registry is a running docker-registry child process. hpcd dev and the
+// tests start one on loopback; Close stops it.
+type Registry struct {
+	// URL is http://ADDR, what Push and Pull take.
+	URL string
+	// Addr is the address it listens on.
+	Addr string
+
+	cmd    *exec.Cmd
+	exited chan struct{}
+	stderr *lockedBuffer
+	once   sync.Once
+}
+
+// StartRegistry writes a config.yml under cfg.Dir, starts docker-registry
+// as a child process and returns once GET /v2/ answers 200 (or fails within
+// cfg.StartTimeout, killing the child). Without the program the error names
+// the Debian package. Callers: hpcd dev, tests (through registrytest).
+func StartRegistry(ctx context.Context, cfg RegistryConfig) (*Registry, error) {
+	prog, err := exec.LookPath(RegistryProgram)
+	if err != nil {
+		return nil, fmt.Errorf("start registry: %s not found: install the Debian package docker-registry (scripts/install-deps.sh): %w", RegistryProgram, err)
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 20 * time.Second
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	addr := cfg.Addr
+	if addr == "" {
+		if addr, err = freeLoopbackAddr(); err != nil {
+			return nil, fmt.Errorf("start registry: %w", err)
+		}
+	}
+	storage := filepath.Join(cfg.Dir, "storage")
+	if err := os.MkdirAll(storage, 0o755); err != nil {
+		return nil, fmt.Errorf("start registry: %w", err)
+	}
+	conf := filepath.Join(cfg.Dir, "config.yml")
+	yml := fmt.Sprintf(`version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: %q
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: %q
+`, storage, addr)
+	if err := os.WriteFile(conf, []byte(yml), 0o644); err != nil {
+		return nil, fmt.Errorf("start registry: %w", err)
+	}
+	stderr := &lockedBuffer{}
+	cmd := exec.Command(prog, "serve", conf)
+	cmd.Stdout = stderr
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start registry: %w", err)
+	}
+	r := &Registry{URL: "http://" + addr, Addr: addr, cmd: cmd, exited: make(chan struct{}), stderr: stderr}
+	go func() {
+		err := cmd.Wait()
+		logger.Debug("registry exited", "addr", addr, "err", err)
+		close(r.exited)
+	}()
+	if err := r.waitReady(ctx, cfg.StartTimeout); err != nil {
+		r.Close()
+		return nil, fmt.Errorf("start registry on %s: %w; its output: %s", addr, err, stderr.tail())
+	}
+	return r, nil
+}
+
+func (r *Registry) waitReady(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	client := &http.Client{Timeout: time.Second}
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.URL+"/v2/", nil)
+		if err != nil {
+			return err
+		}
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-r.exited:
+			return errors.New("docker-registry exited")
+		case <-ctx.Done():
+			return fmt.Errorf("no answer on /v2/ within %s: %w", timeout, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// Close kills the registry and waits for it to exit. Safe to call twice.
+func (r *Registry) Close() error {
+	r.once.Do(func() {
+		if r.cmd.Process != nil {
+			_ = r.cmd.Process.Kill()
+		}
+		<-r.exited
+	})
+	return nil
+}
+
+// Exited is closed when the registry process has exited.
+func (r *Registry) Exited() <-chan struct{} { return r.exited }
+
+func freeLoopbackAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buf.Len() > 64<<10 {
+		b.buf.Reset()
+	}
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) tail() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.buf.String()
+	if len(s) > 2000 {
+		s = s[len(s)-2000:]
+	}
+	return s
+}
