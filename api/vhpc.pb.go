@@ -26,6 +26,454 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ImageRecord struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ref is department/name:tag.
+	Ref        string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	Department string                 `protobuf:"bytes,2,opt,name=department,proto3" json:"department,omitempty"`
+	Name       string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Tag        string                 `protobuf:"bytes,4,opt,name=tag,proto3" json:"tag,omitempty"`
+	Digest     string                 `protobuf:"bytes,5,opt,name=digest,proto3" json:"digest,omitempty"`
+	Public     bool                   `protobuf:"varint,6,opt,name=public,proto3" json:"public,omitempty"`
+	SizeBytes  int64                  `protobuf:"varint,7,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	Created    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created,proto3" json:"created,omitempty"`
+	Updated    *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated,proto3" json:"updated,omitempty"`
+	BuiltFrom  string                 `protobuf:"bytes,10,opt,name=built_from,json=builtFrom,proto3" json:"built_from,omitempty"`
+	PushedBy   string                 `protobuf:"bytes,11,opt,name=pushed_by,json=pushedBy,proto3" json:"pushed_by,omitempty"`
+	// previous_digest is where the tag pointed before a Put ("" if new).
+	PreviousDigest string `protobuf:"bytes,12,opt,name=previous_digest,json=previousDigest,proto3" json:"previous_digest,omitempty"`
+	// duplicate: the client_token was seen before; nothing changed.
+	Duplicate     bool `protobuf:"varint,13,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageRecord) Reset() {
+	*x = ImageRecord{}
+	mi := &file_vhpc_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageRecord) ProtoMessage() {}
+
+func (x *ImageRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageRecord.ProtoReflect.Descriptor instead.
+func (*ImageRecord) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ImageRecord) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *ImageRecord) GetDepartment() string {
+	if x != nil {
+		return x.Department
+	}
+	return ""
+}
+
+func (x *ImageRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ImageRecord) GetTag() string {
+	if x != nil {
+		return x.Tag
+	}
+	return ""
+}
+
+func (x *ImageRecord) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *ImageRecord) GetPublic() bool {
+	if x != nil {
+		return x.Public
+	}
+	return false
+}
+
+func (x *ImageRecord) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *ImageRecord) GetCreated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Created
+	}
+	return nil
+}
+
+func (x *ImageRecord) GetUpdated() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Updated
+	}
+	return nil
+}
+
+func (x *ImageRecord) GetBuiltFrom() string {
+	if x != nil {
+		return x.BuiltFrom
+	}
+	return ""
+}
+
+func (x *ImageRecord) GetPushedBy() string {
+	if x != nil {
+		return x.PushedBy
+	}
+	return ""
+}
+
+func (x *ImageRecord) GetPreviousDigest() string {
+	if x != nil {
+		return x.PreviousDigest
+	}
+	return ""
+}
+
+func (x *ImageRecord) GetDuplicate() bool {
+	if x != nil {
+		return x.Duplicate
+	}
+	return false
+}
+
+type PutImageRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ref is department/name[:tag] (tag default latest).
+	Ref       string `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	Digest    string `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	SizeBytes int64  `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	// public makes a department's image usable by every department
+	// (public/... images always are).
+	Public        bool   `protobuf:"varint,4,opt,name=public,proto3" json:"public,omitempty"`
+	BuiltFrom     string `protobuf:"bytes,5,opt,name=built_from,json=builtFrom,proto3" json:"built_from,omitempty"`
+	User          string `protobuf:"bytes,6,opt,name=user,proto3" json:"user,omitempty"`
+	ClientToken   string `protobuf:"bytes,7,opt,name=client_token,json=clientToken,proto3" json:"client_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PutImageRequest) Reset() {
+	*x = PutImageRequest{}
+	mi := &file_vhpc_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PutImageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PutImageRequest) ProtoMessage() {}
+
+func (x *PutImageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PutImageRequest.ProtoReflect.Descriptor instead.
+func (*PutImageRequest) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PutImageRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *PutImageRequest) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *PutImageRequest) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *PutImageRequest) GetPublic() bool {
+	if x != nil {
+		return x.Public
+	}
+	return false
+}
+
+func (x *PutImageRequest) GetBuiltFrom() string {
+	if x != nil {
+		return x.BuiltFrom
+	}
+	return ""
+}
+
+func (x *PutImageRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *PutImageRequest) GetClientToken() string {
+	if x != nil {
+		return x.ClientToken
+	}
+	return ""
+}
+
+type ListImagesRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Department string                 `protobuf:"bytes,1,opt,name=department,proto3" json:"department,omitempty"`
+	// stale reads this member's state without asking the leader.
+	Stale         bool `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListImagesRequest) Reset() {
+	*x = ListImagesRequest{}
+	mi := &file_vhpc_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListImagesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListImagesRequest) ProtoMessage() {}
+
+func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
+func (*ListImagesRequest) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ListImagesRequest) GetDepartment() string {
+	if x != nil {
+		return x.Department
+	}
+	return ""
+}
+
+func (x *ListImagesRequest) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
+type ListImagesResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Images []*ImageRecord         `protobuf:"bytes,1,rep,name=images,proto3" json:"images,omitempty"`
+	// registry is the registry URL the master was started with ("" if none).
+	Registry      string `protobuf:"bytes,2,opt,name=registry,proto3" json:"registry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListImagesResponse) Reset() {
+	*x = ListImagesResponse{}
+	mi := &file_vhpc_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListImagesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListImagesResponse) ProtoMessage() {}
+
+func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
+func (*ListImagesResponse) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ListImagesResponse) GetImages() []*ImageRecord {
+	if x != nil {
+		return x.Images
+	}
+	return nil
+}
+
+func (x *ListImagesResponse) GetRegistry() string {
+	if x != nil {
+		return x.Registry
+	}
+	return ""
+}
+
+type GetImageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	Stale         bool                   `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetImageRequest) Reset() {
+	*x = GetImageRequest{}
+	mi := &file_vhpc_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetImageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetImageRequest) ProtoMessage() {}
+
+func (x *GetImageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetImageRequest.ProtoReflect.Descriptor instead.
+func (*GetImageRequest) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *GetImageRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *GetImageRequest) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
+}
+
+type RemoveImageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	ClientToken   string                 `protobuf:"bytes,2,opt,name=client_token,json=clientToken,proto3" json:"client_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveImageRequest) Reset() {
+	*x = RemoveImageRequest{}
+	mi := &file_vhpc_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveImageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveImageRequest) ProtoMessage() {}
+
+func (x *RemoveImageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveImageRequest.ProtoReflect.Descriptor instead.
+func (*RemoveImageRequest) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RemoveImageRequest) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *RemoveImageRequest) GetClientToken() string {
+	if x != nil {
+		return x.ClientToken
+	}
+	return ""
+}
+
 type GPUHealthRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
@@ -37,7 +485,7 @@ type GPUHealthRequest struct {
 
 func (x *GPUHealthRequest) Reset() {
 	*x = GPUHealthRequest{}
-	mi := &file_vhpc_proto_msgTypes[0]
+	mi := &file_vhpc_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -49,7 +497,7 @@ func (x *GPUHealthRequest) String() string {
 func (*GPUHealthRequest) ProtoMessage() {}
 
 func (x *GPUHealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[0]
+	mi := &file_vhpc_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -62,7 +510,7 @@ func (x *GPUHealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GPUHealthRequest.ProtoReflect.Descriptor instead.
 func (*GPUHealthRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{0}
+	return file_vhpc_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GPUHealthRequest) GetNode() string {
@@ -94,7 +542,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_vhpc_proto_msgTypes[1]
+	mi := &file_vhpc_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -106,7 +554,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[1]
+	mi := &file_vhpc_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -119,7 +567,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{1}
+	return file_vhpc_proto_rawDescGZIP(), []int{7}
 }
 
 type Member struct {
@@ -135,7 +583,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_vhpc_proto_msgTypes[2]
+	mi := &file_vhpc_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -147,7 +595,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[2]
+	mi := &file_vhpc_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -160,7 +608,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{2}
+	return file_vhpc_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Member) GetId() string {
@@ -220,7 +668,7 @@ type ClusterStatus struct {
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_vhpc_proto_msgTypes[3]
+	mi := &file_vhpc_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -232,7 +680,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[3]
+	mi := &file_vhpc_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -245,7 +693,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{3}
+	return file_vhpc_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ClusterStatus) GetId() string {
@@ -342,7 +790,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_vhpc_proto_msgTypes[4]
+	mi := &file_vhpc_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +802,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[4]
+	mi := &file_vhpc_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +815,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{4}
+	return file_vhpc_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AddMemberRequest) GetId() string {
@@ -393,7 +841,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_vhpc_proto_msgTypes[5]
+	mi := &file_vhpc_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -405,7 +853,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[5]
+	mi := &file_vhpc_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -418,7 +866,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{5}
+	return file_vhpc_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RemoveMemberRequest) GetId() string {
@@ -438,7 +886,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_vhpc_proto_msgTypes[6]
+	mi := &file_vhpc_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +898,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[6]
+	mi := &file_vhpc_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +911,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{6}
+	return file_vhpc_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TransferLeadershipRequest) GetTo() string {
@@ -481,7 +929,7 @@ type SnapshotSaveRequest struct {
 
 func (x *SnapshotSaveRequest) Reset() {
 	*x = SnapshotSaveRequest{}
-	mi := &file_vhpc_proto_msgTypes[7]
+	mi := &file_vhpc_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -493,7 +941,7 @@ func (x *SnapshotSaveRequest) String() string {
 func (*SnapshotSaveRequest) ProtoMessage() {}
 
 func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[7]
+	mi := &file_vhpc_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -506,7 +954,7 @@ func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSaveRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotSaveRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{7}
+	return file_vhpc_proto_rawDescGZIP(), []int{13}
 }
 
 type SnapshotChunk struct {
@@ -518,7 +966,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_vhpc_proto_msgTypes[8]
+	mi := &file_vhpc_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -530,7 +978,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[8]
+	mi := &file_vhpc_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -543,7 +991,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{8}
+	return file_vhpc_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -574,7 +1022,7 @@ type SubmitRequest struct {
 
 func (x *SubmitRequest) Reset() {
 	*x = SubmitRequest{}
-	mi := &file_vhpc_proto_msgTypes[9]
+	mi := &file_vhpc_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -586,7 +1034,7 @@ func (x *SubmitRequest) String() string {
 func (*SubmitRequest) ProtoMessage() {}
 
 func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[9]
+	mi := &file_vhpc_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -599,7 +1047,7 @@ func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitRequest.ProtoReflect.Descriptor instead.
 func (*SubmitRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{9}
+	return file_vhpc_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SubmitRequest) GetClientToken() string {
@@ -660,7 +1108,7 @@ type SubmitResponse struct {
 
 func (x *SubmitResponse) Reset() {
 	*x = SubmitResponse{}
-	mi := &file_vhpc_proto_msgTypes[10]
+	mi := &file_vhpc_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -672,7 +1120,7 @@ func (x *SubmitResponse) String() string {
 func (*SubmitResponse) ProtoMessage() {}
 
 func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[10]
+	mi := &file_vhpc_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -685,7 +1133,7 @@ func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponse.ProtoReflect.Descriptor instead.
 func (*SubmitResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{10}
+	return file_vhpc_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SubmitResponse) GetJobId() uint64 {
@@ -741,7 +1189,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_vhpc_proto_msgTypes[11]
+	mi := &file_vhpc_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -753,7 +1201,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[11]
+	mi := &file_vhpc_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -766,7 +1214,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{11}
+	return file_vhpc_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Resources) GetNodes() int32 {
@@ -866,14 +1314,19 @@ type Job struct {
 	DependsOn   []*Dependency `protobuf:"bytes,21,rep,name=depends_on,json=dependsOn,proto3" json:"depends_on,omitempty"`
 	Array       *ArrayStatus  `protobuf:"bytes,22,opt,name=array,proto3" json:"array,omitempty"`
 	// priority explains a pending job's priority factors.
-	Priority      []*PriorityFactor `protobuf:"bytes,23,rep,name=priority,proto3" json:"priority,omitempty"`
+	Priority []*PriorityFactor `protobuf:"bytes,23,rep,name=priority,proto3" json:"priority,omitempty"`
+	// image_ref and image_digest are the catalog image the master resolved
+	// image to at submit (department/name:tag, sha256:...); the job runs
+	// that digest even if the tag moves. Empty for the built-in tiny image.
+	ImageRef      string `protobuf:"bytes,24,opt,name=image_ref,json=imageRef,proto3" json:"image_ref,omitempty"`
+	ImageDigest   string `protobuf:"bytes,25,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_vhpc_proto_msgTypes[12]
+	mi := &file_vhpc_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +1338,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[12]
+	mi := &file_vhpc_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +1351,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{12}
+	return file_vhpc_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Job) GetId() uint64 {
@@ -1062,6 +1515,20 @@ func (x *Job) GetPriority() []*PriorityFactor {
 	return nil
 }
 
+func (x *Job) GetImageRef() string {
+	if x != nil {
+		return x.ImageRef
+	}
+	return ""
+}
+
+func (x *Job) GetImageDigest() string {
+	if x != nil {
+		return x.ImageDigest
+	}
+	return ""
+}
+
 type Dependency struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
@@ -1072,7 +1539,7 @@ type Dependency struct {
 
 func (x *Dependency) Reset() {
 	*x = Dependency{}
-	mi := &file_vhpc_proto_msgTypes[13]
+	mi := &file_vhpc_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1084,7 +1551,7 @@ func (x *Dependency) String() string {
 func (*Dependency) ProtoMessage() {}
 
 func (x *Dependency) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[13]
+	mi := &file_vhpc_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1097,7 +1564,7 @@ func (x *Dependency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dependency.ProtoReflect.Descriptor instead.
 func (*Dependency) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{13}
+	return file_vhpc_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Dependency) GetKind() string {
@@ -1134,7 +1601,7 @@ type ArrayStatus struct {
 
 func (x *ArrayStatus) Reset() {
 	*x = ArrayStatus{}
-	mi := &file_vhpc_proto_msgTypes[14]
+	mi := &file_vhpc_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1146,7 +1613,7 @@ func (x *ArrayStatus) String() string {
 func (*ArrayStatus) ProtoMessage() {}
 
 func (x *ArrayStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[14]
+	mi := &file_vhpc_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1159,7 +1626,7 @@ func (x *ArrayStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArrayStatus.ProtoReflect.Descriptor instead.
 func (*ArrayStatus) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{14}
+	return file_vhpc_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ArrayStatus) GetFirst() int64 {
@@ -1243,7 +1710,7 @@ type PriorityFactor struct {
 
 func (x *PriorityFactor) Reset() {
 	*x = PriorityFactor{}
-	mi := &file_vhpc_proto_msgTypes[15]
+	mi := &file_vhpc_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1722,7 @@ func (x *PriorityFactor) String() string {
 func (*PriorityFactor) ProtoMessage() {}
 
 func (x *PriorityFactor) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[15]
+	mi := &file_vhpc_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1735,7 @@ func (x *PriorityFactor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PriorityFactor.ProtoReflect.Descriptor instead.
 func (*PriorityFactor) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{15}
+	return file_vhpc_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PriorityFactor) GetName() string {
@@ -1322,14 +1789,18 @@ type Allocation struct {
 	BootSeconds float64 `protobuf:"fixed64,23,opt,name=boot_seconds,json=bootSeconds,proto3" json:"boot_seconds,omitempty"`
 	RunSeconds  float64 `protobuf:"fixed64,24,opt,name=run_seconds,json=runSeconds,proto3" json:"run_seconds,omitempty"`
 	// GPU use measured inside the guest, against the GPU time reserved.
-	GpuUsage      *GPUUsage `protobuf:"bytes,25,opt,name=gpu_usage,json=gpuUsage,proto3" json:"gpu_usage,omitempty"`
+	GpuUsage *GPUUsage `protobuf:"bytes,25,opt,name=gpu_usage,json=gpuUsage,proto3" json:"gpu_usage,omitempty"`
+	// image_ref and image_digest: the job's catalog image (empty for the
+	// built-in tiny image); the agent pulls repo@digest from the registry.
+	ImageRef      string `protobuf:"bytes,26,opt,name=image_ref,json=imageRef,proto3" json:"image_ref,omitempty"`
+	ImageDigest   string `protobuf:"bytes,27,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Allocation) Reset() {
 	*x = Allocation{}
-	mi := &file_vhpc_proto_msgTypes[16]
+	mi := &file_vhpc_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1341,7 +1812,7 @@ func (x *Allocation) String() string {
 func (*Allocation) ProtoMessage() {}
 
 func (x *Allocation) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[16]
+	mi := &file_vhpc_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1354,7 +1825,7 @@ func (x *Allocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Allocation.ProtoReflect.Descriptor instead.
 func (*Allocation) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{16}
+	return file_vhpc_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Allocation) GetId() string {
@@ -1532,6 +2003,20 @@ func (x *Allocation) GetGpuUsage() *GPUUsage {
 	return nil
 }
 
+func (x *Allocation) GetImageRef() string {
+	if x != nil {
+		return x.ImageRef
+	}
+	return ""
+}
+
+func (x *Allocation) GetImageDigest() string {
+	if x != nil {
+		return x.ImageDigest
+	}
+	return ""
+}
+
 // GPUUsage is what a job did with its GPUs, from samples taken in the guest.
 type GPUUsage struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -1545,7 +2030,7 @@ type GPUUsage struct {
 
 func (x *GPUUsage) Reset() {
 	*x = GPUUsage{}
-	mi := &file_vhpc_proto_msgTypes[17]
+	mi := &file_vhpc_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1557,7 +2042,7 @@ func (x *GPUUsage) String() string {
 func (*GPUUsage) ProtoMessage() {}
 
 func (x *GPUUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[17]
+	mi := &file_vhpc_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1570,7 +2055,7 @@ func (x *GPUUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GPUUsage.ProtoReflect.Descriptor instead.
 func (*GPUUsage) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{17}
+	return file_vhpc_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GPUUsage) GetGpuHours() float64 {
@@ -1612,7 +2097,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[18]
+	mi := &file_vhpc_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +2109,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[18]
+	mi := &file_vhpc_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +2122,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{18}
+	return file_vhpc_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetJobRequest) GetId() uint64 {
@@ -1674,7 +2159,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_vhpc_proto_msgTypes[19]
+	mi := &file_vhpc_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1686,7 +2171,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[19]
+	mi := &file_vhpc_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1699,7 +2184,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{19}
+	return file_vhpc_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListJobsRequest) GetStates() []string {
@@ -1755,7 +2240,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_vhpc_proto_msgTypes[20]
+	mi := &file_vhpc_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1767,7 +2252,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[20]
+	mi := &file_vhpc_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1780,7 +2265,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{20}
+	return file_vhpc_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -1807,7 +2292,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[21]
+	mi := &file_vhpc_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1819,7 +2304,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[21]
+	mi := &file_vhpc_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1832,7 +2317,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{21}
+	return file_vhpc_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *CancelJobRequest) GetId() uint64 {
@@ -1858,7 +2343,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[22]
+	mi := &file_vhpc_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1870,7 +2355,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[22]
+	mi := &file_vhpc_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1883,7 +2368,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{22}
+	return file_vhpc_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *WatchJobRequest) GetId() uint64 {
@@ -1904,7 +2389,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_vhpc_proto_msgTypes[23]
+	mi := &file_vhpc_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1916,7 +2401,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[23]
+	mi := &file_vhpc_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1929,7 +2414,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{23}
+	return file_vhpc_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *JobEvent) GetJob() *Job {
@@ -1957,7 +2442,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_vhpc_proto_msgTypes[24]
+	mi := &file_vhpc_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1969,7 +2454,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[24]
+	mi := &file_vhpc_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1982,7 +2467,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{24}
+	return file_vhpc_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *LogsRequest) GetId() uint64 {
@@ -2019,7 +2504,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_vhpc_proto_msgTypes[25]
+	mi := &file_vhpc_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2031,7 +2516,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[25]
+	mi := &file_vhpc_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2044,7 +2529,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{25}
+	return file_vhpc_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LogChunk) GetJob() uint64 {
@@ -2090,7 +2575,7 @@ type PushLogsResponse struct {
 
 func (x *PushLogsResponse) Reset() {
 	*x = PushLogsResponse{}
-	mi := &file_vhpc_proto_msgTypes[26]
+	mi := &file_vhpc_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2102,7 +2587,7 @@ func (x *PushLogsResponse) String() string {
 func (*PushLogsResponse) ProtoMessage() {}
 
 func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[26]
+	mi := &file_vhpc_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2115,7 +2600,7 @@ func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushLogsResponse.ProtoReflect.Descriptor instead.
 func (*PushLogsResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{26}
+	return file_vhpc_proto_rawDescGZIP(), []int{32}
 }
 
 type NodesRequest struct {
@@ -2126,7 +2611,7 @@ type NodesRequest struct {
 
 func (x *NodesRequest) Reset() {
 	*x = NodesRequest{}
-	mi := &file_vhpc_proto_msgTypes[27]
+	mi := &file_vhpc_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2138,7 +2623,7 @@ func (x *NodesRequest) String() string {
 func (*NodesRequest) ProtoMessage() {}
 
 func (x *NodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[27]
+	mi := &file_vhpc_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2151,7 +2636,7 @@ func (x *NodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesRequest.ProtoReflect.Descriptor instead.
 func (*NodesRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{27}
+	return file_vhpc_proto_rawDescGZIP(), []int{33}
 }
 
 type NodesResponse struct {
@@ -2166,7 +2651,7 @@ type NodesResponse struct {
 
 func (x *NodesResponse) Reset() {
 	*x = NodesResponse{}
-	mi := &file_vhpc_proto_msgTypes[28]
+	mi := &file_vhpc_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2178,7 +2663,7 @@ func (x *NodesResponse) String() string {
 func (*NodesResponse) ProtoMessage() {}
 
 func (x *NodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[28]
+	mi := &file_vhpc_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2191,7 +2676,7 @@ func (x *NodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesResponse.ProtoReflect.Descriptor instead.
 func (*NodesResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{28}
+	return file_vhpc_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *NodesResponse) GetNodes() []*Node {
@@ -2219,7 +2704,7 @@ type Core struct {
 
 func (x *Core) Reset() {
 	*x = Core{}
-	mi := &file_vhpc_proto_msgTypes[29]
+	mi := &file_vhpc_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2231,7 +2716,7 @@ func (x *Core) String() string {
 func (*Core) ProtoMessage() {}
 
 func (x *Core) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[29]
+	mi := &file_vhpc_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2244,7 +2729,7 @@ func (x *Core) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Core.ProtoReflect.Descriptor instead.
 func (*Core) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{29}
+	return file_vhpc_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Core) GetId() int32 {
@@ -2279,7 +2764,7 @@ type NumaNode struct {
 
 func (x *NumaNode) Reset() {
 	*x = NumaNode{}
-	mi := &file_vhpc_proto_msgTypes[30]
+	mi := &file_vhpc_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2291,7 +2776,7 @@ func (x *NumaNode) String() string {
 func (*NumaNode) ProtoMessage() {}
 
 func (x *NumaNode) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[30]
+	mi := &file_vhpc_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2304,7 +2789,7 @@ func (x *NumaNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NumaNode.ProtoReflect.Descriptor instead.
 func (*NumaNode) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{30}
+	return file_vhpc_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *NumaNode) GetId() int32 {
@@ -2348,7 +2833,7 @@ type Gpu struct {
 
 func (x *Gpu) Reset() {
 	*x = Gpu{}
-	mi := &file_vhpc_proto_msgTypes[31]
+	mi := &file_vhpc_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2360,7 +2845,7 @@ func (x *Gpu) String() string {
 func (*Gpu) ProtoMessage() {}
 
 func (x *Gpu) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[31]
+	mi := &file_vhpc_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2373,7 +2858,7 @@ func (x *Gpu) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gpu.ProtoReflect.Descriptor instead.
 func (*Gpu) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{31}
+	return file_vhpc_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Gpu) GetPciAddress() string {
@@ -2464,7 +2949,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_vhpc_proto_msgTypes[32]
+	mi := &file_vhpc_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2476,7 +2961,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[32]
+	mi := &file_vhpc_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2489,7 +2974,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{32}
+	return file_vhpc_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Node) GetName() string {
@@ -2614,7 +3099,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_vhpc_proto_msgTypes[33]
+	mi := &file_vhpc_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2626,7 +3111,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[33]
+	mi := &file_vhpc_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2639,7 +3124,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{33}
+	return file_vhpc_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *RegisterRequest) GetNode() *Node {
@@ -2666,7 +3151,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_vhpc_proto_msgTypes[34]
+	mi := &file_vhpc_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2678,7 +3163,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[34]
+	mi := &file_vhpc_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2691,7 +3176,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{34}
+	return file_vhpc_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RegisterResponse) GetHeartbeatIntervalMs() int64 {
@@ -2718,7 +3203,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_vhpc_proto_msgTypes[35]
+	mi := &file_vhpc_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2730,7 +3215,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[35]
+	mi := &file_vhpc_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2743,7 +3228,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{35}
+	return file_vhpc_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *HeartbeatRequest) GetNode() string {
@@ -2769,7 +3254,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_vhpc_proto_msgTypes[36]
+	mi := &file_vhpc_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2781,7 +3266,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[36]
+	mi := &file_vhpc_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2794,7 +3279,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{36}
+	return file_vhpc_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *HeartbeatResponse) GetLeaseMs() int64 {
@@ -2813,7 +3298,7 @@ type WatchAllocationsRequest struct {
 
 func (x *WatchAllocationsRequest) Reset() {
 	*x = WatchAllocationsRequest{}
-	mi := &file_vhpc_proto_msgTypes[37]
+	mi := &file_vhpc_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2825,7 +3310,7 @@ func (x *WatchAllocationsRequest) String() string {
 func (*WatchAllocationsRequest) ProtoMessage() {}
 
 func (x *WatchAllocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[37]
+	mi := &file_vhpc_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2838,7 +3323,7 @@ func (x *WatchAllocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAllocationsRequest.ProtoReflect.Descriptor instead.
 func (*WatchAllocationsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{37}
+	return file_vhpc_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *WatchAllocationsRequest) GetNode() string {
@@ -2857,7 +3342,7 @@ type AllocationSet struct {
 
 func (x *AllocationSet) Reset() {
 	*x = AllocationSet{}
-	mi := &file_vhpc_proto_msgTypes[38]
+	mi := &file_vhpc_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2869,7 +3354,7 @@ func (x *AllocationSet) String() string {
 func (*AllocationSet) ProtoMessage() {}
 
 func (x *AllocationSet) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[38]
+	mi := &file_vhpc_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2882,7 +3367,7 @@ func (x *AllocationSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocationSet.ProtoReflect.Descriptor instead.
 func (*AllocationSet) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{38}
+	return file_vhpc_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AllocationSet) GetAllocations() []*Allocation {
@@ -2909,7 +3394,7 @@ type UpdateAllocationRequest struct {
 
 func (x *UpdateAllocationRequest) Reset() {
 	*x = UpdateAllocationRequest{}
-	mi := &file_vhpc_proto_msgTypes[39]
+	mi := &file_vhpc_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2921,7 +3406,7 @@ func (x *UpdateAllocationRequest) String() string {
 func (*UpdateAllocationRequest) ProtoMessage() {}
 
 func (x *UpdateAllocationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[39]
+	mi := &file_vhpc_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2934,7 +3419,7 @@ func (x *UpdateAllocationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAllocationRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAllocationRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{39}
+	return file_vhpc_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *UpdateAllocationRequest) GetAllocId() string {
@@ -3008,7 +3493,7 @@ type UpdateAllocationResponse struct {
 
 func (x *UpdateAllocationResponse) Reset() {
 	*x = UpdateAllocationResponse{}
-	mi := &file_vhpc_proto_msgTypes[40]
+	mi := &file_vhpc_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3020,7 +3505,7 @@ func (x *UpdateAllocationResponse) String() string {
 func (*UpdateAllocationResponse) ProtoMessage() {}
 
 func (x *UpdateAllocationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[40]
+	mi := &file_vhpc_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3033,7 +3518,7 @@ func (x *UpdateAllocationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAllocationResponse.ProtoReflect.Descriptor instead.
 func (*UpdateAllocationResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{40}
+	return file_vhpc_proto_rawDescGZIP(), []int{46}
 }
 
 var File_vhpc_proto protoreflect.FileDescriptor
@@ -3041,7 +3526,50 @@ var File_vhpc_proto protoreflect.FileDescriptor
 const file_vhpc_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"vhpc.proto\x12\avhpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"_\n" +
+	"vhpc.proto\x12\avhpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x03\n" +
+	"\vImageRecord\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x1e\n" +
+	"\n" +
+	"department\x18\x02 \x01(\tR\n" +
+	"department\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x10\n" +
+	"\x03tag\x18\x04 \x01(\tR\x03tag\x12\x16\n" +
+	"\x06digest\x18\x05 \x01(\tR\x06digest\x12\x16\n" +
+	"\x06public\x18\x06 \x01(\bR\x06public\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\a \x01(\x03R\tsizeBytes\x124\n" +
+	"\acreated\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x124\n" +
+	"\aupdated\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\x12\x1d\n" +
+	"\n" +
+	"built_from\x18\n" +
+	" \x01(\tR\tbuiltFrom\x12\x1b\n" +
+	"\tpushed_by\x18\v \x01(\tR\bpushedBy\x12'\n" +
+	"\x0fprevious_digest\x18\f \x01(\tR\x0epreviousDigest\x12\x1c\n" +
+	"\tduplicate\x18\r \x01(\bR\tduplicate\"\xc8\x01\n" +
+	"\x0fPutImageRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\tR\x06digest\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x03 \x01(\x03R\tsizeBytes\x12\x16\n" +
+	"\x06public\x18\x04 \x01(\bR\x06public\x12\x1d\n" +
+	"\n" +
+	"built_from\x18\x05 \x01(\tR\tbuiltFrom\x12\x12\n" +
+	"\x04user\x18\x06 \x01(\tR\x04user\x12!\n" +
+	"\fclient_token\x18\a \x01(\tR\vclientToken\"I\n" +
+	"\x11ListImagesRequest\x12\x1e\n" +
+	"\n" +
+	"department\x18\x01 \x01(\tR\n" +
+	"department\x12\x14\n" +
+	"\x05stale\x18\x02 \x01(\bR\x05stale\"^\n" +
+	"\x12ListImagesResponse\x12,\n" +
+	"\x06images\x18\x01 \x03(\v2\x14.vhpc.v1.ImageRecordR\x06images\x12\x1a\n" +
+	"\bregistry\x18\x02 \x01(\tR\bregistry\"9\n" +
+	"\x0fGetImageRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x14\n" +
+	"\x05stale\x18\x02 \x01(\bR\x05stale\"I\n" +
+	"\x12RemoveImageRequest\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12!\n" +
+	"\fclient_token\x18\x02 \x01(\tR\vclientToken\"_\n" +
 	"\x10GPUHealthRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1f\n" +
 	"\vpci_address\x18\x02 \x01(\tR\n" +
@@ -3106,7 +3634,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\rhugepages_mib\x18\t \x01(\x03R\fhugepagesMib\x12\x1d\n" +
 	"\n" +
 	"cross_numa\x18\n" +
-	" \x01(\bR\tcrossNuma\"\xb3\x06\n" +
+	" \x01(\bR\tcrossNuma\"\xf3\x06\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -3136,7 +3664,9 @@ const file_vhpc_proto_rawDesc = "" +
 	"\n" +
 	"depends_on\x18\x15 \x03(\v2\x13.vhpc.v1.DependencyR\tdependsOn\x12*\n" +
 	"\x05array\x18\x16 \x01(\v2\x14.vhpc.v1.ArrayStatusR\x05array\x123\n" +
-	"\bpriority\x18\x17 \x03(\v2\x17.vhpc.v1.PriorityFactorR\bpriority\"4\n" +
+	"\bpriority\x18\x17 \x03(\v2\x17.vhpc.v1.PriorityFactorR\bpriority\x12\x1b\n" +
+	"\timage_ref\x18\x18 \x01(\tR\bimageRef\x12!\n" +
+	"\fimage_digest\x18\x19 \x01(\tR\vimageDigest\"4\n" +
 	"\n" +
 	"Dependency\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
@@ -3157,7 +3687,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x0ePriorityFactor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"\x92\x06\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xd2\x06\n" +
 	"\n" +
 	"Allocation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
@@ -3189,7 +3719,9 @@ const file_vhpc_proto_rawDesc = "" +
 	"\fboot_seconds\x18\x17 \x01(\x01R\vbootSeconds\x12\x1f\n" +
 	"\vrun_seconds\x18\x18 \x01(\x01R\n" +
 	"runSeconds\x12.\n" +
-	"\tgpu_usage\x18\x19 \x01(\v2\x11.vhpc.v1.GPUUsageR\bgpuUsage\"\x91\x01\n" +
+	"\tgpu_usage\x18\x19 \x01(\v2\x11.vhpc.v1.GPUUsageR\bgpuUsage\x12\x1b\n" +
+	"\timage_ref\x18\x1a \x01(\tR\bimageRef\x12!\n" +
+	"\fimage_digest\x18\x1b \x01(\tR\vimageDigest\"\x91\x01\n" +
 	"\bGPUUsage\x12\x1b\n" +
 	"\tgpu_hours\x18\x01 \x01(\x01R\bgpuHours\x12)\n" +
 	"\x10mean_utilization\x18\x02 \x01(\x01R\x0fmeanUtilization\x12#\n" +
@@ -3319,7 +3851,12 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x10WatchAllocations\x12 .vhpc.v1.WatchAllocationsRequest\x1a\x16.vhpc.v1.AllocationSet0\x01\x12W\n" +
 	"\x10UpdateAllocation\x12 .vhpc.v1.UpdateAllocationRequest\x1a!.vhpc.v1.UpdateAllocationResponse\x12:\n" +
 	"\bPushLogs\x12\x11.vhpc.v1.LogChunk\x1a\x19.vhpc.v1.PushLogsResponse(\x01\x128\n" +
-	"\fSetGPUHealth\x12\x19.vhpc.v1.GPUHealthRequest\x1a\r.vhpc.v1.Node2\xeb\x03\n" +
+	"\fSetGPUHealth\x12\x19.vhpc.v1.GPUHealthRequest\x1a\r.vhpc.v1.Node2\xfa\x01\n" +
+	"\fImageService\x125\n" +
+	"\x03Put\x12\x18.vhpc.v1.PutImageRequest\x1a\x14.vhpc.v1.ImageRecord\x12?\n" +
+	"\x04List\x12\x1a.vhpc.v1.ListImagesRequest\x1a\x1b.vhpc.v1.ListImagesResponse\x125\n" +
+	"\x03Get\x12\x18.vhpc.v1.GetImageRequest\x1a\x14.vhpc.v1.ImageRecord\x12;\n" +
+	"\x06Remove\x12\x1b.vhpc.v1.RemoveImageRequest\x1a\x14.vhpc.v1.ImageRecord2\xeb\x03\n" +
 	"\x0eClusterService\x12?\n" +
 	"\x06Status\x12\x1d.vhpc.v1.ClusterStatusRequest\x1a\x16.vhpc.v1.ClusterStatus\x12>\n" +
 	"\tAddMember\x12\x19.vhpc.v1.AddMemberRequest\x1a\x16.vhpc.v1.ClusterStatus\x12D\n" +
@@ -3341,122 +3878,139 @@ func file_vhpc_proto_rawDescGZIP() []byte {
 	return file_vhpc_proto_rawDescData
 }
 
-var file_vhpc_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_vhpc_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
 var file_vhpc_proto_goTypes = []any{
-	(*GPUHealthRequest)(nil),          // 0: vhpc.v1.GPUHealthRequest
-	(*ClusterStatusRequest)(nil),      // 1: vhpc.v1.ClusterStatusRequest
-	(*Member)(nil),                    // 2: vhpc.v1.Member
-	(*ClusterStatus)(nil),             // 3: vhpc.v1.ClusterStatus
-	(*AddMemberRequest)(nil),          // 4: vhpc.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),       // 5: vhpc.v1.RemoveMemberRequest
-	(*TransferLeadershipRequest)(nil), // 6: vhpc.v1.TransferLeadershipRequest
-	(*SnapshotSaveRequest)(nil),       // 7: vhpc.v1.SnapshotSaveRequest
-	(*SnapshotChunk)(nil),             // 8: vhpc.v1.SnapshotChunk
-	(*SubmitRequest)(nil),             // 9: vhpc.v1.SubmitRequest
-	(*SubmitResponse)(nil),            // 10: vhpc.v1.SubmitResponse
-	(*Resources)(nil),                 // 11: vhpc.v1.Resources
-	(*Job)(nil),                       // 12: vhpc.v1.Job
-	(*Dependency)(nil),                // 13: vhpc.v1.Dependency
-	(*ArrayStatus)(nil),               // 14: vhpc.v1.ArrayStatus
-	(*PriorityFactor)(nil),            // 15: vhpc.v1.PriorityFactor
-	(*Allocation)(nil),                // 16: vhpc.v1.Allocation
-	(*GPUUsage)(nil),                  // 17: vhpc.v1.GPUUsage
-	(*GetJobRequest)(nil),             // 18: vhpc.v1.GetJobRequest
-	(*ListJobsRequest)(nil),           // 19: vhpc.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),          // 20: vhpc.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),          // 21: vhpc.v1.CancelJobRequest
-	(*WatchJobRequest)(nil),           // 22: vhpc.v1.WatchJobRequest
-	(*JobEvent)(nil),                  // 23: vhpc.v1.JobEvent
-	(*LogsRequest)(nil),               // 24: vhpc.v1.LogsRequest
-	(*LogChunk)(nil),                  // 25: vhpc.v1.LogChunk
-	(*PushLogsResponse)(nil),          // 26: vhpc.v1.PushLogsResponse
-	(*NodesRequest)(nil),              // 27: vhpc.v1.NodesRequest
-	(*NodesResponse)(nil),             // 28: vhpc.v1.NodesResponse
-	(*Core)(nil),                      // 29: vhpc.v1.Core
-	(*NumaNode)(nil),                  // 30: vhpc.v1.NumaNode
-	(*Gpu)(nil),                       // 31: vhpc.v1.Gpu
-	(*Node)(nil),                      // 32: vhpc.v1.Node
-	(*RegisterRequest)(nil),           // 33: vhpc.v1.RegisterRequest
-	(*RegisterResponse)(nil),          // 34: vhpc.v1.RegisterResponse
-	(*HeartbeatRequest)(nil),          // 35: vhpc.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),         // 36: vhpc.v1.HeartbeatResponse
-	(*WatchAllocationsRequest)(nil),   // 37: vhpc.v1.WatchAllocationsRequest
-	(*AllocationSet)(nil),             // 38: vhpc.v1.AllocationSet
-	(*UpdateAllocationRequest)(nil),   // 39: vhpc.v1.UpdateAllocationRequest
-	(*UpdateAllocationResponse)(nil),  // 40: vhpc.v1.UpdateAllocationResponse
-	(*timestamppb.Timestamp)(nil),     // 41: google.protobuf.Timestamp
+	(*ImageRecord)(nil),               // 0: vhpc.v1.ImageRecord
+	(*PutImageRequest)(nil),           // 1: vhpc.v1.PutImageRequest
+	(*ListImagesRequest)(nil),         // 2: vhpc.v1.ListImagesRequest
+	(*ListImagesResponse)(nil),        // 3: vhpc.v1.ListImagesResponse
+	(*GetImageRequest)(nil),           // 4: vhpc.v1.GetImageRequest
+	(*RemoveImageRequest)(nil),        // 5: vhpc.v1.RemoveImageRequest
+	(*GPUHealthRequest)(nil),          // 6: vhpc.v1.GPUHealthRequest
+	(*ClusterStatusRequest)(nil),      // 7: vhpc.v1.ClusterStatusRequest
+	(*Member)(nil),                    // 8: vhpc.v1.Member
+	(*ClusterStatus)(nil),             // 9: vhpc.v1.ClusterStatus
+	(*AddMemberRequest)(nil),          // 10: vhpc.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),       // 11: vhpc.v1.RemoveMemberRequest
+	(*TransferLeadershipRequest)(nil), // 12: vhpc.v1.TransferLeadershipRequest
+	(*SnapshotSaveRequest)(nil),       // 13: vhpc.v1.SnapshotSaveRequest
+	(*SnapshotChunk)(nil),             // 14: vhpc.v1.SnapshotChunk
+	(*SubmitRequest)(nil),             // 15: vhpc.v1.SubmitRequest
+	(*SubmitResponse)(nil),            // 16: vhpc.v1.SubmitResponse
+	(*Resources)(nil),                 // 17: vhpc.v1.Resources
+	(*Job)(nil),                       // 18: vhpc.v1.Job
+	(*Dependency)(nil),                // 19: vhpc.v1.Dependency
+	(*ArrayStatus)(nil),               // 20: vhpc.v1.ArrayStatus
+	(*PriorityFactor)(nil),            // 21: vhpc.v1.PriorityFactor
+	(*Allocation)(nil),                // 22: vhpc.v1.Allocation
+	(*GPUUsage)(nil),                  // 23: vhpc.v1.GPUUsage
+	(*GetJobRequest)(nil),             // 24: vhpc.v1.GetJobRequest
+	(*ListJobsRequest)(nil),           // 25: vhpc.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),          // 26: vhpc.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),          // 27: vhpc.v1.CancelJobRequest
+	(*WatchJobRequest)(nil),           // 28: vhpc.v1.WatchJobRequest
+	(*JobEvent)(nil),                  // 29: vhpc.v1.JobEvent
+	(*LogsRequest)(nil),               // 30: vhpc.v1.LogsRequest
+	(*LogChunk)(nil),                  // 31: vhpc.v1.LogChunk
+	(*PushLogsResponse)(nil),          // 32: vhpc.v1.PushLogsResponse
+	(*NodesRequest)(nil),              // 33: vhpc.v1.NodesRequest
+	(*NodesResponse)(nil),             // 34: vhpc.v1.NodesResponse
+	(*Core)(nil),                      // 35: vhpc.v1.Core
+	(*NumaNode)(nil),                  // 36: vhpc.v1.NumaNode
+	(*Gpu)(nil),                       // 37: vhpc.v1.Gpu
+	(*Node)(nil),                      // 38: vhpc.v1.Node
+	(*RegisterRequest)(nil),           // 39: vhpc.v1.RegisterRequest
+	(*RegisterResponse)(nil),          // 40: vhpc.v1.RegisterResponse
+	(*HeartbeatRequest)(nil),          // 41: vhpc.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),         // 42: vhpc.v1.HeartbeatResponse
+	(*WatchAllocationsRequest)(nil),   // 43: vhpc.v1.WatchAllocationsRequest
+	(*AllocationSet)(nil),             // 44: vhpc.v1.AllocationSet
+	(*UpdateAllocationRequest)(nil),   // 45: vhpc.v1.UpdateAllocationRequest
+	(*UpdateAllocationResponse)(nil),  // 46: vhpc.v1.UpdateAllocationResponse
+	(*timestamppb.Timestamp)(nil),     // 47: google.protobuf.Timestamp
 }
 var file_vhpc_proto_depIdxs = []int32{
-	2,  // 0: vhpc.v1.ClusterStatus.members:type_name -> vhpc.v1.Member
-	12, // 1: vhpc.v1.SubmitResponse.job:type_name -> vhpc.v1.Job
-	11, // 2: vhpc.v1.Job.resources:type_name -> vhpc.v1.Resources
-	41, // 3: vhpc.v1.Job.submit_time:type_name -> google.protobuf.Timestamp
-	41, // 4: vhpc.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	41, // 5: vhpc.v1.Job.end_time:type_name -> google.protobuf.Timestamp
-	16, // 6: vhpc.v1.Job.allocations:type_name -> vhpc.v1.Allocation
-	13, // 7: vhpc.v1.Job.depends_on:type_name -> vhpc.v1.Dependency
-	14, // 8: vhpc.v1.Job.array:type_name -> vhpc.v1.ArrayStatus
-	15, // 9: vhpc.v1.Job.priority:type_name -> vhpc.v1.PriorityFactor
-	41, // 10: vhpc.v1.Allocation.created:type_name -> google.protobuf.Timestamp
-	41, // 11: vhpc.v1.Allocation.started:type_name -> google.protobuf.Timestamp
-	41, // 12: vhpc.v1.Allocation.ended:type_name -> google.protobuf.Timestamp
-	41, // 13: vhpc.v1.Allocation.deadline:type_name -> google.protobuf.Timestamp
-	17, // 14: vhpc.v1.Allocation.gpu_usage:type_name -> vhpc.v1.GPUUsage
-	12, // 15: vhpc.v1.ListJobsResponse.jobs:type_name -> vhpc.v1.Job
-	12, // 16: vhpc.v1.JobEvent.job:type_name -> vhpc.v1.Job
-	32, // 17: vhpc.v1.NodesResponse.nodes:type_name -> vhpc.v1.Node
-	29, // 18: vhpc.v1.Node.cores:type_name -> vhpc.v1.Core
-	30, // 19: vhpc.v1.Node.numa:type_name -> vhpc.v1.NumaNode
-	31, // 20: vhpc.v1.Node.gpus:type_name -> vhpc.v1.Gpu
-	41, // 21: vhpc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
-	32, // 22: vhpc.v1.RegisterRequest.node:type_name -> vhpc.v1.Node
-	16, // 23: vhpc.v1.AllocationSet.allocations:type_name -> vhpc.v1.Allocation
-	17, // 24: vhpc.v1.UpdateAllocationRequest.gpu_usage:type_name -> vhpc.v1.GPUUsage
-	9,  // 25: vhpc.v1.JobService.Submit:input_type -> vhpc.v1.SubmitRequest
-	18, // 26: vhpc.v1.JobService.Get:input_type -> vhpc.v1.GetJobRequest
-	19, // 27: vhpc.v1.JobService.List:input_type -> vhpc.v1.ListJobsRequest
-	21, // 28: vhpc.v1.JobService.Cancel:input_type -> vhpc.v1.CancelJobRequest
-	22, // 29: vhpc.v1.JobService.Watch:input_type -> vhpc.v1.WatchJobRequest
-	24, // 30: vhpc.v1.JobService.Logs:input_type -> vhpc.v1.LogsRequest
-	27, // 31: vhpc.v1.JobService.Nodes:input_type -> vhpc.v1.NodesRequest
-	33, // 32: vhpc.v1.NodeService.Register:input_type -> vhpc.v1.RegisterRequest
-	35, // 33: vhpc.v1.NodeService.Heartbeat:input_type -> vhpc.v1.HeartbeatRequest
-	37, // 34: vhpc.v1.NodeService.WatchAllocations:input_type -> vhpc.v1.WatchAllocationsRequest
-	39, // 35: vhpc.v1.NodeService.UpdateAllocation:input_type -> vhpc.v1.UpdateAllocationRequest
-	25, // 36: vhpc.v1.NodeService.PushLogs:input_type -> vhpc.v1.LogChunk
-	0,  // 37: vhpc.v1.NodeService.SetGPUHealth:input_type -> vhpc.v1.GPUHealthRequest
-	1,  // 38: vhpc.v1.ClusterService.Status:input_type -> vhpc.v1.ClusterStatusRequest
-	4,  // 39: vhpc.v1.ClusterService.AddMember:input_type -> vhpc.v1.AddMemberRequest
-	5,  // 40: vhpc.v1.ClusterService.RemoveMember:input_type -> vhpc.v1.RemoveMemberRequest
-	6,  // 41: vhpc.v1.ClusterService.TransferLeadership:input_type -> vhpc.v1.TransferLeadershipRequest
-	7,  // 42: vhpc.v1.ClusterService.SnapshotSave:input_type -> vhpc.v1.SnapshotSaveRequest
-	8,  // 43: vhpc.v1.ClusterService.SnapshotRestore:input_type -> vhpc.v1.SnapshotChunk
-	2,  // 44: vhpc.v1.ClusterService.Announce:input_type -> vhpc.v1.Member
-	10, // 45: vhpc.v1.JobService.Submit:output_type -> vhpc.v1.SubmitResponse
-	12, // 46: vhpc.v1.JobService.Get:output_type -> vhpc.v1.Job
-	20, // 47: vhpc.v1.JobService.List:output_type -> vhpc.v1.ListJobsResponse
-	12, // 48: vhpc.v1.JobService.Cancel:output_type -> vhpc.v1.Job
-	23, // 49: vhpc.v1.JobService.Watch:output_type -> vhpc.v1.JobEvent
-	25, // 50: vhpc.v1.JobService.Logs:output_type -> vhpc.v1.LogChunk
-	28, // 51: vhpc.v1.JobService.Nodes:output_type -> vhpc.v1.NodesResponse
-	34, // 52: vhpc.v1.NodeService.Register:output_type -> vhpc.v1.RegisterResponse
-	36, // 53: vhpc.v1.NodeService.Heartbeat:output_type -> vhpc.v1.HeartbeatResponse
-	38, // 54: vhpc.v1.NodeService.WatchAllocations:output_type -> vhpc.v1.AllocationSet
-	40, // 55: vhpc.v1.NodeService.UpdateAllocation:output_type -> vhpc.v1.UpdateAllocationResponse
-	26, // 56: vhpc.v1.NodeService.PushLogs:output_type -> vhpc.v1.PushLogsResponse
-	32, // 57: vhpc.v1.NodeService.SetGPUHealth:output_type -> vhpc.v1.Node
-	3,  // 58: vhpc.v1.ClusterService.Status:output_type -> vhpc.v1.ClusterStatus
-	3,  // 59: vhpc.v1.ClusterService.AddMember:output_type -> vhpc.v1.ClusterStatus
-	3,  // 60: vhpc.v1.ClusterService.RemoveMember:output_type -> vhpc.v1.ClusterStatus
-	3,  // 61: vhpc.v1.ClusterService.TransferLeadership:output_type -> vhpc.v1.ClusterStatus
-	8,  // 62: vhpc.v1.ClusterService.SnapshotSave:output_type -> vhpc.v1.SnapshotChunk
-	3,  // 63: vhpc.v1.ClusterService.SnapshotRestore:output_type -> vhpc.v1.ClusterStatus
-	3,  // 64: vhpc.v1.ClusterService.Announce:output_type -> vhpc.v1.ClusterStatus
-	45, // [45:65] is the sub-list for method output_type
-	25, // [25:45] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	47, // 0: vhpc.v1.ImageRecord.created:type_name -> google.protobuf.Timestamp
+	47, // 1: vhpc.v1.ImageRecord.updated:type_name -> google.protobuf.Timestamp
+	0,  // 2: vhpc.v1.ListImagesResponse.images:type_name -> vhpc.v1.ImageRecord
+	8,  // 3: vhpc.v1.ClusterStatus.members:type_name -> vhpc.v1.Member
+	18, // 4: vhpc.v1.SubmitResponse.job:type_name -> vhpc.v1.Job
+	17, // 5: vhpc.v1.Job.resources:type_name -> vhpc.v1.Resources
+	47, // 6: vhpc.v1.Job.submit_time:type_name -> google.protobuf.Timestamp
+	47, // 7: vhpc.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	47, // 8: vhpc.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	22, // 9: vhpc.v1.Job.allocations:type_name -> vhpc.v1.Allocation
+	19, // 10: vhpc.v1.Job.depends_on:type_name -> vhpc.v1.Dependency
+	20, // 11: vhpc.v1.Job.array:type_name -> vhpc.v1.ArrayStatus
+	21, // 12: vhpc.v1.Job.priority:type_name -> vhpc.v1.PriorityFactor
+	47, // 13: vhpc.v1.Allocation.created:type_name -> google.protobuf.Timestamp
+	47, // 14: vhpc.v1.Allocation.started:type_name -> google.protobuf.Timestamp
+	47, // 15: vhpc.v1.Allocation.ended:type_name -> google.protobuf.Timestamp
+	47, // 16: vhpc.v1.Allocation.deadline:type_name -> google.protobuf.Timestamp
+	23, // 17: vhpc.v1.Allocation.gpu_usage:type_name -> vhpc.v1.GPUUsage
+	18, // 18: vhpc.v1.ListJobsResponse.jobs:type_name -> vhpc.v1.Job
+	18, // 19: vhpc.v1.JobEvent.job:type_name -> vhpc.v1.Job
+	38, // 20: vhpc.v1.NodesResponse.nodes:type_name -> vhpc.v1.Node
+	35, // 21: vhpc.v1.Node.cores:type_name -> vhpc.v1.Core
+	36, // 22: vhpc.v1.Node.numa:type_name -> vhpc.v1.NumaNode
+	37, // 23: vhpc.v1.Node.gpus:type_name -> vhpc.v1.Gpu
+	47, // 24: vhpc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
+	38, // 25: vhpc.v1.RegisterRequest.node:type_name -> vhpc.v1.Node
+	22, // 26: vhpc.v1.AllocationSet.allocations:type_name -> vhpc.v1.Allocation
+	23, // 27: vhpc.v1.UpdateAllocationRequest.gpu_usage:type_name -> vhpc.v1.GPUUsage
+	15, // 28: vhpc.v1.JobService.Submit:input_type -> vhpc.v1.SubmitRequest
+	24, // 29: vhpc.v1.JobService.Get:input_type -> vhpc.v1.GetJobRequest
+	25, // 30: vhpc.v1.JobService.List:input_type -> vhpc.v1.ListJobsRequest
+	27, // 31: vhpc.v1.JobService.Cancel:input_type -> vhpc.v1.CancelJobRequest
+	28, // 32: vhpc.v1.JobService.Watch:input_type -> vhpc.v1.WatchJobRequest
+	30, // 33: vhpc.v1.JobService.Logs:input_type -> vhpc.v1.LogsRequest
+	33, // 34: vhpc.v1.JobService.Nodes:input_type -> vhpc.v1.NodesRequest
+	39, // 35: vhpc.v1.NodeService.Register:input_type -> vhpc.v1.RegisterRequest
+	41, // 36: vhpc.v1.NodeService.Heartbeat:input_type -> vhpc.v1.HeartbeatRequest
+	43, // 37: vhpc.v1.NodeService.WatchAllocations:input_type -> vhpc.v1.WatchAllocationsRequest
+	45, // 38: vhpc.v1.NodeService.UpdateAllocation:input_type -> vhpc.v1.UpdateAllocationRequest
+	31, // 39: vhpc.v1.NodeService.PushLogs:input_type -> vhpc.v1.LogChunk
+	6,  // 40: vhpc.v1.NodeService.SetGPUHealth:input_type -> vhpc.v1.GPUHealthRequest
+	1,  // 41: vhpc.v1.ImageService.Put:input_type -> vhpc.v1.PutImageRequest
+	2,  // 42: vhpc.v1.ImageService.List:input_type -> vhpc.v1.ListImagesRequest
+	4,  // 43: vhpc.v1.ImageService.Get:input_type -> vhpc.v1.GetImageRequest
+	5,  // 44: vhpc.v1.ImageService.Remove:input_type -> vhpc.v1.RemoveImageRequest
+	7,  // 45: vhpc.v1.ClusterService.Status:input_type -> vhpc.v1.ClusterStatusRequest
+	10, // 46: vhpc.v1.ClusterService.AddMember:input_type -> vhpc.v1.AddMemberRequest
+	11, // 47: vhpc.v1.ClusterService.RemoveMember:input_type -> vhpc.v1.RemoveMemberRequest
+	12, // 48: vhpc.v1.ClusterService.TransferLeadership:input_type -> vhpc.v1.TransferLeadershipRequest
+	13, // 49: vhpc.v1.ClusterService.SnapshotSave:input_type -> vhpc.v1.SnapshotSaveRequest
+	14, // 50: vhpc.v1.ClusterService.SnapshotRestore:input_type -> vhpc.v1.SnapshotChunk
+	8,  // 51: vhpc.v1.ClusterService.Announce:input_type -> vhpc.v1.Member
+	16, // 52: vhpc.v1.JobService.Submit:output_type -> vhpc.v1.SubmitResponse
+	18, // 53: vhpc.v1.JobService.Get:output_type -> vhpc.v1.Job
+	26, // 54: vhpc.v1.JobService.List:output_type -> vhpc.v1.ListJobsResponse
+	18, // 55: vhpc.v1.JobService.Cancel:output_type -> vhpc.v1.Job
+	29, // 56: vhpc.v1.JobService.Watch:output_type -> vhpc.v1.JobEvent
+	31, // 57: vhpc.v1.JobService.Logs:output_type -> vhpc.v1.LogChunk
+	34, // 58: vhpc.v1.JobService.Nodes:output_type -> vhpc.v1.NodesResponse
+	40, // 59: vhpc.v1.NodeService.Register:output_type -> vhpc.v1.RegisterResponse
+	42, // 60: vhpc.v1.NodeService.Heartbeat:output_type -> vhpc.v1.HeartbeatResponse
+	44, // 61: vhpc.v1.NodeService.WatchAllocations:output_type -> vhpc.v1.AllocationSet
+	46, // 62: vhpc.v1.NodeService.UpdateAllocation:output_type -> vhpc.v1.UpdateAllocationResponse
+	32, // 63: vhpc.v1.NodeService.PushLogs:output_type -> vhpc.v1.PushLogsResponse
+	38, // 64: vhpc.v1.NodeService.SetGPUHealth:output_type -> vhpc.v1.Node
+	0,  // 65: vhpc.v1.ImageService.Put:output_type -> vhpc.v1.ImageRecord
+	3,  // 66: vhpc.v1.ImageService.List:output_type -> vhpc.v1.ListImagesResponse
+	0,  // 67: vhpc.v1.ImageService.Get:output_type -> vhpc.v1.ImageRecord
+	0,  // 68: vhpc.v1.ImageService.Remove:output_type -> vhpc.v1.ImageRecord
+	9,  // 69: vhpc.v1.ClusterService.Status:output_type -> vhpc.v1.ClusterStatus
+	9,  // 70: vhpc.v1.ClusterService.AddMember:output_type -> vhpc.v1.ClusterStatus
+	9,  // 71: vhpc.v1.ClusterService.RemoveMember:output_type -> vhpc.v1.ClusterStatus
+	9,  // 72: vhpc.v1.ClusterService.TransferLeadership:output_type -> vhpc.v1.ClusterStatus
+	14, // 73: vhpc.v1.ClusterService.SnapshotSave:output_type -> vhpc.v1.SnapshotChunk
+	9,  // 74: vhpc.v1.ClusterService.SnapshotRestore:output_type -> vhpc.v1.ClusterStatus
+	9,  // 75: vhpc.v1.ClusterService.Announce:output_type -> vhpc.v1.ClusterStatus
+	52, // [52:76] is the sub-list for method output_type
+	28, // [28:52] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_vhpc_proto_init() }
@@ -3470,9 +4024,9 @@ func file_vhpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vhpc_proto_rawDesc), len(file_vhpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   41,
+			NumMessages:   47,
 			NumExtensions: 0,
-			NumServices:   3,
+			NumServices:   4,
 		},
 		GoTypes:           file_vhpc_proto_goTypes,
 		DependencyIndexes: file_vhpc_proto_depIdxs,

@@ -697,6 +697,242 @@ var NodeService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
+	ImageService_Put_FullMethodName    = "/vhpc.v1.ImageService/Put"
+	ImageService_List_FullMethodName   = "/vhpc.v1.ImageService/List"
+	ImageService_Get_FullMethodName    = "/vhpc.v1.ImageService/Get"
+	ImageService_Remove_FullMethodName = "/vhpc.v1.ImageService/Remove"
+)
+
+// ImageServiceClient is the client API for ImageService service.
+//
+// For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
+//
+// ImageService is the image catalog: department/name:tag -> the digest of
+// an OCI artifact in the cluster's registry (the bytes stay there). Every
+// member answers; writes and linearizable reads go to the leader.
+type ImageServiceClient interface {
+	// Put records a tag (or moves it to another digest) after `hpc image
+	// push` stored the artifact. A retried client_token changes nothing.
+	Put(ctx context.Context, in *PutImageRequest, opts ...grpc.CallOption) (*ImageRecord, error)
+	// List returns the catalog in name order, optionally one department's.
+	List(ctx context.Context, in *ListImagesRequest, opts ...grpc.CallOption) (*ListImagesResponse, error)
+	// Get returns one record (ref department/name[:tag], tag default latest).
+	Get(ctx context.Context, in *GetImageRequest, opts ...grpc.CallOption) (*ImageRecord, error)
+	// Remove forgets a tag; refused (FailedPrecondition) while a queued or
+	// running job uses its digest. The registry's blobs are not deleted.
+	Remove(ctx context.Context, in *RemoveImageRequest, opts ...grpc.CallOption) (*ImageRecord, error)
+}
+
+type imageServiceClient struct {
+	cc grpc.ClientConnInterface
+}
+
+func NewImageServiceClient(cc grpc.ClientConnInterface) ImageServiceClient {
+	return &imageServiceClient{cc}
+}
+
+func (c *imageServiceClient) Put(ctx context.Context, in *PutImageRequest, opts ...grpc.CallOption) (*ImageRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImageRecord)
+	err := c.cc.Invoke(ctx, ImageService_Put_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *imageServiceClient) List(ctx context.Context, in *ListImagesRequest, opts ...grpc.CallOption) (*ListImagesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListImagesResponse)
+	err := c.cc.Invoke(ctx, ImageService_List_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *imageServiceClient) Get(ctx context.Context, in *GetImageRequest, opts ...grpc.CallOption) (*ImageRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImageRecord)
+	err := c.cc.Invoke(ctx, ImageService_Get_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *imageServiceClient) Remove(ctx context.Context, in *RemoveImageRequest, opts ...grpc.CallOption) (*ImageRecord, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ImageRecord)
+	err := c.cc.Invoke(ctx, ImageService_Remove_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// ImageServiceServer is the server API for ImageService service.
+// All implementations must embed UnimplementedImageServiceServer
+// for forward compatibility.
+//
+// ImageService is the image catalog: department/name:tag -> the digest of
+// an OCI artifact in the cluster's registry (the bytes stay there). Every
+// member answers; writes and linearizable reads go to the leader.
+type ImageServiceServer interface {
+	// Put records a tag (or moves it to another digest) after `hpc image
+	// push` stored the artifact. A retried client_token changes nothing.
+	Put(context.Context, *PutImageRequest) (*ImageRecord, error)
+	// List returns the catalog in name order, optionally one department's.
+	List(context.Context, *ListImagesRequest) (*ListImagesResponse, error)
+	// Get returns one record (ref department/name[:tag], tag default latest).
+	Get(context.Context, *GetImageRequest) (*ImageRecord, error)
+	// Remove forgets a tag; refused (FailedPrecondition) while a queued or
+	// running job uses its digest. The registry's blobs are not deleted.
+	Remove(context.Context, *RemoveImageRequest) (*ImageRecord, error)
+	mustEmbedUnimplementedImageServiceServer()
+}
+
+// UnimplementedImageServiceServer must be embedded to have
+// forward compatible implementations.
+//
+// NOTE: this should be embedded by value instead of pointer to avoid a nil
+// pointer dereference when methods are called.
+type UnimplementedImageServiceServer struct{}
+
+func (UnimplementedImageServiceServer) Put(context.Context, *PutImageRequest) (*ImageRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method Put not implemented")
+}
+func (UnimplementedImageServiceServer) List(context.Context, *ListImagesRequest) (*ListImagesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method List not implemented")
+}
+func (UnimplementedImageServiceServer) Get(context.Context, *GetImageRequest) (*ImageRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method Get not implemented")
+}
+func (UnimplementedImageServiceServer) Remove(context.Context, *RemoveImageRequest) (*ImageRecord, error) {
+	return nil, status.Error(codes.Unimplemented, "method Remove not implemented")
+}
+func (UnimplementedImageServiceServer) mustEmbedUnimplementedImageServiceServer() {}
+func (UnimplementedImageServiceServer) testEmbeddedByValue()                      {}
+
+// UnsafeImageServiceServer may be embedded to opt out of forward compatibility for this service.
+// Use of this interface is not recommended, as added methods to ImageServiceServer will
+// result in compilation errors.
+type UnsafeImageServiceServer interface {
+	mustEmbedUnimplementedImageServiceServer()
+}
+
+func RegisterImageServiceServer(s grpc.ServiceRegistrar, srv ImageServiceServer) {
+	// If the following call panics, it indicates UnimplementedImageServiceServer was
+	// embedded by pointer and is nil.  This will cause panics if an
+	// unimplemented method is ever invoked, so we test this at initialization
+	// time to prevent it from happening at runtime later due to I/O.
+	if t, ok := srv.(interface{ testEmbeddedByValue() }); ok {
+		t.testEmbeddedByValue()
+	}
+	s.RegisterService(&ImageService_ServiceDesc, srv)
+}
+
+func _ImageService_Put_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PutImageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ImageServiceServer).Put(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ImageService_Put_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ImageServiceServer).Put(ctx, req.(*PutImageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ImageService_List_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListImagesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ImageServiceServer).List(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ImageService_List_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ImageServiceServer).List(ctx, req.(*ListImagesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ImageService_Get_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetImageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ImageServiceServer).Get(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ImageService_Get_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ImageServiceServer).Get(ctx, req.(*GetImageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ImageService_Remove_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveImageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ImageServiceServer).Remove(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ImageService_Remove_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ImageServiceServer).Remove(ctx, req.(*RemoveImageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+// ImageService_ServiceDesc is the grpc.ServiceDesc for ImageService service.
+// It's only intended for direct use with grpc.RegisterService,
+// and not to be introspected or modified (even as a copy)
+var ImageService_ServiceDesc = grpc.ServiceDesc{
+	ServiceName: "vhpc.v1.ImageService",
+	HandlerType: (*ImageServiceServer)(nil),
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Put",
+			Handler:    _ImageService_Put_Handler,
+		},
+		{
+			MethodName: "List",
+			Handler:    _ImageService_List_Handler,
+		},
+		{
+			MethodName: "Get",
+			Handler:    _ImageService_Get_Handler,
+		},
+		{
+			MethodName: "Remove",
+			Handler:    _ImageService_Remove_Handler,
+		},
+	},
+	Streams:  []grpc.StreamDesc{},
+	Metadata: "vhpc.proto",
+}
+
+const (
 	ClusterService_Status_FullMethodName             = "/vhpc.v1.ClusterService/Status"
 	ClusterService_AddMember_FullMethodName          = "/vhpc.v1.ClusterService/AddMember"
 	ClusterService_RemoveMember_FullMethodName       = "/vhpc.v1.ClusterService/RemoveMember"

@@ -232,8 +232,12 @@ func suggest(key string, names []string) string {
 	return ""
 }
 
-// editDistance is the Levenshtein distance between short ASCII-ish strings;
-// long keys are cut to keep it cheap.
+// EditDistance is the Levenshtein distance between short ASCII-ish strings
+// (each cut to 64 bytes to keep it cheap). jobspec's field suggestions use
+// it, and the master's "did you mean" for images.
+func EditDistance(a, b string) int { return editDistance(a, b) }
+
+// editDistance is EditDistance.
 func editDistance(a, b string) int {
 	const maxLen = 64
 	if len(a) > maxLen {

@@ -104,3 +104,12 @@ func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
 
 // quote quotes a (possibly truncated) value for a message.
 func quote(s string) string { return fmt.Sprintf("%q", short(s)) }
+
+// ProblemAt is a Problem at path's value in the job file (line:col when s
+// came from Parse): for checks made outside this package with knowledge it
+// lacks, such as the master resolving `image` through its catalog. msg
+// should name the value and the fix, like the problems of Validate.
+func (s *Spec) ProblemAt(path, value, msg string) Problem {
+	line, col := s.src.at(path)
+	return Problem{File: s.src.filename(), Line: line, Col: col, Path: path, Value: value, Msg: msg}
+}

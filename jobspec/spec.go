@@ -19,7 +19,7 @@ import (
 type Spec struct {
 	Name       string            `yaml:"name" json:"name" jsonschema:"required,minLength=1,maxLength=64,pattern=^[A-Za-z0-9._-]+$" jsonschema_description:"Job name: 1..64 of A-Z a-z 0-9 . _ -. Required."`
 	Department string            `yaml:"department" json:"department" jsonschema:"maxLength=64,pattern=^[A-Za-z0-9._-]+$,default=default" jsonschema_description:"Fair-share account the job is charged to; also picks the department's image templates. Default \"default\"."`
-	Image      string            `yaml:"image" json:"image" jsonschema:"maxLength=129,pattern=^[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)?$,default=tiny" jsonschema_description:"Guest image template of the department, name[:tag]; no '/' and no '..'. Default \"tiny\"."`
+	Image      string            `yaml:"image" json:"image" jsonschema:"maxLength=194,pattern=^([A-Za-z0-9._-]+/)?[A-Za-z0-9._-]+(:[A-Za-z0-9._-]+)?$,default=tiny" jsonschema_description:"Guest image: tiny (built in), department/name[:tag] from the image catalog (tag default latest; public/... for every department), or name[:tag] of the job's department or public; no '..'. Default \"tiny\"."`
 	Partition  string            `yaml:"partition" json:"partition" jsonschema:"maxLength=64,pattern=^[A-Za-z0-9._-]+$,default=default" jsonschema_description:"Partition (group of hosts) to run in. Default \"default\"."`
 	QOS        string            `yaml:"qos" json:"qos" jsonschema:"enum=low,enum=normal,enum=high,default=normal" jsonschema_description:"Quality of service: low, normal or high. Default normal."`
 	Resources  Resources         `yaml:"resources" json:"resources" jsonschema_description:"What the job needs on each of its nodes."`

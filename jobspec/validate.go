@@ -13,7 +13,7 @@ import (
 // Limits on every number and string of a Spec. They are part of the schema:
 // the README lists them, and the server relies on them (a valid Spec is small).
 const (
-	MaxNameLen       = 64       // name, department, partition, gpuModel, each part of image
+	MaxNameLen       = 64       // name, department, partition, gpuModel, each part of image (department, name, tag)
 	MaxNodes         = 1024     // resources.nodes
 	MaxTasksPerNode  = 1024     // resources.tasksPerNode
 	MaxCPUsPerTask   = 1024     // resources.cpusPerTask
@@ -143,13 +143,26 @@ func (v *validator) name(p, s string, required bool) {
 }
 
 func (v *validator) image(p, s string) {
-	const rule = "want name[:tag] of a department image, each 1..64 of letters, digits, '.', '_', '-', with no '/' and no '..'"
+	const rule = "want tiny (the built-in image), department/name[:tag] (e.g. chemistry/lammps:2024.08, public/python) " +
+		"or name[:tag] of your department's or a public image; each part 1..64 of letters, digits, '.', '_', '-', no '..'"
 	if s == "" {
 		v.add(p, s, "is required; %s", rule)
 		return
 	}
-	name, tag, hasTag := strings.Cut(s, ":")
-	why := nameProblem(name)
+	var why string
+	rest := s
+	if strings.Count(s, "/") > 1 {
+		why = "has '/' more than once"
+	} else if dept, after, found := strings.Cut(s, "/"); found {
+		rest = after
+		if why = nameProblem(dept); why != "" {
+			why = "department " + why
+		}
+	}
+	name, tag, hasTag := strings.Cut(rest, ":")
+	if why == "" {
+		why = nameProblem(name)
+	}
 	if why == "" && hasTag {
 		why = nameProblem(tag)
 		if why != "" {

@@ -86,7 +86,7 @@ func JobToProto(j *model.Job, allocs []*model.Alloc) *api.Job {
 		WalltimeSeconds: int64(j.Walltime / time.Second), State: string(j.State), Reason: j.Reason,
 		SubmitTime: ts(j.SubmitTime), StartTime: ts(j.StartTime), EndTime: ts(j.EndTime),
 		ExitCode: int32(j.ExitCode), Attempt: j.Attempt, Restarts: int32(j.Restarts), Retries: int32(j.Retries),
-		SpecJson: string(j.SpecJSON),
+		SpecJson: string(j.SpecJSON), ImageRef: j.ImageRef, ImageDigest: j.ImageDigest,
 	}
 	for _, d := range j.DependsOn {
 		pd := &api.Dependency{Kind: string(d.Kind)}
@@ -128,6 +128,7 @@ func AllocToProto(a *model.Alloc, job *model.Job) *api.Allocation {
 	if job != nil {
 		p.SpecJson = string(job.SpecJSON)
 		p.SubmitDir = job.SubmitDir
+		p.ImageRef, p.ImageDigest = job.ImageRef, job.ImageDigest
 	}
 	return p
 }
@@ -193,4 +194,13 @@ func GPUUsageFromProto(p *api.GPUUsage) *model.GPUUsage {
 		return nil
 	}
 	return &model.GPUUsage{GPUHours: p.GetGpuHours(), MeanUtilization: p.GetMeanUtilization(), EnergyJ: p.GetEnergyJoules(), Samples: p.GetSamples()}
+}
+
+// ImageToProto converts a catalog record (the server's ImageService answers).
+func ImageToProto(im *model.Image) *api.ImageRecord {
+	return &api.ImageRecord{
+		Ref: im.Ref(), Department: im.Department, Name: im.Name, Tag: im.Tag, Digest: im.Digest,
+		Public: im.Public, SizeBytes: im.SizeBytes, Created: ts(im.Created), Updated: ts(im.Updated),
+		BuiltFrom: im.BuiltFrom, PushedBy: im.PushedBy,
+	}
 }

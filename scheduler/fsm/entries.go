@@ -23,6 +23,8 @@ const (
 	EntrySetNodeState EntryType = 6
 	EntrySetMember    EntryType = 7
 	EntryGPUHealth    EntryType = 8
+	EntryPutImage     EntryType = 9
+	EntryRemoveImage  EntryType = 10
 )
 
 // entryVersion is the payload encoding version written after the type byte.
@@ -47,6 +49,10 @@ func (t EntryType) String() string {
 		return "SetMember"
 	case EntryGPUHealth:
 		return "GPUHealth"
+	case EntryPutImage:
+		return "PutImage"
+	case EntryRemoveImage:
+		return "RemoveImage"
 	}
 	return fmt.Sprintf("EntryType(%d)", uint8(t))
 }
@@ -135,6 +141,33 @@ type GPUHealth struct {
 	Node   string    `json:"node"`
 	PCI    string    `json:"pci"`
 	Reason string    `json:"reason"`
+}
+
+// PutImage records a catalog tag, or moves an existing tag to another
+// digest (Created is kept, Updated set). Token dedupes a retried put.
+type PutImage struct {
+	Time  time.Time   `json:"time"`
+	Image model.Image `json:"image"`
+	Token string      `json:"token,omitempty"`
+}
+
+// RemoveImage forgets a catalog tag ("department/name:tag"); refused
+// (ErrConflict) while a queued or running job uses its digest. Token
+// dedupes a retried remove. The registry's blobs are not touched.
+type RemoveImage struct {
+	Time  time.Time `json:"time"`
+	Ref   string    `json:"ref"`
+	Token string    `json:"token,omitempty"`
+}
+
+// ImageResult is Apply's answer for PutImage and RemoveImage: the record
+// put or removed (nil for a duplicate remove), the digest the tag pointed at
+// before ("" when new), and whether the token was seen before (nothing
+// changed).
+type ImageResult struct {
+	Image     *model.Image `json:"image,omitempty"`
+	Previous  string       `json:"previous,omitempty"`
+	Duplicate bool         `json:"duplicate,omitempty"`
 }
 
 // Encode frames a payload as a log entry: type byte, version byte, JSON.

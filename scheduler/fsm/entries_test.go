@@ -18,6 +18,8 @@ func TestEntryTypeNumbersArePinned(t *testing.T) {
 		{EntrySetNodeState, 6, "SetNodeState"},
 		{EntrySetMember, 7, "SetMember"},
 		{EntryGPUHealth, 8, "GPUHealth"},
+		{EntryPutImage, 9, "PutImage"},
+		{EntryRemoveImage, 10, "RemoveImage"},
 	}
 	for _, p := range pinned {
 		if uint8(p.typ) != p.num {

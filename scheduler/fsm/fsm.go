@@ -101,6 +101,10 @@ func (f *FSM) applyOne(txn *state.Txn, data []byte) any {
 		return with(typ, payload, func(e *SetNodeState) any { return applyNodeState(txn, e) })
 	case EntryGPUHealth:
 		return with(typ, payload, func(e *GPUHealth) any { return applyGPUHealth(txn, e) })
+	case EntryPutImage:
+		return with(typ, payload, func(e *PutImage) any { return applyPutImage(txn, e) })
+	case EntryRemoveImage:
+		return with(typ, payload, func(e *RemoveImage) any { return applyRemoveImage(txn, e) })
 	case EntrySetMember:
 		return with(typ, payload, func(e *SetMember) any {
 			txn.SetMember(state.Member{ID: e.ID, GRPCAddr: e.GRPCAddr, RaftAddr: e.RaftAddr}, e.Remove)
@@ -131,8 +135,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := json.NewDecoder(rc).Decode(&d); err != nil {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
-	if d.Version != state.DumpVersion {
-		return fmt.Errorf("restore snapshot: format version %d, this build reads %d", d.Version, state.DumpVersion)
+	if !state.Readable(d.Version) {
+		return fmt.Errorf("restore snapshot: format version %d, this build reads 1..%d", d.Version, state.DumpVersion)
 	}
 	f.store.Replace(state.FromDump(&d))
 	f.notify()

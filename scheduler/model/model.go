@@ -98,17 +98,23 @@ func (a Array) Tasks() int64 {
 
 // Job is one submitted job as the FSM stores it.
 type Job struct {
-	ID         JobID         `json:"id"`
-	Token      string        `json:"token"` // client token that created the job
-	Name       string        `json:"name"`
-	User       string        `json:"user"`
-	Department string        `json:"department"`
-	Partition  string        `json:"partition"`
-	QOS        string        `json:"qos"`
-	Image      string        `json:"image"`
-	Request    Request       `json:"request"`
-	Walltime   time.Duration `json:"walltime"`
-	Retries    int           `json:"retries"`
+	ID         JobID  `json:"id"`
+	Token      string `json:"token"` // client token that created the job
+	Name       string `json:"name"`
+	User       string `json:"user"`
+	Department string `json:"department"`
+	Partition  string `json:"partition"`
+	QOS        string `json:"qos"`
+	Image      string `json:"image"`
+	// ImageRef and ImageDigest are the catalog image the master resolved
+	// Image to at submit ("department/name:tag", "sha256:..."): the job
+	// runs that digest even if the tag moves later. Both empty for the
+	// built-in tiny image.
+	ImageRef    string        `json:"imageRef,omitempty"`
+	ImageDigest string        `json:"imageDigest,omitempty"`
+	Request     Request       `json:"request"`
+	Walltime    time.Duration `json:"walltime"`
+	Retries     int           `json:"retries"`
 	// SpecJSON is the canonical job spec (jobspec.Canonical) as submitted.
 	SpecJSON []byte `json:"spec"`
 	// SubmitDir is the submitter's working directory, used for staging in dev mode.

@@ -73,6 +73,9 @@ func (js *jobService) Submit(ctx context.Context, req *api.SubmitRequest) (*api.
 		return nil, status.Errorf(codes.InvalidArgument, "%s: dependsOn: %v", name, err)
 	}
 	if req.GetDryRun() {
+		if err := resolveImage(snap, spec, name, &job); err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
 		canonical, err := spec.Canonical()
 		if err != nil {
 			return nil, status.Error(codes.Internal, err.Error())
@@ -83,6 +86,11 @@ func (js *jobService) Submit(ctx context.Context, req *api.SubmitRequest) (*api.
 		return nil, err
 	} else if ok {
 		return c.Submit(fctx, req)
+	}
+	// The leader resolves the image against its catalog: the job keeps the
+	// digest the tag named now, whatever the tag names later.
+	if err := resolveImage(s.fsm.Store().Snapshot(), spec, name, &job); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	res, err := s.enqueue(ctx, job)
 	if err != nil {

@@ -57,6 +57,9 @@ type Config struct {
 	RaftLogOutput     io.Writer            // raft's own log; nil: stderr
 	// Now is the clock (tests may inject one); nil: time.Now.
 	Now func() time.Time
+	// ImageRegistry is the URL of the cluster's OCI registry
+	// (hpcd --registry); ImageService.List tells clients. "" if none.
+	ImageRegistry string
 }
 
 func (c *Config) setDefaults() {
@@ -174,6 +177,7 @@ func New(cfg Config) (*Server, error) {
 	api.RegisterJobServiceServer(s.grpc, &jobService{s: s})
 	api.RegisterNodeServiceServer(s.grpc, &nodeService{s: s})
 	api.RegisterClusterServiceServer(s.grpc, &clusterService{s: s})
+	api.RegisterImageServiceServer(s.grpc, &imageService{s: s})
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)

@@ -22,10 +22,26 @@ type Dump struct {
 	Members []Member           `json:"members,omitempty"`
 	// History is each user's last runtimes (oldest first).
 	History map[string][]time.Duration `json:"history,omitempty"`
+	// Images is the image catalog in key order and ImageTokens the client
+	// tokens of image entries (token -> catalog key), sorted by token
+	// (version 2; a version 1 dump has neither).
+	Images      []*model.Image `json:"images,omitempty"`
+	ImageTokens []ImageToken   `json:"imageTokens,omitempty"`
 }
 
-// DumpVersion is the current snapshot format.
-const DumpVersion = 1
+// ImageToken is one remembered client token of an image entry.
+type ImageToken struct {
+	Token string `json:"token"`
+	Ref   string `json:"ref"`
+}
+
+// DumpVersion is the current snapshot format: 2 added the image catalog.
+const DumpVersion = 2
+
+// Readable reports whether FromDump reads format version v: 1 (a version
+// 2 dump without images) or 2. FSM.Restore and the snapshot restore RPC
+// check it before anything is replaced.
+func Readable(v int) bool { return v == 1 || v == DumpVersion }
 
 // Dump lists everything in the snapshot. It shares the stored objects, which
 // are immutable, so it is safe to encode from another goroutine.
@@ -42,6 +58,13 @@ func (s *Snapshot) Dump() *Dump {
 	}
 	for _, id := range slices.Sorted(maps.Keys(s.members)) {
 		d.Members = append(d.Members, s.members[id])
+	}
+	for im := range s.Images() {
+		d.Images = append(d.Images, im)
+	}
+	it := s.imageTokens.Root().Iterator()
+	for k, ref, ok := it.Next(); ok; k, ref, ok = it.Next() {
+		d.ImageTokens = append(d.ImageTokens, ImageToken{Token: string(k), Ref: ref})
 	}
 	return d
 }
@@ -64,6 +87,12 @@ func FromDump(d *Dump) *Snapshot {
 	}
 	for _, m := range d.Members {
 		t.SetMember(m, false)
+	}
+	for _, im := range d.Images {
+		t.PutImage(im)
+	}
+	for _, tok := range d.ImageTokens {
+		t.AddImageToken(tok.Token, tok.Ref)
 	}
 	if d.History != nil {
 		t.history = maps.Clone(d.History)

@@ -21,18 +21,22 @@ import (
 
 // Snapshot is an immutable view of the whole store at one log index.
 type Snapshot struct {
-	jobs    *iradix.Tree[*model.Job]
-	active  *iradix.Tree[struct{}] // ids of non-terminal jobs
-	nodes   *iradix.Tree[*model.Node]
-	allocs  *iradix.Tree[*model.Alloc]
-	live    *iradix.Tree[struct{}] // ids of non-terminal allocations
-	tokens  *iradix.Tree[model.JobID]
-	nextJob model.JobID
-	usage   map[string]float64 // decayed usage by department as of usageAt; never mutated in place
-	usageAt time.Time
-	members map[string]Member          // by Raft server id; never mutated in place
-	history map[string][]time.Duration // per user, last runtimes, oldest first; never mutated in place
-	index   uint64
+	jobs   *iradix.Tree[*model.Job]
+	active *iradix.Tree[struct{}] // ids of non-terminal jobs
+	nodes  *iradix.Tree[*model.Node]
+	allocs *iradix.Tree[*model.Alloc]
+	live   *iradix.Tree[struct{}] // ids of non-terminal allocations
+	tokens *iradix.Tree[model.JobID]
+	// images is the catalog by "department/name:tag"; imageTokens maps
+	// the client tokens of image entries to the key they named.
+	images      *iradix.Tree[*model.Image]
+	imageTokens *iradix.Tree[string]
+	nextJob     model.JobID
+	usage       map[string]float64 // decayed usage by department as of usageAt; never mutated in place
+	usageAt     time.Time
+	members     map[string]Member          // by Raft server id; never mutated in place
+	history     map[string][]time.Duration // per user, last runtimes, oldest first; never mutated in place
+	index       uint64
 }
 
 // Member is what the state records about one cluster member: where its
@@ -56,16 +60,18 @@ func New() *Store {
 
 func emptySnapshot() *Snapshot {
 	return &Snapshot{
-		jobs:    iradix.New[*model.Job](),
-		active:  iradix.New[struct{}](),
-		nodes:   iradix.New[*model.Node](),
-		allocs:  iradix.New[*model.Alloc](),
-		live:    iradix.New[struct{}](),
-		tokens:  iradix.New[model.JobID](),
-		nextJob: 1,
-		usage:   map[string]float64{},
-		members: map[string]Member{},
-		history: map[string][]time.Duration{},
+		jobs:        iradix.New[*model.Job](),
+		active:      iradix.New[struct{}](),
+		nodes:       iradix.New[*model.Node](),
+		allocs:      iradix.New[*model.Alloc](),
+		live:        iradix.New[struct{}](),
+		tokens:      iradix.New[model.JobID](),
+		images:      iradix.New[*model.Image](),
+		imageTokens: iradix.New[string](),
+		nextJob:     1,
+		usage:       map[string]float64{},
+		members:     map[string]Member{},
+		history:     map[string][]time.Duration{},
 	}
 }
 

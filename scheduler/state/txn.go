@@ -14,19 +14,21 @@ import (
 // Txn batches changes to a Store; nothing is visible to readers until
 // Commit. Only FSM.Apply opens transactions, one at a time.
 type Txn struct {
-	store   *Store
-	base    *Snapshot
-	jobs    *iradix.Txn[*model.Job]
-	active  *iradix.Txn[struct{}]
-	nodes   *iradix.Txn[*model.Node]
-	allocs  *iradix.Txn[*model.Alloc]
-	live    *iradix.Txn[struct{}]
-	tokens  *iradix.Txn[model.JobID]
-	next    model.JobID
-	usage   map[string]float64
-	usageAt time.Time
-	members map[string]Member
-	history map[string][]time.Duration
+	store       *Store
+	base        *Snapshot
+	jobs        *iradix.Txn[*model.Job]
+	active      *iradix.Txn[struct{}]
+	nodes       *iradix.Txn[*model.Node]
+	allocs      *iradix.Txn[*model.Alloc]
+	live        *iradix.Txn[struct{}]
+	tokens      *iradix.Txn[model.JobID]
+	images      *iradix.Txn[*model.Image]
+	imageTokens *iradix.Txn[string]
+	next        model.JobID
+	usage       map[string]float64
+	usageAt     time.Time
+	members     map[string]Member
+	history     map[string][]time.Duration
 }
 
 // Txn starts a transaction over the current snapshot.
@@ -36,6 +38,7 @@ func (s *Store) Txn() *Txn {
 		store: s, base: b,
 		jobs: b.jobs.Txn(), active: b.active.Txn(), nodes: b.nodes.Txn(),
 		allocs: b.allocs.Txn(), live: b.live.Txn(), tokens: b.tokens.Txn(),
+		images: b.images.Txn(), imageTokens: b.imageTokens.Txn(),
 		next: b.nextJob, usage: b.usage, usageAt: b.usageAt, members: b.members, history: b.history,
 	}
 }
@@ -46,6 +49,7 @@ func (t *Txn) Read() *Snapshot {
 	return &Snapshot{
 		jobs: t.jobs.CommitOnly(), active: t.active.CommitOnly(), nodes: t.nodes.CommitOnly(),
 		allocs: t.allocs.CommitOnly(), live: t.live.CommitOnly(), tokens: t.tokens.CommitOnly(),
+		images: t.images.CommitOnly(), imageTokens: t.imageTokens.CommitOnly(),
 		nextJob: t.next, usage: t.usage, usageAt: t.usageAt, members: t.members, history: t.history, index: t.base.index,
 	}
 }

@@ -1,0 +1,131 @@
+package model
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// PublicDepartment owns the images every department may use
+// ("public/tiny", "public/python:1").
+const PublicDepartment = "public"
+
+// DefaultImageTag is the tag of an image reference written without one.
+const DefaultImageTag = "latest"
+
+// Image is one catalog record: a department's name:tag and the OCI
+// manifest digest it points at in the cluster's registry. The FSM stores
+// it (EntryPutImage); the master resolves a job's image through it at
+// submit. The image bytes live in the registry, never in the state.
+type Image struct {
+	Department string `json:"department"`
+	Name       string `json:"name"`
+	Tag        string `json:"tag"`
+	// Digest is the manifest digest, "sha256:<64 hex>".
+	Digest string `json:"digest"`
+	// Public images are usable by every department (the public department's
+	// always are).
+	Public bool `json:"public,omitempty"`
+	// SizeBytes is the bytes the registry holds for it (config and layers).
+	SizeBytes int64 `json:"sizeBytes"`
+	// Created is when the record was first put (the entry's time).
+	Created time.Time `json:"created"`
+	// Updated is when the tag last moved (the entry's time).
+	Updated time.Time `json:"updated,omitzero"`
+	// BuiltFrom says what the image was built from (an image spec and its
+	// hash); free text for people.
+	BuiltFrom string `json:"builtFrom,omitempty"`
+	// PushedBy is the user who recorded it.
+	PushedBy string `json:"pushedBy,omitempty"`
+}
+
+// Ref is "department/name:tag", the catalog key.
+func (im *Image) Ref() string { return ImageRef(im.Department, im.Name, im.Tag) }
+
+// UsableBy reports whether jobs of department dept may use the image.
+func (im *Image) UsableBy(dept string) bool {
+	return im.Public || im.Department == PublicDepartment || im.Department == dept
+}
+
+// Copy returns a copy (Image holds no references).
+func (im *Image) Copy() *Image {
+	c := *im
+	return &c
+}
+
+// ImageRef joins a catalog key.
+func ImageRef(dept, name, tag string) string { return dept + "/" + name + ":" + tag }
+
+// SplitImageRef splits "department/name[:tag]" (tag default latest); ok is
+// false without exactly one '/' or with an empty part.
+func SplitImageRef(ref string) (dept, name, tag string, ok bool) {
+	dept, rest, found := strings.Cut(ref, "/")
+	if !found || strings.Contains(rest, "/") {
+		return "", "", "", false
+	}
+	name, tag, hasTag := strings.Cut(rest, ":")
+	if !hasTag {
+		tag = DefaultImageTag
+	}
+	if dept == "" || name == "" || tag == "" {
+		return "", "", "", false
+	}
+	return dept, name, tag, true
+}
+
+// Check refuses a catalog record the registry could not hold or a job could
+// not name: department and name 1..64 of [a-z0-9._-] starting with a
+// letter or digit (OCI repository rules), tag 1..128 of [A-Za-z0-9._-]
+// starting with a letter, digit or '_', digest "sha256:" and 64 lowercase
+// hex digits, size >= 0, builtFrom <= 1024 bytes. The server checks it
+// before proposing; FSM.Apply checks it again (deterministically).
+func (im *Image) Check() error {
+	if why := imageNameProblem(im.Department); why != "" {
+		return fmt.Errorf("department %q %s", im.Department, why)
+	}
+	if why := imageNameProblem(im.Name); why != "" {
+		return fmt.Errorf("image name %q %s", im.Name, why)
+	}
+	if why := imageTagProblem(im.Tag); why != "" {
+		return fmt.Errorf("tag %q %s", im.Tag, why)
+	}
+	hex, ok := strings.CutPrefix(im.Digest, "sha256:")
+	if !ok || len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
+		return fmt.Errorf("digest %q: want sha256: and 64 lowercase hex digits", im.Digest)
+	}
+	if im.SizeBytes < 0 {
+		return fmt.Errorf("size %d is negative", im.SizeBytes)
+	}
+	if len(im.BuiltFrom) > 1024 {
+		return fmt.Errorf("builtFrom is %d bytes; want at most 1024", len(im.BuiltFrom))
+	}
+	return nil
+}
+
+func imageNameProblem(s string) string {
+	const rule = "; want 1..64 of lowercase letters, digits, '.', '_', '-', starting with a letter or digit"
+	if s == "" || len(s) > 64 {
+		return "has " + fmt.Sprint(len(s)) + " characters" + rule
+	}
+	for i, r := range s {
+		lower := r >= 'a' && r <= 'z' || r >= '0' && r <= '9'
+		if i == 0 && !lower || !lower && r != '.' && r != '_' && r != '-' {
+			return fmt.Sprintf("has %q at %d", r, i) + rule
+		}
+	}
+	return ""
+}
+
+func imageTagProblem(s string) string {
+	const rule = "; want 1..128 of letters, digits, '.', '_', '-', starting with a letter, digit or '_'"
+	if s == "" || len(s) > 128 {
+		return "has " + fmt.Sprint(len(s)) + " characters" + rule
+	}
+	for i, r := range s {
+		word := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_'
+		if i == 0 && !word || !word && r != '.' && r != '-' {
+			return fmt.Sprintf("has %q at %d", r, i) + rule
+		}
+	}
+	return ""
+}

@@ -1,0 +1,217 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"vhpc/api"
+	"vhpc/jobspec"
+	"vhpc/scheduler/fsm"
+	"vhpc/scheduler/model"
+	"vhpc/scheduler/state"
+	"vhpc/wire"
+)
+
+// imageService is the ImageService: the catalog of department images.
+type imageService struct {
+	api.UnimplementedImageServiceServer
+	s *Server
+}
+
+// parseImageRef splits "department/name[:tag]" for the catalog RPCs.
+func parseImageRef(ref string) (dept, name, tag string, err error) {
+	dept, name, tag, ok := model.SplitImageRef(ref)
+	if !ok {
+		return "", "", "", status.Errorf(codes.InvalidArgument, "image %q: want department/name[:tag], e.g. chemistry/lammps:2024.08 or public/tiny", ref)
+	}
+	return dept, name, tag, nil
+}
+
+// Put implements ImageService.Put (contract in api/vhpc.proto).
+func (is *imageService) Put(ctx context.Context, req *api.PutImageRequest) (*api.ImageRecord, error) {
+	s := is.s
+	if len(req.GetClientToken()) > maxTokenBytes {
+		return nil, status.Errorf(codes.InvalidArgument, "client_token is %d bytes; the limit is %d", len(req.GetClientToken()), maxTokenBytes)
+	}
+	dept, name, tag, err := parseImageRef(req.GetRef())
+	if err != nil {
+		return nil, err
+	}
+	im := model.Image{Department: dept, Name: name, Tag: tag, Digest: req.GetDigest(), Public: req.GetPublic(),
+		SizeBytes: req.GetSizeBytes(), BuiltFrom: req.GetBuiltFrom(), PushedBy: req.GetUser()}
+	if err := im.Check(); err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "image %s: %v", req.GetRef(), err)
+	}
+	if c, fctx, ok, err := atLeader(s, ctx, api.NewImageServiceClient); err != nil {
+		return nil, err
+	} else if ok {
+		return c.Put(fctx, req)
+	}
+	out, err := s.apply(ctx, fsm.EntryPutImage, &fsm.PutImage{Time: s.cfg.Now().UTC(), Image: im, Token: req.GetClientToken()})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return imageResult(out), nil
+}
+
+func imageResult(out any) *api.ImageRecord {
+	r, _ := out.(fsm.ImageResult)
+	p := &api.ImageRecord{}
+	if r.Image != nil {
+		p = wire.ImageToProto(r.Image)
+	}
+	p.PreviousDigest, p.Duplicate = r.Previous, r.Duplicate
+	return p
+}
+
+// List implements ImageService.List (contract in api/vhpc.proto).
+func (is *imageService) List(ctx context.Context, req *api.ListImagesRequest) (*api.ListImagesResponse, error) {
+	if !req.GetStale() {
+		if c, fctx, ok, err := atLeader(is.s, ctx, api.NewImageServiceClient); err != nil {
+			return nil, err
+		} else if ok {
+			return c.List(fctx, req)
+		}
+	}
+	snap, err := is.s.readSnapshot(ctx, req.GetStale())
+	if err != nil {
+		return nil, err
+	}
+	out := &api.ListImagesResponse{Registry: is.s.cfg.ImageRegistry}
+	for im := range snap.Images() {
+		if d := req.GetDepartment(); d == "" || im.Department == d {
+			out.Images = append(out.Images, wire.ImageToProto(im))
+		}
+	}
+	return out, nil
+}
+
+// Get implements ImageService.Get (contract in api/vhpc.proto).
+func (is *imageService) Get(ctx context.Context, req *api.GetImageRequest) (*api.ImageRecord, error) {
+	dept, name, tag, err := parseImageRef(req.GetRef())
+	if err != nil {
+		return nil, err
+	}
+	if !req.GetStale() {
+		if c, fctx, ok, err := atLeader(is.s, ctx, api.NewImageServiceClient); err != nil {
+			return nil, err
+		} else if ok {
+			return c.Get(fctx, req)
+		}
+	}
+	snap, err := is.s.readSnapshot(ctx, req.GetStale())
+	if err != nil {
+		return nil, err
+	}
+	ref := model.ImageRef(dept, name, tag)
+	im := snap.Image(ref)
+	if im == nil {
+		return nil, status.Errorf(codes.NotFound, "image %s is not in the catalog%s", ref, didYouMean(snap, ref))
+	}
+	return wire.ImageToProto(im), nil
+}
+
+// Remove implements ImageService.Remove (contract in api/vhpc.proto).
+func (is *imageService) Remove(ctx context.Context, req *api.RemoveImageRequest) (*api.ImageRecord, error) {
+	s := is.s
+	if len(req.GetClientToken()) > maxTokenBytes {
+		return nil, status.Errorf(codes.InvalidArgument, "client_token is %d bytes; the limit is %d", len(req.GetClientToken()), maxTokenBytes)
+	}
+	dept, name, tag, err := parseImageRef(req.GetRef())
+	if err != nil {
+		return nil, err
+	}
+	if c, fctx, ok, err := atLeader(s, ctx, api.NewImageServiceClient); err != nil {
+		return nil, err
+	} else if ok {
+		return c.Remove(fctx, req)
+	}
+	ref := model.ImageRef(dept, name, tag)
+	out, err := s.apply(ctx, fsm.EntryRemoveImage, &fsm.RemoveImage{Time: s.cfg.Now().UTC(), Ref: ref, Token: req.GetClientToken()})
+	if errors.Is(err, fsm.ErrNotFound) {
+		return nil, status.Errorf(codes.NotFound, "image %s is not in the catalog%s", ref, didYouMean(s.fsm.Store().Snapshot(), ref))
+	}
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return imageResult(out), nil
+}
+
+// resolveImage fills a job's ImageRef and ImageDigest from the catalog.
+// "tiny" (the built-in image) resolves to nothing, exactly as before the
+// catalog. "department/name[:tag]" must be in the catalog and usable by the
+// job's department; a bare "name[:tag]" means the job's department's image,
+// else the public one. Errors are job.yaml problems (file:line:col when the
+// spec has positions) that say what exists.
+func resolveImage(snap *state.Snapshot, spec *jobspec.Spec, file string, j *model.Job) error {
+	if j.Image == "" || j.Image == jobspec.DefaultImage {
+		return nil
+	}
+	var candidates []string
+	if dept, name, tag, ok := model.SplitImageRef(j.Image); ok {
+		candidates = []string{model.ImageRef(dept, name, tag)}
+	} else {
+		name, tag, hasTag := strings.Cut(j.Image, ":")
+		if !hasTag {
+			tag = model.DefaultImageTag
+		}
+		candidates = []string{model.ImageRef(j.Department, name, tag), model.ImageRef(model.PublicDepartment, name, tag)}
+	}
+	for _, ref := range candidates {
+		im := snap.Image(ref)
+		if im == nil {
+			continue
+		}
+		if !im.UsableBy(j.Department) {
+			return imageProblem(spec, file, j.Image, fmt.Sprintf("is a private image of department %s; the job's department is %s: use one of %s's images or a public/... image, or ask %s to make it public",
+				im.Department, j.Department, j.Department, im.Department))
+		}
+		j.ImageRef, j.ImageDigest = ref, im.Digest
+		return nil
+	}
+	return imageProblem(spec, file, j.Image, "is not in the image catalog"+didYouMean(snap, candidates[0])+"; `hpc image ls` lists the images, `hpc image push` adds one")
+}
+
+// imageProblem reports a bad image as a jobspec problem at the image field.
+func imageProblem(spec *jobspec.Spec, file, value, msg string) error {
+	p := jobspec.Problem{File: file, Path: "image", Value: value}
+	if spec != nil {
+		p = spec.ProblemAt("image", value, "")
+	}
+	p.Msg = fmt.Sprintf("%q %s", value, msg)
+	return jobspec.Problems{p}
+}
+
+// didYouMean suggests up to three catalog keys close to ref ("" if none).
+func didYouMean(snap *state.Snapshot, ref string) string {
+	type cand struct {
+		ref  string
+		dist int
+	}
+	var cs []cand
+	for im := range snap.Images() {
+		r := im.Ref()
+		d := jobspec.EditDistance(ref, r)
+		_, name, _, _ := model.SplitImageRef(ref)
+		if d <= max(2, len(ref)/4) || name != "" && im.Name == name {
+			cs = append(cs, cand{r, d})
+		}
+	}
+	if len(cs) == 0 {
+		return ""
+	}
+	sort.SliceStable(cs, func(i, j int) bool {
+		return cs[i].dist < cs[j].dist || cs[i].dist == cs[j].dist && cs[i].ref < cs[j].ref
+	})
+	var names []string
+	for _, c := range cs[:min(3, len(cs))] {
+		names = append(names, fmt.Sprintf("%q", c.ref))
+	}
+	return "; did you mean " + strings.Join(names, " or ") + "?"
+}
