@@ -36,7 +36,14 @@ mmdebstrap --quiet --variant=minbase bookworm "$root"
 git clone -q . "$root/src/vhpc"
 mkdir -p "$root/usr/local"
 cp -a "$GOROOT_HOST" "$root/usr/local/go"
+# This host's network settings, as a new machine on this network has them:
+# name servers and any local CA that TLS to the Go module proxy needs
+# (ca-certificates from the list picks them up when it installs).
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+  mkdir -p "$root/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
+fi
 
 mounted=()
 cleanup() { for ((i=${#mounted[@]}-1; i>=0; i--)); do umount -l "${mounted[$i]}" || true; done; }
