@@ -30,6 +30,9 @@ func main() {
 const usage = "usage: hpc image build tiny [-store DIR] [-guest PATH] [-kernel VERSION]"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) >= 2 && args[0] == "image" && isCatalogCommand(args[1]) {
+		return imageCatalog(ctx, args[1], args[2:], stdout, stderr) // images.go
+	}
 	if len(args) < 3 || args[0] != "image" || args[1] != "build" {
 		return fmt.Errorf("%s", usage)
 	}
