@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -29,6 +30,9 @@ type RegistryConfig struct {
 	StartTimeout time.Duration
 	// Logger receives the registry's exit; nil is slog.Default().
 	Logger *slog.Logger
+	// DieWithParent asks the kernel to kill the registry when the process
+	// that started it dies (hpcd dev killed with -9 leaves no registry).
+	DieWithParent bool
 }
 
 // Registry is a running docker-registry child process. hpcd dev and the
@@ -95,6 +99,9 @@ http:
 	cmd := exec.Command(prog, "serve", conf)
 	cmd.Stdout = stderr
 	cmd.Stderr = stderr
+	if cfg.DieWithParent {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start registry: %w", err)
 	}

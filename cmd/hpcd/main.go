@@ -54,6 +54,7 @@ type common struct {
 	snapshotThreshold, trailingLogs             uint64
 	policy, estimates, shares, schedFile        string
 	preemption                                  string
+	registry                                    string // --registry: the OCI registry of department images
 }
 
 func (c *common) flags(cmd *cobra.Command, dataDir, raftAddr string) {
@@ -72,6 +73,7 @@ func (c *common) flags(cmd *cobra.Command, dataDir, raftAddr string) {
 	f.StringVar(&c.estimates, "estimates", "", "runtime estimates that shape backfill: request (the walltime; the default) or predicted (each user's history)")
 	f.StringVar(&c.shares, "shares", "", "fair-share targets, e.g. physics=2,chemistry=1 (others: 1)")
 	f.StringVar(&c.preemption, "preemption", "", "off (the default) or requeue: a job that cannot start stops and requeues running jobs of a lower QOS (low < normal < high)")
+	f.StringVar(&c.registry, "registry", "", "URL of the cluster's OCI registry for department images, e.g. http://registry.example:5000 (hpc image push/inspect use it; hpcd dev starts one on loopback when unset)")
 }
 
 // schedulerConfig builds the policy: core defaults, then the
@@ -148,7 +150,7 @@ func (c *common) config(id string, peers []server.Peer) (server.Config, error) {
 		Scheduler: sched,
 		ID:        id, DataDir: c.dataDir, GRPCAddr: c.addr, HTTPAddr: c.httpAddr, RaftAddr: c.raftAddr,
 		Peers: peers, HeartbeatInterval: c.heartbeat, Lease: c.lease, Logger: log,
-		SnapshotThreshold: c.snapshotThreshold, TrailingLogs: c.trailingLogs,
+		SnapshotThreshold: c.snapshotThreshold, TrailingLogs: c.trailingLogs, ImageRegistry: c.registry,
 	}, nil
 }
 
@@ -168,6 +170,14 @@ func devCmd() *cobra.Command {
 			cfg, err := c.config("dev", nil)
 			if err != nil {
 				return err
+			}
+			if cfg.ImageRegistry == "" {
+				reg, err := startDevRegistry(c.dataDir, cfg.Logger) // registry.go
+				if err != nil {
+					return err
+				}
+				defer reg.Close()
+				cfg.ImageRegistry = reg.URL
 			}
 			if noAgent {
 				return serve(cfg, nil)
