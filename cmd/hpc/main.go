@@ -1,21 +1,18 @@
 // Command hpc holds vhpc's admin commands. Today:
 //
-//	hpc image build tiny [-store DIR] [-guest PATH] [-kernel VERSION]
+//	hpc image build SPEC.yaml [--out DIR] [--guest PATH] [--mirror URL]
+//	hpc image build tiny [--store DIR] [--guest PATH] [--kernel VERSION]
 //
-// builds (or finds, when its inputs did not change) the tiny test image in
-// the image store and prints its directory.
+// builds (or finds, when its inputs did not change) a department image
+// from its spec, or the tiny test image, and prints its directory.
 package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
-
-	"vhpc/vmimages"
 )
 
 func main() {
@@ -27,44 +24,18 @@ func main() {
 	}
 }
 
-const usage = "usage: hpc image build tiny [-store DIR] [-guest PATH] [-kernel VERSION]"
+const usage = "usage: hpc image build ..."
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) >= 2 && args[0] == "image" && isCatalogCommand(args[1]) {
 		return imageCatalog(ctx, args[1], args[2:], stdout, stderr) // images.go
 	}
-	if len(args) < 3 || args[0] != "image" || args[1] != "build" {
+	if len(args) < 2 || args[0] != "image" {
 		return fmt.Errorf("%s", usage)
 	}
-	if args[2] != "tiny" {
-		return fmt.Errorf("unknown image %q: only \"tiny\" can be built (%s)", args[2], usage)
+	switch args[1] {
+	case "build":
+		return imageBuild(ctx, args[2:], stdout, stderr)
 	}
-	fs := flag.NewFlagSet("hpc image build tiny", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	store := fs.String("store", "/var/lib/vhpc/images", "image store directory")
-	guestBin := fs.String("guest", "", "static hpc-guest binary (default: next to hpc, or on $PATH)")
-	kver := fs.String("kernel", "", "kernel version in /boot (default: newest with modules)")
-	verbose := fs.Bool("v", false, "verbose logging")
-	if err := fs.Parse(args[3:]); err != nil {
-		return err
-	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	g, err := vmimages.FindGuestBinary(*guestBin)
-	if err != nil {
-		return err
-	}
-	img, err := vmimages.EnsureTiny(ctx, *store, vmimages.TinySpec{GuestBinary: g, KernelVersion: *kver}, log)
-	if err != nil {
-		return err
-	}
-	state := "cached"
-	if img.Built {
-		state = "built"
-	}
-	fmt.Fprintf(stdout, "%s\t%s\tkernel=%s initrd=%s\n", img.Dir, state, img.Kernel, img.Initrd)
-	return nil
+	return fmt.Errorf("unknown command \"image %s\" (%s)", args[1], usage)
 }
