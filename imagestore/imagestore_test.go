@@ -7,9 +7,11 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -199,6 +201,24 @@ func TestPullErrorsLeaveNothing(t *testing.T) {
 		{name: "by tag", ref: "render/blender:4", want: "want a reference by digest"},
 		{name: "unknown digest", ref: "render/blender@sha256:" + strings.Repeat("1", 64), want: "MANIFEST_UNKNOWN"},
 		{name: "cancelled midway", ref: "render/blender@" + res.Digest, cancel: true, want: "context canceled"},
+		{name: "writes fail midway (a file size limit, as a full disk)", ref: "render/blender@" + res.Digest, want: "file too large", setup: func() func() {
+			// RLIMIT_FSIZE is per process: the registry, started before,
+			// keeps its own limit; writes here past 1 MiB fail with EFBIG.
+			signal.Ignore(syscall.SIGXFSZ)
+			var old syscall.Rlimit
+			if err := syscall.Getrlimit(syscall.RLIMIT_FSIZE, &old); err != nil {
+				t.Fatal(err)
+			}
+			lim := old
+			lim.Cur = 1 << 20
+			if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &lim); err != nil {
+				t.Fatal(err)
+			}
+			return func() {
+				syscall.Setrlimit(syscall.RLIMIT_FSIZE, &old)
+				signal.Reset(syscall.SIGXFSZ)
+			}
+		}},
 		{name: "corrupt disk layer", ref: "render/blender@" + res.Digest, mismatch: true, want: "digest mismatch", setup: func() func() {
 			p := blobPath(regDir, disk)
 			orig, err := os.ReadFile(p)
@@ -475,4 +495,42 @@ func fetchDiscard(registryURL, ref string) error {
 	defer rc.Close()
 	_, err = io.Copy(io.Discard, rc)
 	return err
+}
+
+func TestCacheMismatchedPullLeavesNothing(t *testing.T) {
+	regDir := t.TempDir()
+	reg, err := imagestore.StartRegistry(context.Background(), imagestore.RegistryConfig{Dir: regDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	ctx := context.Background()
+	res, err := imagestore.Push(ctx, reg.URL, "physics/mpi:1", writeImage(t, 1<<20, "m"), imagestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range res.Manifest.Layers {
+		if l.Annotations[imagestore.AnnotationTitle] == "root.qcow2" {
+			p := blobPath(regDir, l.Digest.String())
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[0] ^= 0xff
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	dir := t.TempDir()
+	c, err := imagestore.OpenCache(imagestore.CacheConfig{Dir: dir, LimitBytes: 1 << 30, Registry: reg.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Acquire(ctx, "physics/mpi@"+res.Digest, nil); !errors.Is(err, imagestore.ErrDigestMismatch) {
+		t.Fatalf("acquire of a corrupt image: %v, want ErrDigestMismatch", err)
+	}
+	if des, _ := os.ReadDir(dir); len(des) != 0 || len(c.Entries()) != 0 || c.UsedBytes() != 0 {
+		t.Fatalf("a failed pull left %v, entries %v, %d bytes", des, c.Entries(), c.UsedBytes())
+	}
 }
