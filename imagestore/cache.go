@@ -1,6 +1,7 @@
 package imagestore
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -138,7 +139,7 @@ func (c *Cache) load(hexd string) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Image{Digest: "sha256:" + hexd, Manifest: m, Config: config, Dir: dir}, nil
+	return &Image{Digest: "sha256:" + hexd, Manifest: m, Config: config, RawManifest: raw, Dir: dir}, nil
 }
 
 // Lease pins a cached image until Release: the cache never evicts it.
@@ -248,7 +249,7 @@ func (c *Cache) pull(ctx context.Context, repoName string, h v1.Hash, ref string
 	os.RemoveAll(dir) // a directory without a manifest is an interrupted pull
 	perr := pullInto(ctx, repo, im, dir, o)
 	if perr == nil {
-		perr = writeFile(c.manifestPath(h.Hex), strings.NewReader(string(mustRaw(im))), nil)
+		perr = writeFile(c.manifestPath(h.Hex), bytes.NewReader(im.RawManifest), nil)
 		if perr != nil {
 			os.RemoveAll(dir)
 		}
@@ -267,13 +268,6 @@ func (c *Cache) pull(ctx context.Context, repoName string, h v1.Hash, ref string
 	c.tick++
 	e.lastUse = c.tick
 	return &Lease{Image: im, Pulled: true, c: c}, nil
-}
-
-// mustRaw is the manifest as stored; json.Marshal of a v1.Manifest does not
-// fail.
-func mustRaw(im *Image) []byte {
-	b, _ := json.Marshal(im.Manifest)
-	return b
 }
 
 // makeRoomLocked evicts unpinned entries, least recently used first, until

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -16,6 +19,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/types"
 
 	"vhpc/imagestore"
 	"vhpc/imagestore/registrytest"
@@ -532,5 +536,53 @@ func TestCacheMismatchedPullLeavesNothing(t *testing.T) {
 	}
 	if des, _ := os.ReadDir(dir); len(des) != 0 || len(c.Entries()) != 0 || c.UsedBytes() != 0 {
 		t.Fatalf("a failed pull left %v, entries %v, %d bytes", des, c.Entries(), c.UsedBytes())
+	}
+}
+
+type rawTaggable []byte
+
+func (r rawTaggable) RawManifest() ([]byte, error) { return r, nil }
+func (r rawTaggable) MediaType() (types.MediaType, error) {
+	return types.OCIManifestSchema1, nil
+}
+
+// TestCacheKeepsManifestBytes: a manifest written by another tool (other
+// whitespace, so other bytes than this package would write) is cached as
+// served, so a reopened cache still finds its digest.
+func TestCacheKeepsManifestBytes(t *testing.T) {
+	reg := registrytest.Start(t)
+	ctx := context.Background()
+	res, err := imagestore.Push(ctx, reg.URL, "public/py:1", writeImage(t, 1<<20, "p"), imagestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := imagestore.Inspect(ctx, reg.URL, "public/py@"+res.Digest, imagestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var indented bytes.Buffer
+	if err := json.Indent(&indented, im.RawManifest, "", "   "); err != nil {
+		t.Fatal(err)
+	}
+	tag, err := name.NewTag(strings.TrimPrefix(reg.URL, "http://")+"/public/py:indented", name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Put(tag, rawTaggable(indented.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(indented.Bytes())
+	ref := "public/py@sha256:" + hex.EncodeToString(sum[:])
+	dir := t.TempDir()
+	for i, wantPulled := range []bool{true, false} {
+		c, err := imagestore.OpenCache(imagestore.CacheConfig{Dir: dir, LimitBytes: 1 << 30, Registry: reg.URL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := c.Acquire(ctx, ref, nil)
+		if err != nil || l.Pulled != wantPulled {
+			t.Fatalf("open %d: acquire %v, pulled %v, want %v", i, err, l != nil && l.Pulled, wantPulled)
+		}
+		l.Release()
 	}
 }

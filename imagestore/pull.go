@@ -32,6 +32,9 @@ type Image struct {
 	// Manifest is the OCI manifest; Config the config blob (config.json).
 	Manifest v1.Manifest
 	Config   []byte
+	// RawManifest is the manifest as the registry served it (its sha256 is
+	// Digest); the cache stores these bytes.
+	RawManifest []byte
 	// Dir is the image directory (Pull, Cache); "" for Inspect.
 	Dir string
 }
@@ -130,7 +133,7 @@ func fetchManifest(ctx context.Context, r name.Reference, o Options) (*Image, er
 			return nil, fmt.Errorf("manifest: layer %q has size %d", title, l.Size)
 		}
 	}
-	return &Image{Digest: got, Manifest: *m}, nil
+	return &Image{Digest: got, Manifest: *m, RawManifest: desc.Manifest}, nil
 }
 
 func fetchConfig(ctx context.Context, repo name.Repository, im *Image, o Options) error {
