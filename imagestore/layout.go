@@ -2,7 +2,6 @@ package imagestore
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 )
 
@@ -40,36 +39,27 @@ const ConfigFile = "config.json"
 // MaxConfigBytes bounds config.json (Push refuses more, Pull never reads more).
 const MaxConfigBytes = 4 << 20
 
-// LayerRole maps the file names an image directory may hold to their media
-// type. Push refuses any other file; Pull refuses a layer whose title is not
-// one of these names (a registry cannot make a node write elsewhere).
-var layerRoles = map[string]string{
-	"kernel":     KernelMediaType,
-	"vmlinuz":    KernelMediaType,
-	"vmlinux":    KernelMediaType,
-	"initrd":     InitrdMediaType,
-	"initrd.img": InitrdMediaType,
-	"root.qcow2": DiskMediaType,
-}
+// layerFiles are the file names an image directory may hold besides
+// config.json, sorted. Push refuses any other file; Pull refuses a layer
+// whose title is not one of these (a registry cannot make a node write
+// elsewhere).
+const layerFiles = "initrd initrd.img kernel root.qcow2 vmlinux vmlinuz"
 
 // LayerFileNames lists the file names an image directory may hold besides
 // config.json, sorted. cmd/hpc prints them in its errors.
-func LayerFileNames() []string {
-	names := make([]string, 0, len(layerRoles))
-	for n := range layerRoles {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func LayerFileNames() []string { return strings.Fields(layerFiles) }
 
 // roleOf returns the media type (without compression) for a file name.
 func roleOf(name string) (string, error) {
-	mt, ok := layerRoles[name]
-	if !ok {
-		return "", fmt.Errorf("%q is not a file of an image directory; want %s and %s", name, ConfigFile, strings.Join(LayerFileNames(), ", "))
+	switch name {
+	case "kernel", "vmlinuz", "vmlinux":
+		return KernelMediaType, nil
+	case "initrd", "initrd.img":
+		return InitrdMediaType, nil
+	case "root.qcow2":
+		return DiskMediaType, nil
 	}
-	return mt, nil
+	return "", fmt.Errorf("%q is not a file of an image directory; want %s and %s", name, ConfigFile, strings.Join(LayerFileNames(), ", "))
 }
 
 // baseMediaType strips GzipSuffix.
