@@ -8,8 +8,12 @@
 package suite
 
 import (
+	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"math"
+	"os"
+	"path/filepath"
 
 	"vhpc/bench/gen"
 	"vhpc/bench/sim"
@@ -36,9 +40,9 @@ type Family struct {
 
 // DefaultFamily is the family the default policy was chosen on: four
 // machine sizes from 128 to 4,096 one-CPU nodes, four loads from 0.6 to
-// 1.05, one seed each, 3,000 jobs per trace.
+// 1.05, one seed each, 2,000 jobs per trace.
 func DefaultFamily() Family {
-	return Family{Sizes: []int{128, 512, 1024, 4096}, Loads: []float64{0.6, 0.8, 0.95, 1.05}, Seeds: 1, FirstSeed: 1, Jobs: 3000}
+	return Family{Sizes: []int{128, 512, 1024, 4096}, Loads: []float64{0.6, 0.8, 0.95, 1.05}, Seeds: 1, FirstSeed: 1, Jobs: 2000}
 }
 
 // Traces generates the family's traces, named like "n512-l0.95-s1". Each
@@ -72,6 +76,10 @@ type Options struct {
 	// Progress, when set, is called after each replay with the number
 	// done and the total, one call at a time.
 	Progress func(done, total int)
+	// CacheDir, when set, keeps each replay's result in a file named by
+	// the trace, the estimates and the policy, and reuses it: exploring
+	// policy variants then replays the baselines once.
+	CacheDir string
 }
 
 // Row is one trace's results: the policy's and the two baselines'.
@@ -169,7 +177,15 @@ func Run(traces []Trace, o Options) Report {
 	sim.Parallel(len(tasks), o.Workers, func(i int) {
 		tk := tasks[i]
 		tr := traces[tk.t]
-		*tk.out = sim.Run(tr.Jobs, sim.Options{Nodes: tr.Nodes, CPUsPerNode: 1, Estimates: o.Estimates, Config: tk.cfg})
+		ro := sim.Options{Nodes: tr.Nodes, CPUsPerNode: 1, Estimates: o.Estimates, Config: tk.cfg}
+		path := o.cachePath(tr, ro)
+		if path != "" && readCache(path, tk.out) {
+			return
+		}
+		*tk.out = sim.Run(tr.Jobs, ro)
+		if path != "" {
+			writeCache(path, *tk.out)
+		}
 	}, o.Progress)
 	return Report{Rows: rows, Summary: summarize(rows)}
 }
@@ -194,4 +210,29 @@ func summarize(rows []Row) Summary {
 	s.GeoWaitRatio, s.GeoSJFWaitRatio = math.Exp(lw/n), math.Exp(lsw/n)
 	s.MeanUtilDiff /= n
 	return s
+}
+
+// cachePath names a replay's cache file: a hash of the trace's jobs, the
+// machine and the options ("" without a CacheDir).
+func (o Options) cachePath(tr Trace, ro sim.Options) string {
+	if o.CacheDir == "" {
+		return ""
+	}
+	h := fnv.New64a()
+	fmt.Fprintf(h, "%d %s %+v %v", tr.Nodes, ro.Estimates, ro.Config, tr.Jobs)
+	return filepath.Join(o.CacheDir, fmt.Sprintf("%s-%s-%016x.json", tr.Name, ro.Config.Policy, h.Sum64()))
+}
+
+// readCache loads a cached result; false when there is none.
+func readCache(path string, r *sim.Result) bool {
+	data, err := os.ReadFile(path)
+	return err == nil && json.Unmarshal(data, r) == nil
+}
+
+// writeCache stores a result; a cache that cannot be written only costs
+// time, so the error is dropped on purpose.
+func writeCache(path string, r sim.Result) {
+	if data, err := json.Marshal(r); err == nil {
+		_ = os.WriteFile(path, data, 0o644)
+	}
 }

@@ -19,7 +19,7 @@ func TestSchedulerConfig(t *testing.T) {
 		check   func(t *testing.T, c core.Config)
 	}{
 		{name: "defaults", check: func(t *testing.T, c core.Config) {
-			if c.Policy != core.PolicyDefault || c.Estimate != core.EstimateRequest {
+			if c.Policy != core.PolicyDefault || c.Estimate != core.EstimatePredicted {
 				t.Errorf("policy %s estimates %s", c.Policy, c.Estimate)
 			}
 		}},
@@ -58,8 +58,8 @@ func TestSchedulerConfig(t *testing.T) {
 				t.Errorf("backfill %q small %v", c.Backfill, c.SmallJobArea)
 			}
 		}},
-		{name: "packing backfill behind two reservations and the slowdown guard by default", check: func(t *testing.T, c core.Config) {
-			if c.Backfill != core.BackfillPacking || c.SmallJobArea != 0 || c.ReservationDepth != 2 || c.SlowdownGuard != 600 {
+		{name: "EASY++ by default: shortest backfill behind one reservation, no slowdown guard", check: func(t *testing.T, c core.Config) {
+			if c.Backfill != core.BackfillShortest || c.SmallJobArea != 0 || c.ReservationDepth != 1 || c.SlowdownGuard != 0 {
 				t.Errorf("backfill %q small %v reservations %d slowdown guard %v", c.Backfill, c.SmallJobArea, c.ReservationDepth, c.SlowdownGuard)
 			}
 		}},
@@ -75,6 +75,11 @@ func TestSchedulerConfig(t *testing.T) {
 		}},
 		{name: "bad slowdown guard", file: "slowdownGuard: 0.5\n", wantErr: "slowdown guard 0.5: want 0 (off) or an expansion factor 1..1e9"},
 		{name: "bad backfill", file: "backfill: random\n", wantErr: `backfill "random": want one of packing, priority, shortest`},
+		{name: "the previous default from the file", file: "estimates: request\nreservations: 2\nbackfill: packing\nslowdownGuard: 600\nhistory: 3\n", check: func(t *testing.T, c core.Config) {
+			if c.Estimate != core.EstimateRequest || c.ReservationDepth != 2 || c.Backfill != core.BackfillPacking || c.SlowdownGuard != 600 || c.HistoryLen != 3 {
+				t.Errorf("config %+v", c)
+			}
+		}},
 		{name: "bad history", file: "history: -1\n", wantErr: "history length -1: want 0..1000"},
 		{name: "bad reservations", file: "reservations: 5000\n", wantErr: "reservations 5000: want 0..1000"},
 		{name: "bad small job area", file: "smallJobArea: -5\n", wantErr: "small job area -5"},

@@ -63,6 +63,7 @@ func policyFlags(fs *flag.FlagSet, cfg *core.Config) {
 	fs.Float64Var(&cfg.SlowdownGuard, "slowdown-guard", cfg.SlowdownGuard, "default policy: expansion factor (wait+estimate)/estimate from which a job goes first (0: off)")
 	fs.StringVar(&cfg.Backfill, "backfill", cfg.Backfill, "default policy: backfill order, shortest, packing or priority")
 	fs.StringVar(&cfg.AgeMode, "age-mode", cfg.AgeMode, "default policy: wait or expansion")
+	fs.StringVar(&cfg.Estimate, "plan", cfg.Estimate, "what the core plans with: predicted (each user's history, capped by the walltime) or request (the walltime)")
 	fs.IntVar(&cfg.HistoryLen, "history", cfg.HistoryLen, "predicted estimates: runtimes of a user's last jobs averaged")
 }
 

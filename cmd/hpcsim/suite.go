@@ -29,6 +29,7 @@ type genOpts struct {
 	famJobs    int
 	traceNodes int
 	noFamily   bool
+	cacheDir   string
 }
 
 func genFlags(fs *flag.FlagSet) *genOpts {
@@ -46,6 +47,7 @@ func genFlags(fs *flag.FlagSet) *genOpts {
 	fs.IntVar(&g.famJobs, "family-jobs", def.Jobs, "with --suite: jobs per generated trace")
 	fs.IntVar(&g.traceNodes, "trace-nodes", 0, "with --suite and --trace: the trace's machine size in one-CPU nodes")
 	fs.BoolVar(&g.noFamily, "no-family", false, "with --suite: replay only --trace")
+	fs.StringVar(&g.cacheDir, "suite-cache", "", "with --suite: keep each replay's result in this folder and reuse it (the baselines are then replayed once)")
 	return g
 }
 
@@ -135,7 +137,7 @@ func (g *genOpts) runSuite(out, progress io.Writer, cfg core.Config, trace strin
 	if len(traces) == 0 {
 		return fmt.Errorf("--suite: nothing to replay (--no-family without --trace)")
 	}
-	rep := suite.Run(traces, suite.Options{Policy: cfg, Estimates: sim.EstRequest, Workers: workers,
+	rep := suite.Run(traces, suite.Options{Policy: cfg, Estimates: sim.EstRequest, Workers: workers, CacheDir: g.cacheDir,
 		Progress: func(done, total int) { fmt.Fprintf(progress, "hpcsim: %d of %d replays done\n", done, total) }})
 	if asJSON {
 		return writeJSON(out, rep)

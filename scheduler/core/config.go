@@ -33,6 +33,11 @@ const (
 	// EstimatePredicted plans with a per-user prediction from Input.History
 	// (mean of the user's last runtimes, capped by the walltime). The
 	// walltime stays the kill limit; the prediction only shapes the plan.
+	// A running job that outlives its prediction is expected to run to its
+	// deadline (the correction), and while a starving job (past
+	// StarvationAge) leads the queue every job is planned with its
+	// walltime, so jobs that outrun their predictions cannot keep pushing
+	// the starving job's reservation back.
 	EstimatePredicted = "predicted"
 )
 
@@ -187,31 +192,30 @@ type Config struct {
 }
 
 // DefaultConfig returns the policy the server runs when its config file says
-// nothing: multifactor priority, reservations for the first two jobs (EASY
-// has one; raise ReservationDepth for more conservative backfilling),
-// backfill in packing order, the slowdown guard at 600, estimates from
-// requested walltimes, a 7-day usage half-life.
+// nothing: EASY++ — plan with each user's predicted runtime (the mean of
+// their last two, capped by the walltime), reserve for the first blocked
+// job (EASY), try the rest shortest prediction first, and let a job that
+// has waited 72 hours go first with a reservation that nothing predicted
+// may overrun. A 7-day usage half-life for fair-share.
 func DefaultConfig() Config {
 	return Config{
 		Policy:   PolicyDefault,
-		Estimate: EstimateRequest,
-		// Chosen on the Lublin trace and 11 jittered copies of it
-		// (scheduler/core/README.md, hpcsim --copies): reservations for
-		// the two jobs first by priority (age over a week, fair-share,
-		// QOS; size barely), backfill largest area first, a job that
-		// waited 599 times its estimate first (with a reservation of its
-		// own), and a 10-day starvation guard.
-		ReservationDepth:     2,
-		Backfill:             BackfillPacking,
+		Estimate: EstimatePredicted,
+		// Chosen on a family of generated workloads (bench/gen, hpcsim
+		// --suite) and checked on the Lublin trace:
+		// docs/scheduler-experiments.md.
+		ReservationDepth:     1,
+		Backfill:             BackfillShortest,
 		SmallJobArea:         0,
-		SlowdownGuard:        600,
+		SlowdownGuard:        0,
 		SlowdownReservations: 16,
 		Weights:              Weights{Age: 10000, FairShare: 5000, Size: 3000, QOS: 2000},
 		AgeMode:              AgeWait,
 		MaxAge:               7 * 24 * time.Hour,
-		StarvationAge:        240 * time.Hour,
+		StarvationAge:        72 * time.Hour,
+		StarvationSlots:      1,
 		SizeRef:              3600,
-		SizeWidthExponent:    -1,
+		SizeWidthExponent:    0,
 		DefaultShare:         1,
 		HalfLife:             7 * 24 * time.Hour,
 		GPUWeight:            16,

@@ -23,6 +23,7 @@ func (s *sched) run() {
 	}
 	var blockedBy model.JobID
 	cands := s.candidates()
+	s.protect = s.cfg.Estimate == EstimatePredicted && len(cands) > 0 && cands[0].starved
 	sorted := s.cfg.Policy != PolicyDefault || s.cfg.Backfill == BackfillPriority
 	for rank := range cands {
 		if !sorted && s.nres >= depth {
@@ -112,6 +113,11 @@ func (s *sched) startAll(c candidate, depth int) (string, *lazyReason) {
 		left = j.TasksLeft()
 	}
 	d := int64(c.est)
+	if s.protect {
+		// A starving job leads: plan with the walltime, so nothing
+		// predicted too short overruns into its reservation.
+		d = int64(s.walltime(j))
+	}
 	for i := int64(0); i < left; i++ {
 		task := int64(0)
 		if j.Array != nil {

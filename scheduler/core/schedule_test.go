@@ -186,7 +186,7 @@ func TestSchedule(t *testing.T) {
 		// node, one minute) has waited twelve hours, 720 times its length.
 		{
 			name:    "slowdown guard: a job slowed down past it goes ahead of the reservation",
-			cfg:     cfgWith(PolicyDefault),
+			cfg:     packingConfig(),
 			nodes:   nodes(2, small),
 			running: []*model.Job{mkJob(90, whole, 10*time.Minute+30*time.Second)},
 			jobs:    guardJobs(),
@@ -195,7 +195,7 @@ func TestSchedule(t *testing.T) {
 		},
 		{
 			name:    "slowdown guard off: the same job waits behind the reservation",
-			cfg:     withGuard(cfgWith(PolicyDefault), 0),
+			cfg:     withGuard(packingConfig(), 0),
 			nodes:   nodes(2, small),
 			running: []*model.Job{mkJob(90, whole, 10*time.Minute+30*time.Second)},
 			jobs:    guardJobs(),
@@ -205,7 +205,7 @@ func TestSchedule(t *testing.T) {
 		// job's reservation comes on top, so job 1 keeps one too.
 		{
 			name:    "slowdown guard: an urgent job's reservation does not count against the depth",
-			cfg:     withDepth(cfgWith(PolicyDefault), 1),
+			cfg:     withDepth(packingConfig(), 1),
 			nodes:   nodes(1, small),
 			running: []*model.Job{mkJob(90, whole, time.Hour)},
 			jobs: []*model.Job{submitted(withQOS(mkJob(1, whole, time.Hour), "high"), t0.Add(-12*time.Hour)),
@@ -298,18 +298,18 @@ func TestExplain(t *testing.T) {
 		t.Errorf("job 1 should start now: %+v", e)
 	}
 	guarded := Input{Now: t0, Nodes: nodes(2, small), Jobs: guardJobs()}
-	if e := Explain(guarded, DefaultConfig(), 2); !e.Urgent || e.Starving || e.Rank != 1 || !strings.Contains(e.String(), "urgent") {
+	if e := Explain(guarded, packingConfig(), 2); !e.Urgent || e.Starving || e.Rank != 1 || !strings.Contains(e.String(), "urgent") {
 		t.Errorf("the job past the slowdown guard: %+v\n%s", e, e)
 	}
-	if e := Explain(guarded, DefaultConfig(), 1); e.Urgent || e.Rank != 2 {
+	if e := Explain(guarded, packingConfig(), 1); e.Urgent || e.Rank != 2 {
 		t.Errorf("the job under the slowdown guard: %+v", e)
 	}
-	if e := Explain(guarded, withGuard(DefaultConfig(), 800), 2); e.Urgent || e.Rank != 2 {
+	if e := Explain(guarded, withGuard(packingConfig(), 800), 2); e.Urgent || e.Rank != 2 {
 		t.Errorf("the short job under a guard of 800: %+v", e)
 	}
 	// Both starve; one starvation slot: job 1 keeps it, and job 2, left
 	// to its priority, is still past the slowdown guard.
-	slots := DefaultConfig()
+	slots := packingConfig()
 	slots.StarvationAge, slots.StarvationSlots = time.Hour, 1
 	if e := Explain(guarded, slots, 2); !e.Urgent || e.Starving {
 		t.Errorf("the short job beyond the starvation slots: %+v", e)
@@ -388,8 +388,19 @@ func guardJobs() []*model.Job {
 }
 
 func submitted(j *model.Job, at time.Time) *model.Job { j.SubmitTime = at; return j }
-func withGuard(c Config, g float64) Config            { c.SlowdownGuard = g; return c }
-func withDepth(c Config, d int) Config                { c.ReservationDepth = d; return c }
+
+// packingConfig is the default policy before EASY++ (until issue 17):
+// priority order, two reservations, packing backfill and the slowdown
+// guard at 600, planned with the walltime; the guard's tests use it.
+func packingConfig() Config {
+	c := DefaultConfig()
+	c.Estimate, c.ReservationDepth, c.Backfill, c.SlowdownGuard = EstimateRequest, 2, BackfillPacking, 600
+	c.StarvationAge, c.StarvationSlots, c.SizeWidthExponent = 240*time.Hour, 0, -1
+	return c
+}
+
+func withGuard(c Config, g float64) Config { c.SlowdownGuard = g; return c }
+func withDepth(c Config, d int) Config     { c.ReservationDepth = d; return c }
 
 // withBackfill sets the default policy's backfill order and small-job area,
 // keeps one reservation (so the jobs behind the first blocked one only
@@ -436,3 +447,58 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestEASYPlusPlus: two nodes, node a busy for 50 more minutes, the
+// two-node job 1 reserved from then; node b is a 50-minute hole. Job 2
+// asks for 4 hours but its user's last runs took 10 minutes; job 3 asks
+// for 30 minutes.
+func TestEASYPlusPlus(t *testing.T) {
+	whole := model.Request{TasksPerNode: 4}
+	hist := map[string][]time.Duration{"repeat": {10 * time.Minute, 10 * time.Minute}}
+	tests := []struct {
+		name    string
+		cfg     Config
+		oldest  time.Duration // how long job 1 has waited
+		starts  []model.JobID
+		reasons map[model.JobID]string
+	}{
+		{"the default starts the shortest prediction first and reserves the next job by priority", DefaultConfig(), time.Hour, []model.JobID{2},
+			map[model.JobID]string{1: "waiting for resources", 3: "reserved"}},
+		{"a starving job leads: every job is planned with its walltime", DefaultConfig(), 73 * time.Hour, []model.JobID{3},
+			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}},
+		{"planned with the walltime, the 4-hour job never fits the hole", withEstimate(DefaultConfig(), EstimateRequest), time.Hour, []model.JobID{3},
+			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}},
+		{"sjf-easy goes by the walltime: the 30-minute job first, then job 1 is reserved", withEstimate(cfgWith(PolicySJFEasy), EstimateRequest), time.Hour, []model.JobID{3},
+			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			busy := mkJob(90, whole, time.Hour)
+			busy.State = model.JobRunning
+			start := t0.Add(-10 * time.Minute)
+			ns := nodes(2, small)
+			in := Input{Now: t0, Nodes: ns, History: hist, Jobs: []*model.Job{busy,
+				submitted(mkJob(1, model.Request{Nodes: 2, TasksPerNode: 4}, time.Hour), t0.Add(-tc.oldest)),
+				submitted(mkJob(2, whole, 4*time.Hour), t0.Add(-time.Minute)),
+				submitted(mkJob(3, whole, 30*time.Minute), t0.Add(-time.Minute))},
+				Allocs: []*model.Alloc{{ID: "A", Job: 90, State: model.AllocRunning, Created: start, Started: start, Deadline: start.Add(time.Hour),
+					Placement: model.Placement{Node: ns[0].Name, Cores: []int{0, 1, 2, 3}, NUMA: []int{0}}}}}
+			in.Jobs[2].User = "repeat"
+			plan := Schedule(in, tc.cfg)
+			var got []model.JobID
+			for _, s := range plan.Starts {
+				got = append(got, s.Job)
+			}
+			if !equalIDs(got, tc.starts) {
+				t.Fatalf("starts %v, want %v; pending %v", got, tc.starts, plan.Pending)
+			}
+			for id, want := range tc.reasons {
+				if r := plan.Pending[id]; !strings.Contains(r, want) {
+					t.Errorf("job %d reason %q, want it to contain %q", id, r, want)
+				}
+			}
+		})
+	}
+}
+
+func withEstimate(c Config, e string) Config { c.Estimate = e; return c }

@@ -21,6 +21,9 @@ type usageCount struct {
 
 // sched is the working state of one Schedule call.
 type sched struct {
+	// protect: a starving job leads the queue this cycle, so holes are
+	// filled by the walltime (Config.Estimate predicted).
+	protect  bool
 	in       *Input
 	cfg      *Config
 	cl       *cluster
