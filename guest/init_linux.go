@@ -25,7 +25,9 @@ import (
 // load, one path per line, in dependency order (written by vmimages).
 const ModuleList = "/lib/modules/load.list"
 
-// Init is hpc-guest's PID 1: it sets up the guest, runs the job from the
+// Init is hpc-guest's PID 1, in the tiny image's initramfs (rdinit=) and
+// on a Debian image's root disk (init=, after the image's initramfs
+// mounted the root): it sets up the guest, runs the job from the
 // job share, writes exit.json and powers the guest off. It returns only if
 // power-off itself fails. log writes to the console (the host's console log).
 func Init(log *slog.Logger) {
@@ -137,11 +139,26 @@ func mountBase() error {
 		if err := os.MkdirAll(m.dst, 0o755); err != nil {
 			return fmt.Errorf("mkdir %s: %w", m.dst, err)
 		}
+		if isMountPoint(m.dst) {
+			// On a Debian image the initramfs moved /proc, /sys, /dev
+			// and /run into the root before it started us.
+			continue
+		}
 		if err := unix.Mount(m.src, m.dst, m.fstype, unix.MS_NOSUID, m.data); err != nil && !errors.Is(err, unix.EBUSY) {
 			return fmt.Errorf("mount %s on %s: %w", m.fstype, m.dst, err)
 		}
 	}
 	return nil
+}
+
+// isMountPoint reports whether dir is on another file system than "/":
+// then something is already mounted there.
+func isMountPoint(dir string) bool {
+	var d, root unix.Stat_t
+	if unix.Stat(dir, &d) != nil || unix.Stat("/", &root) != nil {
+		return false
+	}
+	return d.Dev != root.Dev
 }
 
 // loadModules loads every module listed in list, in order, with

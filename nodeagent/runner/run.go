@@ -17,6 +17,7 @@ import (
 	"vhpc/nodeagent/staging"
 	"vhpc/nodeagent/vm"
 	"vhpc/scheduler/model"
+	"vhpc/vmimages"
 )
 
 // Progress phases reported through the progress callback.
@@ -103,7 +104,15 @@ func (r *Runner) start(ctx context.Context, t Task, progress func(string)) (star
 		progress = func(string) {}
 	}
 	st := started{name: vm.Name(r.ns, t.Job, t.Task, t.Rank), log: r.log}
-	tmpl, err := r.template(t.Image)
+	var tmpl vm.Template
+	var img vmimages.DebianImage
+	var err error
+	if t.ImageDir != "" {
+		tmpl, img, err = r.debianTemplate(t)
+		t.Env = imageEnv(img, t.Env)
+	} else {
+		tmpl, err = r.template(t.Image)
+	}
 	if err != nil {
 		return st, err
 	}
@@ -141,6 +150,12 @@ func (r *Runner) start(ctx context.Context, t Task, progress func(string)) (star
 	}
 	if t.Placement.Scratch > 0 {
 		spec.ScratchPath = st.dir.Scratch
+	}
+	if tmpl.BaseDisk != "" {
+		if err := r.createOverlay(ctx, tmpl.BaseDisk, st.dir); err != nil {
+			return st, err
+		}
+		spec.OverlayPath = st.dir.Overlay
 	}
 	if gp != nil {
 		gp.apply(&spec)

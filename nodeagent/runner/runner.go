@@ -92,12 +92,19 @@ type Task struct {
 	Task    int64
 	Rank    int
 	Attempt uint64
-	// Image is the guest image; "" or "tiny" is the built-in tiny image
-	// (the only one so far).
-	Image   string
-	Command []string
-	Script  string
-	Env     map[string]string
+	// Image is the guest image's name; "" or "tiny" is the built-in tiny
+	// image. With ImageDir set it is informational.
+	Image string
+	// ImageDir is a Debian image directory on this host (built by
+	// vmimages.BuildDebian, or pulled from the registry into the agent's
+	// cache): kernel, initrd, root.qcow2, config.json. The guest boots the
+	// image's kernel with a qcow2 overlay on root.qcow2 as its root disk
+	// (made per job in the job directory, nothing copied); the image's env
+	// is under the job's. "" = the tiny image.
+	ImageDir string
+	Command  []string
+	Script   string
+	Env      map[string]string
 	// Placement gives cores (1:1 vCPUs), memory (0 = 256 MiB) and scratch
 	// (MiB, 0 = no scratch disk).
 	Placement model.Placement

@@ -31,7 +31,11 @@ const NamePrefix = "vhpc-"
 const MetadataNS = "https://vhpc.dev/xmlns/alloc/1"
 
 // Template is the guest image a domain boots, as resolved on this host.
-// Exactly one of (Kernel) or (BaseDisk) must be set.
+// At least one of Kernel and BaseDisk must be set: Kernel alone is the
+// tiny image (initramfs only), BaseDisk alone boots the disk's own
+// bootloader, and both together are a Debian image (vmimages.OpenDebian):
+// direct kernel boot of the image's kernel and initrd, whose command line
+// mounts the overlay on BaseDisk as the root (the first virtio disk, vda).
 type Template struct {
 	// Name of the image ("tiny", a department image name); informational.
 	Name string
@@ -39,7 +43,10 @@ type Template struct {
 	Hypervisor string
 	// Machine is the QEMU machine type ("pc", "q35"); "" = "pc".
 	Machine string
-	// Direct kernel boot (the tiny image).
+	// CPUModel is a libvirt CPU model for TCG guests ("" = QEMU's
+	// default); KVM guests always get host-passthrough.
+	CPUModel string
+	// Direct kernel boot (the tiny image, Debian images).
 	Kernel, Initrd, Cmdline string
 	// BaseDisk is a qcow2 template; the domain boots a per-allocation
 	// overlay (Spec.OverlayPath) backed by it, never the template itself.
@@ -188,8 +195,8 @@ func validate(t Template, s Spec) error {
 	default:
 		return fmt.Errorf("template hypervisor %q: want kvm or tcg", t.Hypervisor)
 	}
-	if (t.Kernel == "") == (t.BaseDisk == "") {
-		return errors.New("template: set exactly one of kernel (direct boot) or base disk (qcow2)")
+	if t.Kernel == "" && t.BaseDisk == "" {
+		return errors.New("template: set a kernel (direct boot), a base disk (qcow2), or both")
 	}
 	if t.BaseDisk != "" && s.OverlayPath == "" {
 		return errors.New("spec: a base disk template needs an overlay path")
@@ -265,6 +272,10 @@ func cpus(d *libvirtxml.Domain, t Template, s Spec) error {
 		}
 	}
 	d.CPUTune = tune
+	if t.Hypervisor == "tcg" && t.CPUModel != "" {
+		d.CPU = &libvirtxml.DomainCPU{Mode: "custom", Match: "exact", Check: "none",
+			Model: &libvirtxml.DomainCPUModel{Value: t.CPUModel, Fallback: "forbid"}}
+	}
 	if t.Hypervisor == "kvm" {
 		d.CPU = &libvirtxml.DomainCPU{Mode: "host-passthrough", Check: "none"}
 		if len(s.GPUs) > 0 {
@@ -337,7 +348,9 @@ func boot(d *libvirtxml.Domain, t Template, s Spec) error {
 }
 
 // disks: the root overlay (qcow2 templates) as vda, then scratch; both on
-// the iothread when Spec.IOThread is set.
+// the iothread when Spec.IOThread is set. The root comes first so that it
+// is probed first and is /dev/vda in the guest (a Debian image's
+// root=/dev/vda); the scratch disk is found by its serial.
 func disks(d *libvirtxml.Domain, t Template, s Spec) error {
 	next := 'a'
 	dev := func() string { n := "vd" + string(next); next++; return n }

@@ -45,6 +45,14 @@ func TestGolden(t *testing.T) {
 			s.VirtioSerial = true
 			return s
 		}},
+		{"debian-image", Template{Name: "public/python:1", Hypervisor: "tcg", CPUModel: "Skylake-Client",
+			Kernel: "/var/lib/vhpc/images/public-python-1-0123/kernel", Initrd: "/var/lib/vhpc/images/public-python-1-0123/initrd",
+			Cmdline:  "root=/dev/vda rootfstype=ext4 rw console=ttyS0 panic=-1 init=/usr/sbin/hpc-guest",
+			BaseDisk: "/var/lib/vhpc/images/public-python-1-0123/root.qcow2"}, func() Spec {
+			s := baseSpec()
+			s.OverlayPath = "/var/lib/vhpc/jobs/7.0.0/root.qcow2"
+			return s
+		}},
 		{"qcow2-overlay", Template{Name: "dept-physics", Hypervisor: "kvm", Machine: "q35", BaseDisk: "/var/lib/vhpc/images/physics.qcow2"}, func() Spec {
 			s := baseSpec()
 			s.OverlayPath = "/var/lib/vhpc/jobs/7.0.0/root.qcow2"
@@ -133,8 +141,8 @@ func TestBuildRejects(t *testing.T) {
 		want string
 	}{
 		{"bad hypervisor", func(t *Template, _ *Spec) { t.Hypervisor = "xen" }, "hypervisor"},
-		{"no boot source", func(t *Template, _ *Spec) { t.Kernel = "" }, "exactly one"},
-		{"both boot sources", func(t *Template, _ *Spec) { t.BaseDisk = "/b.qcow2" }, "exactly one"},
+		{"no boot source", func(t *Template, _ *Spec) { t.Kernel = "" }, "set a kernel"},
+		{"kernel and base disk without overlay", func(t *Template, _ *Spec) { t.BaseDisk = "/b.qcow2" }, "overlay"},
 		{"overlay missing", func(t *Template, _ *Spec) { t.Kernel, t.BaseDisk = "", "/b.qcow2" }, "overlay"},
 		{"no cores", func(_ *Template, s *Spec) { s.Cores = nil }, "no cores"},
 		{"duplicate core", func(_ *Template, s *Spec) { s.Cores = []int{1, 1} }, "duplicate"},

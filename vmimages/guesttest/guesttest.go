@@ -21,9 +21,10 @@ import (
 
 // Build compiles cmd/hpc-guest into dir/hpc-guest and returns its path.
 // It builds the way `make build` does for hpc-guest (CGO_ENABLED=0), with
-// -trimpath so that the same source gives the same bytes wherever it is
-// built, which keeps the tiny image's content hash, and so the cached
-// image, the same across test runs. The binary is written under a
+// -trimpath and -buildvcs=false so that the same source gives the same
+// bytes wherever and at whichever commit it is built, which keeps the tiny
+// and Debian images' content hashes, and so the cached images (a Debian
+// image takes minutes to build), the same across test runs and commits. The binary is written under a
 // temporary name and renamed into place, so test binaries running at
 // once never see half a file. The working directory must be inside the
 // vhpc module (go test runs tests in their package's directory). Callers
@@ -34,7 +35,7 @@ func Build(ctx context.Context, dir string) (string, error) {
 	}
 	out := filepath.Join(dir, vmimages.GuestBinaryName)
 	tmp := out + "." + strconv.Itoa(os.Getpid()) + ".tmp"
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", tmp, "vhpc/cmd/hpc-guest")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-o", tmp, "vhpc/cmd/hpc-guest")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
