@@ -36,26 +36,30 @@ func benchJobs(first model.JobID, n int) []*model.Job {
 
 // BenchmarkCycle10kJobs1kNodes is one scheduling cycle: 1,000 nodes with 8
 // GPUs each, about half of them busy, and 10,000 pending jobs.
-func BenchmarkCycle10kJobs1kNodes(b *testing.B) { benchCycle(b, false, false) }
+func BenchmarkCycle10kJobs1kNodes(b *testing.B) { benchCycle(b, 1000, false, false) }
+
+// BenchmarkCycle10kJobs5kNodes is the live cycle of issue 17's aim: 5,000
+// such nodes, about half busy, and 10,000 pending jobs.
+func BenchmarkCycle10kJobs5kNodes(b *testing.B) { benchCycle(b, 5000, false, false) }
 
 // BenchmarkCycle10kJobs1kNodesPreemption is the same cycle with preemption
 // on and every running job of QOS low, so each blocked job looks for
 // victims.
-func BenchmarkCycle10kJobs1kNodesPreemption(b *testing.B) { benchCycle(b, true, false) }
+func BenchmarkCycle10kJobs1kNodesPreemption(b *testing.B) { benchCycle(b, 1000, true, false) }
 
 // BenchmarkCycle10kJobs1kNodesUrgent is the same cycle with every pending
 // job past the slowdown guard (submitted 30 days ago, starvation guard
 // off), so each blocked one asks for a reservation until
 // Config.SlowdownReservations are placed.
-func BenchmarkCycle10kJobs1kNodesUrgent(b *testing.B) { benchCycle(b, false, true) }
+func BenchmarkCycle10kJobs1kNodesUrgent(b *testing.B) { benchCycle(b, 1000, false, true) }
 
-func benchCycle(b *testing.B, preempt, urgent bool) {
+func benchCycle(b *testing.B, nodes int, preempt, urgent bool) {
 	cfg := DefaultConfig()
 	if preempt {
 		cfg.Preemption = PreemptRequeue
 	}
-	in := Input{Now: t0, Nodes: benchNodes(1000)}
-	warm := benchJobs(1, 2500)
+	in := Input{Now: t0, Nodes: benchNodes(nodes)}
+	warm := benchJobs(1, nodes*5/2)
 	in.Jobs = warm
 	plan := Schedule(in, DefaultConfig())
 	byID := map[model.JobID]*model.Job{}
@@ -77,7 +81,7 @@ func benchCycle(b *testing.B, preempt, urgent bool) {
 	}
 	pending := benchJobs(100000, 10000)
 	if urgent {
-		cfg.StarvationAge = 0
+		cfg.StarvationAge, cfg.SlowdownGuard = 0, 600
 		for _, j := range pending {
 			j.SubmitTime = t0.Add(-30 * 24 * time.Hour)
 		}
