@@ -75,6 +75,9 @@ type Config struct {
 	// the master accepted: `hpcd dev` tells by it an agent that could not
 	// start (it exits) from one that stopped later (it keeps serving).
 	Registered func()
+	// Images pulls a job's catalog image (Allocation.image_digest) before
+	// boot and pins it while the job runs. Nil: such jobs fail, saying so.
+	Images ImageCache
 }
 
 // Agent runs one node.

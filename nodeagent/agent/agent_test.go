@@ -38,10 +38,12 @@ type fakeRunner struct {
 	removed []string
 	started chan string
 	ended   chan string // "<alloc>:<state>" as each task returns
+	// imageDirs is Task.ImageDir of each task run.
+	imageDirs map[string]string
 }
 
 func newFakeRunner(t *testing.T) *fakeRunner {
-	return &fakeRunner{dir: t.TempDir(), running: map[string]chan int{}, started: make(chan string, 16), ended: make(chan string, 16)}
+	return &fakeRunner{dir: t.TempDir(), running: map[string]chan int{}, started: make(chan string, 16), ended: make(chan string, 16), imageDirs: map[string]string{}}
 }
 
 func (f *fakeRunner) Hypervisor() string                        { return "tcg" }
@@ -73,6 +75,7 @@ func (f *fakeRunner) run(ctx context.Context, t runner.Task, progress func(strin
 	release := make(chan int, 1)
 	f.mu.Lock()
 	f.running[t.AllocID] = release
+	f.imageDirs[t.AllocID] = t.ImageDir
 	f.mu.Unlock()
 	progress(runner.PhaseBooting)
 	if err := os.WriteFile(f.LogPath(t.AllocID), []byte("out of "+t.AllocID+" frames "+t.Env["VHPC_FRAME_FIRST"]+"\n"), 0o644); err != nil {
@@ -136,13 +139,20 @@ type harness struct {
 }
 
 func startAgent(t *testing.T, m *server.Server, r *fakeRunner, fence time.Duration) *harness {
+	return startAgentWith(t, m, r, func(c *Config) { c.FenceAfter = fence })
+}
+
+// startAgentWith is startAgent with the configuration adjusted by mod.
+func startAgentWith(t *testing.T, m *server.Server, r *fakeRunner, mod func(*Config)) *harness {
 	t.Helper()
 	cl, err := client.New([]string{m.GRPCAddr()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cl.Close)
-	a, err := New(Config{Node: testNode(), Client: cl, Runner: r, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), FenceAfter: fence})
+	cfg := Config{Node: testNode(), Client: cl, Runner: r, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	mod(&cfg)
+	a, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

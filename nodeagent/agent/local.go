@@ -32,6 +32,9 @@ type LocalOptions struct {
 	GuestBinary string
 	// Registered is called once the master accepted the node (Config.Registered).
 	Registered func()
+	// ImageCacheBytes bounds the cache of catalog images in
+	// StateDir/image-cache; 0 is DefaultImageCacheBytes.
+	ImageCacheBytes int64
 }
 
 // RunLocal builds the runner (libvirt, image, hypervisor probe), scans
@@ -86,6 +89,7 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 	}
 	defer c.Close()
 	cfg.Client, cfg.Node = c, *node
+	cfg.Images = &MasterImageCache{Dir: imageCacheDir(o.StateDir), LimitBytes: o.ImageCacheBytes, Client: c, Logger: o.Logger}
 	a, err := New(cfg)
 	if err != nil {
 		return err

@@ -125,6 +125,18 @@ func (a *Agent) runOne(agentCtx, runCtx context.Context, al *api.Allocation, ado
 		log.Error("cannot run allocation", "err", err)
 		return runner.Result{State: model.AllocFailed, ExitCode: -1, Reason: err.Error()}, nil
 	}
+	if al.GetImageDigest() != "" {
+		lease, err := a.acquireImage(runCtx, agentCtx, al, log) // image.go
+		if err != nil && runCtx.Err() != nil {
+			return runner.Result{State: model.AllocCancelled, Reason: "stopped at the master's request while pulling the image"}, nil
+		}
+		if err != nil {
+			log.Error("cannot get the job's image", "err", err)
+			return runner.Result{State: model.AllocFailed, ExitCode: -1, Reason: err.Error()}, nil
+		}
+		defer lease.Release()
+		task.ImageDir = lease.Image.Dir
+	}
 	// The guest must outlive an agent that stops (its successor adopts
 	// it), so only runCtx, never agentCtx, stops it.
 	guestCtx := runCtx
