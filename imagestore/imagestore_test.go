@@ -117,6 +117,9 @@ func TestPushPullRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameDir(t, src, dst)
+	if fi, err := os.Stat(dst); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("pulled directory mode %v (%v), want 0755: QEMU's user reads the image in place", fi.Mode(), err)
+	}
 	if !monotone || last != total || total != res.Size {
 		t.Errorf("progress: monotone %v, last %d of %d, want %d", monotone, last, total, res.Size)
 	}

@@ -194,6 +194,11 @@ func pullInto(ctx context.Context, repo name.Repository, im *Image, dir string, 
 			os.RemoveAll(tmp)
 		}
 	}()
+	// QEMU runs as its own user and opens the kernel, initrd and base disk
+	// in place: the image directory must be traversable (MkdirTemp is 0700).
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
 	prog := &progress{fn: o.Progress, total: im.BlobSize()}
 	prog.report()
 	if err := fetchConfig(ctx, repo, im, o); err != nil {
