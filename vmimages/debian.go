@@ -26,7 +26,7 @@ import (
 
 // debianBuilderVersion is part of every Debian image's hash: bump it when
 // the build steps change so cached images are rebuilt.
-const debianBuilderVersion = "debian-v1"
+const debianBuilderVersion = "debian-v2"
 
 // Files of a built Debian image directory (and of a pulled one).
 const (
@@ -268,6 +268,7 @@ func BuildDebian(ctx context.Context, s *imagespec.Spec, specDir string, o Debia
 		{"copy files and hpc-guest", b.customize},
 		{"kernel and initrd", b.kernel},
 		{"package list", b.packages},
+		{"clamp times to SOURCE_DATE_EPOCH", b.clampTimes},
 		{"mkfs.ext4 -d", b.mkfs},
 		{"qemu-img convert -c", b.qcow2},
 		{"config.json", b.config},
@@ -545,6 +546,31 @@ func (b *debianBuild) kernel(ctx context.Context) error {
 		fmt.Fprintf(&list, "/lib/modules/%s/%s\n", kver, m)
 	}
 	return os.WriteFile(filepath.Join(b.rootfs, "lib/modules/load.list"), list.Bytes(), 0o644)
+}
+
+// clampTimes sets every file time in rootfs newer than the epoch to the
+// epoch (what mmdebstrap does for tarballs), so that the files this build
+// wrote and the directories it changed do not carry today's date into
+// the ext4 image.
+func (b *debianBuild) clampTimes(context.Context) error {
+	epoch := time.Unix(b.o.SourceDateEpoch, 0)
+	ts := []unix.Timespec{unix.NsecToTimespec(epoch.UnixNano()), unix.NsecToTimespec(epoch.UnixNano())}
+	return filepath.WalkDir(b.rootfs, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if !fi.ModTime().After(epoch) {
+			return nil
+		}
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return fmt.Errorf("clamp time of %s: %w", p, err)
+		}
+		return nil
+	})
 }
 
 // packages reads the installed packages from the image's dpkg status.

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"vhpc/imagespec"
 )
@@ -171,5 +172,40 @@ func TestBuildDebianUnknownPackage(t *testing.T) {
 	ents, _ := os.ReadDir(store)
 	if len(ents) != 0 {
 		t.Errorf("left in the store: %v", ents)
+	}
+}
+
+func TestClampTimes(t *testing.T) {
+	root := t.TempDir()
+	old := filepath.Join(root, "old")
+	if err := os.WriteFile(old, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	past := time.Unix(1000, 0)
+	if err := os.Chtimes(old, past, past); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "etc", "new"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/nonexistent", filepath.Join(root, "link")); err != nil {
+		t.Fatal(err)
+	}
+	b := &debianBuild{rootfs: root, o: DebianOptions{SourceDateEpoch: DefaultSourceDateEpoch}}
+	if err := b.clampTimes(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	epoch := time.Unix(DefaultSourceDateEpoch, 0)
+	for p, want := range map[string]time.Time{"old": past, "etc": epoch, "etc/new": epoch, "link": epoch} {
+		fi, err := os.Lstat(filepath.Join(root, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fi.ModTime().Equal(want) {
+			t.Errorf("%s: mtime %v, want %v", p, fi.ModTime(), want)
+		}
 	}
 }
