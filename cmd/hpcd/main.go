@@ -69,8 +69,8 @@ func (c *common) flags(cmd *cobra.Command, dataDir, raftAddr string) {
 	f.Uint64Var(&c.snapshotThreshold, "snapshot-threshold", 8192, "Raft log entries between snapshots")
 	f.Uint64Var(&c.trailingLogs, "trailing-logs", 10240, "Raft log entries kept after a snapshot (a follower further behind gets the snapshot)")
 	f.StringVar(&c.schedFile, "scheduler-config", "", "YAML file with policy, estimates, reservations, shares, quotas and partitions (flags below override it)")
-	f.StringVar(&c.policy, "policy", "", "scheduling policy: fcfs, fcfs-easy or default (multifactor priority + backfill; the default)")
-	f.StringVar(&c.estimates, "estimates", "", "runtime estimates that shape backfill: request (the walltime; the default) or predicted (each user's history)")
+	f.StringVar(&c.policy, "policy", "", "scheduling policy: "+strings.Join(core.Policies(), ", ")+" (default: EASY++ with each user's predicted runtimes; see scheduler/core/README.md)")
+	f.StringVar(&c.estimates, "estimates", "", "runtime estimates that shape backfill: request (the walltime) or predicted (each user's history; the default policy's)")
 	f.StringVar(&c.shares, "shares", "", "fair-share targets, e.g. physics=2,chemistry=1 (others: 1)")
 	f.StringVar(&c.preemption, "preemption", "", "off (the default) or requeue: a job that cannot start stops and requeues running jobs of a lower QOS (low < normal < high)")
 	f.StringVar(&c.registry, "registry", "", "URL of the cluster's OCI registry for department images, e.g. http://registry.example:5000 (hpc image push/inspect use it; hpcd dev starts one on loopback when unset)")
@@ -91,23 +91,8 @@ func (c *common) schedulerConfig() (core.Config, error) {
 	if c.estimates != "" {
 		cfg.Estimate = c.estimates
 	}
-	switch cfg.Policy {
-	case core.PolicyFCFS, core.PolicyFCFSEasy, core.PolicyDefault:
-	default:
-		return cfg, usageError{fmt.Errorf("policy %q: want fcfs, fcfs-easy or default", cfg.Policy)}
-	}
 	if c.preemption != "" {
 		cfg.Preemption = c.preemption
-	}
-	switch cfg.Preemption {
-	case core.PreemptOff, core.PreemptRequeue:
-	default:
-		return cfg, usageError{fmt.Errorf("preemption %q: want off or requeue", cfg.Preemption)}
-	}
-	switch cfg.Estimate {
-	case core.EstimateRequest, core.EstimatePredicted:
-	default:
-		return cfg, usageError{fmt.Errorf("estimates %q: want request or predicted", cfg.Estimate)}
 	}
 	for _, part := range strings.Split(c.shares, ",") {
 		if part = strings.TrimSpace(part); part == "" {
@@ -122,6 +107,10 @@ func (c *common) schedulerConfig() (core.Config, error) {
 			cfg.Shares = map[string]float64{}
 		}
 		cfg.Shares[dept] = v
+	}
+	// The one check hpcsim runs too (core.Config.Validate).
+	if err := cfg.Validate(); err != nil {
+		return cfg, usageError{fmt.Errorf("scheduler configuration: %w", err)}
 	}
 	return cfg, nil
 }
