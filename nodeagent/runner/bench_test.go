@@ -24,28 +24,7 @@ import (
 //	go test -tags libvirt_dlopen -run '^$' -bench BootOverhead -benchtime 3x ./nodeagent/runner
 func BenchmarkBootOverhead(b *testing.B) {
 	requireLibvirtB(b)
-	hv, err := e2eHypervisor()
-	if err != nil {
-		b.Fatal(err)
-	}
-	gb, err := e2eGuestBinary()
-	if err != nil {
-		b.Fatal(err)
-	}
-	state, err := os.MkdirTemp("", "vhpc-bench-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer os.RemoveAll(state)
-	if err := os.Chmod(state, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	r, err := New(context.Background(), Config{StateDir: state, ImageDir: e2eImageDir(), Hypervisor: hv, GuestBinary: gb,
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer r.Close()
+	r, hv, state := benchRunner(b)
 	img := r.Image()
 	accel := "tcg"
 	if hv == "kvm" {
@@ -94,6 +73,36 @@ func BenchmarkBootOverhead(b *testing.B) {
 	b.ReportMetric(bareBoot/n, "bare-guest-boot-s")
 	b.ReportMetric(runBoot/n, "runner-guest-boot-s")
 	b.ReportMetric(0, "ns/op")
+}
+
+// benchRunner is a Runner over a fresh state directory (removed when the
+// benchmark ends) with the e2e hypervisor, hpc-guest and tiny image; it
+// also returns the hypervisor and the state directory.
+func benchRunner(b *testing.B) (r *Runner, hv, state string) {
+	b.Helper()
+	hv, err := e2eHypervisor()
+	if err != nil {
+		b.Fatal(err)
+	}
+	gb, err := e2eGuestBinary()
+	if err != nil {
+		b.Fatal(err)
+	}
+	state, err = os.MkdirTemp("", "vhpc-bench-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { os.RemoveAll(state) })
+	if err := os.Chmod(state, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	r, err = New(context.Background(), Config{StateDir: state, ImageDir: e2eImageDir(), Hypervisor: hv, GuestBinary: gb,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = r.Close() })
+	return r, hv, state
 }
 
 func requireLibvirtB(b *testing.B) {

@@ -3,7 +3,6 @@ package runner
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -111,32 +110,11 @@ func TestE2EDebianImage(t *testing.T) {
 func BenchmarkDebianVsTinyBoot(b *testing.B) {
 	requireLibvirtB(b)
 	requireImageBuilds(b)
-	hv, err := e2eHypervisor()
-	if err != nil {
-		b.Fatal(err)
-	}
-	gb, err := e2eGuestBinary()
-	if err != nil {
-		b.Fatal(err)
-	}
 	img, err := e2eDebianImage()
 	if err != nil {
 		b.Fatal(err)
 	}
-	state, err := os.MkdirTemp("", "vhpc-bench-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer os.RemoveAll(state)
-	if err := os.Chmod(state, 0o755); err != nil {
-		b.Fatal(err)
-	}
-	r, err := New(context.Background(), Config{StateDir: state, ImageDir: e2eImageDir(), Hypervisor: hv, GuestBinary: gb,
-		Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer r.Close()
+	r, _, _ := benchRunner(b)
 	var wall [2]time.Duration
 	var boot [2]float64
 	b.ResetTimer()
