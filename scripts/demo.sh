@@ -59,6 +59,13 @@ set +e; $sub --wait examples/fail.yaml; rc=$?; set -e
 echo "(exit status $rc: the job's own exit code)"
 [ "$rc" = 3 ] || { echo "demo: expected exit status 3 from fail.yaml"; exit 1; }
 step --wait examples/render.yaml;    $sub --wait examples/render.yaml
+echo
+echo "\$ hpc image build images/python.yaml   # a real Debian image (mmdebstrap); the first build takes minutes, later ones are cached"
+built=$(bin/hpc image build images/python.yaml)
+echo "$built"
+echo "\$ hpc image push DIR public/python:1"
+bin/hpc image push "$(printf '%s' "$built" | cut -f1)" public/python:1 --addr "$ADDR"
+step --follow examples/python.yaml;  $sub --follow examples/python.yaml
 step queue --all;                    $sub queue --all
 step show 1;                         $sub show 1
 echo
