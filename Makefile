@@ -14,10 +14,12 @@ all: build
 # build: every command into bin/. hpc-guest is built apart with cgo off: it
 # is /init of the guest's initramfs, which has no dynamic loader, and agents
 # find it next to themselves in bin/ (they never run the Go toolchain).
-# cmd/hpc-guest's tests check that it stays static even with cgo on.
+# cmd/hpc-guest's tests check that it stays static even with cgo on. It is
+# built -trimpath without VCS stamps so that its bytes, which are part of a
+# department image's spec hash, do not depend on the clone's path or commit.
 build:
 	$(GO) build -tags $(TAGS) -o $(BIN)/ $$($(GO) list ./cmd/... | grep -v '/cmd/hpc-guest$$')
-	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -o $(BIN)/ ./cmd/hpc-guest
+	CGO_ENABLED=0 $(GO) build -tags $(TAGS) -trimpath -buildvcs=false -o $(BIN)/ ./cmd/hpc-guest
 
 # deps: installs the missing Debian packages of scripts/debian-packages.txt
 # (as root; as another user it lists them and fails).
