@@ -185,7 +185,7 @@ func unknownField(key string, names []string) string {
 	best, bestDist := "", 3
 	for _, n := range names {
 		ln := strings.ToLower(n)
-		dist := levenshtein(lk, ln)
+		dist := jobspec.EditDistance(lk, ln)
 		if ln == lk || (len(lk) >= 3 && strings.HasPrefix(ln, lk)) {
 			dist = 0
 		}
@@ -197,24 +197,4 @@ func unknownField(key string, names []string) string {
 		return fmt.Sprintf("unknown field; did you mean %q?", best)
 	}
 	return "unknown field; want one of " + strings.Join(names, ", ")
-}
-
-// levenshtein is the edit distance of two short ASCII strings.
-func levenshtein(a, b string) int {
-	row := make([]int, len(b)+1)
-	for j := range row {
-		row[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		diag := row[0]
-		row[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			diag, row[j] = row[j], min(row[j]+1, row[j-1]+1, diag+cost)
-		}
-	}
-	return row[len(b)]
 }

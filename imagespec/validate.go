@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"regexp"
@@ -122,7 +123,7 @@ func (s *Spec) Validate() error {
 	if len(s.Env) > MaxEnv {
 		bad("env", "%d variables; the most is %d", len(s.Env), MaxEnv)
 	}
-	for _, k := range sortedKeys(s.Env) {
+	for _, k := range slices.Sorted(maps.Keys(s.Env)) {
 		v := s.Env[k]
 		switch {
 		case !envNameRE.MatchString(k):
@@ -234,13 +235,4 @@ func OpenFile(root *os.Root, src string) (*os.File, fs.FileInfo, error) {
 		return nil, nil, fmt.Errorf("files: %s is not a regular file", src)
 	}
 	return f, fi, nil
-}
-
-func sortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	slices.Sort(ks)
-	return ks
 }

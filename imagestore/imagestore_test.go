@@ -173,6 +173,34 @@ func TestPushRefusesBadDirectories(t *testing.T) {
 	}
 }
 
+// pushedImage starts a registry in a temp dir (stopped when the test
+// ends) and pushes a test image with a root disk of diskBytes to ref; it
+// returns the registry, its storage dir, the push result and the root
+// disk's layer digest.
+func pushedImage(t *testing.T, ref string, diskBytes int, seed string) (*imagestore.Registry, string, imagestore.PushResult, string) {
+	t.Helper()
+	regDir := t.TempDir()
+	reg, err := imagestore.StartRegistry(context.Background(), imagestore.RegistryConfig{Dir: regDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	res, err := imagestore.Push(context.Background(), reg.URL, ref, writeImage(t, diskBytes, seed), imagestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	disk := ""
+	for _, l := range res.Manifest.Layers {
+		if l.Annotations[imagestore.AnnotationTitle] == "root.qcow2" {
+			disk = l.Digest.String()
+		}
+	}
+	if disk == "" {
+		t.Fatal("the pushed manifest has no root.qcow2 layer")
+	}
+	return reg, regDir, res, disk
+}
+
 // blobPath is where docker-registry's filesystem driver keeps a blob.
 func blobPath(regDir, digest string) string {
 	hex := strings.TrimPrefix(digest, "sha256:")
@@ -180,23 +208,8 @@ func blobPath(regDir, digest string) string {
 }
 
 func TestPullErrorsLeaveNothing(t *testing.T) {
-	regDir := t.TempDir()
-	reg, err := imagestore.StartRegistry(context.Background(), imagestore.RegistryConfig{Dir: regDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
 	ctx := context.Background()
-	res, err := imagestore.Push(ctx, reg.URL, "render/blender:4", writeImage(t, 4<<20, "b"), imagestore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var disk string
-	for _, l := range res.Manifest.Layers {
-		if l.Annotations[imagestore.AnnotationTitle] == "root.qcow2" {
-			disk = l.Digest.String()
-		}
-	}
+	reg, regDir, res, disk := pushedImage(t, "render/blender:4", 4<<20, "b")
 	cases := []struct {
 		name     string
 		ref      string
@@ -505,29 +518,16 @@ func fetchDiscard(registryURL, ref string) error {
 }
 
 func TestCacheMismatchedPullLeavesNothing(t *testing.T) {
-	regDir := t.TempDir()
-	reg, err := imagestore.StartRegistry(context.Background(), imagestore.RegistryConfig{Dir: regDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
 	ctx := context.Background()
-	res, err := imagestore.Push(ctx, reg.URL, "physics/mpi:1", writeImage(t, 1<<20, "m"), imagestore.Options{})
+	reg, regDir, res, disk := pushedImage(t, "physics/mpi:1", 1<<20, "m")
+	p := blobPath(regDir, disk)
+	b, err := os.ReadFile(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, l := range res.Manifest.Layers {
-		if l.Annotations[imagestore.AnnotationTitle] == "root.qcow2" {
-			p := blobPath(regDir, l.Digest.String())
-			b, err := os.ReadFile(p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b[0] ^= 0xff
-			if err := os.WriteFile(p, b, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
+	b[0] ^= 0xff
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	c, err := imagestore.OpenCache(imagestore.CacheConfig{Dir: dir, LimitBytes: 1 << 30, Registry: reg.URL})

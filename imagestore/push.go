@@ -203,20 +203,23 @@ func readConfig(path string) ([]byte, error) {
 const compressSample = 1 << 20
 
 // prepareLayer hashes a file and, when gzip helps, writes its gzip'd copy
-// into tmp.
+// into tmp, hashing the raw bytes on that same pass (each file is read
+// once, plus the 1 MiB sample).
 func prepareLayer(path, tmp string) (*fileBlob, error) {
 	mt, err := roleOf(filepath.Base(path))
 	if err != nil {
 		return nil, err
 	}
-	rawDigest, rawSize, err := hashFile(path)
+	helps, err := gzipHelps(path)
 	if err != nil {
 		return nil, err
 	}
-	blob := &fileBlob{path: path, mediaType: mt, rawDigest: rawDigest, rawSize: rawSize, digest: rawDigest, size: rawSize}
-	helps, err := gzipHelps(path)
-	if err != nil || !helps {
-		return blob, err
+	if !helps {
+		rawDigest, rawSize, err := hashFile(path)
+		if err != nil {
+			return nil, err
+		}
+		return &fileBlob{path: path, mediaType: mt, rawDigest: rawDigest, rawSize: rawSize, digest: rawDigest, size: rawSize}, nil
 	}
 	gz, err := os.CreateTemp(tmp, filepath.Base(path)+"-*.gz")
 	if err != nil {
@@ -228,13 +231,14 @@ func prepareLayer(path, tmp string) (*fileBlob, error) {
 		return nil, err
 	}
 	defer in.Close()
-	h := sha256.New()
+	h, rh := sha256.New(), sha256.New()
 	cw := &countWriter{w: io.MultiWriter(gz, h)}
 	zw, err := gzip.NewWriterLevel(cw, gzip.BestSpeed)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := io.Copy(zw, in); err != nil {
+	rawSize, err := io.Copy(zw, io.TeeReader(in, rh))
+	if err != nil {
 		return nil, fmt.Errorf("gzip %s: %w", path, err)
 	}
 	if err := zw.Close(); err != nil {
@@ -243,11 +247,9 @@ func prepareLayer(path, tmp string) (*fileBlob, error) {
 	if err := gz.Close(); err != nil {
 		return nil, fmt.Errorf("gzip %s: %w", path, err)
 	}
-	blob.path = gz.Name()
-	blob.mediaType = mt + GzipSuffix
-	blob.digest = v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}
-	blob.size = cw.n
-	return blob, nil
+	return &fileBlob{path: gz.Name(), mediaType: mt + GzipSuffix,
+		rawDigest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(rh.Sum(nil))}, rawSize: rawSize,
+		digest: v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}, size: cw.n}, nil
 }
 
 // gzipHelps reports whether the first compressSample bytes of a file shrink
@@ -276,18 +278,18 @@ func gzipHelps(path string) (bool, error) {
 	return buf.Len()*10 <= len(sample)*9, nil
 }
 
+// hashFile is the sha256 and size of a file (push and the cache's verify).
 func hashFile(path string) (v1.Hash, int64, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return v1.Hash{}, 0, err
 	}
 	defer f.Close()
-	h := sha256.New()
-	n, err := io.Copy(h, f)
+	h, n, err := v1.SHA256(f)
 	if err != nil {
 		return v1.Hash{}, 0, fmt.Errorf("%s: %w", path, err)
 	}
-	return v1.Hash{Algorithm: "sha256", Hex: hex.EncodeToString(h.Sum(nil))}, n, nil
+	return h, n, nil
 }
 
 type countWriter struct {

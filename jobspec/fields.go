@@ -215,7 +215,7 @@ func suggest(key string, names []string) string {
 		limit = 2
 	}
 	for _, n := range names {
-		if dist := editDistance(nk, strings.ToLower(n)); dist <= limit && (best == "" || dist < bestDist) {
+		if dist := EditDistance(nk, strings.ToLower(n)); dist <= limit && (best == "" || dist < bestDist) {
 			best, bestDist = n, dist
 		}
 	}
@@ -235,10 +235,7 @@ func suggest(key string, names []string) string {
 // EditDistance is the Levenshtein distance between short ASCII-ish strings
 // (each cut to 64 bytes to keep it cheap). jobspec's field suggestions use
 // it, and the master's "did you mean" for images.
-func EditDistance(a, b string) int { return editDistance(a, b) }
-
-// editDistance is EditDistance.
-func editDistance(a, b string) int {
+func EditDistance(a, b string) int {
 	const maxLen = 64
 	if len(a) > maxLen {
 		a = a[:maxLen]

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -55,11 +56,6 @@ const rootUUID = "5c0a3a9e-7d1e-4b8e-9a43-7668706301ad"
 // the kernel, its initramfs tools, kmod (modules), e2fsprogs (mke2fs for
 // scratch when the host did not format it).
 var guestPackages = []string{"linux-image-amd64", "initramfs-tools", "kmod", "e2fsprogs"}
-
-// initramfsModules go into the image's initramfs (MODULES=list): what it
-// needs to mount a virtio root disk, plus the 9p share and the power
-// button, so that hpc-guest finds them loaded.
-var initramfsModules = DefaultModules
 
 // DebianOptions are the inputs of BuildDebian besides the spec.
 type DebianOptions struct {
@@ -329,7 +325,9 @@ func (b *debianBuild) bootstrap(ctx context.Context) error {
 	if err := os.WriteFile(conf, []byte("# written by vhpc's image builder\nMODULES=list\nCOMPRESS=gzip\n"), 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(mods, []byte(strings.Join(initramfsModules, "\n")+"\n"), 0o644); err != nil {
+	// The initramfs loads what mounting a virtio root needs, the 9p share
+	// and the power button (MODULES=list), so hpc-guest finds them loaded.
+	if err := os.WriteFile(mods, []byte(strings.Join(DefaultModules, "\n")+"\n"), 0o644); err != nil {
 		return err
 	}
 	pkgs := append(slices.Clone(guestPackages), b.spec.Packages...)
@@ -450,23 +448,13 @@ func (b *debianBuild) customize(context.Context) error {
 		return err
 	}
 	var env bytes.Buffer
-	for _, k := range slices.Sorted(mapsKeys(b.spec.Env)) {
+	for _, k := range slices.Sorted(maps.Keys(b.spec.Env)) {
 		fmt.Fprintf(&env, "%s=%s\n", k, b.spec.Env[k])
 	}
 	if err := writeInRoot(img, "/etc/environment", &env, 0o644); err != nil {
 		return err
 	}
 	return nil
-}
-
-func mapsKeys(m map[string]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // copyInto copies one spec file from src into the image root.

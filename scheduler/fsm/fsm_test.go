@@ -31,6 +31,25 @@ func newHarness(t *testing.T) *harness {
 	return &harness{t: t, f: New(slog.New(slog.NewTextHandler(io.Discard, nil)))}
 }
 
+// snapshotRestored persists a snapshot of h's FSM and restores it into a
+// new harness, as a follower catching up from a snapshot would.
+func (h *harness) snapshotRestored() *harness {
+	h.t.Helper()
+	snap, err := h.f.Snapshot()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		h.t.Fatal(err)
+	}
+	restored := newHarness(h.t)
+	if err := restored.f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		h.t.Fatal(err)
+	}
+	return restored
+}
+
 func (h *harness) apply(typ EntryType, payload any) any {
 	h.t.Helper()
 	data, err := Encode(typ, payload)
@@ -278,18 +297,7 @@ func TestSnapshotRestoreAndDeterminism(t *testing.T) {
 	}
 
 	// Snapshot + Restore round-trips, and ids continue where they left off.
-	snap, err := h.f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink := &memSink{}
-	if err := snap.Persist(sink); err != nil {
-		t.Fatal(err)
-	}
-	restored := newHarness(t)
-	if err := restored.f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
-		t.Fatal(err)
-	}
+	restored := h.snapshotRestored()
 	if c := dumpJSON(t, restored.f); !bytes.Equal(a, c) {
 		t.Fatalf("restore differs:\n%s\n%s", a, c)
 	}

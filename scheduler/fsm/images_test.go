@@ -172,15 +172,7 @@ func TestImageCatalogSnapshotReplayAndOldDumps(t *testing.T) {
 	if b := dumpJSON(t, replay.f); !bytes.Equal(a, b) {
 		t.Fatalf("replay diverged:\n%s\n%s", a, b)
 	}
-	snap, _ := h.f.Snapshot()
-	sink := &memSink{}
-	if err := snap.Persist(sink); err != nil {
-		t.Fatal(err)
-	}
-	restored := newHarness(t)
-	if err := restored.f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
-		t.Fatal(err)
-	}
+	restored := h.snapshotRestored()
 	if c := dumpJSON(t, restored.f); !bytes.Equal(a, c) {
 		t.Fatalf("restore differs:\n%s\n%s", a, c)
 	}

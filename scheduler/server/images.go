@@ -36,8 +36,8 @@ func parseImageRef(ref string) (dept, name, tag string, err error) {
 // Put implements ImageService.Put (contract in api/vhpc.proto).
 func (is *imageService) Put(ctx context.Context, req *api.PutImageRequest) (*api.ImageRecord, error) {
 	s := is.s
-	if len(req.GetClientToken()) > maxTokenBytes {
-		return nil, status.Errorf(codes.InvalidArgument, "client_token is %d bytes; the limit is %d", len(req.GetClientToken()), maxTokenBytes)
+	if err := checkClientToken(req.GetClientToken()); err != nil {
+		return nil, err
 	}
 	dept, name, tag, err := parseImageRef(req.GetRef())
 	if err != nil {
@@ -120,8 +120,8 @@ func (is *imageService) Get(ctx context.Context, req *api.GetImageRequest) (*api
 // Remove implements ImageService.Remove (contract in api/vhpc.proto).
 func (is *imageService) Remove(ctx context.Context, req *api.RemoveImageRequest) (*api.ImageRecord, error) {
 	s := is.s
-	if len(req.GetClientToken()) > maxTokenBytes {
-		return nil, status.Errorf(codes.InvalidArgument, "client_token is %d bytes; the limit is %d", len(req.GetClientToken()), maxTokenBytes)
+	if err := checkClientToken(req.GetClientToken()); err != nil {
+		return nil, err
 	}
 	dept, name, tag, err := parseImageRef(req.GetRef())
 	if err != nil {
@@ -195,10 +195,10 @@ func didYouMean(snap *state.Snapshot, ref string) string {
 		dist int
 	}
 	var cs []cand
+	_, name, _, _ := model.SplitImageRef(ref)
 	for im := range snap.Images() {
 		r := im.Ref()
 		d := jobspec.EditDistance(ref, r)
-		_, name, _, _ := model.SplitImageRef(ref)
 		if d <= max(2, len(ref)/4) || name != "" && im.Name == name {
 			cs = append(cs, cand{r, d})
 		}

@@ -53,8 +53,8 @@ func (js *jobService) Submit(ctx context.Context, req *api.SubmitRequest) (*api.
 	if len(req.GetSpec()) > maxSpecBytes {
 		return nil, status.Errorf(codes.InvalidArgument, "%s: job spec is %d bytes; the limit is %d", req.GetFilename(), len(req.GetSpec()), maxSpecBytes)
 	}
-	if len(req.GetClientToken()) > maxTokenBytes {
-		return nil, status.Errorf(codes.InvalidArgument, "client_token is %d bytes; the limit is %d", len(req.GetClientToken()), maxTokenBytes)
+	if err := checkClientToken(req.GetClientToken()); err != nil {
+		return nil, err
 	}
 	name := req.GetFilename()
 	if name == "" {
@@ -402,4 +402,14 @@ func priorityDetail(ex core.Explanation) string {
 		d += "; " + g
 	}
 	return d
+}
+
+// checkClientToken refuses a client token longer than maxTokenBytes: every
+// mutating RPC (Submit, image Put and Remove) checks it before anything
+// is proposed.
+func checkClientToken(tok string) error {
+	if len(tok) > maxTokenBytes {
+		return status.Errorf(codes.InvalidArgument, "client_token is %d bytes; the limit is %d", len(tok), maxTokenBytes)
+	}
+	return nil
 }

@@ -361,25 +361,44 @@ func collect(root string) (uses []Use, installs []string, err error) {
 	return uses, installs, nil
 }
 
-// dpkg is the packageDB of this machine, through dpkg-query.
+// dpkg is the packageDB of this machine, through dpkg-query. What every
+// known package is (status, base, dependencies) is read once, by one
+// dpkg-query, on the first question; Owners asks per path.
 type dpkg struct {
-	deps map[string][]string // read once, on the first Depends
+	loaded bool
+	status map[string]string // db:Status-Status
+	base   map[string]bool   // Essential: yes or Priority: required
+	deps   map[string][]string
 }
 
-// Depends reads the dependencies of every installed package once.
-func (d *dpkg) Depends(pkg string) []string {
-	if d.deps == nil {
-		d.deps = map[string][]string{}
-		out, err := exec.Command("dpkg-query", "-W", "-f=${Package}\t${Pre-Depends}, ${Depends}\n").Output()
-		if err == nil {
-			for _, line := range strings.Split(string(out), "\n") {
-				name, deps, ok := strings.Cut(line, "\t")
-				if ok {
-					d.deps[name] = parseDepends(deps)
-				}
-			}
-		}
+// load reads every known package's status, Essential, Priority and
+// dependencies with one dpkg-query; a failure leaves the maps empty, so
+// every listed package reads as not installed and the check says so.
+func (d *dpkg) load() {
+	if d.loaded {
+		return
 	}
+	d.loaded = true
+	d.status, d.base, d.deps = map[string]string{}, map[string]bool{}, map[string][]string{}
+	out, err := exec.Command("dpkg-query", "-W", "-f=${Package}\t${db:Status-Status}\t${Essential} ${Priority}\t${Pre-Depends}, ${Depends}\n").Output()
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 4 {
+			continue
+		}
+		ep := strings.Fields(f[2])
+		d.status[f[0]] = f[1]
+		d.base[f[0]] = slices.Contains(ep, "yes") || slices.Contains(ep, "required")
+		d.deps[f[0]] = parseDepends(f[3])
+	}
+}
+
+// Depends are pkg's dependencies from the one dump.
+func (d *dpkg) Depends(pkg string) []string {
+	d.load()
 	return d.deps[pkg]
 }
 
@@ -424,20 +443,16 @@ func parseOwners(out, path string) []string {
 	return owners
 }
 
-// Base reads Essential and Priority from dpkg's status.
-func (*dpkg) Base(pkg string) bool {
-	out, err := exec.Command("dpkg-query", "-W", "-f=${Essential} ${Priority}", pkg).Output()
-	if err != nil {
-		return false
-	}
-	f := strings.Fields(string(out))
-	return slices.Contains(f, "yes") || slices.Contains(f, "required")
+// Base reads Essential and Priority from the one dump.
+func (d *dpkg) Base(pkg string) bool {
+	d.load()
+	return d.base[pkg]
 }
 
-// Installed reads the package's status.
-func (*dpkg) Installed(pkg string) bool {
-	out, err := exec.Command("dpkg-query", "-W", "-f=${db:Status-Status}", pkg).Output()
-	return err == nil && strings.TrimSpace(string(out)) == "installed"
+// Installed reads the package's status from the one dump.
+func (d *dpkg) Installed(pkg string) bool {
+	d.load()
+	return d.status[pkg] == "installed"
 }
 
 // LookPath searches the system PATH only.
