@@ -1792,8 +1792,11 @@ type Allocation struct {
 	GpuUsage *GPUUsage `protobuf:"bytes,25,opt,name=gpu_usage,json=gpuUsage,proto3" json:"gpu_usage,omitempty"`
 	// image_ref and image_digest: the job's catalog image (empty for the
 	// built-in tiny image); the agent pulls repo@digest from the registry.
-	ImageRef      string `protobuf:"bytes,26,opt,name=image_ref,json=imageRef,proto3" json:"image_ref,omitempty"`
-	ImageDigest   string `protobuf:"bytes,27,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
+	ImageRef    string `protobuf:"bytes,26,opt,name=image_ref,json=imageRef,proto3" json:"image_ref,omitempty"`
+	ImageDigest string `protobuf:"bytes,27,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
+	// image_pulled: the node pulled the image for this allocation rather
+	// than finding it in its cache.
+	ImagePulled   bool `protobuf:"varint,28,opt,name=image_pulled,json=imagePulled,proto3" json:"image_pulled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2015,6 +2018,13 @@ func (x *Allocation) GetImageDigest() string {
 		return x.ImageDigest
 	}
 	return ""
+}
+
+func (x *Allocation) GetImagePulled() bool {
+	if x != nil {
+		return x.ImagePulled
+	}
+	return false
 }
 
 // GPUUsage is what a job did with its GPUs, from samples taken in the guest.
@@ -3197,8 +3207,12 @@ type HeartbeatRequest struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
 	Node               string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
 	RunningAllocations []string               `protobuf:"bytes,2,rep,name=running_allocations,json=runningAllocations,proto3" json:"running_allocations,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// cached_images are the digests (sha256:...) of the catalog images in
+	// the node's image cache; the leader prefers these nodes for jobs that
+	// boot those images (a scoring term, never a constraint).
+	CachedImages  []string `protobuf:"bytes,3,rep,name=cached_images,json=cachedImages,proto3" json:"cached_images,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HeartbeatRequest) Reset() {
@@ -3241,6 +3255,13 @@ func (x *HeartbeatRequest) GetNode() string {
 func (x *HeartbeatRequest) GetRunningAllocations() []string {
 	if x != nil {
 		return x.RunningAllocations
+	}
+	return nil
+}
+
+func (x *HeartbeatRequest) GetCachedImages() []string {
+	if x != nil {
+		return x.CachedImages
 	}
 	return nil
 }
@@ -3378,16 +3399,19 @@ func (x *AllocationSet) GetAllocations() []*Allocation {
 }
 
 type UpdateAllocationRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AllocId       string                 `protobuf:"bytes,1,opt,name=alloc_id,json=allocId,proto3" json:"alloc_id,omitempty"`
-	Attempt       uint64                 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
-	State         string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
-	ExitCode      int32                  `protobuf:"varint,4,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
-	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
-	BootSeconds   float64                `protobuf:"fixed64,6,opt,name=boot_seconds,json=bootSeconds,proto3" json:"boot_seconds,omitempty"`
-	RunSeconds    float64                `protobuf:"fixed64,7,opt,name=run_seconds,json=runSeconds,proto3" json:"run_seconds,omitempty"`
-	Node          string                 `protobuf:"bytes,8,opt,name=node,proto3" json:"node,omitempty"`
-	GpuUsage      *GPUUsage              `protobuf:"bytes,9,opt,name=gpu_usage,json=gpuUsage,proto3" json:"gpu_usage,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	AllocId     string                 `protobuf:"bytes,1,opt,name=alloc_id,json=allocId,proto3" json:"alloc_id,omitempty"`
+	Attempt     uint64                 `protobuf:"varint,2,opt,name=attempt,proto3" json:"attempt,omitempty"`
+	State       string                 `protobuf:"bytes,3,opt,name=state,proto3" json:"state,omitempty"`
+	ExitCode    int32                  `protobuf:"varint,4,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	Reason      string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	BootSeconds float64                `protobuf:"fixed64,6,opt,name=boot_seconds,json=bootSeconds,proto3" json:"boot_seconds,omitempty"`
+	RunSeconds  float64                `protobuf:"fixed64,7,opt,name=run_seconds,json=runSeconds,proto3" json:"run_seconds,omitempty"`
+	Node        string                 `protobuf:"bytes,8,opt,name=node,proto3" json:"node,omitempty"`
+	GpuUsage    *GPUUsage              `protobuf:"bytes,9,opt,name=gpu_usage,json=gpuUsage,proto3" json:"gpu_usage,omitempty"`
+	// image_pulled: the node had to pull the job's image from the registry
+	// (it was not in its cache); sent with the report that starts the boot.
+	ImagePulled   bool `protobuf:"varint,10,opt,name=image_pulled,json=imagePulled,proto3" json:"image_pulled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3483,6 +3507,13 @@ func (x *UpdateAllocationRequest) GetGpuUsage() *GPUUsage {
 		return x.GpuUsage
 	}
 	return nil
+}
+
+func (x *UpdateAllocationRequest) GetImagePulled() bool {
+	if x != nil {
+		return x.ImagePulled
+	}
+	return false
 }
 
 type UpdateAllocationResponse struct {
@@ -3687,7 +3718,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x0ePriorityFactor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xd2\x06\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xf5\x06\n" +
 	"\n" +
 	"Allocation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
@@ -3721,7 +3752,8 @@ const file_vhpc_proto_rawDesc = "" +
 	"runSeconds\x12.\n" +
 	"\tgpu_usage\x18\x19 \x01(\v2\x11.vhpc.v1.GPUUsageR\bgpuUsage\x12\x1b\n" +
 	"\timage_ref\x18\x1a \x01(\tR\bimageRef\x12!\n" +
-	"\fimage_digest\x18\x1b \x01(\tR\vimageDigest\"\x91\x01\n" +
+	"\fimage_digest\x18\x1b \x01(\tR\vimageDigest\x12!\n" +
+	"\fimage_pulled\x18\x1c \x01(\bR\vimagePulled\"\x91\x01\n" +
 	"\bGPUUsage\x12\x1b\n" +
 	"\tgpu_hours\x18\x01 \x01(\x01R\bgpuHours\x12)\n" +
 	"\x10mean_utilization\x18\x02 \x01(\x01R\x0fmeanUtilization\x12#\n" +
@@ -3814,16 +3846,17 @@ const file_vhpc_proto_rawDesc = "" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\"a\n" +
 	"\x10RegisterResponse\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x01 \x01(\x03R\x13heartbeatIntervalMs\x12\x19\n" +
-	"\blease_ms\x18\x02 \x01(\x03R\aleaseMs\"W\n" +
+	"\blease_ms\x18\x02 \x01(\x03R\aleaseMs\"|\n" +
 	"\x10HeartbeatRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12/\n" +
-	"\x13running_allocations\x18\x02 \x03(\tR\x12runningAllocations\".\n" +
+	"\x13running_allocations\x18\x02 \x03(\tR\x12runningAllocations\x12#\n" +
+	"\rcached_images\x18\x03 \x03(\tR\fcachedImages\".\n" +
 	"\x11HeartbeatResponse\x12\x19\n" +
 	"\blease_ms\x18\x01 \x01(\x03R\aleaseMs\"-\n" +
 	"\x17WatchAllocationsRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\"F\n" +
 	"\rAllocationSet\x125\n" +
-	"\vallocations\x18\x01 \x03(\v2\x13.vhpc.v1.AllocationR\vallocations\"\xa1\x02\n" +
+	"\vallocations\x18\x01 \x03(\v2\x13.vhpc.v1.AllocationR\vallocations\"\xc4\x02\n" +
 	"\x17UpdateAllocationRequest\x12\x19\n" +
 	"\balloc_id\x18\x01 \x01(\tR\aallocId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x04R\aattempt\x12\x14\n" +
@@ -3834,7 +3867,9 @@ const file_vhpc_proto_rawDesc = "" +
 	"\vrun_seconds\x18\a \x01(\x01R\n" +
 	"runSeconds\x12\x12\n" +
 	"\x04node\x18\b \x01(\tR\x04node\x12.\n" +
-	"\tgpu_usage\x18\t \x01(\v2\x11.vhpc.v1.GPUUsageR\bgpuUsage\"\x1a\n" +
+	"\tgpu_usage\x18\t \x01(\v2\x11.vhpc.v1.GPUUsageR\bgpuUsage\x12!\n" +
+	"\fimage_pulled\x18\n" +
+	" \x01(\bR\vimagePulled\"\x1a\n" +
 	"\x18UpdateAllocationResponse2\x87\x03\n" +
 	"\n" +
 	"JobService\x129\n" +
