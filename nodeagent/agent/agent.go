@@ -322,8 +322,9 @@ func (a *Agent) heartbeatLoop(ctx context.Context) {
 		hctx, cancel := context.WithTimeout(ctx, interval)
 		var err error
 		if !register {
+			images := a.cachedImages()
 			err = a.cfg.Client.Do(hctx, func(ctx context.Context, conn *grpc.ClientConn) error {
-				_, err := client.Nodes(conn).Heartbeat(ctx, &api.HeartbeatRequest{Node: a.cfg.Node.Name, RunningAllocations: a.runningIDs()})
+				_, err := client.Nodes(conn).Heartbeat(ctx, &api.HeartbeatRequest{Node: a.cfg.Node.Name, RunningAllocations: a.runningIDs(), CachedImages: images})
 				return err
 			})
 			if status.Code(err) == codes.NotFound { // the master forgot us (new cluster): register again

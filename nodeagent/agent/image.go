@@ -22,6 +22,10 @@ import (
 // MasterImageCache that opens one on first use).
 type ImageCache interface {
 	Acquire(ctx context.Context, ref string, fn func(done, total int64)) (*imagestore.Lease, error)
+	// CachedDigests lists the digests of the images ready in the cache,
+	// sorted; the heartbeat reports them so the master prefers this node
+	// for jobs that boot them. It must not block on a pull.
+	CachedDigests() []string
 }
 
 var (
@@ -54,6 +58,24 @@ func (m *MasterImageCache) Acquire(ctx context.Context, ref string, fn func(done
 		return nil, err
 	}
 	return c.Acquire(ctx, ref, fn)
+}
+
+// CachedDigests implements ImageCache: nil until the first Acquire opened
+// the cache, then imagestore.Cache.CachedDigests. It never waits for open
+// (which asks the master): while open holds the lock the cache is not
+// there yet, so nil is the answer then too; a heartbeat that meets an
+// Acquire's instant under the lock reports nil once, and the next one
+// reports the images again.
+func (m *MasterImageCache) CachedDigests() []string {
+	if !m.mu.TryLock() {
+		return nil
+	}
+	c := m.cache
+	m.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	return c.CachedDigests()
 }
 
 func (m *MasterImageCache) open(ctx context.Context) (*imagestore.Cache, error) {

@@ -117,6 +117,13 @@ func (m *scriptedMaster) count(call string) int {
 func serveScripted(t *testing.T, m *scriptedMaster) *client.Client {
 	t.Helper()
 	m.called = make(chan string, 1)
+	return serveNodes(t, m)
+}
+
+// serveNodes serves a NodeService on loopback until the test ends and
+// returns an agent client for it, with short retry pauses.
+func serveNodes(t *testing.T, m api.NodeServiceServer) *client.Client {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

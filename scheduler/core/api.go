@@ -29,6 +29,14 @@ type Input struct {
 	// History is each user's last actual runtimes, oldest first, used by
 	// EstimatePredicted (see RecordRuntime); nil means none.
 	History map[string][]time.Duration
+	// ImageNodes maps an image digest ("sha256:...") to the names of the
+	// nodes whose image cache holds it, as their agents last reported
+	// (the server's leader-local soft state; hpcsim and most tests leave
+	// it nil). Among the nodes a job fits, placement prefers those holding
+	// its Job.ImageDigest (see cmpCand); it is never a constraint, and a
+	// job without an image, or whose image no node holds, is placed as if
+	// ImageNodes were nil. Unknown node names are ignored.
+	ImageNodes map[string][]string
 }
 
 // Schedule computes one cycle's plan: the starts to make now with exact

@@ -56,6 +56,9 @@ type cand struct {
 	gap      int64
 	t        int64
 	monotone bool
+	// far is true when the job names an image and the node's cache does
+	// not hold it (the node would pull it first); see cmpCand.
+	far bool
 }
 
 func newCluster(nodes []*model.Node) *cluster {
@@ -208,13 +211,15 @@ func (c *cluster) view(n int, t0, t1 int64) *free {
 func (c *cluster) hasFuture(n int) bool { return c.nodes[n].futureMin != never }
 
 // scoreAt fills a cand for node n if r passes the quick check at [t0,t0+d).
-func (c *cluster) scoreAt(n int, r *model.Request, t0, d int64) (cand, bool) {
+// img is the set of nodes holding the job's image (sched.imageNodes); nil
+// when there is no preference.
+func (c *cluster) scoreAt(n int, r *model.Request, img bitset, t0, d int64) (cand, bool) {
 	f := c.view(n, t0, t0+d)
 	if !quickFits(f, r) {
 		return cand{}, false
 	}
 	return cand{n: n, lg: f.gpus - r.GPUs, lc: f.log - r.CoresPerNode(), lm: f.regTot - (r.MemoryMiB - r.HugepagesMiB),
-		gap: c.idleGap(n, t0, t0+d), t: t0}, true
+		gap: c.idleGap(n, t0, t0+d), t: t0, far: img != nil && !img.has(n)}, true
 }
 
 // openEnded stands for "no holder after the window" in idleGap: larger than
@@ -246,10 +251,26 @@ func (c *cluster) idleGap(n int, t0, t1 int64) int64 {
 	return max(t0, 0) - lastEnd + nextStart
 }
 
+// cmpCand orders candidate nodes, best first: fewest GPUs left over, then
+// image locality, then fewest cores left over, least memory left over,
+// smallest idle gap, and the node index for determinism.
+//
+// Image locality sits right after the GPU leftover: a pull costs seconds
+// to minutes once per node and image, while a GPU left stranded on a
+// node fragments the scarcest resource for as long as the job runs, so
+// GPU best fit wins. Among nodes that leave the same GPUs free, a cached
+// image saves the pull outright, which matters more than which node keeps
+// a few more cores or MiB. far is false for every node when the job names
+// no image or no node holds it, so then the order is the one without it.
 func cmpCand(a, b cand) int {
 	switch {
 	case a.lg != b.lg:
 		return a.lg - b.lg
+	case a.far != b.far:
+		if b.far {
+			return -1
+		}
+		return 1
 	case a.lc != b.lc:
 		return a.lc - b.lc
 	case a.lm != b.lm:
@@ -267,13 +288,14 @@ func cmpCand(a, b cand) int {
 }
 
 // gangAt places r on r.Nodes distinct nodes among nodes, all during
-// [t0, t0+d), best fit first. It returns the chosen nodes (best fit order)
+// [t0, t0+d), best fit first (cmpCand; img, the nodes holding the job's
+// image or nil, only orders). It returns the chosen nodes (best fit order)
 // and their uses.
-func (c *cluster) gangAt(r *model.Request, nodes []int, t0, d int64) ([]int, []use, bool) {
+func (c *cluster) gangAt(r *model.Request, img bitset, nodes []int, t0, d int64) ([]int, []use, bool) {
 	want := max(r.Nodes, 1)
 	cs := c.cands[:0]
 	for _, n := range nodes {
-		if cd, ok := c.scoreAt(n, r, t0, d); ok {
+		if cd, ok := c.scoreAt(n, r, img, t0, d); ok {
 			cs = append(cs, cd)
 		}
 	}
@@ -341,8 +363,9 @@ func (c *cluster) firstFit(n int, r *model.Request, d int64) (int64, bool) {
 // earliest finds the earliest time at which the gang r fits for d on nodes,
 // and the placement then. Each node fits from its first fit t_n until a later
 // holder start would reach into the window (valid); the gang is tried at the
-// first time enough nodes are valid together.
-func (c *cluster) earliest(r *model.Request, nodes []int, d int64) (int64, []int, []use, bool) {
+// first time enough nodes are valid together; img orders the nodes at that
+// time as in gangAt.
+func (c *cluster) earliest(r *model.Request, img bitset, nodes []int, d int64) (int64, []int, []use, bool) {
 	type win struct {
 		n        int
 		from, to int64
@@ -382,7 +405,7 @@ func (c *cluster) earliest(r *model.Request, nodes []int, d int64) (int64, []int
 		if len(at) < want {
 			continue
 		}
-		if picked, uses, ok := c.gangAt(r, at, t, d); ok {
+		if picked, uses, ok := c.gangAt(r, img, at, t, d); ok {
 			return t, picked, uses, true
 		}
 	}

@@ -114,7 +114,7 @@ func (e *explainState) record(s *sched, c candidate, rank int, why string) {
 	if s.depReason(c.j) != "" || s.staticReason(c.j, c.key) != "" {
 		return
 	}
-	if t, nodes, _, ok := s.cl.earliest(&c.j.Request, s.partNodes(c.key.part), int64(c.est)); ok {
+	if t, nodes, _, ok := s.cl.earliest(&c.j.Request, s.imageNodes(c.j), s.partNodes(c.key.part), int64(c.est)); ok {
 		o.EstimatedStart = s.in.Now.Add(time.Duration(t))
 		names := make([]string, len(nodes))
 		for i, n := range nodes {

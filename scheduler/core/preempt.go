@@ -132,6 +132,7 @@ type preemptKey struct {
 type fitSet struct {
 	cl     *cluster
 	r      *model.Request
+	img    bitset // nodes holding the job's image (gangAt); nil for none
 	t0, d  int64
 	member map[int]bool
 	nodes  []int
@@ -155,7 +156,7 @@ func (fs *fitSet) gang() ([]int, []use, bool) {
 		return nil, nil, false
 	}
 	slices.Sort(fs.nodes) // deterministic whatever the detach order
-	return fs.cl.gangAt(fs.r, fs.nodes, fs.t0, fs.d)
+	return fs.cl.gangAt(fs.r, fs.img, fs.nodes, fs.t0, fs.d)
 }
 
 // tryPreempt is called for a task of c that cannot start now. Under
@@ -182,7 +183,7 @@ func (s *sched) tryPreempt(c candidate, task, d int64) string {
 	s.preemptSearches++
 	r := &c.j.Request
 	grace := s.stopGrace()
-	fs := &fitSet{cl: s.cl, r: r, t0: grace, d: d, member: map[int]bool{}}
+	fs := &fitSet{cl: s.cl, r: r, img: s.imageNodes(c.j), t0: grace, d: d, member: map[int]bool{}}
 	for _, n := range s.partNodes(c.key.part) {
 		fs.recheck(n)
 	}

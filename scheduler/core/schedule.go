@@ -141,7 +141,7 @@ func (s *sched) startAll(c candidate, depth int) (string, *lazyReason) {
 		if *count >= limit {
 			return "", lz
 		}
-		t, nodes, uses, ok := s.cl.earliest(&j.Request, s.partNodes(c.key.part), d)
+		t, nodes, uses, ok := s.cl.earliest(&j.Request, s.imageNodes(j), s.partNodes(c.key.part), d)
 		if !ok {
 			lz.prefix = "waiting for resources (no start time found while running jobs end): "
 			return "", lz
@@ -169,7 +169,7 @@ func (s *sched) tryStart(c candidate, task int64, d int64) bool {
 	r := &c.j.Request
 	nodes := s.nowNodes(c.key)
 	if len(nodes) >= max(r.Nodes, 1) {
-		if picked, uses, ok := s.cl.gangAt(r, nodes, 0, d); ok {
+		if picked, uses, ok := s.cl.gangAt(r, s.imageNodes(c.j), nodes, 0, d); ok {
 			s.start(c, task, picked, uses, d)
 			return true
 		}

@@ -51,6 +51,8 @@ type sched struct {
 	lazy            []lazyReason
 	perNUMA         []int
 	explain         *explainState
+	// imgNodes caches imageNodes per digest for the cycle.
+	imgNodes map[string]bitset
 }
 
 type nowCache struct {

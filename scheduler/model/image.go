@@ -89,9 +89,8 @@ func (im *Image) Check() error {
 	if why := imageTagProblem(im.Tag); why != "" {
 		return fmt.Errorf("tag %q %s", im.Tag, why)
 	}
-	hex, ok := strings.CutPrefix(im.Digest, "sha256:")
-	if !ok || len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
-		return fmt.Errorf("digest %q: want sha256: and 64 lowercase hex digits", im.Digest)
+	if err := CheckDigest(im.Digest); err != nil {
+		return err
 	}
 	if im.SizeBytes < 0 {
 		return fmt.Errorf("size %d is negative", im.SizeBytes)
@@ -101,6 +100,22 @@ func (im *Image) Check() error {
 	}
 	return nil
 }
+
+// CheckDigest refuses an image digest that is not "sha256:" and 64
+// lowercase hex digits. Image.Check uses it for catalog records, the
+// server for the digests a node's heartbeat reports (cached_images).
+func CheckDigest(d string) error {
+	hex, ok := strings.CutPrefix(d, "sha256:")
+	if !ok || len(hex) != 64 || strings.Trim(hex, "0123456789abcdef") != "" {
+		return fmt.Errorf("digest %q: want sha256: and 64 lowercase hex digits", d)
+	}
+	return nil
+}
+
+// MaxCachedImages bounds the digests one heartbeat reports
+// (HeartbeatRequest.cached_images): the master refuses a longer list, and
+// the agent sends no more than this many.
+const MaxCachedImages = 1024
 
 func imageNameProblem(s string) string {
 	const rule = "; want 1..64 of lowercase letters, digits, '.', '_', '-', starting with a letter or digit"

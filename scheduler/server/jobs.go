@@ -121,7 +121,7 @@ func checkDependencies(snap *state.Snapshot, j *model.Job) error {
 // where or when it would start.
 func (s *Server) estimate(snap *state.Snapshot, j model.Job) string {
 	now := s.cfg.Now().UTC()
-	in := fsm.CoreInput(snap, now)
+	in := s.coreInput(snap, now)
 	j.ID = snap.NextJobID()
 	j.State = model.JobPending
 	j.SubmitTime = now
@@ -191,7 +191,7 @@ func (s *Server) jobView(snap *state.Snapshot, j *model.Job, level int) *api.Job
 		}
 	}
 	if level == viewFull && j.State == model.JobPending {
-		ex := core.Explain(fsm.CoreInput(snap, s.cfg.Now().UTC()), s.cfg.Scheduler, j.ID)
+		ex := core.Explain(s.coreInput(snap, s.cfg.Now().UTC()), s.cfg.Scheduler, j.ID)
 		if ex.Found {
 			f, w := ex.Factors, ex.Weights
 			p.Priority = []*api.PriorityFactor{

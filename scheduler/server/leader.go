@@ -51,6 +51,9 @@ func (s *Server) leadershipLoop() {
 }
 
 func (s *Server) leaderDuties(ctx context.Context) {
+	// What a previous term heard of the nodes' image caches may be stale;
+	// the heartbeats this term accepts tell it again.
+	s.images.reset()
 	if err := s.raft.Barrier(30 * time.Second).Error(); err != nil {
 		s.log.Error("leader barrier failed; stepping back", "err", err)
 		return
@@ -115,7 +118,7 @@ func (s *Server) scheduleLoop(ctx context.Context) {
 func (s *Server) scheduleOnce(ctx context.Context) (int, error) {
 	now := s.cfg.Now().UTC()
 	snap := s.fsm.Store().Snapshot()
-	in := fsm.CoreInput(snap, now)
+	in := s.coreInput(snap, now)
 	t0 := time.Now()
 	plan := core.Schedule(in, s.cfg.Scheduler)
 	s.metrics.schedule.Observe(time.Since(t0).Seconds())

@@ -70,6 +70,10 @@ func (ns *nodeService) Register(ctx context.Context, req *api.RegisterRequest) (
 // Heartbeat implements NodeService.Heartbeat (contract in api/vhpc.proto).
 func (ns *nodeService) Heartbeat(ctx context.Context, req *api.HeartbeatRequest) (*api.HeartbeatResponse, error) {
 	s := ns.s
+	cached, err := checkCachedImages(req.GetCachedImages())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "node %q: %v", req.GetNode(), err)
+	}
 	if c, fctx, ok, err := atLeader(s, ctx, api.NewNodeServiceClient); err != nil {
 		return nil, err
 	} else if ok {
@@ -86,6 +90,7 @@ func (ns *nodeService) Heartbeat(ctx context.Context, req *api.HeartbeatRequest)
 		}
 	}
 	s.sawNode(n.Name)
+	s.images.set(n.Name, cached)
 	return &api.HeartbeatResponse{LeaseMs: s.cfg.Lease.Milliseconds()}, nil
 }
 

@@ -129,6 +129,9 @@ type Server struct {
 	isReady   bool
 	pending   map[model.JobID]string
 	heartbeat map[string]time.Time
+	// images is which catalog images each node's cache holds (leader-local,
+	// from heartbeats), for the scheduler's locality term.
+	images imageCaches
 	// localAgentErr is why the in-process agent stopped (SetLocalAgentErr).
 	localAgentErr error
 }
