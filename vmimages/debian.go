@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"maps"
 	"os"
@@ -109,24 +110,30 @@ type Provenance struct {
 	Date              time.Time `json:"date"`
 }
 
-// DebianImage is a built (or pulled) Debian image directory.
+// DebianImage is a built (or pulled) image directory: a Debian image, or
+// the tiny image (which has no root disk).
 type DebianImage struct {
-	Dir                      string
-	Kernel, Initrd, RootDisk string // absolute paths in Dir
-	Config                   DebianConfig
+	Dir            string
+	Kernel, Initrd string // absolute paths in Dir
+	// RootDisk is the absolute path of root.qcow2; "" for an
+	// initramfs-only image such as tiny.
+	RootDisk string
+	Config   DebianConfig
 	// Cached is true when BuildDebian found the image already built.
 	Cached bool
 }
 
-// OpenDebian reads a Debian image directory (built by BuildDebian or
-// pulled from a registry). The runner calls it to boot a job from an
-// image; it checks that every file is there.
+// OpenDebian reads an image directory (built by BuildDebian or
+// EnsureTiny, or pulled from a registry). The runner calls it to boot a
+// job from an image; it checks that every file is there. The kernel may be
+// named kernel, vmlinux or vmlinuz and the initrd initrd or initrd.img;
+// root.qcow2 may be missing only when the command line names no root=.
 func OpenDebian(dir string) (DebianImage, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return DebianImage{}, fmt.Errorf("image %s: %w", dir, err)
 	}
-	img := DebianImage{Dir: abs, Kernel: filepath.Join(abs, KernelFile), Initrd: filepath.Join(abs, InitrdFile), RootDisk: filepath.Join(abs, RootDiskFile)}
+	img := DebianImage{Dir: abs}
 	b, err := os.ReadFile(filepath.Join(abs, ConfigFile))
 	if err != nil {
 		return DebianImage{}, fmt.Errorf("image %s: %w", dir, err)
@@ -134,15 +141,36 @@ func OpenDebian(dir string) (DebianImage, error) {
 	if err := json.Unmarshal(b, &img.Config); err != nil {
 		return DebianImage{}, fmt.Errorf("image %s: %s: %w", dir, ConfigFile, err)
 	}
-	for _, f := range []string{img.Kernel, img.Initrd, img.RootDisk} {
-		if _, err := os.Stat(f); err != nil {
-			return DebianImage{}, fmt.Errorf("image %s: %w", dir, err)
-		}
-	}
 	if img.Config.Cmdline == "" {
 		return DebianImage{}, fmt.Errorf("image %s: %s has no kernel command line", dir, ConfigFile)
 	}
+	if img.Kernel, err = firstFile(abs, KernelFile, "vmlinux", "vmlinuz"); err != nil {
+		return DebianImage{}, fmt.Errorf("image %s: no kernel: %w", dir, err)
+	}
+	if img.Initrd, err = firstFile(abs, InitrdFile, "initrd.img"); err != nil {
+		return DebianImage{}, fmt.Errorf("image %s: no initrd: %w", dir, err)
+	}
+	img.RootDisk = filepath.Join(abs, RootDiskFile)
+	if _, err := os.Stat(img.RootDisk); err != nil {
+		if !errors.Is(err, fs.ErrNotExist) || strings.Contains(img.Config.Cmdline, "root=") {
+			return DebianImage{}, fmt.Errorf("image %s: %w", dir, err)
+		}
+		img.RootDisk = "" // an initramfs-only image (tiny): the job boots without a root disk
+	}
 	return img, nil
+}
+
+// firstFile is the path of the first of names that exists in dir.
+func firstFile(dir string, names ...string) (string, error) {
+	for _, n := range names {
+		p := filepath.Join(dir, n)
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("none of %s", strings.Join(names, ", "))
 }
 
 // DebianCmdline is the kernel command line of a Debian image: root on the

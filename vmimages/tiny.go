@@ -29,7 +29,7 @@ import (
 
 // builderVersion is part of the content hash: bump it when the layout of
 // the initramfs changes so that old cached images are not reused.
-const builderVersion = "tiny-v2"
+const builderVersion = "tiny-v3"
 
 // TinyCmdline is the kernel command line of the tiny image: serial console,
 // no waiting, reboot (and so, with on_reboot=destroy, stop) on panic.
@@ -213,15 +213,21 @@ func EnsureTiny(ctx context.Context, storeDir string, spec TinySpec, log *slog.L
 	if err := p.writeInitrd(filepath.Join(tmp, "initrd.img")); err != nil {
 		return Image{}, err
 	}
+	// config.json makes the store directory an image directory (the
+	// contract imagestore.Push and OpenDebian share), so `hpc image push`
+	// publishes it as public/tiny. It holds nothing host-specific: the
+	// same inputs give the same bytes and so the same digest.
+	cfg := DebianConfig{Ref: TinyRef, Base: "tiny", Cmdline: TinyCmdline, KernelVersion: p.kver,
+		Provenance: Provenance{SpecHash: sum, Builder: builderVersion}}
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return Image{}, fmt.Errorf("encode %s: %w", ConfigFile, err)
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ConfigFile), append(b, '\n'), 0o644); err != nil {
+		return Image{}, fmt.Errorf("write %s: %w", ConfigFile, err)
+	}
 	img := Image{Name: "tiny", Hash: sum, Dir: dir, Kernel: filepath.Join(dir, kernelName),
 		Initrd: filepath.Join(dir, "initrd.img"), Cmdline: TinyCmdline, KernelVersion: p.kver}
-	b, err := json.MarshalIndent(img, "", "  ")
-	if err != nil {
-		return Image{}, fmt.Errorf("encode image.json: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(tmp, "image.json"), append(b, '\n'), 0o644); err != nil {
-		return Image{}, fmt.Errorf("write image.json: %w", err)
-	}
 	if err := os.Rename(tmp, dir); err != nil {
 		// Someone else built the same image meanwhile: use theirs.
 		if img2, err2 := readImage(dir); err2 == nil {
@@ -234,16 +240,19 @@ func EnsureTiny(ctx context.Context, storeDir string, spec TinySpec, log *slog.L
 	return img, nil
 }
 
+// TinyRef is the catalog name the tiny image is published under (`hpcd
+// dev` does it at start; any cluster can with hpc image push).
+const TinyRef = "public/tiny"
+
+// readImage opens a tiny image in the store (its config.json is written
+// last, so a directory that has one is complete).
 func readImage(dir string) (Image, error) {
-	var img Image
-	b, err := os.ReadFile(filepath.Join(dir, "image.json"))
+	d, err := OpenDebian(dir)
 	if err != nil {
-		return img, err
+		return Image{}, err
 	}
-	if err := json.Unmarshal(b, &img); err != nil {
-		return img, fmt.Errorf("decode %s/image.json: %w", dir, err)
-	}
-	return img, nil
+	return Image{Name: "tiny", Hash: d.Config.Provenance.SpecHash, Dir: d.Dir, Kernel: d.Kernel, Initrd: d.Initrd,
+		Cmdline: d.Config.Cmdline, KernelVersion: d.Config.KernelVersion}, nil
 }
 
 func copyFile(src, dst string, perm os.FileMode) error {

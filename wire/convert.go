@@ -115,6 +115,7 @@ func AllocToProto(a *model.Alloc, job *model.Job) *api.Allocation {
 		State: string(a.State), ExitCode: int32(a.ExitCode), Reason: a.Reason,
 		Created: ts(a.Created), Started: ts(a.Started), Ended: ts(a.Ended), Deadline: ts(a.Deadline),
 		Desired: "run", BootSeconds: a.BootSeconds, RunSeconds: a.RunSeconds, GpuUsage: GPUUsageToProto(a.GPUUsage),
+		ImagePulled: a.ImagePulled,
 	}
 	if a.StopRequested {
 		p.Desired = "stop"

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -176,6 +177,28 @@ func TestE2EJobsRunInGuests(t *testing.T) {
 		_, logs, _ := c.hpcsub(examples, "logs", "1")
 		if !strings.Contains(logs, "hello from the guest") {
 			t.Errorf("hpcsub logs 1 = %q", logs)
+		}
+	})
+
+	t.Run("public/tiny from the catalog is pulled by digest and boots", func(t *testing.T) {
+		images := api.NewImageServiceClient(dialServing(t, c.addr))
+		c.waitFor(t, "hpcd dev to publish public/tiny", func() bool {
+			im, err := images.Get(context.Background(), &api.GetImageRequest{Ref: "public/tiny"})
+			return err == nil && im.GetPublic() && strings.HasPrefix(im.GetDigest(), "sha256:")
+		})
+		dir := t.TempDir()
+		job := "name: cat\nimage: public/tiny\ncommand: [\"/bin/sh\", \"-c\", \"echo hello from the catalog\"]\n"
+		if err := os.WriteFile(filepath.Join(dir, "job.yaml"), []byte(job), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, out, errOut := c.hpcsub(dir, "--follow", "--parsable", "job.yaml")
+		if code != 0 || !strings.Contains(out, "hello from the catalog") {
+			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+		}
+		id := strings.Fields(out)[0]
+		_, show, _ := c.hpcsub(dir, "show", id)
+		if !regexp.MustCompile(`Image:\s+public/tiny:latest @ sha256:[0-9a-f]{64}\n`).MatchString(show) || !strings.Contains(show, "pulled it from the registry") {
+			t.Fatalf("hpcsub show %s:\n%s", id, show)
 		}
 	})
 

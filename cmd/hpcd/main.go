@@ -188,7 +188,12 @@ func devCmd() *cobra.Command {
 				return agent.RunLocal(ctx, agent.LocalOptions{
 					Addrs: []string{s.GRPCAddr()}, StateDir: stateDir, Hypervisor: hypervisor,
 					LibvirtURI: "qemu:///system", Partition: server.DefaultPartition, Logger: cfg.Logger,
-					Registry: cfg.Registry, GuestBinary: guestBin, Registered: registered,
+					Registry: cfg.Registry, GuestBinary: guestBin,
+					Registered: func() {
+						registered()
+						// The runner's image store: runner.Config.ImageDir's default.
+						go publishTiny(ctx, s, cfg.ImageRegistry, filepath.Join(stateDir, "images"), guestBin, cfg.Logger) // registry.go
+					},
 				})
 			})
 		},

@@ -6,7 +6,13 @@ import (
 	"log/slog"
 	"path/filepath"
 
+	"google.golang.org/grpc"
+
+	"vhpc/api"
+	"vhpc/client"
 	"vhpc/imagestore"
+	"vhpc/scheduler/server"
+	"vhpc/vmimages"
 )
 
 // startDevRegistry runs Debian's docker-registry for `hpcd dev` on a free
@@ -27,4 +33,44 @@ func startDevRegistry(dataDir string, log *slog.Logger) (*imagestore.Registry, e
 		log.Debug("image registry stopped", "url", reg.URL)
 	}()
 	return reg, nil
+}
+
+// publishTiny puts the built-in tiny image into the dev registry and the
+// catalog as public/tiny, so that a job can name it (image: public/tiny)
+// and take the same path as a department image: pulled by digest into the
+// node's cache, booted from there. `hpcd dev` calls it once its agent has
+// registered (the agent has built the image by then; EnsureTiny finds it
+// by its input hash). The push is content-addressed, so a restart that
+// publishes the same bytes moves nothing. Failures are logged: the
+// built-in image ("tiny") works without it.
+func publishTiny(ctx context.Context, s *server.Server, registryURL, imageDir, guestFlag string, log *slog.Logger) {
+	err := func() error {
+		gb, err := vmimages.FindGuestBinary(guestFlag)
+		if err != nil {
+			return err
+		}
+		img, err := vmimages.EnsureTiny(ctx, imageDir, vmimages.TinySpec{GuestBinary: gb}, log)
+		if err != nil {
+			return err
+		}
+		res, err := imagestore.Push(ctx, registryURL, vmimages.TinyRef+":latest", img.Dir, imagestore.Options{Logger: log})
+		if err != nil {
+			return err
+		}
+		c, err := client.New([]string{s.GRPCAddr()})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return c.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
+			_, err := api.NewImageServiceClient(conn).Put(ctx, &api.PutImageRequest{Ref: vmimages.TinyRef + ":latest", Digest: res.Digest,
+				SizeBytes: res.Size, Public: true, BuiltFrom: "hpcd dev: the built-in tiny image (kernel " + img.KernelVersion + ")"})
+			return err
+		})
+	}()
+	if err != nil {
+		log.Warn("could not publish the tiny image as "+vmimages.TinyRef+"; jobs can still use the built-in image tiny", "err", err)
+		return
+	}
+	log.Info("tiny image published", "ref", vmimages.TinyRef+":latest")
 }

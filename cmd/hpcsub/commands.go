@@ -12,6 +12,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -148,13 +150,59 @@ func showCmd(a *app) *cobra.Command {
 				printJSON(a.out, j)
 				return nil
 			}
-			printJob(a.out, j)
+			printJob(a.out, j, catalogDigest(cmd.Context(), a, j))
 			return nil
 		},
 	}
 }
 
-func printJob(w io.Writer, j *api.Job) {
+// catalogDigest is where the job's image tag points now: its digest, ""
+// when the tag is no longer in the catalog, or "?" when the catalog could
+// not be asked (or the job runs the built-in image).
+func catalogDigest(ctx context.Context, a *app, j *api.Job) string {
+	if j.GetImageRef() == "" {
+		return "?"
+	}
+	c, err := a.client()
+	if err != nil {
+		return "?"
+	}
+	defer c.Close()
+	var rec *api.ImageRecord
+	err = c.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
+		var err error
+		rec, err = api.NewImageServiceClient(conn).Get(ctx, &api.GetImageRequest{Ref: j.GetImageRef(), Stale: true})
+		return err
+	})
+	switch {
+	case status.Code(err) == codes.NotFound:
+		return ""
+	case err != nil:
+		return "?"
+	}
+	return rec.GetDigest()
+}
+
+// imageLine is the job's image for show: the tag and the digest the job
+// was queued with, and whether the tag has moved since (nowDigest from
+// catalogDigest).
+func imageLine(j *api.Job, nowDigest string) string {
+	if j.GetImageRef() == "" {
+		return j.GetImage()
+	}
+	s := j.GetImageRef() + " @ " + j.GetImageDigest()
+	switch nowDigest {
+	case "?", j.GetImageDigest():
+	case "":
+		s += " (the tag has been removed from the catalog since; this job keeps its digest)"
+	default:
+		s += " (the tag has moved to " + nowDigest + " since; this job runs the digest it was queued with)"
+	}
+	return s
+}
+
+// printJob writes show's text form; nowDigest is catalogDigest's answer.
+func printJob(w io.Writer, j *api.Job, nowDigest string) {
 	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
 	row := func(k, v string) {
 		if v != "" {
@@ -174,7 +222,7 @@ func printJob(w io.Writer, j *api.Job) {
 	row("Department", j.GetDepartment())
 	row("Partition", j.GetPartition())
 	row("QOS", j.GetQos())
-	row("Image", j.GetImage())
+	row("Image", imageLine(j, nowDigest))
 	row("Resources", resources(j.GetResources())+fmt.Sprintf(", scratch %s per node", mib(j.GetResources().GetScratchMib())))
 	row("Walltime", (time.Duration(j.GetWalltimeSeconds()) * time.Second).String())
 	row("Submitted", tsf(j.GetSubmitTime(), j.GetSubmitTime() != nil))
@@ -207,6 +255,9 @@ func printJob(w io.Writer, j *api.Job) {
 		}
 		_ = tw.Flush()
 		for _, al := range j.GetAllocations() {
+			if j.GetImageRef() != "" && al.GetImagePulled() {
+				fmt.Fprintf(w, "Image of %s: %s pulled it from the registry (it was not in its cache)\n", al.GetId(), al.GetNode())
+			}
 			if u := al.GetGpuUsage(); u != nil {
 				reserved := 0.0
 				if al.GetStarted() != nil && al.GetEnded() != nil {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"vhpc/api"
 	"vhpc/scheduler/server"
 	"vhpc/scheduler/server/servertest"
 )
@@ -134,5 +135,39 @@ func TestSaysWhyNothingWorks(t *testing.T) {
 	code, out, errOut = hpcsub(t, "--addr="+s.GRPCAddr(), "nodes")
 	if code != 0 || !strings.Contains(out, "NODE") || !strings.Contains(out, "no node has registered with the master") {
 		t.Errorf("nodes without a node: code %d out %q err %q", code, out, errOut)
+	}
+}
+
+// TestShowSaysWhichDigestAndWhetherTheTagMoved: show prints the tag and
+// the digest the job was queued with, says when the tag has moved or was
+// removed since, and names the node that had to pull the image.
+func TestShowSaysWhichDigestAndWhetherTheTagMoved(t *testing.T) {
+	queued, other := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64)
+	job := &api.Job{Id: 3, Name: "py", Image: "public/python:1", ImageRef: "public/python:1", ImageDigest: queued,
+		Allocations: []*api.Allocation{{Id: "3.0.0.1", Node: "n1", ImagePulled: true}, {Id: "3.0.1.1", Node: "n2"}}}
+	cases := []struct {
+		name, now string
+		want, not []string
+	}{
+		{"tag unchanged", queued, []string{"public/python:1 @ " + queued, "Image of 3.0.0.1: n1 pulled it"}, []string{"moved", "removed", "3.0.1.1: n2 pulled"}},
+		{"tag moved", other, []string{"the tag has moved to " + other + " since; this job runs the digest it was queued with"}, nil},
+		{"tag removed", "", []string{"the tag has been removed from the catalog since"}, nil},
+		{"catalog not reachable", "?", []string{"public/python:1 @ " + queued}, []string{"moved", "removed"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var b strings.Builder
+			printJob(&b, job, c.now)
+			for _, w := range c.want {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("show lacks %q:\n%s", w, b.String())
+				}
+			}
+			for _, w := range c.not {
+				if strings.Contains(b.String(), w) {
+					t.Errorf("show says %q:\n%s", w, b.String())
+				}
+			}
+		})
 	}
 }

@@ -78,6 +78,10 @@ type Config struct {
 	// Images pulls a job's catalog image (Allocation.image_digest) before
 	// boot and pins it while the job runs. Nil: such jobs fail, saying so.
 	Images ImageCache
+	// RegistryRetryMax is the longest pause between tries to pull while
+	// the registry is unavailable (the job waits meanwhile); zero is
+	// DefaultRegistryRetryMax.
+	RegistryRetryMax time.Duration
 }
 
 // Agent runs one node.
@@ -180,6 +184,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	if a.cfg.Registered != nil {
 		a.cfg.Registered()
+	}
+	if o, ok := a.cfg.Images.(interface{ Open(context.Context) error }); ok {
+		go func() {
+			if err := o.Open(ctx); err != nil {
+				a.log.Warn("image cache not open yet; the first job that needs an image opens it", "err", err)
+			}
+		}()
 	}
 	lctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)

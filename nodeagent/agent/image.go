@@ -2,10 +2,12 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -46,8 +48,9 @@ type MasterImageCache struct {
 	Client     *client.Client
 	Logger     *slog.Logger
 
-	mu    sync.Mutex
-	cache *imagestore.Cache
+	mu     sync.Mutex
+	cache  *imagestore.Cache
+	opened atomic.Pointer[imagestore.Cache] // cache, for readers that must not wait on mu
 }
 
 // Acquire implements ImageCache: it asks the master for the registry once,
@@ -60,22 +63,25 @@ func (m *MasterImageCache) Acquire(ctx context.Context, ref string, fn func(done
 	return c.Acquire(ctx, ref, fn)
 }
 
-// CachedDigests implements ImageCache: nil until the first Acquire opened
-// the cache, then imagestore.Cache.CachedDigests. It never waits for open
-// (which asks the master): while open holds the lock the cache is not
-// there yet, so nil is the answer then too; a heartbeat that meets an
-// Acquire's instant under the lock reports nil once, and the next one
-// reports the images again.
+// CachedDigests implements ImageCache: nil until the cache is open (Open
+// at agent start, or the first Acquire), then
+// imagestore.Cache.CachedDigests. It never waits for open, which asks the
+// master.
 func (m *MasterImageCache) CachedDigests() []string {
-	if !m.mu.TryLock() {
-		return nil
+	if c := m.opened.Load(); c != nil {
+		return c.CachedDigests()
 	}
-	c := m.cache
-	m.mu.Unlock()
-	if c == nil {
-		return nil
-	}
-	return c.CachedDigests()
+	return nil
+}
+
+// Open opens the cache now (asking the master for the registry), so that
+// the images already on disk from before an agent restart are reported
+// with the first heartbeats rather than after the first job's pull. The
+// agent calls it once it has registered; an error is left for Acquire to
+// meet again.
+func (m *MasterImageCache) Open(ctx context.Context) error {
+	_, err := m.open(ctx)
+	return err
 }
 
 func (m *MasterImageCache) open(ctx context.Context) (*imagestore.Cache, error) {
@@ -83,6 +89,9 @@ func (m *MasterImageCache) open(ctx context.Context) (*imagestore.Cache, error) 
 	defer m.mu.Unlock()
 	if m.cache != nil {
 		return m.cache, nil
+	}
+	if m.Client == nil {
+		return nil, errors.New("image cache: no client to ask the master for its registry")
 	}
 	var reg string
 	err := m.Client.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
@@ -92,7 +101,7 @@ func (m *MasterImageCache) open(ctx context.Context) (*imagestore.Cache, error) 
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("image cache: ask the master for its registry: %w", err)
+		return nil, fmt.Errorf("image cache: %w: %w", errMasterUnreachable, err)
 	}
 	if reg == "" {
 		return nil, fmt.Errorf("image cache: the master knows no registry; start hpcd with --registry URL (hpcd dev starts one)")
@@ -106,6 +115,7 @@ func (m *MasterImageCache) open(ctx context.Context) (*imagestore.Cache, error) 
 		return nil, err
 	}
 	m.cache = c
+	m.opened.Store(c)
 	return c, nil
 }
 
@@ -130,12 +140,67 @@ func (a *Agent) acquireImage(ctx, reportCtx context.Context, al *api.Allocation,
 		a.reportAsync(reportCtx, al, runner.Result{State: model.AllocStarting,
 			Reason: fmt.Sprintf("pulling image %s, %s of %s", al.GetImageRef(), gib(done), gib(total))})
 	}
-	lease, err := a.cfg.Images.Acquire(ctx, ref, fn)
-	if err != nil {
-		return nil, fmt.Errorf("image %s (%s): %w", al.GetImageRef(), al.GetImageDigest(), err)
+	maxWait := a.cfg.RegistryRetryMax
+	if maxWait <= 0 {
+		maxWait = DefaultRegistryRetryMax
 	}
-	log.Info("job image ready", "image", al.GetImageRef(), "digest", al.GetImageDigest(), "pulled", lease.Pulled, "dir", lease.Image.Dir)
-	return lease, nil
+	for wait := min(time.Second, maxWait); ; wait = min(2*wait, maxWait) {
+		lease, err := a.cfg.Images.Acquire(ctx, ref, fn)
+		if err == nil {
+			log.Info("job image ready", "image", al.GetImageRef(), "digest", al.GetImageDigest(), "pulled", lease.Pulled, "dir", lease.Image.Dir)
+			return lease, nil
+		}
+		err = fmt.Errorf("image %s (%s): %w", al.GetImageRef(), al.GetImageDigest(), err)
+		if ctx.Err() != nil || !registryUnavailable(err) {
+			return nil, err
+		}
+		// The registry (or the master that names it) is down: nothing is
+		// wrong with the job or this node, so the job waits, saying why.
+		log.Warn("image registry unavailable; the job waits", "err", err, "retry_in", wait)
+		a.reportAsync(reportCtx, al, runner.Result{State: model.AllocStarting,
+			Reason: fmt.Sprintf("waiting for the image registry (retrying every %s): %v", wait, err)})
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+	}
+}
+
+// DefaultRegistryRetryMax is the longest pause between two tries to pull
+// an image while the registry is unavailable.
+const DefaultRegistryRetryMax = 30 * time.Second
+
+// registryUnavailable reports whether a failed Acquire may succeed later
+// unchanged: the registry is unreachable or overloaded, or no master
+// answers the question of which registry to use.
+func registryUnavailable(err error) bool {
+	return imagestore.Unavailable(err) || errors.Is(err, errMasterUnreachable)
+}
+
+// errMasterUnreachable: no master answered which registry to pull from.
+var errMasterUnreachable = errors.New("no master answered which registry to use")
+
+// imageFailure is the allocation's end when its image could not be had:
+// cancelled when the master stopped it meanwhile; requeued (another node,
+// no retry used) when the registry served bytes that do not match their
+// digest or the image does not fit here (the partial pull is already
+// removed; the blob is the registry's fault, not this node's, so the node
+// is not marked); failed otherwise (e.g. the registry no longer has it).
+func imageFailure(runCtx context.Context, err error, log *slog.Logger) runner.Result {
+	switch {
+	case runCtx.Err() != nil:
+		return runner.Result{State: model.AllocCancelled, Reason: "stopped at the master's request while pulling the image"}
+	case errors.Is(err, imagestore.ErrDigestMismatch):
+		log.Error("the job's image did not match its digest; evicted, the job goes back to the queue", "err", err)
+		return runner.Result{State: model.AllocRequeued, ExitCode: -1,
+			Reason: fmt.Sprintf("the registry's bytes did not match the digest, so nothing was kept: %v", err)}
+	case imagestore.NoSpace(err):
+		log.Error("no room for the job's image on this node; the job goes back to the queue", "err", err)
+		return runner.Result{State: model.AllocRequeued, ExitCode: -1, Reason: fmt.Sprintf("no room for the image on this node: %v", err)}
+	}
+	log.Error("cannot get the job's image", "err", err)
+	return runner.Result{State: model.AllocFailed, ExitCode: -1, Reason: err.Error()}
 }
 
 func gib(n int64) string { return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30)) }

@@ -125,17 +125,17 @@ func (a *Agent) runOne(agentCtx, runCtx context.Context, al *api.Allocation, ado
 		log.Error("cannot run allocation", "err", err)
 		return runner.Result{State: model.AllocFailed, ExitCode: -1, Reason: err.Error()}, nil
 	}
+	var pulled func(*api.UpdateAllocationRequest) // marks reports: the node pulled the image
 	if al.GetImageDigest() != "" {
 		lease, err := a.acquireImage(runCtx, agentCtx, al, log) // image.go
-		if err != nil && runCtx.Err() != nil {
-			return runner.Result{State: model.AllocCancelled, Reason: "stopped at the master's request while pulling the image"}, nil
-		}
 		if err != nil {
-			log.Error("cannot get the job's image", "err", err)
-			return runner.Result{State: model.AllocFailed, ExitCode: -1, Reason: err.Error()}, nil
+			return imageFailure(runCtx, err, log), nil
 		}
 		defer lease.Release()
 		task.ImageDir = lease.Image.Dir
+		if lease.Pulled {
+			pulled = func(r *api.UpdateAllocationRequest) { r.ImagePulled = true }
+		}
 	}
 	// The guest must outlive an agent that stops (its successor adopts
 	// it), so only runCtx, never agentCtx, stops it.
@@ -150,9 +150,9 @@ func (a *Agent) runOne(agentCtx, runCtx context.Context, al *api.Allocation, ado
 		log.Info("allocation phase", "phase", phase)
 		switch phase {
 		case runner.PhaseBooting:
-			a.reportAsync(agentCtx, al, runner.Result{State: model.AllocStarting, Reason: "booting guest " + a.cfg.Runner.DomainName(task)})
+			a.reportAsync(agentCtx, al, runner.Result{State: model.AllocStarting, Reason: "booting guest " + a.cfg.Runner.DomainName(task)}, pulled)
 		case runner.PhaseRunning:
-			a.reportAsync(agentCtx, al, runner.Result{State: model.AllocRunning})
+			a.reportAsync(agentCtx, al, runner.Result{State: model.AllocRunning}, pulled)
 		}
 	}
 	if m := a.cfg.Metrics; m != nil {
@@ -239,12 +239,18 @@ func (a *Agent) pushLogs(ctx context.Context, al *api.Allocation, allocID string
 }
 
 // report sends an allocation's state to the master, retrying until it is
-// accepted or refused for good (stale attempt, allocation gone).
-func (a *Agent) report(ctx context.Context, al *api.Allocation, res runner.Result, usage *api.GPUUsage) {
+// accepted or refused for good (stale attempt, allocation gone). Each
+// non-nil mark adds to the request (e.g. image_pulled).
+func (a *Agent) report(ctx context.Context, al *api.Allocation, res runner.Result, usage *api.GPUUsage, marks ...func(*api.UpdateAllocationRequest)) {
 	req := &api.UpdateAllocationRequest{
 		GpuUsage: usage,
 		AllocId:  al.GetId(), Attempt: al.GetAttempt(), Node: a.cfg.Node.Name, State: string(res.State),
 		ExitCode: int32(res.ExitCode), Reason: res.Reason, BootSeconds: res.BootSeconds, RunSeconds: res.RunSeconds,
+	}
+	for _, mark := range marks {
+		if mark != nil {
+			mark(req)
+		}
 	}
 	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		err := a.cfg.Client.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
@@ -276,6 +282,6 @@ func (a *Agent) report(ctx context.Context, al *api.Allocation, res runner.Resul
 }
 
 // reportAsync reports a non-final phase without blocking the caller.
-func (a *Agent) reportAsync(ctx context.Context, al *api.Allocation, res runner.Result) {
-	go a.report(ctx, al, res, nil)
+func (a *Agent) reportAsync(ctx context.Context, al *api.Allocation, res runner.Result, marks ...func(*api.UpdateAllocationRequest)) {
+	go a.report(ctx, al, res, nil, marks...)
 }

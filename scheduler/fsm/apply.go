@@ -300,6 +300,7 @@ func applyAllocUpdate(txn *state.Txn, e *UpdateAlloc) any {
 	if e.State.Terminal() {
 		c := a.Copy()
 		c.BootSeconds, c.RunSeconds, c.GPUUsage = e.BootSeconds, e.RunSeconds, e.GPUUsage
+		c.ImagePulled = c.ImagePulled || e.ImagePulled
 		st, reason := e.State, e.Reason
 		if c.StopAsLost && st == model.AllocCancelled {
 			st, reason = model.AllocLost, c.Reason // stopped for a hardware fault: requeue
@@ -315,6 +316,7 @@ func applyAllocUpdate(txn *state.Txn, e *UpdateAlloc) any {
 	}
 	c := a.Copy()
 	c.State = e.State
+	c.ImagePulled = c.ImagePulled || e.ImagePulled
 	if !c.StopRequested {
 		c.Reason = e.Reason // progress ("booting guest ..."), cleared once running
 	}
@@ -415,6 +417,16 @@ func settleAttempt(txn *state.Txn, j *model.Job, task int64, attempt uint64, now
 		txn.PutJob(c)
 		return
 	}
+	if outcome == model.AllocRequeued {
+		if c.NodeRequeues < model.MaxNodeRequeues {
+			c.NodeRequeues++
+			c.State = model.JobPending
+			c.Reason = fmt.Sprintf("requeued after attempt %d: %s (node requeue %d of %d)", attempt, reason, c.NodeRequeues, model.MaxNodeRequeues)
+			txn.PutJob(c)
+			return
+		}
+		outcome = model.AllocFailed // requeued too often: a failure from now on
+	}
 	if retryable(outcome) && c.Restarts < c.Retries {
 		c.Restarts++
 		c.State = model.JobPending
@@ -436,6 +448,14 @@ func settleAttempt(txn *state.Txn, j *model.Job, task int64, attempt uint64, now
 // or after a failure or lost node while the task has retries left.
 func settleArrayTask(txn *state.Txn, c *model.Job, task int64, outcome model.AllocState, now time.Time) {
 	retry := outcome == model.AllocPreempted && !c.State.Terminal()
+	if outcome == model.AllocRequeued {
+		if c.NodeRequeues < model.MaxNodeRequeues && !c.State.Terminal() {
+			c.NodeRequeues++
+			retry = true
+		} else {
+			outcome = model.AllocFailed
+		}
+	}
 	if retryable(outcome) && !c.State.Terminal() && c.TaskRestarts[task] < c.Retries {
 		if c.TaskRestarts == nil {
 			c.TaskRestarts = map[int64]int{}
@@ -471,7 +491,7 @@ func settleArrayTask(txn *state.Txn, c *model.Job, task int64, outcome model.All
 // lowest such rank decides.
 func attemptOutcome(ended []*model.Alloc) (model.AllocState, int, string) {
 	slices.SortFunc(ended, func(a, b *model.Alloc) int { return a.Rank - b.Rank })
-	for _, want := range []model.AllocState{model.AllocFailed, model.AllocTimedOut, model.AllocLost, model.AllocPreempted, model.AllocCancelled} {
+	for _, want := range []model.AllocState{model.AllocFailed, model.AllocTimedOut, model.AllocLost, model.AllocRequeued, model.AllocPreempted, model.AllocCancelled} {
 		for _, a := range ended {
 			if a.State == want {
 				return a.State, a.ExitCode, describe(a)

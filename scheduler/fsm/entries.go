@@ -113,6 +113,8 @@ type UpdateAlloc struct {
 	BootSeconds float64          `json:"bootSeconds,omitempty"`
 	RunSeconds  float64          `json:"runSeconds,omitempty"`
 	GPUUsage    *model.GPUUsage  `json:"gpuUsage,omitempty"`
+	// ImagePulled: the node pulled the job's image (see model.Alloc).
+	ImagePulled bool `json:"imagePulled,omitempty"`
 }
 
 // SetNodeState drains, downs or readies a node. Downing a node marks its

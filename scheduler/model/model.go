@@ -141,7 +141,17 @@ type Job struct {
 	// retries each task has used (only tasks that failed appear).
 	RetryTasks   []int64       `json:"retryTasks,omitempty"`
 	TaskRestarts map[int64]int `json:"taskRestarts,omitempty"`
+	// NodeRequeues counts the attempts a node ended as AllocRequeued (it
+	// could not start the job for a reason of its own); after
+	// MaxNodeRequeues such an end counts as a failure.
+	NodeRequeues int `json:"nodeRequeues,omitempty"`
 }
+
+// MaxNodeRequeues bounds how often one job goes back to the queue because
+// a node could not start it (AllocRequeued) before that counts as a
+// failure: a registry that serves a corrupt blob to every node must not
+// requeue a job for ever. Part of the replicated state machine.
+const MaxNodeRequeues = 3
 
 // TasksLeft is how many array tasks are still to start: retries and those
 // from NextTask on. 0 for plain jobs.
@@ -295,12 +305,18 @@ const (
 	// AllocPreempted: stopped to make room for a job of a higher QOS; the
 	// job is requeued without using up a retry.
 	AllocPreempted AllocState = "preempted"
+	// AllocRequeued: the node could not start the job for a reason that is
+	// neither the job's nor lasting (the registry served an image layer
+	// whose bytes do not match its digest; no room for the image on the
+	// node). The job goes back to the queue as a new attempt without using
+	// a retry, at most MaxNodeRequeues times.
+	AllocRequeued AllocState = "requeued"
 )
 
 // Terminal reports whether the allocation has ended.
 func (s AllocState) Terminal() bool {
 	switch s {
-	case AllocCompleted, AllocFailed, AllocCancelled, AllocTimedOut, AllocLost, AllocPreempted:
+	case AllocCompleted, AllocFailed, AllocCancelled, AllocTimedOut, AllocLost, AllocPreempted, AllocRequeued:
 		return true
 	}
 	return false
@@ -386,6 +402,9 @@ type Alloc struct {
 	RunSeconds  float64 `json:"runSeconds,omitempty"`
 	// GPUUsage is what the job did with its GPUs (from in-guest samples).
 	GPUUsage *GPUUsage `json:"gpuUsage,omitempty"`
+	// ImagePulled: the node pulled the job's catalog image for this
+	// allocation (it was not in its cache).
+	ImagePulled bool `json:"imagePulled,omitempty"`
 }
 
 // GPUUsage is the measured GPU use of one allocation.

@@ -140,9 +140,9 @@ func (ns *nodeService) UpdateAllocation(ctx context.Context, req *api.UpdateAllo
 	s := ns.s
 	st := model.AllocState(req.GetState())
 	switch st {
-	case model.AllocStarting, model.AllocRunning, model.AllocCompleted, model.AllocFailed, model.AllocCancelled, model.AllocTimedOut:
+	case model.AllocStarting, model.AllocRunning, model.AllocCompleted, model.AllocFailed, model.AllocCancelled, model.AllocTimedOut, model.AllocRequeued:
 	default:
-		return nil, status.Errorf(codes.InvalidArgument, "state %q: want starting, running, completed, failed, cancelled or timeout", req.GetState())
+		return nil, status.Errorf(codes.InvalidArgument, "state %q: want starting, running, completed, failed, cancelled, timeout or requeued", req.GetState())
 	}
 	if c, fctx, ok, err := atLeader(s, ctx, api.NewNodeServiceClient); err != nil {
 		return nil, err
@@ -153,6 +153,7 @@ func (ns *nodeService) UpdateAllocation(ctx context.Context, req *api.UpdateAllo
 		Time: s.cfg.Now().UTC(), ID: model.AllocID(req.GetAllocId()), Node: req.GetNode(), Attempt: req.GetAttempt(),
 		State: st, ExitCode: int(req.GetExitCode()), Reason: req.GetReason(),
 		BootSeconds: req.GetBootSeconds(), RunSeconds: req.GetRunSeconds(), GPUUsage: wire.GPUUsageFromProto(req.GetGpuUsage()),
+		ImagePulled: req.GetImagePulled(),
 	})
 	if err != nil {
 		return nil, toStatus(err)
