@@ -72,6 +72,17 @@ type Request struct {
 	MemoryMiB int64 `json:"memoryMiB"`
 	// Scratch says whether a scratch disk is attached.
 	Scratch bool `json:"scratch"`
+	// Network is the job's private network (jobs of more than one node);
+	// nil: the guest has no network.
+	Network *Network `json:"network,omitempty"`
+	// MPI is the job's MPI flavour: "openmpi", "mpich" or "" (none). With
+	// one, rank 0 starts Argv/Script under that MPI's launcher across all
+	// peers (TasksPerNode ranks each) and the other guests serve remote
+	// starts until rank 0 ends; without one, every guest runs the command.
+	MPI string `json:"mpi,omitempty"`
+	// TasksPerNode and CPUsPerTask shape the ranks (MPI slots and binding).
+	TasksPerNode int `json:"tasksPerNode,omitempty"`
+	CPUsPerTask  int `json:"cpusPerTask,omitempty"`
 }
 
 // Validate reports whether the request can be run.
@@ -84,6 +95,17 @@ func (r Request) Validate() error {
 	}
 	if r.UID < 0 || r.GID < 0 {
 		return fmt.Errorf("job.json: negative uid %d or gid %d", r.UID, r.GID)
+	}
+	switch r.MPI {
+	case "", "openmpi", "mpich":
+	default:
+		return fmt.Errorf("job.json: mpi %q: want openmpi, mpich or none", r.MPI)
+	}
+	if r.MPI != "" && r.Network == nil {
+		return errors.New("job.json: an MPI job needs a network")
+	}
+	if r.Network != nil {
+		return r.Network.Validate()
 	}
 	return nil
 }
