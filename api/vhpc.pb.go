@@ -177,10 +177,14 @@ type PutImageRequest struct {
 	SizeBytes int64  `protobuf:"varint,3,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
 	// public makes a department's image usable by every department
 	// (public/... images always are).
-	Public        bool   `protobuf:"varint,4,opt,name=public,proto3" json:"public,omitempty"`
-	BuiltFrom     string `protobuf:"bytes,5,opt,name=built_from,json=builtFrom,proto3" json:"built_from,omitempty"`
-	User          string `protobuf:"bytes,6,opt,name=user,proto3" json:"user,omitempty"`
-	ClientToken   string `protobuf:"bytes,7,opt,name=client_token,json=clientToken,proto3" json:"client_token,omitempty"`
+	Public      bool   `protobuf:"varint,4,opt,name=public,proto3" json:"public,omitempty"`
+	BuiltFrom   string `protobuf:"bytes,5,opt,name=built_from,json=builtFrom,proto3" json:"built_from,omitempty"`
+	User        string `protobuf:"bytes,6,opt,name=user,proto3" json:"user,omitempty"`
+	ClientToken string `protobuf:"bytes,7,opt,name=client_token,json=clientToken,proto3" json:"client_token,omitempty"`
+	// packages are the names of the Debian packages installed in the image
+	// (from its config.json); the master checks jobs against them (an MPI
+	// job needs its MPI's package).
+	Packages      []string `protobuf:"bytes,8,rep,name=packages,proto3" json:"packages,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -262,6 +266,13 @@ func (x *PutImageRequest) GetClientToken() string {
 		return x.ClientToken
 	}
 	return ""
+}
+
+func (x *PutImageRequest) GetPackages() []string {
+	if x != nil {
+		return x.Packages
+	}
+	return nil
 }
 
 type ListImagesRequest struct {
@@ -1796,7 +1807,13 @@ type Allocation struct {
 	ImageDigest string `protobuf:"bytes,27,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
 	// image_pulled: the node pulled the image for this allocation rather
 	// than finding it in its cache.
-	ImagePulled   bool `protobuf:"varint,28,opt,name=image_pulled,json=imagePulled,proto3" json:"image_pulled,omitempty"`
+	ImagePulled bool `protobuf:"varint,28,opt,name=image_pulled,json=imagePulled,proto3" json:"image_pulled,omitempty"`
+	// gang lists every node of this allocation's attempt by rank, with the
+	// agent underlay the job network reaches it at (multi-node and MPI jobs).
+	Gang []*GangMember `protobuf:"bytes,29,rep,name=gang,proto3" json:"gang,omitempty"`
+	// network_secret (hex) authenticates remote starts between the guests
+	// of this attempt; only agents receive it (WatchAllocations).
+	NetworkSecret string `protobuf:"bytes,30,opt,name=network_secret,json=networkSecret,proto3" json:"network_secret,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2027,6 +2044,81 @@ func (x *Allocation) GetImagePulled() bool {
 	return false
 }
 
+func (x *Allocation) GetGang() []*GangMember {
+	if x != nil {
+		return x.Gang
+	}
+	return nil
+}
+
+func (x *Allocation) GetNetworkSecret() string {
+	if x != nil {
+		return x.NetworkSecret
+	}
+	return ""
+}
+
+// GangMember is one node of a multi-node job's attempt.
+type GangMember struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rank          int32                  `protobuf:"varint,1,opt,name=rank,proto3" json:"rank,omitempty"`
+	Node          string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	Underlay      string                 `protobuf:"bytes,3,opt,name=underlay,proto3" json:"underlay,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GangMember) Reset() {
+	*x = GangMember{}
+	mi := &file_vhpc_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GangMember) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GangMember) ProtoMessage() {}
+
+func (x *GangMember) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GangMember.ProtoReflect.Descriptor instead.
+func (*GangMember) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *GangMember) GetRank() int32 {
+	if x != nil {
+		return x.Rank
+	}
+	return 0
+}
+
+func (x *GangMember) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *GangMember) GetUnderlay() string {
+	if x != nil {
+		return x.Underlay
+	}
+	return ""
+}
+
 // GPUUsage is what a job did with its GPUs, from samples taken in the guest.
 type GPUUsage struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -2040,7 +2132,7 @@ type GPUUsage struct {
 
 func (x *GPUUsage) Reset() {
 	*x = GPUUsage{}
-	mi := &file_vhpc_proto_msgTypes[23]
+	mi := &file_vhpc_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2052,7 +2144,7 @@ func (x *GPUUsage) String() string {
 func (*GPUUsage) ProtoMessage() {}
 
 func (x *GPUUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[23]
+	mi := &file_vhpc_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2065,7 +2157,7 @@ func (x *GPUUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GPUUsage.ProtoReflect.Descriptor instead.
 func (*GPUUsage) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{23}
+	return file_vhpc_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GPUUsage) GetGpuHours() float64 {
@@ -2107,7 +2199,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[24]
+	mi := &file_vhpc_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2119,7 +2211,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[24]
+	mi := &file_vhpc_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2132,7 +2224,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{24}
+	return file_vhpc_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GetJobRequest) GetId() uint64 {
@@ -2169,7 +2261,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_vhpc_proto_msgTypes[25]
+	mi := &file_vhpc_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2181,7 +2273,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[25]
+	mi := &file_vhpc_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2194,7 +2286,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{25}
+	return file_vhpc_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListJobsRequest) GetStates() []string {
@@ -2250,7 +2342,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_vhpc_proto_msgTypes[26]
+	mi := &file_vhpc_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2262,7 +2354,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[26]
+	mi := &file_vhpc_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2275,7 +2367,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{26}
+	return file_vhpc_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -2302,7 +2394,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[27]
+	mi := &file_vhpc_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2314,7 +2406,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[27]
+	mi := &file_vhpc_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2327,7 +2419,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{27}
+	return file_vhpc_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CancelJobRequest) GetId() uint64 {
@@ -2353,7 +2445,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[28]
+	mi := &file_vhpc_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2365,7 +2457,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[28]
+	mi := &file_vhpc_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2378,7 +2470,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{28}
+	return file_vhpc_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WatchJobRequest) GetId() uint64 {
@@ -2399,7 +2491,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_vhpc_proto_msgTypes[29]
+	mi := &file_vhpc_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2411,7 +2503,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[29]
+	mi := &file_vhpc_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2424,7 +2516,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{29}
+	return file_vhpc_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *JobEvent) GetJob() *Job {
@@ -2452,7 +2544,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_vhpc_proto_msgTypes[30]
+	mi := &file_vhpc_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2464,7 +2556,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[30]
+	mi := &file_vhpc_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2477,7 +2569,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{30}
+	return file_vhpc_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *LogsRequest) GetId() uint64 {
@@ -2514,7 +2606,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_vhpc_proto_msgTypes[31]
+	mi := &file_vhpc_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2526,7 +2618,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[31]
+	mi := &file_vhpc_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2539,7 +2631,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{31}
+	return file_vhpc_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *LogChunk) GetJob() uint64 {
@@ -2585,7 +2677,7 @@ type PushLogsResponse struct {
 
 func (x *PushLogsResponse) Reset() {
 	*x = PushLogsResponse{}
-	mi := &file_vhpc_proto_msgTypes[32]
+	mi := &file_vhpc_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2689,7 @@ func (x *PushLogsResponse) String() string {
 func (*PushLogsResponse) ProtoMessage() {}
 
 func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[32]
+	mi := &file_vhpc_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2702,7 @@ func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushLogsResponse.ProtoReflect.Descriptor instead.
 func (*PushLogsResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{32}
+	return file_vhpc_proto_rawDescGZIP(), []int{33}
 }
 
 type NodesRequest struct {
@@ -2621,7 +2713,7 @@ type NodesRequest struct {
 
 func (x *NodesRequest) Reset() {
 	*x = NodesRequest{}
-	mi := &file_vhpc_proto_msgTypes[33]
+	mi := &file_vhpc_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2633,7 +2725,7 @@ func (x *NodesRequest) String() string {
 func (*NodesRequest) ProtoMessage() {}
 
 func (x *NodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[33]
+	mi := &file_vhpc_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2646,7 +2738,7 @@ func (x *NodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesRequest.ProtoReflect.Descriptor instead.
 func (*NodesRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{33}
+	return file_vhpc_proto_rawDescGZIP(), []int{34}
 }
 
 type NodesResponse struct {
@@ -2661,7 +2753,7 @@ type NodesResponse struct {
 
 func (x *NodesResponse) Reset() {
 	*x = NodesResponse{}
-	mi := &file_vhpc_proto_msgTypes[34]
+	mi := &file_vhpc_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2673,7 +2765,7 @@ func (x *NodesResponse) String() string {
 func (*NodesResponse) ProtoMessage() {}
 
 func (x *NodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[34]
+	mi := &file_vhpc_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2686,7 +2778,7 @@ func (x *NodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesResponse.ProtoReflect.Descriptor instead.
 func (*NodesResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{34}
+	return file_vhpc_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *NodesResponse) GetNodes() []*Node {
@@ -2714,7 +2806,7 @@ type Core struct {
 
 func (x *Core) Reset() {
 	*x = Core{}
-	mi := &file_vhpc_proto_msgTypes[35]
+	mi := &file_vhpc_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2726,7 +2818,7 @@ func (x *Core) String() string {
 func (*Core) ProtoMessage() {}
 
 func (x *Core) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[35]
+	mi := &file_vhpc_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2739,7 +2831,7 @@ func (x *Core) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Core.ProtoReflect.Descriptor instead.
 func (*Core) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{35}
+	return file_vhpc_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *Core) GetId() int32 {
@@ -2774,7 +2866,7 @@ type NumaNode struct {
 
 func (x *NumaNode) Reset() {
 	*x = NumaNode{}
-	mi := &file_vhpc_proto_msgTypes[36]
+	mi := &file_vhpc_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2786,7 +2878,7 @@ func (x *NumaNode) String() string {
 func (*NumaNode) ProtoMessage() {}
 
 func (x *NumaNode) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[36]
+	mi := &file_vhpc_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2799,7 +2891,7 @@ func (x *NumaNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NumaNode.ProtoReflect.Descriptor instead.
 func (*NumaNode) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{36}
+	return file_vhpc_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *NumaNode) GetId() int32 {
@@ -2843,7 +2935,7 @@ type Gpu struct {
 
 func (x *Gpu) Reset() {
 	*x = Gpu{}
-	mi := &file_vhpc_proto_msgTypes[37]
+	mi := &file_vhpc_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2855,7 +2947,7 @@ func (x *Gpu) String() string {
 func (*Gpu) ProtoMessage() {}
 
 func (x *Gpu) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[37]
+	mi := &file_vhpc_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2868,7 +2960,7 @@ func (x *Gpu) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gpu.ProtoReflect.Descriptor instead.
 func (*Gpu) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{37}
+	return file_vhpc_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Gpu) GetPciAddress() string {
@@ -2953,13 +3045,16 @@ type Node struct {
 	UsedGpus       int32 `protobuf:"varint,14,opt,name=used_gpus,json=usedGpus,proto3" json:"used_gpus,omitempty"`
 	UsedScratchMib int64 `protobuf:"varint,15,opt,name=used_scratch_mib,json=usedScratchMib,proto3" json:"used_scratch_mib,omitempty"`
 	Allocations    int32 `protobuf:"varint,16,opt,name=allocations,proto3" json:"allocations,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// underlay is IP:PORT where the node's agent terminates job networks
+	// (VXLAN) for multi-node jobs; "" when the agent has none.
+	Underlay      string `protobuf:"bytes,17,opt,name=underlay,proto3" json:"underlay,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_vhpc_proto_msgTypes[38]
+	mi := &file_vhpc_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2971,7 +3066,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[38]
+	mi := &file_vhpc_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2984,7 +3079,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{38}
+	return file_vhpc_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Node) GetName() string {
@@ -3099,6 +3194,13 @@ func (x *Node) GetAllocations() int32 {
 	return 0
 }
 
+func (x *Node) GetUnderlay() string {
+	if x != nil {
+		return x.Underlay
+	}
+	return ""
+}
+
 type RegisterRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Node          *Node                  `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
@@ -3109,7 +3211,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_vhpc_proto_msgTypes[39]
+	mi := &file_vhpc_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3121,7 +3223,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[39]
+	mi := &file_vhpc_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3134,7 +3236,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{39}
+	return file_vhpc_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *RegisterRequest) GetNode() *Node {
@@ -3161,7 +3263,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_vhpc_proto_msgTypes[40]
+	mi := &file_vhpc_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3173,7 +3275,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[40]
+	mi := &file_vhpc_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3186,7 +3288,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{40}
+	return file_vhpc_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RegisterResponse) GetHeartbeatIntervalMs() int64 {
@@ -3217,7 +3319,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_vhpc_proto_msgTypes[41]
+	mi := &file_vhpc_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3229,7 +3331,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[41]
+	mi := &file_vhpc_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3242,7 +3344,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{41}
+	return file_vhpc_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *HeartbeatRequest) GetNode() string {
@@ -3275,7 +3377,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_vhpc_proto_msgTypes[42]
+	mi := &file_vhpc_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3287,7 +3389,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[42]
+	mi := &file_vhpc_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3300,7 +3402,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{42}
+	return file_vhpc_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *HeartbeatResponse) GetLeaseMs() int64 {
@@ -3319,7 +3421,7 @@ type WatchAllocationsRequest struct {
 
 func (x *WatchAllocationsRequest) Reset() {
 	*x = WatchAllocationsRequest{}
-	mi := &file_vhpc_proto_msgTypes[43]
+	mi := &file_vhpc_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3331,7 +3433,7 @@ func (x *WatchAllocationsRequest) String() string {
 func (*WatchAllocationsRequest) ProtoMessage() {}
 
 func (x *WatchAllocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[43]
+	mi := &file_vhpc_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3344,7 +3446,7 @@ func (x *WatchAllocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAllocationsRequest.ProtoReflect.Descriptor instead.
 func (*WatchAllocationsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{43}
+	return file_vhpc_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *WatchAllocationsRequest) GetNode() string {
@@ -3363,7 +3465,7 @@ type AllocationSet struct {
 
 func (x *AllocationSet) Reset() {
 	*x = AllocationSet{}
-	mi := &file_vhpc_proto_msgTypes[44]
+	mi := &file_vhpc_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3375,7 +3477,7 @@ func (x *AllocationSet) String() string {
 func (*AllocationSet) ProtoMessage() {}
 
 func (x *AllocationSet) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[44]
+	mi := &file_vhpc_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3388,7 +3490,7 @@ func (x *AllocationSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocationSet.ProtoReflect.Descriptor instead.
 func (*AllocationSet) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{44}
+	return file_vhpc_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AllocationSet) GetAllocations() []*Allocation {
@@ -3418,7 +3520,7 @@ type UpdateAllocationRequest struct {
 
 func (x *UpdateAllocationRequest) Reset() {
 	*x = UpdateAllocationRequest{}
-	mi := &file_vhpc_proto_msgTypes[45]
+	mi := &file_vhpc_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3430,7 +3532,7 @@ func (x *UpdateAllocationRequest) String() string {
 func (*UpdateAllocationRequest) ProtoMessage() {}
 
 func (x *UpdateAllocationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[45]
+	mi := &file_vhpc_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3443,7 +3545,7 @@ func (x *UpdateAllocationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAllocationRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAllocationRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{45}
+	return file_vhpc_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *UpdateAllocationRequest) GetAllocId() string {
@@ -3524,7 +3626,7 @@ type UpdateAllocationResponse struct {
 
 func (x *UpdateAllocationResponse) Reset() {
 	*x = UpdateAllocationResponse{}
-	mi := &file_vhpc_proto_msgTypes[46]
+	mi := &file_vhpc_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3536,7 +3638,7 @@ func (x *UpdateAllocationResponse) String() string {
 func (*UpdateAllocationResponse) ProtoMessage() {}
 
 func (x *UpdateAllocationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[46]
+	mi := &file_vhpc_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3549,7 +3651,7 @@ func (x *UpdateAllocationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAllocationResponse.ProtoReflect.Descriptor instead.
 func (*UpdateAllocationResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{46}
+	return file_vhpc_proto_rawDescGZIP(), []int{47}
 }
 
 var File_vhpc_proto protoreflect.FileDescriptor
@@ -3576,7 +3678,7 @@ const file_vhpc_proto_rawDesc = "" +
 	" \x01(\tR\tbuiltFrom\x12\x1b\n" +
 	"\tpushed_by\x18\v \x01(\tR\bpushedBy\x12'\n" +
 	"\x0fprevious_digest\x18\f \x01(\tR\x0epreviousDigest\x12\x1c\n" +
-	"\tduplicate\x18\r \x01(\bR\tduplicate\"\xc8\x01\n" +
+	"\tduplicate\x18\r \x01(\bR\tduplicate\"\xe4\x01\n" +
 	"\x0fPutImageRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x16\n" +
 	"\x06digest\x18\x02 \x01(\tR\x06digest\x12\x1d\n" +
@@ -3586,7 +3688,8 @@ const file_vhpc_proto_rawDesc = "" +
 	"\n" +
 	"built_from\x18\x05 \x01(\tR\tbuiltFrom\x12\x12\n" +
 	"\x04user\x18\x06 \x01(\tR\x04user\x12!\n" +
-	"\fclient_token\x18\a \x01(\tR\vclientToken\"I\n" +
+	"\fclient_token\x18\a \x01(\tR\vclientToken\x12\x1a\n" +
+	"\bpackages\x18\b \x03(\tR\bpackages\"I\n" +
 	"\x11ListImagesRequest\x12\x1e\n" +
 	"\n" +
 	"department\x18\x01 \x01(\tR\n" +
@@ -3718,7 +3821,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x0ePriorityFactor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xf5\x06\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xc5\a\n" +
 	"\n" +
 	"Allocation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
@@ -3753,7 +3856,14 @@ const file_vhpc_proto_rawDesc = "" +
 	"\tgpu_usage\x18\x19 \x01(\v2\x11.vhpc.v1.GPUUsageR\bgpuUsage\x12\x1b\n" +
 	"\timage_ref\x18\x1a \x01(\tR\bimageRef\x12!\n" +
 	"\fimage_digest\x18\x1b \x01(\tR\vimageDigest\x12!\n" +
-	"\fimage_pulled\x18\x1c \x01(\bR\vimagePulled\"\x91\x01\n" +
+	"\fimage_pulled\x18\x1c \x01(\bR\vimagePulled\x12'\n" +
+	"\x04gang\x18\x1d \x03(\v2\x13.vhpc.v1.GangMemberR\x04gang\x12%\n" +
+	"\x0enetwork_secret\x18\x1e \x01(\tR\rnetworkSecret\"P\n" +
+	"\n" +
+	"GangMember\x12\x12\n" +
+	"\x04rank\x18\x01 \x01(\x05R\x04rank\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\x12\x1a\n" +
+	"\bunderlay\x18\x03 \x01(\tR\bunderlay\"\x91\x01\n" +
 	"\bGPUUsage\x12\x1b\n" +
 	"\tgpu_hours\x18\x01 \x01(\x01R\bgpuHours\x12)\n" +
 	"\x10mean_utilization\x18\x02 \x01(\x01R\x0fmeanUtilization\x12#\n" +
@@ -3818,7 +3928,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"iommuGroup\x12\x18\n" +
 	"\adrained\x18\a \x01(\tR\adrained\x12\x16\n" +
 	"\x06health\x18\b \x01(\tR\x06health\x12!\n" +
-	"\fiommu_shared\x18\t \x01(\bR\viommuShared\"\xa5\x04\n" +
+	"\fiommu_shared\x18\t \x01(\bR\viommuShared\"\xc1\x04\n" +
 	"\x04Node\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\tR\tpartition\x12\x1e\n" +
@@ -3840,7 +3950,8 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x0fused_memory_mib\x18\r \x01(\x03R\rusedMemoryMib\x12\x1b\n" +
 	"\tused_gpus\x18\x0e \x01(\x05R\busedGpus\x12(\n" +
 	"\x10used_scratch_mib\x18\x0f \x01(\x03R\x0eusedScratchMib\x12 \n" +
-	"\vallocations\x18\x10 \x01(\x05R\vallocations\"Y\n" +
+	"\vallocations\x18\x10 \x01(\x05R\vallocations\x12\x1a\n" +
+	"\bunderlay\x18\x11 \x01(\tR\bunderlay\"Y\n" +
 	"\x0fRegisterRequest\x12!\n" +
 	"\x04node\x18\x01 \x01(\v2\r.vhpc.v1.NodeR\x04node\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\"a\n" +
@@ -3913,7 +4024,7 @@ func file_vhpc_proto_rawDescGZIP() []byte {
 	return file_vhpc_proto_rawDescData
 }
 
-var file_vhpc_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_vhpc_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_vhpc_proto_goTypes = []any{
 	(*ImageRecord)(nil),               // 0: vhpc.v1.ImageRecord
 	(*PutImageRequest)(nil),           // 1: vhpc.v1.PutImageRequest
@@ -3938,114 +4049,116 @@ var file_vhpc_proto_goTypes = []any{
 	(*ArrayStatus)(nil),               // 20: vhpc.v1.ArrayStatus
 	(*PriorityFactor)(nil),            // 21: vhpc.v1.PriorityFactor
 	(*Allocation)(nil),                // 22: vhpc.v1.Allocation
-	(*GPUUsage)(nil),                  // 23: vhpc.v1.GPUUsage
-	(*GetJobRequest)(nil),             // 24: vhpc.v1.GetJobRequest
-	(*ListJobsRequest)(nil),           // 25: vhpc.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),          // 26: vhpc.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),          // 27: vhpc.v1.CancelJobRequest
-	(*WatchJobRequest)(nil),           // 28: vhpc.v1.WatchJobRequest
-	(*JobEvent)(nil),                  // 29: vhpc.v1.JobEvent
-	(*LogsRequest)(nil),               // 30: vhpc.v1.LogsRequest
-	(*LogChunk)(nil),                  // 31: vhpc.v1.LogChunk
-	(*PushLogsResponse)(nil),          // 32: vhpc.v1.PushLogsResponse
-	(*NodesRequest)(nil),              // 33: vhpc.v1.NodesRequest
-	(*NodesResponse)(nil),             // 34: vhpc.v1.NodesResponse
-	(*Core)(nil),                      // 35: vhpc.v1.Core
-	(*NumaNode)(nil),                  // 36: vhpc.v1.NumaNode
-	(*Gpu)(nil),                       // 37: vhpc.v1.Gpu
-	(*Node)(nil),                      // 38: vhpc.v1.Node
-	(*RegisterRequest)(nil),           // 39: vhpc.v1.RegisterRequest
-	(*RegisterResponse)(nil),          // 40: vhpc.v1.RegisterResponse
-	(*HeartbeatRequest)(nil),          // 41: vhpc.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),         // 42: vhpc.v1.HeartbeatResponse
-	(*WatchAllocationsRequest)(nil),   // 43: vhpc.v1.WatchAllocationsRequest
-	(*AllocationSet)(nil),             // 44: vhpc.v1.AllocationSet
-	(*UpdateAllocationRequest)(nil),   // 45: vhpc.v1.UpdateAllocationRequest
-	(*UpdateAllocationResponse)(nil),  // 46: vhpc.v1.UpdateAllocationResponse
-	(*timestamppb.Timestamp)(nil),     // 47: google.protobuf.Timestamp
+	(*GangMember)(nil),                // 23: vhpc.v1.GangMember
+	(*GPUUsage)(nil),                  // 24: vhpc.v1.GPUUsage
+	(*GetJobRequest)(nil),             // 25: vhpc.v1.GetJobRequest
+	(*ListJobsRequest)(nil),           // 26: vhpc.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),          // 27: vhpc.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),          // 28: vhpc.v1.CancelJobRequest
+	(*WatchJobRequest)(nil),           // 29: vhpc.v1.WatchJobRequest
+	(*JobEvent)(nil),                  // 30: vhpc.v1.JobEvent
+	(*LogsRequest)(nil),               // 31: vhpc.v1.LogsRequest
+	(*LogChunk)(nil),                  // 32: vhpc.v1.LogChunk
+	(*PushLogsResponse)(nil),          // 33: vhpc.v1.PushLogsResponse
+	(*NodesRequest)(nil),              // 34: vhpc.v1.NodesRequest
+	(*NodesResponse)(nil),             // 35: vhpc.v1.NodesResponse
+	(*Core)(nil),                      // 36: vhpc.v1.Core
+	(*NumaNode)(nil),                  // 37: vhpc.v1.NumaNode
+	(*Gpu)(nil),                       // 38: vhpc.v1.Gpu
+	(*Node)(nil),                      // 39: vhpc.v1.Node
+	(*RegisterRequest)(nil),           // 40: vhpc.v1.RegisterRequest
+	(*RegisterResponse)(nil),          // 41: vhpc.v1.RegisterResponse
+	(*HeartbeatRequest)(nil),          // 42: vhpc.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),         // 43: vhpc.v1.HeartbeatResponse
+	(*WatchAllocationsRequest)(nil),   // 44: vhpc.v1.WatchAllocationsRequest
+	(*AllocationSet)(nil),             // 45: vhpc.v1.AllocationSet
+	(*UpdateAllocationRequest)(nil),   // 46: vhpc.v1.UpdateAllocationRequest
+	(*UpdateAllocationResponse)(nil),  // 47: vhpc.v1.UpdateAllocationResponse
+	(*timestamppb.Timestamp)(nil),     // 48: google.protobuf.Timestamp
 }
 var file_vhpc_proto_depIdxs = []int32{
-	47, // 0: vhpc.v1.ImageRecord.created:type_name -> google.protobuf.Timestamp
-	47, // 1: vhpc.v1.ImageRecord.updated:type_name -> google.protobuf.Timestamp
+	48, // 0: vhpc.v1.ImageRecord.created:type_name -> google.protobuf.Timestamp
+	48, // 1: vhpc.v1.ImageRecord.updated:type_name -> google.protobuf.Timestamp
 	0,  // 2: vhpc.v1.ListImagesResponse.images:type_name -> vhpc.v1.ImageRecord
 	8,  // 3: vhpc.v1.ClusterStatus.members:type_name -> vhpc.v1.Member
 	18, // 4: vhpc.v1.SubmitResponse.job:type_name -> vhpc.v1.Job
 	17, // 5: vhpc.v1.Job.resources:type_name -> vhpc.v1.Resources
-	47, // 6: vhpc.v1.Job.submit_time:type_name -> google.protobuf.Timestamp
-	47, // 7: vhpc.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	47, // 8: vhpc.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	48, // 6: vhpc.v1.Job.submit_time:type_name -> google.protobuf.Timestamp
+	48, // 7: vhpc.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	48, // 8: vhpc.v1.Job.end_time:type_name -> google.protobuf.Timestamp
 	22, // 9: vhpc.v1.Job.allocations:type_name -> vhpc.v1.Allocation
 	19, // 10: vhpc.v1.Job.depends_on:type_name -> vhpc.v1.Dependency
 	20, // 11: vhpc.v1.Job.array:type_name -> vhpc.v1.ArrayStatus
 	21, // 12: vhpc.v1.Job.priority:type_name -> vhpc.v1.PriorityFactor
-	47, // 13: vhpc.v1.Allocation.created:type_name -> google.protobuf.Timestamp
-	47, // 14: vhpc.v1.Allocation.started:type_name -> google.protobuf.Timestamp
-	47, // 15: vhpc.v1.Allocation.ended:type_name -> google.protobuf.Timestamp
-	47, // 16: vhpc.v1.Allocation.deadline:type_name -> google.protobuf.Timestamp
-	23, // 17: vhpc.v1.Allocation.gpu_usage:type_name -> vhpc.v1.GPUUsage
-	18, // 18: vhpc.v1.ListJobsResponse.jobs:type_name -> vhpc.v1.Job
-	18, // 19: vhpc.v1.JobEvent.job:type_name -> vhpc.v1.Job
-	38, // 20: vhpc.v1.NodesResponse.nodes:type_name -> vhpc.v1.Node
-	35, // 21: vhpc.v1.Node.cores:type_name -> vhpc.v1.Core
-	36, // 22: vhpc.v1.Node.numa:type_name -> vhpc.v1.NumaNode
-	37, // 23: vhpc.v1.Node.gpus:type_name -> vhpc.v1.Gpu
-	47, // 24: vhpc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
-	38, // 25: vhpc.v1.RegisterRequest.node:type_name -> vhpc.v1.Node
-	22, // 26: vhpc.v1.AllocationSet.allocations:type_name -> vhpc.v1.Allocation
-	23, // 27: vhpc.v1.UpdateAllocationRequest.gpu_usage:type_name -> vhpc.v1.GPUUsage
-	15, // 28: vhpc.v1.JobService.Submit:input_type -> vhpc.v1.SubmitRequest
-	24, // 29: vhpc.v1.JobService.Get:input_type -> vhpc.v1.GetJobRequest
-	25, // 30: vhpc.v1.JobService.List:input_type -> vhpc.v1.ListJobsRequest
-	27, // 31: vhpc.v1.JobService.Cancel:input_type -> vhpc.v1.CancelJobRequest
-	28, // 32: vhpc.v1.JobService.Watch:input_type -> vhpc.v1.WatchJobRequest
-	30, // 33: vhpc.v1.JobService.Logs:input_type -> vhpc.v1.LogsRequest
-	33, // 34: vhpc.v1.JobService.Nodes:input_type -> vhpc.v1.NodesRequest
-	39, // 35: vhpc.v1.NodeService.Register:input_type -> vhpc.v1.RegisterRequest
-	41, // 36: vhpc.v1.NodeService.Heartbeat:input_type -> vhpc.v1.HeartbeatRequest
-	43, // 37: vhpc.v1.NodeService.WatchAllocations:input_type -> vhpc.v1.WatchAllocationsRequest
-	45, // 38: vhpc.v1.NodeService.UpdateAllocation:input_type -> vhpc.v1.UpdateAllocationRequest
-	31, // 39: vhpc.v1.NodeService.PushLogs:input_type -> vhpc.v1.LogChunk
-	6,  // 40: vhpc.v1.NodeService.SetGPUHealth:input_type -> vhpc.v1.GPUHealthRequest
-	1,  // 41: vhpc.v1.ImageService.Put:input_type -> vhpc.v1.PutImageRequest
-	2,  // 42: vhpc.v1.ImageService.List:input_type -> vhpc.v1.ListImagesRequest
-	4,  // 43: vhpc.v1.ImageService.Get:input_type -> vhpc.v1.GetImageRequest
-	5,  // 44: vhpc.v1.ImageService.Remove:input_type -> vhpc.v1.RemoveImageRequest
-	7,  // 45: vhpc.v1.ClusterService.Status:input_type -> vhpc.v1.ClusterStatusRequest
-	10, // 46: vhpc.v1.ClusterService.AddMember:input_type -> vhpc.v1.AddMemberRequest
-	11, // 47: vhpc.v1.ClusterService.RemoveMember:input_type -> vhpc.v1.RemoveMemberRequest
-	12, // 48: vhpc.v1.ClusterService.TransferLeadership:input_type -> vhpc.v1.TransferLeadershipRequest
-	13, // 49: vhpc.v1.ClusterService.SnapshotSave:input_type -> vhpc.v1.SnapshotSaveRequest
-	14, // 50: vhpc.v1.ClusterService.SnapshotRestore:input_type -> vhpc.v1.SnapshotChunk
-	8,  // 51: vhpc.v1.ClusterService.Announce:input_type -> vhpc.v1.Member
-	16, // 52: vhpc.v1.JobService.Submit:output_type -> vhpc.v1.SubmitResponse
-	18, // 53: vhpc.v1.JobService.Get:output_type -> vhpc.v1.Job
-	26, // 54: vhpc.v1.JobService.List:output_type -> vhpc.v1.ListJobsResponse
-	18, // 55: vhpc.v1.JobService.Cancel:output_type -> vhpc.v1.Job
-	29, // 56: vhpc.v1.JobService.Watch:output_type -> vhpc.v1.JobEvent
-	31, // 57: vhpc.v1.JobService.Logs:output_type -> vhpc.v1.LogChunk
-	34, // 58: vhpc.v1.JobService.Nodes:output_type -> vhpc.v1.NodesResponse
-	40, // 59: vhpc.v1.NodeService.Register:output_type -> vhpc.v1.RegisterResponse
-	42, // 60: vhpc.v1.NodeService.Heartbeat:output_type -> vhpc.v1.HeartbeatResponse
-	44, // 61: vhpc.v1.NodeService.WatchAllocations:output_type -> vhpc.v1.AllocationSet
-	46, // 62: vhpc.v1.NodeService.UpdateAllocation:output_type -> vhpc.v1.UpdateAllocationResponse
-	32, // 63: vhpc.v1.NodeService.PushLogs:output_type -> vhpc.v1.PushLogsResponse
-	38, // 64: vhpc.v1.NodeService.SetGPUHealth:output_type -> vhpc.v1.Node
-	0,  // 65: vhpc.v1.ImageService.Put:output_type -> vhpc.v1.ImageRecord
-	3,  // 66: vhpc.v1.ImageService.List:output_type -> vhpc.v1.ListImagesResponse
-	0,  // 67: vhpc.v1.ImageService.Get:output_type -> vhpc.v1.ImageRecord
-	0,  // 68: vhpc.v1.ImageService.Remove:output_type -> vhpc.v1.ImageRecord
-	9,  // 69: vhpc.v1.ClusterService.Status:output_type -> vhpc.v1.ClusterStatus
-	9,  // 70: vhpc.v1.ClusterService.AddMember:output_type -> vhpc.v1.ClusterStatus
-	9,  // 71: vhpc.v1.ClusterService.RemoveMember:output_type -> vhpc.v1.ClusterStatus
-	9,  // 72: vhpc.v1.ClusterService.TransferLeadership:output_type -> vhpc.v1.ClusterStatus
-	14, // 73: vhpc.v1.ClusterService.SnapshotSave:output_type -> vhpc.v1.SnapshotChunk
-	9,  // 74: vhpc.v1.ClusterService.SnapshotRestore:output_type -> vhpc.v1.ClusterStatus
-	9,  // 75: vhpc.v1.ClusterService.Announce:output_type -> vhpc.v1.ClusterStatus
-	52, // [52:76] is the sub-list for method output_type
-	28, // [28:52] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	48, // 13: vhpc.v1.Allocation.created:type_name -> google.protobuf.Timestamp
+	48, // 14: vhpc.v1.Allocation.started:type_name -> google.protobuf.Timestamp
+	48, // 15: vhpc.v1.Allocation.ended:type_name -> google.protobuf.Timestamp
+	48, // 16: vhpc.v1.Allocation.deadline:type_name -> google.protobuf.Timestamp
+	24, // 17: vhpc.v1.Allocation.gpu_usage:type_name -> vhpc.v1.GPUUsage
+	23, // 18: vhpc.v1.Allocation.gang:type_name -> vhpc.v1.GangMember
+	18, // 19: vhpc.v1.ListJobsResponse.jobs:type_name -> vhpc.v1.Job
+	18, // 20: vhpc.v1.JobEvent.job:type_name -> vhpc.v1.Job
+	39, // 21: vhpc.v1.NodesResponse.nodes:type_name -> vhpc.v1.Node
+	36, // 22: vhpc.v1.Node.cores:type_name -> vhpc.v1.Core
+	37, // 23: vhpc.v1.Node.numa:type_name -> vhpc.v1.NumaNode
+	38, // 24: vhpc.v1.Node.gpus:type_name -> vhpc.v1.Gpu
+	48, // 25: vhpc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
+	39, // 26: vhpc.v1.RegisterRequest.node:type_name -> vhpc.v1.Node
+	22, // 27: vhpc.v1.AllocationSet.allocations:type_name -> vhpc.v1.Allocation
+	24, // 28: vhpc.v1.UpdateAllocationRequest.gpu_usage:type_name -> vhpc.v1.GPUUsage
+	15, // 29: vhpc.v1.JobService.Submit:input_type -> vhpc.v1.SubmitRequest
+	25, // 30: vhpc.v1.JobService.Get:input_type -> vhpc.v1.GetJobRequest
+	26, // 31: vhpc.v1.JobService.List:input_type -> vhpc.v1.ListJobsRequest
+	28, // 32: vhpc.v1.JobService.Cancel:input_type -> vhpc.v1.CancelJobRequest
+	29, // 33: vhpc.v1.JobService.Watch:input_type -> vhpc.v1.WatchJobRequest
+	31, // 34: vhpc.v1.JobService.Logs:input_type -> vhpc.v1.LogsRequest
+	34, // 35: vhpc.v1.JobService.Nodes:input_type -> vhpc.v1.NodesRequest
+	40, // 36: vhpc.v1.NodeService.Register:input_type -> vhpc.v1.RegisterRequest
+	42, // 37: vhpc.v1.NodeService.Heartbeat:input_type -> vhpc.v1.HeartbeatRequest
+	44, // 38: vhpc.v1.NodeService.WatchAllocations:input_type -> vhpc.v1.WatchAllocationsRequest
+	46, // 39: vhpc.v1.NodeService.UpdateAllocation:input_type -> vhpc.v1.UpdateAllocationRequest
+	32, // 40: vhpc.v1.NodeService.PushLogs:input_type -> vhpc.v1.LogChunk
+	6,  // 41: vhpc.v1.NodeService.SetGPUHealth:input_type -> vhpc.v1.GPUHealthRequest
+	1,  // 42: vhpc.v1.ImageService.Put:input_type -> vhpc.v1.PutImageRequest
+	2,  // 43: vhpc.v1.ImageService.List:input_type -> vhpc.v1.ListImagesRequest
+	4,  // 44: vhpc.v1.ImageService.Get:input_type -> vhpc.v1.GetImageRequest
+	5,  // 45: vhpc.v1.ImageService.Remove:input_type -> vhpc.v1.RemoveImageRequest
+	7,  // 46: vhpc.v1.ClusterService.Status:input_type -> vhpc.v1.ClusterStatusRequest
+	10, // 47: vhpc.v1.ClusterService.AddMember:input_type -> vhpc.v1.AddMemberRequest
+	11, // 48: vhpc.v1.ClusterService.RemoveMember:input_type -> vhpc.v1.RemoveMemberRequest
+	12, // 49: vhpc.v1.ClusterService.TransferLeadership:input_type -> vhpc.v1.TransferLeadershipRequest
+	13, // 50: vhpc.v1.ClusterService.SnapshotSave:input_type -> vhpc.v1.SnapshotSaveRequest
+	14, // 51: vhpc.v1.ClusterService.SnapshotRestore:input_type -> vhpc.v1.SnapshotChunk
+	8,  // 52: vhpc.v1.ClusterService.Announce:input_type -> vhpc.v1.Member
+	16, // 53: vhpc.v1.JobService.Submit:output_type -> vhpc.v1.SubmitResponse
+	18, // 54: vhpc.v1.JobService.Get:output_type -> vhpc.v1.Job
+	27, // 55: vhpc.v1.JobService.List:output_type -> vhpc.v1.ListJobsResponse
+	18, // 56: vhpc.v1.JobService.Cancel:output_type -> vhpc.v1.Job
+	30, // 57: vhpc.v1.JobService.Watch:output_type -> vhpc.v1.JobEvent
+	32, // 58: vhpc.v1.JobService.Logs:output_type -> vhpc.v1.LogChunk
+	35, // 59: vhpc.v1.JobService.Nodes:output_type -> vhpc.v1.NodesResponse
+	41, // 60: vhpc.v1.NodeService.Register:output_type -> vhpc.v1.RegisterResponse
+	43, // 61: vhpc.v1.NodeService.Heartbeat:output_type -> vhpc.v1.HeartbeatResponse
+	45, // 62: vhpc.v1.NodeService.WatchAllocations:output_type -> vhpc.v1.AllocationSet
+	47, // 63: vhpc.v1.NodeService.UpdateAllocation:output_type -> vhpc.v1.UpdateAllocationResponse
+	33, // 64: vhpc.v1.NodeService.PushLogs:output_type -> vhpc.v1.PushLogsResponse
+	39, // 65: vhpc.v1.NodeService.SetGPUHealth:output_type -> vhpc.v1.Node
+	0,  // 66: vhpc.v1.ImageService.Put:output_type -> vhpc.v1.ImageRecord
+	3,  // 67: vhpc.v1.ImageService.List:output_type -> vhpc.v1.ListImagesResponse
+	0,  // 68: vhpc.v1.ImageService.Get:output_type -> vhpc.v1.ImageRecord
+	0,  // 69: vhpc.v1.ImageService.Remove:output_type -> vhpc.v1.ImageRecord
+	9,  // 70: vhpc.v1.ClusterService.Status:output_type -> vhpc.v1.ClusterStatus
+	9,  // 71: vhpc.v1.ClusterService.AddMember:output_type -> vhpc.v1.ClusterStatus
+	9,  // 72: vhpc.v1.ClusterService.RemoveMember:output_type -> vhpc.v1.ClusterStatus
+	9,  // 73: vhpc.v1.ClusterService.TransferLeadership:output_type -> vhpc.v1.ClusterStatus
+	14, // 74: vhpc.v1.ClusterService.SnapshotSave:output_type -> vhpc.v1.SnapshotChunk
+	9,  // 75: vhpc.v1.ClusterService.SnapshotRestore:output_type -> vhpc.v1.ClusterStatus
+	9,  // 76: vhpc.v1.ClusterService.Announce:output_type -> vhpc.v1.ClusterStatus
+	53, // [53:77] is the sub-list for method output_type
+	29, // [29:53] is the sub-list for method input_type
+	29, // [29:29] is the sub-list for extension type_name
+	29, // [29:29] is the sub-list for extension extendee
+	0,  // [0:29] is the sub-list for field type_name
 }
 
 func init() { file_vhpc_proto_init() }
@@ -4059,7 +4172,7 @@ func file_vhpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vhpc_proto_rawDesc), len(file_vhpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   47,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   4,
 		},
