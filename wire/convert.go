@@ -31,6 +31,7 @@ func JobFromSpec(s *jobspec.Spec, user, submitDir, token string) (model.Job, err
 		Partition:  s.Partition,
 		QOS:        s.QOS,
 		Image:      s.Image,
+		MPI:        s.MPI,
 		Request: model.Request{
 			Nodes:        r.Nodes,
 			TasksPerNode: r.TasksPerNode,
@@ -139,7 +140,7 @@ func AllocToProto(a *model.Alloc, job *model.Job) *api.Allocation {
 func NodeToProto(n *model.Node) *api.Node {
 	p := &api.Node{
 		Name: n.Name, Partition: n.Partition, Hypervisor: n.Hypervisor, ScratchMib: n.ScratchMiB,
-		State: string(n.State), Reason: n.Reason, LastSeen: ts(n.LastSeen),
+		State: string(n.State), Reason: n.Reason, LastSeen: ts(n.LastSeen), Underlay: n.Underlay,
 	}
 	for _, c := range n.Cores {
 		p.Cores = append(p.Cores, &api.Core{Id: int32(c.ID), Numa: int32(c.NUMA), PhysicalCore: int32(c.PhysicalCore)})
@@ -159,7 +160,7 @@ func NodeToProto(n *model.Node) *api.Node {
 
 // NodeFromProto converts an agent's registration into the stored node.
 func NodeFromProto(p *api.Node) model.Node {
-	n := model.Node{Name: p.GetName(), Partition: p.GetPartition(), Hypervisor: p.GetHypervisor(), ScratchMiB: p.GetScratchMib()}
+	n := model.Node{Name: p.GetName(), Partition: p.GetPartition(), Hypervisor: p.GetHypervisor(), ScratchMiB: p.GetScratchMib(), Underlay: p.GetUnderlay()}
 	for _, c := range p.GetCores() {
 		n.Cores = append(n.Cores, model.Core{ID: int(c.GetId()), NUMA: int(c.GetNuma()), PhysicalCore: int(c.GetPhysicalCore())})
 	}

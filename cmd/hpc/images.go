@@ -189,10 +189,14 @@ func imagePush(ctx context.Context, c *client.Client, f catalogFlags, dir, ref s
 	if err != nil {
 		return err
 	}
-	if f.builtFrom == "" {
-		var cfg imageConfig
-		if b, err := os.ReadFile(filepath.Join(dir, imagestore.ConfigFile)); err == nil && json.Unmarshal(b, &cfg) == nil {
+	var packages []string // told to the catalog, which checks MPI jobs against them
+	var cfg imageConfig
+	if b, err := os.ReadFile(filepath.Join(dir, imagestore.ConfigFile)); err == nil && json.Unmarshal(b, &cfg) == nil {
+		if f.builtFrom == "" {
 			f.builtFrom = builtFrom(cfg)
+		}
+		for _, p := range cfg.Packages {
+			packages = append(packages, p.Name)
 		}
 	}
 	reg, err := registryURL(ctx, c, f.registry)
@@ -210,7 +214,7 @@ func imagePush(ctx context.Context, c *client.Client, f catalogFlags, dir, ref s
 	token := newToken()
 	rec, err := call(ctx, c, func(ctx context.Context, is api.ImageServiceClient) (*api.ImageRecord, error) {
 		return is.Put(ctx, &api.PutImageRequest{Ref: ref, Digest: res.Digest, SizeBytes: res.Size, Public: f.public,
-			BuiltFrom: f.builtFrom, User: who, ClientToken: token})
+			BuiltFrom: f.builtFrom, User: who, ClientToken: token, Packages: packages})
 	})
 	if err != nil {
 		return fmt.Errorf("pushed %s to %s as %s, but the catalog refused it: %w", ref, reg, res.Digest, err)

@@ -172,6 +172,7 @@ func applyPlan(txn *state.Txn, e *ApplyPlan) PlanResult {
 				State:     model.AllocPending,
 				Created:   e.Time,
 				Deadline:  e.Time.Add(j.Walltime),
+				NetSecret: s.NetSecret,
 			}
 			txn.PutAlloc(a)
 			in.Allocs = append(in.Allocs, a)
@@ -257,6 +258,10 @@ func checkPlanStart(j *model.Job, s model.Start) error {
 		return fmt.Errorf("job %d is not an array but the plan starts task %d: %w", s.Job, s.Task, ErrConflict)
 	case j.Array != nil && !j.TaskPending(s.Task):
 		return fmt.Errorf("job %d has no pending task %d: %w", s.Job, s.Task, ErrConflict)
+	case j.Networked() && len(s.NetSecret) < 32:
+		return fmt.Errorf("job %d gets a network but the plan brings no launcher secret: %w", s.Job, ErrConflict)
+	case !j.Networked() && s.NetSecret != "":
+		return fmt.Errorf("job %d gets no network but the plan brings a launcher secret: %w", s.Job, ErrConflict)
 	case len(s.Placements) != j.Request.Nodes:
 		return fmt.Errorf("job %d needs %d nodes, the plan gives %d: %w", s.Job, j.Request.Nodes, len(s.Placements), ErrConflict)
 	}

@@ -234,9 +234,19 @@ func TestGangFailureStopsSiblings(t *testing.T) {
 	p := func(n string) model.Placement {
 		return model.Placement{Node: n, Cores: []int{0, 1}, NUMA: []int{0}, MemoryMiB: 512, Scratch: 1024}
 	}
-	r := h.apply(EntryApplyPlan, &ApplyPlan{Time: t0, Starts: []model.Start{{Job: 1, Placements: []model.Placement{p("n1"), p("n2")}}}}).(PlanResult)
+	gangStart := model.Start{Job: 1, Placements: []model.Placement{p("n1"), p("n2")}}
+	if r := h.apply(EntryApplyPlan, &ApplyPlan{Time: t0, Starts: []model.Start{gangStart}}).(PlanResult); r.Applied != 0 {
+		t.Fatalf("a gang start without a launcher secret was applied: %+v", r)
+	}
+	gangStart.NetSecret = strings.Repeat("ab", 32)
+	r := h.apply(EntryApplyPlan, &ApplyPlan{Time: t0, Starts: []model.Start{gangStart}}).(PlanResult)
 	if r.Applied != 1 {
 		t.Fatalf("gang start: %+v", r)
+	}
+	for _, id := range []model.AllocID{"1.0.0.1", "1.0.1.1"} {
+		if a := h.f.Store().Snapshot().Alloc(id); a.NetSecret != gangStart.NetSecret {
+			t.Fatalf("allocation %s has secret %q, want the plan's", id, a.NetSecret)
+		}
 	}
 	h.report("1.0.0.1", 1, model.AllocRunning, 0)
 	h.report("1.0.1.1", 1, model.AllocRunning, 0)

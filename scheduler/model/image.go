@@ -2,6 +2,7 @@ package model
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 )
@@ -37,6 +38,18 @@ type Image struct {
 	BuiltFrom string `json:"builtFrom,omitempty"`
 	// PushedBy is the user who recorded it.
 	PushedBy string `json:"pushedBy,omitempty"`
+	// Packages are the names of the Debian packages in the image, sorted
+	// (nil when the pusher did not say); submit checks MPI jobs by them.
+	Packages []string `json:"packages,omitempty"`
+}
+
+// MaxImagePackages bounds Image.Packages.
+const MaxImagePackages = 20000
+
+// HasPackage reports whether the image lists the Debian package name.
+func (im *Image) HasPackage(name string) bool {
+	_, found := slices.BinarySearch(im.Packages, name)
+	return found
 }
 
 // Ref is "department/name:tag", the catalog key.
@@ -97,6 +110,17 @@ func (im *Image) Check() error {
 	}
 	if len(im.BuiltFrom) > 1024 {
 		return fmt.Errorf("builtFrom is %d bytes; want at most 1024", len(im.BuiltFrom))
+	}
+	if len(im.Packages) > MaxImagePackages {
+		return fmt.Errorf("%d packages; want at most %d", len(im.Packages), MaxImagePackages)
+	}
+	for i, p := range im.Packages {
+		if p == "" || len(p) > 128 || strings.Trim(p, "abcdefghijklmnopqrstuvwxyz0123456789+-.") != "" {
+			return fmt.Errorf("package %q: want a Debian package name (a-z, 0-9, + - .)", p)
+		}
+		if i > 0 && im.Packages[i-1] >= p {
+			return fmt.Errorf("packages must be sorted and unique (%q after %q)", p, im.Packages[i-1])
+		}
 	}
 	return nil
 }

@@ -106,6 +106,9 @@ type Job struct {
 	Partition  string `json:"partition"`
 	QOS        string `json:"qos"`
 	Image      string `json:"image"`
+	// MPI is the job's MPI flavour ("openmpi", "mpich"; "" or "none" for
+	// none). Jobs with MPI or more than one node get a private network.
+	MPI string `json:"mpi,omitempty"`
 	// ImageRef and ImageDigest are the catalog image the master resolved
 	// Image to at submit ("department/name:tag", "sha256:..."): the job
 	// runs that digest even if the tag moves later. Both empty for the
@@ -145,6 +148,12 @@ type Job struct {
 	// could not start the job for a reason of its own); after
 	// MaxNodeRequeues such an end counts as a failure.
 	NodeRequeues int `json:"nodeRequeues,omitempty"`
+}
+
+// Networked reports whether the job's guests get a private network (and
+// the remote-start launcher): MPI jobs and jobs of more than one node.
+func (j *Job) Networked() bool {
+	return j.Request.Nodes > 1 || j.MPI != "" && j.MPI != "none"
 }
 
 // MaxNodeRequeues bounds how often one job goes back to the queue because
@@ -264,10 +273,14 @@ type Node struct {
 	GPUs       []GPU      `json:"gpus,omitempty"`
 	ScratchMiB int64      `json:"scratchMiB"`
 	// ReservedCores are housekeeping cores never given to jobs.
-	ReservedCores []int     `json:"reservedCores,omitempty"`
-	State         NodeState `json:"state"`
-	Reason        string    `json:"reason,omitempty"`
-	LastSeen      time.Time `json:"lastSeen"`
+	ReservedCores []int `json:"reservedCores,omitempty"`
+	// Underlay is "IP:PORT" where the node's agent terminates the VXLAN
+	// segments of multi-node job networks; "" when it has none (such a
+	// node runs only single-node jobs' networks).
+	Underlay string    `json:"underlay,omitempty"`
+	State    NodeState `json:"state"`
+	Reason   string    `json:"reason,omitempty"`
+	LastSeen time.Time `json:"lastSeen"`
 }
 
 // Copy returns a deep copy that shares no memory with n.
@@ -405,6 +418,10 @@ type Alloc struct {
 	// ImagePulled: the node pulled the job's catalog image for this
 	// allocation (it was not in its cache).
 	ImagePulled bool `json:"imagePulled,omitempty"`
+	// NetSecret (hex) authenticates remote starts between the guests of a
+	// networked job's attempt (the same in every allocation of the gang);
+	// chosen by the leader (Start.NetSecret), only agents receive it.
+	NetSecret string `json:"netSecret,omitempty"`
 }
 
 // GPUUsage is the measured GPU use of one allocation.
@@ -431,6 +448,10 @@ type Start struct {
 	Job        JobID       `json:"job"`
 	Task       int64       `json:"task"`
 	Placements []Placement `json:"placements"` // one per node, len == Request.Nodes
+	// NetSecret is the gang's launcher secret for a networked job: random
+	// hex the leader adds before it commits the plan (the state machine
+	// never invents randomness); "" otherwise.
+	NetSecret string `json:"netSecret,omitempty"`
 }
 
 // Preemption is one running gang (all allocations of one job task

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -44,7 +45,8 @@ func (is *imageService) Put(ctx context.Context, req *api.PutImageRequest) (*api
 		return nil, err
 	}
 	im := model.Image{Department: dept, Name: name, Tag: tag, Digest: req.GetDigest(), Public: req.GetPublic(),
-		SizeBytes: req.GetSizeBytes(), BuiltFrom: req.GetBuiltFrom(), PushedBy: req.GetUser()}
+		SizeBytes: req.GetSizeBytes(), BuiltFrom: req.GetBuiltFrom(), PushedBy: req.GetUser(),
+		Packages: slices.Compact(slices.Sorted(slices.Values(req.GetPackages())))}
 	if err := im.Check(); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "image %s: %v", req.GetRef(), err)
 	}
@@ -151,7 +153,7 @@ func (is *imageService) Remove(ctx context.Context, req *api.RemoveImageRequest)
 // spec has positions) that say what exists.
 func resolveImage(snap *state.Snapshot, spec *jobspec.Spec, file string, j *model.Job) error {
 	if j.Image == "" || j.Image == jobspec.DefaultImage {
-		return nil
+		return checkMPIPackage(spec, file, j, nil)
 	}
 	var candidates []string
 	if dept, name, tag, ok := model.SplitImageRef(j.Image); ok {
@@ -173,9 +175,37 @@ func resolveImage(snap *state.Snapshot, spec *jobspec.Spec, file string, j *mode
 				im.Department, j.Department, j.Department, im.Department))
 		}
 		j.ImageRef, j.ImageDigest = ref, im.Digest
-		return nil
+		return checkMPIPackage(spec, file, j, im)
 	}
 	return imageProblem(spec, file, j.Image, "is not in the image catalog"+didYouMean(snap, candidates[0])+"; `hpc image ls` lists the images, `hpc image push` adds one")
+}
+
+// mpiPackages is the Debian package an image needs for each MPI flavour.
+func mpiPackage(mpi string) string {
+	switch mpi {
+	case "openmpi":
+		return "openmpi-bin"
+	case "mpich":
+		return "mpich"
+	}
+	return ""
+}
+
+// checkMPIPackage refuses an MPI job whose image lacks its MPI (from the
+// package list the image was pushed with; im nil is the built-in image).
+func checkMPIPackage(spec *jobspec.Spec, file string, j *model.Job, im *model.Image) error {
+	pkg := mpiPackage(j.MPI)
+	switch {
+	case pkg == "":
+		return nil
+	case im == nil:
+		return imageProblem(spec, file, j.Image, fmt.Sprintf("(the built-in image) has no MPI, and mpi: %s needs one: use an image with the Debian package %s, e.g. public/mpi:1 (images/mpi.yaml)", j.MPI, pkg))
+	case len(im.Packages) == 0:
+		return imageProblem(spec, file, j.Image, fmt.Sprintf("was pushed without its package list, so mpi: %s cannot be checked against it: push it again with hpc image push (which reads the packages from its config.json)", j.MPI))
+	case !im.HasPackage(pkg):
+		return imageProblem(spec, file, j.Image, fmt.Sprintf("has no %s, and mpi: %s needs it: add %s to the image spec's packages and build it again", pkg, j.MPI, pkg))
+	}
+	return nil
 }
 
 // imageProblem reports a bad image as a jobspec problem at the image field.

@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"sync"
@@ -128,6 +130,13 @@ func (s *Server) scheduleOnce(ctx context.Context) (int, error) {
 	s.mu.Unlock()
 	if len(plan.Starts) == 0 && len(plan.Preemptions) == 0 {
 		return 0, nil
+	}
+	for i := range plan.Starts {
+		if j := snap.Job(plan.Starts[i].Job); j != nil && j.Networked() {
+			secret := make([]byte, 32)
+			_, _ = rand.Read(secret) // crypto/rand.Read never fails (Go 1.24+)
+			plan.Starts[i].NetSecret = hex.EncodeToString(secret)
+		}
 	}
 	out, err := s.apply(ctx, fsm.EntryApplyPlan, &fsm.ApplyPlan{Time: now, Starts: plan.Starts, Preemptions: plan.Preemptions})
 	if err != nil {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -50,6 +51,11 @@ func (ns *nodeService) Register(ctx context.Context, req *api.RegisterRequest) (
 	}
 	if err := validNodeName(n.Name); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if n.Underlay != "" {
+		if ap, err := netip.ParseAddrPort(n.Underlay); err != nil || !ap.Addr().Is4() || ap.Port() == 0 {
+			return nil, status.Errorf(codes.InvalidArgument, "node %s: underlay %q: want an IPv4 address and UDP port, e.g. 10.0.0.7:4789", n.Name, n.Underlay)
+		}
 	}
 	if len(n.Cores) == 0 || n.MemoryMiB() <= 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "node %s registered %d cores and %d MiB of memory; an agent must report its inventory", n.Name, len(n.Cores), n.MemoryMiB())
@@ -129,10 +135,32 @@ func nodeAllocations(snap *state.Snapshot, node string) *api.AllocationSet {
 	set := &api.AllocationSet{}
 	for a := range snap.LiveAllocs() {
 		if a.Placement.Node == node {
-			set.Allocations = append(set.Allocations, wire.AllocToProto(a, snap.Job(a.Job)))
+			p := wire.AllocToProto(a, snap.Job(a.Job))
+			if a.NetSecret != "" {
+				p.NetworkSecret, p.Gang = a.NetSecret, gang(snap, a)
+			}
+			set.Allocations = append(set.Allocations, p)
 		}
 	}
 	return set
+}
+
+// gang lists the nodes of a's attempt by rank, with their underlays, for
+// the agent that builds the job network.
+func gang(snap *state.Snapshot, a *model.Alloc) []*api.GangMember {
+	var out []*api.GangMember
+	for o := range snap.JobAllocs(a.Job) {
+		if o.Task != a.Task || o.Attempt != a.Attempt {
+			continue
+		}
+		m := &api.GangMember{Rank: int32(o.Rank), Node: o.Placement.Node}
+		if n := snap.Node(o.Placement.Node); n != nil {
+			m.Underlay = n.Underlay
+		}
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(x, y *api.GangMember) int { return int(x.Rank - y.Rank) })
+	return out
 }
 
 // UpdateAllocation implements NodeService.UpdateAllocation (contract in api/vhpc.proto).
