@@ -5,7 +5,7 @@
 //
 // A domain is built in small ordered steps (identity, CPUs + pinning,
 // memory, guest NUMA + numatune + hugepages, boot, disks, job share,
-// console, GPU passthrough, lifecycle), each a function of the inputs, and tested as golden XML (testdata/*.xml; regenerate with
+// console, NICs, GPU passthrough, lifecycle), each a function of the inputs, and tested as golden XML (testdata/*.xml; regenerate with
 // `go test ./nodeagent/vm -update`). Nothing here formats XML by hand:
 // every value goes through encoding/xml via libvirtxml, so no user string
 // can inject XML; and the only user-chosen string that reaches the
@@ -13,9 +13,11 @@
 package vm
 
 import (
+	"bytes"
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -107,6 +109,21 @@ type Spec struct {
 	// the guest cell of its host NUMA node. They need KVM, NUMA cells and
 	// machine q35 (chosen when Template.Machine is empty).
 	GPUs []GPU
+	// NICs are virtio-net interfaces on host bridges (a multi-node job's
+	// network, nodeagent/netplane); libvirt creates and removes their taps.
+	NICs []NIC
+}
+
+// NIC is one guest network interface on an existing host bridge.
+type NIC struct {
+	// Bridge is the host bridge's name (1..15 of [A-Za-z0-9_.-]).
+	Bridge string
+	// MAC is the interface's unicast address ("52:54:00:77:00:01"); the
+	// guest finds the interface by it.
+	MAC string
+	// MTU of the tap and, advertised by virtio-net, of the guest's
+	// interface; 0 = the bridge's.
+	MTU int
 }
 
 // ScratchSerial is the virtio-blk serial the guest looks the scratch disk up by.
@@ -119,6 +136,27 @@ const ScratchSerial = "vhpc-scratch"
 // [a-z0-9], and the rest is numbers, so the name needs no sanitizing.
 func Name(namespace string, job uint64, task int64, rank int) string {
 	return Prefix(namespace) + strconv.FormatUint(job, 10) + "-" + strconv.FormatInt(task, 10) + "-" + strconv.Itoa(rank)
+}
+
+// ParseName reverses Name for a domain of namespace: ok is false for a
+// name of another namespace or not made by Name. The runner uses it at
+// start-up to learn which jobs still have guests.
+func ParseName(namespace, name string) (job uint64, task int64, rank int, ok bool) {
+	rest, found := strings.CutPrefix(name, Prefix(namespace))
+	if !found {
+		return 0, 0, 0, false
+	}
+	f := strings.Split(rest, "-")
+	if len(f) != 3 {
+		return 0, 0, 0, false
+	}
+	job, err1 := strconv.ParseUint(f[0], 10, 64)
+	task, err2 := strconv.ParseInt(f[1], 10, 64)
+	rank, err3 := strconv.Atoi(f[2])
+	if err1 != nil || err2 != nil || err3 != nil || Name(namespace, job, task, rank) != name {
+		return 0, 0, 0, false
+	}
+	return job, task, rank, true
 }
 
 // Prefix is the name prefix of every domain in a namespace; runners list
@@ -179,7 +217,7 @@ func Build(t Template, s Spec) (*libvirtxml.Domain, error) {
 	}
 	d := &libvirtxml.Domain{}
 	steps := []func(*libvirtxml.Domain, Template, Spec) error{
-		identity, cpus, memory, numa, boot, disks, share, console, gpus, lifecycle,
+		identity, cpus, memory, numa, boot, disks, share, console, nics, gpus, lifecycle,
 	}
 	for _, step := range steps {
 		if err := step(d, t, s); err != nil {
@@ -233,7 +271,36 @@ func validate(t Template, s Spec) error {
 	if err := validateNUMA(s); err != nil {
 		return err
 	}
+	if err := validateNICs(s.NICs); err != nil {
+		return err
+	}
 	return validateGPUs(t, s)
+}
+
+// validateNICs checks bridge names (interface names: 1..15 characters of
+// [A-Za-z0-9_.-], not "." or "..") and MACs (unicast, not zero, distinct).
+func validateNICs(nics []NIC) error {
+	seen := map[string]bool{}
+	for i, n := range nics {
+		if n.Bridge == "" || len(n.Bridge) > 15 || n.Bridge == "." || n.Bridge == ".." ||
+			strings.IndexFunc(n.Bridge, func(r rune) bool {
+				return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '.' || r == '-')
+			}) >= 0 {
+			return fmt.Errorf("spec: NIC %d: bridge %q: want 1..15 of A-Z a-z 0-9 _ . -", i, n.Bridge)
+		}
+		hw, err := net.ParseMAC(n.MAC)
+		if err != nil || len(hw) != 6 || hw[0]&1 != 0 || bytes.Equal(hw, make([]byte, 6)) {
+			return fmt.Errorf("spec: NIC %d: MAC %q: want a unicast address like 52:54:00:77:00:01", i, n.MAC)
+		}
+		if seen[hw.String()] {
+			return fmt.Errorf("spec: NIC %d: MAC %s given twice", i, hw)
+		}
+		seen[hw.String()] = true
+		if n.MTU != 0 && (n.MTU < 68 || n.MTU > 65535) {
+			return fmt.Errorf("spec: NIC %d: MTU %d: want 68..65535, or 0 for the bridge's", i, n.MTU)
+		}
+	}
+	return nil
 }
 
 // identity: type, name, metadata.
@@ -411,6 +478,24 @@ func console(d *libvirtxml.Domain, _ Template, s Spec) error {
 	})
 	if s.VirtioSerial {
 		d.Devices.Controllers = append(d.Devices.Controllers, libvirtxml.DomainController{Type: "virtio-serial"})
+	}
+	return nil
+}
+
+// nics: one virtio-net interface per NIC on its host bridge (libvirt makes
+// the tap and adds it to the bridge), with the MTU when given.
+func nics(d *libvirtxml.Domain, _ Template, s Spec) error {
+	for _, n := range s.NICs {
+		hw, _ := net.ParseMAC(n.MAC) // checked by validate
+		iface := libvirtxml.DomainInterface{
+			Source: &libvirtxml.DomainInterfaceSource{Bridge: &libvirtxml.DomainInterfaceSourceBridge{Bridge: n.Bridge}},
+			MAC:    &libvirtxml.DomainInterfaceMAC{Address: hw.String()},
+			Model:  &libvirtxml.DomainInterfaceModel{Type: "virtio"},
+		}
+		if n.MTU > 0 {
+			iface.MTU = &libvirtxml.DomainInterfaceMTU{Size: uint(n.MTU)}
+		}
+		d.Devices.Interfaces = append(d.Devices.Interfaces, iface)
 	}
 	return nil
 }

@@ -53,6 +53,12 @@ func TestGolden(t *testing.T) {
 			s.OverlayPath = "/var/lib/vhpc/jobs/7.0.0/root.qcow2"
 			return s
 		}},
+		{"multinode-nic", tinyTemplate("kvm"), func() Spec {
+			s := baseSpec()
+			s.AllocID, s.Job, s.Rank, s.Namespace = "31.0.1", 31, 1, "0123abcd"
+			s.NICs = []NIC{{Bridge: "vb3f5d99d68d46f", MAC: "52:54:00:77:00:02", MTU: 1450}}
+			return s
+		}},
 		{"qcow2-overlay", Template{Name: "dept-physics", Hypervisor: "kvm", Machine: "q35", BaseDisk: "/var/lib/vhpc/images/physics.qcow2"}, func() Spec {
 			s := baseSpec()
 			s.OverlayPath = "/var/lib/vhpc/jobs/7.0.0/root.qcow2"
@@ -149,6 +155,19 @@ func TestBuildRejects(t *testing.T) {
 		{"tiny memory", func(_ *Template, s *Spec) { s.MemoryMiB = 16 }, "memory"},
 		{"bad access mode", func(_ *Template, s *Spec) { s.ShareAccessMode = "squash" }, "access mode"},
 		{"no share", func(_ *Template, s *Spec) { s.ShareDir = "" }, "share dir"},
+		{"NIC without bridge", func(_ *Template, s *Spec) { s.NICs = []NIC{{MAC: "52:54:00:77:00:01"}} }, "bridge"},
+		{"NIC bridge too long", func(_ *Template, s *Spec) { s.NICs = []NIC{{Bridge: "vb0123456789abcd", MAC: "52:54:00:77:00:01"}} }, "bridge"},
+		{"NIC bridge with slash", func(_ *Template, s *Spec) { s.NICs = []NIC{{Bridge: "br/0", MAC: "52:54:00:77:00:01"}} }, "bridge"},
+		{"NIC bridge with quote", func(_ *Template, s *Spec) { s.NICs = []NIC{{Bridge: `br"`, MAC: "52:54:00:77:00:01"}} }, "bridge"},
+		{"NIC bridge dotdot", func(_ *Template, s *Spec) { s.NICs = []NIC{{Bridge: "..", MAC: "52:54:00:77:00:01"}} }, "bridge"},
+		{"NIC bad MAC", func(_ *Template, s *Spec) { s.NICs = []NIC{{Bridge: "vb1", MAC: "52:54:00:77:00"}} }, "MAC"},
+		{"NIC long MAC", func(_ *Template, s *Spec) { s.NICs = []NIC{{Bridge: "vb1", MAC: "52:54:00:77:00:01:02:03"}} }, "MAC"},
+		{"NIC multicast MAC", func(_ *Template, s *Spec) { s.NICs = []NIC{{Bridge: "vb1", MAC: "01:00:5e:00:00:01"}} }, "MAC"},
+		{"NIC zero MAC", func(_ *Template, s *Spec) { s.NICs = []NIC{{Bridge: "vb1", MAC: "00:00:00:00:00:00"}} }, "MAC"},
+		{"NIC MAC twice", func(_ *Template, s *Spec) {
+			s.NICs = []NIC{{Bridge: "vb1", MAC: "52:54:00:77:00:01"}, {Bridge: "vb2", MAC: "52:54:00:77:00:01"}}
+		}, "twice"},
+		{"NIC MTU", func(_ *Template, s *Spec) { s.NICs = []NIC{{Bridge: "vb1", MAC: "52:54:00:77:00:01", MTU: 67}} }, "MTU"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -186,6 +205,33 @@ func TestName(t *testing.T) {
 	}
 	if !strings.HasPrefix(Name("ab1", 1, 0, 0), NamePrefix+"ab1-") {
 		t.Error("prefix")
+	}
+}
+
+func TestParseName(t *testing.T) {
+	tests := []struct {
+		ns, name string
+		job      uint64
+		task     int64
+		rank     int
+		ok       bool
+	}{
+		{"ab1", Name("ab1", 7, 0, 2), 7, 0, 2, true},
+		{"ab1", Name("ab1", 18446744073709551615, 3, 0), 18446744073709551615, 3, 0, true},
+		{"", Name("", 9, 1, 1), 9, 1, 1, true},
+		{"ab1", Name("ab2", 7, 0, 2), 0, 0, 0, false},
+		{"", Name("ab1", 7, 0, 2), 0, 0, 0, false},
+		{"ab1", "vhpc-ab1-7-0", 0, 0, 0, false},
+		{"ab1", "vhpc-ab1-7-0-1-2", 0, 0, 0, false},
+		{"ab1", "vhpc-ab1-07-0-1", 0, 0, 0, false},
+		{"ab1", "vhpc-ab1-x-0-1", 0, 0, 0, false},
+		{"ab1", "other", 0, 0, 0, false},
+	}
+	for _, tc := range tests {
+		job, task, rank, ok := ParseName(tc.ns, tc.name)
+		if ok != tc.ok || job != tc.job || task != tc.task || rank != tc.rank {
+			t.Errorf("ParseName(%q, %q) = %d %d %d %v, want %d %d %d %v", tc.ns, tc.name, job, task, rank, ok, tc.job, tc.task, tc.rank, tc.ok)
+		}
 	}
 }
 
