@@ -88,6 +88,16 @@ func initAndRun(log *slog.Logger) error {
 	defer outFile.Close()
 	out := &lockedWriter{w: io.MultiWriter(outFile, os.Stdout)}
 
+	run := RunJob
+	if req.Network != nil {
+		nj, err := startNetworkJob(log, req, out, work, defaultNetPaths())
+		if err != nil {
+			return fail(126, err)
+		}
+		defer nj.Close()
+		run = nj.job.Run
+	}
+
 	stop := make(chan struct{})
 	go watchPowerButton(log, stop)
 
@@ -104,7 +114,7 @@ func initAndRun(log *slog.Logger) error {
 			log.Warn("GPU sampling", "err", err)
 		}
 	}()
-	e := RunJob(context.Background(), req, JobOptions{WorkDir: work, ScriptDir: "/run", Out: out, Stop: stop})
+	e := run(context.Background(), req, JobOptions{WorkDir: work, ScriptDir: "/run", Out: out, Stop: stop})
 	stopSampling()
 	<-sampled
 	e.BootSeconds = boot

@@ -29,6 +29,10 @@ type JobOptions struct {
 	Stop <-chan struct{}
 	// KillGrace defaults to 5s.
 	KillGrace time.Duration
+	// Env ("NAME=value") is added to the job's environment, replacing
+	// variables of the same name (a networked job's NetworkEnv); nil for
+	// a job without a network.
+	Env []string
 }
 
 // RunJob runs the request's command (or script) and returns its exit status.
@@ -47,7 +51,7 @@ func RunJob(ctx context.Context, req guestproto.Request, o JobOptions) guestprot
 		argv = []string{"/bin/sh", p}
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = req.Environ()
+	cmd.Env = mergeEnv(req.Environ(), o.Env)
 	cmd.Dir = o.WorkDir
 	cmd.Stdout = o.Out
 	cmd.Stderr = o.Out
