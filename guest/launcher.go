@@ -155,12 +155,6 @@ func launcherMAC(key, nonce []byte) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-// forwardedPrefixes and forwardedNames are the environment rule of
-// remote starts: see ForwardedEnv.
-var forwardedPrefixes = [...]string{"OMPI_", "OPAL_", "ORTE_", "PMIX_", "PRTE_", "PMI_", "HYDRA_", "HYDI_", "MPIR_", "MPICH_", "MPIEXEC_"}
-
-var forwardedNames = [...]string{"PATH", "LD_LIBRARY_PATH"}
-
 // ForwardedEnv returns the entries of env ("NAME=value") that a remote
 // start carries from the client to the remote command: the MPI
 // launchers' own variables (names starting OMPI_, OPAL_, ORTE_, PMIX_,
@@ -175,11 +169,8 @@ func ForwardedEnv(env []string) []string {
 		if !ok || name == "" {
 			continue
 		}
-		keep := false
-		for _, n := range forwardedNames {
-			keep = keep || name == n
-		}
-		for _, p := range forwardedPrefixes {
+		keep := name == "PATH" || name == "LD_LIBRARY_PATH"
+		for _, p := range [...]string{"OMPI_", "OPAL_", "ORTE_", "PMIX_", "PRTE_", "PMI_", "HYDRA_", "HYDI_", "MPIR_", "MPICH_", "MPIEXEC_"} {
 			keep = keep || strings.HasPrefix(name, p)
 		}
 		if keep {

@@ -80,17 +80,13 @@ func NetworkEnv(r guestproto.Request, hostfile, rsh string) []string {
 	return env
 }
 
-// mpiLaunchers are the names of MPI launchers: an Argv that starts with
-// one is run as it is.
-var mpiLaunchers = [...]string{"mpirun", "mpiexec", "orterun", "prterun", "mpiexec.hydra",
-	"mpirun.openmpi", "mpiexec.openmpi", "mpirun.mpich", "mpiexec.mpich"}
-
+// isMPILauncher reports whether arg0 names an MPI launcher: an Argv that
+// starts with one is run as it is.
 func isMPILauncher(arg0 string) bool {
-	b := filepath.Base(arg0)
-	for _, l := range mpiLaunchers {
-		if b == l {
-			return true
-		}
+	switch filepath.Base(arg0) {
+	case "mpirun", "mpiexec", "orterun", "prterun", "mpiexec.hydra",
+		"mpirun.openmpi", "mpiexec.openmpi", "mpirun.mpich", "mpiexec.mpich":
+		return true
 	}
 	return false
 }
