@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -88,5 +89,21 @@ func TestRunJobStop(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("job not stopped")
+	}
+}
+
+// TestBareCommandIsFoundInTheJobsPATH: argv[0] without a slash is looked
+// up in the job's PATH (PID 1 has none of its own).
+func TestBareCommandIsFoundInTheJobsPATH(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "hello-vhpc"), []byte("#!/bin/sh\necho found \"$0\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	req := guestproto.Request{Version: guestproto.ProtocolVersion, Argv: []string{"hello-vhpc"},
+		Env: map[string]string{"PATH": dir + ":/usr/bin:/bin"}, UID: os.Getuid(), GID: os.Getgid()}
+	e := RunJob(context.Background(), req, JobOptions{WorkDir: t.TempDir(), ScriptDir: t.TempDir(), Out: &out})
+	if e.ExitCode != 0 || !strings.Contains(out.String(), "found") {
+		t.Fatalf("exit %d (%s), output %q", e.ExitCode, e.Error, out.String())
 	}
 }

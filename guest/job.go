@@ -50,8 +50,16 @@ func RunJob(ctx context.Context, req guestproto.Request, o JobOptions) guestprot
 		}
 		argv = []string{"/bin/sh", p}
 	}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = mergeEnv(req.Environ(), o.Env)
+	env := mergeEnv(req.Environ(), o.Env)
+	// A bare name is looked up in the job's PATH, not hpc-guest's (PID 1
+	// starts with none), so `command: [python3, ...]` finds /usr/bin/python3.
+	path := argv[0]
+	if p, err := lookPathEnv(path, env); err == nil {
+		path = p
+	}
+	cmd := exec.Command(path, argv[1:]...)
+	cmd.Args[0] = argv[0]
+	cmd.Env = env
 	cmd.Dir = o.WorkDir
 	cmd.Stdout = o.Out
 	cmd.Stderr = o.Out

@@ -9,13 +9,14 @@ import (
 )
 
 // DefaultModules are the kernel modules the tiny image loads: virtio
-// transport and devices, the 9p job share, ext4 for scratch, crc32c for
+// transport and devices (virtio_net for multi-node job networks), the 9p
+// job share, ext4 for scratch, crc32c for
 // ext4's metadata checksums, and the ACPI power button + evdev so that a
 // host-side ACPI shutdown reaches hpc-guest. Their dependencies are
 // resolved from modules.dep; a module missing from modules.dep is assumed
 // built into the kernel.
 var DefaultModules = []string{
-	"virtio_pci", "virtio_blk", "virtio_console",
+	"virtio_pci", "virtio_blk", "virtio_console", "virtio_net",
 	"9pnet_virtio", "9p",
 	"crc32c_generic", "ext4",
 	"button", "evdev",
