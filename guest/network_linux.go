@@ -63,6 +63,7 @@ type linkOps interface {
 	byMAC(mac []byte) (string, error)
 	up(name string) error
 	setAddr(name string, p netip.Prefix) error
+	setMTU(name string, mtu int) error
 	setHostname(name string) error
 	// loadDriver loads the NIC's driver (virtio_net) when no interface
 	// has the MAC after a while.
@@ -110,6 +111,11 @@ func configureNetwork(log *slog.Logger, ops linkOps, n *guestproto.Network, etcH
 	}
 	if err := ops.setAddr(name, pfx); err != nil {
 		return fmt.Errorf("network: set address %s on %s: %w", pfx, name, err)
+	}
+	if n.MTU > 0 {
+		if err := ops.setMTU(name, n.MTU); err != nil {
+			return fmt.Errorf("network: set MTU %d on %s: %w", n.MTU, name, err)
+		}
 	}
 	if err := ops.up(name); err != nil {
 		return fmt.Errorf("network: bring %s up: %w", name, err)
@@ -215,6 +221,16 @@ func (ioctlLinks) setAddr(name string, p netip.Prefix) error {
 		}
 		if err := unix.IoctlIfreq(fd, unix.SIOCSIFNETMASK, ifr); err != nil {
 			return fmt.Errorf("SIOCSIFNETMASK: %w", err)
+		}
+		return nil
+	})
+}
+
+func (ioctlLinks) setMTU(name string, mtu int) error {
+	return ifreqIoctl(name, func(fd int, ifr *unix.Ifreq) error {
+		ifr.SetUint32(uint32(mtu))
+		if err := unix.IoctlIfreq(fd, unix.SIOCSIFMTU, ifr); err != nil {
+			return fmt.Errorf("SIOCSIFMTU: %w", err)
 		}
 		return nil
 	})

@@ -39,6 +39,10 @@ func (f *fakeLinks) setAddr(name string, p netip.Prefix) error {
 	f.calls = append(f.calls, "addr "+name+" "+p.String())
 	return nil
 }
+func (f *fakeLinks) setMTU(name string, mtu int) error {
+	f.calls = append(f.calls, fmt.Sprintf("mtu %s %d", name, mtu))
+	return nil
+}
 func (f *fakeLinks) setHostname(name string) error {
 	f.calls = append(f.calls, "hostname "+name)
 	return nil
@@ -47,6 +51,7 @@ func (f *fakeLinks) loadDriver() error { f.calls = append(f.calls, "load driver"
 
 func TestConfigureNetwork(t *testing.T) {
 	n := guestproto.NewNetwork(1, 3, testSecret)
+	n.MTU = 1450
 	mac, _ := parseMAC(n.MAC)
 	tests := []struct {
 		name        string
@@ -56,9 +61,9 @@ func TestConfigureNetwork(t *testing.T) {
 		wantErr     string
 	}{
 		{name: "present", appearAfter: 0, wait: time.Second,
-			wantCalls: "up lo, addr eth7 10.77.0.2/16, up eth7, hostname node1"},
+			wantCalls: "up lo, addr eth7 10.77.0.2/16, mtu eth7 1450, up eth7, hostname node1"},
 		{name: "appears while probing", appearAfter: 5, wait: 5 * time.Second,
-			wantCalls: "up lo, addr eth7 10.77.0.2/16, up eth7, hostname node1"},
+			wantCalls: "up lo, addr eth7 10.77.0.2/16, mtu eth7 1450, up eth7, hostname node1"},
 		{name: "never appears", appearAfter: -1, wait: 300 * time.Millisecond,
 			wantCalls: "up lo, load driver", wantErr: "no interface with MAC 52:54:00:77:00:02 after 300ms"},
 	}
@@ -161,6 +166,7 @@ func TestIoctlLinks(t *testing.T) {
 			for _, step := range []func() error{
 				func() error { return o.up("lo") },
 				func() error { return o.setAddr("vhpc0", netip.MustParsePrefix("10.77.0.2/16")) },
+				func() error { return o.setMTU("vhpc0", 1450) },
 				func() error { return o.up("vhpc0") },
 				func() error { return o.setHostname("node1") },
 			} {

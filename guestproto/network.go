@@ -28,6 +28,9 @@ type Network struct {
 	// Secret (hex) authenticates remote starts between the job's guests;
 	// it is the job's alone and never leaves the job's share and network.
 	Secret string `json:"secret"`
+	// MTU of the guest's interface: the job network's (a VXLAN segment
+	// carries less than the underlay); 0 leaves the driver's default.
+	MTU int `json:"mtu,omitempty"`
 }
 
 // Peer is one guest of a multi-node job.
@@ -102,6 +105,9 @@ func (n *Network) Validate() error {
 		if p.Hostname != GuestHostname(i) {
 			return fmt.Errorf("job.json: network: peer %d is named %q, want %q", i, p.Hostname, GuestHostname(i))
 		}
+	}
+	if n.MTU != 0 && (n.MTU < 1280 || n.MTU > 65535) {
+		return fmt.Errorf("job.json: network: MTU %d: want 1280..65535", n.MTU)
 	}
 	if n.LauncherPort < 1 || n.LauncherPort > 65535 {
 		return fmt.Errorf("job.json: network: launcher port %d", n.LauncherPort)
