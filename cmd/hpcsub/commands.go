@@ -19,6 +19,7 @@ import (
 
 	"vhpc/api"
 	"vhpc/client"
+	"vhpc/guestproto"
 	"vhpc/jobspec"
 )
 
@@ -201,6 +202,38 @@ func imageLine(j *api.Job, nowDigest string) string {
 	return s
 }
 
+// printGuests lists a networked job's guests (MPI, or more than one node)
+// of its latest attempt: rank, hostname and address on the job network
+// (they follow from the rank), node, state and boot time.
+func printGuests(w io.Writer, j *api.Job) {
+	var spec struct {
+		MPI string `json:"mpi"`
+	}
+	_ = json.Unmarshal([]byte(j.GetSpecJson()), &spec)
+	if j.GetResources().GetNodes() <= 1 && (spec.MPI == "" || spec.MPI == "none") {
+		return
+	}
+	var attempt uint64
+	for _, al := range j.GetAllocations() {
+		attempt = max(attempt, al.GetAttempt())
+	}
+	fmt.Fprintf(w, "Guests (attempt %d, job network %s):\n", attempt, guestproto.JobSubnet())
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  RANK\tHOSTNAME\tADDRESS\tNODE\tSTATE\tBOOT")
+	for _, al := range j.GetAllocations() {
+		if al.GetAttempt() != attempt {
+			continue
+		}
+		r := int(al.GetRank())
+		boot := "-"
+		if s := al.GetBootSeconds(); s > 0 {
+			boot = fmt.Sprintf("%.1f s", s)
+		}
+		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\t%s\t%s\n", r, guestproto.GuestHostname(r), guestproto.GuestAddress(r), al.GetNode(), al.GetState(), boot)
+	}
+	_ = tw.Flush()
+}
+
 // printJob writes show's text form; nowDigest is catalogDigest's answer.
 func printJob(w io.Writer, j *api.Job, nowDigest string) {
 	tw := tabwriter.NewWriter(w, 0, 4, 1, ' ', 0)
@@ -254,6 +287,7 @@ func printJob(w io.Writer, j *api.Job, nowDigest string) {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%v\t%v\t%s\n", al.GetId(), al.GetNode(), al.GetState(), al.GetExitCode(), al.GetCores(), al.GetGpus(), oneLine(al.GetReason()))
 		}
 		_ = tw.Flush()
+		printGuests(w, j)
 		for _, al := range j.GetAllocations() {
 			if j.GetImageRef() != "" && al.GetImagePulled() {
 				fmt.Fprintf(w, "Image of %s: %s pulled it from the registry (it was not in its cache)\n", al.GetId(), al.GetNode())

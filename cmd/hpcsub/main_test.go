@@ -171,3 +171,26 @@ func TestShowSaysWhichDigestAndWhetherTheTagMoved(t *testing.T) {
 		})
 	}
 }
+
+// TestShowListsTheGuestsOfANetworkedJob: a two-node job's show lists each
+// guest of the latest attempt with its hostname and job address.
+func TestShowListsTheGuestsOfANetworkedJob(t *testing.T) {
+	job := &api.Job{Id: 4, Name: "ring", Resources: &api.Resources{Nodes: 2}, SpecJson: `{"mpi":"openmpi"}`,
+		Allocations: []*api.Allocation{
+			{Id: "4.0.0.1", Node: "m1", Rank: 0, Attempt: 1, State: "failed"},
+			{Id: "4.0.0.2", Node: "m2", Rank: 0, Attempt: 2, State: "running", BootSeconds: 11.5},
+			{Id: "4.0.1.2", Node: "m1", Rank: 1, Attempt: 2, State: "running"},
+		}}
+	var b strings.Builder
+	printJob(&b, job, "?")
+	for _, want := range []string{"Guests (attempt 2, job network 10.77.0.0/16):", "0     node0     10.77.0.1  m2    running  11.5 s", "1     node1     10.77.0.2  m1    running  -"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("show lacks %q:\n%s", want, b.String())
+		}
+	}
+	var one strings.Builder
+	printJob(&one, &api.Job{Id: 5, Resources: &api.Resources{Nodes: 1}, SpecJson: `{"mpi":"none"}`, Allocations: job.Allocations[:1]}, "?")
+	if strings.Contains(one.String(), "Guests") {
+		t.Errorf("a one-node job without MPI lists guests:\n%s", one.String())
+	}
+}
