@@ -14,6 +14,7 @@ import (
 
 	"vhpc/guestproto"
 	"vhpc/nodeagent/libvirt"
+	"vhpc/nodeagent/netplane"
 	"vhpc/nodeagent/staging"
 	"vhpc/nodeagent/vm"
 	"vhpc/scheduler/model"
@@ -55,10 +56,11 @@ const runStateFile = "run.json"
 // scratch file and job directory. Cancelling ctx cancels the job: the
 // domain is destroyed at once and the State is cancelled.
 //
-// Whatever happens, Run leaves no domain and no job directory behind
-// (the logs under LogPath/ConsolePath stay until RemoveLogs). An error is
-// returned for failures of the node rather than of the job (bad task,
-// libvirt, staging); Result.State is then failed with the same Reason.
+// Whatever happens, Run leaves no domain, no job directory and no job
+// network (Task.Network) behind (the logs under LogPath/ConsolePath stay
+// until RemoveLogs). An error is returned for failures of the node rather
+// than of the job (bad task, libvirt, staging, network); Result.State is
+// then failed with the same Reason.
 // progress may be nil.
 func (r *Runner) Run(ctx context.Context, t Task, progress func(phase string)) (res Result, err error) {
 	if progress == nil {
@@ -72,6 +74,10 @@ func (r *Runner) Run(ctx context.Context, t Task, progress func(phase string)) (
 			if st.started {
 				// The guest is gone: its GPUs back to a known state.
 				cerr = errors.Join(cerr, r.returnGPUs(ctx, t, st.name, st.log))
+			}
+			if st.net {
+				// After the domain: libvirt has removed its tap.
+				cerr = errors.Join(cerr, r.removeNet(t))
 			}
 			if cerr != nil {
 				st.log.Error("cleanup failed", "err", cerr)
@@ -92,6 +98,7 @@ func (r *Runner) Run(ctx context.Context, t Task, progress func(phase string)) (
 type started struct {
 	prepared bool // the job directory exists and is ours
 	started  bool // the domain was started (its GPUs need a reset)
+	net      bool // the job network may exist and is ours to remove
 	name     string
 	dir      staging.Dir
 	deadline time.Time
@@ -160,6 +167,14 @@ func (r *Runner) start(ctx context.Context, t Task, progress func(string)) (star
 	if gp != nil {
 		gp.apply(&spec)
 	}
+	if t.Network != nil {
+		st.net = true // from the first device on, whatever Ensure left
+		nic, err := r.ensureNet(t)
+		if err != nil {
+			return st, err
+		}
+		spec.NICs = []vm.NIC{nic}
+	}
 	def, err := vm.Build(tmpl, spec)
 	if err != nil {
 		return st, err
@@ -176,6 +191,12 @@ func (r *Runner) start(ctx context.Context, t Task, progress func(string)) (star
 		return st, err
 	}
 	st.started = true
+	if t.Network != nil {
+		// The guest's tap exists now: close the host's stack on it too.
+		if err := r.nets.Seal(netKey(t)); err != nil {
+			return st, err
+		}
+	}
 	if gp != nil {
 		st.log.Info("guest started", "hypervisor", r.hv, "cores", vm.CPUSet(t.Placement.Cores), "memory_mib", spec.MemoryMiB,
 			"gpus", strings.Join(t.Placement.GPUs, ","), "numa_nodes", vm.CPUSet(t.Placement.NUMA))
@@ -216,6 +237,9 @@ func (r *Runner) Adopt(ctx context.Context, t Task, progress func(string)) (res 
 		}
 	}
 	if _, serr := os.Stat(dir.Root); serr != nil && st == libvirt.StateAbsent {
+		if err := r.removeNet(t); err != nil {
+			log.Error("cleanup failed", "err", err)
+		}
 		return Result{State: model.AllocFailed, ExitCode: -1, Reason: "lost: no guest and no job directory on this node after the agent restart"}, nil
 	}
 	defer func() {
@@ -223,6 +247,7 @@ func (r *Runner) Adopt(ctx context.Context, t Task, progress func(string)) (res 
 		if st != libvirt.StateAbsent {
 			cerr = errors.Join(cerr, r.returnGPUs(ctx, t, name, log))
 		}
+		cerr = errors.Join(cerr, r.removeNet(t))
 		if cerr != nil {
 			log.Error("cleanup failed", "err", cerr)
 			if err == nil {
@@ -377,6 +402,15 @@ func (r *Runner) prepareShare(t Task, dir staging.Dir) error {
 		Attempt: t.Attempt, Argv: t.Command, Script: t.Script, Env: t.Env,
 		UID: guestproto.JobUID, GID: guestproto.JobGID, NCPUs: len(t.Placement.Cores),
 		MemoryMiB: memoryMiB(t), Scratch: t.Placement.Scratch > 0,
+		MPI: t.MPI, TasksPerNode: t.TasksPerNode, CPUsPerTask: t.CPUsPerTask,
+	}
+	if t.Network != nil {
+		g := t.Network.Guest
+		g.MTU = netMTU(t.Network) // the guest's interface matches the bridge
+		req.Network = &g
+	}
+	if err := req.Validate(); err != nil {
+		return err
 	}
 	if err := guestproto.WriteRequest(dir.Share, req); err != nil {
 		return err
@@ -407,9 +441,62 @@ func (r *Runner) cleanup(ctx context.Context, name string, dir staging.Dir) erro
 	return errors.Join(r.doms.DestroyAndUndefine(cctx, name), staging.Cleanup(dir))
 }
 
+// netKey is the key of t's job network: one per gang (job, array task).
+func netKey(t Task) netplane.Key { return netplane.Key{Job: t.Job, Task: t.Task} }
+
+// ensureNet makes this node's side of t's job network and returns the
+// guest's NIC on it. The scheduler places each rank of a gang on its own
+// node, so a network serves exactly one guest here and no reference count
+// is kept.
+func (r *Runner) ensureNet(t Task) (vm.NIC, error) {
+	n := t.Network
+	vni := n.VNI
+	if vni == 0 {
+		vni = netplane.DefaultVNI(t.Job, t.Task)
+	}
+	mtu := netMTU(n)
+	br, err := r.nets.Ensure(netplane.JobNet{Key: netKey(t), VNI: vni, MTU: mtu, Local: n.Local, Remotes: n.Remotes})
+	if err != nil {
+		return vm.NIC{}, err
+	}
+	return vm.NIC{Bridge: br, MAC: n.Guest.MAC, MTU: mtu}, nil
+}
+
+// netMTU is the job network's MTU: TaskNetwork.MTU, else the guest's,
+// else netplane.DefaultMTU (checkTask rejects the two disagreeing).
+func netMTU(n *TaskNetwork) int {
+	switch {
+	case n.MTU != 0:
+		return n.MTU
+	case n.Guest.MTU != 0:
+		return n.Guest.MTU
+	default:
+		return netplane.DefaultMTU
+	}
+}
+
+// removeNet removes t's job network, if it has one (idempotent).
+func (r *Runner) removeNet(t Task) error {
+	if t.Network == nil {
+		return nil
+	}
+	return r.nets.Remove(netKey(t))
+}
+
 func checkTask(t Task) error {
 	if err := staging.CheckAllocID(t.AllocID); err != nil {
 		return err
+	}
+	if n := t.Network; n != nil {
+		if err := n.Guest.Validate(); err != nil {
+			return fmt.Errorf("task network: %w", err)
+		}
+		if n.Guest.Rank != t.Rank {
+			return fmt.Errorf("task network: guest rank %d, task rank %d", n.Guest.Rank, t.Rank)
+		}
+		if n.MTU != 0 && n.Guest.MTU != 0 && n.MTU != n.Guest.MTU {
+			return fmt.Errorf("task network: MTU %d, but the guest is told %d", n.MTU, n.Guest.MTU)
+		}
 	}
 	if len(t.Command) == 0 && t.Script == "" {
 		return errors.New("task has neither a command nor a script")

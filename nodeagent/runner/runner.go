@@ -23,6 +23,7 @@ import (
 	"vhpc/guestproto"
 	"vhpc/nodeagent/gpureset"
 	"vhpc/nodeagent/libvirt"
+	"vhpc/nodeagent/netplane"
 	"vhpc/nodeagent/staging"
 	"vhpc/nodeagent/vm"
 	"vhpc/scheduler/model"
@@ -121,6 +122,50 @@ type Task struct {
 	// every function of their slot, pins the guest next to them and resets
 	// them after the guest is gone. Empty for a GPU-less task.
 	GPUs []vm.GPU
+
+	// Network is the private network of a gang (a multi-node job, or an
+	// MPI job): Run makes this node's side of it (nodeagent/netplane)
+	// before the guest starts, gives the guest a NIC on it, writes
+	// Network.Guest into job.json and removes it after the guest is gone
+	// (as do Adopt and Remove). nil = no network.
+	Network *TaskNetwork
+	// MPI ("openmpi", "mpich" or ""), TasksPerNode and CPUsPerTask are
+	// passed to the guest in job.json (guestproto.Request); an MPI task
+	// needs a Network.
+	MPI          string
+	TasksPerNode int
+	CPUsPerTask  int
+}
+
+// TaskNetwork is what a task's node needs of its gang's network: the
+// agent fills it from its configuration (Local) and the allocations of
+// the job's other ranks (Remotes, each rank on its own node).
+type TaskNetwork struct {
+	// Local is this node's VXLAN underlay (netplane.ParseUnderlay of the
+	// agent's configured address).
+	Local netplane.Underlay
+	// Remotes are the gang's other nodes, with their guests' MACs
+	// (guestproto.GuestMAC of their ranks); empty for a one-node gang.
+	Remotes []netplane.Remote
+	// VNI is the gang's VXLAN id, the same on all its nodes; 0 =
+	// netplane.DefaultVNI(Job, Task).
+	VNI uint32
+	// MTU of the job network and the guest's NIC; 0 = Guest.MTU, else
+	// netplane.DefaultMTU. The same on every node of the gang.
+	MTU int
+	// Guest is this guest's view (guestproto.NewNetwork(Rank, nodes,
+	// secret)): written into job.json with the MTU filled in; its MAC is
+	// the NIC's.
+	Guest guestproto.Network
+}
+
+// jobNets is the part of *netplane.Plane the runner uses (a fake in unit
+// tests).
+type jobNets interface {
+	Ensure(netplane.JobNet) (string, error)
+	Seal(netplane.Key) error
+	Remove(netplane.Key) error
+	Cleanup(keep func(netplane.Key) bool) ([]netplane.Key, error)
 }
 
 // Result is how a task ended.
@@ -155,6 +200,7 @@ type Runner struct {
 	hostFS    fs.FS
 	pci       gpureset.Sysfs
 	gpuReturn *gpureset.Returner
+	nets      jobNets // job networks of namespace ns
 }
 
 // New connects to libvirt, finds or builds the tiny image and settles the
@@ -198,7 +244,33 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		conn.Close()
 		return nil, err
 	}
+	r.cleanupNets(ctx)
 	return r, nil
+}
+
+// cleanupNets removes the job networks of this namespace whose job (and
+// task) has no domain any more: left by an agent that stopped between a
+// guest's end and the network's removal. Failures are logged, not fatal
+// (an agent without CAP_NET_ADMIN runs no multi-node jobs).
+func (r *Runner) cleanupNets(ctx context.Context) {
+	infos, err := r.doms.List(ctx, vm.Prefix(r.ns))
+	if err != nil {
+		r.log.Warn("job networks not cleaned up: cannot list domains", "err", err)
+		return
+	}
+	keep := map[netplane.Key]bool{}
+	for _, in := range infos {
+		if job, task, _, ok := vm.ParseName(r.ns, in.Name); ok {
+			keep[netplane.Key{Job: job, Task: task}] = true
+		}
+	}
+	gone, err := r.nets.Cleanup(func(k netplane.Key) bool { return keep[k] })
+	for _, k := range gone {
+		r.log.Info("removed the network of a job without a guest", "job", k.Job, "task", k.Task)
+	}
+	if err != nil {
+		r.log.Warn("job network cleanup failed", "err", err)
+	}
 }
 
 func withDefaults(cfg Config) Config {
@@ -247,6 +319,11 @@ func newRunner(cfg Config, doms libvirt.Domains, img vmimages.Image) (*Runner, e
 	if err := r.setPCI(r.pci); err != nil {
 		return nil, err
 	}
+	nets, err := netplane.New(cfg.Namespace, r.log)
+	if err != nil {
+		return nil, fmt.Errorf("runner: %w", err)
+	}
+	r.nets = nets
 	if u, err := user.Lookup(cfg.QEMUUser); err == nil {
 		uid, err1 := strconv.Atoi(u.Uid)
 		gid, err2 := strconv.Atoi(u.Gid)
@@ -370,7 +447,8 @@ func (r *Runner) Running(ctx context.Context) ([]string, error) {
 
 // Remove destroys and undefines an allocation's domain and deletes its job
 // directory: for an agent cleaning up a domain it will not adopt. If the
-// domain existed and t has GPUs, they are reset afterwards as in Run.
+// domain existed and t has GPUs, they are reset afterwards as in Run; t's
+// network (Task.Network) is removed.
 func (r *Runner) Remove(ctx context.Context, t Task) error {
 	dir, err := staging.Layout(r.cfg.StateDir, t.AllocID)
 	if err != nil {
@@ -389,7 +467,7 @@ func (r *Runner) Remove(ctx context.Context, t Task) error {
 	if existed {
 		err = errors.Join(err, r.returnGPUs(ctx, t, name, r.log.With("alloc_id", t.AllocID, "domain", name)))
 	}
-	return err
+	return errors.Join(err, r.removeNet(t))
 }
 
 func (r *Runner) template(image string) (vm.Template, error) {
