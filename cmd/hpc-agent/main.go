@@ -22,7 +22,7 @@ import (
 func main() {
 	var (
 		addrs, name, stateDir, hypervisor, libvirtURI, partition, logLevel string
-		metricsAddr, gpuReturn, guestBin                                   string
+		metricsAddr, gpuReturn, guestBin, underlay                         string
 		reserved                                                           []int
 	)
 	cmd := &cobra.Command{
@@ -52,7 +52,7 @@ func main() {
 			return agent.RunLocal(ctx, agent.LocalOptions{
 				Addrs: client.ParseAddrs(addrs), Name: name, StateDir: stateDir, Hypervisor: hypervisor,
 				LibvirtURI: libvirtURI, Partition: partition, Reserved: reserved, Logger: log,
-				Registry: reg, GPUReturnDriver: gpuReturn, GuestBinary: guestBin,
+				Registry: reg, GPUReturnDriver: gpuReturn, GuestBinary: guestBin, Underlay: underlay,
 			})
 		},
 	}
@@ -68,6 +68,7 @@ func main() {
 	f.StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:7081", "HTTP address for /metrics (GPU metrics); empty disables")
 	f.StringVar(&guestBin, "guest", "", "static hpc-guest binary for the guest image (default: next to hpc-agent, or on $PATH)")
 	f.StringVar(&gpuReturn, "gpu-return-driver", "", "driver GPUs are rebound to after a job: \"\" (leave), nvidia or vfio-pci")
+	f.StringVar(&underlay, "underlay", "", "IPv4[:PORT] of this host that the other nodes reach for multi-node job networks (VXLAN, port default 4789); empty: this node runs no multi-node jobs")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := cmd.ExecuteContext(ctx); err != nil && !errors.Is(err, context.Canceled) {

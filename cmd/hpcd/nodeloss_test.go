@@ -80,8 +80,9 @@ type agentProc struct {
 	cmd         *exec.Cmd
 }
 
-func startAgentProc(t *testing.T, bin, name, stateDir, master string) *agentProc {
-	cmd := exec.Command(bin, "--master", master, "--name", name, "--state-dir", stateDir, "--hypervisor", "tcg", "--log-level", "warn", "--metrics-addr", "127.0.0.1:0")
+func startAgentProc(t *testing.T, bin, name, stateDir, master string, extra ...string) *agentProc {
+	args := append([]string{"--master", master, "--name", name, "--state-dir", stateDir, "--hypervisor", "tcg", "--log-level", "warn", "--metrics-addr", "127.0.0.1:0"}, extra...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"vhpc/client"
 	"vhpc/nodeagent/gpu"
 	"vhpc/nodeagent/gpumetrics"
+	"vhpc/nodeagent/netplane"
 	"vhpc/nodeagent/runner"
 	"vhpc/nodeagent/vm"
 )
@@ -35,6 +36,23 @@ type LocalOptions struct {
 	// ImageCacheBytes bounds the cache of catalog images in
 	// StateDir/image-cache; 0 is DefaultImageCacheBytes.
 	ImageCacheBytes int64
+	// Underlay is "IP[:PORT]" (port default 4789) where this host
+	// terminates the VXLAN segments of multi-node job networks (the
+	// --underlay flag); "" runs no multi-node jobs' networks.
+	Underlay string
+}
+
+// NormalizeUnderlay checks "IP[:PORT]" (an IPv4 address; the port
+// defaults to netplane.DefaultPort) and returns "IP:PORT"; "" stays "".
+func NormalizeUnderlay(s string) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	u, err := netplane.ParseUnderlay(s)
+	if err != nil || !u.IP.Is4() {
+		return "", fmt.Errorf("underlay %q: want an IPv4 address of this host, optionally with a UDP port (e.g. 10.0.0.7 or 10.0.0.7:4789)", s)
+	}
+	return u.String(), nil
 }
 
 // RunLocal builds the runner (libvirt, image, hypervisor probe), scans
@@ -51,10 +69,15 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 		return err
 	}
 	defer r.Close()
+	underlay, err := NormalizeUnderlay(o.Underlay)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
 	node, inv, err := LocalNode(o.Name, filepath.Join(o.StateDir, "jobs"), o.Partition, o.Reserved, o.Logger)
 	if err != nil {
 		return err
 	}
+	node.Underlay = underlay
 	cfg := Config{Runner: r, Logger: o.Logger, Registered: o.Registered,
 		ResolveGPUs: func(pci []string) ([]vm.GPU, error) { return runner.ResolveGPUs(inv, pci) }}
 	var live *gpu.NVML
@@ -88,6 +111,7 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 		return err
 	}
 	defer c.Close()
+	node.Underlay = underlay
 	cfg.Client, cfg.Node = c, *node
 	cfg.Images = &MasterImageCache{Dir: imageCacheDir(o.StateDir), LimitBytes: o.ImageCacheBytes, Client: c, Logger: o.Logger}
 	a, err := New(cfg)

@@ -26,7 +26,7 @@ import (
 // taskFor turns an allocation (with its job's canonical spec) into the
 // runner's task. The spec was validated by the master; it is decoded again
 // here with the same package, never trusted as free text.
-func taskFor(al *api.Allocation, resolveGPUs func([]string) ([]vm.GPU, error)) (runner.Task, error) {
+func taskFor(al *api.Allocation, resolveGPUs func([]string) ([]vm.GPU, error), underlay string) (runner.Task, error) {
 	var spec jobspec.Spec
 	if err := json.Unmarshal([]byte(al.GetSpecJson()), &spec); err != nil {
 		return runner.Task{}, fmt.Errorf("allocation %s: job spec: %w", al.GetId(), err)
@@ -62,6 +62,15 @@ func taskFor(al *api.Allocation, resolveGPUs func([]string) ([]vm.GPU, error)) (
 	for k, v := range spec.Env {
 		t.Env[k] = v
 	}
+	if spec.MPI != "none" {
+		t.MPI = spec.MPI
+	}
+	t.TasksPerNode, t.CPUsPerTask = spec.Resources.TasksPerNode, spec.Resources.CPUsPerTask
+	net, err := taskNetwork(al, underlay) // network.go
+	if err != nil {
+		return runner.Task{}, err
+	}
+	t.Network = net
 	for _, s := range spec.StageIn {
 		t.StageIn = append(t.StageIn, runner.Stage{From: s.From, To: s.To})
 	}
@@ -120,7 +129,7 @@ func (a *Agent) start(ctx context.Context, al *api.Allocation, adopt bool) {
 // agent stops, runCtx when the master (or the fence) stops the job.
 func (a *Agent) runOne(agentCtx, runCtx context.Context, al *api.Allocation, adopt bool) (runner.Result, *api.GPUUsage) {
 	log := a.log.With("alloc_id", al.GetId(), "attempt", al.GetAttempt())
-	task, err := taskFor(al, a.cfg.ResolveGPUs)
+	task, err := taskFor(al, a.cfg.ResolveGPUs, a.cfg.Node.Underlay)
 	if err != nil {
 		log.Error("cannot run allocation", "err", err)
 		return runner.Result{State: model.AllocFailed, ExitCode: -1, Reason: err.Error()}, nil

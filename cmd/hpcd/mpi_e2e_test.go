@@ -1,0 +1,314 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"vhpc/api"
+	"vhpc/imagespec"
+	"vhpc/imagestore/registrytest"
+	"vhpc/vmimages"
+)
+
+// mpiCluster is a master with a registry and two real agents on this host
+// (nodes m1 and m2, each with its own state dir, domain namespace and
+// VXLAN underlay port), and public/mpi:1 pushed: the topology of a
+// two-host cluster, on one host (libvirtd is host-wide, so both agents'
+// guests live in the root network namespace; their job networks meet
+// only through VXLAN between the two underlays).
+type mpiCluster struct {
+	*e2eCluster
+	hpc    string
+	states []string
+}
+
+func startMPICluster(t *testing.T) *mpiCluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("boots Debian guests")
+	}
+	if os.Geteuid() != 0 {
+		if os.Getenv("VHPC_E2E") == "1" {
+			t.Fatal("VHPC_E2E=1 but not root: building a Debian image and job networks need root")
+		}
+		t.Skip("building a Debian image and job networks need root")
+	}
+	requireLibvirt(t)
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} { // QEMU's user traverses into job dirs
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reg := registrytest.Start(t)
+	hpcd, agentBin := goBuild(t, dir, "."), goBuild(t, dir, "../hpc-agent")
+	withGuest(t, dir)
+	c := &mpiCluster{e2eCluster: &e2eCluster{t: t, hpcd: hpcd, sub: goBuild(t, dir, "../hpcsub"), addr: freePort(t)}}
+	c.hpc = goBuild(t, dir, "../hpc")
+	master := exec.Command(hpcd, "server", "--id", "m", "--data-dir", filepath.Join(dir, "m"), "--addr", c.addr,
+		"--raft-addr", freePort(t), "--http", "", "--registry", reg.URL, "--log-level", "warn")
+	master.Stderr = os.Stderr
+	if err := master.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = master.Process.Kill(); _ = master.Wait() })
+	c.jobs = api.NewJobServiceClient(dialServing(t, c.addr))
+	for i, name := range []string{"m1", "m2"} {
+		state := filepath.Join(dir, name)
+		c.states = append(c.states, state)
+		startAgentProc(t, agentBin, name, state, c.addr, "--underlay", "127.0.0.1:"+strconv.Itoa(4789+i))
+	}
+	t.Cleanup(func() { destroyDomainsOf(t, c.states...) })
+	c.waitFor(t, "both nodes", func() bool {
+		n, err := c.jobs.Nodes(context.Background(), &api.NodesRequest{})
+		return err == nil && len(n.GetNodes()) == 2 && n.GetNodes()[0].GetState() == "ready" && n.GetNodes()[1].GetState() == "ready"
+	})
+
+	gb, err := testGuestBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	specFile := filepath.Join("..", "..", "images", "mpi.yaml")
+	spec, err := imagespec.LoadFile(specFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := vmimages.BuildDebian(context.Background(), spec, filepath.Dir(specFile), vmimages.DebianOptions{
+		Store: filepath.Join(os.TempDir(), "vhpc-e2e-debian"), GuestBinary: gb, Progress: os.Stderr,
+	})
+	if err != nil {
+		t.Fatalf("build public/mpi:1: %v", err)
+	}
+	if out, err := exec.Command(c.hpc, "image", "push", img.Dir, "public/mpi:1", "--addr", c.addr).CombinedOutput(); err != nil {
+		t.Fatalf("hpc image push: %v\n%s", err, out)
+	}
+	return c
+}
+
+// run submits a job file written into a fresh directory (with extra
+// files beside it) and waits for its end; it returns the job and its
+// output.
+func (c *mpiCluster) run(t *testing.T, job string, extra map[string]string) (*api.Job, string) {
+	t.Helper()
+	s := c.submitDir(t, job, extra)
+	c.waitForLong(t, "job "+strconv.FormatUint(s.id, 10)+" to end", func() bool {
+		st := c.job(s.id).GetState()
+		return st == "completed" || st == "failed" || st == "cancelled" || st == "timeout"
+	})
+	return c.job(s.id), c.logs(s)
+}
+
+// submitted is a job submitted from its own directory.
+type submitted struct {
+	id   uint64
+	work string
+}
+
+// submitDir writes a job file (and extra files) into a fresh directory
+// and submits it.
+func (c *mpiCluster) submitDir(t *testing.T, job string, extra map[string]string) submitted {
+	t.Helper()
+	work := t.TempDir()
+	if err := os.Chmod(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range extra {
+		if err := os.WriteFile(filepath.Join(work, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(work, "job.yaml"), []byte(job), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := c.hpcsub(work, "--parsable", "job.yaml")
+	if code != 0 {
+		t.Fatalf("hpcsub: %d\n%s%s", code, stdout, stderr)
+	}
+	id, err := strconv.ParseUint(strings.TrimSpace(stdout), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return submitted{id: id, work: work}
+}
+
+// logs is `hpcsub logs` of a job.
+func (c *mpiCluster) logs(s submitted) string {
+	_, out, _ := c.hpcsub(s.work, "logs", strconv.FormatUint(s.id, 10))
+	return out
+}
+
+// waitForLong is waitFor with room for two Debian guests booting under
+// TCG on a small machine.
+func (c *mpiCluster) waitForLong(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(8 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// leftovers lists the job network devices (bridges, VXLAN) and libvirt
+// guests the agents left behind.
+func (c *mpiCluster) leftovers(t *testing.T) []string {
+	t.Helper()
+	left := domains(t, c.states...)
+	out, err := exec.Command("ip", "-o", "link", "show").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && (strings.HasPrefix(f[1], "vb") || strings.HasPrefix(f[1], "vx")) {
+			left = append(left, strings.TrimSuffix(f[1], ":"))
+		}
+	}
+	return left
+}
+
+const mpiAllreduceC = `#include <mpi.h>
+#include <stdio.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+	int rank, size, sum = 0;
+	char host[64];
+	MPI_Init(&argc, &argv);
+	MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+	MPI_Comm_size(MPI_COMM_WORLD, &size);
+	gethostname(host, sizeof host);
+	int one = rank + 1;
+	MPI_Allreduce(&one, &sum, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+	printf("allreduce rank %d of %d on %s: sum %d\n", rank, size, host, sum);
+	MPI_Finalize();
+	return 0;
+}
+`
+
+// TestE2EMPIAcrossGuests is issue 14 on real guests under TCG: two nodes,
+// each job's guests on its own network (a bridge per node joined by
+// VXLAN), MPI started without ssh by hpc-guest's launcher.
+func TestE2EMPIAcrossGuests(t *testing.T) {
+	c := startMPICluster(t)
+	const res = "resources: {nodes: 2, tasksPerNode: 2, cpusPerTask: 1, memory: 768MiB}\nwalltime: 10m\n"
+
+	t.Run("openmpi runs an mpi4py ring on 2 guests x 2 ranks", func(t *testing.T) {
+		j, logs := c.run(t, "name: ring\nimage: public/mpi:1\nmpi: openmpi\n"+res+"command: [python3, -m, mpi4py.bench, ringtest]\n", nil)
+		if j.GetState() != "completed" || !strings.Contains(logs, "time for 1 loops") {
+			t.Fatalf("job %s (%s), output:\n%s", j.GetState(), j.GetReason(), logs)
+		}
+	})
+
+	for _, flavour := range []string{"openmpi", "mpich"} {
+		t.Run(flavour+" builds and runs a C allreduce on every guest", func(t *testing.T) {
+			script := "script: |\n  set -e\n  mpirun -n 2 -ppn 1 mpicc -O2 -o allreduce allreduce.c\n  mpirun -n 4 ./allreduce\n"
+			if flavour == "openmpi" {
+				script = "script: |\n  set -e\n  mpirun -np 2 --map-by ppr:1:node mpicc -O2 -o allreduce allreduce.c\n  mpirun -np 4 --tag-output ./allreduce\n"
+			}
+			job := "name: allreduce\nimage: public/mpi:1\nmpi: " + flavour + "\n" + res + "stageIn: [{from: allreduce.c, to: allreduce.c}]\n" + script
+			j, logs := c.run(t, job, map[string]string{"allreduce.c": mpiAllreduceC})
+			sums := regexp.MustCompile(`allreduce rank (\d) of 4 on (node[01]): sum 10`).FindAllStringSubmatch(logs, -1)
+			hosts := map[string]bool{}
+			for _, m := range sums {
+				hosts[m[2]] = true
+			}
+			if j.GetState() != "completed" || len(sums) != 4 || len(hosts) != 2 {
+				t.Fatalf("job %s (%s), %d ranks on %v; output:\n%s", j.GetState(), j.GetReason(), len(sums), hosts, logs)
+			}
+		})
+	}
+
+	t.Run("another job's guests hear nothing of this job's network", func(t *testing.T) {
+		// Job B listens for UDP broadcasts on both its guests; job A's
+		// node0 broadcasts a token on its own network while A's node1
+		// listens too (the positive control). Broadcasts reach every guest
+		// of an L2 segment whatever their addresses, so B hearing nothing
+		// while A's node1 hears the token shows the two networks apart.
+		const listen = `import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("", 5599))
+s.settimeout(1)
+heard, end = set(), time.time() + float(sys.argv[1])
+print("listening", flush=True)
+while time.time() < end:
+    try:
+        data, _ = s.recvfrom(100)
+        heard.add(data.decode())
+    except socket.timeout:
+        pass
+print("%s heard %d: %s" % (sys.argv[2], len(heard), " ".join(sorted(heard))), flush=True)
+`
+		const send = `import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+for _ in range(40):
+    s.sendto(b"token-A", ("10.77.255.255", 5599))
+    time.sleep(0.5)
+`
+		two := "resources: {nodes: 2, cpusPerTask: 1, memory: 512MiB}\nwalltime: 10m\n"
+		b := c.submitDir(t, "name: listener\nimage: public/mpi:1\n"+two+"stageIn: [{from: listen.py, to: listen.py}]\nscript: |\n  python3 listen.py 150 B-$VHPC_NODE_RANK\n", map[string]string{"listen.py": listen})
+		c.waitForLong(t, "job B's guests to listen", func() bool {
+			j := c.job(b.id)
+			return j.GetState() == "running" && strings.Count(c.logs(b), "listening") == 2
+		})
+		a := c.submitDir(t, "name: talker\nimage: public/mpi:1\n"+two+"stageIn: [{from: listen.py, to: listen.py}, {from: send.py, to: send.py}]\nscript: |\n  if [ $VHPC_NODE_RANK = 0 ]; then python3 send.py; else python3 listen.py 25 A-1; fi\n",
+			map[string]string{"listen.py": listen, "send.py": send})
+		c.waitForLong(t, "both jobs to end", func() bool {
+			return c.job(a.id).GetState() == "completed" && c.job(b.id).GetState() == "completed"
+		})
+		if out := c.logs(a); !strings.Contains(out, "A-1 heard 1: token-A") {
+			t.Fatalf("job A's node1 did not hear its own node0 (the control):\n%s", out)
+		}
+		if out := c.logs(b); strings.Count(out, "heard 0:") != 2 {
+			t.Fatalf("job B heard job A's network:\n%s", out)
+		}
+	})
+
+	t.Run("a guest killed mid-run requeues the whole gang", func(t *testing.T) {
+		d := c.submitDir(t, "name: victim\nimage: public/mpi:1\nretries: 1\nresources: {nodes: 2, cpusPerTask: 1, memory: 512MiB}\nwalltime: 10m\n"+
+			"script: |\n  if [ $VHPC_ATTEMPT = 1 ]; then sleep 600; fi\n  echo attempt $VHPC_ATTEMPT on $(hostname)\n", nil)
+		var victim string
+		c.waitForLong(t, "the gang to run", func() bool {
+			if c.job(d.id).GetState() != "running" {
+				return false
+			}
+			for _, dom := range domains(t, c.states[1]) {
+				victim = dom
+			}
+			return victim != ""
+		})
+		if out, err := exec.Command("virsh", "-c", "qemu:///system", "destroy", victim).CombinedOutput(); err != nil {
+			t.Fatalf("virsh destroy %s: %v\n%s", victim, err, out)
+		}
+		c.waitForLong(t, "the job to end", func() bool {
+			st := c.job(d.id).GetState()
+			return st == "completed" || st == "failed"
+		})
+		j := c.job(d.id)
+		attempts := map[uint64]int{}
+		for _, a := range j.GetAllocations() {
+			attempts[a.GetAttempt()]++
+		}
+		if j.GetState() != "completed" || j.GetRestarts() != 1 || attempts[1] != 2 || attempts[2] != 2 {
+			t.Fatalf("job %s, %d restarts, allocations per attempt %v (%s)", j.GetState(), j.GetRestarts(), attempts, j.GetReason())
+		}
+	})
+
+	t.Run("a rank that exits 3 ends the job with 3 and leaves nothing behind", func(t *testing.T) {
+		cmd := `command: [python3, -c, "from mpi4py import MPI; import sys; sys.exit(3 if MPI.COMM_WORLD.rank == 1 else 0)"]` + "\n"
+		j, logs := c.run(t, "name: three\nimage: public/mpi:1\nmpi: openmpi\n"+res+cmd, nil)
+		if j.GetState() != "failed" || j.GetExitCode() != 3 {
+			t.Fatalf("job %s exit %d (%s), output:\n%s", j.GetState(), j.GetExitCode(), j.GetReason(), logs)
+		}
+		c.waitForLong(t, "the guests and job networks to be gone", func() bool { return len(c.leftovers(t)) == 0 })
+	})
+}
