@@ -60,6 +60,15 @@ func NetworkEnv(r guestproto.Request, hostfile, rsh string) []string {
 		"VHPC_NNODES=" + strconv.Itoa(nodes),
 		"VHPC_NTASKS=" + strconv.Itoa(nodes*tasksPerNode(r)),
 	}
+	if r.MPI != "" {
+		path := "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+		for _, kv := range r.Environ() {
+			if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+				path = v
+			}
+		}
+		env = append(env, "PATH="+MPIBinDir+":"+path)
+	}
 	switch r.MPI {
 	case MPIOpenMPI:
 		env = append(env,
@@ -78,6 +87,35 @@ func NetworkEnv(r guestproto.Request, hostfile, rsh string) []string {
 		)
 	}
 	return env
+}
+
+// mpiTools are the MPI commands Debian ships per flavour as NAME.openmpi
+// and NAME.mpich.
+func mpiTools() []string {
+	return []string{"mpirun", "mpiexec", "mpicc", "mpicxx", "mpic++", "mpiCC", "mpif77", "mpif90", "mpifort"}
+}
+
+// WriteMPIShims makes dir hold, for each MPI command that usrBin has in
+// the flavour's own name (mpirun.mpich), a symlink under the plain name
+// (mpirun), so that the job's MPI is the one a bare `mpirun` or `mpicc`
+// starts, whatever Debian's alternatives point at. Every guest of an MPI
+// job calls it (the launcher runs remote commands with rank 0's PATH).
+func WriteMPIShims(dir, flavour, usrBin string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("mpi shims: %w", err)
+	}
+	for _, name := range mpiTools() {
+		target := filepath.Join(usrBin, name+"."+flavour)
+		if _, err := os.Stat(target); err != nil {
+			continue
+		}
+		link := filepath.Join(dir, name)
+		_ = os.Remove(link)
+		if err := os.Symlink(target, link); err != nil {
+			return fmt.Errorf("mpi shims: %w", err)
+		}
+	}
+	return nil
 }
 
 // isMPILauncher reports whether arg0 names an MPI launcher: an Argv that

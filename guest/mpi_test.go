@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -55,13 +56,16 @@ func TestNetworkEnv(t *testing.T) {
 	}{
 		{"openmpi", job,
 			"VHPC_HOSTFILE=/run/vhpc/hostfile VHPC_HOSTNAME=node1 VHPC_NNODES=2 VHPC_NTASKS=8 " +
+				"PATH=/run/vhpc/mpi-bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin " +
 				"OMPI_MCA_orte_default_hostfile=/run/vhpc/hostfile OMPI_MCA_plm_rsh_agent=/usr/local/bin/vhpc-rsh OMPI_MCA_plm_rsh_no_tree_spawn=1"},
 		{"openmpi as root", root,
 			"VHPC_HOSTFILE=/run/vhpc/hostfile VHPC_HOSTNAME=node0 VHPC_NNODES=2 VHPC_NTASKS=2 " +
+				"PATH=/run/vhpc/mpi-bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin " +
 				"OMPI_MCA_orte_default_hostfile=/run/vhpc/hostfile OMPI_MCA_plm_rsh_agent=/usr/local/bin/vhpc-rsh OMPI_MCA_plm_rsh_no_tree_spawn=1 " +
 				"OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"},
 		{"mpich", netReq("mpich", 0, 3, 2, 1),
 			"VHPC_HOSTFILE=/run/vhpc/hostfile VHPC_HOSTNAME=node0 VHPC_NNODES=3 VHPC_NTASKS=6 " +
+				"PATH=/run/vhpc/mpi-bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin " +
 				"HYDRA_HOST_FILE=/run/vhpc/hostfile HYDRA_LAUNCHER=ssh HYDRA_LAUNCHER_EXEC=/usr/local/bin/vhpc-rsh"},
 		{"no mpi", netReq("", 0, 2, 1, 1),
 			"VHPC_HOSTFILE=/run/vhpc/hostfile VHPC_HOSTNAME=node0 VHPC_NNODES=2 VHPC_NTASKS=2"},
@@ -240,5 +244,33 @@ func TestLookPathEnv(t *testing.T) {
 	}
 	if _, err := lookPathEnv("sh", nil); err == nil {
 		t.Error("found sh without a PATH")
+	}
+}
+
+// TestWriteMPIShims: the job's flavour's commands appear under their
+// plain names; the other flavour's and missing ones do not.
+func TestWriteMPIShims(t *testing.T) {
+	usr, dir := t.TempDir(), filepath.Join(t.TempDir(), "mpi-bin")
+	for _, f := range []string{"mpirun.mpich", "mpicc.mpich", "mpirun.openmpi", "mpif90.openmpi"} {
+		if err := os.WriteFile(filepath.Join(usr, f), nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 2; i++ { // twice: idempotent
+		if err := WriteMPIShims(dir, "mpich", usr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, want := range map[string]string{"mpirun": "mpirun.mpich", "mpicc": "mpicc.mpich", "mpif90": ""} {
+		got, err := os.Readlink(filepath.Join(dir, name))
+		if want == "" {
+			if err == nil {
+				t.Errorf("%s -> %s, want no link", name, got)
+			}
+			continue
+		}
+		if err != nil || got != filepath.Join(usr, want) {
+			t.Errorf("%s -> %q, %v; want %s", name, got, err, want)
+		}
 	}
 }

@@ -27,12 +27,13 @@ type netPaths struct {
 	launcher   string // LauncherConfigPath
 	hostfile   string // HostfilePath
 	rshLink    string // RshPath ("" to skip it)
+	mpiBin     string // MPIBinDir ("" to skip it)
 	sysNet     string // /sys/class/net
 	modulesDir string // /lib/modules/<release>, for the virtio_net fallback
 }
 
 func defaultNetPaths() netPaths {
-	p := netPaths{etcHosts: "/etc/hosts", launcher: LauncherConfigPath, hostfile: HostfilePath, rshLink: RshPath, sysNet: "/sys/class/net"}
+	p := netPaths{etcHosts: "/etc/hosts", launcher: LauncherConfigPath, hostfile: HostfilePath, rshLink: RshPath, mpiBin: MPIBinDir, sysNet: "/sys/class/net"}
 	var u unix.Utsname
 	if unix.Uname(&u) == nil {
 		p.modulesDir = filepath.Join("/lib/modules", unix.ByteSliceToString(u.Release[:]))
@@ -347,6 +348,11 @@ func startNetworkJob(log *slog.Logger, req guestproto.Request, out io.Writer, wo
 	}
 	if p.rshLink != "" {
 		if err := linkSelf(p.rshLink); err != nil {
+			return nil, fmt.Errorf("network: %w", err)
+		}
+	}
+	if req.MPI != "" && p.mpiBin != "" {
+		if err := WriteMPIShims(p.mpiBin, req.MPI, "/usr/bin"); err != nil {
 			return nil, fmt.Errorf("network: %w", err)
 		}
 	}

@@ -26,6 +26,11 @@ const (
 	LauncherConfigPath = RunDir + "/launcher.json"
 	// HostfilePath is the MPI hostfile (VHPC_HOSTFILE).
 	HostfilePath = RunDir + "/hostfile"
+	// MPIBinDir comes first in an MPI job's PATH: mpirun, mpiexec, mpicc,
+	// ... of the job's MPI (Debian installs both flavours side by side as
+	// mpirun.openmpi, mpirun.mpich, ..., with mpirun an alternative that
+	// names only one of them).
+	MPIBinDir = RunDir + "/mpi-bin"
 )
 
 // RshRetry is how long the client keeps trying to reach a launcher that
