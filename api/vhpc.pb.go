@@ -2534,10 +2534,12 @@ func (x *JobEvent) GetMessage() string {
 }
 
 type LogsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Follow        bool                   `protobuf:"varint,2,opt,name=follow,proto3" json:"follow,omitempty"`
-	Offset        int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Follow bool                   `protobuf:"varint,2,opt,name=follow,proto3" json:"follow,omitempty"`
+	Offset int64                  `protobuf:"varint,3,opt,name=offset,proto3" json:"offset,omitempty"`
+	// stale: answer from this member's state (see Logs).
+	Stale         bool `protobuf:"varint,4,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2591,6 +2593,13 @@ func (x *LogsRequest) GetOffset() int64 {
 		return x.Offset
 	}
 	return 0
+}
+
+func (x *LogsRequest) GetStale() bool {
+	if x != nil {
+		return x.Stale
+	}
+	return false
 }
 
 type LogChunk struct {
@@ -2670,7 +2679,14 @@ func (x *LogChunk) GetAttempt() uint64 {
 }
 
 type PushLogsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// have is how many bytes of the last chunk's allocation the master holds
+	// (or has counted as dropped after truncation): the agent's next offset.
+	Have int64 `protobuf:"varint,1,opt,name=have,proto3" json:"have,omitempty"`
+	// truncated: the allocation reached the master's output cap; later
+	// chunks only count dropped bytes, so they may carry no data (offset
+	// alone says how far the output reaches).
+	Truncated     bool `protobuf:"varint,2,opt,name=truncated,proto3" json:"truncated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2703,6 +2719,20 @@ func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use PushLogsResponse.ProtoReflect.Descriptor instead.
 func (*PushLogsResponse) Descriptor() ([]byte, []int) {
 	return file_vhpc_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *PushLogsResponse) GetHave() int64 {
+	if x != nil {
+		return x.Have
+	}
+	return 0
+}
+
+func (x *PushLogsResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
 }
 
 type NodesRequest struct {
@@ -3891,18 +3921,21 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\"D\n" +
 	"\bJobEvent\x12\x1e\n" +
 	"\x03job\x18\x01 \x01(\v2\f.vhpc.v1.JobR\x03job\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"M\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"c\n" +
 	"\vLogsRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
 	"\x06follow\x18\x02 \x01(\bR\x06follow\x12\x16\n" +
-	"\x06offset\x18\x03 \x01(\x03R\x06offset\"}\n" +
+	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x14\n" +
+	"\x05stale\x18\x04 \x01(\bR\x05stale\"}\n" +
 	"\bLogChunk\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\x04R\x03job\x12\x19\n" +
 	"\balloc_id\x18\x02 \x01(\tR\aallocId\x12\x16\n" +
 	"\x06offset\x18\x03 \x01(\x03R\x06offset\x12\x12\n" +
 	"\x04data\x18\x04 \x01(\fR\x04data\x12\x18\n" +
-	"\aattempt\x18\x05 \x01(\x04R\aattempt\"\x12\n" +
-	"\x10PushLogsResponse\"\x0e\n" +
+	"\aattempt\x18\x05 \x01(\x04R\aattempt\"D\n" +
+	"\x10PushLogsResponse\x12\x12\n" +
+	"\x04have\x18\x01 \x01(\x03R\x04have\x12\x1c\n" +
+	"\ttruncated\x18\x02 \x01(\bR\ttruncated\"\x0e\n" +
 	"\fNodesRequest\"L\n" +
 	"\rNodesResponse\x12#\n" +
 	"\x05nodes\x18\x01 \x03(\v2\r.vhpc.v1.NodeR\x05nodes\x12\x16\n" +

@@ -51,7 +51,11 @@ type JobServiceClient interface {
 	// Watch streams the job each time its state changes, ending after a
 	// terminal state.
 	Watch(ctx context.Context, in *WatchJobRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[JobEvent], error)
-	// Logs streams a job's output; with follow, until the job ends.
+	// Logs streams a job's output from the replicated state, from offset
+	// (in the job's output, every allocation's chunks in commit order); with
+	// follow, until the job and all its allocations have ended. Without
+	// stale a follower forwards to the leader; with stale any member answers
+	// from its own (possibly lagging) state.
 	Logs(ctx context.Context, in *LogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogChunk], error)
 	// Nodes lists the registered nodes with free and used resources.
 	Nodes(ctx context.Context, in *NodesRequest, opts ...grpc.CallOption) (*NodesResponse, error)
@@ -172,7 +176,11 @@ type JobServiceServer interface {
 	// Watch streams the job each time its state changes, ending after a
 	// terminal state.
 	Watch(*WatchJobRequest, grpc.ServerStreamingServer[JobEvent]) error
-	// Logs streams a job's output; with follow, until the job ends.
+	// Logs streams a job's output from the replicated state, from offset
+	// (in the job's output, every allocation's chunks in commit order); with
+	// follow, until the job and all its allocations have ended. Without
+	// stale a follower forwards to the leader; with stale any member answers
+	// from its own (possibly lagging) state.
 	Logs(*LogsRequest, grpc.ServerStreamingServer[LogChunk]) error
 	// Nodes lists the registered nodes with free and used resources.
 	Nodes(context.Context, *NodesRequest) (*NodesResponse, error)
@@ -408,7 +416,12 @@ type NodeServiceClient interface {
 	// UpdateAllocation reports an allocation's state; a report whose attempt is
 	// older than the allocation's current attempt is rejected (FailedPrecondition).
 	UpdateAllocation(ctx context.Context, in *UpdateAllocationRequest, opts ...grpc.CallOption) (*UpdateAllocationResponse, error)
-	// PushLogs appends output of an allocation so users can read it from the master.
+	// PushLogs appends output of an allocation to the replicated state
+	// (followers forward to the leader). Each chunk's offset is in the
+	// allocation's own output; the already-held prefix of an overlapping
+	// chunk is dropped. A chunk that starts beyond what the master holds is
+	// refused with FailedPrecondition carrying a PushLogsResponse detail whose
+	// have says where to resend from. Chunks hold at most 256 KiB.
 	PushLogs(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[LogChunk, PushLogsResponse], error)
 	// SetGPUHealth takes a GPU out of service with a reason (agents, on XID
 	// errors, ECC or a lost GPU; admins, by hand) or returns it (empty
@@ -512,7 +525,12 @@ type NodeServiceServer interface {
 	// UpdateAllocation reports an allocation's state; a report whose attempt is
 	// older than the allocation's current attempt is rejected (FailedPrecondition).
 	UpdateAllocation(context.Context, *UpdateAllocationRequest) (*UpdateAllocationResponse, error)
-	// PushLogs appends output of an allocation so users can read it from the master.
+	// PushLogs appends output of an allocation to the replicated state
+	// (followers forward to the leader). Each chunk's offset is in the
+	// allocation's own output; the already-held prefix of an overlapping
+	// chunk is dropped. A chunk that starts beyond what the master holds is
+	// refused with FailedPrecondition carrying a PushLogsResponse detail whose
+	// have says where to resend from. Chunks hold at most 256 KiB.
 	PushLogs(grpc.ClientStreamingServer[LogChunk, PushLogsResponse]) error
 	// SetGPUHealth takes a GPU out of service with a reason (agents, on XID
 	// errors, ECC or a lost GPU; admins, by hand) or returns it (empty

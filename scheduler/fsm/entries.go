@@ -25,6 +25,7 @@ const (
 	EntryGPUHealth    EntryType = 8
 	EntryPutImage     EntryType = 9
 	EntryRemoveImage  EntryType = 10
+	EntryAppendOutput EntryType = 11
 )
 
 // entryVersion is the payload encoding version written after the type byte.
@@ -53,6 +54,8 @@ func (t EntryType) String() string {
 		return "PutImage"
 	case EntryRemoveImage:
 		return "RemoveImage"
+	case EntryAppendOutput:
+		return "AppendOutput"
 	}
 	return fmt.Sprintf("EntryType(%d)", uint8(t))
 }
@@ -170,6 +173,17 @@ type ImageResult struct {
 	Image     *model.Image `json:"image,omitempty"`
 	Previous  string       `json:"previous,omitempty"`
 	Duplicate bool         `json:"duplicate,omitempty"`
+}
+
+// AppendOutput adds a chunk of an allocation's output (PushLogs). Offset
+// is where Data starts in the allocation's own output; see
+// applyAppendOutput for overlaps, gaps and the cap.
+type AppendOutput struct {
+	Job     model.JobID   `json:"job"`
+	Alloc   model.AllocID `json:"alloc"`
+	Attempt uint64        `json:"attempt"`
+	Offset  int64         `json:"offset"`
+	Data    []byte        `json:"data,omitempty"`
 }
 
 // Encode frames a payload as a log entry: type byte, version byte, JSON.

@@ -20,6 +20,7 @@ func TestEntryTypeNumbersArePinned(t *testing.T) {
 		{EntryGPUHealth, 8, "GPUHealth"},
 		{EntryPutImage, 9, "PutImage"},
 		{EntryRemoveImage, 10, "RemoveImage"},
+		{EntryAppendOutput, 11, "AppendOutput"},
 	}
 	for _, p := range pinned {
 		if uint8(p.typ) != p.num {

@@ -27,6 +27,11 @@ type Dump struct {
 	// (version 2; a version 1 dump has neither).
 	Images      []*model.Image `json:"images,omitempty"`
 	ImageTokens []ImageToken   `json:"imageTokens,omitempty"`
+	// Output is every job's stored output chunks by job, then offset, and
+	// OutputAllocs each allocation's output counters by allocation id
+	// (version 3; older dumps have neither: no output).
+	Output       []*OutputChunk `json:"output,omitempty"`
+	OutputAllocs []*AllocOutput `json:"outputAllocs,omitempty"`
 }
 
 // ImageToken is one remembered client token of an image entry.
@@ -35,13 +40,15 @@ type ImageToken struct {
 	Ref   string `json:"ref"`
 }
 
-// DumpVersion is the current snapshot format: 2 added the image catalog.
-const DumpVersion = 2
+// DumpVersion is the current snapshot format: 2 added the image catalog,
+// 3 jobs' output.
+const DumpVersion = 3
 
 // Readable reports whether FromDump reads format version v: 1 (a version
-// 2 dump without images) or 2. FSM.Restore and the snapshot restore RPC
-// check it before anything is replaced.
-func Readable(v int) bool { return v == 1 || v == DumpVersion }
+// 2 dump without images), 2 (a version 3 dump without output) or 3.
+// FSM.Restore and the snapshot restore RPC check it before anything is
+// replaced.
+func Readable(v int) bool { return v >= 1 && v <= DumpVersion }
 
 // Dump lists everything in the snapshot. It shares the stored objects, which
 // are immutable, so it is safe to encode from another goroutine.
@@ -66,6 +73,8 @@ func (s *Snapshot) Dump() *Dump {
 	for k, ref, ok := it.Next(); ok; k, ref, ok = it.Next() {
 		d.ImageTokens = append(d.ImageTokens, ImageToken{Token: string(k), Ref: ref})
 	}
+	d.Output = slices.Collect(iterValues(s.output))
+	d.OutputAllocs = slices.Collect(iterValues(s.outputAllocs))
 	return d
 }
 
@@ -93,6 +102,12 @@ func FromDump(d *Dump) *Snapshot {
 	}
 	for _, tok := range d.ImageTokens {
 		t.AddImageToken(tok.Token, tok.Ref)
+	}
+	for _, c := range d.Output {
+		t.output.Insert(outputKey(c.Job, c.Offset), c)
+	}
+	for _, o := range d.OutputAllocs {
+		t.PutAllocOutput(o)
 	}
 	if d.History != nil {
 		t.history = maps.Clone(d.History)

@@ -31,12 +31,16 @@ type Snapshot struct {
 	// the client tokens of image entries to the key they named.
 	images      *iradix.Tree[*model.Image]
 	imageTokens *iradix.Tree[string]
-	nextJob     model.JobID
-	usage       map[string]float64 // decayed usage by department as of usageAt; never mutated in place
-	usageAt     time.Time
-	members     map[string]Member          // by Raft server id; never mutated in place
-	history     map[string][]time.Duration // per user, last runtimes, oldest first; never mutated in place
-	index       uint64
+	// output holds jobs' output chunks by (job, offset in the job's
+	// output); outputAllocs what each allocation has pushed (output.go).
+	output       *iradix.Tree[*OutputChunk]
+	outputAllocs *iradix.Tree[*AllocOutput]
+	nextJob      model.JobID
+	usage        map[string]float64 // decayed usage by department as of usageAt; never mutated in place
+	usageAt      time.Time
+	members      map[string]Member          // by Raft server id; never mutated in place
+	history      map[string][]time.Duration // per user, last runtimes, oldest first; never mutated in place
+	index        uint64
 }
 
 // Member is what the state records about one cluster member: where its
@@ -60,18 +64,20 @@ func New() *Store {
 
 func emptySnapshot() *Snapshot {
 	return &Snapshot{
-		jobs:        iradix.New[*model.Job](),
-		active:      iradix.New[struct{}](),
-		nodes:       iradix.New[*model.Node](),
-		allocs:      iradix.New[*model.Alloc](),
-		live:        iradix.New[struct{}](),
-		tokens:      iradix.New[model.JobID](),
-		images:      iradix.New[*model.Image](),
-		imageTokens: iradix.New[string](),
-		nextJob:     1,
-		usage:       map[string]float64{},
-		members:     map[string]Member{},
-		history:     map[string][]time.Duration{},
+		jobs:         iradix.New[*model.Job](),
+		active:       iradix.New[struct{}](),
+		nodes:        iradix.New[*model.Node](),
+		allocs:       iradix.New[*model.Alloc](),
+		live:         iradix.New[struct{}](),
+		tokens:       iradix.New[model.JobID](),
+		images:       iradix.New[*model.Image](),
+		imageTokens:  iradix.New[string](),
+		output:       iradix.New[*OutputChunk](),
+		outputAllocs: iradix.New[*AllocOutput](),
+		nextJob:      1,
+		usage:        map[string]float64{},
+		members:      map[string]Member{},
+		history:      map[string][]time.Duration{},
 	}
 }
 

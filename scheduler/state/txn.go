@@ -14,21 +14,23 @@ import (
 // Txn batches changes to a Store; nothing is visible to readers until
 // Commit. Only FSM.Apply opens transactions, one at a time.
 type Txn struct {
-	store       *Store
-	base        *Snapshot
-	jobs        *iradix.Txn[*model.Job]
-	active      *iradix.Txn[struct{}]
-	nodes       *iradix.Txn[*model.Node]
-	allocs      *iradix.Txn[*model.Alloc]
-	live        *iradix.Txn[struct{}]
-	tokens      *iradix.Txn[model.JobID]
-	images      *iradix.Txn[*model.Image]
-	imageTokens *iradix.Txn[string]
-	next        model.JobID
-	usage       map[string]float64
-	usageAt     time.Time
-	members     map[string]Member
-	history     map[string][]time.Duration
+	store        *Store
+	base         *Snapshot
+	jobs         *iradix.Txn[*model.Job]
+	active       *iradix.Txn[struct{}]
+	nodes        *iradix.Txn[*model.Node]
+	allocs       *iradix.Txn[*model.Alloc]
+	live         *iradix.Txn[struct{}]
+	tokens       *iradix.Txn[model.JobID]
+	images       *iradix.Txn[*model.Image]
+	imageTokens  *iradix.Txn[string]
+	output       *iradix.Txn[*OutputChunk]
+	outputAllocs *iradix.Txn[*AllocOutput]
+	next         model.JobID
+	usage        map[string]float64
+	usageAt      time.Time
+	members      map[string]Member
+	history      map[string][]time.Duration
 }
 
 // Txn starts a transaction over the current snapshot.
@@ -39,6 +41,7 @@ func (s *Store) Txn() *Txn {
 		jobs: b.jobs.Txn(), active: b.active.Txn(), nodes: b.nodes.Txn(),
 		allocs: b.allocs.Txn(), live: b.live.Txn(), tokens: b.tokens.Txn(),
 		images: b.images.Txn(), imageTokens: b.imageTokens.Txn(),
+		output: b.output.Txn(), outputAllocs: b.outputAllocs.Txn(),
 		next: b.nextJob, usage: b.usage, usageAt: b.usageAt, members: b.members, history: b.history,
 	}
 }
@@ -50,6 +53,7 @@ func (t *Txn) Read() *Snapshot {
 		jobs: t.jobs.CommitOnly(), active: t.active.CommitOnly(), nodes: t.nodes.CommitOnly(),
 		allocs: t.allocs.CommitOnly(), live: t.live.CommitOnly(), tokens: t.tokens.CommitOnly(),
 		images: t.images.CommitOnly(), imageTokens: t.imageTokens.CommitOnly(),
+		output: t.output.CommitOnly(), outputAllocs: t.outputAllocs.CommitOnly(),
 		nextJob: t.next, usage: t.usage, usageAt: t.usageAt, members: t.members, history: t.history, index: t.base.index,
 	}
 }
