@@ -96,10 +96,12 @@ func mpiTools() []string {
 }
 
 // WriteMPIShims makes dir hold, for each MPI command that usrBin has in
-// the flavour's own name (mpirun.mpich), a symlink under the plain name
-// (mpirun), so that the job's MPI is the one a bare `mpirun` or `mpicc`
-// starts, whatever Debian's alternatives point at. Every guest of an MPI
-// job calls it (the launcher runs remote commands with rank 0's PATH).
+// the flavour's own name (mpirun.mpich), a two-line script under the plain
+// name (mpirun) that execs it, so that the job's MPI is the one a bare
+// `mpirun` or `mpicc` starts, whatever Debian's alternatives point at.
+// Scripts, not symlinks: Hydra looks for hydra_pmi_proxy next to the path
+// it was started by. Every guest of an MPI job calls it (the launcher runs
+// remote commands with rank 0's PATH).
 func WriteMPIShims(dir, flavour, usrBin string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("mpi shims: %w", err)
@@ -109,9 +111,8 @@ func WriteMPIShims(dir, flavour, usrBin string) error {
 		if _, err := os.Stat(target); err != nil {
 			continue
 		}
-		link := filepath.Join(dir, name)
-		_ = os.Remove(link)
-		if err := os.Symlink(target, link); err != nil {
+		script := "#!/bin/sh\nexec " + target + " \"$@\"\n" // target: usrBin and a fixed name, no user input
+		if err := writeFileAtomic(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
 			return fmt.Errorf("mpi shims: %w", err)
 		}
 	}

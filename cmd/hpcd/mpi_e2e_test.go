@@ -29,7 +29,7 @@ type mpiCluster struct {
 	states []string
 }
 
-func startMPICluster(t *testing.T) *mpiCluster {
+func startMPICluster(t testing.TB) *mpiCluster {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("boots Debian guests")
@@ -95,7 +95,7 @@ func startMPICluster(t *testing.T) *mpiCluster {
 // run submits a job file written into a fresh directory (with extra
 // files beside it) and waits for its end; it returns the job and its
 // output.
-func (c *mpiCluster) run(t *testing.T, job string, extra map[string]string) (*api.Job, string) {
+func (c *mpiCluster) run(t testing.TB, job string, extra map[string]string) (*api.Job, string) {
 	t.Helper()
 	s := c.submitDir(t, job, extra)
 	c.waitForLong(t, "job "+strconv.FormatUint(s.id, 10)+" to end", func() bool {
@@ -113,7 +113,7 @@ type submitted struct {
 
 // submitDir writes a job file (and extra files) into a fresh directory
 // and submits it.
-func (c *mpiCluster) submitDir(t *testing.T, job string, extra map[string]string) submitted {
+func (c *mpiCluster) submitDir(t testing.TB, job string, extra map[string]string) submitted {
 	t.Helper()
 	work := t.TempDir()
 	if err := os.Chmod(work, 0o755); err != nil {
@@ -146,7 +146,7 @@ func (c *mpiCluster) logs(s submitted) string {
 
 // waitForLong is waitFor with room for two Debian guests booting under
 // TCG on a small machine.
-func (c *mpiCluster) waitForLong(t *testing.T, what string, cond func() bool) {
+func (c *mpiCluster) waitForLong(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(8 * time.Minute)
 	for !cond() {
@@ -159,7 +159,7 @@ func (c *mpiCluster) waitForLong(t *testing.T, what string, cond func() bool) {
 
 // leftovers lists the job network devices (bridges, VXLAN) and libvirt
 // guests the agents left behind.
-func (c *mpiCluster) leftovers(t *testing.T) []string {
+func (c *mpiCluster) leftovers(t testing.TB) []string {
 	t.Helper()
 	left := domains(t, c.states...)
 	out, err := exec.Command("ip", "-o", "link", "show").Output()
@@ -255,7 +255,7 @@ for _ in range(40):
     time.sleep(0.5)
 `
 		two := "resources: {nodes: 2, cpusPerTask: 1, memory: 512MiB}\nwalltime: 10m\n"
-		b := c.submitDir(t, "name: listener\nimage: public/mpi:1\n"+two+"stageIn: [{from: listen.py, to: listen.py}]\nscript: |\n  python3 listen.py 150 B-$VHPC_NODE_RANK\n", map[string]string{"listen.py": listen})
+		b := c.submitDir(t, "name: listener\nimage: public/mpi:1\n"+two+"stageIn: [{from: listen.py, to: listen.py}]\nscript: |\n  python3 listen.py 120 B-$VHPC_NODE_RANK\n", map[string]string{"listen.py": listen})
 		c.waitForLong(t, "job B's guests to listen", func() bool {
 			j := c.job(b.id)
 			return j.GetState() == "running" && strings.Count(c.logs(b), "listening") == 2
@@ -303,6 +303,15 @@ for _ in range(40):
 		}
 	})
 
+	t.Run("a rank that hangs past the walltime: the gang is destroyed, nothing leaks", func(t *testing.T) {
+		cmd := `command: [python3, -c, "from mpi4py import MPI; import time; MPI.COMM_WORLD.rank == 1 and time.sleep(3600); MPI.COMM_WORLD.Barrier()"]` + "\n"
+		j, logs := c.run(t, "name: hang\nimage: public/mpi:1\nmpi: openmpi\nresources: {nodes: 2, tasksPerNode: 2, cpusPerTask: 1, memory: 768MiB}\nwalltime: 1m\n"+cmd, nil)
+		if j.GetState() != "timeout" {
+			t.Fatalf("job %s (%s), output:\n%s", j.GetState(), j.GetReason(), logs)
+		}
+		c.waitForLong(t, "the guests and job networks to be gone", func() bool { return len(c.leftovers(t)) == 0 })
+	})
+
 	t.Run("a rank that exits 3 ends the job with 3 and leaves nothing behind", func(t *testing.T) {
 		cmd := `command: [python3, -c, "from mpi4py import MPI; import sys; sys.exit(3 if MPI.COMM_WORLD.rank == 1 else 0)"]` + "\n"
 		j, logs := c.run(t, "name: three\nimage: public/mpi:1\nmpi: openmpi\n"+res+cmd, nil)
@@ -310,5 +319,100 @@ for _ in range(40):
 			t.Fatalf("job %s exit %d (%s), output:\n%s", j.GetState(), j.GetExitCode(), j.GetReason(), logs)
 		}
 		c.waitForLong(t, "the guests and job networks to be gone", func() bool { return len(c.leftovers(t)) == 0 })
+	})
+}
+
+// BenchmarkJobNetwork measures a job network on real guests under TCG,
+// side by side in one run:
+//
+//   - host: testdata/pingpong.c (an osu-style TCP ping-pong: half the
+//     round trip of 1-byte messages, one-way bandwidth of 1 MiB ones)
+//     between two processes on this host, over loopback;
+//
+//   - guests: the same program between node0 and node1 of a two-node job,
+//     whose guests sit on two agents joined by VXLAN;
+//
+//   - launch: from rank 0's script start (every guest has answered the
+//     launcher, i.e. all are booted) to the last of 4 Open MPI ranks on 2
+//     guests started (each prints its wall clock; guests take the host's
+//     clock at boot).
+//
+//     VHPC_E2E=1 go test -tags libvirt_dlopen -run '^$' -bench JobNetwork -benchtime 2x ./cmd/hpcd/
+func BenchmarkJobNetwork(b *testing.B) {
+	c := startMPICluster(b)
+	src, err := os.ReadFile(filepath.Join("testdata", "pingpong.c"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	report := func(b *testing.B, outs []string) {
+		var lat, bw float64
+		for _, out := range outs {
+			m := regexp.MustCompile(`pingpong latency_us ([0-9.]+) bandwidth_MBps ([0-9.]+)`).FindStringSubmatch(out)
+			if m == nil {
+				b.Fatalf("no ping-pong result in:\n%s", out)
+			}
+			l, _ := strconv.ParseFloat(m[1], 64)
+			w, _ := strconv.ParseFloat(m[2], 64)
+			lat, bw = lat+l, bw+w
+		}
+		b.ReportMetric(lat/float64(len(outs)), "latency-us")
+		b.ReportMetric(bw/float64(len(outs)), "MB/s")
+	}
+	b.Run("host", func(b *testing.B) {
+		dir := b.TempDir()
+		bin := filepath.Join(dir, "pingpong")
+		if out, err := exec.Command("gcc", "-O2", "-o", bin, filepath.Join("testdata", "pingpong.c")).CombinedOutput(); err != nil {
+			b.Fatalf("gcc: %v\n%s", err, out)
+		}
+		var outs []string
+		for b.Loop() {
+			port := strings.TrimPrefix(freePort(b), "127.0.0.1:")
+			srv := exec.Command(bin, "server", port)
+			if err := srv.Start(); err != nil {
+				b.Fatal(err)
+			}
+			out, err := exec.Command(bin, "client", "127.0.0.1", port).CombinedOutput()
+			_ = srv.Wait()
+			if err != nil {
+				b.Fatalf("client: %v\n%s", err, out)
+			}
+			outs = append(outs, string(out))
+		}
+		report(b, outs)
+	})
+	b.Run("guests", func(b *testing.B) {
+		job := "name: pingpong\nimage: public/mpi:1\nresources: {nodes: 2, cpusPerTask: 1, memory: 512MiB}\nwalltime: 10m\n" +
+			"stageIn: [{from: pingpong.c, to: pingpong.c}]\nscript: |\n  set -e\n  gcc -O2 -o pingpong pingpong.c\n" +
+			"  if [ $VHPC_NODE_RANK = 1 ]; then ./pingpong server 5601; else ./pingpong client node1 5601; fi\n"
+		var outs []string
+		for b.Loop() {
+			j, out := c.run(b, job, map[string]string{"pingpong.c": string(src)})
+			if j.GetState() != "completed" {
+				b.Fatalf("job %s (%s):\n%s", j.GetState(), j.GetReason(), out)
+			}
+			outs = append(outs, out)
+		}
+		report(b, outs)
+	})
+	b.Run("launch", func(b *testing.B) {
+		job := "name: launch\nimage: public/mpi:1\nmpi: openmpi\nresources: {nodes: 2, tasksPerNode: 2, cpusPerTask: 1, memory: 512MiB}\nwalltime: 10m\n" +
+			"script: |\n  echo script-start $(date +%s.%N)\n  mpirun -np 4 --tag-output date +rank-start%s.%N\n"
+		var total float64
+		for b.Loop() {
+			j, out := c.run(b, job, nil)
+			start := regexp.MustCompile(`script-start ([0-9.]+)`).FindStringSubmatch(out)
+			ranks := regexp.MustCompile(`rank-start([0-9.]+)`).FindAllStringSubmatch(out, -1)
+			if j.GetState() != "completed" || start == nil || len(ranks) != 4 {
+				b.Fatalf("job %s (%s), %d ranks:\n%s", j.GetState(), j.GetReason(), len(ranks), out)
+			}
+			t0, _ := strconv.ParseFloat(start[1], 64)
+			last := t0
+			for _, r := range ranks {
+				v, _ := strconv.ParseFloat(r[1], 64)
+				last = max(last, v)
+			}
+			total += last - t0
+		}
+		b.ReportMetric(total/float64(b.N), "launch-s")
 	})
 }

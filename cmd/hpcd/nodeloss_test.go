@@ -80,7 +80,7 @@ type agentProc struct {
 	cmd         *exec.Cmd
 }
 
-func startAgentProc(t *testing.T, bin, name, stateDir, master string, extra ...string) *agentProc {
+func startAgentProc(t testing.TB, bin, name, stateDir, master string, extra ...string) *agentProc {
 	args := append([]string{"--master", master, "--name", name, "--state-dir", stateDir, "--hypervisor", "tcg", "--log-level", "warn", "--metrics-addr", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
@@ -100,7 +100,7 @@ func startAgentProc(t *testing.T, bin, name, stateDir, master string, extra ...s
 // destroyDomainsOf removes the guests the agents with these state
 // directories left when they were killed; it never touches another
 // agent's namespace.
-func destroyDomainsOf(t *testing.T, agentStateDirs ...string) {
+func destroyDomainsOf(t testing.TB, agentStateDirs ...string) {
 	for _, d := range domains(t, agentStateDirs...) {
 		_ = exec.Command("virsh", "-c", "qemu:///system", "destroy", d).Run()
 		_ = exec.Command("virsh", "-c", "qemu:///system", "undefine", d).Run()
