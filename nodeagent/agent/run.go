@@ -151,7 +151,7 @@ func (a *Agent) runOne(agentCtx, runCtx context.Context, al *api.Allocation, ado
 	guestCtx := runCtx
 	logsDone := make(chan struct{})
 	followCtx, stopFollow := context.WithCancel(context.WithoutCancel(agentCtx))
-	go func() { defer close(logsDone); a.pushLogs(followCtx, al, task.AllocID) }()
+	go func() { defer close(logsDone); a.pushLogs(followCtx, agentCtx, al, task.AllocID) }()
 	acc := gpumetrics.NewAccumulator()
 	gpusDone := make(chan struct{})
 	go func() { defer close(gpusDone); a.followGPUSamples(followCtx, al, acc) }()
@@ -193,58 +193,165 @@ func (a *Agent) runOne(agentCtx, runCtx context.Context, al *api.Allocation, ado
 	return res, usage
 }
 
-// pushLogs copies the guest's output file to the master as it grows, and
-// once more after ctx ends so the tail is not lost.
-func (a *Agent) pushLogs(ctx context.Context, al *api.Allocation, allocID string) {
-	path := a.cfg.Runner.LogPath(allocID)
-	var offset int64
-	buf := make([]byte, 256<<10)
-	flush := func() {
-		f, err := os.Open(path)
-		if err != nil {
-			return // not written yet
-		}
-		defer f.Close()
-		for {
-			n, rerr := f.ReadAt(buf, offset)
-			if n > 0 {
-				chunk := &api.LogChunk{Job: al.GetJob(), AllocId: allocID, Offset: offset, Data: append([]byte(nil), buf[:n]...), Attempt: al.GetAttempt()}
-				err := a.cfg.Client.Do(context.WithoutCancel(ctx), func(ctx context.Context, conn *grpc.ClientConn) error {
-					stream, err := client.Nodes(conn).PushLogs(ctx)
-					if err != nil {
-						return err
-					}
-					if err := stream.Send(chunk); err != nil {
-						return err
-					}
-					_, err = stream.CloseAndRecv()
-					return err
-				})
-				if err != nil {
-					a.log.Warn("push logs", "alloc_id", allocID, "err", err)
-					return
-				}
-				offset += int64(n)
-			}
-			if rerr != nil {
-				if !errors.Is(rerr, io.EOF) {
-					a.log.Warn("read guest output", "alloc_id", allocID, "err", rerr)
-				}
-				return
-			}
-		}
-	}
+// pushLogs copies the guest's output file to the master as it grows. Once
+// ctx ends it flushes the rest and retries until the master has
+// acknowledged the whole file (or refused it for good, or agentCtx ends):
+// runOne waits for it, so the final report, after which RemoveLogs deletes
+// the file, never comes before the output.
+func (a *Agent) pushLogs(ctx, agentCtx context.Context, al *api.Allocation, allocID string) {
+	p := &logPusher{a: a, al: al, allocID: allocID, path: a.cfg.Runner.LogPath(allocID), buf: make([]byte, logChunkBytes)}
 	tick := time.NewTicker(300 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			flush()
+			p.final(agentCtx)
 			return
 		case <-tick.C:
-			flush()
+			if p.refused {
+				continue
+			}
+			if err := p.flush(context.WithoutCancel(ctx)); refusedForGood(err) {
+				a.log.Warn("master refused output; the rest is not pushed", "alloc_id", allocID, "offset", p.offset, "err", err)
+				p.refused = true
+			} else if err != nil {
+				a.log.Warn("push logs", "alloc_id", allocID, "err", err)
+			}
 		}
 	}
+}
+
+// logChunkBytes is the most output one PushLogs chunk carries (the
+// master's fsm.MaxOutputChunk).
+const logChunkBytes = 256 << 10
+
+// logPusher is one allocation's output on its way to the master: offset is
+// how much of the file the master has acknowledged (its have).
+type logPusher struct {
+	a       *Agent
+	al      *api.Allocation
+	allocID string
+	path    string
+	buf     []byte
+	offset  int64
+	// truncated: the master keeps no more of this allocation's output;
+	// chunks only tell it how far the file reaches.
+	truncated bool
+	// refused: the master refused a chunk for good (refusedForGood).
+	refused bool
+}
+
+// refusedForGood: an answer a retry cannot change (the allocation is
+// gone, a stale attempt, a chunk the master will never take). A gap is
+// not one of them: flush resends from the master's offset.
+func refusedForGood(err error) bool {
+	switch status.Code(err) {
+	case codes.NotFound, codes.InvalidArgument, codes.FailedPrecondition:
+		return true
+	}
+	return false
+}
+
+// final flushes until the master has everything, backing off between
+// tries; it gives up on a refusal that a retry cannot change (the
+// allocation is gone, a stale attempt) or when agentCtx ends.
+func (p *logPusher) final(agentCtx context.Context) {
+	for wait := 200 * time.Millisecond; !p.refused; wait = min(2*wait, 5*time.Second) {
+		err := p.flush(agentCtx)
+		if err == nil {
+			return
+		}
+		if refusedForGood(err) {
+			p.a.log.Warn("master refused output; the rest is not pushed", "alloc_id", p.allocID, "offset", p.offset, "err", err)
+			return
+		}
+		if agentCtx.Err() != nil {
+			return
+		}
+		p.a.log.Warn("push last output failed; retrying", "alloc_id", p.allocID, "err", err)
+		select {
+		case <-agentCtx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// flush sends the file from the master's offset to its end. A gap answer
+// moves the offset back to what the master holds and resends from there.
+func (p *logPusher) flush(ctx context.Context) error {
+	f, err := os.Open(p.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // not written yet
+	}
+	if err != nil {
+		return fmt.Errorf("open guest output: %w", err)
+	}
+	defer f.Close()
+	for {
+		chunk := &api.LogChunk{Job: p.al.GetJob(), AllocId: p.allocID, Attempt: p.al.GetAttempt(), Offset: p.offset}
+		if p.truncated {
+			fi, err := f.Stat()
+			if err != nil {
+				return fmt.Errorf("guest output: %w", err)
+			}
+			if fi.Size() <= p.offset {
+				return nil
+			}
+			chunk.Offset = fi.Size()
+		} else {
+			n, rerr := f.ReadAt(p.buf, p.offset)
+			if n == 0 {
+				if rerr == nil || errors.Is(rerr, io.EOF) {
+					return nil
+				}
+				return fmt.Errorf("read guest output: %w", rerr)
+			}
+			chunk.Data = append([]byte(nil), p.buf[:n]...)
+		}
+		resp, err := p.send(ctx, chunk)
+		if have, ok := gapHave(err); ok {
+			p.a.log.Info("master holds less output than sent; resending", "alloc_id", p.allocID, "offset", chunk.GetOffset(), "have", have)
+			p.offset, p.truncated = have, false
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		p.offset, p.truncated = resp.GetHave(), resp.GetTruncated()
+	}
+}
+
+// send pushes one chunk on its own stream (through the failover client).
+func (p *logPusher) send(ctx context.Context, chunk *api.LogChunk) (*api.PushLogsResponse, error) {
+	var resp *api.PushLogsResponse
+	err := p.a.cfg.Client.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
+		stream, err := client.Nodes(conn).PushLogs(ctx)
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(chunk); err != nil && !errors.Is(err, io.EOF) {
+			return err // io.EOF: the master answered already; CloseAndRecv has it
+		}
+		resp, err = stream.CloseAndRecv()
+		return err
+	})
+	return resp, err
+}
+
+// gapHave reads the master's answer to a chunk that left a gap: the
+// offset it holds, from the PushLogsResponse detail.
+func gapHave(err error) (int64, bool) {
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.FailedPrecondition {
+		return 0, false
+	}
+	for _, d := range st.Details() {
+		if r, ok := d.(*api.PushLogsResponse); ok {
+			return r.GetHave(), true
+		}
+	}
+	return 0, false
 }
 
 // report sends an allocation's state to the master, retrying until it is

@@ -50,6 +50,27 @@ func (h *harness) snapshotRestored() *harness {
 	return restored
 }
 
+// replayAndRestore checks that h's log replayed on a fresh FSM, and a
+// snapshot of h restored into one, give h's state byte for byte; it
+// returns the restored harness.
+func (h *harness) replayAndRestore() *harness {
+	h.t.Helper()
+	replay := newHarness(h.t)
+	for _, e := range h.log {
+		replay.idx++
+		replay.f.Apply(&raft.Log{Index: replay.idx, Type: raft.LogCommand, Data: e})
+	}
+	a := dumpJSON(h.t, h.f)
+	if b := dumpJSON(h.t, replay.f); !bytes.Equal(a, b) {
+		h.t.Fatalf("replay diverged:\n%s\n%s", a, b)
+	}
+	restored := h.snapshotRestored()
+	if c := dumpJSON(h.t, restored.f); !bytes.Equal(a, c) {
+		h.t.Fatalf("restore differs:\n%s\n%s", a, c)
+	}
+	return restored
+}
+
 func (h *harness) apply(typ EntryType, payload any) any {
 	h.t.Helper()
 	data, err := Encode(typ, payload)

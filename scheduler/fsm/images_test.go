@@ -1,14 +1,11 @@
 package fsm
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/raft"
 
 	"vhpc/scheduler/model"
 )
@@ -163,19 +160,7 @@ func TestImageCatalogSnapshotReplayAndOldDumps(t *testing.T) {
 	h.apply(EntryPutImage, &PutImage{Time: t0, Image: testImage("chemistry", "lammps", "2", "c")})
 	h.apply(EntryRemoveImage, &RemoveImage{Time: t0, Ref: "chemistry/lammps:2", Token: "c"})
 
-	replay := newHarness(t)
-	for _, e := range h.log {
-		replay.idx++
-		replay.f.Apply(&raft.Log{Index: replay.idx, Type: raft.LogCommand, Data: e})
-	}
-	a := dumpJSON(t, h.f)
-	if b := dumpJSON(t, replay.f); !bytes.Equal(a, b) {
-		t.Fatalf("replay diverged:\n%s\n%s", a, b)
-	}
-	restored := h.snapshotRestored()
-	if c := dumpJSON(t, restored.f); !bytes.Equal(a, c) {
-		t.Fatalf("restore differs:\n%s\n%s", a, c)
-	}
+	restored := h.replayAndRestore()
 	if r := restored.apply(EntryRemoveImage, &RemoveImage{Time: t0, Ref: "chemistry/lammps:2", Token: "c"}).(ImageResult); !r.Duplicate {
 		t.Fatalf("token of a remove forgotten by restore: %+v", r)
 	}

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/raft"
-
 	"vhpc/scheduler/model"
 )
 
@@ -153,19 +151,7 @@ func TestOutputSnapshotReplayAndOldDumps(t *testing.T) {
 	h.apply(EntryAppendOutput, chunk(2, "2.0.0.1", 0, "two\n"))
 	h.apply(EntryAppendOutput, chunk(1, "1.0.0.1", 2, "e\nthree\n"))
 
-	replay := newHarness(t)
-	for _, e := range h.log {
-		replay.idx++
-		replay.f.Apply(&raft.Log{Index: replay.idx, Type: raft.LogCommand, Data: e})
-	}
-	a := dumpJSON(t, h.f)
-	if b := dumpJSON(t, replay.f); !bytes.Equal(a, b) {
-		t.Fatalf("replay diverged:\n%s\n%s", a, b)
-	}
-	restored := h.snapshotRestored()
-	if c := dumpJSON(t, restored.f); !bytes.Equal(a, c) {
-		t.Fatalf("restore differs:\n%s\n%s", a, c)
-	}
+	restored := h.replayAndRestore()
 	if got := restored.output(1, 0); got != "one\nthree\n" {
 		t.Fatalf("restored job 1 output %q", got)
 	}

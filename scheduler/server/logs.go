@@ -1,187 +1,182 @@
 package server
 
 import (
-	"encoding/json"
-	"fmt"
+	"context"
+	"errors"
 	"io"
-	"os"
-	"path/filepath"
-	"strconv"
-	"sync"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"vhpc/api"
+	"vhpc/scheduler/fsm"
 	"vhpc/scheduler/model"
+	"vhpc/scheduler/state"
 )
 
-// Job output is kept on the member that receives it, one file per job in
-// DataDir/logs; it is not replicated through Raft (it can be large), so
-// agents push to the leader and users read from the leader.
+// Job output lives in the replicated state (fsm.AppendOutput, one entry
+// per pushed chunk), so every member has it and a failover loses none of
+// it. Agents push to the leader (followers forward); users read from any
+// member (stale) or the leader.
 
-// logStore appends agents' output chunks to per-job files, dropping what it
-// already has of an allocation: agents resend from their own offset after
-// a reconnect or a restart. How much of each allocation a job file holds is
-// kept beside it (<job>.offsets), so a restarted master does not append
-// the same output twice.
-type logStore struct {
-	dir  string
-	mu   sync.Mutex
-	seen map[uint64]map[string]int64 // job -> alloc id -> bytes appended
-}
-
-func (l *logStore) path(job uint64) string {
-	return filepath.Join(l.dir, strconv.FormatUint(job, 10)+".log")
-}
-
-func (l *logStore) offsetsPath(job uint64) string {
-	return filepath.Join(l.dir, strconv.FormatUint(job, 10)+".offsets")
-}
-
-// offsets returns the per-allocation byte counts of a job, loading them
-// from disk the first time. l.mu is held.
-func (l *logStore) offsets(job uint64) map[string]int64 {
-	if m, ok := l.seen[job]; ok {
-		return m
-	}
-	m := map[string]int64{}
-	if b, err := os.ReadFile(l.offsetsPath(job)); err == nil {
-		_ = json.Unmarshal(b, &m) // unreadable: start over; at worst output repeats
-	}
-	l.seen[job] = m
-	return m
-}
-
-func (l *logStore) append(c *api.LogChunk) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	seen := l.offsets(c.GetJob())
-	have := seen[c.GetAllocId()]
-	data := c.GetData()
-	if skip := have - c.GetOffset(); skip > 0 {
-		if skip >= int64(len(data)) {
-			return nil
-		}
-		data = data[skip:]
-	}
-	if err := os.MkdirAll(l.dir, 0o750); err != nil {
-		return fmt.Errorf("log dir: %w", err)
-	}
-	f, err := os.OpenFile(l.path(c.GetJob()), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
-	if err != nil {
-		return fmt.Errorf("open job log: %w", err)
-	}
-	defer f.Close()
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("append job log: %w", err)
-	}
-	seen[c.GetAllocId()] = have + int64(len(data))
-	b, err := json.Marshal(seen)
-	if err != nil {
-		return fmt.Errorf("encode log offsets: %w", err)
-	}
-	tmp := l.offsetsPath(c.GetJob()) + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o640); err != nil {
-		return fmt.Errorf("write log offsets: %w", err)
-	}
-	if err := os.Rename(tmp, l.offsetsPath(c.GetJob())); err != nil {
-		return fmt.Errorf("write log offsets: %w", err)
-	}
-	return nil
-}
-
-// PushLogs implements NodeService.PushLogs (contract in api/vhpc.proto).
+// PushLogs implements NodeService.PushLogs (contract in api/vhpc.proto):
+// on the leader each chunk is committed as one AppendOutput entry before
+// the next is read; a follower relays the stream to the leader. A chunk
+// the FSM refuses as a gap ends the stream with FailedPrecondition and a
+// PushLogsResponse detail whose Have is the offset to resend from.
 func (ns *nodeService) PushLogs(stream grpc.ClientStreamingServer[api.LogChunk, api.PushLogsResponse]) error {
 	s := ns.s
+	ctx := stream.Context()
+	if c, fctx, ok, err := atLeader(s, ctx, api.NewNodeServiceClient); err != nil {
+		return err
+	} else if ok {
+		return relayPushLogs(stream, c, fctx)
+	}
+	resp := &api.PushLogsResponse{}
 	for {
 		c, err := stream.Recv()
 		if err == io.EOF {
-			return stream.SendAndClose(&api.PushLogsResponse{})
+			return stream.SendAndClose(resp)
 		}
 		if err != nil {
 			return err
 		}
-		if len(c.GetData()) > 1<<20 {
-			return status.Errorf(codes.InvalidArgument, "log chunk of %d bytes; send at most 1 MiB per chunk", len(c.GetData()))
+		if len(c.GetData()) > fsm.MaxOutputChunk {
+			return status.Errorf(codes.InvalidArgument, "log chunk of %d bytes; send at most %d bytes per chunk", len(c.GetData()), fsm.MaxOutputChunk)
 		}
-		al := s.fsm.Store().Snapshot().Alloc(model.AllocID(c.GetAllocId()))
-		if al == nil {
-			return status.Errorf(codes.NotFound, "allocation %q does not exist", c.GetAllocId())
+		out, err := s.apply(ctx, fsm.EntryAppendOutput, &fsm.AppendOutput{
+			Job: model.JobID(c.GetJob()), Alloc: model.AllocID(c.GetAllocId()), Attempt: c.GetAttempt(),
+			Offset: c.GetOffset(), Data: c.GetData(),
+		})
+		if err != nil {
+			return pushLogsStatus(err)
 		}
-		if uint64(al.Job) != c.GetJob() {
-			return status.Errorf(codes.InvalidArgument, "allocation %s belongs to job %d, not %d", al.ID, al.Job, c.GetJob())
+		r, ok := out.(fsm.OutputResult)
+		if !ok {
+			return status.Errorf(codes.Internal, "append output returned %T", out)
 		}
-		if err := s.logs.append(c); err != nil {
-			return status.Error(codes.Internal, err.Error())
-		}
-		s.logsChanged()
+		resp.Have, resp.Truncated = r.Have, r.Truncated
 	}
 }
 
-// logsChanged wakes log followers.
-func (s *Server) logsChanged() {
-	s.logMu.Lock()
-	close(s.logCh)
-	s.logCh = make(chan struct{})
-	s.logMu.Unlock()
+// pushLogsStatus maps an AppendOutput error to gRPC; a gap carries the
+// offset to resend from as a PushLogsResponse detail.
+func pushLogsStatus(err error) error {
+	var gap *fsm.GapError
+	if !errors.As(err, &gap) {
+		return toStatus(err)
+	}
+	st, derr := status.New(codes.FailedPrecondition, gap.Error()).WithDetails(&api.PushLogsResponse{Have: gap.Have})
+	if derr != nil {
+		return status.Errorf(codes.Internal, "attach the gap's offset: %v", derr)
+	}
+	return st.Err()
 }
 
-func (s *Server) logsSignal() <-chan struct{} {
-	s.logMu.Lock()
-	defer s.logMu.Unlock()
-	return s.logCh
-}
-
-// Logs implements JobService.Logs (contract in api/vhpc.proto).
-func (js *jobService) Logs(req *api.LogsRequest, stream grpc.ServerStreamingServer[api.LogChunk]) error {
-	s := js.s
-	id := model.JobID(req.GetId())
-	if _, err := s.readSnapshot(stream.Context(), false); err != nil {
+// relayPushLogs copies a follower's PushLogs stream to the leader and the
+// leader's answer (or error) back.
+func relayPushLogs(stream grpc.ClientStreamingServer[api.LogChunk, api.PushLogsResponse], c api.NodeServiceClient, fctx context.Context) error {
+	up, err := c.PushLogs(fctx)
+	if err != nil {
 		return err
 	}
-	offset := max(req.GetOffset(), 0)
-	buf := make([]byte, 64<<10)
 	for {
-		wake := s.logsSignal()
+		chunk, err := stream.Recv()
+		if err == io.EOF {
+			resp, err := up.CloseAndRecv()
+			if err != nil {
+				return err
+			}
+			return stream.SendAndClose(resp)
+		}
+		if err != nil {
+			return err
+		}
+		if err := up.Send(chunk); err != nil {
+			_, err = up.CloseAndRecv() // the leader's status, not the send's io.EOF
+			return err
+		}
+	}
+}
+
+// Logs implements JobService.Logs (contract in api/vhpc.proto): the job's
+// output from the replicated state, from req.Offset; with follow, new
+// chunks as they are applied, until the job and its allocations have
+// ended. Without stale a follower relays the leader's stream.
+func (js *jobService) Logs(req *api.LogsRequest, stream grpc.ServerStreamingServer[api.LogChunk]) error {
+	s := js.s
+	ctx := stream.Context()
+	if !req.GetStale() {
+		if c, fctx, ok, err := atLeader(s, ctx, api.NewJobServiceClient); err != nil {
+			return err
+		} else if ok {
+			return relayLogs(stream, c, fctx, req)
+		}
+	}
+	if _, err := s.readSnapshot(ctx, req.GetStale()); err != nil {
+		return err
+	}
+	id := model.JobID(req.GetId())
+	offset := max(req.GetOffset(), 0)
+	for {
 		changed := s.fsm.Changed()
-		j := s.fsm.Store().Snapshot().Job(id)
+		snap := s.fsm.Store().Snapshot()
+		j := snap.Job(id)
 		if j == nil {
 			return status.Errorf(codes.NotFound, "job %d does not exist", id)
 		}
-		ended := j.State.Terminal()
-		f, err := os.Open(s.logs.path(uint64(id)))
-		if err == nil {
-			for {
-				n, rerr := f.ReadAt(buf, offset)
-				if n > 0 {
-					if err := stream.Send(&api.LogChunk{Job: uint64(id), Offset: offset, Data: append([]byte(nil), buf[:n]...)}); err != nil {
-						f.Close()
-						return err
-					}
-					offset += int64(n)
-				}
-				if rerr != nil {
-					break
-				}
+		for c := range snap.JobOutput(id, offset) {
+			data := c.Data[max(offset-c.Offset, 0):]
+			if err := stream.Send(&api.LogChunk{Job: uint64(id), AllocId: string(c.Alloc), Attempt: c.Attempt, Offset: offset, Data: data}); err != nil {
+				return err
 			}
-			f.Close()
-		} else if !os.IsNotExist(err) {
-			return status.Errorf(codes.Internal, "read job log: %v", err)
+			offset = c.End()
 		}
-		if !req.GetFollow() || ended {
+		if !req.GetFollow() || ended(snap, j) {
 			return nil
 		}
 		select {
-		case <-stream.Context().Done():
-			return stream.Context().Err()
+		case <-ctx.Done():
+			return ctx.Err()
 		case <-s.stop:
-			return nil
-		case <-wake:
+			return status.Error(codes.Unavailable, "server shutting down; resume at the last offset on another member")
 		case <-changed:
-		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+// ended: the job is terminal and none of its allocations is live, so no
+// more output will come (agents push an allocation's last output before
+// its final report).
+func ended(snap *state.Snapshot, j *model.Job) bool {
+	if !j.State.Terminal() {
+		return false
+	}
+	for a := range snap.JobAllocs(j.ID) {
+		if !a.State.Terminal() {
+			return false
+		}
+	}
+	return true
+}
+
+// relayLogs copies the leader's Logs stream to a caller of a follower.
+func relayLogs(stream grpc.ServerStreamingServer[api.LogChunk], c api.JobServiceClient, fctx context.Context, req *api.LogsRequest) error {
+	up, err := c.Logs(fctx, req)
+	if err != nil {
+		return err
+	}
+	for {
+		m, err := up.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := stream.Send(m); err != nil {
+			return err
 		}
 	}
 }

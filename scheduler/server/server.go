@@ -13,7 +13,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -106,9 +105,6 @@ type Server struct {
 	snapshots *raft.FileSnapshotStore
 	metrics   *metrics
 	submits   chan *pendingSubmit
-	logs      *logStore
-	logMu     sync.Mutex
-	logCh     chan struct{}
 	fwdMu     sync.Mutex
 	fwdConns  map[string]*grpc.ClientConn
 
@@ -145,8 +141,6 @@ func New(cfg Config) (*Server, error) {
 		log:       cfg.Logger,
 		fsm:       fsm.New(cfg.Logger),
 		submits:   make(chan *pendingSubmit, 4096),
-		logs:      &logStore{dir: filepath.Join(cfg.DataDir, "logs"), seen: map[uint64]map[string]int64{}},
-		logCh:     make(chan struct{}),
 		fwdConns:  map[string]*grpc.ClientConn{},
 		stop:      make(chan struct{}),
 		pending:   map[model.JobID]string{},

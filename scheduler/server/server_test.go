@@ -40,21 +40,29 @@ type testServer struct {
 
 func startServer(t testing.TB, dir string) *testServer {
 	t.Helper()
-	s, err := New(Config{
-		ID: "t1", DataDir: dir, GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard,
-		Timeouts: Timeouts{Heartbeat: 100 * time.Millisecond, Election: 100 * time.Millisecond, LeaderLease: 100 * time.Millisecond},
-	})
+	ts := runMember(t, Config{ID: "t1", DataDir: dir, HTTPAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0"})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := ts.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
+// runMember starts a member with cfg plus the tests' defaults (gRPC on a
+// free port, quiet logs, fast Raft timeouts) and clients of its API; it
+// stops when the test ends.
+func runMember(t testing.TB, cfg Config) *testServer {
+	t.Helper()
+	cfg.GRPCAddr = "127.0.0.1:0"
+	cfg.Logger, cfg.RaftLogOutput = slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard
+	cfg.Timeouts = Timeouts{Heartbeat: 100 * time.Millisecond, Election: 100 * time.Millisecond, LeaderLease: 100 * time.Millisecond}
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := &testServer{Server: s, done: make(chan error, 1)}
 	go func() { ts.done <- s.Run(context.Background()) }()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := s.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
 	ts.conn, err = grpc.NewClient(s.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -177,6 +185,29 @@ func registerNode(t *testing.T, ts *testServer, name string, cores int) {
 	}
 }
 
+// submitAndPlace watches node's allocations through nodes, submits spec
+// through jobs and returns the first allocation the scheduler places.
+func submitAndPlace(t *testing.T, nodes api.NodeServiceClient, node string, jobs api.JobServiceClient, token, spec string) *api.Allocation {
+	t.Helper()
+	ctx := ctxT(t)
+	watch, err := nodes.WatchAllocations(ctx, &api.WatchAllocationsRequest{Node: node})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := jobs.Submit(ctx, &api.SubmitRequest{ClientToken: token, Spec: []byte(spec)}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		set, err := watch.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(set.GetAllocations()) > 0 {
+			return set.GetAllocations()[0]
+		}
+	}
+}
+
 // TestJobFlowsThroughSchedulerAndAgentAPI drives one job from submit to
 // completion through the leader's real scheduling loop, with the test
 // playing the agent over gRPC.
@@ -184,23 +215,7 @@ func TestJobFlowsThroughSchedulerAndAgentAPI(t *testing.T) {
 	ts := startServer(t, t.TempDir())
 	ctx := ctxT(t)
 	registerNode(t, ts, "n1", 4)
-	watch, err := ts.node.WatchAllocations(ctx, &api.WatchAllocationsRequest{Node: "n1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := ts.jobs.Submit(ctx, &api.SubmitRequest{ClientToken: "flow", Spec: []byte(helloSpec)}); err != nil {
-		t.Fatal(err)
-	}
-	var alloc *api.Allocation
-	for alloc == nil {
-		set, err := watch.Recv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(set.GetAllocations()) > 0 {
-			alloc = set.GetAllocations()[0]
-		}
-	}
+	alloc := submitAndPlace(t, ts.node, "n1", ts.jobs, "flow", helloSpec)
 	if alloc.GetJob() != 1 || len(alloc.GetCores()) != 2 || alloc.GetDesired() != "run" || !strings.Contains(alloc.GetSpecJson(), "hello") {
 		t.Fatalf("allocation = %v", alloc)
 	}
