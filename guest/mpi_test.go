@@ -57,16 +57,16 @@ func TestNetworkEnv(t *testing.T) {
 	}{
 		{"openmpi", job,
 			"VHPC_HOSTFILE=/run/vhpc/hostfile VHPC_HOSTNAME=node1 VHPC_NNODES=2 VHPC_NTASKS=8 " +
-				"PATH=/run/vhpc/mpi-bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin " +
+				"PATH=/usr/local/lib/vhpc/mpi-bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin " +
 				"OMPI_MCA_orte_default_hostfile=/run/vhpc/hostfile OMPI_MCA_plm_rsh_agent=/usr/local/bin/vhpc-rsh OMPI_MCA_plm_rsh_no_tree_spawn=1"},
 		{"openmpi as root", root,
 			"VHPC_HOSTFILE=/run/vhpc/hostfile VHPC_HOSTNAME=node0 VHPC_NNODES=2 VHPC_NTASKS=2 " +
-				"PATH=/run/vhpc/mpi-bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin " +
+				"PATH=/usr/local/lib/vhpc/mpi-bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin " +
 				"OMPI_MCA_orte_default_hostfile=/run/vhpc/hostfile OMPI_MCA_plm_rsh_agent=/usr/local/bin/vhpc-rsh OMPI_MCA_plm_rsh_no_tree_spawn=1 " +
 				"OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1"},
 		{"mpich", netReq("mpich", 0, 3, 2, 1),
 			"VHPC_HOSTFILE=/run/vhpc/hostfile VHPC_HOSTNAME=node0 VHPC_NNODES=3 VHPC_NTASKS=6 " +
-				"PATH=/run/vhpc/mpi-bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin " +
+				"PATH=/usr/local/lib/vhpc/mpi-bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin " +
 				"HYDRA_HOST_FILE=/run/vhpc/hostfile HYDRA_LAUNCHER=ssh HYDRA_LAUNCHER_EXEC=/usr/local/bin/vhpc-rsh"},
 		{"no mpi", netReq("", 0, 2, 1, 1),
 			"VHPC_HOSTFILE=/run/vhpc/hostfile VHPC_HOSTNAME=node0 VHPC_NNODES=2 VHPC_NTASKS=2"},

@@ -29,8 +29,8 @@ const (
 	// MPIBinDir comes first in an MPI job's PATH: mpirun, mpiexec, mpicc,
 	// ... of the job's MPI (Debian installs both flavours side by side as
 	// mpirun.openmpi, mpirun.mpich, ..., with mpirun an alternative that
-	// names only one of them).
-	MPIBinDir = RunDir + "/mpi-bin"
+	// names only one of them). Not under RunDir: /run is mounted noexec.
+	MPIBinDir = "/usr/local/lib/vhpc/mpi-bin"
 )
 
 // RshRetry is how long the client keeps trying to reach a launcher that
