@@ -110,7 +110,13 @@ func (c *e2eCluster) job(id uint64) *api.Job {
 // boot under TCG here).
 func (c *e2eCluster) waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
+	waitWithin(t, 2*time.Minute, what, cond)
+}
+
+// waitWithin polls cond every 200 ms until it holds, failing after d.
+func waitWithin(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -78,23 +78,31 @@ func TestE2EDepartmentImageThroughTheRegistry(t *testing.T) {
 // builds the hpc CLI next to c's hpcd.
 func e2ePythonImage(t testing.TB, c *e2eCluster) (vmimages.DebianImage, string) {
 	t.Helper()
+	return e2eImage(t, "python.yaml"), goBuild(t, filepath.Dir(c.hpcd), "../hpc")
+}
+
+// e2eImage builds (or finds by spec hash) images/SPEC with the test's
+// hpc-guest, in $TMPDIR/vhpc-e2e-debian (shared with nodeagent/runner's
+// e2e test): once per machine for the same spec and hpc-guest.
+func e2eImage(t testing.TB, spec string) vmimages.DebianImage {
+	t.Helper()
 	gb, err := testGuestBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	specFile := filepath.Join("..", "..", "images", "python.yaml")
-	spec, err := imagespec.LoadFile(specFile)
+	specFile := filepath.Join("..", "..", "images", spec)
+	s, err := imagespec.LoadFile(specFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := vmimages.BuildDebian(context.Background(), spec, filepath.Dir(specFile), vmimages.DebianOptions{
+	img, err := vmimages.BuildDebian(context.Background(), s, filepath.Dir(specFile), vmimages.DebianOptions{
 		Store: filepath.Join(os.TempDir(), "vhpc-e2e-debian"), GuestBinary: gb, Progress: os.Stderr,
 	})
 	if err != nil {
-		t.Fatalf("build public/python:1: %v", err)
+		t.Fatalf("build %s: %v", s.Name, err)
 	}
 	t.Logf("image %s (cached=%v)", img.Dir, img.Cached)
-	return img, goBuild(t, filepath.Dir(c.hpcd), "../hpc")
+	return img
 }
 
 // BenchmarkImageJobStart measures a job in the Debian image public/python

@@ -12,9 +12,7 @@ import (
 	"time"
 
 	"vhpc/api"
-	"vhpc/imagespec"
 	"vhpc/imagestore/registrytest"
-	"vhpc/vmimages"
 )
 
 // mpiCluster is a master with a registry and two real agents on this host
@@ -71,21 +69,7 @@ func startMPICluster(t testing.TB) *mpiCluster {
 		return err == nil && len(n.GetNodes()) == 2 && n.GetNodes()[0].GetState() == "ready" && n.GetNodes()[1].GetState() == "ready"
 	})
 
-	gb, err := testGuestBinary()
-	if err != nil {
-		t.Fatal(err)
-	}
-	specFile := filepath.Join("..", "..", "images", "mpi.yaml")
-	spec, err := imagespec.LoadFile(specFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := vmimages.BuildDebian(context.Background(), spec, filepath.Dir(specFile), vmimages.DebianOptions{
-		Store: filepath.Join(os.TempDir(), "vhpc-e2e-debian"), GuestBinary: gb, Progress: os.Stderr,
-	})
-	if err != nil {
-		t.Fatalf("build public/mpi:1: %v", err)
-	}
+	img := e2eImage(t, "mpi.yaml")
 	if out, err := exec.Command(c.hpc, "image", "push", img.Dir, "public/mpi:1", "--addr", c.addr).CombinedOutput(); err != nil {
 		t.Fatalf("hpc image push: %v\n%s", err, out)
 	}
@@ -148,13 +132,7 @@ func (c *mpiCluster) logs(s submitted) string {
 // TCG on a small machine.
 func (c *mpiCluster) waitForLong(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(8 * time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	waitWithin(t, 8*time.Minute, what, cond)
 }
 
 // leftovers lists the job network devices (bridges, VXLAN) and libvirt
