@@ -397,8 +397,11 @@ func (a *Agent) runningIDs() []string {
 // new ones and stopping those the master no longer wants.
 func (a *Agent) watchLoop(ctx context.Context) {
 	for ctx.Err() == nil {
-		err := a.cfg.Client.Stream(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
-			stream, err := client.Nodes(conn).WatchAllocations(ctx, &api.WatchAllocationsRequest{Node: a.cfg.Node.Name})
+		// Allocations started from the stream live on ctx, the agent's:
+		// the stream's own context ends when it breaks (a failover), and
+		// the allocation must not take that for the agent stopping.
+		err := a.cfg.Client.Stream(ctx, func(sctx context.Context, conn *grpc.ClientConn) error {
+			stream, err := client.Nodes(conn).WatchAllocations(sctx, &api.WatchAllocationsRequest{Node: a.cfg.Node.Name})
 			if err != nil {
 				return err
 			}
