@@ -52,8 +52,7 @@ func TestHAOutputSurvivesLeaderKill(t *testing.T) {
 			return fn(ctx, api.NewJobServiceClient(conn))
 		})
 	}
-	e := &e2eCluster{t: t}
-	e.waitFor(t, "the node to register", func() bool {
+	waitWithin(t, 2*time.Minute, "the node to register", func() bool {
 		return jobs(func(ctx context.Context, js api.JobServiceClient) error {
 			n, err := js.Nodes(ctx, &api.NodesRequest{})
 			if err == nil && (len(n.GetNodes()) != 1 || n.GetNodes()[0].GetState() != "ready") {
@@ -84,7 +83,7 @@ func TestHAOutputSurvivesLeaderKill(t *testing.T) {
 	}
 	// Kill the leader once part of the output is committed, mid-job.
 	// The guest boots under TCG on a shared host: allow it minutes.
-	waitLong(t, "the first lines of output", func() bool {
+	waitWithin(t, 10*time.Minute, "the first lines of output", func() bool {
 		out, err := readOutput(first.conn, id, false)
 		return err == nil && strings.Contains(out, "line 3\n")
 	})
@@ -101,7 +100,7 @@ func TestHAOutputSurvivesLeaderKill(t *testing.T) {
 			t.Logf("job when the test failed: %v", last)
 		}
 	})
-	waitLong(t, "the job to complete", func() bool { last = get(); return last.GetState() == "completed" })
+	waitWithin(t, 10*time.Minute, "the job to complete", func() bool { last = get(); return last.GetState() == "completed" })
 	if j := get(); j.GetAttempt() != 1 {
 		t.Fatalf("attempt %d: the job ran again instead of finishing", j.GetAttempt())
 	}
@@ -143,15 +142,5 @@ func readOutput(conn *grpc.ClientConn, id uint64, stale bool) (string, error) {
 			return string(out), fmt.Errorf("chunk at offset %d after %d bytes", c.GetOffset(), len(out))
 		}
 		out = append(out, c.GetData()...)
-	}
-}
-
-// waitLong polls cond until it holds, failing after ten minutes.
-func waitLong(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Minute); !cond(); time.Sleep(200 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
 	}
 }
