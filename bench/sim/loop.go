@@ -76,6 +76,7 @@ func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
 			continue
 		}
 		done = append(done, sj)
+		res.Starts = append(res.Starts, JobStart{ID: sj.tj.ID, At: sj.startAt})
 		end := sj.startAt + sj.actual
 		if s.until > 0 {
 			end = min(end, s.until)

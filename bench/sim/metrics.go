@@ -25,6 +25,16 @@ type Result struct {
 	CoreMax     time.Duration `json:"coreMaxNs"`
 	// Dept holds delivered core-seconds per department.
 	Dept map[string]float64 `json:"deptCoreSeconds,omitempty"`
+	// Starts lists every started job in trace order: the trace's job
+	// number and the virtual second it started (hpcsim --starts writes
+	// them; two builds that plan alike give the same list).
+	Starts []JobStart `json:"-"`
+}
+
+// JobStart is when one trace job started, in virtual seconds.
+type JobStart struct {
+	ID int64
+	At int64
 }
 
 // bsld is the bounded slowdown with Feitelson's 10 s threshold.

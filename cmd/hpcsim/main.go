@@ -81,6 +81,7 @@ func run(args []string, out, progress io.Writer) error {
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	limit := fs.Int("limit", 0, "replay only the first N jobs (0: all)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here")
+	startsOut := fs.String("starts", "", "also write each started job's trace number and start second, one per line, to this file (to compare two builds' plans)")
 	copies := fs.Int("copies", 0, "also replay this many copies of the trace with jittered run times and print the spread")
 	jitterFrac := fs.Float64("jitter-frac", 0.05, "with --copies: fraction of the jobs whose run time moves")
 	jitterS := fs.Int64("jitter-s", 1, "with --copies: seconds a jittered run time moves, up or down")
@@ -151,6 +152,11 @@ func run(args []string, out, progress io.Writer) error {
 		return printComparison(out, sim.Compare(jobs, co), *asJSON)
 	}
 	res := sim.Run(jobs, opts)
+	if *startsOut != "" {
+		if err := writeStarts(*startsOut, res.Starts); err != nil {
+			return err
+		}
+	}
 	if *asJSON {
 		return writeJSON(out, res)
 	}
@@ -159,6 +165,18 @@ func run(args []string, out, progress io.Writer) error {
 	fmt.Fprintf(out, "avg bounded slowdown (10 s): %.2f\n", res.AvgBSLD)
 	fmt.Fprintf(out, "utilization %.4f, makespan %.0f s\n", res.Utilization, res.Makespan)
 	fmt.Fprintf(out, "core: %d cycles, mean %s, max %s per cycle\n", res.Cycles, res.CoreMean, res.CoreMax)
+	return nil
+}
+
+// writeStarts writes one "job second" line per started job.
+func writeStarts(path string, starts []sim.JobStart) error {
+	var b strings.Builder
+	for _, s := range starts {
+		fmt.Fprintf(&b, "%d %d\n", s.ID, s.At)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("--starts: %w", err)
+	}
 	return nil
 }
 
