@@ -85,7 +85,7 @@ func checkPlacement(ns *nodeState, j *model.Job, p *model.Placement) error {
 	logical := 0
 	var phys []int
 	for _, c := range p.Cores {
-		pi, ok := ni.logPhys[c]
+		pi, ok := ni.physOf(c)
 		if !ok {
 			return fmt.Errorf("core %d does not exist or is reserved", c)
 		}

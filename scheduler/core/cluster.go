@@ -304,24 +304,23 @@ func (c *cluster) gangAt(r *model.Request, img bitset, nodes []int, t0, d int64)
 		return nil, nil, false
 	}
 	if want == 1 {
-		// Linear best fit with retry: most single-node placements succeed
-		// on the first node.
-		for len(cs) > 0 {
-			bi := 0
-			for i := range cs {
-				if cmpCand(cs[i], cs[bi]) < 0 {
-					bi = i
-				}
+		// Most single-node placements succeed on the best node: find it
+		// in one pass, and sort the rest only when it fails.
+		bi := 0
+		for i := range cs {
+			if cmpCand(cs[i], cs[bi]) < 0 {
+				bi = i
 			}
-			n := cs[bi].n
-			if u, ok := c.pl.place(c.nodes[n].info, c.view(n, t0, t0+d), r); ok {
-				return []int{n}, []use{u}, true
-			}
-			cs[bi] = cs[len(cs)-1]
-			cs = cs[:len(cs)-1]
 		}
-		return nil, nil, false
+		n := cs[bi].n
+		if u, ok := c.pl.place(c.nodes[n].info, c.view(n, t0, t0+d), r); ok {
+			return []int{n}, []use{u}, true
+		}
+		cs[bi] = cs[len(cs)-1]
+		cs = cs[:len(cs)-1]
 	}
+	// cmpCand is a total order (the node index breaks ties), so the
+	// sorted order is the one repeated best-of scans would visit.
 	slices.SortFunc(cs, cmpCand)
 	picked, uses := make([]int, 0, want), make([]use, 0, want)
 	for _, cd := range cs {

@@ -102,10 +102,13 @@ func (ni *hw) useOf(p *model.Placement, a *arena) use {
 	u := use{phys: a.intSlice(len(p.Cores)), gpus: a.intSlice(len(p.GPUs)), numa: a.intSlice(len(p.NUMA)),
 		reg: a.i64Slice(len(p.NUMA)), huge: a.i64Slice(len(p.NUMA)), scratch: p.Scratch}
 	for _, c := range p.Cores {
-		if pi, ok := ni.logPhys[c]; ok && !slices.Contains(u.phys, pi) {
+		if pi, ok := ni.physOf(c); ok {
 			u.phys = append(u.phys, pi)
 		}
 	}
+	// SMT siblings name one physical core: keep it once.
+	slices.Sort(u.phys)
+	u.phys = slices.Compact(u.phys)
 	for _, g := range p.GPUs {
 		if gi, ok := ni.gpuIdx[g]; ok {
 			u.gpus = append(u.gpus, gi)

@@ -115,12 +115,12 @@ func (s *sched) quotaReason(j *model.Job) string {
 	if !ok {
 		lim = s.cfg.DefaultQuota
 	}
-	if why := limitReason("department "+j.Department, lim, s.dept[j.Department], cores, gpus); why != "" {
+	if why := limitReason("department", j.Department, lim, s.dept[j.Department], cores, gpus); why != "" {
 		return why
 	}
 	part := s.partition(j)
 	if p, ok := s.cfg.Partitions[part]; ok {
-		if why := limitReason("partition "+part, p.Limits, s.part[part], cores, gpus); why != "" {
+		if why := limitReason("partition", part, p.Limits, s.part[part], cores, gpus); why != "" {
 			return why
 		}
 	}
@@ -130,7 +130,14 @@ func (s *sched) quotaReason(j *model.Job) string {
 	return ""
 }
 
-func limitReason(who string, lim Limits, u *usageCount, cores, gpus int) string {
+// limitReason checks one more start of cores and gpus against lim, given
+// what the department or partition (kind, name) runs; the reason names it
+// as "<kind> <name>" (built only when a limit is hit: it runs per try).
+func limitReason(kind, name string, lim Limits, u *usageCount, cores, gpus int) string {
+	if lim == (Limits{}) {
+		return ""
+	}
+	who := kind + " " + name
 	var cur usageCount
 	if u != nil {
 		cur = *u

@@ -33,17 +33,21 @@ type nodeInfo struct {
 // hw is a node's hardware indexed for placement: NUMA nodes, physical cores
 // and GPUs all sorted and numbered. Read-only once built.
 type hw struct {
-	src     *model.Node // the node it was built from
-	numaID  []int       // NUMA ids, sorted; index = NUMA index
-	phys    []physCore  // sorted by (NUMA index, physical core id)
-	logPhys map[int]int // logical id -> phys index (usable cores only)
-	gpus    []gpuInfo   // sorted by (NUMA index, PCI address)
-	gpuIdx  map[string]int
-	regCap  []int64 // regular memory per NUMA index (memory - hugepages)
-	hugeCap []int64
-	logCap  []int // usable logical CPUs per NUMA index
-	full    free  // everything usable free
-	scratch int64
+	src    *model.Node // the node it was built from
+	numaID []int       // NUMA ids, sorted; index = NUMA index
+	phys   []physCore  // sorted by (NUMA index, physical core id)
+	// logPhys maps a logical id to its phys index, -1 for reserved or
+	// absent ids; sparseLog replaces it on a node whose ids are negative
+	// or far apart (bad data). Use physOf.
+	logPhys   []int
+	sparseLog map[int]int
+	gpus      []gpuInfo // sorted by (NUMA index, PCI address)
+	gpuIdx    map[string]int
+	regCap    []int64 // regular memory per NUMA index (memory - hugepages)
+	hugeCap   []int64
+	logCap    []int // usable logical CPUs per NUMA index
+	full      free  // everything usable free
+	scratch   int64
 	// groups lists GPU table indices per IOMMU group, and groupOf each
 	// GPU's group, only on nodes where some group holds more than one GPU
 	// (nil elsewhere): such GPUs can only be passed through together, so
@@ -155,7 +159,19 @@ func (ni *hw) buildCores(numaIdx func(int) int) {
 		}
 		return a.ID - b.ID
 	})
-	ni.logPhys = make(map[int]int, len(cores))
+	top, dense := -1, true
+	for _, c := range cores {
+		top = max(top, c.ID)
+		dense = dense && c.ID >= 0
+	}
+	if dense && top < 4*len(cores)+64 {
+		ni.logPhys = make([]int, top+1)
+		for i := range ni.logPhys {
+			ni.logPhys[i] = -1
+		}
+	} else {
+		ni.sparseLog = map[int]int{}
+	}
 	last := key{-1, -1}
 	for _, c := range cores {
 		if reserved[c.ID] {
@@ -168,9 +184,26 @@ func (ni *hw) buildCores(numaIdx func(int) int) {
 		}
 		p := &ni.phys[len(ni.phys)-1]
 		p.ids = append(p.ids, c.ID)
-		ni.logPhys[c.ID] = len(ni.phys) - 1
+		if ni.sparseLog != nil {
+			ni.sparseLog[c.ID] = len(ni.phys) - 1
+		} else {
+			ni.logPhys[c.ID] = len(ni.phys) - 1
+		}
 		ni.logCap[p.numa]++
 	}
+}
+
+// physOf returns the physical core index of logical CPU c, false when c
+// is reserved or not a CPU of this node.
+func (ni *hw) physOf(c int) (int, bool) {
+	if ni.sparseLog != nil {
+		pi, ok := ni.sparseLog[c]
+		return pi, ok
+	}
+	if c < 0 || c >= len(ni.logPhys) || ni.logPhys[c] < 0 {
+		return 0, false
+	}
+	return ni.logPhys[c], true
 }
 
 // gpuMatches reports whether GPU i can serve the request's model and memory.

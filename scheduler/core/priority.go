@@ -43,7 +43,7 @@ type candidate struct {
 
 // candidates returns the jobs to consider, in the policy's order.
 func (s *sched) candidates() []candidate {
-	var cs []candidate
+	cs := make([]candidate, 0, len(s.in.Jobs))
 	for _, j := range s.in.Jobs {
 		if j.State.Terminal() {
 			continue
@@ -74,7 +74,26 @@ func (s *sched) candidates() []candidate {
 			c.urgent = !c.starved && s.expansion(c.j, c.est) >= g
 		}
 	}
-	slices.SortFunc(cs, func(a, b candidate) int {
+	return sortCandidates(cs)
+}
+
+// sortCandidates orders cs: starving jobs first (by submit time), then
+// urgent ones, then by priority, highest first; ties by submit time and
+// id. It sorts small keys and permutes once: a candidate is large to move.
+func sortCandidates(cs []candidate) []candidate {
+	type key struct {
+		starved, urgent bool
+		prio            float64
+		submit          time.Time
+		id              model.JobID
+		i               int
+	}
+	keys := make([]key, len(cs))
+	for i := range cs {
+		c := &cs[i]
+		keys[i] = key{c.starved, c.urgent, c.prio, c.j.SubmitTime, c.j.ID, i}
+	}
+	slices.SortFunc(keys, func(a, b key) int {
 		if c := trueFirst(a.starved, b.starved); c != 0 {
 			return c
 		}
@@ -87,12 +106,16 @@ func (s *sched) candidates() []candidate {
 			}
 			return 1
 		}
-		if c := a.j.SubmitTime.Compare(b.j.SubmitTime); c != 0 {
+		if c := a.submit.Compare(b.submit); c != 0 {
 			return c
 		}
-		return cmpU(uint64(a.j.ID), uint64(b.j.ID))
+		return cmpU(uint64(a.id), uint64(b.id))
 	})
-	return cs
+	out := make([]candidate, len(cs))
+	for i, k := range keys {
+		out[i] = cs[k.i]
+	}
+	return out
 }
 
 // limitStarved keeps the starvation promotion for the oldest

@@ -41,11 +41,12 @@ func (s *sched) run() {
 			why = fmt.Sprintf("fcfs: waiting behind job %d", blockedBy)
 		}
 		if why == "" {
-			var lz *lazyReason
-			why, lz = s.startAll(c, depth)
-			if lz != nil {
+			var lz lazyReason
+			var waits bool
+			why, lz, waits = s.startAll(c, depth)
+			if waits {
 				lz.id = j.ID
-				s.lazy = append(s.lazy, *lz)
+				s.lazy = append(s.lazy, lz)
 				if s.cfg.Policy == PolicyFCFS {
 					blockedBy = j.ID
 				}
@@ -103,10 +104,10 @@ func (s *sched) backfillOrder(rest []candidate) {
 }
 
 // startAll starts as many of c's tasks as fit (one for a plain job) and
-// returns why the rest wait: a final reason, or (for resource waits) a
-// lazy one completed with the placement miss after the cycle. Both are
-// empty when nothing is left.
-func (s *sched) startAll(c candidate, depth int) (string, *lazyReason) {
+// returns why the rest wait: a final reason, or (for resource waits,
+// waits true) a lazy one completed with the placement miss after the
+// cycle. The reason is empty and waits false when nothing is left.
+func (s *sched) startAll(c candidate, depth int) (why string, lz lazyReason, waits bool) {
 	j := c.j
 	left := int64(1)
 	if j.Array != nil {
@@ -124,27 +125,27 @@ func (s *sched) startAll(c candidate, depth int) (string, *lazyReason) {
 			task = j.TaskAt(i)
 		}
 		if why := s.quotaReason(j); why != "" {
-			return why, nil
+			return why, lazyReason{}, false
 		}
 		if s.tryStart(c, task, d) {
 			continue
 		}
 		if why := s.tryPreempt(c, task, d); why != "" {
-			return why, nil
+			return why, lazyReason{}, false
 		}
-		lz := &lazyReason{key: c.key, prefix: waitPrefix}
+		lz = lazyReason{key: c.key, prefix: waitPrefix}
 		// The slowdown guard's reservations come on top of the depth.
 		count, limit := &s.nres, depth
 		if c.urgent {
 			count, limit = &s.nurgent, s.cfg.SlowdownReservations
 		}
 		if *count >= limit {
-			return "", lz
+			return "", lz, true
 		}
 		t, nodes, uses, ok := s.cl.earliest(&j.Request, s.imageNodes(j), s.partNodes(c.key.part), d)
 		if !ok {
 			lz.prefix = "waiting for resources (no start time found while running jobs end): "
-			return "", lz
+			return "", lz, true
 		}
 		if t == 0 { // fits now after all (a different node order): start it
 			s.start(c, task, nodes, uses, d)
@@ -155,9 +156,9 @@ func (s *sched) startAll(c candidate, depth int) (string, *lazyReason) {
 		at := s.in.Now.Add(time.Duration(t)).UTC().Format(time.RFC3339)
 		lz.prefix = fmt.Sprintf("reserved: expected to start at %s on %s (%s", at, nodeList(s, nodes), waitPrefix)
 		lz.suffix = ")"
-		return "", lz
+		return "", lz, true
 	}
-	return "", nil
+	return "", lazyReason{}, false
 }
 
 // tryStart places one task of c now, if it fits without touching any
@@ -232,22 +233,32 @@ func (s *sched) reserve(c candidate, task int64, nodes []int, uses []use, t, d i
 }
 
 // placements converts uses to model placements sorted by node name (the
-// gang's rank order).
+// gang's rank order). Node indexes follow name order (newCluster), so the
+// indexes are sorted instead of the names.
 func (s *sched) placements(j *model.Job, nodes []int, uses []use) []model.Placement {
 	ps := make([]model.Placement, len(nodes))
-	for i, n := range nodes {
-		ps[i] = s.cl.nodes[n].info.placementOf(&uses[i], &j.Request)
+	for i, k := range byNodeIndex(nodes) {
+		ps[i] = s.cl.nodes[nodes[k]].info.placementOf(&uses[k], &j.Request)
 	}
-	slices.SortFunc(ps, func(a, b model.Placement) int { return strings.Compare(a.Node, b.Node) })
 	return ps
+}
+
+// byNodeIndex returns the positions of nodes in increasing node index
+// (= name) order.
+func byNodeIndex(nodes []int) []int {
+	order := make([]int, len(nodes))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return nodes[a] - nodes[b] })
+	return order
 }
 
 func nodeList(s *sched, nodes []int) string {
 	names := make([]string, len(nodes))
-	for i, n := range nodes {
-		names[i] = s.cl.nodes[n].info.node.Name
+	for i, k := range byNodeIndex(nodes) {
+		names[i] = s.cl.nodes[nodes[k]].info.node.Name
 	}
-	slices.Sort(names)
 	if len(names) > 4 {
 		return fmt.Sprintf("%d nodes (%s, ...)", len(names), strings.Join(names[:4], ", "))
 	}

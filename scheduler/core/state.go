@@ -69,7 +69,7 @@ type missCache struct {
 func newSched(in *Input, cfg *Config) *sched {
 	s := &sched{
 		in: in, cfg: cfg, cl: newCluster(in.Nodes),
-		plan:        model.Plan{Pending: map[model.JobID]string{}},
+		plan:        model.Plan{Pending: make(map[model.JobID]string, len(in.Jobs))},
 		jobs:        make(map[model.JobID]*model.Job, len(in.Jobs)),
 		tasksRun:    map[model.JobID]int{},
 		dept:        map[string]*usageCount{},
@@ -107,7 +107,9 @@ func (s *sched) loadAllocs() {
 		}
 		return a.Rank - b.Rank
 	})
-	seen := map[gangKey]bool{}
+	// Allocations are sorted by gang, so a gang's first counted
+	// allocation is the one whose gang differs from the last counted.
+	last, counted := gangKey{}, false
 	s.allocs = allocs
 	for _, a := range allocs {
 		if a.State.Terminal() {
@@ -129,8 +131,8 @@ func (s *sched) loadAllocs() {
 		}
 		cores, gpus := len(a.Placement.Cores), len(a.Placement.GPUs)
 		jobs := 0
-		if k := (gangKey{a.Job, a.Task}); !seen[k] {
-			seen[k] = true
+		if k := (gangKey{a.Job, a.Task}); !counted || k != last {
+			last, counted = k, true
 			jobs = 1
 			s.tasksRun[a.Job]++
 		}
