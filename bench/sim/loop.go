@@ -58,6 +58,12 @@ func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
 			next++
 		}
 		s.decay(t)
+		if len(s.pending) == 0 {
+			// Nothing to start: the plan would have no starts (a replay
+			// has no arrays), so the cycle is skipped.
+			res.IdleCycles++
+			continue
+		}
 		in := s.input(nodes, t)
 		t0 := clock()
 		plan := core.Schedule(in, s.cfg)

@@ -8,21 +8,24 @@ import (
 // Result is what one replay measured. Times are in seconds of virtual time
 // except the Core* fields, which are wall time spent inside core.Schedule.
 type Result struct {
-	Policy      string        `json:"policy"`
-	Estimates   string        `json:"estimates"`
-	Jobs        int           `json:"jobs"`
-	Skipped     int           `json:"skipped"` // larger than the cluster
-	AvgWait     float64       `json:"avgWaitS"`
-	P50Wait     float64       `json:"p50WaitS"`
-	P90Wait     float64       `json:"p90WaitS"`
-	P99Wait     float64       `json:"p99WaitS"`
-	MaxWait     float64       `json:"maxWaitS"`
-	AvgBSLD     float64       `json:"avgBoundedSlowdown"`
-	Utilization float64       `json:"utilization"`
-	Makespan    float64       `json:"makespanS"`
-	Cycles      int           `json:"cycles"`
-	CoreMean    time.Duration `json:"coreMeanNs"`
-	CoreMax     time.Duration `json:"coreMaxNs"`
+	Policy      string  `json:"policy"`
+	Estimates   string  `json:"estimates"`
+	Jobs        int     `json:"jobs"`
+	Skipped     int     `json:"skipped"` // larger than the cluster
+	AvgWait     float64 `json:"avgWaitS"`
+	P50Wait     float64 `json:"p50WaitS"`
+	P90Wait     float64 `json:"p90WaitS"`
+	P99Wait     float64 `json:"p99WaitS"`
+	MaxWait     float64 `json:"maxWaitS"`
+	AvgBSLD     float64 `json:"avgBoundedSlowdown"`
+	Utilization float64 `json:"utilization"`
+	Makespan    float64 `json:"makespanS"`
+	Cycles      int     `json:"cycles"`
+	// IdleCycles are the events with no job pending, where the replay
+	// skips core.Schedule (its plan could start nothing).
+	IdleCycles int           `json:"idleCycles,omitempty"`
+	CoreMean   time.Duration `json:"coreMeanNs"`
+	CoreMax    time.Duration `json:"coreMaxNs"`
 	// Dept holds delivered core-seconds per department.
 	Dept map[string]float64 `json:"deptCoreSeconds,omitempty"`
 	// Starts lists every started job in trace order: the trace's job
