@@ -27,8 +27,10 @@ import (
 
 	"vhpc/api"
 	"vhpc/client"
+	"vhpc/imagespec"
 	"vhpc/imagestore"
 	"vhpc/scheduler/model"
+	"vhpc/vmimages"
 )
 
 const catalogUsage = `usage:
@@ -162,35 +164,13 @@ func newToken() string {
 	return hex.EncodeToString(b)
 }
 
-// imageConfig is the part of an image's config.json the commands show
-// (the builder writes more).
-type imageConfig struct {
-	Ref           string            `json:"ref"`
-	Base          string            `json:"base"`
-	Template      map[string]any    `json:"template"`
-	Cmdline       string            `json:"cmdline"`
-	KernelVersion string            `json:"kernelVersion"`
-	DiskSizeBytes int64             `json:"diskSizeBytes"`
-	Env           map[string]string `json:"env"`
-	Packages      []struct {
-		Name    string `json:"name"`
-		Version string `json:"version"`
-	} `json:"packages"`
-	Provenance struct {
-		SpecHash string    `json:"specHash"`
-		Builder  string    `json:"builder"`
-		Mirror   string    `json:"mirror"`
-		Date     time.Time `json:"date"`
-	} `json:"provenance"`
-}
-
 func imagePush(ctx context.Context, c *client.Client, f catalogFlags, dir, ref string, stdout, stderr io.Writer) error {
 	ref, err := normalRef(ref)
 	if err != nil {
 		return err
 	}
 	var packages []string // told to the catalog, which checks MPI jobs against them
-	var cfg imageConfig
+	var cfg vmimages.DebianConfig
 	if b, err := os.ReadFile(filepath.Join(dir, imagestore.ConfigFile)); err == nil && json.Unmarshal(b, &cfg) == nil {
 		if f.builtFrom == "" {
 			f.builtFrom = builtFrom(cfg)
@@ -226,7 +206,7 @@ func imagePush(ctx context.Context, c *client.Client, f catalogFlags, dir, ref s
 	return nil
 }
 
-func builtFrom(cfg imageConfig) string {
+func builtFrom(cfg vmimages.DebianConfig) string {
 	var parts []string
 	if cfg.Ref != "" {
 		parts = append(parts, "spec "+cfg.Ref)
@@ -325,7 +305,7 @@ func imageInspect(ctx context.Context, c *client.Client, f catalogFlags, ref str
 			"public": rec.GetPublic(), "created": rec.GetCreated().AsTime().UTC(), "builtFrom": rec.GetBuiltFrom(),
 			"manifest": im.Manifest, "config": json.RawMessage(im.Config)})
 	}
-	var cfg imageConfig
+	var cfg vmimages.DebianConfig
 	if err := json.Unmarshal(im.Config, &cfg); err != nil {
 		return fmt.Errorf("image %s: config: %w", ref, err)
 	}
@@ -343,7 +323,7 @@ func imageInspect(ctx context.Context, c *client.Client, f catalogFlags, ref str
 	row("Base", cfg.Base)
 	row("Kernel", cfg.KernelVersion)
 	row("Cmdline", cfg.Cmdline)
-	if len(cfg.Template) > 0 {
+	if cfg.Template != (imagespec.Template{}) {
 		b, _ := json.Marshal(cfg.Template)
 		row("Template", string(b))
 	}

@@ -66,7 +66,7 @@ func TestE2EDepartmentImageThroughTheRegistry(t *testing.T) {
 	}
 	c.waitFor(t, "the job to end", func() bool {
 		st := c.job(id).GetState()
-		return st == "completed" || st == "failed" || st == "cancelled"
+		return st == "completed" || st == "failed" || st == "cancelled" || st == "timeout"
 	})
 	_, logs, _ := c.hpcsub(work, "logs", strconv.FormatUint(id, 10))
 	if j := c.job(id); j.GetState() != "completed" || !regexp.MustCompile(`(?m)^Python 3\.\d+\.\d+$`).MatchString(logs) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"vhpc/scheduler/model"
+	"vhpc/scheduler/state"
 )
 
 // outputHarness is an FSM with two running jobs on one node: allocations
@@ -90,7 +91,7 @@ func TestAppendOutput(t *testing.T) {
 			t.Errorf("job 1 output from %d = %q, want %q", from, got, want)
 		}
 	}
-	if n := h.f.Store().Snapshot().JobOutputSize(1); n != 21 {
+	if n := outputSize(h.f.Store().Snapshot(), 1); n != 21 {
 		t.Errorf("job 1 output size %d, want 21", n)
 	}
 }
@@ -130,7 +131,7 @@ func TestOutputCap(t *testing.T) {
 		if o.Held != MaxOutputPerAlloc || o.Dropped != st.dropped || !o.Truncated {
 			t.Fatalf("%s: counters %+v, want held %d, dropped %d", st.name, o, MaxOutputPerAlloc, st.dropped)
 		}
-		if n := snap.JobOutputSize(1); n != MaxOutputPerAlloc+int64(len(marker)) {
+		if n := outputSize(snap, 1); n != MaxOutputPerAlloc+int64(len(marker)) {
 			t.Fatalf("%s: job output is %d bytes, want the cap plus one marker (%d)", st.name, n, MaxOutputPerAlloc+len(marker))
 		}
 		if tail := h.output(1, MaxOutputPerAlloc-2); tail != "yy"+marker {
@@ -165,7 +166,7 @@ func TestOutputSnapshotReplayAndOldDumps(t *testing.T) {
 	if err := old.f.Restore(io.NopCloser(strings.NewReader(v2))); err != nil {
 		t.Fatalf("version 2 dump: %v", err)
 	}
-	if n := old.f.Store().Snapshot().JobOutputSize(1); n != 0 {
+	if n := outputSize(old.f.Store().Snapshot(), 1); n != 0 {
 		t.Fatalf("version 2 dump restored %d bytes of output", n)
 	}
 	if out := old.apply(EntryAppendOutput, chunk(1, "1.0.0.1", 0, "after\n")); out != (OutputResult{Have: 6}) {
@@ -174,4 +175,13 @@ func TestOutputSnapshotReplayAndOldDumps(t *testing.T) {
 	if got := old.output(1, 0); got != "after\n" {
 		t.Fatalf("output after a version 2 restore %q", got)
 	}
+}
+
+// outputSize is the length of a job's stored output: the end of its last chunk.
+func outputSize(snap *state.Snapshot, job model.JobID) int64 {
+	var end int64
+	for c := range snap.JobOutput(job, 0) {
+		end = c.End()
+	}
+	return end
 }

@@ -58,14 +58,6 @@ func lastChunk(root *iradix.Node[*OutputChunk], job model.JobID) *OutputChunk {
 	return c
 }
 
-// JobOutputSize is the length of a job's stored output.
-func (s *Snapshot) JobOutputSize(job model.JobID) int64 {
-	if c := lastChunk(s.output.Root(), job); c != nil {
-		return c.End()
-	}
-	return 0
-}
-
 // JobOutput iterates a job's chunks that end after from, in offset order;
 // the first may start before from. Finding from is O(log n).
 func (s *Snapshot) JobOutput(job model.JobID, from int64) iter.Seq[*OutputChunk] {
@@ -108,11 +100,11 @@ func (t *Txn) AllocOutput(id model.AllocID) *AllocOutput {
 // owns).
 func (t *Txn) PutAllocOutput(o *AllocOutput) { t.outputAllocs.Insert([]byte(o.Alloc), o) }
 
-// AppendOutput stores data as the next chunk of job's output and returns
-// it. Empty data stores nothing and returns nil.
-func (t *Txn) AppendOutput(job model.JobID, alloc model.AllocID, attempt uint64, data []byte) *OutputChunk {
+// AppendOutput stores data as the next chunk of job's output. Empty data
+// stores nothing.
+func (t *Txn) AppendOutput(job model.JobID, alloc model.AllocID, attempt uint64, data []byte) {
 	if len(data) == 0 {
-		return nil
+		return
 	}
 	var off int64
 	if last := lastChunk(t.output.Root(), job); last != nil {
@@ -120,5 +112,4 @@ func (t *Txn) AppendOutput(job model.JobID, alloc model.AllocID, attempt uint64,
 	}
 	c := &OutputChunk{Job: job, Alloc: alloc, Attempt: attempt, Offset: off, Data: data}
 	t.output.Insert(outputKey(job, off), c)
-	return c
 }
