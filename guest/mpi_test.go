@@ -253,7 +253,7 @@ func TestLookPathEnv(t *testing.T) {
 func TestWriteMPIShims(t *testing.T) {
 	usr, dir := t.TempDir(), filepath.Join(t.TempDir(), "mpi-bin")
 	for _, f := range []string{"mpirun.mpich", "mpicc.mpich", "mpirun.openmpi", "mpif90.openmpi"} {
-		if err := os.WriteFile(filepath.Join(usr, f), []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+		if err := os.WriteFile(filepath.Join(usr, f), []byte("#!/bin/sh\nprintf '%s|' \"$@\"\n"), 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -275,7 +275,7 @@ func TestWriteMPIShims(t *testing.T) {
 		}
 	}
 	out, err := exec.Command(filepath.Join(dir, "mpirun"), "a b", "c").CombinedOutput()
-	if err != nil {
-		t.Fatalf("run the mpirun shim: %v %s", err, out)
+	if err != nil || string(out) != "a b|c|" {
+		t.Fatalf("the mpirun shim passed %q (%v), want its arguments unchanged: %q", out, err, "a b|c|")
 	}
 }
