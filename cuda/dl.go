@@ -54,12 +54,13 @@ func open(names []string, sentinel error) (*lib, error) {
 	var tried []string
 	for _, n := range names {
 		cn := C.CString(n)
-		h := C.dl_open(cn)
+		var msg *C.char
+		h := C.dl_open(cn, &msg)
 		C.free(unsafe.Pointer(cn))
 		if h != nil {
 			return &lib{name: n, h: h, syms: map[string]unsafe.Pointer{}}, nil
 		}
-		tried = append(tried, C.GoString(C.dl_error()))
+		tried = append(tried, C.GoString(msg))
 	}
 	return nil, fmt.Errorf("%w (dlopen: %s)", sentinel, strings.Join(tried, "; "))
 }
@@ -68,10 +69,11 @@ func open(names []string, sentinel error) (*lib, error) {
 func (l *lib) bind(names ...string) error {
 	for _, n := range names {
 		cn := C.CString(n)
-		p := C.dl_sym(l.h, cn)
+		var msg *C.char
+		p := C.dl_sym(l.h, cn, &msg)
 		C.free(unsafe.Pointer(cn))
 		if p == nil {
-			return fmt.Errorf("%s: no symbol %s: %s", l.name, n, C.GoString(C.dl_error()))
+			return fmt.Errorf("%s: no symbol %s: %s", l.name, n, C.GoString(msg))
 		}
 		l.syms[n] = p
 	}

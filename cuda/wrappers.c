@@ -2,9 +2,19 @@
 #include <dlfcn.h>
 #include "wrappers.h"
 
-void* dl_open(const char* name) { return dlopen(name, RTLD_NOW | RTLD_LOCAL); }
-const char* dl_error(void) { const char* e = dlerror(); return e ? e : ""; }
-void* dl_sym(void* h, const char* name) { dlerror(); return dlsym(h, name); }
+// dl_open and dl_sym report dlerror in the same call: it is per thread and a
+// goroutine may change threads between two cgo calls.
+void* dl_open(const char* name, const char** err) {
+	void* h = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+	if (!h) { const char* e = dlerror(); *err = e ? e : "unknown dlopen error"; }
+	return h;
+}
+void* dl_sym(void* h, const char* name, const char** err) {
+	dlerror();
+	void* p = dlsym(h, name);
+	if (!p) { const char* e = dlerror(); *err = e ? e : "symbol is NULL"; }
+	return p;
+}
 
 // Each wrapper calls a function pointer found by dlsym with its C signature.
 CUresult cu_init(void* f, unsigned flags) { return ((CUresult(*)(unsigned))f)(flags); }

@@ -22,9 +22,8 @@ typedef int cublasStatus_t;
 typedef void* cublasHandle_t;
 
 
-void* dl_open(const char* name);
-const char* dl_error(void);
-void* dl_sym(void* h, const char* name);
+void* dl_open(const char* name, const char** err);
+void* dl_sym(void* h, const char* name, const char** err);
 CUresult cu_init(void* f, unsigned flags);
 CUresult cu_int_out(void* f, int* v);
 CUresult cu_device_get(void* f, CUdevice* d, int ord);

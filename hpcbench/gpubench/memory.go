@@ -24,7 +24,9 @@ func (b *Bench) stream(ctx context.Context, name string) (hpcbench.Result, error
 	switch name {
 	case hpcbench.StreamCopy:
 		bytesPer, flopsPer = 16, 0
-		launch = func(n int, a, _, c cuda.Ptr) error { return b.fn["stream_copy"].Launch(b.grid(n/2), cuda.Dim3{X: 256}, n/2, a, c) }
+		launch = func(n int, a, _, c cuda.Ptr) error {
+			return b.fn["stream_copy"].Launch(b.grid(n/2), cuda.Dim3{X: 256}, n/2, a, c)
+		}
 		host = func(a, _, c []float64) { copy(c, a) }
 	case hpcbench.StreamScale:
 		bytesPer, flopsPer = 16, 1
