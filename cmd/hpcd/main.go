@@ -37,7 +37,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(devCmd(), serverCmd(), operatorCmd())
+	root.AddCommand(devCmd(), serverCmd(), operatorCmd(), tlsCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "hpcd:", err)
 		var ue usageError
