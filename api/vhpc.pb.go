@@ -1023,10 +1023,17 @@ type SubmitRequest struct {
 	// filename is used in error positions (job.yaml:12:5).
 	Filename string `protobuf:"bytes,3,opt,name=filename,proto3" json:"filename,omitempty"`
 	User     string `protobuf:"bytes,4,opt,name=user,proto3" json:"user,omitempty"`
-	// submit_dir is the submitter's working directory (stage-in root in dev mode).
+	// submit_dir is the submitter's working directory, kept for the record
+	// (hpcsub show); no compute host ever opens it.
 	SubmitDir string `protobuf:"bytes,5,opt,name=submit_dir,json=submitDir,proto3" json:"submit_dir,omitempty"`
 	// dry_run validates and estimates without enqueuing.
-	DryRun        bool `protobuf:"varint,6,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	DryRun bool `protobuf:"varint,6,opt,name=dry_run,json=dryRun,proto3" json:"dry_run,omitempty"`
+	// inputs is the digest (sha256:...) of the file set hpcsub uploaded to
+	// the department's data repository with the job's stageIn files; required
+	// when the spec has stageIn. The master checks that the set exists, that
+	// its paths are under the stageIn destinations and that its size is
+	// within the limit.
+	Inputs        string `protobuf:"bytes,7,opt,name=inputs,proto3" json:"inputs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1103,6 +1110,130 @@ func (x *SubmitRequest) GetDryRun() bool {
 	return false
 }
 
+func (x *SubmitRequest) GetInputs() string {
+	if x != nil {
+		return x.Inputs
+	}
+	return ""
+}
+
+type DataStoreRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// department whose repository to name (jobspec's department).
+	Department    string `protobuf:"bytes,1,opt,name=department,proto3" json:"department,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DataStoreRequest) Reset() {
+	*x = DataStoreRequest{}
+	mi := &file_vhpc_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DataStoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DataStoreRequest) ProtoMessage() {}
+
+func (x *DataStoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DataStoreRequest.ProtoReflect.Descriptor instead.
+func (*DataStoreRequest) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *DataStoreRequest) GetDepartment() string {
+	if x != nil {
+		return x.Department
+	}
+	return ""
+}
+
+type DataStoreInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// registry is the store's URL (the cluster's OCI registry).
+	Registry string `protobuf:"bytes,1,opt,name=registry,proto3" json:"registry,omitempty"`
+	// repository holds the department's file sets (vhpc-data/<department>).
+	Repository string `protobuf:"bytes,2,opt,name=repository,proto3" json:"repository,omitempty"`
+	// max_input_bytes bounds the stageIn files of one job.
+	MaxInputBytes int64 `protobuf:"varint,3,opt,name=max_input_bytes,json=maxInputBytes,proto3" json:"max_input_bytes,omitempty"`
+	// max_output_bytes bounds the stageOut files of one attempt of one task.
+	MaxOutputBytes int64 `protobuf:"varint,4,opt,name=max_output_bytes,json=maxOutputBytes,proto3" json:"max_output_bytes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DataStoreInfo) Reset() {
+	*x = DataStoreInfo{}
+	mi := &file_vhpc_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DataStoreInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DataStoreInfo) ProtoMessage() {}
+
+func (x *DataStoreInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DataStoreInfo.ProtoReflect.Descriptor instead.
+func (*DataStoreInfo) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DataStoreInfo) GetRegistry() string {
+	if x != nil {
+		return x.Registry
+	}
+	return ""
+}
+
+func (x *DataStoreInfo) GetRepository() string {
+	if x != nil {
+		return x.Repository
+	}
+	return ""
+}
+
+func (x *DataStoreInfo) GetMaxInputBytes() int64 {
+	if x != nil {
+		return x.MaxInputBytes
+	}
+	return 0
+}
+
+func (x *DataStoreInfo) GetMaxOutputBytes() int64 {
+	if x != nil {
+		return x.MaxOutputBytes
+	}
+	return 0
+}
+
 type SubmitResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	JobId uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -1119,7 +1250,7 @@ type SubmitResponse struct {
 
 func (x *SubmitResponse) Reset() {
 	*x = SubmitResponse{}
-	mi := &file_vhpc_proto_msgTypes[16]
+	mi := &file_vhpc_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1131,7 +1262,7 @@ func (x *SubmitResponse) String() string {
 func (*SubmitResponse) ProtoMessage() {}
 
 func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[16]
+	mi := &file_vhpc_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1144,7 +1275,7 @@ func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponse.ProtoReflect.Descriptor instead.
 func (*SubmitResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{16}
+	return file_vhpc_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SubmitResponse) GetJobId() uint64 {
@@ -1200,7 +1331,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_vhpc_proto_msgTypes[17]
+	mi := &file_vhpc_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1212,7 +1343,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[17]
+	mi := &file_vhpc_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1225,7 +1356,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{17}
+	return file_vhpc_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Resources) GetNodes() int32 {
@@ -1329,15 +1460,22 @@ type Job struct {
 	// image_ref and image_digest are the catalog image the master resolved
 	// image to at submit (department/name:tag, sha256:...); the job runs
 	// that digest even if the tag moves. Empty for the built-in tiny image.
-	ImageRef      string `protobuf:"bytes,24,opt,name=image_ref,json=imageRef,proto3" json:"image_ref,omitempty"`
-	ImageDigest   string `protobuf:"bytes,25,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
+	ImageRef    string `protobuf:"bytes,24,opt,name=image_ref,json=imageRef,proto3" json:"image_ref,omitempty"`
+	ImageDigest string `protobuf:"bytes,25,opt,name=image_digest,json=imageDigest,proto3" json:"image_digest,omitempty"`
+	// inputs is the file set of the job's stageIn files (sha256:..., in the
+	// department's data repository); input_bytes and input_files its size.
+	Inputs     string `protobuf:"bytes,26,opt,name=inputs,proto3" json:"inputs,omitempty"`
+	InputBytes int64  `protobuf:"varint,27,opt,name=input_bytes,json=inputBytes,proto3" json:"input_bytes,omitempty"`
+	InputFiles int32  `protobuf:"varint,28,opt,name=input_files,json=inputFiles,proto3" json:"input_files,omitempty"`
+	// submit_dir is where the job was submitted from (for the record).
+	SubmitDir     string `protobuf:"bytes,29,opt,name=submit_dir,json=submitDir,proto3" json:"submit_dir,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_vhpc_proto_msgTypes[18]
+	mi := &file_vhpc_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1349,7 +1487,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[18]
+	mi := &file_vhpc_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1362,7 +1500,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{18}
+	return file_vhpc_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Job) GetId() uint64 {
@@ -1540,6 +1678,34 @@ func (x *Job) GetImageDigest() string {
 	return ""
 }
 
+func (x *Job) GetInputs() string {
+	if x != nil {
+		return x.Inputs
+	}
+	return ""
+}
+
+func (x *Job) GetInputBytes() int64 {
+	if x != nil {
+		return x.InputBytes
+	}
+	return 0
+}
+
+func (x *Job) GetInputFiles() int32 {
+	if x != nil {
+		return x.InputFiles
+	}
+	return 0
+}
+
+func (x *Job) GetSubmitDir() string {
+	if x != nil {
+		return x.SubmitDir
+	}
+	return ""
+}
+
 type Dependency struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
@@ -1550,7 +1716,7 @@ type Dependency struct {
 
 func (x *Dependency) Reset() {
 	*x = Dependency{}
-	mi := &file_vhpc_proto_msgTypes[19]
+	mi := &file_vhpc_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1562,7 +1728,7 @@ func (x *Dependency) String() string {
 func (*Dependency) ProtoMessage() {}
 
 func (x *Dependency) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[19]
+	mi := &file_vhpc_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1575,7 +1741,7 @@ func (x *Dependency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dependency.ProtoReflect.Descriptor instead.
 func (*Dependency) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{19}
+	return file_vhpc_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Dependency) GetKind() string {
@@ -1612,7 +1778,7 @@ type ArrayStatus struct {
 
 func (x *ArrayStatus) Reset() {
 	*x = ArrayStatus{}
-	mi := &file_vhpc_proto_msgTypes[20]
+	mi := &file_vhpc_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1624,7 +1790,7 @@ func (x *ArrayStatus) String() string {
 func (*ArrayStatus) ProtoMessage() {}
 
 func (x *ArrayStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[20]
+	mi := &file_vhpc_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1637,7 +1803,7 @@ func (x *ArrayStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArrayStatus.ProtoReflect.Descriptor instead.
 func (*ArrayStatus) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{20}
+	return file_vhpc_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ArrayStatus) GetFirst() int64 {
@@ -1721,7 +1887,7 @@ type PriorityFactor struct {
 
 func (x *PriorityFactor) Reset() {
 	*x = PriorityFactor{}
-	mi := &file_vhpc_proto_msgTypes[21]
+	mi := &file_vhpc_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1733,7 +1899,7 @@ func (x *PriorityFactor) String() string {
 func (*PriorityFactor) ProtoMessage() {}
 
 func (x *PriorityFactor) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[21]
+	mi := &file_vhpc_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1746,7 +1912,7 @@ func (x *PriorityFactor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PriorityFactor.ProtoReflect.Descriptor instead.
 func (*PriorityFactor) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{21}
+	return file_vhpc_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PriorityFactor) GetName() string {
@@ -1792,8 +1958,7 @@ type Allocation struct {
 	Ended        *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=ended,proto3" json:"ended,omitempty"`
 	Deadline     *timestamppb.Timestamp `protobuf:"bytes,19,opt,name=deadline,proto3" json:"deadline,omitempty"`
 	// spec_json is the job's canonical spec, so the agent needs no second call.
-	SpecJson  string `protobuf:"bytes,20,opt,name=spec_json,json=specJson,proto3" json:"spec_json,omitempty"`
-	SubmitDir string `protobuf:"bytes,21,opt,name=submit_dir,json=submitDir,proto3" json:"submit_dir,omitempty"`
+	SpecJson string `protobuf:"bytes,20,opt,name=spec_json,json=specJson,proto3" json:"spec_json,omitempty"`
 	// desired is "run" or "stop"; agents stop allocations marked stop.
 	Desired string `protobuf:"bytes,22,opt,name=desired,proto3" json:"desired,omitempty"`
 	// boot_seconds and run_seconds are the agent's measurements at the end.
@@ -1814,13 +1979,25 @@ type Allocation struct {
 	// network_secret (hex) authenticates remote starts between the guests
 	// of this attempt; only agents receive it (WatchAllocations).
 	NetworkSecret string `protobuf:"bytes,30,opt,name=network_secret,json=networkSecret,proto3" json:"network_secret,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// inputs is the job's stageIn file set; every node of the attempt pulls
+	// it by digest into the job's work directory and verifies it.
+	Inputs string `protobuf:"bytes,31,opt,name=inputs,proto3" json:"inputs,omitempty"`
+	// max_output_bytes bounds what this allocation uploads (agents only).
+	MaxOutputBytes int64 `protobuf:"varint,32,opt,name=max_output_bytes,json=maxOutputBytes,proto3" json:"max_output_bytes,omitempty"`
+	// outputs is the file set of the stageOut files this allocation uploaded
+	// (rank 0 of a multi-node job); output_bytes and output_files its size.
+	Outputs     string `protobuf:"bytes,33,opt,name=outputs,proto3" json:"outputs,omitempty"`
+	OutputBytes int64  `protobuf:"varint,34,opt,name=output_bytes,json=outputBytes,proto3" json:"output_bytes,omitempty"`
+	OutputFiles int32  `protobuf:"varint,35,opt,name=output_files,json=outputFiles,proto3" json:"output_files,omitempty"`
+	// outputs_missing are stageOut sources the job did not produce.
+	OutputsMissing []string `protobuf:"bytes,36,rep,name=outputs_missing,json=outputsMissing,proto3" json:"outputs_missing,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Allocation) Reset() {
 	*x = Allocation{}
-	mi := &file_vhpc_proto_msgTypes[22]
+	mi := &file_vhpc_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1832,7 +2009,7 @@ func (x *Allocation) String() string {
 func (*Allocation) ProtoMessage() {}
 
 func (x *Allocation) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[22]
+	mi := &file_vhpc_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1845,7 +2022,7 @@ func (x *Allocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Allocation.ProtoReflect.Descriptor instead.
 func (*Allocation) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{22}
+	return file_vhpc_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Allocation) GetId() string {
@@ -1988,13 +2165,6 @@ func (x *Allocation) GetSpecJson() string {
 	return ""
 }
 
-func (x *Allocation) GetSubmitDir() string {
-	if x != nil {
-		return x.SubmitDir
-	}
-	return ""
-}
-
 func (x *Allocation) GetDesired() string {
 	if x != nil {
 		return x.Desired
@@ -2058,6 +2228,48 @@ func (x *Allocation) GetNetworkSecret() string {
 	return ""
 }
 
+func (x *Allocation) GetInputs() string {
+	if x != nil {
+		return x.Inputs
+	}
+	return ""
+}
+
+func (x *Allocation) GetMaxOutputBytes() int64 {
+	if x != nil {
+		return x.MaxOutputBytes
+	}
+	return 0
+}
+
+func (x *Allocation) GetOutputs() string {
+	if x != nil {
+		return x.Outputs
+	}
+	return ""
+}
+
+func (x *Allocation) GetOutputBytes() int64 {
+	if x != nil {
+		return x.OutputBytes
+	}
+	return 0
+}
+
+func (x *Allocation) GetOutputFiles() int32 {
+	if x != nil {
+		return x.OutputFiles
+	}
+	return 0
+}
+
+func (x *Allocation) GetOutputsMissing() []string {
+	if x != nil {
+		return x.OutputsMissing
+	}
+	return nil
+}
+
 // GangMember is one node of a multi-node job's attempt.
 type GangMember struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2070,7 +2282,7 @@ type GangMember struct {
 
 func (x *GangMember) Reset() {
 	*x = GangMember{}
-	mi := &file_vhpc_proto_msgTypes[23]
+	mi := &file_vhpc_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2082,7 +2294,7 @@ func (x *GangMember) String() string {
 func (*GangMember) ProtoMessage() {}
 
 func (x *GangMember) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[23]
+	mi := &file_vhpc_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2095,7 +2307,7 @@ func (x *GangMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GangMember.ProtoReflect.Descriptor instead.
 func (*GangMember) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{23}
+	return file_vhpc_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *GangMember) GetRank() int32 {
@@ -2132,7 +2344,7 @@ type GPUUsage struct {
 
 func (x *GPUUsage) Reset() {
 	*x = GPUUsage{}
-	mi := &file_vhpc_proto_msgTypes[24]
+	mi := &file_vhpc_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2144,7 +2356,7 @@ func (x *GPUUsage) String() string {
 func (*GPUUsage) ProtoMessage() {}
 
 func (x *GPUUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[24]
+	mi := &file_vhpc_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2157,7 +2369,7 @@ func (x *GPUUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GPUUsage.ProtoReflect.Descriptor instead.
 func (*GPUUsage) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{24}
+	return file_vhpc_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GPUUsage) GetGpuHours() float64 {
@@ -2199,7 +2411,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[25]
+	mi := &file_vhpc_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2211,7 +2423,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[25]
+	mi := &file_vhpc_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2224,7 +2436,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{25}
+	return file_vhpc_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GetJobRequest) GetId() uint64 {
@@ -2261,7 +2473,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_vhpc_proto_msgTypes[26]
+	mi := &file_vhpc_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2273,7 +2485,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[26]
+	mi := &file_vhpc_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2286,7 +2498,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{26}
+	return file_vhpc_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListJobsRequest) GetStates() []string {
@@ -2342,7 +2554,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_vhpc_proto_msgTypes[27]
+	mi := &file_vhpc_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2354,7 +2566,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[27]
+	mi := &file_vhpc_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2367,7 +2579,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{27}
+	return file_vhpc_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -2394,7 +2606,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[28]
+	mi := &file_vhpc_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2406,7 +2618,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[28]
+	mi := &file_vhpc_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2419,7 +2631,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{28}
+	return file_vhpc_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *CancelJobRequest) GetId() uint64 {
@@ -2445,7 +2657,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[29]
+	mi := &file_vhpc_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2457,7 +2669,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[29]
+	mi := &file_vhpc_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2470,7 +2682,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{29}
+	return file_vhpc_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *WatchJobRequest) GetId() uint64 {
@@ -2491,7 +2703,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_vhpc_proto_msgTypes[30]
+	mi := &file_vhpc_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2503,7 +2715,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[30]
+	mi := &file_vhpc_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2516,7 +2728,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{30}
+	return file_vhpc_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *JobEvent) GetJob() *Job {
@@ -2546,7 +2758,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_vhpc_proto_msgTypes[31]
+	mi := &file_vhpc_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2558,7 +2770,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[31]
+	mi := &file_vhpc_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2571,7 +2783,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{31}
+	return file_vhpc_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *LogsRequest) GetId() uint64 {
@@ -2615,7 +2827,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_vhpc_proto_msgTypes[32]
+	mi := &file_vhpc_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2627,7 +2839,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[32]
+	mi := &file_vhpc_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2640,7 +2852,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{32}
+	return file_vhpc_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *LogChunk) GetJob() uint64 {
@@ -2693,7 +2905,7 @@ type PushLogsResponse struct {
 
 func (x *PushLogsResponse) Reset() {
 	*x = PushLogsResponse{}
-	mi := &file_vhpc_proto_msgTypes[33]
+	mi := &file_vhpc_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2705,7 +2917,7 @@ func (x *PushLogsResponse) String() string {
 func (*PushLogsResponse) ProtoMessage() {}
 
 func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[33]
+	mi := &file_vhpc_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2718,7 +2930,7 @@ func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushLogsResponse.ProtoReflect.Descriptor instead.
 func (*PushLogsResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{33}
+	return file_vhpc_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *PushLogsResponse) GetHave() int64 {
@@ -2743,7 +2955,7 @@ type NodesRequest struct {
 
 func (x *NodesRequest) Reset() {
 	*x = NodesRequest{}
-	mi := &file_vhpc_proto_msgTypes[34]
+	mi := &file_vhpc_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2755,7 +2967,7 @@ func (x *NodesRequest) String() string {
 func (*NodesRequest) ProtoMessage() {}
 
 func (x *NodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[34]
+	mi := &file_vhpc_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2768,7 +2980,7 @@ func (x *NodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesRequest.ProtoReflect.Descriptor instead.
 func (*NodesRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{34}
+	return file_vhpc_proto_rawDescGZIP(), []int{36}
 }
 
 type NodesResponse struct {
@@ -2783,7 +2995,7 @@ type NodesResponse struct {
 
 func (x *NodesResponse) Reset() {
 	*x = NodesResponse{}
-	mi := &file_vhpc_proto_msgTypes[35]
+	mi := &file_vhpc_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2795,7 +3007,7 @@ func (x *NodesResponse) String() string {
 func (*NodesResponse) ProtoMessage() {}
 
 func (x *NodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[35]
+	mi := &file_vhpc_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2808,7 +3020,7 @@ func (x *NodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesResponse.ProtoReflect.Descriptor instead.
 func (*NodesResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{35}
+	return file_vhpc_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *NodesResponse) GetNodes() []*Node {
@@ -2836,7 +3048,7 @@ type Core struct {
 
 func (x *Core) Reset() {
 	*x = Core{}
-	mi := &file_vhpc_proto_msgTypes[36]
+	mi := &file_vhpc_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2848,7 +3060,7 @@ func (x *Core) String() string {
 func (*Core) ProtoMessage() {}
 
 func (x *Core) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[36]
+	mi := &file_vhpc_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2861,7 +3073,7 @@ func (x *Core) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Core.ProtoReflect.Descriptor instead.
 func (*Core) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{36}
+	return file_vhpc_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Core) GetId() int32 {
@@ -2896,7 +3108,7 @@ type NumaNode struct {
 
 func (x *NumaNode) Reset() {
 	*x = NumaNode{}
-	mi := &file_vhpc_proto_msgTypes[37]
+	mi := &file_vhpc_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2908,7 +3120,7 @@ func (x *NumaNode) String() string {
 func (*NumaNode) ProtoMessage() {}
 
 func (x *NumaNode) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[37]
+	mi := &file_vhpc_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2921,7 +3133,7 @@ func (x *NumaNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NumaNode.ProtoReflect.Descriptor instead.
 func (*NumaNode) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{37}
+	return file_vhpc_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *NumaNode) GetId() int32 {
@@ -2965,7 +3177,7 @@ type Gpu struct {
 
 func (x *Gpu) Reset() {
 	*x = Gpu{}
-	mi := &file_vhpc_proto_msgTypes[38]
+	mi := &file_vhpc_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2977,7 +3189,7 @@ func (x *Gpu) String() string {
 func (*Gpu) ProtoMessage() {}
 
 func (x *Gpu) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[38]
+	mi := &file_vhpc_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2990,7 +3202,7 @@ func (x *Gpu) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gpu.ProtoReflect.Descriptor instead.
 func (*Gpu) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{38}
+	return file_vhpc_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Gpu) GetPciAddress() string {
@@ -3084,7 +3296,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_vhpc_proto_msgTypes[39]
+	mi := &file_vhpc_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3096,7 +3308,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[39]
+	mi := &file_vhpc_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3109,7 +3321,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{39}
+	return file_vhpc_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Node) GetName() string {
@@ -3241,7 +3453,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_vhpc_proto_msgTypes[40]
+	mi := &file_vhpc_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3253,7 +3465,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[40]
+	mi := &file_vhpc_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3266,7 +3478,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{40}
+	return file_vhpc_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *RegisterRequest) GetNode() *Node {
@@ -3293,7 +3505,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_vhpc_proto_msgTypes[41]
+	mi := &file_vhpc_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3305,7 +3517,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[41]
+	mi := &file_vhpc_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3318,7 +3530,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{41}
+	return file_vhpc_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RegisterResponse) GetHeartbeatIntervalMs() int64 {
@@ -3349,7 +3561,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_vhpc_proto_msgTypes[42]
+	mi := &file_vhpc_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3361,7 +3573,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[42]
+	mi := &file_vhpc_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3374,7 +3586,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{42}
+	return file_vhpc_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *HeartbeatRequest) GetNode() string {
@@ -3407,7 +3619,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_vhpc_proto_msgTypes[43]
+	mi := &file_vhpc_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3419,7 +3631,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[43]
+	mi := &file_vhpc_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3432,7 +3644,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{43}
+	return file_vhpc_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *HeartbeatResponse) GetLeaseMs() int64 {
@@ -3451,7 +3663,7 @@ type WatchAllocationsRequest struct {
 
 func (x *WatchAllocationsRequest) Reset() {
 	*x = WatchAllocationsRequest{}
-	mi := &file_vhpc_proto_msgTypes[44]
+	mi := &file_vhpc_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3463,7 +3675,7 @@ func (x *WatchAllocationsRequest) String() string {
 func (*WatchAllocationsRequest) ProtoMessage() {}
 
 func (x *WatchAllocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[44]
+	mi := &file_vhpc_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3476,7 +3688,7 @@ func (x *WatchAllocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAllocationsRequest.ProtoReflect.Descriptor instead.
 func (*WatchAllocationsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{44}
+	return file_vhpc_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *WatchAllocationsRequest) GetNode() string {
@@ -3495,7 +3707,7 @@ type AllocationSet struct {
 
 func (x *AllocationSet) Reset() {
 	*x = AllocationSet{}
-	mi := &file_vhpc_proto_msgTypes[45]
+	mi := &file_vhpc_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3507,7 +3719,7 @@ func (x *AllocationSet) String() string {
 func (*AllocationSet) ProtoMessage() {}
 
 func (x *AllocationSet) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[45]
+	mi := &file_vhpc_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3520,7 +3732,7 @@ func (x *AllocationSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocationSet.ProtoReflect.Descriptor instead.
 func (*AllocationSet) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{45}
+	return file_vhpc_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AllocationSet) GetAllocations() []*Allocation {
@@ -3543,14 +3755,20 @@ type UpdateAllocationRequest struct {
 	GpuUsage    *GPUUsage              `protobuf:"bytes,9,opt,name=gpu_usage,json=gpuUsage,proto3" json:"gpu_usage,omitempty"`
 	// image_pulled: the node had to pull the job's image from the registry
 	// (it was not in its cache); sent with the report that starts the boot.
-	ImagePulled   bool `protobuf:"varint,10,opt,name=image_pulled,json=imagePulled,proto3" json:"image_pulled,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ImagePulled bool `protobuf:"varint,10,opt,name=image_pulled,json=imagePulled,proto3" json:"image_pulled,omitempty"`
+	// outputs, output_bytes, output_files, outputs_missing: what the agent
+	// uploaded of the stageOut files (with the final report).
+	Outputs        string   `protobuf:"bytes,11,opt,name=outputs,proto3" json:"outputs,omitempty"`
+	OutputBytes    int64    `protobuf:"varint,12,opt,name=output_bytes,json=outputBytes,proto3" json:"output_bytes,omitempty"`
+	OutputFiles    int32    `protobuf:"varint,13,opt,name=output_files,json=outputFiles,proto3" json:"output_files,omitempty"`
+	OutputsMissing []string `protobuf:"bytes,14,rep,name=outputs_missing,json=outputsMissing,proto3" json:"outputs_missing,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *UpdateAllocationRequest) Reset() {
 	*x = UpdateAllocationRequest{}
-	mi := &file_vhpc_proto_msgTypes[46]
+	mi := &file_vhpc_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3562,7 +3780,7 @@ func (x *UpdateAllocationRequest) String() string {
 func (*UpdateAllocationRequest) ProtoMessage() {}
 
 func (x *UpdateAllocationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[46]
+	mi := &file_vhpc_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3575,7 +3793,7 @@ func (x *UpdateAllocationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAllocationRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAllocationRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{46}
+	return file_vhpc_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *UpdateAllocationRequest) GetAllocId() string {
@@ -3648,6 +3866,34 @@ func (x *UpdateAllocationRequest) GetImagePulled() bool {
 	return false
 }
 
+func (x *UpdateAllocationRequest) GetOutputs() string {
+	if x != nil {
+		return x.Outputs
+	}
+	return ""
+}
+
+func (x *UpdateAllocationRequest) GetOutputBytes() int64 {
+	if x != nil {
+		return x.OutputBytes
+	}
+	return 0
+}
+
+func (x *UpdateAllocationRequest) GetOutputFiles() int32 {
+	if x != nil {
+		return x.OutputFiles
+	}
+	return 0
+}
+
+func (x *UpdateAllocationRequest) GetOutputsMissing() []string {
+	if x != nil {
+		return x.OutputsMissing
+	}
+	return nil
+}
+
 type UpdateAllocationResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -3656,7 +3902,7 @@ type UpdateAllocationResponse struct {
 
 func (x *UpdateAllocationResponse) Reset() {
 	*x = UpdateAllocationResponse{}
-	mi := &file_vhpc_proto_msgTypes[47]
+	mi := &file_vhpc_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3668,7 +3914,7 @@ func (x *UpdateAllocationResponse) String() string {
 func (*UpdateAllocationResponse) ProtoMessage() {}
 
 func (x *UpdateAllocationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[47]
+	mi := &file_vhpc_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3681,7 +3927,7 @@ func (x *UpdateAllocationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAllocationResponse.ProtoReflect.Descriptor instead.
 func (*UpdateAllocationResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{47}
+	return file_vhpc_proto_rawDescGZIP(), []int{49}
 }
 
 var File_vhpc_proto protoreflect.FileDescriptor
@@ -3769,7 +4015,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x02to\x18\x01 \x01(\tR\x02to\"\x15\n" +
 	"\x13SnapshotSaveRequest\"#\n" +
 	"\rSnapshotChunk\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"\xae\x01\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"\xc6\x01\n" +
 	"\rSubmitRequest\x12!\n" +
 	"\fclient_token\x18\x01 \x01(\tR\vclientToken\x12\x12\n" +
 	"\x04spec\x18\x02 \x01(\fR\x04spec\x12\x1a\n" +
@@ -3777,7 +4023,19 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x04user\x18\x04 \x01(\tR\x04user\x12\x1d\n" +
 	"\n" +
 	"submit_dir\x18\x05 \x01(\tR\tsubmitDir\x12\x17\n" +
-	"\adry_run\x18\x06 \x01(\bR\x06dryRun\"\xa8\x01\n" +
+	"\adry_run\x18\x06 \x01(\bR\x06dryRun\x12\x16\n" +
+	"\x06inputs\x18\a \x01(\tR\x06inputs\"2\n" +
+	"\x10DataStoreRequest\x12\x1e\n" +
+	"\n" +
+	"department\x18\x01 \x01(\tR\n" +
+	"department\"\x9d\x01\n" +
+	"\rDataStoreInfo\x12\x1a\n" +
+	"\bregistry\x18\x01 \x01(\tR\bregistry\x12\x1e\n" +
+	"\n" +
+	"repository\x18\x02 \x01(\tR\n" +
+	"repository\x12&\n" +
+	"\x0fmax_input_bytes\x18\x03 \x01(\x03R\rmaxInputBytes\x12(\n" +
+	"\x10max_output_bytes\x18\x04 \x01(\x03R\x0emaxOutputBytes\"\xa8\x01\n" +
 	"\x0eSubmitResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x1c\n" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\x12\x1e\n" +
@@ -3798,7 +4056,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\rhugepages_mib\x18\t \x01(\x03R\fhugepagesMib\x12\x1d\n" +
 	"\n" +
 	"cross_numa\x18\n" +
-	" \x01(\bR\tcrossNuma\"\xf3\x06\n" +
+	" \x01(\bR\tcrossNuma\"\xec\a\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -3830,7 +4088,14 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x05array\x18\x16 \x01(\v2\x14.vhpc.v1.ArrayStatusR\x05array\x123\n" +
 	"\bpriority\x18\x17 \x03(\v2\x17.vhpc.v1.PriorityFactorR\bpriority\x12\x1b\n" +
 	"\timage_ref\x18\x18 \x01(\tR\bimageRef\x12!\n" +
-	"\fimage_digest\x18\x19 \x01(\tR\vimageDigest\"4\n" +
+	"\fimage_digest\x18\x19 \x01(\tR\vimageDigest\x12\x16\n" +
+	"\x06inputs\x18\x1a \x01(\tR\x06inputs\x12\x1f\n" +
+	"\vinput_bytes\x18\x1b \x01(\x03R\n" +
+	"inputBytes\x12\x1f\n" +
+	"\vinput_files\x18\x1c \x01(\x05R\n" +
+	"inputFiles\x12\x1d\n" +
+	"\n" +
+	"submit_dir\x18\x1d \x01(\tR\tsubmitDir\"4\n" +
 	"\n" +
 	"Dependency\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
@@ -3851,7 +4116,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x0ePriorityFactor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xc5\a\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"\x83\t\n" +
 	"\n" +
 	"Allocation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
@@ -3876,9 +4141,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\astarted\x18\x11 \x01(\v2\x1a.google.protobuf.TimestampR\astarted\x120\n" +
 	"\x05ended\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\x05ended\x126\n" +
 	"\bdeadline\x18\x13 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\x12\x1b\n" +
-	"\tspec_json\x18\x14 \x01(\tR\bspecJson\x12\x1d\n" +
-	"\n" +
-	"submit_dir\x18\x15 \x01(\tR\tsubmitDir\x12\x18\n" +
+	"\tspec_json\x18\x14 \x01(\tR\bspecJson\x12\x18\n" +
 	"\adesired\x18\x16 \x01(\tR\adesired\x12!\n" +
 	"\fboot_seconds\x18\x17 \x01(\x01R\vbootSeconds\x12\x1f\n" +
 	"\vrun_seconds\x18\x18 \x01(\x01R\n" +
@@ -3888,7 +4151,14 @@ const file_vhpc_proto_rawDesc = "" +
 	"\fimage_digest\x18\x1b \x01(\tR\vimageDigest\x12!\n" +
 	"\fimage_pulled\x18\x1c \x01(\bR\vimagePulled\x12'\n" +
 	"\x04gang\x18\x1d \x03(\v2\x13.vhpc.v1.GangMemberR\x04gang\x12%\n" +
-	"\x0enetwork_secret\x18\x1e \x01(\tR\rnetworkSecret\"P\n" +
+	"\x0enetwork_secret\x18\x1e \x01(\tR\rnetworkSecret\x12\x16\n" +
+	"\x06inputs\x18\x1f \x01(\tR\x06inputs\x12(\n" +
+	"\x10max_output_bytes\x18  \x01(\x03R\x0emaxOutputBytes\x12\x18\n" +
+	"\aoutputs\x18! \x01(\tR\aoutputs\x12!\n" +
+	"\foutput_bytes\x18\" \x01(\x03R\voutputBytes\x12!\n" +
+	"\foutput_files\x18# \x01(\x05R\voutputFiles\x12'\n" +
+	"\x0foutputs_missing\x18$ \x03(\tR\x0eoutputsMissingJ\x04\b\x15\x10\x16R\n" +
+	"submit_dir\"P\n" +
 	"\n" +
 	"GangMember\x12\x12\n" +
 	"\x04rank\x18\x01 \x01(\x05R\x04rank\x12\x12\n" +
@@ -4000,7 +4270,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x17WatchAllocationsRequest\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\"F\n" +
 	"\rAllocationSet\x125\n" +
-	"\vallocations\x18\x01 \x03(\v2\x13.vhpc.v1.AllocationR\vallocations\"\xc4\x02\n" +
+	"\vallocations\x18\x01 \x03(\v2\x13.vhpc.v1.AllocationR\vallocations\"\xcd\x03\n" +
 	"\x17UpdateAllocationRequest\x12\x19\n" +
 	"\balloc_id\x18\x01 \x01(\tR\aallocId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x04R\aattempt\x12\x14\n" +
@@ -4013,8 +4283,12 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x04node\x18\b \x01(\tR\x04node\x12.\n" +
 	"\tgpu_usage\x18\t \x01(\v2\x11.vhpc.v1.GPUUsageR\bgpuUsage\x12!\n" +
 	"\fimage_pulled\x18\n" +
-	" \x01(\bR\vimagePulled\"\x1a\n" +
-	"\x18UpdateAllocationResponse2\x87\x03\n" +
+	" \x01(\bR\vimagePulled\x12\x18\n" +
+	"\aoutputs\x18\v \x01(\tR\aoutputs\x12!\n" +
+	"\foutput_bytes\x18\f \x01(\x03R\voutputBytes\x12!\n" +
+	"\foutput_files\x18\r \x01(\x05R\voutputFiles\x12'\n" +
+	"\x0foutputs_missing\x18\x0e \x03(\tR\x0eoutputsMissing\"\x1a\n" +
+	"\x18UpdateAllocationResponse2\xc7\x03\n" +
 	"\n" +
 	"JobService\x129\n" +
 	"\x06Submit\x12\x16.vhpc.v1.SubmitRequest\x1a\x17.vhpc.v1.SubmitResponse\x12+\n" +
@@ -4023,7 +4297,8 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x06Cancel\x12\x19.vhpc.v1.CancelJobRequest\x1a\f.vhpc.v1.Job\x126\n" +
 	"\x05Watch\x12\x18.vhpc.v1.WatchJobRequest\x1a\x11.vhpc.v1.JobEvent0\x01\x121\n" +
 	"\x04Logs\x12\x14.vhpc.v1.LogsRequest\x1a\x11.vhpc.v1.LogChunk0\x01\x126\n" +
-	"\x05Nodes\x12\x15.vhpc.v1.NodesRequest\x1a\x16.vhpc.v1.NodesResponse2\xb1\x03\n" +
+	"\x05Nodes\x12\x15.vhpc.v1.NodesRequest\x1a\x16.vhpc.v1.NodesResponse\x12>\n" +
+	"\tDataStore\x12\x19.vhpc.v1.DataStoreRequest\x1a\x16.vhpc.v1.DataStoreInfo2\xb1\x03\n" +
 	"\vNodeService\x12?\n" +
 	"\bRegister\x12\x18.vhpc.v1.RegisterRequest\x1a\x19.vhpc.v1.RegisterResponse\x12B\n" +
 	"\tHeartbeat\x12\x19.vhpc.v1.HeartbeatRequest\x1a\x1a.vhpc.v1.HeartbeatResponse\x12N\n" +
@@ -4057,7 +4332,7 @@ func file_vhpc_proto_rawDescGZIP() []byte {
 	return file_vhpc_proto_rawDescData
 }
 
-var file_vhpc_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_vhpc_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_vhpc_proto_goTypes = []any{
 	(*ImageRecord)(nil),               // 0: vhpc.v1.ImageRecord
 	(*PutImageRequest)(nil),           // 1: vhpc.v1.PutImageRequest
@@ -4075,120 +4350,124 @@ var file_vhpc_proto_goTypes = []any{
 	(*SnapshotSaveRequest)(nil),       // 13: vhpc.v1.SnapshotSaveRequest
 	(*SnapshotChunk)(nil),             // 14: vhpc.v1.SnapshotChunk
 	(*SubmitRequest)(nil),             // 15: vhpc.v1.SubmitRequest
-	(*SubmitResponse)(nil),            // 16: vhpc.v1.SubmitResponse
-	(*Resources)(nil),                 // 17: vhpc.v1.Resources
-	(*Job)(nil),                       // 18: vhpc.v1.Job
-	(*Dependency)(nil),                // 19: vhpc.v1.Dependency
-	(*ArrayStatus)(nil),               // 20: vhpc.v1.ArrayStatus
-	(*PriorityFactor)(nil),            // 21: vhpc.v1.PriorityFactor
-	(*Allocation)(nil),                // 22: vhpc.v1.Allocation
-	(*GangMember)(nil),                // 23: vhpc.v1.GangMember
-	(*GPUUsage)(nil),                  // 24: vhpc.v1.GPUUsage
-	(*GetJobRequest)(nil),             // 25: vhpc.v1.GetJobRequest
-	(*ListJobsRequest)(nil),           // 26: vhpc.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),          // 27: vhpc.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),          // 28: vhpc.v1.CancelJobRequest
-	(*WatchJobRequest)(nil),           // 29: vhpc.v1.WatchJobRequest
-	(*JobEvent)(nil),                  // 30: vhpc.v1.JobEvent
-	(*LogsRequest)(nil),               // 31: vhpc.v1.LogsRequest
-	(*LogChunk)(nil),                  // 32: vhpc.v1.LogChunk
-	(*PushLogsResponse)(nil),          // 33: vhpc.v1.PushLogsResponse
-	(*NodesRequest)(nil),              // 34: vhpc.v1.NodesRequest
-	(*NodesResponse)(nil),             // 35: vhpc.v1.NodesResponse
-	(*Core)(nil),                      // 36: vhpc.v1.Core
-	(*NumaNode)(nil),                  // 37: vhpc.v1.NumaNode
-	(*Gpu)(nil),                       // 38: vhpc.v1.Gpu
-	(*Node)(nil),                      // 39: vhpc.v1.Node
-	(*RegisterRequest)(nil),           // 40: vhpc.v1.RegisterRequest
-	(*RegisterResponse)(nil),          // 41: vhpc.v1.RegisterResponse
-	(*HeartbeatRequest)(nil),          // 42: vhpc.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),         // 43: vhpc.v1.HeartbeatResponse
-	(*WatchAllocationsRequest)(nil),   // 44: vhpc.v1.WatchAllocationsRequest
-	(*AllocationSet)(nil),             // 45: vhpc.v1.AllocationSet
-	(*UpdateAllocationRequest)(nil),   // 46: vhpc.v1.UpdateAllocationRequest
-	(*UpdateAllocationResponse)(nil),  // 47: vhpc.v1.UpdateAllocationResponse
-	(*timestamppb.Timestamp)(nil),     // 48: google.protobuf.Timestamp
+	(*DataStoreRequest)(nil),          // 16: vhpc.v1.DataStoreRequest
+	(*DataStoreInfo)(nil),             // 17: vhpc.v1.DataStoreInfo
+	(*SubmitResponse)(nil),            // 18: vhpc.v1.SubmitResponse
+	(*Resources)(nil),                 // 19: vhpc.v1.Resources
+	(*Job)(nil),                       // 20: vhpc.v1.Job
+	(*Dependency)(nil),                // 21: vhpc.v1.Dependency
+	(*ArrayStatus)(nil),               // 22: vhpc.v1.ArrayStatus
+	(*PriorityFactor)(nil),            // 23: vhpc.v1.PriorityFactor
+	(*Allocation)(nil),                // 24: vhpc.v1.Allocation
+	(*GangMember)(nil),                // 25: vhpc.v1.GangMember
+	(*GPUUsage)(nil),                  // 26: vhpc.v1.GPUUsage
+	(*GetJobRequest)(nil),             // 27: vhpc.v1.GetJobRequest
+	(*ListJobsRequest)(nil),           // 28: vhpc.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),          // 29: vhpc.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),          // 30: vhpc.v1.CancelJobRequest
+	(*WatchJobRequest)(nil),           // 31: vhpc.v1.WatchJobRequest
+	(*JobEvent)(nil),                  // 32: vhpc.v1.JobEvent
+	(*LogsRequest)(nil),               // 33: vhpc.v1.LogsRequest
+	(*LogChunk)(nil),                  // 34: vhpc.v1.LogChunk
+	(*PushLogsResponse)(nil),          // 35: vhpc.v1.PushLogsResponse
+	(*NodesRequest)(nil),              // 36: vhpc.v1.NodesRequest
+	(*NodesResponse)(nil),             // 37: vhpc.v1.NodesResponse
+	(*Core)(nil),                      // 38: vhpc.v1.Core
+	(*NumaNode)(nil),                  // 39: vhpc.v1.NumaNode
+	(*Gpu)(nil),                       // 40: vhpc.v1.Gpu
+	(*Node)(nil),                      // 41: vhpc.v1.Node
+	(*RegisterRequest)(nil),           // 42: vhpc.v1.RegisterRequest
+	(*RegisterResponse)(nil),          // 43: vhpc.v1.RegisterResponse
+	(*HeartbeatRequest)(nil),          // 44: vhpc.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),         // 45: vhpc.v1.HeartbeatResponse
+	(*WatchAllocationsRequest)(nil),   // 46: vhpc.v1.WatchAllocationsRequest
+	(*AllocationSet)(nil),             // 47: vhpc.v1.AllocationSet
+	(*UpdateAllocationRequest)(nil),   // 48: vhpc.v1.UpdateAllocationRequest
+	(*UpdateAllocationResponse)(nil),  // 49: vhpc.v1.UpdateAllocationResponse
+	(*timestamppb.Timestamp)(nil),     // 50: google.protobuf.Timestamp
 }
 var file_vhpc_proto_depIdxs = []int32{
-	48, // 0: vhpc.v1.ImageRecord.created:type_name -> google.protobuf.Timestamp
-	48, // 1: vhpc.v1.ImageRecord.updated:type_name -> google.protobuf.Timestamp
+	50, // 0: vhpc.v1.ImageRecord.created:type_name -> google.protobuf.Timestamp
+	50, // 1: vhpc.v1.ImageRecord.updated:type_name -> google.protobuf.Timestamp
 	0,  // 2: vhpc.v1.ListImagesResponse.images:type_name -> vhpc.v1.ImageRecord
 	8,  // 3: vhpc.v1.ClusterStatus.members:type_name -> vhpc.v1.Member
-	18, // 4: vhpc.v1.SubmitResponse.job:type_name -> vhpc.v1.Job
-	17, // 5: vhpc.v1.Job.resources:type_name -> vhpc.v1.Resources
-	48, // 6: vhpc.v1.Job.submit_time:type_name -> google.protobuf.Timestamp
-	48, // 7: vhpc.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	48, // 8: vhpc.v1.Job.end_time:type_name -> google.protobuf.Timestamp
-	22, // 9: vhpc.v1.Job.allocations:type_name -> vhpc.v1.Allocation
-	19, // 10: vhpc.v1.Job.depends_on:type_name -> vhpc.v1.Dependency
-	20, // 11: vhpc.v1.Job.array:type_name -> vhpc.v1.ArrayStatus
-	21, // 12: vhpc.v1.Job.priority:type_name -> vhpc.v1.PriorityFactor
-	48, // 13: vhpc.v1.Allocation.created:type_name -> google.protobuf.Timestamp
-	48, // 14: vhpc.v1.Allocation.started:type_name -> google.protobuf.Timestamp
-	48, // 15: vhpc.v1.Allocation.ended:type_name -> google.protobuf.Timestamp
-	48, // 16: vhpc.v1.Allocation.deadline:type_name -> google.protobuf.Timestamp
-	24, // 17: vhpc.v1.Allocation.gpu_usage:type_name -> vhpc.v1.GPUUsage
-	23, // 18: vhpc.v1.Allocation.gang:type_name -> vhpc.v1.GangMember
-	18, // 19: vhpc.v1.ListJobsResponse.jobs:type_name -> vhpc.v1.Job
-	18, // 20: vhpc.v1.JobEvent.job:type_name -> vhpc.v1.Job
-	39, // 21: vhpc.v1.NodesResponse.nodes:type_name -> vhpc.v1.Node
-	36, // 22: vhpc.v1.Node.cores:type_name -> vhpc.v1.Core
-	37, // 23: vhpc.v1.Node.numa:type_name -> vhpc.v1.NumaNode
-	38, // 24: vhpc.v1.Node.gpus:type_name -> vhpc.v1.Gpu
-	48, // 25: vhpc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
-	39, // 26: vhpc.v1.RegisterRequest.node:type_name -> vhpc.v1.Node
-	22, // 27: vhpc.v1.AllocationSet.allocations:type_name -> vhpc.v1.Allocation
-	24, // 28: vhpc.v1.UpdateAllocationRequest.gpu_usage:type_name -> vhpc.v1.GPUUsage
+	20, // 4: vhpc.v1.SubmitResponse.job:type_name -> vhpc.v1.Job
+	19, // 5: vhpc.v1.Job.resources:type_name -> vhpc.v1.Resources
+	50, // 6: vhpc.v1.Job.submit_time:type_name -> google.protobuf.Timestamp
+	50, // 7: vhpc.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	50, // 8: vhpc.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	24, // 9: vhpc.v1.Job.allocations:type_name -> vhpc.v1.Allocation
+	21, // 10: vhpc.v1.Job.depends_on:type_name -> vhpc.v1.Dependency
+	22, // 11: vhpc.v1.Job.array:type_name -> vhpc.v1.ArrayStatus
+	23, // 12: vhpc.v1.Job.priority:type_name -> vhpc.v1.PriorityFactor
+	50, // 13: vhpc.v1.Allocation.created:type_name -> google.protobuf.Timestamp
+	50, // 14: vhpc.v1.Allocation.started:type_name -> google.protobuf.Timestamp
+	50, // 15: vhpc.v1.Allocation.ended:type_name -> google.protobuf.Timestamp
+	50, // 16: vhpc.v1.Allocation.deadline:type_name -> google.protobuf.Timestamp
+	26, // 17: vhpc.v1.Allocation.gpu_usage:type_name -> vhpc.v1.GPUUsage
+	25, // 18: vhpc.v1.Allocation.gang:type_name -> vhpc.v1.GangMember
+	20, // 19: vhpc.v1.ListJobsResponse.jobs:type_name -> vhpc.v1.Job
+	20, // 20: vhpc.v1.JobEvent.job:type_name -> vhpc.v1.Job
+	41, // 21: vhpc.v1.NodesResponse.nodes:type_name -> vhpc.v1.Node
+	38, // 22: vhpc.v1.Node.cores:type_name -> vhpc.v1.Core
+	39, // 23: vhpc.v1.Node.numa:type_name -> vhpc.v1.NumaNode
+	40, // 24: vhpc.v1.Node.gpus:type_name -> vhpc.v1.Gpu
+	50, // 25: vhpc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
+	41, // 26: vhpc.v1.RegisterRequest.node:type_name -> vhpc.v1.Node
+	24, // 27: vhpc.v1.AllocationSet.allocations:type_name -> vhpc.v1.Allocation
+	26, // 28: vhpc.v1.UpdateAllocationRequest.gpu_usage:type_name -> vhpc.v1.GPUUsage
 	15, // 29: vhpc.v1.JobService.Submit:input_type -> vhpc.v1.SubmitRequest
-	25, // 30: vhpc.v1.JobService.Get:input_type -> vhpc.v1.GetJobRequest
-	26, // 31: vhpc.v1.JobService.List:input_type -> vhpc.v1.ListJobsRequest
-	28, // 32: vhpc.v1.JobService.Cancel:input_type -> vhpc.v1.CancelJobRequest
-	29, // 33: vhpc.v1.JobService.Watch:input_type -> vhpc.v1.WatchJobRequest
-	31, // 34: vhpc.v1.JobService.Logs:input_type -> vhpc.v1.LogsRequest
-	34, // 35: vhpc.v1.JobService.Nodes:input_type -> vhpc.v1.NodesRequest
-	40, // 36: vhpc.v1.NodeService.Register:input_type -> vhpc.v1.RegisterRequest
-	42, // 37: vhpc.v1.NodeService.Heartbeat:input_type -> vhpc.v1.HeartbeatRequest
-	44, // 38: vhpc.v1.NodeService.WatchAllocations:input_type -> vhpc.v1.WatchAllocationsRequest
-	46, // 39: vhpc.v1.NodeService.UpdateAllocation:input_type -> vhpc.v1.UpdateAllocationRequest
-	32, // 40: vhpc.v1.NodeService.PushLogs:input_type -> vhpc.v1.LogChunk
-	6,  // 41: vhpc.v1.NodeService.SetGPUHealth:input_type -> vhpc.v1.GPUHealthRequest
-	1,  // 42: vhpc.v1.ImageService.Put:input_type -> vhpc.v1.PutImageRequest
-	2,  // 43: vhpc.v1.ImageService.List:input_type -> vhpc.v1.ListImagesRequest
-	4,  // 44: vhpc.v1.ImageService.Get:input_type -> vhpc.v1.GetImageRequest
-	5,  // 45: vhpc.v1.ImageService.Remove:input_type -> vhpc.v1.RemoveImageRequest
-	7,  // 46: vhpc.v1.ClusterService.Status:input_type -> vhpc.v1.ClusterStatusRequest
-	10, // 47: vhpc.v1.ClusterService.AddMember:input_type -> vhpc.v1.AddMemberRequest
-	11, // 48: vhpc.v1.ClusterService.RemoveMember:input_type -> vhpc.v1.RemoveMemberRequest
-	12, // 49: vhpc.v1.ClusterService.TransferLeadership:input_type -> vhpc.v1.TransferLeadershipRequest
-	13, // 50: vhpc.v1.ClusterService.SnapshotSave:input_type -> vhpc.v1.SnapshotSaveRequest
-	14, // 51: vhpc.v1.ClusterService.SnapshotRestore:input_type -> vhpc.v1.SnapshotChunk
-	8,  // 52: vhpc.v1.ClusterService.Announce:input_type -> vhpc.v1.Member
-	16, // 53: vhpc.v1.JobService.Submit:output_type -> vhpc.v1.SubmitResponse
-	18, // 54: vhpc.v1.JobService.Get:output_type -> vhpc.v1.Job
-	27, // 55: vhpc.v1.JobService.List:output_type -> vhpc.v1.ListJobsResponse
-	18, // 56: vhpc.v1.JobService.Cancel:output_type -> vhpc.v1.Job
-	30, // 57: vhpc.v1.JobService.Watch:output_type -> vhpc.v1.JobEvent
-	32, // 58: vhpc.v1.JobService.Logs:output_type -> vhpc.v1.LogChunk
-	35, // 59: vhpc.v1.JobService.Nodes:output_type -> vhpc.v1.NodesResponse
-	41, // 60: vhpc.v1.NodeService.Register:output_type -> vhpc.v1.RegisterResponse
-	43, // 61: vhpc.v1.NodeService.Heartbeat:output_type -> vhpc.v1.HeartbeatResponse
-	45, // 62: vhpc.v1.NodeService.WatchAllocations:output_type -> vhpc.v1.AllocationSet
-	47, // 63: vhpc.v1.NodeService.UpdateAllocation:output_type -> vhpc.v1.UpdateAllocationResponse
-	33, // 64: vhpc.v1.NodeService.PushLogs:output_type -> vhpc.v1.PushLogsResponse
-	39, // 65: vhpc.v1.NodeService.SetGPUHealth:output_type -> vhpc.v1.Node
-	0,  // 66: vhpc.v1.ImageService.Put:output_type -> vhpc.v1.ImageRecord
-	3,  // 67: vhpc.v1.ImageService.List:output_type -> vhpc.v1.ListImagesResponse
-	0,  // 68: vhpc.v1.ImageService.Get:output_type -> vhpc.v1.ImageRecord
-	0,  // 69: vhpc.v1.ImageService.Remove:output_type -> vhpc.v1.ImageRecord
-	9,  // 70: vhpc.v1.ClusterService.Status:output_type -> vhpc.v1.ClusterStatus
-	9,  // 71: vhpc.v1.ClusterService.AddMember:output_type -> vhpc.v1.ClusterStatus
-	9,  // 72: vhpc.v1.ClusterService.RemoveMember:output_type -> vhpc.v1.ClusterStatus
-	9,  // 73: vhpc.v1.ClusterService.TransferLeadership:output_type -> vhpc.v1.ClusterStatus
-	14, // 74: vhpc.v1.ClusterService.SnapshotSave:output_type -> vhpc.v1.SnapshotChunk
-	9,  // 75: vhpc.v1.ClusterService.SnapshotRestore:output_type -> vhpc.v1.ClusterStatus
-	9,  // 76: vhpc.v1.ClusterService.Announce:output_type -> vhpc.v1.ClusterStatus
-	53, // [53:77] is the sub-list for method output_type
-	29, // [29:53] is the sub-list for method input_type
+	27, // 30: vhpc.v1.JobService.Get:input_type -> vhpc.v1.GetJobRequest
+	28, // 31: vhpc.v1.JobService.List:input_type -> vhpc.v1.ListJobsRequest
+	30, // 32: vhpc.v1.JobService.Cancel:input_type -> vhpc.v1.CancelJobRequest
+	31, // 33: vhpc.v1.JobService.Watch:input_type -> vhpc.v1.WatchJobRequest
+	33, // 34: vhpc.v1.JobService.Logs:input_type -> vhpc.v1.LogsRequest
+	36, // 35: vhpc.v1.JobService.Nodes:input_type -> vhpc.v1.NodesRequest
+	16, // 36: vhpc.v1.JobService.DataStore:input_type -> vhpc.v1.DataStoreRequest
+	42, // 37: vhpc.v1.NodeService.Register:input_type -> vhpc.v1.RegisterRequest
+	44, // 38: vhpc.v1.NodeService.Heartbeat:input_type -> vhpc.v1.HeartbeatRequest
+	46, // 39: vhpc.v1.NodeService.WatchAllocations:input_type -> vhpc.v1.WatchAllocationsRequest
+	48, // 40: vhpc.v1.NodeService.UpdateAllocation:input_type -> vhpc.v1.UpdateAllocationRequest
+	34, // 41: vhpc.v1.NodeService.PushLogs:input_type -> vhpc.v1.LogChunk
+	6,  // 42: vhpc.v1.NodeService.SetGPUHealth:input_type -> vhpc.v1.GPUHealthRequest
+	1,  // 43: vhpc.v1.ImageService.Put:input_type -> vhpc.v1.PutImageRequest
+	2,  // 44: vhpc.v1.ImageService.List:input_type -> vhpc.v1.ListImagesRequest
+	4,  // 45: vhpc.v1.ImageService.Get:input_type -> vhpc.v1.GetImageRequest
+	5,  // 46: vhpc.v1.ImageService.Remove:input_type -> vhpc.v1.RemoveImageRequest
+	7,  // 47: vhpc.v1.ClusterService.Status:input_type -> vhpc.v1.ClusterStatusRequest
+	10, // 48: vhpc.v1.ClusterService.AddMember:input_type -> vhpc.v1.AddMemberRequest
+	11, // 49: vhpc.v1.ClusterService.RemoveMember:input_type -> vhpc.v1.RemoveMemberRequest
+	12, // 50: vhpc.v1.ClusterService.TransferLeadership:input_type -> vhpc.v1.TransferLeadershipRequest
+	13, // 51: vhpc.v1.ClusterService.SnapshotSave:input_type -> vhpc.v1.SnapshotSaveRequest
+	14, // 52: vhpc.v1.ClusterService.SnapshotRestore:input_type -> vhpc.v1.SnapshotChunk
+	8,  // 53: vhpc.v1.ClusterService.Announce:input_type -> vhpc.v1.Member
+	18, // 54: vhpc.v1.JobService.Submit:output_type -> vhpc.v1.SubmitResponse
+	20, // 55: vhpc.v1.JobService.Get:output_type -> vhpc.v1.Job
+	29, // 56: vhpc.v1.JobService.List:output_type -> vhpc.v1.ListJobsResponse
+	20, // 57: vhpc.v1.JobService.Cancel:output_type -> vhpc.v1.Job
+	32, // 58: vhpc.v1.JobService.Watch:output_type -> vhpc.v1.JobEvent
+	34, // 59: vhpc.v1.JobService.Logs:output_type -> vhpc.v1.LogChunk
+	37, // 60: vhpc.v1.JobService.Nodes:output_type -> vhpc.v1.NodesResponse
+	17, // 61: vhpc.v1.JobService.DataStore:output_type -> vhpc.v1.DataStoreInfo
+	43, // 62: vhpc.v1.NodeService.Register:output_type -> vhpc.v1.RegisterResponse
+	45, // 63: vhpc.v1.NodeService.Heartbeat:output_type -> vhpc.v1.HeartbeatResponse
+	47, // 64: vhpc.v1.NodeService.WatchAllocations:output_type -> vhpc.v1.AllocationSet
+	49, // 65: vhpc.v1.NodeService.UpdateAllocation:output_type -> vhpc.v1.UpdateAllocationResponse
+	35, // 66: vhpc.v1.NodeService.PushLogs:output_type -> vhpc.v1.PushLogsResponse
+	41, // 67: vhpc.v1.NodeService.SetGPUHealth:output_type -> vhpc.v1.Node
+	0,  // 68: vhpc.v1.ImageService.Put:output_type -> vhpc.v1.ImageRecord
+	3,  // 69: vhpc.v1.ImageService.List:output_type -> vhpc.v1.ListImagesResponse
+	0,  // 70: vhpc.v1.ImageService.Get:output_type -> vhpc.v1.ImageRecord
+	0,  // 71: vhpc.v1.ImageService.Remove:output_type -> vhpc.v1.ImageRecord
+	9,  // 72: vhpc.v1.ClusterService.Status:output_type -> vhpc.v1.ClusterStatus
+	9,  // 73: vhpc.v1.ClusterService.AddMember:output_type -> vhpc.v1.ClusterStatus
+	9,  // 74: vhpc.v1.ClusterService.RemoveMember:output_type -> vhpc.v1.ClusterStatus
+	9,  // 75: vhpc.v1.ClusterService.TransferLeadership:output_type -> vhpc.v1.ClusterStatus
+	14, // 76: vhpc.v1.ClusterService.SnapshotSave:output_type -> vhpc.v1.SnapshotChunk
+	9,  // 77: vhpc.v1.ClusterService.SnapshotRestore:output_type -> vhpc.v1.ClusterStatus
+	9,  // 78: vhpc.v1.ClusterService.Announce:output_type -> vhpc.v1.ClusterStatus
+	54, // [54:79] is the sub-list for method output_type
+	29, // [29:54] is the sub-list for method input_type
 	29, // [29:29] is the sub-list for extension type_name
 	29, // [29:29] is the sub-list for extension extendee
 	0,  // [0:29] is the sub-list for field type_name
@@ -4205,7 +4484,7 @@ func file_vhpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vhpc_proto_rawDesc), len(file_vhpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   48,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

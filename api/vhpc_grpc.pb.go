@@ -23,13 +23,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	JobService_Submit_FullMethodName = "/vhpc.v1.JobService/Submit"
-	JobService_Get_FullMethodName    = "/vhpc.v1.JobService/Get"
-	JobService_List_FullMethodName   = "/vhpc.v1.JobService/List"
-	JobService_Cancel_FullMethodName = "/vhpc.v1.JobService/Cancel"
-	JobService_Watch_FullMethodName  = "/vhpc.v1.JobService/Watch"
-	JobService_Logs_FullMethodName   = "/vhpc.v1.JobService/Logs"
-	JobService_Nodes_FullMethodName  = "/vhpc.v1.JobService/Nodes"
+	JobService_Submit_FullMethodName    = "/vhpc.v1.JobService/Submit"
+	JobService_Get_FullMethodName       = "/vhpc.v1.JobService/Get"
+	JobService_List_FullMethodName      = "/vhpc.v1.JobService/List"
+	JobService_Cancel_FullMethodName    = "/vhpc.v1.JobService/Cancel"
+	JobService_Watch_FullMethodName     = "/vhpc.v1.JobService/Watch"
+	JobService_Logs_FullMethodName      = "/vhpc.v1.JobService/Logs"
+	JobService_Nodes_FullMethodName     = "/vhpc.v1.JobService/Nodes"
+	JobService_DataStore_FullMethodName = "/vhpc.v1.JobService/DataStore"
 )
 
 // JobServiceClient is the client API for JobService service.
@@ -59,6 +60,10 @@ type JobServiceClient interface {
 	Logs(ctx context.Context, in *LogsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[LogChunk], error)
 	// Nodes lists the registered nodes with free and used resources.
 	Nodes(ctx context.Context, in *NodesRequest, opts ...grpc.CallOption) (*NodesResponse, error)
+	// DataStore says where a department's job files go: hpcsub uploads a
+	// job's stageIn files there before Submit and fetches its outputs from
+	// there (package jobdata). FailedPrecondition when the cluster has none.
+	DataStore(ctx context.Context, in *DataStoreRequest, opts ...grpc.CallOption) (*DataStoreInfo, error)
 }
 
 type jobServiceClient struct {
@@ -157,6 +162,16 @@ func (c *jobServiceClient) Nodes(ctx context.Context, in *NodesRequest, opts ...
 	return out, nil
 }
 
+func (c *jobServiceClient) DataStore(ctx context.Context, in *DataStoreRequest, opts ...grpc.CallOption) (*DataStoreInfo, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DataStoreInfo)
+	err := c.cc.Invoke(ctx, JobService_DataStore_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // JobServiceServer is the server API for JobService service.
 // All implementations must embed UnimplementedJobServiceServer
 // for forward compatibility.
@@ -184,6 +199,10 @@ type JobServiceServer interface {
 	Logs(*LogsRequest, grpc.ServerStreamingServer[LogChunk]) error
 	// Nodes lists the registered nodes with free and used resources.
 	Nodes(context.Context, *NodesRequest) (*NodesResponse, error)
+	// DataStore says where a department's job files go: hpcsub uploads a
+	// job's stageIn files there before Submit and fetches its outputs from
+	// there (package jobdata). FailedPrecondition when the cluster has none.
+	DataStore(context.Context, *DataStoreRequest) (*DataStoreInfo, error)
 	mustEmbedUnimplementedJobServiceServer()
 }
 
@@ -214,6 +233,9 @@ func (UnimplementedJobServiceServer) Logs(*LogsRequest, grpc.ServerStreamingServ
 }
 func (UnimplementedJobServiceServer) Nodes(context.Context, *NodesRequest) (*NodesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Nodes not implemented")
+}
+func (UnimplementedJobServiceServer) DataStore(context.Context, *DataStoreRequest) (*DataStoreInfo, error) {
+	return nil, status.Error(codes.Unimplemented, "method DataStore not implemented")
 }
 func (UnimplementedJobServiceServer) mustEmbedUnimplementedJobServiceServer() {}
 func (UnimplementedJobServiceServer) testEmbeddedByValue()                    {}
@@ -348,6 +370,24 @@ func _JobService_Nodes_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _JobService_DataStore_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DataStoreRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(JobServiceServer).DataStore(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: JobService_DataStore_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(JobServiceServer).DataStore(ctx, req.(*DataStoreRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // JobService_ServiceDesc is the grpc.ServiceDesc for JobService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -374,6 +414,10 @@ var JobService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Nodes",
 			Handler:    _JobService_Nodes_Handler,
+		},
+		{
+			MethodName: "DataStore",
+			Handler:    _JobService_DataStore_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

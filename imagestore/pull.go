@@ -96,16 +96,11 @@ func Inspect(ctx context.Context, registryURL, ref string, o Options) (*Image, e
 
 // fetchManifest gets and checks a vhpc image manifest.
 func fetchManifest(ctx context.Context, r name.Reference, o Options) (*Image, error) {
-	desc, err := remote.Get(r, o.remote(ctx)...)
+	raw, err := GetManifest(ctx, r, o)
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(desc.Manifest)
-	got := "sha256:" + hex.EncodeToString(sum[:])
-	if d, ok := r.(name.Digest); ok && d.DigestStr() != got {
-		return nil, fmt.Errorf("manifest: %w: got %s, want %s", ErrDigestMismatch, got, d.DigestStr())
-	}
-	m, err := v1.ParseManifest(bytes.NewReader(desc.Manifest))
+	m, err := v1.ParseManifest(bytes.NewReader(raw))
 	if err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
@@ -133,7 +128,7 @@ func fetchManifest(ctx context.Context, r name.Reference, o Options) (*Image, er
 			return nil, fmt.Errorf("manifest: layer %q has size %d", title, l.Size)
 		}
 	}
-	return &Image{Digest: got, Manifest: *m, RawManifest: desc.Manifest}, nil
+	return &Image{Digest: digestOf(raw), Manifest: *m, RawManifest: raw}, nil
 }
 
 func fetchConfig(ctx context.Context, repo name.Repository, im *Image, o Options) error {

@@ -132,11 +132,10 @@ func Push(ctx context.Context, registryURL, ref, dir string, o Options) (PushRes
 	if err != nil {
 		return PushResult{}, fmt.Errorf("push %s: %w", ref, err)
 	}
-	if err := remote.Put(tagRef, rawManifest(raw), ropts...); err != nil {
-		return PushResult{}, fmt.Errorf("push %s: manifest: %w", ref, err)
+	if err := PutManifest(ctx, tagRef, raw, o); err != nil {
+		return PushResult{}, fmt.Errorf("push %s: %w", ref, err)
 	}
-	sum := sha256.Sum256(raw)
-	return PushResult{Digest: "sha256:" + hex.EncodeToString(sum[:]), Size: total, Manifest: m}, nil
+	return PushResult{Digest: digestOf(raw), Size: total, Manifest: m}, nil
 }
 
 // readImageDir checks an image directory and returns config.json and the

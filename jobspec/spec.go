@@ -28,8 +28,8 @@ type Spec struct {
 	Script     string            `yaml:"script,omitempty" json:"script,omitempty" jsonschema:"maxLength=524288" jsonschema_description:"Shell script text, run by /bin/sh in the guest. Exactly one of command and script."`
 	Env        map[string]string `yaml:"env,omitempty" json:"env,omitempty" jsonschema:"maxProperties=128" jsonschema_description:"Environment variables for the job. Names [A-Za-z_][A-Za-z0-9_]*, not starting with VHPC_ (reserved)."`
 	MPI        string            `yaml:"mpi" json:"mpi" jsonschema:"enum=none,enum=openmpi,enum=mpich,default=none" jsonschema_description:"MPI flavour that launches the ranks across the job's nodes: none, openmpi or mpich. Default none."`
-	StageIn    []Stage           `yaml:"stageIn,omitempty" json:"stageIn,omitempty" jsonschema:"maxItems=64" jsonschema_description:"Files or folders copied from the submit directory into the job directory before the job starts."`
-	StageOut   []Stage           `yaml:"stageOut,omitempty" json:"stageOut,omitempty" jsonschema:"maxItems=64" jsonschema_description:"Files or folders copied from the job directory back to the submit directory after the job ends."`
+	StageIn    []Stage           `yaml:"stageIn,omitempty" json:"stageIn,omitempty" jsonschema:"maxItems=64" jsonschema_description:"Files or folders of the submit directory that hpcsub uploads with the job (content-addressed: what the cluster's store holds already is not sent again); every node of the job gets them in its job directory before the job starts."`
+	StageOut   []Stage           `yaml:"stageOut,omitempty" json:"stageOut,omitempty" jsonschema:"maxItems=64" jsonschema_description:"Files or folders of the job directory uploaded to the cluster's store after the job ends (from the first node of a multi-node job); hpcsub --wait downloads them next to the job file, hpcsub fetch ID at any time."`
 	Array      *Array            `yaml:"array,omitempty" json:"array,omitempty" jsonschema_description:"Makes this an array job over a range of frames (render jobs)."`
 	DependsOn  []Dependency      `yaml:"dependsOn,omitempty" json:"dependsOn,omitempty" jsonschema:"maxItems=64" jsonschema_description:"Jobs that must end before this one starts."`
 	Retries    int               `yaml:"retries" json:"retries" jsonschema:"minimum=0,maximum=10,default=0" jsonschema_description:"How many times a failed job is run again (for an array: each failed task). A lost node uses one; a job preempted by a higher QOS is requeued without using one. 0..10, default 0."`
@@ -54,8 +54,9 @@ type Resources struct {
 }
 
 // Stage is one staged file or folder: From is relative to the submit
-// directory, To relative to the job directory (stageIn), or the other way
-// round (stageOut). In YAML a plain string "data/in.txt" means From = To.
+// directory, To relative to the job directory (stageIn), or From relative
+// to the job directory and To to the directory the outputs are fetched
+// into (stageOut). In YAML a plain string "data/in.txt" means From = To.
 type Stage struct {
 	From string `yaml:"from" json:"from" jsonschema_description:"Source path, relative; no '..', not absolute."`
 	To   string `yaml:"to" json:"to" jsonschema_description:"Destination path, relative; no '..', not absolute. Default: the same as from."`

@@ -88,6 +88,7 @@ func JobToProto(j *model.Job, allocs []*model.Alloc) *api.Job {
 		SubmitTime: ts(j.SubmitTime), StartTime: ts(j.StartTime), EndTime: ts(j.EndTime),
 		ExitCode: int32(j.ExitCode), Attempt: j.Attempt, Restarts: int32(j.Restarts), Retries: int32(j.Retries),
 		SpecJson: string(j.SpecJSON), ImageRef: j.ImageRef, ImageDigest: j.ImageDigest,
+		Inputs: j.Inputs, InputBytes: j.InputBytes, InputFiles: int32(j.InputFiles), SubmitDir: j.SubmitDir,
 	}
 	for _, d := range j.DependsOn {
 		pd := &api.Dependency{Kind: string(d.Kind)}
@@ -107,7 +108,7 @@ func JobToProto(j *model.Job, allocs []*model.Alloc) *api.Job {
 }
 
 // AllocToProto converts an allocation; job, when given, adds what an agent
-// needs to run it.
+// needs to run it (never a path of the submitter's).
 func AllocToProto(a *model.Alloc, job *model.Job) *api.Allocation {
 	p := &api.Allocation{
 		Id: string(a.ID), Job: uint64(a.Job), Task: a.Task, Rank: int32(a.Rank), Attempt: a.Attempt,
@@ -117,6 +118,9 @@ func AllocToProto(a *model.Alloc, job *model.Job) *api.Allocation {
 		Created: ts(a.Created), Started: ts(a.Started), Ended: ts(a.Ended), Deadline: ts(a.Deadline),
 		Desired: "run", BootSeconds: a.BootSeconds, RunSeconds: a.RunSeconds, GpuUsage: GPUUsageToProto(a.GPUUsage),
 		ImagePulled: a.ImagePulled,
+	}
+	if o := a.Outputs; o != nil {
+		p.Outputs, p.OutputBytes, p.OutputFiles, p.OutputsMissing = o.Digest, o.Bytes, int32(o.Files), slices.Clone(o.Missing)
 	}
 	if a.StopRequested {
 		p.Desired = "stop"
@@ -129,7 +133,7 @@ func AllocToProto(a *model.Alloc, job *model.Job) *api.Allocation {
 	}
 	if job != nil {
 		p.SpecJson = string(job.SpecJSON)
-		p.SubmitDir = job.SubmitDir
+		p.Inputs = job.Inputs
 		p.ImageRef, p.ImageDigest = job.ImageRef, job.ImageDigest
 	}
 	return p

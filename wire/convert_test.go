@@ -2,6 +2,7 @@ package wire
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 
 	"vhpc/scheduler/model"
@@ -37,10 +38,13 @@ func TestAllocToProtoMarksStops(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			a := &model.Alloc{ID: "1.0.0.1", Job: 1, Attempt: 1, StopRequested: c.stop,
 				Placement: model.Placement{Node: "n", Cores: []int{2, 3}, GPUs: []string{"0000:3b:00.0"}, MemoryMiB: 512}}
-			p := AllocToProto(a, &model.Job{SpecJSON: []byte(`{"name":"x"}`), SubmitDir: "/home/ada", ImageRef: "public/tiny:latest", ImageDigest: "sha256:ab"})
-			if p.GetDesired() != c.want || p.GetSpecJson() != `{"name":"x"}` || p.GetSubmitDir() != "/home/ada" || len(p.GetCores()) != 2 ||
+			p := AllocToProto(a, &model.Job{SpecJSON: []byte(`{"name":"x"}`), SubmitDir: "/home/ada", ImageRef: "public/tiny:latest", ImageDigest: "sha256:ab", Inputs: "sha256:cd"})
+			if p.GetDesired() != c.want || p.GetSpecJson() != `{"name":"x"}` || p.GetInputs() != "sha256:cd" || len(p.GetCores()) != 2 ||
 				p.GetImageRef() != "public/tiny:latest" || p.GetImageDigest() != "sha256:ab" {
 				t.Fatalf("AllocToProto = %v", p)
+			}
+			if strings.Contains(p.String(), "/home/ada") {
+				t.Fatalf("an agent's allocation carries the submitter's directory: %v", p)
 			}
 		})
 	}

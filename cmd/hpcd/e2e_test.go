@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"vhpc/api"
 	"vhpc/nodeagent/runner"
@@ -234,6 +239,73 @@ func TestE2EJobsRunInGuests(t *testing.T) {
 		got, err := os.ReadFile(filepath.Join(dir, "result.txt"))
 		if err != nil || !strings.Contains(string(got), strings.ToUpper(strings.TrimSpace(string(in)))) {
 			t.Fatalf("result.txt = %q, %v", got, err)
+		}
+
+		// The same inputs again: nothing but the manifest is sent. Then
+		// the submit directory disappears before the job runs: the node
+		// never reads it, and the outputs come back with hpcsub fetch.
+		code, stdout, errOut := c.hpcsub(dir, "--parsable", "stage.yaml")
+		if code != 0 || !strings.Contains(errOut, "(0 B sent, the rest was in the store)") {
+			t.Fatalf("second submission: exit %d\n%s", code, errOut)
+		}
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		id, _ := strconv.ParseUint(strings.TrimSpace(stdout), 10, 64)
+		c.waitFor(t, "the job of a vanished directory", func() bool { return c.job(id).GetState() == "completed" })
+		out := t.TempDir()
+		if code, _, errOut := c.hpcsub(out, "fetch", strconv.FormatUint(id, 10), "results"); code != 0 {
+			t.Fatalf("fetch: exit %d\n%s", code, errOut)
+		}
+		if again, err := os.ReadFile(filepath.Join(out, "results", "result.txt")); err != nil || string(again) != string(got) {
+			t.Fatalf("fetched result.txt = %q, %v; want %q", again, err, got)
+		}
+	})
+
+	t.Run("a forged submission cannot make a node read a host file", func(t *testing.T) {
+		before, err := c.jobs.List(context.Background(), &api.ListJobsRequest{All: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec := []byte("name: steal\nstageIn: [{from: passwd, to: passwd}]\nscript: cat passwd\n")
+		for name, req := range map[string]*api.SubmitRequest{
+			"a submit dir of /etc, no upload": {Spec: spec, SubmitDir: "/etc"},
+			"a made-up file set":              {Spec: spec, SubmitDir: "/etc", Inputs: "sha256:" + strings.Repeat("0", 64)},
+			"a file set that is not a digest": {Spec: spec, Inputs: "/etc/passwd"},
+		} {
+			req.ClientToken, req.User, req.Filename = strings.Repeat("f", 16)+strconv.Itoa(len(name)), "mallory", "steal.yaml"
+			_, err := c.jobs.Submit(context.Background(), req)
+			if status.Code(err) != codes.InvalidArgument {
+				t.Errorf("%s: %v; want InvalidArgument", name, err)
+			}
+		}
+		after, err := c.jobs.List(context.Background(), &api.ListJobsRequest{All: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(after.GetJobs()) != len(before.GetJobs()) {
+			t.Fatalf("%d jobs before, %d after refused submissions", len(before.GetJobs()), len(after.GetJobs()))
+		}
+	})
+
+	t.Run("an array's outputs are fetched as frames", func(t *testing.T) {
+		dir := t.TempDir()
+		b, err := os.ReadFile(filepath.Join(examples, "render.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "render.yaml"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		code, _, errOut := c.hpcsub(dir, "--wait", "render.yaml")
+		if code != 0 || !strings.Contains(errOut, "fetched 24 files") {
+			t.Fatalf("render: exit %d\n%s", code, errOut)
+		}
+		for f := 1; f <= 24; f++ {
+			got, err := os.ReadFile(filepath.Join(dir, "out", fmt.Sprintf("frame-%04d.txt", f)))
+			if err != nil || string(got) != fmt.Sprintf("frame %d of teapot\n", f) {
+				t.Errorf("frame %d: %q, %v", f, got, err)
+			}
 		}
 	})
 

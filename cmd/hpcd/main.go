@@ -55,6 +55,7 @@ type common struct {
 	policy, estimates, shares, schedFile        string
 	preemption                                  string
 	registry                                    string // --registry: the OCI registry of department images
+	maxInputBytes, maxOutputBytes               int64  // --max-input-bytes, --max-output-bytes
 }
 
 func (c *common) flags(cmd *cobra.Command, dataDir, raftAddr string) {
@@ -73,7 +74,9 @@ func (c *common) flags(cmd *cobra.Command, dataDir, raftAddr string) {
 	f.StringVar(&c.estimates, "estimates", "", "runtime estimates that shape backfill: request (the walltime) or predicted (each user's history; the default policy's)")
 	f.StringVar(&c.shares, "shares", "", "fair-share targets, e.g. physics=2,chemistry=1 (others: 1)")
 	f.StringVar(&c.preemption, "preemption", "", "off (the default) or requeue: a job that cannot start stops and requeues running jobs of a lower QOS (low < normal < high)")
-	f.StringVar(&c.registry, "registry", "", "URL of the cluster's OCI registry for department images, e.g. http://registry.example:5000 (hpc image push/inspect use it; hpcd dev starts one on loopback when unset)")
+	f.Int64Var(&c.maxInputBytes, "max-input-bytes", server.DefaultMaxDataBytes, "largest total of one job's stageIn files, in bytes")
+	f.Int64Var(&c.maxOutputBytes, "max-output-bytes", server.DefaultMaxDataBytes, "largest total of the stageOut files one task uploads, in bytes (over it, the first files are kept and the job fails saying so)")
+	f.StringVar(&c.registry, "registry", "", "URL of the cluster's OCI registry for department images and job files, e.g. http://registry.example:5000 (hpc image push/inspect use it; hpcd dev starts one on loopback when unset)")
 }
 
 // schedulerConfig builds the policy: core defaults, then the
@@ -140,6 +143,7 @@ func (c *common) config(id string, peers []server.Peer) (server.Config, error) {
 		ID:        id, DataDir: c.dataDir, GRPCAddr: c.addr, HTTPAddr: c.httpAddr, RaftAddr: c.raftAddr,
 		Peers: peers, HeartbeatInterval: c.heartbeat, Lease: c.lease, Logger: log,
 		SnapshotThreshold: c.snapshotThreshold, TrailingLogs: c.trailingLogs, ImageRegistry: c.registry,
+		MaxInputBytes: c.maxInputBytes, MaxOutputBytes: c.maxOutputBytes,
 	}, nil
 }
 

@@ -258,6 +258,10 @@ func printJob(w io.Writer, j *api.Job, nowDigest string) {
 	row("Image", imageLine(j, nowDigest))
 	row("Resources", resources(j.GetResources())+fmt.Sprintf(", scratch %s per node", mib(j.GetResources().GetScratchMib())))
 	row("Walltime", (time.Duration(j.GetWalltimeSeconds()) * time.Second).String())
+	row("Submitted from", j.GetSubmitDir())
+	if j.GetInputs() != "" {
+		row("Inputs", fmt.Sprintf("%d files, %s (file set %s)", j.GetInputFiles(), humanBytes(j.GetInputBytes()), j.GetInputs()))
+	}
 	row("Submitted", tsf(j.GetSubmitTime(), j.GetSubmitTime() != nil))
 	row("Started", tsf(j.GetStartTime(), j.GetStartTime() != nil))
 	row("Ended", tsf(j.GetEndTime(), j.GetEndTime() != nil))
@@ -289,6 +293,12 @@ func printJob(w io.Writer, j *api.Job, nowDigest string) {
 		_ = tw.Flush()
 		printGuests(w, j)
 		for _, al := range j.GetAllocations() {
+			if al.GetOutputs() != "" {
+				fmt.Fprintf(w, "Outputs of %s: %d files, %s (file set %s; hpcsub fetch %d)\n", al.GetId(), al.GetOutputFiles(), humanBytes(al.GetOutputBytes()), al.GetOutputs(), j.GetId())
+			}
+			if m := al.GetOutputsMissing(); len(m) > 0 {
+				fmt.Fprintf(w, "Outputs of %s: not produced by the job: %s\n", al.GetId(), strings.Join(m, ", "))
+			}
 			if j.GetImageRef() != "" && al.GetImagePulled() {
 				fmt.Fprintf(w, "Image of %s: %s pulled it from the registry (it was not in its cache)\n", al.GetId(), al.GetNode())
 			}

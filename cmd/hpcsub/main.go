@@ -112,7 +112,12 @@ func rootCmd(a *app) *cobra.Command {
   hpcsub --dry-run job.yaml      validate, print the canonical spec and where it would start
   hpcsub --wait job.yaml         submit and exit with the job's exit code
   hpcsub --follow job.yaml       submit, print progress and output until the job ends
+  hpcsub fetch ID [DIR]          download a finished job's stageOut files (every array task's)
   hpcsub queue | show ID | cancel ID | logs ID | nodes | cluster | schema
+
+stageIn files are uploaded with the submission to the cluster's store (only
+what the store lacks is sent); --wait and --follow download the stageOut
+files into the job file's directory when the job succeeds.
 
 The master is chosen with --addr or HPC_ADDR (comma-separated; tried in turn).`,
 		Args:          cobra.MaximumNArgs(1),
@@ -136,6 +141,6 @@ The master is chosen with --addr or HPC_ADDR (comma-separated; tried in turn).`,
 	root.Flags().BoolVar(&sub.wait, "wait", false, "wait for the job to end and exit with its exit code")
 	root.Flags().BoolVar(&sub.follow, "follow", false, "print progress and output until the job ends (implies --wait)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage("hpcsub: %v", err) })
-	root.AddCommand(queueCmd(a), showCmd(a), cancelCmd(a), logsCmd(a), nodesCmd(a), clusterCmd(a), schemaCmd(a))
+	root.AddCommand(queueCmd(a), showCmd(a), cancelCmd(a), logsCmd(a), fetchCmd(a), nodesCmd(a), clusterCmd(a), schemaCmd(a))
 	return root
 }

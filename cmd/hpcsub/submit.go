@@ -75,6 +75,11 @@ func (a *app) submit(ctx context.Context, path string, f submitFlags) error {
 		User: currentUser(), SubmitDir: dir, DryRun: f.dryRun,
 	}
 	if f.dryRun {
+		files, err := collectInputs(spec, dir) // refused here too, before anything is sent
+		if err != nil {
+			return err
+		}
+		files.Close()
 		return a.dryRun(ctx, spec, req)
 	}
 	c, err := a.client()
@@ -82,6 +87,11 @@ func (a *app) submit(ctx context.Context, path string, f submitFlags) error {
 		return usage("hpcsub: %v", err)
 	}
 	defer c.Close()
+	if len(spec.StageIn) > 0 {
+		if req.Inputs, err = a.uploadInputs(ctx, c, spec, dir); err != nil { // data.go
+			return err
+		}
+	}
 	var resp *api.SubmitResponse
 	err = c.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
 		var err error
@@ -102,7 +112,14 @@ func (a *app) submit(ctx context.Context, path string, f submitFlags) error {
 	if !f.wait && !f.follow {
 		return nil
 	}
-	return a.waitJob(ctx, c, resp.GetJobId(), f.follow)
+	final, err := a.waitJob(ctx, c, resp.GetJobId(), f.follow)
+	if err == nil && len(spec.StageOut) > 0 && final != nil {
+		// On success the results land next to the job file.
+		if ferr := a.fetchOutputs(ctx, c, final, dir); ferr != nil {
+			return fmt.Errorf("job %d completed, but fetching its outputs failed: %w (retry with hpcsub fetch %d)", final.GetId(), ferr, final.GetId())
+		}
+	}
+	return err
 }
 
 // dryRun prints the canonical spec and, when a master answers, where the
@@ -138,9 +155,10 @@ func (a *app) dryRun(ctx context.Context, spec *jobspec.Spec, req *api.SubmitReq
 	return nil
 }
 
-// waitJob follows a job until it ends and returns its exit status: the
-// job's exit code when it ran, 1 when it was cancelled or failed to start.
-func (a *app) waitJob(ctx context.Context, c *client.Client, id uint64, follow bool) error {
+// waitJob follows a job until it ends and returns it with its exit status:
+// the job's exit code when it ran, 1 when it was cancelled or failed to
+// start.
+func (a *app) waitJob(ctx context.Context, c *client.Client, id uint64, follow bool) (*api.Job, error) {
 	var final *api.Job
 	last := ""
 	logDone := make(chan struct{})
@@ -180,20 +198,20 @@ func (a *app) waitJob(ctx context.Context, c *client.Client, id uint64, follow b
 	stopLogs()
 	<-logDone
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if final == nil {
-		return fmt.Errorf("job %d: watch ended without news", id)
+		return nil, fmt.Errorf("job %d: watch ended without news", id)
 	}
 	fmt.Fprintf(a.errOut, "job %d: %s\n", id, summary(final))
 	st := model.JobState(final.GetState())
 	switch {
 	case st == model.JobCompleted:
-		return nil
+		return final, nil
 	case final.GetExitCode() > 0:
-		return exitError{code: int(final.GetExitCode())}
+		return final, exitError{code: int(final.GetExitCode())}
 	default:
-		return exitError{code: 1}
+		return final, exitError{code: 1}
 	}
 }
 

@@ -78,6 +78,9 @@ type Config struct {
 	// Images pulls a job's catalog image (Allocation.image_digest) before
 	// boot and pins it while the job runs. Nil: such jobs fail, saying so.
 	Images ImageCache
+	// Data moves jobs' stageIn and stageOut file sets (MasterJobData).
+	// Nil: such jobs fail, saying so.
+	Data runner.JobData
 	// RegistryRetryMax is the longest pause between tries to pull while
 	// the registry is unavailable (the job waits meanwhile); zero is
 	// DefaultRegistryRetryMax.

@@ -347,7 +347,7 @@ func TestTaskForArrayFrames(t *testing.T) {
 		{1, "7", "10"}, // frames 7, 10
 	}
 	for _, c := range cases {
-		task, err := taskFor(&api.Allocation{Id: "1.0.0.1", Job: 1, Task: c.task, Attempt: 1, SpecJson: spec, Cores: []int32{2}}, nil, "")
+		task, err := taskFor(&api.Allocation{Id: "1.0.0.1", Job: 1, Task: c.task, Attempt: 1, SpecJson: spec, Cores: []int32{2}}, nil, "", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -358,7 +358,7 @@ func TestTaskForArrayFrames(t *testing.T) {
 			t.Errorf("cores %v", task.Placement.Cores)
 		}
 	}
-	if _, err := taskFor(&api.Allocation{Id: "x", SpecJson: `{"name":"<bad>"}`}, nil, ""); err == nil {
+	if _, err := taskFor(&api.Allocation{Id: "x", SpecJson: `{"name":"<bad>"}`}, nil, "", nil); err == nil {
 		t.Error("an invalid spec from the master was accepted")
 	}
 }

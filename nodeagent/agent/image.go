@@ -10,8 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"google.golang.org/grpc"
-
 	"vhpc/api"
 	"vhpc/client"
 	"vhpc/imagestore"
@@ -39,7 +37,7 @@ var (
 const DefaultImageCacheBytes = 64 << 30
 
 // MasterImageCache is an image cache in Dir whose registry is the one the
-// master names (ImageService.List): it opens the imagestore.Cache on the
+// master names (JobService.DataStore): it opens the imagestore.Cache on the
 // first Acquire, so an agent needs no registry flag and starts before the
 // master is up. RunLocal gives every agent one.
 type MasterImageCache struct {
@@ -90,21 +88,9 @@ func (m *MasterImageCache) open(ctx context.Context) (*imagestore.Cache, error) 
 	if m.cache != nil {
 		return m.cache, nil
 	}
-	if m.Client == nil {
-		return nil, errors.New("image cache: no client to ask the master for its registry")
-	}
-	var reg string
-	err := m.Client.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
-		// "-" is no department of the catalog (its names start with a letter or digit): a short answer.
-		ls, err := api.NewImageServiceClient(conn).List(ctx, &api.ListImagesRequest{Department: "-"})
-		reg = ls.GetRegistry()
-		return err
-	})
+	reg, err := askStore(ctx, m.Client) // data.go
 	if err != nil {
-		return nil, fmt.Errorf("image cache: %w: %w", errMasterUnreachable, err)
-	}
-	if reg == "" {
-		return nil, fmt.Errorf("image cache: the master knows no registry; start hpcd with --registry URL (hpcd dev starts one)")
+		return nil, fmt.Errorf("image cache: %w", err)
 	}
 	limit := m.LimitBytes
 	if limit <= 0 {

@@ -114,6 +114,7 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 	node.Underlay = underlay
 	cfg.Client, cfg.Node = c, *node
 	cfg.Images = &MasterImageCache{Dir: imageCacheDir(o.StateDir), LimitBytes: o.ImageCacheBytes, Client: c, Logger: o.Logger}
+	cfg.Data = &MasterJobData{Client: c, Logger: o.Logger}
 	a, err := New(cfg)
 	if err != nil {
 		return err

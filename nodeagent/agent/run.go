@@ -26,7 +26,7 @@ import (
 // taskFor turns an allocation (with its job's canonical spec) into the
 // runner's task. The spec was validated by the master; it is decoded again
 // here with the same package, never trusted as free text.
-func taskFor(al *api.Allocation, resolveGPUs func([]string) ([]vm.GPU, error), underlay string) (runner.Task, error) {
+func taskFor(al *api.Allocation, resolveGPUs func([]string) ([]vm.GPU, error), underlay string, data runner.JobData) (runner.Task, error) {
 	var spec jobspec.Spec
 	if err := json.Unmarshal([]byte(al.GetSpecJson()), &spec); err != nil {
 		return runner.Task{}, fmt.Errorf("allocation %s: job spec: %w", al.GetId(), err)
@@ -37,7 +37,7 @@ func taskFor(al *api.Allocation, resolveGPUs func([]string) ([]vm.GPU, error), u
 	t := runner.Task{
 		AllocID: al.GetId(), Job: al.GetJob(), Task: al.GetTask(), Rank: int(al.GetRank()), Attempt: al.GetAttempt(),
 		Image: spec.Image, Command: spec.Command, Script: spec.Script, Env: map[string]string{},
-		Walltime: spec.Walltime.Std(), SourceDir: al.GetSubmitDir(),
+		Walltime: spec.Walltime.Std(), Department: spec.Department, Inputs: al.GetInputs(), Data: data,
 		Placement: model.Placement{
 			Node: al.GetNode(), MemoryMiB: al.GetMemoryMib(), Scratch: al.GetScratchMib(), Hugepages: al.GetHugepagesMib(),
 			GPUs: al.GetGpus(),
@@ -71,11 +71,11 @@ func taskFor(al *api.Allocation, resolveGPUs func([]string) ([]vm.GPU, error), u
 		return runner.Task{}, err
 	}
 	t.Network = net
-	for _, s := range spec.StageIn {
-		t.StageIn = append(t.StageIn, runner.Stage{From: s.From, To: s.To})
-	}
-	for _, s := range spec.StageOut {
-		t.StageOut = append(t.StageOut, runner.Stage{From: s.From, To: s.To})
+	if al.GetRank() == 0 { // a multi-node job's results come from its first node
+		for _, s := range spec.StageOut {
+			t.StageOut = append(t.StageOut, runner.Stage{From: s.From, To: s.To})
+		}
+		t.MaxOutputBytes = al.GetMaxOutputBytes()
 	}
 	t.Env["VHPC_ALLOC_ID"] = al.GetId()
 	t.Env["VHPC_ATTEMPT"] = strconv.FormatUint(al.GetAttempt(), 10)
@@ -129,7 +129,7 @@ func (a *Agent) start(ctx context.Context, al *api.Allocation, adopt bool) {
 // agent stops, runCtx when the master (or the fence) stops the job.
 func (a *Agent) runOne(agentCtx, runCtx context.Context, al *api.Allocation, adopt bool) (runner.Result, *api.GPUUsage) {
 	log := a.log.With("alloc_id", al.GetId(), "attempt", al.GetAttempt())
-	task, err := taskFor(al, a.cfg.ResolveGPUs, a.cfg.Node.Underlay)
+	task, err := taskFor(al, a.cfg.ResolveGPUs, a.cfg.Node.Underlay, a.cfg.Data)
 	if err != nil {
 		log.Error("cannot run allocation", "err", err)
 		return runner.Result{State: model.AllocFailed, ExitCode: -1, Reason: err.Error()}, nil
@@ -362,6 +362,9 @@ func (a *Agent) report(ctx context.Context, al *api.Allocation, res runner.Resul
 		GpuUsage: usage,
 		AllocId:  al.GetId(), Attempt: al.GetAttempt(), Node: a.cfg.Node.Name, State: string(res.State),
 		ExitCode: int32(res.ExitCode), Reason: res.Reason, BootSeconds: res.BootSeconds, RunSeconds: res.RunSeconds,
+	}
+	if o := res.Outputs; o != nil {
+		req.Outputs, req.OutputBytes, req.OutputFiles, req.OutputsMissing = o.Digest, o.Bytes, int32(o.Files), o.Missing
 	}
 	for _, mark := range marks {
 		if mark != nil {

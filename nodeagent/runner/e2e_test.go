@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"vhpc/imagestore"
+	"vhpc/imagestore/registrytest"
+	"vhpc/jobdata"
 	"vhpc/nodeagent/libvirt"
 	"vhpc/nodeagent/vm"
 	"vhpc/scheduler/model"
@@ -279,23 +282,47 @@ func TestE2EWalltime(t *testing.T) {
 	}
 }
 
+// TestE2EStageInOut: the inputs arrive by digest from a real registry, the
+// outputs leave as a file set the user fetches; a stageOut source the job
+// did not write is named in the result, the rest still uploaded.
 func TestE2EStageInOut(t *testing.T) {
 	r, _ := newE2ERunner(t, nil)
+	reg := registrytest.Start(t)
+	store := jobdata.Store{Registry: reg.URL}
 	src := t.TempDir()
 	if err := os.WriteFile(filepath.Join(src, "in.txt"), []byte("from the host\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	c, err := jobdata.Collect(src, []jobdata.Stage{{From: "in.txt"}}, jobdata.CollectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := jobdata.Push(context.Background(), reg.URL, "physics", c, imagestore.Options{})
+	c.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(src); err != nil { // the node never sees the submit directory
+		t.Fatal(err)
+	}
 	tk := task("5.0.0", 5, []int{0}, "")
 	tk.Command, tk.Script = nil, "set -e\ntr a-z A-Z < in.txt > out.txt\nmkdir -p res && echo deep > res/d.txt\n"
-	tk.SourceDir = src
-	tk.StageIn = []Stage{{From: "in.txt"}}
-	tk.StageOut = []Stage{{From: "out.txt"}, {From: "res", To: "results"}}
+	tk.Department, tk.Inputs, tk.Data = "physics", in.Digest, store
+	tk.StageOut = []Stage{{From: "out.txt"}, {From: "res", To: "results"}, {From: "never.txt"}}
 	res, err := r.Run(context.Background(), tk, nil)
 	if err != nil || res.State != model.AllocCompleted {
 		t.Fatalf("result %+v err %v", res, err)
 	}
+	o := res.Outputs
+	if o == nil || o.Files != 2 || len(o.Missing) != 1 || o.Missing[0] != "never.txt" || !strings.Contains(res.Reason, "not produced by the job: never.txt") {
+		t.Fatalf("outputs %+v, reason %q: want 2 files and never.txt missing", o, res.Reason)
+	}
+	fetched := t.TempDir()
+	if err := store.FetchInputs(context.Background(), "physics", o.Digest, fetched); err != nil {
+		t.Fatal(err)
+	}
 	for p, want := range map[string]string{"out.txt": "FROM THE HOST\n", "results/d.txt": "deep\n"} {
-		b, err := os.ReadFile(filepath.Join(src, p))
+		b, err := os.ReadFile(filepath.Join(fetched, p))
 		if err != nil || string(b) != want {
 			t.Errorf("%s = %q, %v; want %q", p, b, err, want)
 		}

@@ -8,11 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"vhpc/guestproto"
+	"vhpc/jobdata"
 	"vhpc/nodeagent/libvirt"
 	"vhpc/nodeagent/netplane"
 	"vhpc/nodeagent/staging"
@@ -144,7 +146,7 @@ func (r *Runner) start(ctx context.Context, t Task, progress func(string)) (star
 	}
 	st.prepared = true
 	progress(PhaseStaging)
-	if err := r.stageIn(t, st.dir); err != nil {
+	if err := r.stageIn(ctx, t, st.dir); err != nil {
 		return st, err
 	}
 	if err := r.prepareShare(t, st.dir); err != nil {
@@ -269,12 +271,17 @@ func (r *Runner) finish(ctx context.Context, t Task, name string, dir staging.Di
 	if werr != nil {
 		res.State, res.Reason = model.AllocFailed, joinReason(res.Reason, werr.Error())
 	}
-	if err := r.stageOut(t, dir); err != nil {
-		log.Warn("stage-out failed", "err", err)
+	var serr error
+	res.Outputs, serr = r.stageOut(ctx, t, dir)
+	if serr != nil {
+		log.Warn("stage-out failed", "err", serr)
 		if res.State == model.AllocCompleted {
 			res.State = model.AllocFailed
 		}
-		res.Reason = joinReason(res.Reason, "stage-out: "+err.Error())
+		res.Reason = joinReason(res.Reason, "stage-out: "+serr.Error())
+	}
+	if o := res.Outputs; o != nil && len(o.Missing) > 0 {
+		res.Reason = joinReason(res.Reason, "stage-out: not produced by the job: "+strings.Join(o.Missing, ", "))
 	}
 	log.Info("task ended", "state", res.State, "exit_code", res.ExitCode, "boot_seconds", res.BootSeconds, "run_seconds", res.RunSeconds, "reason", res.Reason)
 	return res, werr
@@ -368,30 +375,28 @@ func (r *Runner) result(t Task, dir staging.Dir, out outcome) Result {
 	return res
 }
 
-func (r *Runner) stageIn(t Task, dir staging.Dir) error {
-	if len(t.StageIn) == 0 {
+// stageIn fetches the job's input file set into the work directory.
+func (r *Runner) stageIn(ctx context.Context, t Task, dir staging.Dir) error {
+	if t.Inputs == "" {
 		return nil
 	}
-	if t.SourceDir == "" {
-		return errors.New("stage-in: the task has no source directory")
-	}
-	if err := staging.Copy(t.SourceDir, dir.Work, t.StageIn); err != nil {
-		return fmt.Errorf("stage-in: %w", err)
+	if err := t.Data.FetchInputs(ctx, t.Department, t.Inputs, dir.Work); err != nil {
+		return fmt.Errorf("stage-in of file set %s: %w", t.Inputs, err)
 	}
 	return nil
 }
 
-func (r *Runner) stageOut(t Task, dir staging.Dir) error {
+// stageOut uploads the task's stageOut sources from the work directory.
+// It runs on a context that survives a cancelled job (a cancelled or
+// timed-out job's partial results are still kept).
+func (r *Runner) stageOut(ctx context.Context, t Task, dir staging.Dir) (*model.Outputs, error) {
 	if len(t.StageOut) == 0 {
-		return nil
-	}
-	if t.SourceDir == "" {
-		return errors.New("the task has no source directory")
+		return nil, nil
 	}
 	if _, err := os.Stat(dir.Work); err != nil {
-		return fmt.Errorf("work directory: %w", err)
+		return nil, fmt.Errorf("work directory: %w", err)
 	}
-	return staging.Copy(dir.Work, t.SourceDir, t.StageOut)
+	return t.Data.PushOutputs(context.WithoutCancel(ctx), t.Department, dir.Work, t.StageOut, t.MaxOutputBytes)
 }
 
 // prepareShare writes job.json, creates output.log (hard-linked to
@@ -507,13 +512,18 @@ func checkTask(t Task) error {
 	if t.Placement.Scratch < 0 || t.Placement.MemoryMiB < 0 {
 		return errors.New("task placement has negative memory or scratch")
 	}
-	if (len(t.StageIn) > 0 || len(t.StageOut) > 0) && t.SourceDir == "" {
-		return errors.New("task stages files but has no source directory")
+	if (t.Inputs != "" || len(t.StageOut) > 0) && t.Data == nil {
+		return errors.New("task stages files but this node has no data store to move them through")
 	}
-	for _, s := range append(append([]Stage{}, t.StageIn...), t.StageOut...) {
-		err := staging.CheckPath(s.From)
+	if t.Inputs != "" {
+		if err := jobdata.CheckDigest(t.Inputs); err != nil {
+			return fmt.Errorf("task inputs: %w", err)
+		}
+	}
+	for _, s := range t.StageOut {
+		err := jobdata.CheckPath(path.Clean(s.From))
 		if err == nil && s.To != "" {
-			err = staging.CheckPath(s.To)
+			err = jobdata.CheckPath(path.Clean(s.To))
 		}
 		if err != nil {
 			return fmt.Errorf("stage %q -> %q: %w", s.From, s.To, err)

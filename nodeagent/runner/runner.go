@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"vhpc/guestproto"
+	"vhpc/jobdata"
 	"vhpc/nodeagent/gpureset"
 	"vhpc/nodeagent/libvirt"
 	"vhpc/nodeagent/netplane"
@@ -83,8 +84,24 @@ type Config struct {
 	GPUReturnDriver string
 }
 
-// Stage is one stage-in or stage-out copy (relative paths; see staging.Stage).
-type Stage = staging.Stage
+// Stage is one stage-out source and where it goes (relative paths; see
+// jobdata.Stage).
+type Stage = jobdata.Stage
+
+// JobData moves a task's files between the cluster's store and the job's
+// work directory (package jobdata over the registry the master names; the
+// agent gives every task one). The runner never opens a path a client
+// named: inputs arrive as a file set by digest, outputs leave as one.
+type JobData interface {
+	// FetchInputs lays out the department's file set digest under
+	// workDir, verifying every blob.
+	FetchInputs(ctx context.Context, department, digest, workDir string) error
+	// PushOutputs uploads the stages' sources under workDir (those that
+	// exist, within limit bytes) as one file set and says what it
+	// stored and what was missing. With an error, the Outputs still say
+	// what was uploaded (an output over the limit is uploaded in part).
+	PushOutputs(ctx context.Context, department, workDir string, stages []Stage, limit int64) (*model.Outputs, error)
+}
 
 // Task is one allocation's work on this node, as the agent passes it.
 type Task struct {
@@ -111,11 +128,18 @@ type Task struct {
 	Placement model.Placement
 	// Walltime is enforced from the moment the guest is started; 0 = none.
 	Walltime time.Duration
-	StageIn  []Stage
-	StageOut []Stage
-	// SourceDir is the staging root on this host (the submitter's
-	// directory in dev mode); required when StageIn or StageOut is set.
-	SourceDir string
+	// Department owns the job's file sets (its data repository).
+	Department string
+	// Inputs is the job's stageIn file set ("sha256:..."): fetched by
+	// digest into the work directory before the guest starts. "" = none.
+	Inputs string
+	// StageOut lists what is uploaded from the work directory after the
+	// guest ends, at most MaxOutputBytes (0: no limit); the result's
+	// Outputs say what was stored.
+	StageOut       []Stage
+	MaxOutputBytes int64
+	// Data moves Inputs and StageOut; required when either is set.
+	Data JobData
 	// GPUs are Placement.GPUs resolved from the inventory (ResolveGPUs):
 	// one per placement GPU, with its host NUMA node and IOMMU group.
 	// Run checks them against the host again, passes them through with
@@ -177,6 +201,8 @@ type Result struct {
 	RunSeconds  float64
 	// Reason says why the task failed, timed out or was cancelled.
 	Reason string
+	// Outputs is what was uploaded of StageOut (nil without StageOut).
+	Outputs *model.Outputs
 }
 
 // Runner runs tasks in guests on this node. Its methods are safe for

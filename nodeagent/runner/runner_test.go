@@ -14,6 +14,7 @@ import (
 	"libvirt.org/go/libvirtxml"
 
 	"vhpc/guestproto"
+	"vhpc/jobdata"
 	"vhpc/nodeagent/libvirt"
 	"vhpc/nodeagent/vm"
 	"vhpc/scheduler/model"
@@ -178,9 +179,11 @@ func TestRunRejects(t *testing.T) {
 		{"no command", func(t *Task) { t.Command = nil }, "neither"},
 		{"no cores", func(t *Task) { t.Placement.Cores = nil }, "no cores"},
 		{"unknown image", func(t *Task) { t.Image = "centos" }, "not available"},
-		{"stage without source", func(t *Task) { t.StageIn = []Stage{{From: "a"}} }, "source directory"},
-		{"absolute stage", func(t *Task) { t.SourceDir = "/tmp"; t.StageOut = []Stage{{From: "/etc/passwd"}} }, "absolute"},
-		{"dotdot stage", func(t *Task) { t.SourceDir = "/tmp"; t.StageIn = []Stage{{From: "a", To: "../../x"}} }, "leaves"},
+		{"inputs without a store", func(t *Task) { t.Inputs = "sha256:" + strings.Repeat("a", 64) }, "no data store"},
+		{"outputs without a store", func(t *Task) { t.StageOut = []Stage{{From: "a"}} }, "no data store"},
+		{"inputs not a digest", func(t *Task) { t.Data = jobdata.Store{}; t.Inputs = "/etc/passwd" }, "want sha256"},
+		{"absolute stage", func(t *Task) { t.Data = jobdata.Store{}; t.StageOut = []Stage{{From: "/etc/passwd"}} }, "absolute"},
+		{"dotdot stage", func(t *Task) { t.Data = jobdata.Store{}; t.StageOut = []Stage{{From: "a", To: "../../x"}} }, "leaves"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

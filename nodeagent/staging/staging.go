@@ -6,12 +6,9 @@
 //	    scratch.img     sparse raw scratch disk, ext4-formatted on the host
 //	    root.qcow2      overlay on a qcow2 template (department images)
 //
-// It copies files between a source root (the submitter's directory in dev
-// mode) and the work directory. Every user path is relative and checked
-// (CheckPath), and every copy goes through os.Root, so neither "..", an
-// absolute path nor a symlink can reach outside either root; symlinks are
-// never followed, only skipped. The runner calls it; it knows nothing of
-// libvirt.
+// Files reach the work directory only as file sets fetched by digest from
+// the cluster's store (package jobdata), never from a path a client named.
+// The runner calls it; it knows nothing of libvirt.
 package staging
 
 import (
@@ -19,45 +16,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
-	"strings"
 )
-
-// Stage is one copy: From and To are relative paths. For stage-in, From is
-// under the source root and To under the work directory; for stage-out the
-// other way round. An empty To means the same path as From.
-type Stage struct {
-	From string `json:"from"`
-	To   string `json:"to"`
-}
-
-// CheckPath reports whether p is a safe relative path for staging: not
-// empty, not absolute, no ".." element, no NUL, no backslash tricks. It
-// checks the string only; os.Root enforces confinement at copy time.
-func CheckPath(p string) error {
-	switch {
-	case p == "":
-		return errors.New("empty path")
-	case strings.ContainsRune(p, 0):
-		return fmt.Errorf("path %q contains NUL", p)
-	case strings.HasPrefix(p, "/"):
-		return fmt.Errorf("path %q is absolute; use a path relative to the job directory", p)
-	}
-	for _, el := range strings.Split(p, "/") {
-		if el == ".." {
-			return fmt.Errorf("path %q leaves the job directory (..)", p)
-		}
-	}
-	if !filepath.IsLocal(p) {
-		return fmt.Errorf("path %q is not a local path", p)
-	}
-	return nil
-}
 
 // CheckAllocID reports whether id can name a job directory: a single path
 // element of [A-Za-z0-9._-], not "." or "..".
@@ -149,120 +112,6 @@ func Cleanup(d Dir) error {
 		return fmt.Errorf("remove job dir: %w", err)
 	}
 	return nil
-}
-
-// Copy copies each stage from srcRoot to dstRoot, both directories. A
-// stage naming a directory copies its tree. Symlinks are skipped, never
-// followed; special files are skipped. Stages that name a missing source
-// fail. Used for stage-in (source dir -> work) and stage-out (work ->
-// source dir).
-func Copy(srcRoot, dstRoot string, stages []Stage) error {
-	for _, s := range stages {
-		if err := CheckPath(s.From); err != nil {
-			return fmt.Errorf("stage from: %w", err)
-		}
-		if s.To != "" {
-			if err := CheckPath(s.To); err != nil {
-				return fmt.Errorf("stage to: %w", err)
-			}
-		}
-	}
-	if len(stages) == 0 {
-		return nil
-	}
-	src, err := os.OpenRoot(srcRoot)
-	if err != nil {
-		return fmt.Errorf("open staging source: %w", err)
-	}
-	defer src.Close()
-	dst, err := os.OpenRoot(dstRoot)
-	if err != nil {
-		return fmt.Errorf("open staging destination: %w", err)
-	}
-	defer dst.Close()
-	for _, s := range stages {
-		to := s.To
-		if to == "" {
-			to = s.From
-		}
-		if err := copyOne(src, dst, path.Clean(s.From), path.Clean(to)); err != nil {
-			return fmt.Errorf("stage %s -> %s: %w", s.From, to, err)
-		}
-	}
-	return nil
-}
-
-func copyOne(src, dst *os.Root, from, to string) error {
-	st, err := src.Lstat(from)
-	if err != nil {
-		return err
-	}
-	switch {
-	case st.Mode()&fs.ModeSymlink != 0:
-		return fmt.Errorf("%s is a symlink; symlinks are not staged", from)
-	case st.Mode().IsRegular():
-		return copyFile(src, dst, from, to, st.Mode().Perm())
-	case !st.IsDir():
-		return fmt.Errorf("%s is not a regular file or directory", from)
-	}
-	return fs.WalkDir(src.FS(), from, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel := strings.TrimPrefix(strings.TrimPrefix(p, from), "/")
-		if from == "." {
-			rel = strings.TrimPrefix(p, ".")
-			if p != "." {
-				rel = p
-			}
-		}
-		target := path.Join(to, rel)
-		switch {
-		case d.IsDir():
-			return dst.MkdirAll(target, 0o755)
-		case d.Type().IsRegular():
-			info, err := d.Info()
-			if err != nil {
-				return err
-			}
-			return copyFile(src, dst, p, target, info.Mode().Perm())
-		default:
-			return nil // symlinks, devices, sockets: skipped, never followed
-		}
-	})
-}
-
-func copyFile(src, dst *os.Root, from, to string, perm fs.FileMode) error {
-	in, err := src.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	// os.Root.Open follows a symlink that appeared after Lstat only
-	// within the root; make sure we got a regular file.
-	if st, err := in.Stat(); err != nil || !st.Mode().IsRegular() {
-		return fmt.Errorf("%s is no longer a regular file", from)
-	}
-	if dir := path.Dir(to); dir != "." {
-		if err := dst.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-	}
-	// Never write through an existing symlink in the destination.
-	if st, err := dst.Lstat(to); err == nil && st.Mode()&fs.ModeSymlink != 0 {
-		if err := dst.Remove(to); err != nil {
-			return err
-		}
-	}
-	out, err := dst.OpenFile(to, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm|0o200)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // ChownTree gives the tree at root to uid:gid without following symlinks.

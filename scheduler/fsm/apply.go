@@ -306,6 +306,7 @@ func applyAllocUpdate(txn *state.Txn, e *UpdateAlloc) any {
 		c := a.Copy()
 		c.BootSeconds, c.RunSeconds, c.GPUUsage = e.BootSeconds, e.RunSeconds, e.GPUUsage
 		c.ImagePulled = c.ImagePulled || e.ImagePulled
+		c.Outputs = e.Outputs
 		st, reason := e.State, e.Reason
 		if c.StopAsLost && st == model.AllocCancelled {
 			st, reason = model.AllocLost, c.Reason // stopped for a hardware fault: requeue

@@ -118,6 +118,9 @@ type UpdateAlloc struct {
 	GPUUsage    *model.GPUUsage  `json:"gpuUsage,omitempty"`
 	// ImagePulled: the node pulled the job's image (see model.Alloc).
 	ImagePulled bool `json:"imagePulled,omitempty"`
+	// Outputs: what the node uploaded of the stageOut files (final
+	// reports only; see model.Alloc).
+	Outputs *model.Outputs `json:"outputs,omitempty"`
 }
 
 // SetNodeState drains, downs or readies a node. Downing a node marks its

@@ -120,10 +120,18 @@ type Job struct {
 	Retries     int           `json:"retries"`
 	// SpecJSON is the canonical job spec (jobspec.Canonical) as submitted.
 	SpecJSON []byte `json:"spec"`
-	// SubmitDir is the submitter's working directory, used for staging in dev mode.
-	SubmitDir string       `json:"submitDir,omitempty"`
-	DependsOn []Dependency `json:"dependsOn,omitempty"`
-	Array     *Array       `json:"array,omitempty"`
+	// SubmitDir is the submitter's working directory, kept for the record:
+	// no compute host ever opens it (inputs travel as a file set).
+	SubmitDir string `json:"submitDir,omitempty"`
+	// Inputs is the file set ("sha256:...", package jobdata) of the job's
+	// stageIn files in its department's data repository, checked by the
+	// master at submit; InputBytes and InputFiles are its size. Empty
+	// without stageIn.
+	Inputs     string       `json:"inputs,omitempty"`
+	InputBytes int64        `json:"inputBytes,omitempty"`
+	InputFiles int          `json:"inputFiles,omitempty"`
+	DependsOn  []Dependency `json:"dependsOn,omitempty"`
+	Array      *Array       `json:"array,omitempty"`
 
 	State      JobState  `json:"state"`
 	Reason     string    `json:"reason,omitempty"` // why pending, or why it ended
@@ -418,6 +426,9 @@ type Alloc struct {
 	// ImagePulled: the node pulled the job's catalog image for this
 	// allocation (it was not in its cache).
 	ImagePulled bool `json:"imagePulled,omitempty"`
+	// Outputs is what the node uploaded of the job's stageOut files when
+	// the allocation ended (nil: none, or no stageOut).
+	Outputs *Outputs `json:"outputs,omitempty"`
 	// NetSecret (hex) authenticates remote starts between the guests of a
 	// networked job's attempt (the same in every allocation of the gang);
 	// chosen by the leader (Start.NetSecret), only agents receive it.
@@ -488,4 +499,17 @@ type Plan struct {
 	Preemptions []Preemption `json:"preemptions,omitempty"`
 	// Pending gives, for every job not started, why it waits.
 	Pending map[JobID]string `json:"pending,omitempty"`
+}
+
+// Outputs is the file set one allocation uploaded of its job's stageOut
+// files (package jobdata): the agent reports it with the allocation's end,
+// `hpcsub fetch` downloads it. Never modified once stored.
+type Outputs struct {
+	// Digest names the file set ("sha256:..."); empty when nothing was
+	// uploaded (no stageOut source existed, or the upload failed).
+	Digest string `json:"digest,omitempty"`
+	Bytes  int64  `json:"bytes,omitempty"`
+	Files  int    `json:"files,omitempty"`
+	// Missing lists the stageOut sources the job did not produce.
+	Missing []string `json:"missing,omitempty"`
 }

@@ -92,6 +92,9 @@ func (js *jobService) Submit(ctx context.Context, req *api.SubmitRequest) (*api.
 	if err := resolveImage(s.fsm.Store().Snapshot(), spec, name, &job); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
+	if err := s.checkInputs(ctx, spec, name, req.GetInputs(), &job); err != nil { // data.go
+		return nil, err
+	}
 	res, err := s.enqueue(ctx, job)
 	if err != nil {
 		return nil, toStatus(err)

@@ -113,7 +113,7 @@ func (ns *nodeService) WatchAllocations(req *api.WatchAllocationsRequest, stream
 		if snap.Node(req.GetNode()) == nil {
 			return status.Errorf(codes.NotFound, "node %q is not registered; register first", req.GetNode())
 		}
-		set := nodeAllocations(snap, req.GetNode())
+		set := nodeAllocations(snap, req.GetNode(), s.cfg.MaxOutputBytes)
 		if last == nil || !proto.Equal(set, last) {
 			if err := stream.Send(set); err != nil {
 				return err
@@ -130,12 +130,14 @@ func (ns *nodeService) WatchAllocations(req *api.WatchAllocationsRequest, stream
 	}
 }
 
-// nodeAllocations is the set of live allocations one node must run (or stop).
-func nodeAllocations(snap *state.Snapshot, node string) *api.AllocationSet {
+// nodeAllocations is the set of live allocations one node must run (or
+// stop); each may upload at most maxOutput bytes of stageOut files.
+func nodeAllocations(snap *state.Snapshot, node string, maxOutput int64) *api.AllocationSet {
 	set := &api.AllocationSet{}
 	for a := range snap.LiveAllocs() {
 		if a.Placement.Node == node {
 			p := wire.AllocToProto(a, snap.Job(a.Job))
+			p.MaxOutputBytes = maxOutput
 			if a.NetSecret != "" {
 				p.NetworkSecret, p.Gang = a.NetSecret, gang(snap, a)
 			}
@@ -172,16 +174,20 @@ func (ns *nodeService) UpdateAllocation(ctx context.Context, req *api.UpdateAllo
 	default:
 		return nil, status.Errorf(codes.InvalidArgument, "state %q: want starting, running, completed, failed, cancelled, timeout or requeued", req.GetState())
 	}
+	outputs, err := outputsFromReport(req) // data.go
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
 	if c, fctx, ok, err := atLeader(s, ctx, api.NewNodeServiceClient); err != nil {
 		return nil, err
 	} else if ok {
 		return c.UpdateAllocation(fctx, req)
 	}
-	_, err := s.apply(ctx, fsm.EntryUpdateAlloc, &fsm.UpdateAlloc{
+	_, err = s.apply(ctx, fsm.EntryUpdateAlloc, &fsm.UpdateAlloc{
 		Time: s.cfg.Now().UTC(), ID: model.AllocID(req.GetAllocId()), Node: req.GetNode(), Attempt: req.GetAttempt(),
 		State: st, ExitCode: int(req.GetExitCode()), Reason: req.GetReason(),
 		BootSeconds: req.GetBootSeconds(), RunSeconds: req.GetRunSeconds(), GPUUsage: wire.GPUUsageFromProto(req.GetGpuUsage()),
-		ImagePulled: req.GetImagePulled(),
+		ImagePulled: req.GetImagePulled(), Outputs: outputs,
 	})
 	if err != nil {
 		return nil, toStatus(err)

@@ -59,7 +59,15 @@ type Config struct {
 	// ImageRegistry is the URL of the cluster's OCI registry
 	// (hpcd --registry); ImageService.List tells clients. "" if none.
 	ImageRegistry string
+	// MaxInputBytes bounds the stageIn files of one job, MaxOutputBytes the
+	// stageOut files one allocation uploads (0: DefaultMaxDataBytes).
+	MaxInputBytes  int64
+	MaxOutputBytes int64
 }
+
+// DefaultMaxDataBytes is the default limit on a job's stageIn files and on
+// the stageOut files of one allocation: 10 GiB.
+const DefaultMaxDataBytes = 10 << 30
 
 func (c *Config) setDefaults() {
 	if c.ID == "" {
@@ -88,6 +96,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.MaxInputBytes <= 0 {
+		c.MaxInputBytes = DefaultMaxDataBytes
+	}
+	if c.MaxOutputBytes <= 0 {
+		c.MaxOutputBytes = DefaultMaxDataBytes
 	}
 	if c.Scheduler.Policy == "" {
 		c.Scheduler = core.DefaultConfig()

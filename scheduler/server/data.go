@@ -1,0 +1,120 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"vhpc/api"
+	"vhpc/imagestore"
+	"vhpc/jobdata"
+	"vhpc/jobspec"
+	"vhpc/scheduler/model"
+)
+
+// inspectTimeout bounds the master's look at a submitted file set.
+const inspectTimeout = 30 * time.Second
+
+// DataStore implements JobService.DataStore (contract in api/vhpc.proto).
+// Every member answers from its own configuration.
+func (js *jobService) DataStore(_ context.Context, req *api.DataStoreRequest) (*api.DataStoreInfo, error) {
+	s := js.s
+	if s.cfg.ImageRegistry == "" {
+		return nil, status.Error(codes.FailedPrecondition, jobdata.ErrNoStore.Error())
+	}
+	dept := req.GetDepartment()
+	if dept == "" {
+		dept = jobspec.DefaultDepartment
+	}
+	return &api.DataStoreInfo{
+		Registry: s.cfg.ImageRegistry, Repository: jobdata.RepositoryName(dept),
+		MaxInputBytes: s.cfg.MaxInputBytes, MaxOutputBytes: s.cfg.MaxOutputBytes,
+	}, nil
+}
+
+// checkInputs holds a submission to its stageIn: a job with stageIn names
+// the file set hpcsub uploaded (one without names none), the set exists in
+// the department's repository (so every blob is there: no half job), every
+// file lies under a stageIn destination, and the total is within
+// MaxInputBytes. The job records the set. Nothing is changed on error.
+func (s *Server) checkInputs(ctx context.Context, spec *jobspec.Spec, file, digest string, j *model.Job) error {
+	switch {
+	case len(spec.StageIn) == 0 && digest == "":
+		return nil
+	case len(spec.StageIn) == 0:
+		return status.Errorf(codes.InvalidArgument, "%s: the request names input files (%s) but the job has no stageIn", file, digest)
+	case digest == "":
+		return status.Errorf(codes.InvalidArgument, "%s: stageIn: the files were not uploaded; submit with hpcsub, which uploads them to the cluster's store (no compute host reads the submit directory)", file)
+	case s.cfg.ImageRegistry == "":
+		return status.Errorf(codes.FailedPrecondition, "%s: stageIn: %v", file, jobdata.ErrNoStore)
+	}
+	ictx, cancel := context.WithTimeout(ctx, inspectTimeout)
+	defer cancel()
+	set, err := jobdata.Inspect(ictx, s.cfg.ImageRegistry, j.Department, digest, imagestore.Options{Logger: s.log})
+	switch {
+	case err != nil && imagestore.Unavailable(err):
+		return status.Errorf(codes.Unavailable, "%s: stageIn: the cluster's store is unavailable; retry: %v", file, err)
+	case err != nil:
+		return status.Errorf(codes.InvalidArgument, "%s: stageIn: %v", file, err)
+	}
+	var dests []string
+	for _, st := range spec.StageIn {
+		dests = append(dests, path.Clean(st.To))
+	}
+	for _, f := range set.Files {
+		if !underAny(f.Path, dests) {
+			return status.Errorf(codes.InvalidArgument, "%s: stageIn: the uploaded file set holds %s, which no stageIn destination (%s) names", file, f.Path, strings.Join(dests, ", "))
+		}
+	}
+	if n := set.Bytes(); n > s.cfg.MaxInputBytes {
+		return status.Errorf(codes.InvalidArgument, "%s: stageIn: %d bytes of input files; this cluster takes at most %d per job (hpcd --max-input-bytes)", file, n, s.cfg.MaxInputBytes)
+	}
+	j.Inputs, j.InputBytes, j.InputFiles = digest, set.Bytes(), len(set.Files)
+	return nil
+}
+
+// underAny reports whether p is one of dests or lies under one of them.
+func underAny(p string, dests []string) bool {
+	for _, d := range dests {
+		if p == d || strings.HasPrefix(p, d+"/") || d == "." {
+			return true
+		}
+	}
+	return false
+}
+
+// maxMissingReported bounds the missing stageOut sources an agent reports.
+const maxMissingReported = 64
+
+// outputsFromReport checks what an agent says it uploaded (nil when the
+// report names nothing).
+func outputsFromReport(req *api.UpdateAllocationRequest) (*model.Outputs, error) {
+	if req.GetOutputs() == "" && len(req.GetOutputsMissing()) == 0 {
+		return nil, nil
+	}
+	o := &model.Outputs{Digest: req.GetOutputs(), Bytes: req.GetOutputBytes(), Files: int(req.GetOutputFiles())}
+	if o.Digest != "" {
+		if err := jobdata.CheckDigest(o.Digest); err != nil {
+			return nil, fmt.Errorf("outputs: %w", err)
+		}
+	}
+	if o.Bytes < 0 || o.Files < 0 || o.Files > jobdata.MaxFiles {
+		return nil, errors.New("outputs: negative size or too many files")
+	}
+	if len(req.GetOutputsMissing()) > maxMissingReported {
+		return nil, fmt.Errorf("outputs: %d missing paths reported; at most %d", len(req.GetOutputsMissing()), maxMissingReported)
+	}
+	for _, p := range req.GetOutputsMissing() {
+		if err := jobdata.CheckPath(p); err != nil {
+			return nil, fmt.Errorf("outputs missing: %w", err)
+		}
+		o.Missing = append(o.Missing, p)
+	}
+	return o, nil
+}
