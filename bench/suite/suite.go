@@ -174,6 +174,10 @@ func Run(traces []Trace, o Options) Report {
 			task{i, sim.BaselineConfig(core.PolicyFCFSEasy), &rows[i].FCFSEasy},
 			task{i, sim.BaselineConfig(core.PolicySJFEasy), &rows[i].SJFEasy})
 	}
+	if o.CacheDir != "" {
+		// A cache that cannot be made only costs time (writeCache).
+		_ = os.MkdirAll(o.CacheDir, 0o755)
+	}
 	sim.Parallel(len(tasks), o.Workers, func(i int) {
 		tk := tasks[i]
 		tr := traces[tk.t]

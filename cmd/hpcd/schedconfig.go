@@ -59,11 +59,9 @@ type partitionFile struct {
 	Limits          limitsFile `yaml:"limits"`
 }
 
-func (l limitsFile) core(what string) (core.Limits, error) {
-	if l.GPUs < 0 || l.Cores < 0 || l.RunningJobs < 0 {
-		return core.Limits{}, fmt.Errorf("%s: limits must not be negative", what)
-	}
-	return core.Limits{GPUs: l.GPUs, Cores: l.Cores, RunningJobs: l.RunningJobs}, nil
+// core converts l; core.Config.Validate checks the values.
+func (l limitsFile) core() core.Limits {
+	return core.Limits{GPUs: l.GPUs, Cores: l.Cores, RunningJobs: l.RunningJobs}
 }
 
 func parseDur(what, s string) (time.Duration, error) {
@@ -124,23 +122,16 @@ func loadSchedulerFile(path string, cfg *core.Config) error {
 		cfg.StopGrace = g
 	}
 	for d, w := range f.Shares {
-		if w <= 0 {
-			return fmt.Errorf("%s: shares.%s is %v; want a weight above 0", path, d, w)
-		}
 		if cfg.Shares == nil {
 			cfg.Shares = map[string]float64{}
 		}
 		cfg.Shares[d] = w
 	}
 	for d, l := range f.Quotas {
-		q, err := l.core(path + ": quotas." + d)
-		if err != nil {
-			return err
-		}
 		if cfg.Quotas == nil {
 			cfg.Quotas = map[string]core.Limits{}
 		}
-		cfg.Quotas[d] = q
+		cfg.Quotas[d] = l.core()
 	}
 	for name, p := range f.Partitions {
 		what := path + ": partitions." + name
@@ -152,19 +143,13 @@ func loadSchedulerFile(path string, cfg *core.Config) error {
 		if err != nil {
 			return err
 		}
-		lim, err := p.Limits.core(what)
-		if err != nil {
-			return err
-		}
-		if p.MaxNodes < 0 {
-			return fmt.Errorf("%s.maxNodes must not be negative", what)
-		}
 		if cfg.Partitions == nil {
 			cfg.Partitions = map[string]core.Partition{}
 		}
-		cfg.Partitions[name] = core.Partition{MaxWalltime: maxW, DefaultWalltime: defW, MaxNodes: p.MaxNodes, Limits: lim}
+		cfg.Partitions[name] = core.Partition{MaxWalltime: maxW, DefaultWalltime: defW, MaxNodes: p.MaxNodes, Limits: p.Limits.core()}
 	}
-	// The same check as hpcsim's flags (core.Config.Validate).
+	// The one check of the values, the same as hpcsim's flags get
+	// (core.Config.Validate: shares, quotas and partitions too).
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

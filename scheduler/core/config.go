@@ -2,6 +2,7 @@ package core
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -154,9 +155,20 @@ type Config struct {
 	// reaches the reservations and cannot be overtaken forever by smaller
 	// jobs. 0 disables the guard.
 	StarvationAge time.Duration
+	// StarvationGrace grades the protection of a starving lead job under
+	// EstimatePredicted: a job that has starved for t is protected from
+	// overruns by all but StarvationGrace - t, so every job is planned
+	// with max(prediction, walltime - (StarvationGrace - t)). 0 plans
+	// with the walltime as soon as the lead starves.
+	StarvationGrace time.Duration
 	// StarvationSlots is how many of the oldest starving jobs are promoted
 	// at once (0 = all of them).
 	StarvationSlots int
+	// Lag ranks a job under PolicyDefault as if it had been submitted
+	// Lag x its estimate later (in the age factor's points, AgeWait): a
+	// short job overtakes the long ones submitted a little before it, and
+	// a long job is overtaken by a bounded amount only. 0: off.
+	Lag float64
 	// SizeRef is the job area (core-seconds of the estimate) at which the
 	// size factor has fallen to 0.5; smaller jobs rank higher.
 	SizeRef float64
@@ -254,8 +266,8 @@ func (c *Config) Validate() error {
 			return e
 		}
 	}
-	if err := CheckSlowdownGuard(c.SlowdownGuard); err != nil {
-		return err
+	if g := c.SlowdownGuard; g != 0 && !(g >= 1 && g <= 1e9) {
+		return fmt.Errorf("slowdown guard %v: want 0 (off) or an expansion factor 1..1e9", g)
 	}
 	ints := []struct {
 		name  string
@@ -276,6 +288,7 @@ func (c *Config) Validate() error {
 		v, hi float64
 	}{
 		{"small job area", c.SmallJobArea, 1e12},
+		{"lag", c.Lag, 1e6},
 		{"age weight", c.Weights.Age, 1e9},
 		{"fair-share weight", c.Weights.FairShare, 1e9},
 		{"size weight", c.Weights.Size, 1e9},
@@ -296,7 +309,7 @@ func (c *Config) Validate() error {
 		name string
 		v    time.Duration
 	}{
-		{"max age", c.MaxAge}, {"starvation age", c.StarvationAge}, {"half-life", c.HalfLife},
+		{"max age", c.MaxAge}, {"starvation age", c.StarvationAge}, {"starvation grace", c.StarvationGrace}, {"half-life", c.HalfLife},
 		{"default walltime", c.DefaultWalltime}, {"stop grace", c.StopGrace},
 	}
 	for _, d := range durs {
@@ -304,21 +317,43 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s %s: must not be negative", d.name, d.v)
 		}
 	}
-	for d, w := range c.Shares {
-		if !(w > 0 && w <= 1e6) {
+	if g := c.StopGrace; g < time.Second || g > time.Hour {
+		return fmt.Errorf("stop grace %s: want 1s..1h", g)
+	}
+	// Maps in name order, so the first bad entry is always the same one.
+	for _, d := range slices.Sorted(maps.Keys(c.Shares)) {
+		if w := c.Shares[d]; !(w > 0 && w <= 1e6) {
 			return fmt.Errorf("share of %s %v: want a weight above 0", d, w)
+		}
+	}
+	if err := c.DefaultQuota.check("default quota"); err != nil {
+		return err
+	}
+	for _, d := range slices.Sorted(maps.Keys(c.Quotas)) {
+		if err := c.Quotas[d].check("quotas." + d); err != nil {
+			return err
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Partitions)) {
+		p := c.Partitions[name]
+		what := "partitions." + name
+		if p.MaxWalltime < 0 || p.DefaultWalltime < 0 {
+			return fmt.Errorf("%s: walltimes must not be negative", what)
+		}
+		if p.MaxNodes < 0 {
+			return fmt.Errorf("%s.maxNodes %d: must not be negative", what, p.MaxNodes)
+		}
+		if err := p.Limits.check(what); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// CheckSlowdownGuard returns an error unless g is a usable
-// Config.SlowdownGuard: 0 (off) or an expansion factor from 1 to 1e9.
-// hpcd's scheduler-config file and hpcsim's flag call it, so both accept
-// the same values.
-func CheckSlowdownGuard(g float64) error {
-	if g != 0 && !(g >= 1 && g <= 1e9) {
-		return fmt.Errorf("slowdown guard %v: want 0 (off) or an expansion factor 1..1e9", g)
+// check returns an error naming what if any limit is negative.
+func (l Limits) check(what string) error {
+	if l.GPUs < 0 || l.Cores < 0 || l.RunningJobs < 0 {
+		return fmt.Errorf("%s: limits must not be negative", what)
 	}
 	return nil
 }

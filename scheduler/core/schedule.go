@@ -24,6 +24,12 @@ func (s *sched) run() {
 	var blockedBy model.JobID
 	cands := s.candidates()
 	s.protect = s.cfg.Estimate == EstimatePredicted && len(cands) > 0 && cands[0].starved
+	if s.protect {
+		// What is left of the lead's grace: how far a job predicted too
+		// short may still overrun into its reservation.
+		over := s.wait(cands[0].j) - float64(s.cfg.StarvationAge)
+		s.slack = int64(max(0, float64(s.cfg.StarvationGrace)-over))
+	}
 	sorted := s.cfg.Policy != PolicyDefault || s.cfg.Backfill == BackfillPriority
 	for rank := range cands {
 		if !sorted && s.nres >= depth {
@@ -115,9 +121,10 @@ func (s *sched) startAll(c candidate, depth int) (why string, lz lazyReason, wai
 	}
 	d := int64(c.est)
 	if s.protect {
-		// A starving job leads: plan with the walltime, so nothing
-		// predicted too short overruns into its reservation.
-		d = int64(s.walltime(j))
+		// A starving job leads: plan with the walltime less what is
+		// left of its grace, so nothing predicted too short overruns
+		// into its reservation by more than that.
+		d = max(d, int64(s.walltime(j))-s.slack)
 	}
 	for i := int64(0); i < left; i++ {
 		task := int64(0)

@@ -429,6 +429,14 @@ func TestConfigValidate(t *testing.T) {
 		{"NaN exponent", func(c *Config) { c.SizeWidthExponent = math.NaN() }, "size width exponent NaN"},
 		{"negative starvation age", func(c *Config) { c.StarvationAge = -time.Second }, "starvation age -1s"},
 		{"zero share", func(c *Config) { c.Shares = map[string]float64{"physics": 0} }, "share of physics 0"},
+		{"negative grace", func(c *Config) { c.StarvationGrace = -time.Hour }, "starvation grace -1h"},
+		{"negative lag", func(c *Config) { c.Lag = -1 }, "lag -1"},
+		{"stop grace too long", func(c *Config) { c.StopGrace = 2 * time.Hour }, "stop grace 2h0m0s: want 1s..1h"},
+		{"negative quota", func(c *Config) { c.Quotas = map[string]Limits{"physics": {Cores: -1}} }, "quotas.physics: limits must not be negative"},
+		{"negative default quota", func(c *Config) { c.DefaultQuota.GPUs = -2 }, "default quota: limits"},
+		{"negative max nodes", func(c *Config) { c.Partitions = map[string]Partition{"gpu": {MaxNodes: -1}} }, "partitions.gpu.maxNodes -1"},
+		{"negative partition walltime", func(c *Config) { c.Partitions = map[string]Partition{"gpu": {MaxWalltime: -time.Hour}} }, "partitions.gpu: walltimes"},
+		{"partition limits", func(c *Config) { c.Partitions = map[string]Partition{"gpu": {Limits: Limits{RunningJobs: -1}}} }, "partitions.gpu: limits"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,9 +21,11 @@ type usageCount struct {
 
 // sched is the working state of one Schedule call.
 type sched struct {
-	// protect: a starving job leads the queue this cycle, so holes are
-	// filled by the walltime (Config.Estimate predicted).
+	// protect: a starving job leads the queue this cycle, so a job is
+	// planned with max(prediction, walltime - slack), slack being what is
+	// left of Config.StarvationGrace (0: the walltime).
 	protect  bool
+	slack    int64
 	in       *Input
 	cfg      *Config
 	cl       *cluster
