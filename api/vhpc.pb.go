@@ -43,7 +43,10 @@ type ImageRecord struct {
 	// previous_digest is where the tag pointed before a Put ("" if new).
 	PreviousDigest string `protobuf:"bytes,12,opt,name=previous_digest,json=previousDigest,proto3" json:"previous_digest,omitempty"`
 	// duplicate: the client_token was seen before; nothing changed.
-	Duplicate     bool `protobuf:"varint,13,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	Duplicate bool `protobuf:"varint,13,opt,name=duplicate,proto3" json:"duplicate,omitempty"`
+	// kind is "image" or "dataset" (a read-only file set jobs mount;
+	// `hpc data push`). One catalog holds both; a name is one or the other.
+	Kind          string `protobuf:"bytes,14,opt,name=kind,proto3" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -169,6 +172,13 @@ func (x *ImageRecord) GetDuplicate() bool {
 	return false
 }
 
+func (x *ImageRecord) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
 type PutImageRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// ref is department/name[:tag] (tag default latest).
@@ -184,7 +194,9 @@ type PutImageRequest struct {
 	// packages are the names of the Debian packages installed in the image
 	// (from its config.json); the master checks jobs against them (an MPI
 	// job needs its MPI's package).
-	Packages      []string `protobuf:"bytes,8,rep,name=packages,proto3" json:"packages,omitempty"`
+	Packages []string `protobuf:"bytes,8,rep,name=packages,proto3" json:"packages,omitempty"`
+	// kind is "image" (default) or "dataset" (digest names a file set).
+	Kind          string `protobuf:"bytes,9,opt,name=kind,proto3" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -275,11 +287,20 @@ func (x *PutImageRequest) GetPackages() []string {
 	return nil
 }
 
+func (x *PutImageRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
 type ListImagesRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Department string                 `protobuf:"bytes,1,opt,name=department,proto3" json:"department,omitempty"`
 	// stale reads this member's state without asking the leader.
-	Stale         bool `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
+	Stale bool `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
+	// kind filters: "image", "dataset", or "" for both.
+	Kind          string `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -326,6 +347,13 @@ func (x *ListImagesRequest) GetStale() bool {
 		return x.Stale
 	}
 	return false
+}
+
+func (x *ListImagesRequest) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
 }
 
 type ListImagesResponse struct {
@@ -1468,7 +1496,15 @@ type Job struct {
 	InputBytes int64  `protobuf:"varint,27,opt,name=input_bytes,json=inputBytes,proto3" json:"input_bytes,omitempty"`
 	InputFiles int32  `protobuf:"varint,28,opt,name=input_files,json=inputFiles,proto3" json:"input_files,omitempty"`
 	// submit_dir is where the job was submitted from (for the record).
-	SubmitDir     string `protobuf:"bytes,29,opt,name=submit_dir,json=submitDir,proto3" json:"submit_dir,omitempty"`
+	SubmitDir string `protobuf:"bytes,29,opt,name=submit_dir,json=submitDir,proto3" json:"submit_dir,omitempty"`
+	// artifacts_expire is when the job's file sets (inputs, outputs) are
+	// deleted from the store (end time + the cluster's retention);
+	// artifacts_deleted is when they were. Unset while the job runs.
+	ArtifactsExpire  *timestamppb.Timestamp `protobuf:"bytes,30,opt,name=artifacts_expire,json=artifactsExpire,proto3" json:"artifacts_expire,omitempty"`
+	ArtifactsDeleted *timestamppb.Timestamp `protobuf:"bytes,31,opt,name=artifacts_deleted,json=artifactsDeleted,proto3" json:"artifacts_deleted,omitempty"`
+	// datasets are the read-only datasets the job mounts, resolved to
+	// digests at submit.
+	Datasets      []*DatasetMount `protobuf:"bytes,32,rep,name=datasets,proto3" json:"datasets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1706,6 +1742,89 @@ func (x *Job) GetSubmitDir() string {
 	return ""
 }
 
+func (x *Job) GetArtifactsExpire() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ArtifactsExpire
+	}
+	return nil
+}
+
+func (x *Job) GetArtifactsDeleted() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ArtifactsDeleted
+	}
+	return nil
+}
+
+func (x *Job) GetDatasets() []*DatasetMount {
+	if x != nil {
+		return x.Datasets
+	}
+	return nil
+}
+
+// DatasetMount is one read-only dataset of a job: the catalog ref it named,
+// the digest it runs, and where the guest mounts it (/datasets/<name>).
+type DatasetMount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ref           string                 `protobuf:"bytes,1,opt,name=ref,proto3" json:"ref,omitempty"`
+	Digest        string                 `protobuf:"bytes,2,opt,name=digest,proto3" json:"digest,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DatasetMount) Reset() {
+	*x = DatasetMount{}
+	mi := &file_vhpc_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DatasetMount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DatasetMount) ProtoMessage() {}
+
+func (x *DatasetMount) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DatasetMount.ProtoReflect.Descriptor instead.
+func (*DatasetMount) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DatasetMount) GetRef() string {
+	if x != nil {
+		return x.Ref
+	}
+	return ""
+}
+
+func (x *DatasetMount) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *DatasetMount) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 type Dependency struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
@@ -1716,7 +1835,7 @@ type Dependency struct {
 
 func (x *Dependency) Reset() {
 	*x = Dependency{}
-	mi := &file_vhpc_proto_msgTypes[21]
+	mi := &file_vhpc_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1728,7 +1847,7 @@ func (x *Dependency) String() string {
 func (*Dependency) ProtoMessage() {}
 
 func (x *Dependency) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[21]
+	mi := &file_vhpc_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1741,7 +1860,7 @@ func (x *Dependency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dependency.ProtoReflect.Descriptor instead.
 func (*Dependency) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{21}
+	return file_vhpc_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Dependency) GetKind() string {
@@ -1778,7 +1897,7 @@ type ArrayStatus struct {
 
 func (x *ArrayStatus) Reset() {
 	*x = ArrayStatus{}
-	mi := &file_vhpc_proto_msgTypes[22]
+	mi := &file_vhpc_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1790,7 +1909,7 @@ func (x *ArrayStatus) String() string {
 func (*ArrayStatus) ProtoMessage() {}
 
 func (x *ArrayStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[22]
+	mi := &file_vhpc_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1803,7 +1922,7 @@ func (x *ArrayStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArrayStatus.ProtoReflect.Descriptor instead.
 func (*ArrayStatus) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{22}
+	return file_vhpc_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ArrayStatus) GetFirst() int64 {
@@ -1887,7 +2006,7 @@ type PriorityFactor struct {
 
 func (x *PriorityFactor) Reset() {
 	*x = PriorityFactor{}
-	mi := &file_vhpc_proto_msgTypes[23]
+	mi := &file_vhpc_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1899,7 +2018,7 @@ func (x *PriorityFactor) String() string {
 func (*PriorityFactor) ProtoMessage() {}
 
 func (x *PriorityFactor) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[23]
+	mi := &file_vhpc_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1912,7 +2031,7 @@ func (x *PriorityFactor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PriorityFactor.ProtoReflect.Descriptor instead.
 func (*PriorityFactor) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{23}
+	return file_vhpc_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PriorityFactor) GetName() string {
@@ -1982,7 +2101,8 @@ type Allocation struct {
 	// inputs is the job's stageIn file set; every node of the attempt pulls
 	// it by digest into the job's work directory and verifies it.
 	Inputs string `protobuf:"bytes,31,opt,name=inputs,proto3" json:"inputs,omitempty"`
-	// max_output_bytes bounds what this allocation uploads (agents only).
+	// max_output_bytes bounds what this allocation uploads (agents only):
+	// 0 no limit, negative nothing (the department's data quota is full).
 	MaxOutputBytes int64 `protobuf:"varint,32,opt,name=max_output_bytes,json=maxOutputBytes,proto3" json:"max_output_bytes,omitempty"`
 	// outputs is the file set of the stageOut files this allocation uploaded
 	// (rank 0 of a multi-node job); output_bytes and output_files its size.
@@ -1991,13 +2111,15 @@ type Allocation struct {
 	OutputFiles int32  `protobuf:"varint,35,opt,name=output_files,json=outputFiles,proto3" json:"output_files,omitempty"`
 	// outputs_missing are stageOut sources the job did not produce.
 	OutputsMissing []string `protobuf:"bytes,36,rep,name=outputs_missing,json=outputsMissing,proto3" json:"outputs_missing,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// datasets to attach read-only (agents only; users see them on the job).
+	Datasets      []*DatasetMount `protobuf:"bytes,37,rep,name=datasets,proto3" json:"datasets,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Allocation) Reset() {
 	*x = Allocation{}
-	mi := &file_vhpc_proto_msgTypes[24]
+	mi := &file_vhpc_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2009,7 +2131,7 @@ func (x *Allocation) String() string {
 func (*Allocation) ProtoMessage() {}
 
 func (x *Allocation) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[24]
+	mi := &file_vhpc_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2022,7 +2144,7 @@ func (x *Allocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Allocation.ProtoReflect.Descriptor instead.
 func (*Allocation) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{24}
+	return file_vhpc_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Allocation) GetId() string {
@@ -2270,6 +2392,13 @@ func (x *Allocation) GetOutputsMissing() []string {
 	return nil
 }
 
+func (x *Allocation) GetDatasets() []*DatasetMount {
+	if x != nil {
+		return x.Datasets
+	}
+	return nil
+}
+
 // GangMember is one node of a multi-node job's attempt.
 type GangMember struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2282,7 +2411,7 @@ type GangMember struct {
 
 func (x *GangMember) Reset() {
 	*x = GangMember{}
-	mi := &file_vhpc_proto_msgTypes[25]
+	mi := &file_vhpc_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2294,7 +2423,7 @@ func (x *GangMember) String() string {
 func (*GangMember) ProtoMessage() {}
 
 func (x *GangMember) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[25]
+	mi := &file_vhpc_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2307,7 +2436,7 @@ func (x *GangMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GangMember.ProtoReflect.Descriptor instead.
 func (*GangMember) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{25}
+	return file_vhpc_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *GangMember) GetRank() int32 {
@@ -2344,7 +2473,7 @@ type GPUUsage struct {
 
 func (x *GPUUsage) Reset() {
 	*x = GPUUsage{}
-	mi := &file_vhpc_proto_msgTypes[26]
+	mi := &file_vhpc_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2356,7 +2485,7 @@ func (x *GPUUsage) String() string {
 func (*GPUUsage) ProtoMessage() {}
 
 func (x *GPUUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[26]
+	mi := &file_vhpc_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2369,7 +2498,7 @@ func (x *GPUUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GPUUsage.ProtoReflect.Descriptor instead.
 func (*GPUUsage) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{26}
+	return file_vhpc_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GPUUsage) GetGpuHours() float64 {
@@ -2411,7 +2540,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[27]
+	mi := &file_vhpc_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2423,7 +2552,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[27]
+	mi := &file_vhpc_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2436,7 +2565,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{27}
+	return file_vhpc_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GetJobRequest) GetId() uint64 {
@@ -2473,7 +2602,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_vhpc_proto_msgTypes[28]
+	mi := &file_vhpc_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2485,7 +2614,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[28]
+	mi := &file_vhpc_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2498,7 +2627,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{28}
+	return file_vhpc_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListJobsRequest) GetStates() []string {
@@ -2554,7 +2683,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_vhpc_proto_msgTypes[29]
+	mi := &file_vhpc_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2566,7 +2695,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[29]
+	mi := &file_vhpc_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2579,7 +2708,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{29}
+	return file_vhpc_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -2606,7 +2735,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[30]
+	mi := &file_vhpc_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2618,7 +2747,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[30]
+	mi := &file_vhpc_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2631,7 +2760,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{30}
+	return file_vhpc_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CancelJobRequest) GetId() uint64 {
@@ -2657,7 +2786,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[31]
+	mi := &file_vhpc_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2669,7 +2798,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[31]
+	mi := &file_vhpc_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2682,7 +2811,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{31}
+	return file_vhpc_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *WatchJobRequest) GetId() uint64 {
@@ -2703,7 +2832,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_vhpc_proto_msgTypes[32]
+	mi := &file_vhpc_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2715,7 +2844,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[32]
+	mi := &file_vhpc_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2728,7 +2857,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{32}
+	return file_vhpc_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *JobEvent) GetJob() *Job {
@@ -2758,7 +2887,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_vhpc_proto_msgTypes[33]
+	mi := &file_vhpc_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2770,7 +2899,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[33]
+	mi := &file_vhpc_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2783,7 +2912,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{33}
+	return file_vhpc_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *LogsRequest) GetId() uint64 {
@@ -2827,7 +2956,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_vhpc_proto_msgTypes[34]
+	mi := &file_vhpc_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2839,7 +2968,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[34]
+	mi := &file_vhpc_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2852,7 +2981,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{34}
+	return file_vhpc_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *LogChunk) GetJob() uint64 {
@@ -2905,7 +3034,7 @@ type PushLogsResponse struct {
 
 func (x *PushLogsResponse) Reset() {
 	*x = PushLogsResponse{}
-	mi := &file_vhpc_proto_msgTypes[35]
+	mi := &file_vhpc_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2917,7 +3046,7 @@ func (x *PushLogsResponse) String() string {
 func (*PushLogsResponse) ProtoMessage() {}
 
 func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[35]
+	mi := &file_vhpc_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2930,7 +3059,7 @@ func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushLogsResponse.ProtoReflect.Descriptor instead.
 func (*PushLogsResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{35}
+	return file_vhpc_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *PushLogsResponse) GetHave() int64 {
@@ -2955,7 +3084,7 @@ type NodesRequest struct {
 
 func (x *NodesRequest) Reset() {
 	*x = NodesRequest{}
-	mi := &file_vhpc_proto_msgTypes[36]
+	mi := &file_vhpc_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2967,7 +3096,7 @@ func (x *NodesRequest) String() string {
 func (*NodesRequest) ProtoMessage() {}
 
 func (x *NodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[36]
+	mi := &file_vhpc_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2980,7 +3109,7 @@ func (x *NodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesRequest.ProtoReflect.Descriptor instead.
 func (*NodesRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{36}
+	return file_vhpc_proto_rawDescGZIP(), []int{37}
 }
 
 type NodesResponse struct {
@@ -2995,7 +3124,7 @@ type NodesResponse struct {
 
 func (x *NodesResponse) Reset() {
 	*x = NodesResponse{}
-	mi := &file_vhpc_proto_msgTypes[37]
+	mi := &file_vhpc_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3007,7 +3136,7 @@ func (x *NodesResponse) String() string {
 func (*NodesResponse) ProtoMessage() {}
 
 func (x *NodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[37]
+	mi := &file_vhpc_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3020,7 +3149,7 @@ func (x *NodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesResponse.ProtoReflect.Descriptor instead.
 func (*NodesResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{37}
+	return file_vhpc_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *NodesResponse) GetNodes() []*Node {
@@ -3048,7 +3177,7 @@ type Core struct {
 
 func (x *Core) Reset() {
 	*x = Core{}
-	mi := &file_vhpc_proto_msgTypes[38]
+	mi := &file_vhpc_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3060,7 +3189,7 @@ func (x *Core) String() string {
 func (*Core) ProtoMessage() {}
 
 func (x *Core) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[38]
+	mi := &file_vhpc_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3073,7 +3202,7 @@ func (x *Core) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Core.ProtoReflect.Descriptor instead.
 func (*Core) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{38}
+	return file_vhpc_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Core) GetId() int32 {
@@ -3108,7 +3237,7 @@ type NumaNode struct {
 
 func (x *NumaNode) Reset() {
 	*x = NumaNode{}
-	mi := &file_vhpc_proto_msgTypes[39]
+	mi := &file_vhpc_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3120,7 +3249,7 @@ func (x *NumaNode) String() string {
 func (*NumaNode) ProtoMessage() {}
 
 func (x *NumaNode) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[39]
+	mi := &file_vhpc_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3133,7 +3262,7 @@ func (x *NumaNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NumaNode.ProtoReflect.Descriptor instead.
 func (*NumaNode) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{39}
+	return file_vhpc_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *NumaNode) GetId() int32 {
@@ -3177,7 +3306,7 @@ type Gpu struct {
 
 func (x *Gpu) Reset() {
 	*x = Gpu{}
-	mi := &file_vhpc_proto_msgTypes[40]
+	mi := &file_vhpc_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3189,7 +3318,7 @@ func (x *Gpu) String() string {
 func (*Gpu) ProtoMessage() {}
 
 func (x *Gpu) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[40]
+	mi := &file_vhpc_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3202,7 +3331,7 @@ func (x *Gpu) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gpu.ProtoReflect.Descriptor instead.
 func (*Gpu) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{40}
+	return file_vhpc_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Gpu) GetPciAddress() string {
@@ -3296,7 +3425,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_vhpc_proto_msgTypes[41]
+	mi := &file_vhpc_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3308,7 +3437,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[41]
+	mi := &file_vhpc_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3321,7 +3450,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{41}
+	return file_vhpc_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *Node) GetName() string {
@@ -3453,7 +3582,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_vhpc_proto_msgTypes[42]
+	mi := &file_vhpc_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3465,7 +3594,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[42]
+	mi := &file_vhpc_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3478,7 +3607,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{42}
+	return file_vhpc_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *RegisterRequest) GetNode() *Node {
@@ -3505,7 +3634,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_vhpc_proto_msgTypes[43]
+	mi := &file_vhpc_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3517,7 +3646,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[43]
+	mi := &file_vhpc_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3530,7 +3659,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{43}
+	return file_vhpc_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *RegisterResponse) GetHeartbeatIntervalMs() int64 {
@@ -3561,7 +3690,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_vhpc_proto_msgTypes[44]
+	mi := &file_vhpc_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3573,7 +3702,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[44]
+	mi := &file_vhpc_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3586,7 +3715,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{44}
+	return file_vhpc_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *HeartbeatRequest) GetNode() string {
@@ -3619,7 +3748,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_vhpc_proto_msgTypes[45]
+	mi := &file_vhpc_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3631,7 +3760,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[45]
+	mi := &file_vhpc_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3644,7 +3773,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{45}
+	return file_vhpc_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *HeartbeatResponse) GetLeaseMs() int64 {
@@ -3663,7 +3792,7 @@ type WatchAllocationsRequest struct {
 
 func (x *WatchAllocationsRequest) Reset() {
 	*x = WatchAllocationsRequest{}
-	mi := &file_vhpc_proto_msgTypes[46]
+	mi := &file_vhpc_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3675,7 +3804,7 @@ func (x *WatchAllocationsRequest) String() string {
 func (*WatchAllocationsRequest) ProtoMessage() {}
 
 func (x *WatchAllocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[46]
+	mi := &file_vhpc_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3688,7 +3817,7 @@ func (x *WatchAllocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAllocationsRequest.ProtoReflect.Descriptor instead.
 func (*WatchAllocationsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{46}
+	return file_vhpc_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *WatchAllocationsRequest) GetNode() string {
@@ -3707,7 +3836,7 @@ type AllocationSet struct {
 
 func (x *AllocationSet) Reset() {
 	*x = AllocationSet{}
-	mi := &file_vhpc_proto_msgTypes[47]
+	mi := &file_vhpc_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3719,7 +3848,7 @@ func (x *AllocationSet) String() string {
 func (*AllocationSet) ProtoMessage() {}
 
 func (x *AllocationSet) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[47]
+	mi := &file_vhpc_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3732,7 +3861,7 @@ func (x *AllocationSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocationSet.ProtoReflect.Descriptor instead.
 func (*AllocationSet) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{47}
+	return file_vhpc_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AllocationSet) GetAllocations() []*Allocation {
@@ -3768,7 +3897,7 @@ type UpdateAllocationRequest struct {
 
 func (x *UpdateAllocationRequest) Reset() {
 	*x = UpdateAllocationRequest{}
-	mi := &file_vhpc_proto_msgTypes[48]
+	mi := &file_vhpc_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3780,7 +3909,7 @@ func (x *UpdateAllocationRequest) String() string {
 func (*UpdateAllocationRequest) ProtoMessage() {}
 
 func (x *UpdateAllocationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[48]
+	mi := &file_vhpc_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3793,7 +3922,7 @@ func (x *UpdateAllocationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAllocationRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAllocationRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{48}
+	return file_vhpc_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *UpdateAllocationRequest) GetAllocId() string {
@@ -3902,7 +4031,7 @@ type UpdateAllocationResponse struct {
 
 func (x *UpdateAllocationResponse) Reset() {
 	*x = UpdateAllocationResponse{}
-	mi := &file_vhpc_proto_msgTypes[49]
+	mi := &file_vhpc_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3914,7 +4043,7 @@ func (x *UpdateAllocationResponse) String() string {
 func (*UpdateAllocationResponse) ProtoMessage() {}
 
 func (x *UpdateAllocationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[49]
+	mi := &file_vhpc_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3927,7 +4056,7 @@ func (x *UpdateAllocationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAllocationResponse.ProtoReflect.Descriptor instead.
 func (*UpdateAllocationResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{49}
+	return file_vhpc_proto_rawDescGZIP(), []int{50}
 }
 
 var File_vhpc_proto protoreflect.FileDescriptor
@@ -3935,7 +4064,7 @@ var File_vhpc_proto protoreflect.FileDescriptor
 const file_vhpc_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"vhpc.proto\x12\avhpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa3\x03\n" +
+	"vhpc.proto\x12\avhpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\x03\n" +
 	"\vImageRecord\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x1e\n" +
 	"\n" +
@@ -3954,7 +4083,8 @@ const file_vhpc_proto_rawDesc = "" +
 	" \x01(\tR\tbuiltFrom\x12\x1b\n" +
 	"\tpushed_by\x18\v \x01(\tR\bpushedBy\x12'\n" +
 	"\x0fprevious_digest\x18\f \x01(\tR\x0epreviousDigest\x12\x1c\n" +
-	"\tduplicate\x18\r \x01(\bR\tduplicate\"\xe4\x01\n" +
+	"\tduplicate\x18\r \x01(\bR\tduplicate\x12\x12\n" +
+	"\x04kind\x18\x0e \x01(\tR\x04kind\"\xf8\x01\n" +
 	"\x0fPutImageRequest\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x16\n" +
 	"\x06digest\x18\x02 \x01(\tR\x06digest\x12\x1d\n" +
@@ -3965,12 +4095,14 @@ const file_vhpc_proto_rawDesc = "" +
 	"built_from\x18\x05 \x01(\tR\tbuiltFrom\x12\x12\n" +
 	"\x04user\x18\x06 \x01(\tR\x04user\x12!\n" +
 	"\fclient_token\x18\a \x01(\tR\vclientToken\x12\x1a\n" +
-	"\bpackages\x18\b \x03(\tR\bpackages\"I\n" +
+	"\bpackages\x18\b \x03(\tR\bpackages\x12\x12\n" +
+	"\x04kind\x18\t \x01(\tR\x04kind\"]\n" +
 	"\x11ListImagesRequest\x12\x1e\n" +
 	"\n" +
 	"department\x18\x01 \x01(\tR\n" +
 	"department\x12\x14\n" +
-	"\x05stale\x18\x02 \x01(\bR\x05stale\"^\n" +
+	"\x05stale\x18\x02 \x01(\bR\x05stale\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\"^\n" +
 	"\x12ListImagesResponse\x12,\n" +
 	"\x06images\x18\x01 \x03(\v2\x14.vhpc.v1.ImageRecordR\x06images\x12\x1a\n" +
 	"\bregistry\x18\x02 \x01(\tR\bregistry\"9\n" +
@@ -4056,7 +4188,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\rhugepages_mib\x18\t \x01(\x03R\fhugepagesMib\x12\x1d\n" +
 	"\n" +
 	"cross_numa\x18\n" +
-	" \x01(\bR\tcrossNuma\"\xec\a\n" +
+	" \x01(\bR\tcrossNuma\"\xaf\t\n" +
 	"\x03Job\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x12\n" +
@@ -4095,7 +4227,14 @@ const file_vhpc_proto_rawDesc = "" +
 	"\vinput_files\x18\x1c \x01(\x05R\n" +
 	"inputFiles\x12\x1d\n" +
 	"\n" +
-	"submit_dir\x18\x1d \x01(\tR\tsubmitDir\"4\n" +
+	"submit_dir\x18\x1d \x01(\tR\tsubmitDir\x12E\n" +
+	"\x10artifacts_expire\x18\x1e \x01(\v2\x1a.google.protobuf.TimestampR\x0fartifactsExpire\x12G\n" +
+	"\x11artifacts_deleted\x18\x1f \x01(\v2\x1a.google.protobuf.TimestampR\x10artifactsDeleted\x121\n" +
+	"\bdatasets\x18  \x03(\v2\x15.vhpc.v1.DatasetMountR\bdatasets\"L\n" +
+	"\fDatasetMount\x12\x10\n" +
+	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x16\n" +
+	"\x06digest\x18\x02 \x01(\tR\x06digest\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"4\n" +
 	"\n" +
 	"Dependency\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
@@ -4116,7 +4255,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x0ePriorityFactor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"\x83\t\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xb6\t\n" +
 	"\n" +
 	"Allocation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
@@ -4157,7 +4296,8 @@ const file_vhpc_proto_rawDesc = "" +
 	"\aoutputs\x18! \x01(\tR\aoutputs\x12!\n" +
 	"\foutput_bytes\x18\" \x01(\x03R\voutputBytes\x12!\n" +
 	"\foutput_files\x18# \x01(\x05R\voutputFiles\x12'\n" +
-	"\x0foutputs_missing\x18$ \x03(\tR\x0eoutputsMissingJ\x04\b\x15\x10\x16R\n" +
+	"\x0foutputs_missing\x18$ \x03(\tR\x0eoutputsMissing\x121\n" +
+	"\bdatasets\x18% \x03(\v2\x15.vhpc.v1.DatasetMountR\bdatasetsJ\x04\b\x15\x10\x16R\n" +
 	"submit_dir\"P\n" +
 	"\n" +
 	"GangMember\x12\x12\n" +
@@ -4332,7 +4472,7 @@ func file_vhpc_proto_rawDescGZIP() []byte {
 	return file_vhpc_proto_rawDescData
 }
 
-var file_vhpc_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_vhpc_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_vhpc_proto_goTypes = []any{
 	(*ImageRecord)(nil),               // 0: vhpc.v1.ImageRecord
 	(*PutImageRequest)(nil),           // 1: vhpc.v1.PutImageRequest
@@ -4355,122 +4495,127 @@ var file_vhpc_proto_goTypes = []any{
 	(*SubmitResponse)(nil),            // 18: vhpc.v1.SubmitResponse
 	(*Resources)(nil),                 // 19: vhpc.v1.Resources
 	(*Job)(nil),                       // 20: vhpc.v1.Job
-	(*Dependency)(nil),                // 21: vhpc.v1.Dependency
-	(*ArrayStatus)(nil),               // 22: vhpc.v1.ArrayStatus
-	(*PriorityFactor)(nil),            // 23: vhpc.v1.PriorityFactor
-	(*Allocation)(nil),                // 24: vhpc.v1.Allocation
-	(*GangMember)(nil),                // 25: vhpc.v1.GangMember
-	(*GPUUsage)(nil),                  // 26: vhpc.v1.GPUUsage
-	(*GetJobRequest)(nil),             // 27: vhpc.v1.GetJobRequest
-	(*ListJobsRequest)(nil),           // 28: vhpc.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),          // 29: vhpc.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),          // 30: vhpc.v1.CancelJobRequest
-	(*WatchJobRequest)(nil),           // 31: vhpc.v1.WatchJobRequest
-	(*JobEvent)(nil),                  // 32: vhpc.v1.JobEvent
-	(*LogsRequest)(nil),               // 33: vhpc.v1.LogsRequest
-	(*LogChunk)(nil),                  // 34: vhpc.v1.LogChunk
-	(*PushLogsResponse)(nil),          // 35: vhpc.v1.PushLogsResponse
-	(*NodesRequest)(nil),              // 36: vhpc.v1.NodesRequest
-	(*NodesResponse)(nil),             // 37: vhpc.v1.NodesResponse
-	(*Core)(nil),                      // 38: vhpc.v1.Core
-	(*NumaNode)(nil),                  // 39: vhpc.v1.NumaNode
-	(*Gpu)(nil),                       // 40: vhpc.v1.Gpu
-	(*Node)(nil),                      // 41: vhpc.v1.Node
-	(*RegisterRequest)(nil),           // 42: vhpc.v1.RegisterRequest
-	(*RegisterResponse)(nil),          // 43: vhpc.v1.RegisterResponse
-	(*HeartbeatRequest)(nil),          // 44: vhpc.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),         // 45: vhpc.v1.HeartbeatResponse
-	(*WatchAllocationsRequest)(nil),   // 46: vhpc.v1.WatchAllocationsRequest
-	(*AllocationSet)(nil),             // 47: vhpc.v1.AllocationSet
-	(*UpdateAllocationRequest)(nil),   // 48: vhpc.v1.UpdateAllocationRequest
-	(*UpdateAllocationResponse)(nil),  // 49: vhpc.v1.UpdateAllocationResponse
-	(*timestamppb.Timestamp)(nil),     // 50: google.protobuf.Timestamp
+	(*DatasetMount)(nil),              // 21: vhpc.v1.DatasetMount
+	(*Dependency)(nil),                // 22: vhpc.v1.Dependency
+	(*ArrayStatus)(nil),               // 23: vhpc.v1.ArrayStatus
+	(*PriorityFactor)(nil),            // 24: vhpc.v1.PriorityFactor
+	(*Allocation)(nil),                // 25: vhpc.v1.Allocation
+	(*GangMember)(nil),                // 26: vhpc.v1.GangMember
+	(*GPUUsage)(nil),                  // 27: vhpc.v1.GPUUsage
+	(*GetJobRequest)(nil),             // 28: vhpc.v1.GetJobRequest
+	(*ListJobsRequest)(nil),           // 29: vhpc.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),          // 30: vhpc.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),          // 31: vhpc.v1.CancelJobRequest
+	(*WatchJobRequest)(nil),           // 32: vhpc.v1.WatchJobRequest
+	(*JobEvent)(nil),                  // 33: vhpc.v1.JobEvent
+	(*LogsRequest)(nil),               // 34: vhpc.v1.LogsRequest
+	(*LogChunk)(nil),                  // 35: vhpc.v1.LogChunk
+	(*PushLogsResponse)(nil),          // 36: vhpc.v1.PushLogsResponse
+	(*NodesRequest)(nil),              // 37: vhpc.v1.NodesRequest
+	(*NodesResponse)(nil),             // 38: vhpc.v1.NodesResponse
+	(*Core)(nil),                      // 39: vhpc.v1.Core
+	(*NumaNode)(nil),                  // 40: vhpc.v1.NumaNode
+	(*Gpu)(nil),                       // 41: vhpc.v1.Gpu
+	(*Node)(nil),                      // 42: vhpc.v1.Node
+	(*RegisterRequest)(nil),           // 43: vhpc.v1.RegisterRequest
+	(*RegisterResponse)(nil),          // 44: vhpc.v1.RegisterResponse
+	(*HeartbeatRequest)(nil),          // 45: vhpc.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),         // 46: vhpc.v1.HeartbeatResponse
+	(*WatchAllocationsRequest)(nil),   // 47: vhpc.v1.WatchAllocationsRequest
+	(*AllocationSet)(nil),             // 48: vhpc.v1.AllocationSet
+	(*UpdateAllocationRequest)(nil),   // 49: vhpc.v1.UpdateAllocationRequest
+	(*UpdateAllocationResponse)(nil),  // 50: vhpc.v1.UpdateAllocationResponse
+	(*timestamppb.Timestamp)(nil),     // 51: google.protobuf.Timestamp
 }
 var file_vhpc_proto_depIdxs = []int32{
-	50, // 0: vhpc.v1.ImageRecord.created:type_name -> google.protobuf.Timestamp
-	50, // 1: vhpc.v1.ImageRecord.updated:type_name -> google.protobuf.Timestamp
+	51, // 0: vhpc.v1.ImageRecord.created:type_name -> google.protobuf.Timestamp
+	51, // 1: vhpc.v1.ImageRecord.updated:type_name -> google.protobuf.Timestamp
 	0,  // 2: vhpc.v1.ListImagesResponse.images:type_name -> vhpc.v1.ImageRecord
 	8,  // 3: vhpc.v1.ClusterStatus.members:type_name -> vhpc.v1.Member
 	20, // 4: vhpc.v1.SubmitResponse.job:type_name -> vhpc.v1.Job
 	19, // 5: vhpc.v1.Job.resources:type_name -> vhpc.v1.Resources
-	50, // 6: vhpc.v1.Job.submit_time:type_name -> google.protobuf.Timestamp
-	50, // 7: vhpc.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	50, // 8: vhpc.v1.Job.end_time:type_name -> google.protobuf.Timestamp
-	24, // 9: vhpc.v1.Job.allocations:type_name -> vhpc.v1.Allocation
-	21, // 10: vhpc.v1.Job.depends_on:type_name -> vhpc.v1.Dependency
-	22, // 11: vhpc.v1.Job.array:type_name -> vhpc.v1.ArrayStatus
-	23, // 12: vhpc.v1.Job.priority:type_name -> vhpc.v1.PriorityFactor
-	50, // 13: vhpc.v1.Allocation.created:type_name -> google.protobuf.Timestamp
-	50, // 14: vhpc.v1.Allocation.started:type_name -> google.protobuf.Timestamp
-	50, // 15: vhpc.v1.Allocation.ended:type_name -> google.protobuf.Timestamp
-	50, // 16: vhpc.v1.Allocation.deadline:type_name -> google.protobuf.Timestamp
-	26, // 17: vhpc.v1.Allocation.gpu_usage:type_name -> vhpc.v1.GPUUsage
-	25, // 18: vhpc.v1.Allocation.gang:type_name -> vhpc.v1.GangMember
-	20, // 19: vhpc.v1.ListJobsResponse.jobs:type_name -> vhpc.v1.Job
-	20, // 20: vhpc.v1.JobEvent.job:type_name -> vhpc.v1.Job
-	41, // 21: vhpc.v1.NodesResponse.nodes:type_name -> vhpc.v1.Node
-	38, // 22: vhpc.v1.Node.cores:type_name -> vhpc.v1.Core
-	39, // 23: vhpc.v1.Node.numa:type_name -> vhpc.v1.NumaNode
-	40, // 24: vhpc.v1.Node.gpus:type_name -> vhpc.v1.Gpu
-	50, // 25: vhpc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
-	41, // 26: vhpc.v1.RegisterRequest.node:type_name -> vhpc.v1.Node
-	24, // 27: vhpc.v1.AllocationSet.allocations:type_name -> vhpc.v1.Allocation
-	26, // 28: vhpc.v1.UpdateAllocationRequest.gpu_usage:type_name -> vhpc.v1.GPUUsage
-	15, // 29: vhpc.v1.JobService.Submit:input_type -> vhpc.v1.SubmitRequest
-	27, // 30: vhpc.v1.JobService.Get:input_type -> vhpc.v1.GetJobRequest
-	28, // 31: vhpc.v1.JobService.List:input_type -> vhpc.v1.ListJobsRequest
-	30, // 32: vhpc.v1.JobService.Cancel:input_type -> vhpc.v1.CancelJobRequest
-	31, // 33: vhpc.v1.JobService.Watch:input_type -> vhpc.v1.WatchJobRequest
-	33, // 34: vhpc.v1.JobService.Logs:input_type -> vhpc.v1.LogsRequest
-	36, // 35: vhpc.v1.JobService.Nodes:input_type -> vhpc.v1.NodesRequest
-	16, // 36: vhpc.v1.JobService.DataStore:input_type -> vhpc.v1.DataStoreRequest
-	42, // 37: vhpc.v1.NodeService.Register:input_type -> vhpc.v1.RegisterRequest
-	44, // 38: vhpc.v1.NodeService.Heartbeat:input_type -> vhpc.v1.HeartbeatRequest
-	46, // 39: vhpc.v1.NodeService.WatchAllocations:input_type -> vhpc.v1.WatchAllocationsRequest
-	48, // 40: vhpc.v1.NodeService.UpdateAllocation:input_type -> vhpc.v1.UpdateAllocationRequest
-	34, // 41: vhpc.v1.NodeService.PushLogs:input_type -> vhpc.v1.LogChunk
-	6,  // 42: vhpc.v1.NodeService.SetGPUHealth:input_type -> vhpc.v1.GPUHealthRequest
-	1,  // 43: vhpc.v1.ImageService.Put:input_type -> vhpc.v1.PutImageRequest
-	2,  // 44: vhpc.v1.ImageService.List:input_type -> vhpc.v1.ListImagesRequest
-	4,  // 45: vhpc.v1.ImageService.Get:input_type -> vhpc.v1.GetImageRequest
-	5,  // 46: vhpc.v1.ImageService.Remove:input_type -> vhpc.v1.RemoveImageRequest
-	7,  // 47: vhpc.v1.ClusterService.Status:input_type -> vhpc.v1.ClusterStatusRequest
-	10, // 48: vhpc.v1.ClusterService.AddMember:input_type -> vhpc.v1.AddMemberRequest
-	11, // 49: vhpc.v1.ClusterService.RemoveMember:input_type -> vhpc.v1.RemoveMemberRequest
-	12, // 50: vhpc.v1.ClusterService.TransferLeadership:input_type -> vhpc.v1.TransferLeadershipRequest
-	13, // 51: vhpc.v1.ClusterService.SnapshotSave:input_type -> vhpc.v1.SnapshotSaveRequest
-	14, // 52: vhpc.v1.ClusterService.SnapshotRestore:input_type -> vhpc.v1.SnapshotChunk
-	8,  // 53: vhpc.v1.ClusterService.Announce:input_type -> vhpc.v1.Member
-	18, // 54: vhpc.v1.JobService.Submit:output_type -> vhpc.v1.SubmitResponse
-	20, // 55: vhpc.v1.JobService.Get:output_type -> vhpc.v1.Job
-	29, // 56: vhpc.v1.JobService.List:output_type -> vhpc.v1.ListJobsResponse
-	20, // 57: vhpc.v1.JobService.Cancel:output_type -> vhpc.v1.Job
-	32, // 58: vhpc.v1.JobService.Watch:output_type -> vhpc.v1.JobEvent
-	34, // 59: vhpc.v1.JobService.Logs:output_type -> vhpc.v1.LogChunk
-	37, // 60: vhpc.v1.JobService.Nodes:output_type -> vhpc.v1.NodesResponse
-	17, // 61: vhpc.v1.JobService.DataStore:output_type -> vhpc.v1.DataStoreInfo
-	43, // 62: vhpc.v1.NodeService.Register:output_type -> vhpc.v1.RegisterResponse
-	45, // 63: vhpc.v1.NodeService.Heartbeat:output_type -> vhpc.v1.HeartbeatResponse
-	47, // 64: vhpc.v1.NodeService.WatchAllocations:output_type -> vhpc.v1.AllocationSet
-	49, // 65: vhpc.v1.NodeService.UpdateAllocation:output_type -> vhpc.v1.UpdateAllocationResponse
-	35, // 66: vhpc.v1.NodeService.PushLogs:output_type -> vhpc.v1.PushLogsResponse
-	41, // 67: vhpc.v1.NodeService.SetGPUHealth:output_type -> vhpc.v1.Node
-	0,  // 68: vhpc.v1.ImageService.Put:output_type -> vhpc.v1.ImageRecord
-	3,  // 69: vhpc.v1.ImageService.List:output_type -> vhpc.v1.ListImagesResponse
-	0,  // 70: vhpc.v1.ImageService.Get:output_type -> vhpc.v1.ImageRecord
-	0,  // 71: vhpc.v1.ImageService.Remove:output_type -> vhpc.v1.ImageRecord
-	9,  // 72: vhpc.v1.ClusterService.Status:output_type -> vhpc.v1.ClusterStatus
-	9,  // 73: vhpc.v1.ClusterService.AddMember:output_type -> vhpc.v1.ClusterStatus
-	9,  // 74: vhpc.v1.ClusterService.RemoveMember:output_type -> vhpc.v1.ClusterStatus
-	9,  // 75: vhpc.v1.ClusterService.TransferLeadership:output_type -> vhpc.v1.ClusterStatus
-	14, // 76: vhpc.v1.ClusterService.SnapshotSave:output_type -> vhpc.v1.SnapshotChunk
-	9,  // 77: vhpc.v1.ClusterService.SnapshotRestore:output_type -> vhpc.v1.ClusterStatus
-	9,  // 78: vhpc.v1.ClusterService.Announce:output_type -> vhpc.v1.ClusterStatus
-	54, // [54:79] is the sub-list for method output_type
-	29, // [29:54] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	51, // 6: vhpc.v1.Job.submit_time:type_name -> google.protobuf.Timestamp
+	51, // 7: vhpc.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	51, // 8: vhpc.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	25, // 9: vhpc.v1.Job.allocations:type_name -> vhpc.v1.Allocation
+	22, // 10: vhpc.v1.Job.depends_on:type_name -> vhpc.v1.Dependency
+	23, // 11: vhpc.v1.Job.array:type_name -> vhpc.v1.ArrayStatus
+	24, // 12: vhpc.v1.Job.priority:type_name -> vhpc.v1.PriorityFactor
+	51, // 13: vhpc.v1.Job.artifacts_expire:type_name -> google.protobuf.Timestamp
+	51, // 14: vhpc.v1.Job.artifacts_deleted:type_name -> google.protobuf.Timestamp
+	21, // 15: vhpc.v1.Job.datasets:type_name -> vhpc.v1.DatasetMount
+	51, // 16: vhpc.v1.Allocation.created:type_name -> google.protobuf.Timestamp
+	51, // 17: vhpc.v1.Allocation.started:type_name -> google.protobuf.Timestamp
+	51, // 18: vhpc.v1.Allocation.ended:type_name -> google.protobuf.Timestamp
+	51, // 19: vhpc.v1.Allocation.deadline:type_name -> google.protobuf.Timestamp
+	27, // 20: vhpc.v1.Allocation.gpu_usage:type_name -> vhpc.v1.GPUUsage
+	26, // 21: vhpc.v1.Allocation.gang:type_name -> vhpc.v1.GangMember
+	21, // 22: vhpc.v1.Allocation.datasets:type_name -> vhpc.v1.DatasetMount
+	20, // 23: vhpc.v1.ListJobsResponse.jobs:type_name -> vhpc.v1.Job
+	20, // 24: vhpc.v1.JobEvent.job:type_name -> vhpc.v1.Job
+	42, // 25: vhpc.v1.NodesResponse.nodes:type_name -> vhpc.v1.Node
+	39, // 26: vhpc.v1.Node.cores:type_name -> vhpc.v1.Core
+	40, // 27: vhpc.v1.Node.numa:type_name -> vhpc.v1.NumaNode
+	41, // 28: vhpc.v1.Node.gpus:type_name -> vhpc.v1.Gpu
+	51, // 29: vhpc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
+	42, // 30: vhpc.v1.RegisterRequest.node:type_name -> vhpc.v1.Node
+	25, // 31: vhpc.v1.AllocationSet.allocations:type_name -> vhpc.v1.Allocation
+	27, // 32: vhpc.v1.UpdateAllocationRequest.gpu_usage:type_name -> vhpc.v1.GPUUsage
+	15, // 33: vhpc.v1.JobService.Submit:input_type -> vhpc.v1.SubmitRequest
+	28, // 34: vhpc.v1.JobService.Get:input_type -> vhpc.v1.GetJobRequest
+	29, // 35: vhpc.v1.JobService.List:input_type -> vhpc.v1.ListJobsRequest
+	31, // 36: vhpc.v1.JobService.Cancel:input_type -> vhpc.v1.CancelJobRequest
+	32, // 37: vhpc.v1.JobService.Watch:input_type -> vhpc.v1.WatchJobRequest
+	34, // 38: vhpc.v1.JobService.Logs:input_type -> vhpc.v1.LogsRequest
+	37, // 39: vhpc.v1.JobService.Nodes:input_type -> vhpc.v1.NodesRequest
+	16, // 40: vhpc.v1.JobService.DataStore:input_type -> vhpc.v1.DataStoreRequest
+	43, // 41: vhpc.v1.NodeService.Register:input_type -> vhpc.v1.RegisterRequest
+	45, // 42: vhpc.v1.NodeService.Heartbeat:input_type -> vhpc.v1.HeartbeatRequest
+	47, // 43: vhpc.v1.NodeService.WatchAllocations:input_type -> vhpc.v1.WatchAllocationsRequest
+	49, // 44: vhpc.v1.NodeService.UpdateAllocation:input_type -> vhpc.v1.UpdateAllocationRequest
+	35, // 45: vhpc.v1.NodeService.PushLogs:input_type -> vhpc.v1.LogChunk
+	6,  // 46: vhpc.v1.NodeService.SetGPUHealth:input_type -> vhpc.v1.GPUHealthRequest
+	1,  // 47: vhpc.v1.ImageService.Put:input_type -> vhpc.v1.PutImageRequest
+	2,  // 48: vhpc.v1.ImageService.List:input_type -> vhpc.v1.ListImagesRequest
+	4,  // 49: vhpc.v1.ImageService.Get:input_type -> vhpc.v1.GetImageRequest
+	5,  // 50: vhpc.v1.ImageService.Remove:input_type -> vhpc.v1.RemoveImageRequest
+	7,  // 51: vhpc.v1.ClusterService.Status:input_type -> vhpc.v1.ClusterStatusRequest
+	10, // 52: vhpc.v1.ClusterService.AddMember:input_type -> vhpc.v1.AddMemberRequest
+	11, // 53: vhpc.v1.ClusterService.RemoveMember:input_type -> vhpc.v1.RemoveMemberRequest
+	12, // 54: vhpc.v1.ClusterService.TransferLeadership:input_type -> vhpc.v1.TransferLeadershipRequest
+	13, // 55: vhpc.v1.ClusterService.SnapshotSave:input_type -> vhpc.v1.SnapshotSaveRequest
+	14, // 56: vhpc.v1.ClusterService.SnapshotRestore:input_type -> vhpc.v1.SnapshotChunk
+	8,  // 57: vhpc.v1.ClusterService.Announce:input_type -> vhpc.v1.Member
+	18, // 58: vhpc.v1.JobService.Submit:output_type -> vhpc.v1.SubmitResponse
+	20, // 59: vhpc.v1.JobService.Get:output_type -> vhpc.v1.Job
+	30, // 60: vhpc.v1.JobService.List:output_type -> vhpc.v1.ListJobsResponse
+	20, // 61: vhpc.v1.JobService.Cancel:output_type -> vhpc.v1.Job
+	33, // 62: vhpc.v1.JobService.Watch:output_type -> vhpc.v1.JobEvent
+	35, // 63: vhpc.v1.JobService.Logs:output_type -> vhpc.v1.LogChunk
+	38, // 64: vhpc.v1.JobService.Nodes:output_type -> vhpc.v1.NodesResponse
+	17, // 65: vhpc.v1.JobService.DataStore:output_type -> vhpc.v1.DataStoreInfo
+	44, // 66: vhpc.v1.NodeService.Register:output_type -> vhpc.v1.RegisterResponse
+	46, // 67: vhpc.v1.NodeService.Heartbeat:output_type -> vhpc.v1.HeartbeatResponse
+	48, // 68: vhpc.v1.NodeService.WatchAllocations:output_type -> vhpc.v1.AllocationSet
+	50, // 69: vhpc.v1.NodeService.UpdateAllocation:output_type -> vhpc.v1.UpdateAllocationResponse
+	36, // 70: vhpc.v1.NodeService.PushLogs:output_type -> vhpc.v1.PushLogsResponse
+	42, // 71: vhpc.v1.NodeService.SetGPUHealth:output_type -> vhpc.v1.Node
+	0,  // 72: vhpc.v1.ImageService.Put:output_type -> vhpc.v1.ImageRecord
+	3,  // 73: vhpc.v1.ImageService.List:output_type -> vhpc.v1.ListImagesResponse
+	0,  // 74: vhpc.v1.ImageService.Get:output_type -> vhpc.v1.ImageRecord
+	0,  // 75: vhpc.v1.ImageService.Remove:output_type -> vhpc.v1.ImageRecord
+	9,  // 76: vhpc.v1.ClusterService.Status:output_type -> vhpc.v1.ClusterStatus
+	9,  // 77: vhpc.v1.ClusterService.AddMember:output_type -> vhpc.v1.ClusterStatus
+	9,  // 78: vhpc.v1.ClusterService.RemoveMember:output_type -> vhpc.v1.ClusterStatus
+	9,  // 79: vhpc.v1.ClusterService.TransferLeadership:output_type -> vhpc.v1.ClusterStatus
+	14, // 80: vhpc.v1.ClusterService.SnapshotSave:output_type -> vhpc.v1.SnapshotChunk
+	9,  // 81: vhpc.v1.ClusterService.SnapshotRestore:output_type -> vhpc.v1.ClusterStatus
+	9,  // 82: vhpc.v1.ClusterService.Announce:output_type -> vhpc.v1.ClusterStatus
+	58, // [58:83] is the sub-list for method output_type
+	33, // [33:58] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_vhpc_proto_init() }
@@ -4484,7 +4629,7 @@ func file_vhpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vhpc_proto_rawDesc), len(file_vhpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   50,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -363,7 +363,7 @@ func TestPushOutputsLimitAndMissing(t *testing.T) {
 	store := jobdata.Store{Registry: reg.URL}
 	stages := []jobdata.Stage{{From: "frames"}, {From: "summary.txt"}}
 	out, err := store.PushOutputs(context.Background(), "studio", work, stages, 6)
-	if err == nil || !strings.Contains(err.Error(), "more than the limit of 6") || !strings.Contains(err.Error(), "left out 1 files from frames/0003.txt") {
+	if err == nil || !strings.Contains(err.Error(), "more than the 6 this task may store") || !strings.Contains(err.Error(), "left out 1 files from frames/0003.txt") {
 		t.Fatalf("over the limit: %v", err)
 	}
 	if out == nil || out.Files != 2 || out.Bytes != 6 || len(out.Missing) != 1 || out.Missing[0] != "summary.txt" {

@@ -5,14 +5,18 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"os"
 	"path"
 	"strconv"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"vhpc/imagestore"
 )
@@ -182,4 +186,26 @@ func pullFile(ctx context.Context, root *os.Root, repo name.Repository, l v1.Des
 		return err
 	}
 	return root.Rename(part, f.Path) // on error the deferred cleanup removes part
+}
+
+// Delete removes the file set digest from the department's repository (its
+// manifest; the registry's garbage collection frees blobs no manifest
+// names any more). A set that is already gone is not an error. The
+// master's retention loop calls it.
+func Delete(ctx context.Context, registryURL, department, digest string, o imagestore.Options) error {
+	if err := CheckDigest(digest); err != nil {
+		return err
+	}
+	repo, err := repository(registryURL, department)
+	if err != nil {
+		return err
+	}
+	if err := remote.Delete(repo.Digest(digest), o.RemoteOptions(ctx)...); err != nil {
+		var te *transport.Error
+		if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+			return nil
+		}
+		return fmt.Errorf("delete file set %s: %w", digest, err)
+	}
+	return nil
 }

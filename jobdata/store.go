@@ -26,7 +26,8 @@ func (s Store) FetchInputs(ctx context.Context, department, digest, workDir stri
 }
 
 // PushOutputs uploads the stages' sources that exist under workDir as one
-// file set, in path order up to limit bytes (0: no limit). Sources that do
+// file set, in path order up to limit bytes (0: no limit; negative:
+// nothing, the department's quota is full). Sources that do
 // not exist are listed in Missing. Over the limit, the rest is left out
 // and the error says so, alongside the Outputs of what was stored.
 func (s Store) PushOutputs(ctx context.Context, department, workDir string, stages []Stage, limit int64) (*model.Outputs, error) {
@@ -37,11 +38,11 @@ func (s Store) PushOutputs(ctx context.Context, department, workDir string, stag
 	defer c.Close()
 	out := &model.Outputs{Missing: c.Missing}
 	var over error
-	if limit > 0 {
+	if limit != 0 {
 		total := c.Bytes()
-		if dropped := c.Limit(limit); len(dropped) > 0 {
-			over = fmt.Errorf("the outputs hold %d bytes, more than the limit of %d per task (hpcd --max-output-bytes); kept the first %d files (%d bytes), left out %d files from %s on",
-				total, limit, len(c.Files), c.Bytes(), len(dropped), dropped[0].Path)
+		if dropped := c.Limit(max(limit, 0)); len(dropped) > 0 {
+			over = fmt.Errorf("the outputs hold %d bytes, more than the %d this task may store (the cluster's --max-output-bytes, or what is left of the department's data quota); kept the first %d files (%d bytes), left out %d files from %s on",
+				total, max(limit, 0), len(c.Files), c.Bytes(), len(dropped), dropped[0].Path)
 		}
 	}
 	if len(c.Files) == 0 {

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"vhpc/jobspec"
 	"vhpc/nodeagent/agent"
 	"vhpc/scheduler/core"
 	"vhpc/scheduler/server"
@@ -56,6 +57,8 @@ type common struct {
 	preemption                                  string
 	registry                                    string // --registry: the OCI registry of department images
 	maxInputBytes, maxOutputBytes               int64  // --max-input-bytes, --max-output-bytes
+	retention                                   time.Duration
+	dataQuotas                                  string // --data-quotas physics=100GiB,...
 }
 
 func (c *common) flags(cmd *cobra.Command, dataDir, raftAddr string) {
@@ -76,6 +79,8 @@ func (c *common) flags(cmd *cobra.Command, dataDir, raftAddr string) {
 	f.StringVar(&c.preemption, "preemption", "", "off (the default) or requeue: a job that cannot start stops and requeues running jobs of a lower QOS (low < normal < high)")
 	f.Int64Var(&c.maxInputBytes, "max-input-bytes", server.DefaultMaxDataBytes, "largest total of one job's stageIn files, in bytes")
 	f.Int64Var(&c.maxOutputBytes, "max-output-bytes", server.DefaultMaxDataBytes, "largest total of the stageOut files one task uploads, in bytes (over it, the first files are kept and the job fails saying so)")
+	f.DurationVar(&c.retention, "retention", server.DefaultRetention, "how long a finished job's stageIn and stageOut files stay in the store before they are deleted")
+	f.StringVar(&c.dataQuotas, "data-quotas", "", "bytes of job files each department may keep in the store, e.g. physics=100GiB,chemistry=1TiB (others: no quota)")
 	f.StringVar(&c.registry, "registry", "", "URL of the cluster's OCI registry for department images and job files, e.g. http://registry.example:5000 (hpc image push/inspect use it; hpcd dev starts one on loopback when unset)")
 }
 
@@ -138,12 +143,19 @@ func (c *common) config(id string, peers []server.Peer) (server.Config, error) {
 	if err != nil {
 		return server.Config{}, err
 	}
+	quotas, err := parseDataQuotas(c.dataQuotas)
+	if err != nil {
+		return server.Config{}, usageError{err}
+	}
+	if c.maxInputBytes <= 0 || c.maxOutputBytes <= 0 || c.retention <= 0 {
+		return server.Config{}, usageError{errors.New("--max-input-bytes, --max-output-bytes and --retention must be positive")}
+	}
 	return server.Config{
 		Scheduler: sched,
 		ID:        id, DataDir: c.dataDir, GRPCAddr: c.addr, HTTPAddr: c.httpAddr, RaftAddr: c.raftAddr,
 		Peers: peers, HeartbeatInterval: c.heartbeat, Lease: c.lease, Logger: log,
 		SnapshotThreshold: c.snapshotThreshold, TrailingLogs: c.trailingLogs, ImageRegistry: c.registry,
-		MaxInputBytes: c.maxInputBytes, MaxOutputBytes: c.maxOutputBytes,
+		MaxInputBytes: c.maxInputBytes, MaxOutputBytes: c.maxOutputBytes, Retention: c.retention, DataQuotas: quotas,
 	}, nil
 }
 
@@ -340,4 +352,28 @@ func serve(cfg server.Config, runAgent func(ctx context.Context, s *server.Serve
 		s.SetLocalAgentErr(err)
 		return <-served
 	}
+}
+
+// parseDataQuotas reads --data-quotas: "dept=SIZE,dept=SIZE" with sizes as
+// in job files (100GiB, 1TiB, bytes).
+func parseDataQuotas(s string) (map[string]int64, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	out := map[string]int64{}
+	for _, part := range strings.Split(s, ",") {
+		dept, size, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || dept == "" {
+			return nil, fmt.Errorf("--data-quotas: %q: want department=SIZE, e.g. physics=100GiB", part)
+		}
+		if _, dup := out[dept]; dup {
+			return nil, fmt.Errorf("--data-quotas: department %s twice", dept)
+		}
+		q, err := jobspec.ParseQuantity(size)
+		if err != nil {
+			return nil, fmt.Errorf("--data-quotas: %s: %w", dept, err)
+		}
+		out[dept] = int64(q)
+	}
+	return out, nil
 }

@@ -262,6 +262,12 @@ func printJob(w io.Writer, j *api.Job, nowDigest string) {
 	if j.GetInputs() != "" {
 		row("Inputs", fmt.Sprintf("%d files, %s (file set %s)", j.GetInputFiles(), humanBytes(j.GetInputBytes()), j.GetInputs()))
 	}
+	switch {
+	case j.GetArtifactsDeleted() != nil:
+		row("Job files", "deleted from the store at "+tsf(j.GetArtifactsDeleted(), true)+" (retention)")
+	case j.GetArtifactsExpire() != nil:
+		row("Job files", "kept in the store until "+tsf(j.GetArtifactsExpire(), true))
+	}
 	row("Submitted", tsf(j.GetSubmitTime(), j.GetSubmitTime() != nil))
 	row("Started", tsf(j.GetStartTime(), j.GetStartTime() != nil))
 	row("Ended", tsf(j.GetEndTime(), j.GetEndTime() != nil))

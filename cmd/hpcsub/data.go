@@ -120,6 +120,9 @@ func (a *app) fetchOutputs(ctx context.Context, c *client.Client, j *api.Job, di
 	if len(spec.StageOut) == 0 {
 		return usage("hpcsub: job %d has no stageOut: there is nothing to fetch", j.GetId())
 	}
+	if d := j.GetArtifactsDeleted(); d != nil {
+		return fmt.Errorf("job %d's outputs were deleted from the store at %s, after the cluster's retention period", j.GetId(), d.AsTime().Local().Format(time.RFC3339))
+	}
 	sets := outputSets(j)
 	if len(sets) == 0 {
 		if !model.JobState(j.GetState()).Terminal() {

@@ -134,7 +134,8 @@ type Task struct {
 	// digest into the work directory before the guest starts. "" = none.
 	Inputs string
 	// StageOut lists what is uploaded from the work directory after the
-	// guest ends, at most MaxOutputBytes (0: no limit); the result's
+	// guest ends, at most MaxOutputBytes (0: no limit; negative: nothing,
+	// the department's data quota is full); the result's
 	// Outputs say what was stored.
 	StageOut       []Stage
 	MaxOutputBytes int64

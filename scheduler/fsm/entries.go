@@ -26,6 +26,9 @@ const (
 	EntryPutImage     EntryType = 9
 	EntryRemoveImage  EntryType = 10
 	EntryAppendOutput EntryType = 11
+	// EntryExpireArtifacts marks finished jobs whose file sets the
+	// leader deleted from the store after the retention period.
+	EntryExpireArtifacts EntryType = 12
 )
 
 // entryVersion is the payload encoding version written after the type byte.
@@ -56,6 +59,8 @@ func (t EntryType) String() string {
 		return "RemoveImage"
 	case EntryAppendOutput:
 		return "AppendOutput"
+	case EntryExpireArtifacts:
+		return "ExpireArtifacts"
 	}
 	return fmt.Sprintf("EntryType(%d)", uint8(t))
 }
@@ -207,4 +212,13 @@ func decode(data []byte) (EntryType, []byte, error) {
 		return 0, nil, fmt.Errorf("%s entry has version %d; this build reads version %d", EntryType(data[0]), data[1], entryVersion)
 	}
 	return EntryType(data[0]), data[2:], nil
+}
+
+// ExpireArtifacts records that the leader deleted the stored file sets
+// (inputs and outputs) of these finished jobs after the retention period:
+// each gets ArtifactsExpired = Time. Unknown or unfinished jobs, and jobs
+// already marked, are left as they are.
+type ExpireArtifacts struct {
+	Time time.Time     `json:"time"`
+	Jobs []model.JobID `json:"jobs"`
 }

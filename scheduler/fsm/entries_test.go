@@ -21,6 +21,7 @@ func TestEntryTypeNumbersArePinned(t *testing.T) {
 		{EntryPutImage, 9, "PutImage"},
 		{EntryRemoveImage, 10, "RemoveImage"},
 		{EntryAppendOutput, 11, "AppendOutput"},
+		{EntryExpireArtifacts, 12, "ExpireArtifacts"},
 	}
 	for _, p := range pinned {
 		if uint8(p.typ) != p.num {

@@ -107,6 +107,8 @@ func (f *FSM) applyOne(txn *state.Txn, data []byte) any {
 		return with(typ, payload, func(e *RemoveImage) any { return applyRemoveImage(txn, e) })
 	case EntryAppendOutput:
 		return with(typ, payload, func(e *AppendOutput) any { return applyAppendOutput(txn, e) })
+	case EntryExpireArtifacts:
+		return with(typ, payload, func(e *ExpireArtifacts) any { return applyExpireArtifacts(txn, e) })
 	case EntrySetMember:
 		return with(typ, payload, func(e *SetMember) any {
 			txn.SetMember(state.Member{ID: e.ID, GRPCAddr: e.GRPCAddr, RaftAddr: e.RaftAddr}, e.Remove)

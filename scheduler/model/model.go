@@ -127,11 +127,15 @@ type Job struct {
 	// stageIn files in its department's data repository, checked by the
 	// master at submit; InputBytes and InputFiles are its size. Empty
 	// without stageIn.
-	Inputs     string       `json:"inputs,omitempty"`
-	InputBytes int64        `json:"inputBytes,omitempty"`
-	InputFiles int          `json:"inputFiles,omitempty"`
-	DependsOn  []Dependency `json:"dependsOn,omitempty"`
-	Array      *Array       `json:"array,omitempty"`
+	Inputs     string `json:"inputs,omitempty"`
+	InputBytes int64  `json:"inputBytes,omitempty"`
+	InputFiles int    `json:"inputFiles,omitempty"`
+	// ArtifactsExpired is when the leader deleted the job's file sets
+	// (inputs, outputs) from the store after the retention period; zero
+	// while they are kept.
+	ArtifactsExpired time.Time    `json:"artifactsExpired,omitzero"`
+	DependsOn        []Dependency `json:"dependsOn,omitempty"`
+	Array            *Array       `json:"array,omitempty"`
 
 	State      JobState  `json:"state"`
 	Reason     string    `json:"reason,omitempty"` // why pending, or why it ended

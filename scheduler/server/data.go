@@ -4,18 +4,22 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"vhpc/api"
 	"vhpc/imagestore"
 	"vhpc/jobdata"
 	"vhpc/jobspec"
+	"vhpc/scheduler/fsm"
 	"vhpc/scheduler/model"
+	"vhpc/scheduler/state"
 )
 
 // inspectTimeout bounds the master's look at a submitted file set.
@@ -75,6 +79,15 @@ func (s *Server) checkInputs(ctx context.Context, spec *jobspec.Spec, file, dige
 	if n := set.Bytes(); n > s.cfg.MaxInputBytes {
 		return status.Errorf(codes.InvalidArgument, "%s: stageIn: %d bytes of input files; this cluster takes at most %d per job (hpcd --max-input-bytes)", file, n, s.cfg.MaxInputBytes)
 	}
+	if quota, ok := s.cfg.DataQuotas[j.Department]; ok {
+		held := departmentSets(s.fsm.Store().Snapshot(), j.Department)
+		if _, dup := held[digest]; !dup {
+			if used := sumSets(held); used+set.Bytes() > quota {
+				return status.Errorf(codes.ResourceExhausted, "%s: stageIn: department %s keeps %d bytes of job files in the store; these %d bytes would pass its quota of %d (hpcd --data-quotas). Files of finished jobs are deleted %s after they end (hpcsub fetch them first)",
+					file, j.Department, used, set.Bytes(), quota, s.cfg.Retention)
+			}
+		}
+	}
 	j.Inputs, j.InputBytes, j.InputFiles = digest, set.Bytes(), len(set.Files)
 	return nil
 }
@@ -117,4 +130,60 @@ func outputsFromReport(req *api.UpdateAllocationRequest) (*model.Outputs, error)
 		o.Missing = append(o.Missing, p)
 	}
 	return o, nil
+}
+
+// departmentSets lists the file sets (digest -> bytes) that the
+// department's jobs keep in the store: inputs and outputs of every job
+// whose artifacts have not expired, each set once.
+func departmentSets(snap *state.Snapshot, department string) map[string]int64 {
+	out := map[string]int64{}
+	for j := range snap.Jobs() {
+		if j.Department != department || !j.ArtifactsExpired.IsZero() {
+			continue
+		}
+		maps.Copy(out, fsm.ArtifactsOf(snap, j))
+	}
+	return out
+}
+
+func sumSets(sets map[string]int64) int64 {
+	var n int64
+	for _, b := range sets {
+		n += b
+	}
+	return n
+}
+
+// outputLimits answers, per department, how many bytes one allocation may
+// upload: the cluster's MaxOutputBytes, or less when the department's data
+// quota leaves less; negative when the quota is full (nothing is
+// uploaded). It caches per department for one answer to an agent.
+func (s *Server) outputLimits(snap *state.Snapshot) func(department string) int64 {
+	cache := map[string]int64{}
+	return func(dept string) int64 {
+		if v, ok := cache[dept]; ok {
+			return v
+		}
+		limit := s.cfg.MaxOutputBytes
+		if quota, ok := s.cfg.DataQuotas[dept]; ok {
+			left := quota - sumSets(departmentSets(snap, dept))
+			if left <= 0 {
+				left = -1
+			}
+			limit = min(limit, left)
+		}
+		cache[dept] = limit
+		return limit
+	}
+}
+
+// artifactsView tells a job's viewer when its file sets are deleted, or
+// were.
+func (s *Server) artifactsView(j *model.Job, p *api.Job) {
+	switch {
+	case !j.ArtifactsExpired.IsZero():
+		p.ArtifactsDeleted = timestamppb.New(j.ArtifactsExpired)
+	case j.State.Terminal() && !j.EndTime.IsZero() && s.cfg.ImageRegistry != "":
+		p.ArtifactsExpire = timestamppb.New(j.EndTime.Add(s.cfg.Retention))
+	}
 }

@@ -185,6 +185,7 @@ func (s *Server) jobView(snap *state.Snapshot, j *model.Job, level int) *api.Job
 		allocs = slices.Collect(snap.JobAllocs(j.ID))
 	}
 	p := wire.JobToProto(j, allocs)
+	s.artifactsView(j, p) // data.go
 	if !detail {
 		p.SpecJson = "" // lists stay small; Get has the spec
 	}

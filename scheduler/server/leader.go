@@ -72,9 +72,10 @@ func (s *Server) leaderDuties(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); s.scheduleLoop(ctx) }()
 	go func() { defer wg.Done(); s.leaseLoop(ctx) }()
+	go func() { defer wg.Done(); s.retentionLoop(ctx) }() // retention.go
 	wg.Wait()
 }
 

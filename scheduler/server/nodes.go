@@ -113,7 +113,7 @@ func (ns *nodeService) WatchAllocations(req *api.WatchAllocationsRequest, stream
 		if snap.Node(req.GetNode()) == nil {
 			return status.Errorf(codes.NotFound, "node %q is not registered; register first", req.GetNode())
 		}
-		set := nodeAllocations(snap, req.GetNode(), s.cfg.MaxOutputBytes)
+		set := nodeAllocations(snap, req.GetNode(), s.outputLimits(snap))
 		if last == nil || !proto.Equal(set, last) {
 			if err := stream.Send(set); err != nil {
 				return err
@@ -131,13 +131,17 @@ func (ns *nodeService) WatchAllocations(req *api.WatchAllocationsRequest, stream
 }
 
 // nodeAllocations is the set of live allocations one node must run (or
-// stop); each may upload at most maxOutput bytes of stageOut files.
-func nodeAllocations(snap *state.Snapshot, node string, maxOutput int64) *api.AllocationSet {
+// stop); each may upload at most outputLimit(its department) bytes of
+// stageOut files.
+func nodeAllocations(snap *state.Snapshot, node string, outputLimit func(department string) int64) *api.AllocationSet {
 	set := &api.AllocationSet{}
 	for a := range snap.LiveAllocs() {
 		if a.Placement.Node == node {
-			p := wire.AllocToProto(a, snap.Job(a.Job))
-			p.MaxOutputBytes = maxOutput
+			j := snap.Job(a.Job)
+			p := wire.AllocToProto(a, j)
+			if j != nil {
+				p.MaxOutputBytes = outputLimit(j.Department)
+			}
 			if a.NetSecret != "" {
 				p.NetworkSecret, p.Gang = a.NetSecret, gang(snap, a)
 			}

@@ -63,7 +63,20 @@ type Config struct {
 	// stageOut files one allocation uploads (0: DefaultMaxDataBytes).
 	MaxInputBytes  int64
 	MaxOutputBytes int64
+	// Retention is how long a finished job's file sets stay in the store
+	// before the leader deletes them (0: DefaultRetention).
+	Retention time.Duration
+	// RetentionInterval is how often the leader looks for expired file
+	// sets (0: a minute).
+	RetentionInterval time.Duration
+	// DataQuotas bounds the bytes of file sets each department keeps in
+	// the store (inputs and outputs of jobs not yet expired, each set
+	// counted once); a department without an entry has no quota.
+	DataQuotas map[string]int64
 }
+
+// DefaultRetention keeps a finished job's file sets for 14 days.
+const DefaultRetention = 14 * 24 * time.Hour
 
 // DefaultMaxDataBytes is the default limit on a job's stageIn files and on
 // the stageOut files of one allocation: 10 GiB.
@@ -102,6 +115,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxOutputBytes <= 0 {
 		c.MaxOutputBytes = DefaultMaxDataBytes
+	}
+	if c.Retention <= 0 {
+		c.Retention = DefaultRetention
+	}
+	if c.RetentionInterval <= 0 {
+		c.RetentionInterval = time.Minute
 	}
 	if c.Scheduler.Policy == "" {
 		c.Scheduler = core.DefaultConfig()
