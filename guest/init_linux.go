@@ -81,6 +81,12 @@ func initAndRun(log *slog.Logger) error {
 			return fail(126, err)
 		}
 	}
+	for _, d := range req.Datasets {
+		dir := filepath.Join(guestproto.DatasetsMount, d.Name)
+		if err := mount9p(d.Tag, dir, unix.MS_RDONLY|unix.MS_NODEV|unix.MS_NOSUID); err != nil {
+			return fail(126, fmt.Errorf("dataset %s: %w", d.Name, err))
+		}
+	}
 	outFile, err := os.OpenFile(filepath.Join(guestproto.ShareMount, guestproto.OutputFile), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
 		return fail(126, fmt.Errorf("open output log: %w", err))
@@ -212,19 +218,27 @@ func loadModule(path string) error {
 }
 
 func mountShare() error {
-	if err := os.MkdirAll(guestproto.ShareMount, 0o755); err != nil {
-		return fmt.Errorf("mkdir %s: %w", guestproto.ShareMount, err)
+	if err := mount9p(guestproto.ShareTag, guestproto.ShareMount, 0); err != nil {
+		return fmt.Errorf("job share: %w", err)
+	}
+	return nil
+}
+
+// mount9p mounts the 9p share tag at dir (created) with flags.
+func mount9p(tag, dir string, flags uintptr) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("mkdir %s: %w", dir, err)
 	}
 	// The virtio devices are probed when their driver loads; a short
 	// bounded retry covers asynchronous probing.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		err := unix.Mount(guestproto.ShareTag, guestproto.ShareMount, "9p", 0, "trans=virtio,version=9p2000.L,msize=262144")
+		err := unix.Mount(tag, dir, "9p", flags, "trans=virtio,version=9p2000.L,msize=262144")
 		if err == nil {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("mount job share (9p tag %q): %w", guestproto.ShareTag, err)
+			return fmt.Errorf("mount 9p tag %q on %s: %w", tag, dir, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // Protocol constants shared by the host and the guest.
@@ -29,6 +30,9 @@ const (
 	ShareTag = "jobshare"
 	// ShareMount is where the guest mounts the job share.
 	ShareMount = "/jobshare"
+	// DatasetsMount holds the job's read-only datasets, one folder each
+	// (/datasets/<name>, 9p tags DatasetTag(i)).
+	DatasetsMount = "/datasets"
 	// ScratchMount is where the guest mounts the scratch disk.
 	ScratchMount = "/scratch"
 	// ScratchSerial is the virtio-blk serial of the scratch disk; the guest
@@ -83,7 +87,22 @@ type Request struct {
 	// TasksPerNode and CPUsPerTask shape the ranks (MPI slots and binding).
 	TasksPerNode int `json:"tasksPerNode,omitempty"`
 	CPUsPerTask  int `json:"cpusPerTask,omitempty"`
+	// Datasets are mounted read-only at DatasetsMount/<Name> from the 9p
+	// share Tag before the job starts.
+	Datasets []Dataset `json:"datasets,omitempty"`
 }
+
+// Dataset is one read-only dataset share of a job.
+type Dataset struct {
+	Name string `json:"name"`
+	Tag  string `json:"tag"`
+}
+
+// MaxDatasets bounds a job's datasets (jobspec.MaxDatasets).
+const MaxDatasets = 16
+
+// DatasetTag is the 9p mount tag of a job's i-th dataset share.
+func DatasetTag(i int) string { return "vhpcds" + strconv.Itoa(i) }
 
 // Validate reports whether the request can be run.
 func (r Request) Validate() error {
@@ -103,6 +122,22 @@ func (r Request) Validate() error {
 	}
 	if r.MPI != "" && r.Network == nil {
 		return errors.New("job.json: an MPI job needs a network")
+	}
+	if len(r.Datasets) > MaxDatasets {
+		return fmt.Errorf("job.json: %d datasets; at most %d", len(r.Datasets), MaxDatasets)
+	}
+	seen := map[string]bool{}
+	for i, d := range r.Datasets {
+		if d.Tag != DatasetTag(i) {
+			return fmt.Errorf("job.json: dataset %d has tag %q, want %q", i, d.Tag, DatasetTag(i))
+		}
+		if d.Name == "" || d.Name == "." || d.Name == ".." || len(d.Name) > 64 || strings.Trim(d.Name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != "" {
+			return fmt.Errorf("job.json: dataset name %q: want 1..64 of letters, digits, '.', '_', '-'", d.Name)
+		}
+		if seen[d.Name] {
+			return fmt.Errorf("job.json: dataset %q twice", d.Name)
+		}
+		seen[d.Name] = true
 	}
 	if r.Network != nil {
 		return r.Network.Validate()
@@ -134,6 +169,9 @@ func (r Request) Environ() []string {
 	env["VHPC_WORKDIR"] = filepath.Join(ShareMount, WorkDir)
 	if r.Scratch {
 		env["VHPC_SCRATCH"] = ScratchMount
+	}
+	if len(r.Datasets) > 0 {
+		env["VHPC_DATASETS"] = DatasetsMount
 	}
 	keys := make([]string, 0, len(env))
 	for k := range env {

@@ -42,6 +42,13 @@ var specFields = []field[Spec]{
 	{"mpi", func(d *decoder, s *Spec, p string, n *yaml.Node) { d.str(&s.MPI, p, n) }},
 	{"stageIn", func(d *decoder, s *Spec, p string, n *yaml.Node) { s.StageIn = d.stages(p, n) }},
 	{"stageOut", func(d *decoder, s *Spec, p string, n *yaml.Node) { s.StageOut = d.stages(p, n) }},
+	{"datasets", func(d *decoder, s *Spec, p string, n *yaml.Node) {
+		d.list(p, n, func(i int, ip string, item *yaml.Node) {
+			var ref string
+			d.str(&ref, ip, item)
+			s.Datasets = append(s.Datasets, ref)
+		})
+	}},
 	{"array", func(d *decoder, s *Spec, p string, n *yaml.Node) {
 		s.Array = &Array{}
 		decodeFields(d, s.Array, p, n, arrayFields)

@@ -30,6 +30,7 @@ type Spec struct {
 	MPI        string            `yaml:"mpi" json:"mpi" jsonschema:"enum=none,enum=openmpi,enum=mpich,default=none" jsonschema_description:"MPI flavour that launches the ranks across the job's nodes: none, openmpi or mpich. Default none."`
 	StageIn    []Stage           `yaml:"stageIn,omitempty" json:"stageIn,omitempty" jsonschema:"maxItems=64" jsonschema_description:"Files or folders of the submit directory that hpcsub uploads with the job (content-addressed: what the cluster's store holds already is not sent again); every node of the job gets them in its job directory before the job starts."`
 	StageOut   []Stage           `yaml:"stageOut,omitempty" json:"stageOut,omitempty" jsonschema:"maxItems=64" jsonschema_description:"Files or folders of the job directory uploaded to the cluster's store after the job ends (from the first node of a multi-node job); hpcsub --wait downloads them next to the job file, hpcsub fetch ID at any time."`
+	Datasets   []string          `yaml:"datasets,omitempty" json:"datasets,omitempty" jsonschema:"maxItems=16" jsonschema_description:"Read-only datasets from the catalog (hpc data push), each mounted in the guest at /datasets/<name>: department/name[:tag] or name[:tag] of the job's department or public. Each node pulls a dataset once and keeps it in its cache."`
 	Array      *Array            `yaml:"array,omitempty" json:"array,omitempty" jsonschema_description:"Makes this an array job over a range of frames (render jobs)."`
 	DependsOn  []Dependency      `yaml:"dependsOn,omitempty" json:"dependsOn,omitempty" jsonschema:"maxItems=64" jsonschema_description:"Jobs that must end before this one starts."`
 	Retries    int               `yaml:"retries" json:"retries" jsonschema:"minimum=0,maximum=10,default=0" jsonschema_description:"How many times a failed job is run again (for an array: each failed task). A lost node uses one; a job preempted by a higher QOS is requeued without using one. 0..10, default 0."`
@@ -208,6 +209,9 @@ func (s *Spec) Defaults() {
 	if len(s.Env) == 0 {
 		s.Env = nil
 	}
+	if len(s.Datasets) == 0 {
+		s.Datasets = nil
+	}
 	if len(s.StageIn) == 0 {
 		s.StageIn = nil
 	}
@@ -227,6 +231,7 @@ func (s *Spec) Clone() *Spec {
 	c.Env = maps.Clone(s.Env)
 	c.StageIn = slices.Clone(s.StageIn)
 	c.StageOut = slices.Clone(s.StageOut)
+	c.Datasets = slices.Clone(s.Datasets)
 	if s.Array != nil {
 		a := *s.Array
 		c.Array = &a
@@ -249,7 +254,7 @@ func (s *Spec) Equal(o *Spec) bool {
 	a, b := *s, *o
 	a.src, b.src = nil, nil
 	if !slices.Equal(a.Command, b.Command) || !maps.Equal(a.Env, b.Env) ||
-		!slices.Equal(a.StageIn, b.StageIn) || !slices.Equal(a.StageOut, b.StageOut) ||
+		!slices.Equal(a.StageIn, b.StageIn) || !slices.Equal(a.StageOut, b.StageOut) || !slices.Equal(a.Datasets, b.Datasets) ||
 		!slices.EqualFunc(a.DependsOn, b.DependsOn, func(x, y Dependency) bool {
 			return x.Type == y.Type && slices.Equal(x.Jobs, y.Jobs)
 		}) {

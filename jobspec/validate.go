@@ -13,6 +13,7 @@ import (
 // Limits on every number and string of a Spec. They are part of the schema:
 // the README lists them, and the server relies on them (a valid Spec is small).
 const (
+	MaxDatasets      = 16       // datasets per job
 	MaxNameLen       = 64       // name, department, partition, gpuModel, each part of image (department, name, tag)
 	MaxNodes         = 1024     // resources.nodes
 	MaxTasksPerNode  = 1024     // resources.tasksPerNode
@@ -95,6 +96,7 @@ func (v *validator) spec(s *Spec) {
 	v.enum("mpi", s.MPI, mpiValues)
 	v.stages("stageIn", s.StageIn)
 	v.stages("stageOut", s.StageOut)
+	v.datasets("datasets", s.Datasets)
 	if s.Array != nil {
 		v.array("array", s.Array)
 	}
@@ -149,6 +151,50 @@ func (v *validator) image(p, s string) {
 		v.add(p, s, "is required; %s", rule)
 		return
 	}
+	if why := catalogRefProblem(s); why != "" {
+		v.add(p, s, "%s %s; %s", quote(s), why, rule)
+	}
+}
+
+// datasets checks the datasets list: at most MaxDatasets catalog refs, no
+// dataset twice (each is mounted at /datasets/<name>).
+func (v *validator) datasets(p string, refs []string) {
+	const rule = "want department/name[:tag] (e.g. physics/ref-genome:v3) or name[:tag] of your department's or a public dataset; " +
+		"each part 1..64 of letters, digits, '.', '_', '-', no '..'"
+	if len(refs) > MaxDatasets {
+		v.add(p, "", "has %d entries; the most is %d", len(refs), MaxDatasets)
+	}
+	names := map[string]bool{}
+	for i, ref := range refs {
+		ip := p + "[" + strconv.Itoa(i) + "]"
+		if why := catalogRefProblem(ref); why != "" {
+			v.add(ip, ref, "%s %s; %s", quote(ref), why, rule)
+			continue
+		}
+		name := DatasetName(ref)
+		if names[name] {
+			v.add(ip, ref, "%s: a dataset named %s is listed twice; each is mounted at /datasets/<name>", quote(ref), name)
+		}
+		names[name] = true
+	}
+}
+
+// DatasetName is where a dataset ref is mounted in the guest:
+// /datasets/<name> (the ref's name, without department and tag).
+func DatasetName(ref string) string {
+	if _, after, found := strings.Cut(ref, "/"); found {
+		ref = after
+	}
+	name, _, _ := strings.Cut(ref, ":")
+	return name
+}
+
+// catalogRefProblem says what is wrong with an image or dataset ref
+// ("department/name[:tag]" or "name[:tag]"), or "".
+func catalogRefProblem(s string) string {
+	if s == "" {
+		return "is empty"
+	}
 	var why string
 	rest := s
 	if strings.Count(s, "/") > 1 {
@@ -172,9 +218,7 @@ func (v *validator) image(p, s string) {
 	if why == "" && strings.Contains(s, "..") {
 		why = "has \"..\""
 	}
-	if why != "" {
-		v.add(p, s, "%s %s; %s", quote(s), why, rule)
-	}
+	return why
 }
 
 func (v *validator) enum(p, s string, allowed []string) {

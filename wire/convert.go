@@ -89,6 +89,7 @@ func JobToProto(j *model.Job, allocs []*model.Alloc) *api.Job {
 		ExitCode: int32(j.ExitCode), Attempt: j.Attempt, Restarts: int32(j.Restarts), Retries: int32(j.Retries),
 		SpecJson: string(j.SpecJSON), ImageRef: j.ImageRef, ImageDigest: j.ImageDigest,
 		Inputs: j.Inputs, InputBytes: j.InputBytes, InputFiles: int32(j.InputFiles), SubmitDir: j.SubmitDir,
+		Datasets: DatasetsToProto(j.Datasets),
 	}
 	for _, d := range j.DependsOn {
 		pd := &api.Dependency{Kind: string(d.Kind)}
@@ -134,6 +135,7 @@ func AllocToProto(a *model.Alloc, job *model.Job) *api.Allocation {
 	if job != nil {
 		p.SpecJson = string(job.SpecJSON)
 		p.Inputs = job.Inputs
+		p.Datasets = DatasetsToProto(job.Datasets)
 		p.ImageRef, p.ImageDigest = job.ImageRef, job.ImageDigest
 	}
 	return p
@@ -207,6 +209,15 @@ func ImageToProto(im *model.Image) *api.ImageRecord {
 	return &api.ImageRecord{
 		Ref: im.Ref(), Department: im.Department, Name: im.Name, Tag: im.Tag, Digest: im.Digest,
 		Public: im.Public, SizeBytes: im.SizeBytes, Created: ts(im.Created), Updated: ts(im.Updated),
-		BuiltFrom: im.BuiltFrom, PushedBy: im.PushedBy,
+		BuiltFrom: im.BuiltFrom, PushedBy: im.PushedBy, Kind: model.KindName(im.Kind),
 	}
+}
+
+// DatasetsToProto converts a job's resolved datasets.
+func DatasetsToProto(ds []model.DatasetMount) []*api.DatasetMount {
+	var out []*api.DatasetMount
+	for _, d := range ds {
+		out = append(out, &api.DatasetMount{Ref: d.Ref, Digest: d.Digest, Name: d.Name})
+	}
+	return out
 }

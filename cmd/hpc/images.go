@@ -222,7 +222,7 @@ func builtFrom(cfg vmimages.DebianConfig) string {
 
 func imageList(ctx context.Context, c *client.Client, f catalogFlags, stdout io.Writer) error {
 	ls, err := call(ctx, c, func(ctx context.Context, is api.ImageServiceClient) (*api.ListImagesResponse, error) {
-		return is.List(ctx, &api.ListImagesRequest{Department: f.department})
+		return is.List(ctx, &api.ListImagesRequest{Department: f.department, Kind: "image"})
 	})
 	if err != nil {
 		return err

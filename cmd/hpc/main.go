@@ -4,7 +4,9 @@
 //	hpc image build tiny [--store DIR] [--guest PATH] [--kernel VERSION]
 //
 // builds (or finds, when its inputs did not change) a department image
-// from its spec, or the tiny test image, and prints its directory.
+// from its spec, or the tiny test image, and prints its directory; the
+// image catalog (hpc image push|ls|inspect|rm, images.go) and datasets
+// (hpc data push|ls|rm, data.go).
 package main
 
 import (
@@ -24,9 +26,12 @@ func main() {
 	}
 }
 
-const usage = "usage: hpc image build ..."
+const usage = "usage: hpc image build|push|ls|inspect|rm ..., hpc data push|ls|rm ..."
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) >= 1 && args[0] == "data" {
+		return dataCommand(ctx, args[1:], stdout, stderr) // data.go
+	}
 	if len(args) >= 2 && args[0] == "image" && isCatalogCommand(args[1]) {
 		return imageCatalog(ctx, args[1], args[2:], stdout, stderr) // images.go
 	}

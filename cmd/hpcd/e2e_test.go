@@ -19,6 +19,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"vhpc/api"
+	"vhpc/imagestore"
+	"vhpc/jobdata"
 	"vhpc/nodeagent/runner"
 	"vhpc/nodeagent/vm"
 )
@@ -285,6 +287,59 @@ func TestE2EJobsRunInGuests(t *testing.T) {
 		}
 		if len(after.GetJobs()) != len(before.GetJobs()) {
 			t.Fatalf("%d jobs before, %d after refused submissions", len(before.GetJobs()), len(after.GetJobs()))
+		}
+	})
+
+	t.Run("a dataset is mounted read-only and pulled once per node", func(t *testing.T) {
+		ctx := context.Background()
+		info, err := c.jobs.DataStore(ctx, &api.DataStoreRequest{Department: "default"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := t.TempDir()
+		if err := os.MkdirAll(filepath.Join(src, "chr"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(src, "chr", "1.fa"), []byte(">chr1\nACGT\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files, err := jobdata.Collect(src, []jobdata.Stage{{From: "chr"}}, jobdata.CollectOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		set, err := jobdata.Push(ctx, info.GetRegistry(), "default", files, imagestore.Options{})
+		files.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		images := api.NewImageServiceClient(dialServing(t, c.addr))
+		if _, err := images.Put(ctx, &api.PutImageRequest{Ref: "default/genome:v1", Digest: set.Digest, Kind: "dataset", ClientToken: "dataset-e2e-token-1"}); err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		job := "name: ds\ndatasets: [genome:v1]\nscript: |\n  cat /datasets/genome/chr/1.fa\n  if touch /datasets/genome/x 2>/dev/null; then echo WRITABLE; else echo read-only; fi\n"
+		if err := os.WriteFile(filepath.Join(dir, "job.yaml"), []byte(job), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			code, out, errOut := c.hpcsub(dir, "--follow", "job.yaml")
+			if code != 0 || !strings.Contains(out, "ACGT") || !strings.Contains(out, "read-only") || strings.Contains(out, "WRITABLE") {
+				t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+			}
+		}
+		cached, _ := os.ReadDir(filepath.Join(c.data, "agent", "dataset-cache"))
+		if len(cached) != 1 || cached[0].Name() != strings.TrimPrefix(set.Digest, "sha256:") {
+			t.Errorf("dataset cache holds %v; want the one set, pulled once for both jobs", cached)
+		}
+		if code, _, errOut := c.hpcsub(dir, "--dry-run", "job.yaml"); code != 0 {
+			t.Errorf("dry run: %d %s", code, errOut)
+		}
+		bad := "name: ds2\nimage: genome:v1\nscript: true\n"
+		if err := os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte(bad), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if code, _, errOut := c.hpcsub(dir, "bad.yaml"); code == 0 || !strings.Contains(errOut, "is a dataset") {
+			t.Errorf("a dataset as the image: exit %d %s", code, errOut)
 		}
 	})
 

@@ -262,6 +262,9 @@ func printJob(w io.Writer, j *api.Job, nowDigest string) {
 	if j.GetInputs() != "" {
 		row("Inputs", fmt.Sprintf("%d files, %s (file set %s)", j.GetInputFiles(), humanBytes(j.GetInputBytes()), j.GetInputs()))
 	}
+	for _, d := range j.GetDatasets() {
+		row("Dataset", fmt.Sprintf("%s at /datasets/%s (%s, read-only)", d.GetRef(), d.GetName(), d.GetDigest()))
+	}
 	switch {
 	case j.GetArtifactsDeleted() != nil:
 		row("Job files", "deleted from the store at "+tsf(j.GetArtifactsDeleted(), true)+" (retention)")

@@ -81,6 +81,9 @@ type Config struct {
 	// Data moves jobs' stageIn and stageOut file sets (MasterJobData).
 	// Nil: such jobs fail, saying so.
 	Data runner.JobData
+	// Datasets pins jobs' read-only datasets (MasterJobData). Nil: jobs
+	// with datasets fail, saying so.
+	Datasets DatasetCache
 	// RegistryRetryMax is the longest pause between tries to pull while
 	// the registry is unavailable (the job waits meanwhile); zero is
 	// DefaultRegistryRetryMax.

@@ -53,9 +53,57 @@ type MasterJobData struct {
 	// Retries bounds the tries while the store is unavailable (0: 5,
 	// backing off 1, 2, 4, 8 s).
 	Retries int
+	// DatasetDir holds the node's dataset cache (AcquireDataset), at
+	// most DatasetLimitBytes (0: DefaultDatasetCacheBytes).
+	DatasetDir        string
+	DatasetLimitBytes int64
 
 	mu       sync.Mutex
 	registry string
+	datasets *jobdata.Cache
+}
+
+// DefaultDatasetCacheBytes bounds a node's dataset cache when nothing else
+// is said.
+const DefaultDatasetCacheBytes = 256 << 30
+
+// AcquireDataset implements DatasetCache: it pins the dataset digest of
+// department in the node's cache (pulling it once) and returns its
+// directory.
+func (d *MasterJobData) AcquireDataset(ctx context.Context, department, digest string) (string, func(), error) {
+	c, err := d.datasetCache()
+	if err != nil {
+		return "", nil, err
+	}
+	var dir string
+	var release func()
+	err = d.retry(ctx, "dataset "+digest, func(s jobdata.Store) error {
+		var err error
+		dir, release, err = c.Acquire(ctx, s.Registry, department, digest)
+		return err
+	})
+	return dir, release, err
+}
+
+func (d *MasterJobData) datasetCache() (*jobdata.Cache, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.datasets != nil {
+		return d.datasets, nil
+	}
+	if d.DatasetDir == "" {
+		return nil, errors.New("this agent has no dataset cache directory")
+	}
+	limit := d.DatasetLimitBytes
+	if limit <= 0 {
+		limit = DefaultDatasetCacheBytes
+	}
+	c, err := jobdata.OpenCache(d.DatasetDir, limit, imagestore.Options{Logger: d.log()})
+	if err != nil {
+		return nil, err
+	}
+	d.datasets = c
+	return c, nil
 }
 
 var _ runner.JobData = (*MasterJobData)(nil)
@@ -123,4 +171,41 @@ func (d *MasterJobData) PushOutputs(ctx context.Context, department, workDir str
 		return err
 	})
 	return out, err
+}
+
+// DatasetCache pins a job's read-only datasets on this node
+// (MasterJobData over jobdata.Cache).
+type DatasetCache interface {
+	AcquireDataset(ctx context.Context, department, digest string) (dir string, release func(), err error)
+}
+
+var _ DatasetCache = (*MasterJobData)(nil)
+
+// acquireDatasets pins every dataset of the allocation and returns them
+// for the runner with one release for all; on error nothing stays pinned.
+func (a *Agent) acquireDatasets(ctx context.Context, al *api.Allocation, department string) ([]runner.Dataset, func(), error) {
+	if len(al.GetDatasets()) == 0 {
+		return nil, func() {}, nil
+	}
+	if a.cfg.Datasets == nil {
+		return nil, nil, errors.New("the job mounts datasets, but this agent has no dataset cache")
+	}
+	var out []runner.Dataset
+	var releases []func()
+	releaseAll := func() {
+		for _, r := range releases {
+			r()
+		}
+	}
+	for _, d := range al.GetDatasets() {
+		a.reportAsync(ctx, al, runner.Result{State: model.AllocStarting, Reason: "fetching dataset " + d.GetRef()}, nil)
+		dir, release, err := a.cfg.Datasets.AcquireDataset(ctx, department, d.GetDigest())
+		if err != nil {
+			releaseAll()
+			return nil, nil, fmt.Errorf("dataset %s: %w", d.GetRef(), err)
+		}
+		releases = append(releases, release)
+		out = append(out, runner.Dataset{Name: d.GetName(), Dir: dir})
+	}
+	return out, releaseAll, nil
 }

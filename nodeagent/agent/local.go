@@ -114,7 +114,8 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 	node.Underlay = underlay
 	cfg.Client, cfg.Node = c, *node
 	cfg.Images = &MasterImageCache{Dir: imageCacheDir(o.StateDir), LimitBytes: o.ImageCacheBytes, Client: c, Logger: o.Logger}
-	cfg.Data = &MasterJobData{Client: c, Logger: o.Logger}
+	data := &MasterJobData{Client: c, Logger: o.Logger, DatasetDir: filepath.Join(o.StateDir, "dataset-cache")}
+	cfg.Data, cfg.Datasets = data, data
 	a, err := New(cfg)
 	if err != nil {
 		return err

@@ -146,6 +146,13 @@ func (a *Agent) runOne(agentCtx, runCtx context.Context, al *api.Allocation, ado
 			pulled = func(r *api.UpdateAllocationRequest) { r.ImagePulled = true }
 		}
 	}
+	datasets, releaseDatasets, err := a.acquireDatasets(runCtx, al, spec(al).Department) // data.go
+	if err != nil {
+		log.Error("cannot attach the job's datasets", "err", err)
+		return runner.Result{State: model.AllocFailed, ExitCode: -1, Reason: err.Error()}, nil
+	}
+	defer releaseDatasets()
+	task.Datasets = datasets
 	// The guest must outlive an agent that stops (its successor adopts
 	// it), so only runCtx, never agentCtx, stops it.
 	guestCtx := runCtx

@@ -160,6 +160,9 @@ func (r *Runner) start(ctx context.Context, t Task, progress func(string)) (star
 	if t.Placement.Scratch > 0 {
 		spec.ScratchPath = st.dir.Scratch
 	}
+	for _, d := range t.Datasets {
+		spec.Datasets = append(spec.Datasets, d.Dir)
+	}
 	if tmpl.BaseDisk != "" {
 		if err := r.createOverlay(ctx, tmpl.BaseDisk, st.dir); err != nil {
 			return st, err
@@ -409,6 +412,9 @@ func (r *Runner) prepareShare(t Task, dir staging.Dir) error {
 		MemoryMiB: memoryMiB(t), Scratch: t.Placement.Scratch > 0,
 		MPI: t.MPI, TasksPerNode: t.TasksPerNode, CPUsPerTask: t.CPUsPerTask,
 	}
+	for i, d := range t.Datasets {
+		req.Datasets = append(req.Datasets, guestproto.Dataset{Name: d.Name, Tag: guestproto.DatasetTag(i)})
+	}
 	if t.Network != nil {
 		g := t.Network.Guest
 		g.MTU = netMTU(t.Network) // the guest's interface matches the bridge
@@ -505,6 +511,11 @@ func checkTask(t Task) error {
 	}
 	if len(t.Command) == 0 && t.Script == "" {
 		return errors.New("task has neither a command nor a script")
+	}
+	for _, d := range t.Datasets {
+		if !filepath.IsAbs(d.Dir) {
+			return fmt.Errorf("dataset %s: directory %q is not absolute", d.Name, d.Dir)
+		}
 	}
 	if len(t.Placement.Cores) == 0 {
 		return errors.New("task placement has no cores")

@@ -141,6 +141,10 @@ type Task struct {
 	MaxOutputBytes int64
 	// Data moves Inputs and StageOut; required when either is set.
 	Data JobData
+	// Datasets are attached read-only (a 9p share each) and mounted by
+	// the guest at /datasets/<Name>; the agent pulled them into its
+	// dataset cache and pins them while the task runs.
+	Datasets []Dataset
 	// GPUs are Placement.GPUs resolved from the inventory (ResolveGPUs):
 	// one per placement GPU, with its host NUMA node and IOMMU group.
 	// Run checks them against the host again, passes them through with
@@ -160,6 +164,14 @@ type Task struct {
 	MPI          string
 	TasksPerNode int
 	CPUsPerTask  int
+}
+
+// Dataset is one read-only dataset of a task: its mount name and the
+// directory on this host that holds it (shared by every task that mounts
+// it; the guest cannot write to it).
+type Dataset struct {
+	Name string
+	Dir  string
 }
 
 // TaskNetwork is what a task's node needs of its gang's network: the

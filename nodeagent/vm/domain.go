@@ -23,6 +23,8 @@ import (
 	"strings"
 
 	"libvirt.org/go/libvirtxml"
+
+	"vhpc/guestproto"
 )
 
 // NamePrefix starts the name of every domain vhpc owns. Runners list
@@ -77,6 +79,9 @@ type Spec struct {
 	MemoryMiB         int64
 	// ShareDir is the host directory exported as the 9p job share.
 	ShareDir string
+	// Datasets are host directories exported read-only as 9p shares with
+	// tags guestproto.DatasetTag(i), in order.
+	Datasets []string
 	// ShareAccessMode is "mapped" (default: QEMU runs unprivileged, guest
 	// ownership kept in xattrs) or "passthrough".
 	ShareAccessMode string
@@ -454,7 +459,8 @@ func disks(d *libvirtxml.Domain, t Template, s Spec) error {
 	return nil
 }
 
-// share: the job directory as 9p (virtio-9p-pci), mount tag "jobshare".
+// share: the job directory as 9p (virtio-9p-pci), mount tag "jobshare";
+// each dataset read-only, mount tags vhpcds0, vhpcds1, ...
 func share(d *libvirtxml.Domain, _ Template, s Spec) error {
 	mode := s.ShareAccessMode
 	if mode == "" {
@@ -466,6 +472,15 @@ func share(d *libvirtxml.Domain, _ Template, s Spec) error {
 		Source:     &libvirtxml.DomainFilesystemSource{Mount: &libvirtxml.DomainFilesystemSourceMount{Dir: s.ShareDir}},
 		Target:     &libvirtxml.DomainFilesystemTarget{Dir: "jobshare"},
 	})
+	for i, dir := range s.Datasets {
+		d.Devices.Filesystems = append(d.Devices.Filesystems, libvirtxml.DomainFilesystem{
+			AccessMode: mode,
+			ReadOnly:   &libvirtxml.DomainFilesystemReadOnly{},
+			Driver:     &libvirtxml.DomainFilesystemDriver{Type: "path"},
+			Source:     &libvirtxml.DomainFilesystemSource{Mount: &libvirtxml.DomainFilesystemSourceMount{Dir: dir}},
+			Target:     &libvirtxml.DomainFilesystemTarget{Dir: guestproto.DatasetTag(i)},
+		})
+	}
 	return nil
 }
 

@@ -59,6 +59,11 @@ func TestGolden(t *testing.T) {
 			s.NICs = []NIC{{Bridge: "vb3f5d99d68d46f", MAC: "52:54:00:77:00:02", MTU: 1450}}
 			return s
 		}},
+		{"datasets", tinyTemplate("tcg"), func() Spec {
+			s := baseSpec()
+			s.Datasets = []string{"/var/lib/vhpc/dataset-cache/aa11", "/var/lib/vhpc/dataset-cache/bb22"}
+			return s
+		}},
 		{"qcow2-overlay", Template{Name: "dept-physics", Hypervisor: "kvm", Machine: "q35", BaseDisk: "/var/lib/vhpc/images/physics.qcow2"}, func() Spec {
 			s := baseSpec()
 			s.OverlayPath = "/var/lib/vhpc/jobs/7.0.0/root.qcow2"

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +27,9 @@ func applyPutImage(txn *state.Txn, e *PutImage) any {
 		c.Public = true
 	}
 	res := ImageResult{Image: c}
+	if old := txn.Image(c.Ref()); old != nil && old.Kind != c.Kind {
+		return fmt.Errorf("%s is a %s; it cannot become a %s (remove it first): %w", c.Ref(), model.KindName(old.Kind), model.KindName(c.Kind), ErrConflict)
+	}
 	if old := txn.Image(c.Ref()); old != nil {
 		res.Previous = old.Digest
 		c.Created = old.Created
@@ -54,7 +58,7 @@ func applyRemoveImage(txn *state.Txn, e *RemoveImage) any {
 	var users []string
 	n := 0
 	for j := range txn.Read().ActiveJobs() {
-		if j.ImageDigest != old.Digest {
+		if j.ImageDigest != old.Digest && !slices.ContainsFunc(j.Datasets, func(d model.DatasetMount) bool { return d.Digest == old.Digest }) {
 			continue
 		}
 		if n++; n <= maxUsersListed {
@@ -66,8 +70,8 @@ func applyRemoveImage(txn *state.Txn, e *RemoveImage) any {
 		if n > maxUsersListed {
 			more = fmt.Sprintf(" and %d more", n-maxUsersListed)
 		}
-		return fmt.Errorf("image %s (%s) is used by queued or running job %s%s; cancel them or wait for them to end: %w",
-			e.Ref, old.Digest, strings.Join(users, ", "), more, ErrConflict)
+		return fmt.Errorf("%s %s (%s) is used by queued or running job %s%s; cancel them or wait for them to end: %w",
+			model.KindName(old.Kind), e.Ref, old.Digest, strings.Join(users, ", "), more, ErrConflict)
 	}
 	txn.DeleteImage(e.Ref)
 	if e.Token != "" {

@@ -41,6 +41,32 @@ type Image struct {
 	// Packages are the names of the Debian packages in the image, sorted
 	// (nil when the pusher did not say); submit checks MPI jobs by them.
 	Packages []string `json:"packages,omitempty"`
+	// Kind is KindImage ("", a bootable image) or KindDataset (Digest
+	// names a read-only file set jobs mount; package jobdata).
+	Kind string `json:"kind,omitempty"`
+}
+
+// Catalog record kinds (Image.Kind).
+const (
+	KindImage   = ""
+	KindDataset = "dataset"
+)
+
+// KindName is the kind for people: "image" or "dataset".
+func KindName(kind string) string {
+	if kind == KindImage {
+		return "image"
+	}
+	return kind
+}
+
+// DatasetMount is one read-only dataset of a job: the catalog ref it
+// named, the file set digest the master resolved it to at submit, and the
+// name the guest mounts it under (/datasets/<name>).
+type DatasetMount struct {
+	Ref    string `json:"ref"`
+	Digest string `json:"digest"`
+	Name   string `json:"name"`
 }
 
 // MaxImagePackages bounds Image.Packages.
@@ -107,6 +133,12 @@ func (im *Image) Check() error {
 	}
 	if im.SizeBytes < 0 {
 		return fmt.Errorf("size %d is negative", im.SizeBytes)
+	}
+	if im.Kind != KindImage && im.Kind != KindDataset {
+		return fmt.Errorf("kind %q: want image or dataset", im.Kind)
+	}
+	if im.Kind == KindDataset && len(im.Packages) > 0 {
+		return fmt.Errorf("a dataset lists no packages")
 	}
 	if len(im.BuiltFrom) > 1024 {
 		return fmt.Errorf("builtFrom is %d bytes; want at most 1024", len(im.BuiltFrom))

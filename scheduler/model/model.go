@@ -113,11 +113,14 @@ type Job struct {
 	// Image to at submit ("department/name:tag", "sha256:..."): the job
 	// runs that digest even if the tag moves later. Both empty for the
 	// built-in tiny image.
-	ImageRef    string        `json:"imageRef,omitempty"`
-	ImageDigest string        `json:"imageDigest,omitempty"`
-	Request     Request       `json:"request"`
-	Walltime    time.Duration `json:"walltime"`
-	Retries     int           `json:"retries"`
+	ImageRef    string `json:"imageRef,omitempty"`
+	ImageDigest string `json:"imageDigest,omitempty"`
+	// Datasets are the read-only datasets the job mounts, resolved to
+	// digests at submit (like the image).
+	Datasets []DatasetMount `json:"datasets,omitempty"`
+	Request  Request        `json:"request"`
+	Walltime time.Duration  `json:"walltime"`
+	Retries  int            `json:"retries"`
 	// SpecJSON is the canonical job spec (jobspec.Canonical) as submitted.
 	SpecJSON []byte `json:"spec"`
 	// SubmitDir is the submitter's working directory, kept for the record:
@@ -213,6 +216,7 @@ func (j *Job) Copy() *Job {
 		c.Array = &a
 	}
 	c.RetryTasks = slices.Clone(j.RetryTasks)
+	c.Datasets = slices.Clone(j.Datasets)
 	c.TaskRestarts = maps.Clone(j.TaskRestarts)
 	return &c
 }

@@ -187,3 +187,22 @@ func (s *Server) artifactsView(j *model.Job, p *api.Job) {
 		p.ArtifactsExpire = timestamppb.New(j.EndTime.Add(s.cfg.Retention))
 	}
 }
+
+// checkDatasetSet makes sure a dataset's digest names a file set in its
+// department's repository, and records the set's size.
+func (s *Server) checkDatasetSet(ctx context.Context, im *model.Image) error {
+	if s.cfg.ImageRegistry == "" {
+		return status.Error(codes.FailedPrecondition, jobdata.ErrNoStore.Error())
+	}
+	ictx, cancel := context.WithTimeout(ctx, inspectTimeout)
+	defer cancel()
+	set, err := jobdata.Inspect(ictx, s.cfg.ImageRegistry, im.Department, im.Digest, imagestore.Options{Logger: s.log})
+	switch {
+	case err != nil && imagestore.Unavailable(err):
+		return status.Errorf(codes.Unavailable, "dataset %s: the cluster's store is unavailable; retry: %v", im.Ref(), err)
+	case err != nil:
+		return status.Errorf(codes.InvalidArgument, "dataset %s: %v (push it with hpc data push)", im.Ref(), err)
+	}
+	im.SizeBytes = set.Bytes()
+	return nil
+}

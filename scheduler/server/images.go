@@ -44,16 +44,27 @@ func (is *imageService) Put(ctx context.Context, req *api.PutImageRequest) (*api
 	if err != nil {
 		return nil, err
 	}
+	kind, err := parseKind(req.GetKind())
+	if err != nil {
+		return nil, err
+	}
 	im := model.Image{Department: dept, Name: name, Tag: tag, Digest: req.GetDigest(), Public: req.GetPublic(),
 		SizeBytes: req.GetSizeBytes(), BuiltFrom: req.GetBuiltFrom(), PushedBy: req.GetUser(),
-		Packages: slices.Compact(slices.Sorted(slices.Values(req.GetPackages())))}
+		Packages: slices.Compact(slices.Sorted(slices.Values(req.GetPackages()))), Kind: kind}
 	if err := im.Check(); err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "image %s: %v", req.GetRef(), err)
+		return nil, status.Errorf(codes.InvalidArgument, "%s %s: %v", model.KindName(kind), req.GetRef(), err)
 	}
 	if c, fctx, ok, err := atLeader(s, ctx, api.NewImageServiceClient); err != nil {
 		return nil, err
 	} else if ok {
 		return c.Put(fctx, req)
+	}
+	if kind == model.KindDataset {
+		// A dataset must be a file set the department's jobs can pull:
+		// the leader looks at it once, and records its real size.
+		if err := s.checkDatasetSet(ctx, &im); err != nil { // data.go
+			return nil, err
+		}
 	}
 	out, err := s.apply(ctx, fsm.EntryPutImage, &fsm.PutImage{Time: s.cfg.Now().UTC(), Image: im, Token: req.GetClientToken()})
 	if err != nil {
@@ -86,7 +97,14 @@ func (is *imageService) List(ctx context.Context, req *api.ListImagesRequest) (*
 		return nil, err
 	}
 	out := &api.ListImagesResponse{Registry: is.s.cfg.ImageRegistry}
+	kind, err := parseKind(req.GetKind())
+	if err != nil && req.GetKind() != "" {
+		return nil, err
+	}
 	for im := range snap.Images() {
+		if req.GetKind() != "" && im.Kind != kind {
+			continue
+		}
 		if d := req.GetDepartment(); d == "" || im.Department == d {
 			out.Images = append(out.Images, wire.ImageToProto(im))
 		}
@@ -150,8 +168,12 @@ func (is *imageService) Remove(ctx context.Context, req *api.RemoveImageRequest)
 // catalog. "department/name[:tag]" must be in the catalog and usable by the
 // job's department; a bare "name[:tag]" means the job's department's image,
 // else the public one. Errors are job.yaml problems (file:line:col when the
-// spec has positions) that say what exists.
+// spec has positions) that say what exists. It resolves the job's datasets
+// first (resolveDatasets).
 func resolveImage(snap *state.Snapshot, spec *jobspec.Spec, file string, j *model.Job) error {
+	if err := resolveDatasets(snap, spec, file, j); err != nil {
+		return err
+	}
 	if j.Image == "" || j.Image == jobspec.DefaultImage {
 		return checkMPIPackage(spec, file, j, nil)
 	}
@@ -169,6 +191,9 @@ func resolveImage(snap *state.Snapshot, spec *jobspec.Spec, file string, j *mode
 		im := snap.Image(ref)
 		if im == nil {
 			continue
+		}
+		if im.Kind == model.KindDataset {
+			return imageProblem(spec, file, j.Image, fmt.Sprintf("is a dataset (%s), not a bootable image: list it under datasets:, and name an image here", ref))
 		}
 		if !im.UsableBy(j.Department) {
 			return imageProblem(spec, file, j.Image, fmt.Sprintf("is a private image of department %s; the job's department is %s: use one of %s's images or a public/... image, or ask %s to make it public",
@@ -244,4 +269,61 @@ func didYouMean(snap *state.Snapshot, ref string) string {
 		names = append(names, fmt.Sprintf("%q", c.ref))
 	}
 	return "; did you mean " + strings.Join(names, " or ") + "?"
+}
+
+// parseKind reads PutImageRequest.kind / ListImagesRequest.kind.
+func parseKind(k string) (string, error) {
+	switch k {
+	case "", "image":
+		return model.KindImage, nil
+	case model.KindDataset:
+		return model.KindDataset, nil
+	}
+	return "", status.Errorf(codes.InvalidArgument, "kind %q: want image or dataset", k)
+}
+
+// resolveDatasets fills a job's Datasets from the catalog, as resolveImage
+// does for its image: "department/name[:tag]" must be a dataset usable by
+// the job's department; a bare "name[:tag]" means the department's, else
+// the public one. Each is mounted at /datasets/<name>.
+func resolveDatasets(snap *state.Snapshot, spec *jobspec.Spec, file string, j *model.Job) error {
+	j.Datasets = nil
+	for i, want := range spec.Datasets {
+		var candidates []string
+		if dept, name, tag, ok := model.SplitImageRef(want); ok {
+			candidates = []string{model.ImageRef(dept, name, tag)}
+		} else {
+			name, tag, hasTag := strings.Cut(want, ":")
+			if !hasTag {
+				tag = model.DefaultImageTag
+			}
+			candidates = []string{model.ImageRef(j.Department, name, tag), model.ImageRef(model.PublicDepartment, name, tag)}
+		}
+		path := fmt.Sprintf("datasets[%d]", i)
+		problem := func(msg string) error {
+			p := jobspec.Problem{File: file, Path: path, Value: want}
+			if spec != nil {
+				p = spec.ProblemAt(path, want, "")
+			}
+			p.Msg = fmt.Sprintf("%q %s", want, msg)
+			return jobspec.Problems{p}
+		}
+		var found *model.Image
+		for _, ref := range candidates {
+			if im := snap.Image(ref); im != nil {
+				found = im
+				break
+			}
+		}
+		switch {
+		case found == nil:
+			return problem("is not in the catalog" + didYouMean(snap, candidates[0]) + "; `hpc data ls` lists the datasets, `hpc data push` adds one")
+		case found.Kind != model.KindDataset:
+			return problem(fmt.Sprintf("is an image (%s), not a dataset", found.Ref()))
+		case !found.UsableBy(j.Department):
+			return problem(fmt.Sprintf("is a private dataset of department %s; the job's department is %s", found.Department, j.Department))
+		}
+		j.Datasets = append(j.Datasets, model.DatasetMount{Ref: found.Ref(), Digest: found.Digest, Name: jobspec.DatasetName(want)})
+	}
+	return nil
 }
