@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"vhpc/api"
 	"vhpc/client"
@@ -137,16 +139,19 @@ func registryURL(ctx context.Context, c *client.Client, flagValue string) (strin
 	if flagValue != "" {
 		return flagValue, nil
 	}
-	ls, err := call(ctx, c, func(ctx context.Context, is api.ImageServiceClient) (*api.ListImagesResponse, error) {
-		return is.List(ctx, &api.ListImagesRequest{})
+	var info *api.DataStoreInfo
+	err := c.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
+		var err error
+		info, err = client.Jobs(conn).DataStore(ctx, &api.DataStoreRequest{})
+		return err
 	})
+	if status.Code(err) == codes.FailedPrecondition {
+		return "", errors.New("the master knows no registry: pass --registry URL (e.g. http://127.0.0.1:5000), or start hpcd with --registry")
+	}
 	if err != nil {
 		return "", err
 	}
-	if ls.GetRegistry() == "" {
-		return "", errors.New("the master knows no registry: pass --registry URL (e.g. http://127.0.0.1:5000), or start hpcd with --registry")
-	}
-	return ls.GetRegistry(), nil
+	return info.GetRegistry(), nil
 }
 
 // normalRef checks REF and fills in the default tag.

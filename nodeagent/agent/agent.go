@@ -99,14 +99,18 @@ type Agent struct {
 	// watch loop found the node unknown to the master).
 	reregister chan struct{}
 
-	mu       sync.Mutex
-	running  map[string]*tracked // by allocation id
-	adopt    map[string]bool     // domains found at start, not yet claimed
-	lastOK   time.Time
-	lease    time.Duration
-	interval time.Duration // heartbeat interval the master asked for
-	refused  *RefusedError // the master's "no" to this node, once given
-	stopRun  func(error)   // ends Run's loops (set while Run runs)
+	mu      sync.Mutex
+	running map[string]*tracked // by allocation id
+	// progress holds each running allocation's progressReporter (by id;
+	// its own lock, since reports are made with and without mu held).
+	progressMu sync.Mutex
+	progress   map[string]*progressReporter
+	adopt      map[string]bool // domains found at start, not yet claimed
+	lastOK     time.Time
+	lease      time.Duration
+	interval   time.Duration // heartbeat interval the master asked for
+	refused    *RefusedError // the master's "no" to this node, once given
+	stopRun    func(error)   // ends Run's loops (set while Run runs)
 }
 
 // RefusedError is the master's definitive answer that it will not accept
@@ -159,7 +163,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	return &Agent{
 		cfg: cfg, log: cfg.Logger.With("node", cfg.Node.Name), reregister: make(chan struct{}, 1),
-		running: map[string]*tracked{}, adopt: map[string]bool{},
+		running: map[string]*tracked{}, adopt: map[string]bool{}, progress: map[string]*progressReporter{},
 	}, nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -122,6 +123,9 @@ func (a *Agent) start(ctx context.Context, al *api.Allocation, adopt bool) {
 		a.mu.Lock()
 		delete(a.running, al.GetId())
 		a.mu.Unlock()
+		a.progressMu.Lock()
+		delete(a.progress, al.GetId())
+		a.progressMu.Unlock()
 	}()
 }
 
@@ -409,5 +413,52 @@ func (a *Agent) report(ctx context.Context, al *api.Allocation, res runner.Resul
 
 // reportAsync reports a non-final phase without blocking the caller.
 func (a *Agent) reportAsync(ctx context.Context, al *api.Allocation, res runner.Result, marks ...func(*api.UpdateAllocationRequest)) {
-	go a.report(ctx, al, res, nil, marks...)
+	send := func() { a.report(ctx, al, res, nil, marks...) }
+	if res.State.Terminal() {
+		go send()
+		return
+	}
+	a.progressMu.Lock()
+	p := a.progress[al.GetId()]
+	if p == nil {
+		p = &progressReporter{}
+		a.progress[al.GetId()] = p
+	}
+	a.progressMu.Unlock()
+	p.send(send)
+}
+
+// progressReporter sends one allocation's progress reports one at a time:
+// a report made while another is being sent replaces any still waiting, so
+// a long pull that reports every second keeps at most one report in flight
+// (retrying while the master is away) and one waiting, never a pile of
+// goroutines.
+type progressReporter struct {
+	mu      sync.Mutex
+	sending bool
+	next    func()
+}
+
+func (p *progressReporter) send(fn func()) {
+	p.mu.Lock()
+	if p.sending {
+		p.next = fn
+		p.mu.Unlock()
+		return
+	}
+	p.sending = true
+	p.mu.Unlock()
+	go func() {
+		for {
+			fn()
+			p.mu.Lock()
+			if p.next == nil {
+				p.sending = false
+				p.mu.Unlock()
+				return
+			}
+			fn, p.next = p.next, nil
+			p.mu.Unlock()
+		}
+	}()
 }
