@@ -155,20 +155,16 @@ type Config struct {
 	// reaches the reservations and cannot be overtaken forever by smaller
 	// jobs. 0 disables the guard.
 	StarvationAge time.Duration
-	// StarvationGrace grades the protection of a starving lead job under
-	// EstimatePredicted: a job that has starved for t is protected from
-	// overruns by all but StarvationGrace - t, so every job is planned
-	// with max(prediction, walltime - (StarvationGrace - t)). 0 plans
-	// with the walltime as soon as the lead starves.
+	// StarvationGrace is how long a starving lead job (EstimatePredicted)
+	// still lets consistent predictions run in front of it: for its first
+	// StarvationGrace of starving, a job whose user's last two runtimes
+	// are within 2x of each other is planned with its prediction, any
+	// other with its walltime; after that, every job with its walltime.
+	// 0: the walltime at once.
 	StarvationGrace time.Duration
 	// StarvationSlots is how many of the oldest starving jobs are promoted
 	// at once (0 = all of them).
 	StarvationSlots int
-	// Lag ranks a job under PolicyDefault as if it had been submitted
-	// Lag x its estimate later (in the age factor's points, AgeWait): a
-	// short job overtakes the long ones submitted a little before it, and
-	// a long job is overtaken by a bounded amount only. 0: off.
-	Lag float64
 	// SizeRef is the job area (core-seconds of the estimate) at which the
 	// size factor has fallen to 0.5; smaller jobs rank higher.
 	SizeRef float64
@@ -288,7 +284,6 @@ func (c *Config) Validate() error {
 		v, hi float64
 	}{
 		{"small job area", c.SmallJobArea, 1e12},
-		{"lag", c.Lag, 1e6},
 		{"age weight", c.Weights.Age, 1e9},
 		{"fair-share weight", c.Weights.FairShare, 1e9},
 		{"size weight", c.Weights.Size, 1e9},

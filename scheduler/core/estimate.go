@@ -69,3 +69,14 @@ func (s *sched) allocEnd(a *model.Alloc) int64 {
 	}
 	return max(off, int64(time.Second))
 }
+
+// consistent reports whether j's prediction is one to trust: its user's
+// last two runtimes are within a factor of two of each other.
+func (s *sched) consistent(j *model.Job) bool {
+	h := s.in.History[j.User]
+	if len(h) < 2 {
+		return false
+	}
+	a, b := h[len(h)-1], h[len(h)-2]
+	return a <= 2*b && b <= 2*a
+}

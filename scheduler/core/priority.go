@@ -60,11 +60,6 @@ func (s *sched) candidates() []candidate {
 			c.f = s.factors(j, c.est)
 			w := s.cfg.Weights
 			c.prio = w.Age*c.f.Age + w.FairShare*c.f.FairShare + w.Size*c.f.Size + w.QOS*c.f.QOS
-			if s.cfg.Lag > 0 && s.cfg.MaxAge > 0 {
-				// Rank as if submitted Lag x the estimate later: the age
-				// factor's points for that much waiting.
-				c.prio -= s.cfg.Lag * float64(c.est) * w.Age / float64(s.cfg.MaxAge)
-			}
 			c.starved = s.cfg.StarvationAge > 0 && s.in.Now.Sub(j.SubmitTime) > s.cfg.StarvationAge
 		}
 		if s.cfg.Policy == PolicySJFEasy {

@@ -25,10 +25,9 @@ func (s *sched) run() {
 	cands := s.candidates()
 	s.protect = s.cfg.Estimate == EstimatePredicted && len(cands) > 0 && cands[0].starved
 	if s.protect {
-		// What is left of the lead's grace: how far a job predicted too
-		// short may still overrun into its reservation.
+		// Within its grace the lead still trusts consistent predictions.
 		over := s.wait(cands[0].j) - float64(s.cfg.StarvationAge)
-		s.slack = int64(max(0, float64(s.cfg.StarvationGrace)-over))
+		s.trust = over < float64(s.cfg.StarvationGrace)
 	}
 	sorted := s.cfg.Policy != PolicyDefault || s.cfg.Backfill == BackfillPriority
 	for rank := range cands {
@@ -120,11 +119,10 @@ func (s *sched) startAll(c candidate, depth int) (why string, lz lazyReason, wai
 		left = j.TasksLeft()
 	}
 	d := int64(c.est)
-	if s.protect {
-		// A starving job leads: plan with the walltime less what is
-		// left of its grace, so nothing predicted too short overruns
-		// into its reservation by more than that.
-		d = max(d, int64(s.walltime(j))-s.slack)
+	if s.protect && !(s.trust && s.consistent(j)) {
+		// A starving job leads: plan with the walltime, so nothing
+		// predicted too short overruns into its reservation.
+		d = int64(s.walltime(j))
 	}
 	for i := int64(0); i < left; i++ {
 		task := int64(0)

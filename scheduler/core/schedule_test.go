@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"strings"
@@ -430,7 +431,6 @@ func TestConfigValidate(t *testing.T) {
 		{"negative starvation age", func(c *Config) { c.StarvationAge = -time.Second }, "starvation age -1s"},
 		{"zero share", func(c *Config) { c.Shares = map[string]float64{"physics": 0} }, "share of physics 0"},
 		{"negative grace", func(c *Config) { c.StarvationGrace = -time.Hour }, "starvation grace -1h"},
-		{"negative lag", func(c *Config) { c.Lag = -1 }, "lag -1"},
 		{"stop grace too long", func(c *Config) { c.StopGrace = 2 * time.Hour }, "stop grace 2h0m0s: want 1s..1h"},
 		{"negative quota", func(c *Config) { c.Quotas = map[string]Limits{"physics": {Cores: -1}} }, "quotas.physics: limits must not be negative"},
 		{"negative default quota", func(c *Config) { c.DefaultQuota.GPUs = -2 }, "default quota: limits"},
@@ -462,22 +462,29 @@ func TestConfigValidate(t *testing.T) {
 // for 30 minutes.
 func TestEASYPlusPlus(t *testing.T) {
 	whole := model.Request{TasksPerNode: 4}
-	hist := map[string][]time.Duration{"repeat": {10 * time.Minute, 10 * time.Minute}}
+	hist := map[string][]time.Duration{"repeat": {10 * time.Minute, 10 * time.Minute}, "erratic": {2 * time.Minute, 20 * time.Minute}}
 	tests := []struct {
 		name    string
 		cfg     Config
 		oldest  time.Duration // how long job 1 has waited
 		starts  []model.JobID
 		reasons map[model.JobID]string
+		user    string // job 2's user ("repeat" when empty)
 	}{
 		{"the default starts the shortest prediction first and reserves the next job by priority", DefaultConfig(), time.Hour, []model.JobID{2},
-			map[model.JobID]string{1: "waiting for resources", 3: "reserved"}},
+			map[model.JobID]string{1: "waiting for resources", 3: "reserved"}, ""},
 		{"a starving job leads: every job is planned with its walltime", DefaultConfig(), 73 * time.Hour, []model.JobID{3},
-			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}},
+			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, ""},
+		{"within the starving job's grace a consistent prediction still fills the hole", withGrace(DefaultConfig(), 24*time.Hour), 73 * time.Hour, []model.JobID{2},
+			map[model.JobID]string{1: "reserved", 3: "waiting for resources"}, ""},
+		{"within the grace an inconsistent prediction (2 and 20 minutes) is planned with the walltime", withGrace(DefaultConfig(), 24*time.Hour), 73 * time.Hour, []model.JobID{3},
+			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, "erratic"},
+		{"past the grace every job is planned with its walltime again", withGrace(DefaultConfig(), 24*time.Hour), 97 * time.Hour, []model.JobID{3},
+			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, ""},
 		{"planned with the walltime, the 4-hour job never fits the hole", withEstimate(DefaultConfig(), EstimateRequest), time.Hour, []model.JobID{3},
-			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}},
+			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, ""},
 		{"sjf-easy goes by the walltime: the 30-minute job first, then job 1 is reserved", withEstimate(cfgWith(PolicySJFEasy), EstimateRequest), time.Hour, []model.JobID{3},
-			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}},
+			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -491,7 +498,7 @@ func TestEASYPlusPlus(t *testing.T) {
 				submitted(mkJob(3, whole, 30*time.Minute), t0.Add(-time.Minute))},
 				Allocs: []*model.Alloc{{ID: "A", Job: 90, State: model.AllocRunning, Created: start, Started: start, Deadline: start.Add(time.Hour),
 					Placement: model.Placement{Node: ns[0].Name, Cores: []int{0, 1, 2, 3}, NUMA: []int{0}}}}}
-			in.Jobs[2].User = "repeat"
+			in.Jobs[2].User = cmp.Or(tc.user, "repeat")
 			plan := Schedule(in, tc.cfg)
 			var got []model.JobID
 			for _, s := range plan.Starts {
@@ -510,3 +517,5 @@ func TestEASYPlusPlus(t *testing.T) {
 }
 
 func withEstimate(c Config, e string) Config { c.Estimate = e; return c }
+
+func withGrace(c Config, g time.Duration) Config { c.StarvationGrace = g; return c }

@@ -21,27 +21,26 @@ type usageCount struct {
 
 // sched is the working state of one Schedule call.
 type sched struct {
-	// protect: a starving job leads the queue this cycle, so a job is
-	// planned with max(prediction, walltime - slack), slack being what is
-	// left of Config.StarvationGrace (0: the walltime).
-	protect  bool
-	slack    int64
-	in       *Input
-	cfg      *Config
-	cl       *cluster
-	plan     model.Plan
-	jobs     map[model.JobID]*model.Job
-	tasksRun map[model.JobID]int // running (job, task) pairs per job
-	dept     map[string]*usageCount
-	part     map[string]*usageCount
-	fs       map[string]float64
-	partN    map[string][]int // ready nodes per partition key
-	ever     map[shapeKey]string
-	failMin  map[shapeKey]int64
-	nowC     map[shapeKey]nowCache
-	miss     map[shapeKey]missCache
-	nres     int // reservations counted against the depth
-	nurgent  int // reservations of urgent jobs (Config.SlowdownReservations)
+	// protect: a starving job leads the queue this cycle, so jobs are
+	// planned with their walltimes; trust: it is within
+	// Config.StarvationGrace, so consistent predictions still count.
+	protect, trust bool
+	in             *Input
+	cfg            *Config
+	cl             *cluster
+	plan           model.Plan
+	jobs           map[model.JobID]*model.Job
+	tasksRun       map[model.JobID]int // running (job, task) pairs per job
+	dept           map[string]*usageCount
+	part           map[string]*usageCount
+	fs             map[string]float64
+	partN          map[string][]int // ready nodes per partition key
+	ever           map[shapeKey]string
+	failMin        map[shapeKey]int64
+	nowC           map[shapeKey]nowCache
+	miss           map[shapeKey]missCache
+	nres           int // reservations counted against the depth
+	nurgent        int // reservations of urgent jobs (Config.SlowdownReservations)
 	// preempted are the gangs this plan already stops.
 	preempted map[gangKey]bool
 	// victimList and preemptFail are tryPreempt's per-cycle caches.
