@@ -18,7 +18,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	"vhpc/api"
@@ -42,6 +41,8 @@ type Client struct {
 	// AttemptTimeout bounds one unary call to one member, so a member cut
 	// off by the network does not hold the caller; default 20s.
 	AttemptTimeout time.Duration
+	// creds is what the connections dial with.
+	creds *Credentials
 	// FailWhenRefused makes a call return a *NoMasterError at once when
 	// every address refused the connection in a round: nothing listens, so
 	// waiting helps nobody. The CLIs (hpcsub, hpcd operator) set it; agents
@@ -71,16 +72,34 @@ func ParseAddrs(s string) []string {
 	return out
 }
 
+// Option adjusts a Client in New.
+type Option func(*Client)
+
+// WithCredentials dials with creds instead of DefaultCredentials().
+func WithCredentials(creds *Credentials) Option { return func(c *Client) { c.creds = creds } }
+
 // New prepares connections to every address; nothing is dialed until the
-// first call.
-func New(addrs []string) (*Client, error) {
+// first call. Without WithCredentials it dials with DefaultCredentials():
+// the credentials directory of the environment ($VHPC_CREDENTIALS or
+// ~/.config/vhpc), or plaintext when there is none.
+func New(addrs []string, opts ...Option) (*Client, error) {
 	if len(addrs) == 0 {
 		return nil, errors.New("no master address: set --addr or HPC_ADDR (e.g. 127.0.0.1:7070)")
 	}
 	c := &Client{addrs: addrs, Backoff: 100 * time.Millisecond, MaxBackoff: 2 * time.Second, Attempts: 8, AttemptTimeout: 20 * time.Second}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.creds == nil {
+		creds, err := DefaultCredentials()
+		if err != nil {
+			return nil, err
+		}
+		c.creds = creds
+	}
 	c.refused = make([]atomic.Bool, len(addrs))
 	for i, a := range addrs {
-		conn, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithContextDialer(c.dialer(i)))
+		conn, err := grpc.NewClient(a, grpc.WithTransportCredentials(c.creds.Transport()), grpc.WithContextDialer(c.dialer(i)))
 		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("master address %q: %w", a, err)
@@ -116,6 +135,9 @@ func (c *Client) Close() {
 		_ = conn.Close()
 	}
 }
+
+// Credentials are what the client dials with.
+func (c *Client) Credentials() *Credentials { return c.creds }
 
 // Addrs are the configured master addresses.
 func (c *Client) Addrs() []string { return c.addrs }
@@ -178,6 +200,9 @@ func (c *Client) do(ctx context.Context, perAttempt time.Duration, call func(ctx
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, c.MaxBackoff)
+	}
+	if !c.creds.Secure() {
+		return fmt.Errorf("no master answered after %d rounds (dialed plaintext: no credentials in %s; a master that serves TLS needs them: run `hpcsub login` or set %s): %w", c.Attempts, c.creds.Dir, CredentialsEnv, last)
 	}
 	return fmt.Errorf("no master answered after %d rounds: %w", c.Attempts, last)
 }

@@ -12,5 +12,5 @@ protoc -I api -I /usr/include \
   --plugin=protoc-gen-go="$tools/protoc-gen-go" --plugin=protoc-gen-go-grpc="$tools/protoc-gen-go-grpc" \
   --go_out=api --go_opt=paths=source_relative \
   --go-grpc_out=api --go-grpc_opt=paths=source_relative \
-  api/vhpc.proto
+  api/vhpc.proto api/vhpc_auth.proto
 echo "generated: $(ls api/*.pb.go | tr '\n' ' ')"

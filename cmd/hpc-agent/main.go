@@ -17,12 +17,13 @@ import (
 
 	"vhpc/client"
 	"vhpc/nodeagent/agent"
+	"vhpc/security/pki"
 )
 
 func main() {
 	var (
 		addrs, name, stateDir, hypervisor, libvirtURI, partition, logLevel string
-		metricsAddr, gpuReturn, guestBin, underlay                         string
+		metricsAddr, gpuReturn, guestBin, underlay, credDir                string
 		reserved                                                           []int
 	)
 	cmd := &cobra.Command{
@@ -49,8 +50,15 @@ func main() {
 				defer func() { err = stop(err) }()
 				log.Info("serving metrics", "addr", ln.Addr().String())
 			}
+			var creds *client.Credentials
+			if credDir != "" {
+				if creds, err = client.LoadCredentials(credDir, pki.RoleAgent); err != nil {
+					return err
+				}
+			}
 			return agent.RunLocal(ctx, agent.LocalOptions{
-				Addrs: client.ParseAddrs(addrs), Name: name, StateDir: stateDir, Hypervisor: hypervisor,
+				Credentials: creds,
+				Addrs:       client.ParseAddrs(addrs), Name: name, StateDir: stateDir, Hypervisor: hypervisor,
 				LibvirtURI: libvirtURI, Partition: partition, Reserved: reserved, Logger: log,
 				Registry: reg, GPUReturnDriver: gpuReturn, GuestBinary: guestBin, Underlay: underlay,
 			})
@@ -59,6 +67,7 @@ func main() {
 	f := cmd.Flags()
 	f.StringVar(&addrs, "master", envOr("HPC_ADDR", "127.0.0.1:7070"), "master gRPC address(es), comma-separated")
 	f.StringVar(&name, "name", "", "node name (default: hostname)")
+	f.StringVar(&credDir, "credentials", "", "directory with ca.crt and this node's agent-NODE.crt/.key (`hpcd tls issue --agent NODE --out DIR`); default $VHPC_CREDENTIALS or ~/.config/vhpc; VHPC_CREDENTIALS=none dials a --insecure master")
 	f.StringVar(&stateDir, "state-dir", "/var/lib/vhpc", "job directories, scratch disks, images, logs")
 	f.StringVar(&hypervisor, "hypervisor", "auto", "auto (probe), kvm or tcg")
 	f.StringVar(&libvirtURI, "libvirt", "qemu:///system", "libvirt connection URI")

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"vhpc/api"
+	"vhpc/client"
 	"vhpc/imagestore"
 	"vhpc/jobdata"
 	"vhpc/nodeagent/runner"
@@ -67,6 +68,11 @@ func startDev(t testing.TB, extra ...string) *e2eCluster {
 	}
 	c := &e2eCluster{t: t, data: filepath.Join(dir, "data"), addr: freePort(t), raftAddr: freePort(t), extra: extra}
 	c.hpcd, c.sub = buildBinaries(t, dir)
+	// hpcd dev is secure by default: its user credential goes here, and
+	// this test's clients (hpcsub, hpc, dialServing) use it.
+	creds := filepath.Join(dir, "credentials")
+	c.extra = append(c.extra, "--credentials-out", creds)
+	t.Setenv(client.CredentialsEnv, creds)
 	c.start()
 	c.jobs = api.NewJobServiceClient(dialServing(t, c.addr))
 	c.waitFor(t, "the node to register", func() bool {
@@ -275,7 +281,7 @@ func TestE2EJobsRunInGuests(t *testing.T) {
 			"a made-up file set":              {Spec: spec, SubmitDir: "/etc", Inputs: "sha256:" + strings.Repeat("0", 64)},
 			"a file set that is not a digest": {Spec: spec, Inputs: "/etc/passwd"},
 		} {
-			req.ClientToken, req.User, req.Filename = strings.Repeat("f", 16)+strconv.Itoa(len(name)), "mallory", "steal.yaml"
+			req.ClientToken, req.Filename = strings.Repeat("f", 16)+strconv.Itoa(len(name)), "steal.yaml" // the user is the credential's
 			_, err := c.jobs.Submit(context.Background(), req)
 			if status.Code(err) != codes.InvalidArgument {
 				t.Errorf("%s: %v; want InvalidArgument", name, err)

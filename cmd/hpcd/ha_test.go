@@ -96,7 +96,7 @@ func (c *haCluster) memberAt(id, addr, raftAddr, netns string) *haMember {
 
 func (c *haCluster) start(m *haMember, extra ...string) {
 	args := append([]string{"server", "--id", m.id, "--data-dir", m.data, "--addr", m.addr, "--raft-addr", m.raft,
-		"--http", "", "--log-level", "error", "--snapshot-threshold", "200", "--trailing-logs", "50"}, extra...)
+		"--http", "", "--log-level", "error", "--snapshot-threshold", "200", "--trailing-logs", "50", "--insecure"}, extra...)
 	if m.netns != "" {
 		m.cmd = exec.Command("ip", append([]string{"netns", "exec", m.netns, c.bin}, args...)...)
 	} else {

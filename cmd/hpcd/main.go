@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
+	"vhpc/client"
 	"vhpc/jobspec"
 	"vhpc/nodeagent/agent"
 	"vhpc/scheduler/core"
@@ -38,7 +39,7 @@ func main() {
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(devCmd(), serverCmd(), operatorCmd(), tlsCmd())
+	root.AddCommand(devCmd(), serverCmd(), operatorCmd(), tlsCmd(), userCmd())
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "hpcd:", err)
 		var ue usageError
@@ -166,6 +167,8 @@ func devCmd() *cobra.Command {
 		stateDir   string
 		hypervisor string
 		guestBin   string
+		sec        secFlags
+		credsOut   string
 	)
 	cmd := &cobra.Command{
 		Use:   "dev",
@@ -176,6 +179,33 @@ func devCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			node, err := os.Hostname()
+			if err != nil {
+				return fmt.Errorf("node name: %w", err)
+			}
+			// Security by default: a CA, certificates and the local
+			// user's credential on first start (secure.go).
+			agentCreds, opCreds := client.Insecure(), client.Insecure()
+			var onReady func(context.Context, *server.Server) error
+			if sec.insecure {
+				cfg.Insecure = true
+			} else {
+				ds, err := setupDevSecurity(c.dataDir, sec.pkiDir, credsOut, node, cfg.Logger)
+				if err != nil {
+					return err
+				}
+				sec.pkiDir = ds.pkiDir
+				if err := sec.apply(&cfg, "dev"); err != nil {
+					return err
+				}
+				agentCreds, opCreds = ds.agent, ds.operator
+				onReady = func(ctx context.Context, s *server.Server) error {
+					if err := addDevUser(ctx, s, ds.user); err != nil {
+						return fmt.Errorf("dev: add the local user %s: %w", ds.user, err)
+					}
+					return serveLogin(ctx, s, ds.pkiDir, filepath.Join(c.dataDir, "login.sock"), cfg.Logger)
+				}
+			}
 			if cfg.ImageRegistry == "" {
 				reg, err := startDevRegistry(c.dataDir, cfg.Logger) // registry.go
 				if err != nil {
@@ -185,7 +215,7 @@ func devCmd() *cobra.Command {
 				cfg.ImageRegistry = reg.URL
 			}
 			if noAgent {
-				return serve(cfg, nil)
+				return serve(cfg, onReady, nil)
 			}
 			if stateDir == "" {
 				// QEMU runs as its own user and must traverse to the job
@@ -200,15 +230,15 @@ func devCmd() *cobra.Command {
 			}
 			// One registry: the master's /metrics also shows this host's GPUs.
 			cfg.Registry = prometheus.NewRegistry()
-			return serve(cfg, func(ctx context.Context, s *server.Server, registered func()) error {
+			return serve(cfg, onReady, func(ctx context.Context, s *server.Server, registered func()) error {
 				return agent.RunLocal(ctx, agent.LocalOptions{
-					Addrs: []string{s.GRPCAddr()}, StateDir: stateDir, Hypervisor: hypervisor,
+					Addrs: []string{s.GRPCAddr()}, Name: node, Credentials: agentCreds, StateDir: stateDir, Hypervisor: hypervisor,
 					LibvirtURI: "qemu:///system", Partition: server.DefaultPartition, Logger: cfg.Logger,
 					Registry: cfg.Registry, GuestBinary: guestBin,
 					Registered: func() {
 						registered()
 						// The runner's image store: runner.Config.ImageDir's default.
-						go publishTiny(ctx, s, cfg.ImageRegistry, filepath.Join(stateDir, "images"), guestBin, cfg.Logger) // registry.go
+						go publishTiny(ctx, s, opCreds, cfg.ImageRegistry, filepath.Join(stateDir, "images"), guestBin, cfg.Logger) // registry.go
 					},
 				})
 			})
@@ -219,6 +249,8 @@ func devCmd() *cobra.Command {
 	cmd.Flags().StringVar(&stateDir, "state-dir", "", "agent state: job dirs, scratch disks, images (default DATA-DIR/agent)")
 	cmd.Flags().StringVar(&hypervisor, "hypervisor", "auto", "auto (probe), kvm or tcg")
 	cmd.Flags().StringVar(&guestBin, "guest", "", "static hpc-guest binary for the guest image (default: next to hpcd, or on $PATH)")
+	cmd.Flags().StringVar(&credsOut, "credentials-out", "", "where the local user's (and the operator's) credential goes (default ~/.config/vhpc of each; a directory of another cluster is left alone)")
+	sec.register(cmd, true)
 	return cmd
 }
 
@@ -228,6 +260,7 @@ func serverCmd() *cobra.Command {
 		id    string
 		peers string
 		join  bool
+		sec   secFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "server",
@@ -249,13 +282,23 @@ func serverCmd() *cobra.Command {
 				return err
 			}
 			cfg.Join = join
-			return serve(cfg, nil)
+			if err := sec.apply(&cfg, id); err != nil {
+				return err
+			}
+			var onReady func(context.Context, *server.Server) error
+			if sec.loginSocket != "" && !sec.insecure {
+				onReady = func(ctx context.Context, s *server.Server) error {
+					return serveLogin(ctx, s, sec.pkiDir, sec.loginSocket, cfg.Logger)
+				}
+			}
+			return serve(cfg, onReady, nil)
 		},
 	}
 	c.flags(cmd, "", "127.0.0.1:7100")
 	cmd.Flags().StringVar(&id, "id", "", "this member's id (unique in the cluster)")
 	cmd.Flags().StringVar(&peers, "peers", "", "initial members as id=raftaddr,... (including this one); empty: this member alone")
 	cmd.Flags().BoolVar(&join, "join", false, "start empty and wait for `hpcd operator add-member` instead of bootstrapping")
+	sec.register(cmd, false)
 	return cmd
 }
 
@@ -309,7 +352,10 @@ func parsePeers(s string) ([]server.Peer, error) {
 // that stops later is logged once and recorded (Server.SetLocalAgentErr),
 // so pending reasons and `hpcsub nodes` show its error, and the master
 // keeps serving.
-func serve(cfg server.Config, runAgent func(ctx context.Context, s *server.Server, registered func()) error) error {
+//
+// onReady, when given, runs once the member first leads (hpcd dev adds its
+// local user; --login-socket starts the login socket); its error stops hpcd.
+func serve(cfg server.Config, onReady func(context.Context, *server.Server) error, runAgent func(ctx context.Context, s *server.Server, registered func()) error) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s, err := server.New(cfg)
@@ -318,6 +364,29 @@ func serve(cfg server.Config, runAgent func(ctx context.Context, s *server.Serve
 	}
 	served := make(chan error, 1)
 	go func() { served <- s.Run(ctx) }()
+	if onReady != nil {
+		run := served
+		served = make(chan error, 1)
+		readyErr := make(chan error, 1)
+		go func() {
+			if s.WaitReady(ctx) != nil {
+				return
+			}
+			if err := onReady(ctx, s); err != nil {
+				readyErr <- err
+				s.Close()
+			}
+		}()
+		go func() {
+			err := <-run
+			select {
+			case e := <-readyErr:
+				err = e
+			default:
+			}
+			served <- err
+		}()
+	}
 	if runAgent == nil {
 		return <-served
 	}

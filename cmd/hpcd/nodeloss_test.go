@@ -131,7 +131,7 @@ func TestNodeLoss(t *testing.T) {
 			withGuest(t, dir)
 			addr, raftAddr := freePort(t), freePort(t)
 			master := exec.Command(hpcd, "server", "--id", "m", "--data-dir", filepath.Join(dir, "m"), "--addr", addr,
-				"--raft-addr", raftAddr, "--http", "", "--heartbeat", "500ms", "--lease", "6s", "--log-level", "warn")
+				"--raft-addr", raftAddr, "--http", "", "--heartbeat", "500ms", "--lease", "6s", "--log-level", "warn", "--insecure")
 			master.Stderr = os.Stderr
 			if err := master.Start(); err != nil {
 				t.Fatal(err)

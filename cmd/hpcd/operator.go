@@ -13,6 +13,7 @@ import (
 
 	"vhpc/api"
 	"vhpc/client"
+	"vhpc/security/pki"
 )
 
 // operatorCmd holds the admin commands that change the cluster itself.
@@ -202,14 +203,20 @@ func operatorCmd() *cobra.Command {
 		},
 	}
 	snapshot.AddCommand(save, restore)
-	cmd.AddCommand(add, remove, transfer, snapshot, gpuDrain, gpuReturn)
+	cmd.AddCommand(add, remove, transfer, snapshot, gpuDrain, gpuReturn, auditCmd(&addr))
 	return cmd
 }
 
 // dialMembers is the operator commands' client for --addr: with nothing
-// listening at any member, a call fails at once with advice.
+// listening at any member, a call fails at once with advice. It dials with
+// the operator credential of the environment ($VHPC_CREDENTIALS or
+// ~/.config/vhpc; `hpcd tls issue --operator NAME`).
 func dialMembers(addr string) (*client.Client, error) {
-	c, err := client.New(client.ParseAddrs(addr))
+	creds, err := client.DefaultCredentials(pki.RoleOperator, pki.RoleUser, pki.RoleAgent) // the master refuses non-operators, saying so
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(client.ParseAddrs(addr), client.WithCredentials(creds))
 	if err != nil {
 		return nil, usageError{err}
 	}

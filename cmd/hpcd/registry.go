@@ -43,7 +43,7 @@ func startDevRegistry(dataDir string, log *slog.Logger) (*imagestore.Registry, e
 // by its input hash). The push is content-addressed, so a restart that
 // publishes the same bytes moves nothing. Failures are logged: the
 // built-in image ("tiny") works without it.
-func publishTiny(ctx context.Context, s *server.Server, registryURL, imageDir, guestFlag string, log *slog.Logger) {
+func publishTiny(ctx context.Context, s *server.Server, creds *client.Credentials, registryURL, imageDir, guestFlag string, log *slog.Logger) {
 	err := func() error {
 		gb, err := vmimages.FindGuestBinary(guestFlag)
 		if err != nil {
@@ -57,7 +57,7 @@ func publishTiny(ctx context.Context, s *server.Server, registryURL, imageDir, g
 		if err != nil {
 			return err
 		}
-		c, err := client.New([]string{s.GRPCAddr()})
+		c, err := client.New([]string{s.GRPCAddr()}, client.WithCredentials(creds))
 		if err != nil {
 			return err
 		}

@@ -114,6 +114,7 @@ func rootCmd(a *app) *cobra.Command {
   hpcsub --follow job.yaml       submit, print progress and output until the job ends
   hpcsub fetch ID [DIR]          download a finished job's stageOut files (every array task's)
   hpcsub queue | show ID | cancel ID | logs ID | nodes | cluster | schema
+  hpcsub login | whoami          get a short-lived user credential; show who you are
 
 stageIn files are uploaded with the submission to the cluster's store (only
 what the store lacks is sent); --wait and --follow download the stageOut
@@ -142,5 +143,6 @@ The master is chosen with --addr or HPC_ADDR (comma-separated; tried in turn).`,
 	root.Flags().BoolVar(&sub.follow, "follow", false, "print progress and output until the job ends (implies --wait)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usage("hpcsub: %v", err) })
 	root.AddCommand(queueCmd(a), showCmd(a), cancelCmd(a), logsCmd(a), fetchCmd(a), nodesCmd(a), clusterCmd(a), schemaCmd(a))
+	root.AddCommand(loginCmd(a), whoamiCmd(a)) // login.go
 	return root
 }

@@ -72,7 +72,7 @@ func (a *app) submit(ctx context.Context, path string, f submitFlags) error {
 	}
 	req := &api.SubmitRequest{
 		ClientToken: newToken(), Spec: data, Filename: filepath.Base(path),
-		User: currentUser(), SubmitDir: dir, DryRun: f.dryRun,
+		User: bodyUser(), SubmitDir: dir, DryRun: f.dryRun,
 	}
 	if f.dryRun {
 		files, err := collectInputs(spec, dir) // refused here too, before anything is sent

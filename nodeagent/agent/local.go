@@ -14,6 +14,7 @@ import (
 	"vhpc/nodeagent/netplane"
 	"vhpc/nodeagent/runner"
 	"vhpc/nodeagent/vm"
+	"vhpc/security/pki"
 )
 
 // LocalOptions configure an agent for this host: hpc-agent and the
@@ -36,6 +37,10 @@ type LocalOptions struct {
 	// ImageCacheBytes bounds the cache of catalog images in
 	// StateDir/image-cache; 0 is DefaultImageCacheBytes.
 	ImageCacheBytes int64
+	// Credentials are what the agent dials the masters with: its agent
+	// certificate (`hpcd tls issue --agent NODE`); nil: the environment's
+	// (client.DefaultCredentials preferring role agent).
+	Credentials *client.Credentials
 	// Underlay is "IP[:PORT]" (port default 4789) where this host
 	// terminates the VXLAN segments of multi-node job networks (the
 	// --underlay flag); "" runs no multi-node jobs' networks.
@@ -106,7 +111,13 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 		}
 		cfg.Metrics = col
 	}
-	c, err := client.New(o.Addrs)
+	creds := o.Credentials
+	if creds == nil {
+		if creds, err = client.DefaultCredentials(pki.RoleAgent); err != nil {
+			return fmt.Errorf("agent: %w", err)
+		}
+	}
+	c, err := client.New(o.Addrs, client.WithCredentials(creds))
 	if err != nil {
 		return err
 	}

@@ -29,6 +29,8 @@ const (
 	// EntryExpireArtifacts marks finished jobs whose file sets the
 	// leader deleted from the store after the retention period.
 	EntryExpireArtifacts EntryType = 12
+	// EntryPutUser adds, replaces or removes a user (users.go).
+	EntryPutUser EntryType = 13
 )
 
 // entryVersion is the payload encoding version written after the type byte.
@@ -61,6 +63,8 @@ func (t EntryType) String() string {
 		return "AppendOutput"
 	case EntryExpireArtifacts:
 		return "ExpireArtifacts"
+	case EntryPutUser:
+		return "PutUser"
 	}
 	return fmt.Sprintf("EntryType(%d)", uint8(t))
 }

@@ -22,6 +22,7 @@ func TestEntryTypeNumbersArePinned(t *testing.T) {
 		{EntryRemoveImage, 10, "RemoveImage"},
 		{EntryAppendOutput, 11, "AppendOutput"},
 		{EntryExpireArtifacts, 12, "ExpireArtifacts"},
+		{EntryPutUser, 13, "PutUser"},
 	}
 	for _, p := range pinned {
 		if uint8(p.typ) != p.num {

@@ -109,6 +109,8 @@ func (f *FSM) applyOne(txn *state.Txn, data []byte) any {
 		return with(typ, payload, func(e *AppendOutput) any { return applyAppendOutput(txn, e) })
 	case EntryExpireArtifacts:
 		return with(typ, payload, func(e *ExpireArtifacts) any { return applyExpireArtifacts(txn, e) })
+	case EntryPutUser:
+		return with(typ, payload, func(e *PutUser) any { return applyPutUser(txn, e) })
 	case EntrySetMember:
 		return with(typ, payload, func(e *SetMember) any {
 			txn.SetMember(state.Member{ID: e.ID, GRPCAddr: e.GRPCAddr, RaftAddr: e.RaftAddr}, e.Remove)

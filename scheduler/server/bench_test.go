@@ -3,10 +3,16 @@ package server
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 
+	"google.golang.org/grpc"
+
 	"vhpc/api"
+	"vhpc/scheduler/model"
+	"vhpc/security/pki"
+	"vhpc/security/pki/pkitest"
 )
 
 // BenchmarkSubmit measures sustained acknowledged submissions per second
@@ -19,41 +25,82 @@ func BenchmarkSubmit(b *testing.B) {
 	for _, clients := range []int{1, 8, 128} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
 			ts := startServer(b, b.TempDir())
-			spec := []byte(helloSpec)
-			var next atomic.Int64
-			b.ResetTimer()
-			errs := make(chan error, clients)
-			done := make(chan struct{})
-			for c := range clients {
-				go func() {
-					for {
-						i := next.Add(1)
-						if i > int64(b.N) {
-							errs <- nil
-							return
-						}
-						_, err := ts.jobs.Submit(context.Background(), &api.SubmitRequest{ClientToken: fmt.Sprintf("c%d-%d", c, i), Spec: spec})
-						if err != nil {
-							errs <- err
-							return
-						}
-					}
-				}()
-			}
-			go func() {
-				for range clients {
-					if err := <-errs; err != nil {
-						b.Error(err)
-					}
-				}
-				close(done)
-			}()
-			<-done
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
-			if n := ts.fsm.Store().Snapshot().JobCount(); n != b.N {
-				b.Fatalf("%d jobs stored for %d submissions", n, b.N)
-			}
+			benchSubmit(b, ts, ts.jobs, clients)
 		})
+	}
+}
+
+// BenchmarkSubmitTLS is issue 16's cost measurement: the same submissions
+// to a plaintext member and to a secure one (mTLS handshake once per
+// connection, certificate verification, the ACL check, the department
+// lookup and an fsync'd audit record per submission), side by side in one
+// run; compare the jobs/s of each pair.
+//
+//	go test -run '^$' -bench SubmitTLS -benchtime 5000x ./scheduler/server/
+func BenchmarkSubmitTLS(b *testing.B) {
+	for _, clients := range []int{8, 128} {
+		for _, mode := range []string{"plaintext", "mtls"} {
+			b.Run(fmt.Sprintf("clients=%d/%s", clients, mode), func(b *testing.B) {
+				if mode == "plaintext" {
+					ts := startServer(b, b.TempDir())
+					benchSubmit(b, ts, ts.jobs, clients)
+					return
+				}
+				ca := pkitest.New(b)
+				ts := runMember(b, Config{ID: "m1", DataDir: filepath.Join(b.TempDir(), "m1"), RaftAddr: "127.0.0.1:0",
+					Security: &Security{TLS: ca.Reloader("server-m1")}})
+				if err := ts.WaitReady(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				if err := ts.PutUser(context.Background(), model.User{Name: "alice", Departments: []string{"default"}}); err != nil {
+					b.Fatal(err)
+				}
+				conn, err := grpc.NewClient(ts.GRPCAddr(), grpc.WithTransportCredentials(ca.Credentials(pki.Identity{Role: pki.RoleUser, Name: "alice"}).ClientCredentials()))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer conn.Close()
+				benchSubmit(b, ts, api.NewJobServiceClient(conn), clients)
+			})
+		}
+	}
+}
+
+// benchSubmit submits b.N jobs from clients goroutines and reports jobs/s.
+func benchSubmit(b *testing.B, ts *testServer, jobs api.JobServiceClient, clients int) {
+	spec := []byte(helloSpec)
+	var next atomic.Int64
+	b.ResetTimer()
+	errs := make(chan error, clients)
+	done := make(chan struct{})
+	for c := range clients {
+		go func() {
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					errs <- nil
+					return
+				}
+				_, err := jobs.Submit(context.Background(), &api.SubmitRequest{ClientToken: fmt.Sprintf("c%d-%d", c, i), Spec: spec})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	go func() {
+		for range clients {
+			if err := <-errs; err != nil {
+				b.Error(err)
+			}
+		}
+		close(done)
+	}()
+	<-done
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+	if n := ts.fsm.Store().Snapshot().JobCount(); n != b.N {
+		b.Fatalf("%d jobs stored for %d submissions", n, b.N)
 	}
 }

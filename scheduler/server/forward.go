@@ -5,9 +5,10 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"vhpc/security/authz"
 )
 
 // forwardedKey marks a request one member forwarded to another; a
@@ -34,7 +35,7 @@ func (s *Server) leaderConn(ctx context.Context) (*grpc.ClientConn, error) {
 	if c, ok := s.fwdConns[m.GRPCAddr]; ok {
 		return c, nil
 	}
-	c, err := grpc.NewClient(m.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	c, err := grpc.NewClient(m.GRPCAddr, grpc.WithTransportCredentials(s.peerCredentials()))
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "dial leader %s at %s: %v", id, m.GRPCAddr, err)
 	}
@@ -42,9 +43,11 @@ func (s *Server) leaderConn(ctx context.Context) (*grpc.ClientConn, error) {
 	return c, nil
 }
 
-// forwardCtx carries the caller's deadline and marks the hop.
+// forwardCtx carries the caller's deadline and identity (the leader
+// accepts it from a member's server certificate and applies the ACL table
+// to the original caller) and marks the hop.
 func (s *Server) forwardCtx(ctx context.Context) context.Context {
-	return metadata.AppendToOutgoingContext(ctx, forwardedKey, s.cfg.ID)
+	return metadata.AppendToOutgoingContext(authz.ForwardContext(ctx), forwardedKey, s.cfg.ID)
 }
 
 // atLeader returns a client of the leader's API when this member is not

@@ -64,7 +64,11 @@ func (js *jobService) Submit(ctx context.Context, req *api.SubmitRequest) (*api.
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
-	job, err := wire.JobFromSpec(spec, req.GetUser(), req.GetSubmitDir(), req.GetClientToken())
+	user, err := s.submitter(ctx, req.GetUser(), spec.Department) // the user comes from the credential
+	if err != nil {
+		return nil, err
+	}
+	job, err := wire.JobFromSpec(spec, user, req.GetSubmitDir(), req.GetClientToken())
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -231,14 +235,15 @@ func (s *Server) readSnapshot(ctx context.Context, stale bool) (*state.Snapshot,
 
 // List implements JobService.List (contract in api/vhpc.proto).
 func (js *jobService) List(ctx context.Context, req *api.ListJobsRequest) (*api.ListJobsResponse, error) {
+	s := js.s
 	if !req.GetStale() {
-		if c, fctx, ok, err := atLeader(js.s, ctx, api.NewJobServiceClient); err != nil {
+		if c, fctx, ok, err := atLeader(s, ctx, api.NewJobServiceClient); err != nil {
 			return nil, err
 		} else if ok {
 			return c.List(fctx, req)
 		}
 	}
-	snap, err := js.s.readSnapshot(ctx, req.GetStale())
+	snap, err := s.readSnapshot(ctx, req.GetStale())
 	if err != nil {
 		return nil, err
 	}
@@ -251,6 +256,7 @@ func (js *jobService) List(ctx context.Context, req *api.ListJobsRequest) (*api.
 		want[st] = true
 	}
 	out := &api.ListJobsResponse{}
+	visible := s.jobFilter(ctx, snap) // only what the caller may see
 	jobs := snap.ActiveJobs()
 	descending := req.GetBeforeId() > 0 || req.GetAll() || len(want) > 0
 	switch {
@@ -272,7 +278,10 @@ func (js *jobService) List(ctx context.Context, req *api.ListJobsRequest) (*api.
 		if d := req.GetDepartment(); d != "" && j.Department != d {
 			continue
 		}
-		out.Jobs = append(out.Jobs, js.s.jobView(snap, j, viewRow))
+		if !visible(j) {
+			continue
+		}
+		out.Jobs = append(out.Jobs, s.jobView(snap, j, viewRow))
 	}
 	return out, nil
 }

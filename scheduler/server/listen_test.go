@@ -34,7 +34,7 @@ func TestNewRefusesATakenAddress(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "member")
 			s, err := New(Config{
 				DataDir: dir, GRPCAddr: c.grpc, HTTPAddr: c.http, RaftAddr: c.raftAddr,
-				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard, Insecure: true,
 			})
 			if err == nil {
 				s.Close()

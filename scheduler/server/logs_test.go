@@ -17,8 +17,9 @@ import (
 
 // startCluster starts n in-process members that bootstrap one cluster and
 // returns them with the leader first, once every member's state records
-// the leader's API address (followers can forward).
-func startCluster(t *testing.T, n int) []*testServer {
+// the leader's API address (followers can forward). mod, when given,
+// adjusts each member's configuration (security_test.go).
+func startCluster(t *testing.T, n int, mod ...func(*Config)) []*testServer {
 	t.Helper()
 	var peers []Peer
 	for i := 1; i <= n; i++ {
@@ -33,7 +34,11 @@ func startCluster(t *testing.T, n int) []*testServer {
 	ready := make(chan *testServer, n)
 	var members []*testServer
 	for _, p := range peers {
-		ts := runMember(t, Config{ID: p.ID, DataDir: filepath.Join(dir, p.ID), RaftAddr: p.Addr, Peers: peers})
+		cfg := Config{ID: p.ID, DataDir: filepath.Join(dir, p.ID), RaftAddr: p.Addr, Peers: peers}
+		for _, m := range mod {
+			m(&cfg)
+		}
+		ts := runMember(t, cfg)
 		members = append(members, ts)
 		go func() {
 			if ts.WaitReady(ctxT(t)) == nil {

@@ -77,7 +77,7 @@ func TestRaftTimeouts(t *testing.T) {
 			dir := t.TempDir()
 			s, err := New(Config{
 				DataDir: dir, GRPCAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0", Timeouts: c.set,
-				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard,
+				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard, Insecure: true,
 			})
 			if c.err != "" {
 				if err == nil {

@@ -73,6 +73,12 @@ type Config struct {
 	// the store (inputs and outputs of jobs not yet expired, each set
 	// counted once); a department without an entry has no quota.
 	DataQuotas map[string]int64
+	// Security serves mTLS with the ACL table and the audit log
+	// (security.go). Without it New refuses to start unless Insecure asks
+	// for a plaintext member without identities (tests, `hpcd dev
+	// --insecure`).
+	Security *Security
+	Insecure bool
 }
 
 // DefaultRetention keeps a finished job's file sets for 14 days.
@@ -163,12 +169,17 @@ type Server struct {
 	images imageCaches
 	// localAgentErr is why the in-process agent stopped (SetLocalAgentErr).
 	localAgentErr error
+	// sec is nil on an insecure member (security.go).
+	sec *security
 }
 
 // New opens the data dir, starts Raft and binds the listeners. Call Run to
 // serve and Close to stop.
 func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
+	if cfg.Security == nil && !cfg.Insecure {
+		return nil, ErrNoSecurity
+	}
 	s := &Server{
 		cfg:       cfg,
 		log:       cfg.Logger,
@@ -202,15 +213,27 @@ func New(cfg Config) (*Server, error) {
 		s.closeAll()
 		return nil, err
 	}
+	secOpts, err := s.setupSecurity() // security.go
+	if err != nil {
+		_ = lis.Close()
+		if hl != nil {
+			_ = hl.Close()
+		}
+		s.closeAll()
+		return nil, err
+	}
 	s.grpcLis = lis
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(4 << 20))
+	s.grpc = grpc.NewServer(append([]grpc.ServerOption{grpc.MaxRecvMsgSize(4 << 20)}, secOpts...)...)
 	api.RegisterJobServiceServer(s.grpc, &jobService{s: s})
 	api.RegisterNodeServiceServer(s.grpc, &nodeService{s: s})
 	api.RegisterClusterServiceServer(s.grpc, &clusterService{s: s})
-	api.RegisterImageServiceServer(s.grpc, &imageService{s: s})
+	api.RegisterImageServiceServer(s.grpc, &filteredImages{imageService: &imageService{s: s}})
+	s.registerAuth(s.grpc)
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc)
+	if s.sec == nil {
+		reflection.Register(s.grpc) // not behind the ACL table: insecure members only
+	}
 	if hl != nil {
 		s.httpLis = hl
 		mux := http.NewServeMux()

@@ -57,6 +57,7 @@ func runMember(t testing.TB, cfg Config) *testServer {
 	cfg.GRPCAddr = "127.0.0.1:0"
 	cfg.Logger, cfg.RaftLogOutput = slog.New(slog.NewTextHandler(io.Discard, nil)), io.Discard
 	cfg.Timeouts = Timeouts{Heartbeat: 100 * time.Millisecond, Election: 100 * time.Millisecond, LeaderLease: 100 * time.Millisecond}
+	cfg.Insecure = cfg.Security == nil // security_test.go runs secure members
 	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

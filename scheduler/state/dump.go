@@ -32,6 +32,9 @@ type Dump struct {
 	// (version 3; older dumps have neither: no output).
 	Output       []*OutputChunk `json:"output,omitempty"`
 	OutputAllocs []*AllocOutput `json:"outputAllocs,omitempty"`
+	// Users are the users with their departments, by name (version 4;
+	// older dumps have none).
+	Users []*model.User `json:"users,omitempty"`
 }
 
 // ImageToken is one remembered client token of an image entry.
@@ -41,11 +44,12 @@ type ImageToken struct {
 }
 
 // DumpVersion is the current snapshot format: 2 added the image catalog,
-// 3 jobs' output.
-const DumpVersion = 3
+// 3 jobs' output, 4 users.
+const DumpVersion = 4
 
 // Readable reports whether FromDump reads format version v: 1 (a version
-// 2 dump without images), 2 (a version 3 dump without output) or 3.
+// 2 dump without images), 2 (a version 3 dump without output), 3 (a
+// version 4 dump without users) or 4.
 // FSM.Restore and the snapshot restore RPC check it before anything is
 // replaced.
 func Readable(v int) bool { return v >= 1 && v <= DumpVersion }
@@ -75,6 +79,7 @@ func (s *Snapshot) Dump() *Dump {
 	}
 	d.Output = slices.Collect(iterValues(s.output))
 	d.OutputAllocs = slices.Collect(iterValues(s.outputAllocs))
+	d.Users = slices.Collect(s.Users())
 	return d
 }
 
@@ -108,6 +113,9 @@ func FromDump(d *Dump) *Snapshot {
 	}
 	for _, o := range d.OutputAllocs {
 		t.PutAllocOutput(o)
+	}
+	for _, u := range d.Users {
+		t.PutUser(u)
 	}
 	if d.History != nil {
 		t.history = maps.Clone(d.History)

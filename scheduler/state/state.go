@@ -40,6 +40,7 @@ type Snapshot struct {
 	usageAt      time.Time
 	members      map[string]Member          // by Raft server id; never mutated in place
 	history      map[string][]time.Duration // per user, last runtimes, oldest first; never mutated in place
+	users        map[string]*model.User     // by name (users.go); never mutated in place
 	index        uint64
 }
 
@@ -78,6 +79,7 @@ func emptySnapshot() *Snapshot {
 		usage:        map[string]float64{},
 		members:      map[string]Member{},
 		history:      map[string][]time.Duration{},
+		users:        map[string]*model.User{},
 	}
 }
 

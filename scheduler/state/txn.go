@@ -31,6 +31,7 @@ type Txn struct {
 	usageAt      time.Time
 	members      map[string]Member
 	history      map[string][]time.Duration
+	users        map[string]*model.User
 }
 
 // Txn starts a transaction over the current snapshot.
@@ -42,7 +43,7 @@ func (s *Store) Txn() *Txn {
 		allocs: b.allocs.Txn(), live: b.live.Txn(), tokens: b.tokens.Txn(),
 		images: b.images.Txn(), imageTokens: b.imageTokens.Txn(),
 		output: b.output.Txn(), outputAllocs: b.outputAllocs.Txn(),
-		next: b.nextJob, usage: b.usage, usageAt: b.usageAt, members: b.members, history: b.history,
+		next: b.nextJob, usage: b.usage, usageAt: b.usageAt, members: b.members, history: b.history, users: b.users,
 	}
 }
 
@@ -54,7 +55,7 @@ func (t *Txn) Read() *Snapshot {
 		allocs: t.allocs.CommitOnly(), live: t.live.CommitOnly(), tokens: t.tokens.CommitOnly(),
 		images: t.images.CommitOnly(), imageTokens: t.imageTokens.CommitOnly(),
 		output: t.output.CommitOnly(), outputAllocs: t.outputAllocs.CommitOnly(),
-		nextJob: t.next, usage: t.usage, usageAt: t.usageAt, members: t.members, history: t.history, index: t.base.index,
+		nextJob: t.next, usage: t.usage, usageAt: t.usageAt, members: t.members, history: t.history, users: t.users, index: t.base.index,
 	}
 }
 

@@ -68,28 +68,30 @@ func New(v Verifier, facts Facts, rows []Rule) (*Authorizer, error) {
 	return a, nil
 }
 
-// Method is one RPC of api/vhpc.proto.
+// Method is one RPC of api/vhpc.proto or api/vhpc_auth.proto.
 type Method struct {
 	FullName string // /vhpc.v1.JobService/Submit
 	Desc     protoreflect.MethodDescriptor
 }
 
-// Methods enumerates every RPC of every service in api/vhpc.proto, from
-// the generated descriptors.
+// Methods enumerates every RPC of every service in api/vhpc.proto and
+// api/vhpc_auth.proto, from the generated descriptors.
 func Methods() []Method {
 	var out []Method
-	svcs := api.File_vhpc_proto.Services()
-	for i := range svcs.Len() {
-		s := svcs.Get(i)
-		for j := range s.Methods().Len() {
-			m := s.Methods().Get(j)
-			out = append(out, Method{FullName: "/" + string(s.FullName()) + "/" + string(m.Name()), Desc: m})
+	for _, f := range []protoreflect.FileDescriptor{api.File_vhpc_proto, api.File_vhpc_auth_proto} {
+		svcs := f.Services()
+		for i := range svcs.Len() {
+			s := svcs.Get(i)
+			for j := range s.Methods().Len() {
+				m := s.Methods().Get(j)
+				out = append(out, Method{FullName: "/" + string(s.FullName()) + "/" + string(m.Name()), Desc: m})
+			}
 		}
 	}
 	return out
 }
 
-// MethodsWithoutRule lists the RPCs of api/vhpc.proto that rows does not
+// MethodsWithoutRule lists the RPCs of the api that rows does not
 // cover (they would be refused). Tests fail when it is not empty.
 func MethodsWithoutRule(rows []Rule) []string {
 	have := map[string]bool{}

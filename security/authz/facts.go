@@ -33,9 +33,13 @@ type Membership struct {
 	AdminOf     []string
 }
 
+// AllDepartments as a department makes a user a member of every
+// department (the local user of `hpcd dev`, whose examples use several).
+const AllDepartments = "*"
+
 // MemberOf reports whether the user belongs to (or administers) dept.
 func (m Membership) MemberOf(dept string) bool {
-	return slices.Contains(m.Departments, dept) || slices.Contains(m.AdminOf, dept)
+	return slices.Contains(m.Departments, dept) || slices.Contains(m.Departments, AllDepartments) || slices.Contains(m.AdminOf, dept)
 }
 
 // Administers reports whether the user is an admin of dept.

@@ -104,10 +104,16 @@ var expected = map[string]string{
 	"/vhpc.v1.ClusterService/SnapshotSave":       "UDDDADDUD",
 	"/vhpc.v1.ClusterService/SnapshotRestore":    "UDDDADDUD",
 	"/vhpc.v1.ClusterService/Announce":           "UDDDDDDUA",
+
+	"/vhpc.v1.AuthService/WhoAmI":     "UAAAAAAUA",
+	"/vhpc.v1.AuthService/PutUser":    "UDDDADDUD",
+	"/vhpc.v1.AuthService/RemoveUser": "UDDDADDUD",
+	"/vhpc.v1.AuthService/ListUsers":  "UDDDADDUD",
+	"/vhpc.v1.AuthService/ReadAudit":  "UDDDADDUD",
 }
 
 // cluster is a gRPC server with the real interceptors and mTLS, serving
-// every RPC of api/vhpc.proto with a generic handler, and the credentials
+// every RPC of the api with a generic handler, and the credentials
 // of every identity.
 type cluster struct {
 	ca  *pkitest.CA
@@ -301,7 +307,7 @@ func letter(st *status.Status) byte {
 	return '?'
 }
 
-// TestAuthzMatrix: every RPC of api/vhpc.proto x every identity, over
+// TestAuthzMatrix: every RPC of the api x every identity, over
 // real gRPC with real mTLS, against the hand-written expected matrix.
 func TestAuthzMatrix(t *testing.T) {
 	c := newCluster(t)

@@ -74,6 +74,7 @@ const (
 	nodeSvc    = "/vhpc.v1.NodeService/"
 	imageSvc   = "/vhpc.v1.ImageService/"
 	clusterSvc = "/vhpc.v1.ClusterService/"
+	authSvc    = "/vhpc.v1.AuthService/"
 )
 
 type allow = map[pki.Role]Check
@@ -85,7 +86,8 @@ const (
 	agent    = pki.RoleAgent
 )
 
-// Table returns the ACL table, one row per RPC of api/vhpc.proto, sorted
+// Table returns the ACL table, one row per RPC of api/vhpc.proto and
+// api/vhpc_auth.proto, sorted
 // by method. It is built fresh on each call (callers may not share and
 // modify it). security/README.md shows the same table (a test compares).
 //
@@ -124,6 +126,12 @@ func Table() []Rule {
 		{clusterSvc + "SnapshotSave", false, allow{operator: Any}},
 		{clusterSvc + "SnapshotRestore", true, allow{operator: Any}},
 		{clusterSvc + "Announce", true, allow{server: OwnMember}},
+
+		{authSvc + "WhoAmI", false, allow{server: Any, operator: Any, user: Any, agent: Any}},
+		{authSvc + "PutUser", true, allow{operator: Any}},
+		{authSvc + "RemoveUser", true, allow{operator: Any}},
+		{authSvc + "ListUsers", false, allow{operator: Any}},
+		{authSvc + "ReadAudit", false, allow{operator: Any}},
 	}
 	sort.Slice(rows, func(i, j int) bool { return rows[i].Method < rows[j].Method })
 	return rows

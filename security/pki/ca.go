@@ -204,30 +204,48 @@ type Issued struct {
 // as its only vhpc:// URI SAN, client auth usage (servers: server and
 // client auth), and never outlives the CA.
 func (ca *CA) Issue(req Request) (*Issued, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate key: %w", err)
+	}
+	cert, certPEM, err := ca.Sign(req, &key.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := encodeKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return &Issued{Identity: req.Identity, Cert: cert, CertPEM: certPEM, KeyPEM: keyPEM}, nil
+}
+
+// Sign issues a certificate for req over a public key the requester
+// generated (`hpcsub login`: the private key never leaves the user's
+// machine). Same rules as Issue.
+func (ca *CA) Sign(req Request, pub *ecdsa.PublicKey) (*x509.Certificate, []byte, error) {
 	if err := req.Identity.Validate(); err != nil {
-		return nil, fmt.Errorf("issue: %w", err)
+		return nil, nil, fmt.Errorf("issue: %w", err)
 	}
 	if req.TTL < 0 {
-		return nil, fmt.Errorf("issue %s: negative lifetime %s", req.Identity, req.TTL)
+		return nil, nil, fmt.Errorf("issue %s: negative lifetime %s", req.Identity, req.TTL)
+	}
+	if pub == nil || pub.Curve != elliptic.P256() {
+		return nil, nil, fmt.Errorf("issue %s: want an ECDSA P-256 public key", req.Identity)
 	}
 	isServer := req.Identity.Role == RoleServer
 	if isServer && len(req.DNSNames)+len(req.IPs) == 0 {
-		return nil, fmt.Errorf("issue %s: a server certificate needs the host names or IPs clients dial (--host)", req.Identity)
+		return nil, nil, fmt.Errorf("issue %s: a server certificate needs the host names or IPs clients dial (--host)", req.Identity)
 	}
 	if !isServer && len(req.DNSNames)+len(req.IPs) > 0 {
-		return nil, fmt.Errorf("issue %s: only server certificates carry host names", req.Identity)
+		return nil, nil, fmt.Errorf("issue %s: only server certificates carry host names", req.Identity)
 	}
 	ttl := req.TTL
 	if ttl == 0 {
 		ttl = ca.opt.Lifetimes.of(req.Identity.Role)
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("generate key: %w", err)
-	}
 	serial, err := newSerial()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	now := ca.opt.Now()
 	notAfter := now.Add(ttl)
@@ -248,20 +266,15 @@ func (ca *CA) Issue(req Request) (*Issued, error) {
 		URIs:           []*url.URL{req.Identity.URI()},
 		DNSNames:       req.DNSNames,
 		IPAddresses:    req.IPs,
-		SubjectKeyId:   keyID(&key.PublicKey),
+		SubjectKeyId:   keyID(pub),
 		AuthorityKeyId: ca.Cert.SubjectKeyId,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, pub, ca.key)
 	if err != nil {
-		return nil, fmt.Errorf("sign certificate for %s: %w", req.Identity, err)
-	}
-	keyPEM, err := encodeKey(key)
-	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("sign certificate for %s: %w", req.Identity, err)
 	}
 	cert, _ := x509.ParseCertificate(der)
-	return &Issued{Identity: req.Identity, Cert: cert,
-		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), KeyPEM: keyPEM}, nil
+	return cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }
 
 // BaseName is the file name stem `hpcd tls issue` uses: role-name

@@ -21,6 +21,7 @@ func Start(t testing.TB, mod func(*server.Config)) *server.Server {
 		ID: "test", DataDir: t.TempDir(), GRPCAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0",
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), RaftLogOutput: io.Discard,
 		Timeouts: server.Timeouts{Heartbeat: 100 * time.Millisecond, Election: 100 * time.Millisecond, LeaderLease: 100 * time.Millisecond},
+		Insecure: true,
 	}
 	if mod != nil {
 		mod(&cfg)

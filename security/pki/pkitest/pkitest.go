@@ -4,6 +4,7 @@
 package pkitest
 
 import (
+	"net"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ type CA struct {
 
 // New creates a CA in a fresh temporary directory (dated a day back, so
 // Write can backdate certificates by up to a day) and a server certificate
-// "server-m1" for localhost.
+// "server-m1" for localhost, 127.0.0.1 and ::1.
 func New(t testing.TB) *CA {
 	t.Helper()
 	ca, err := pki.InitCA(t.TempDir(), "test CA", pki.Options{Now: func() time.Time { return time.Now().Add(-24 * time.Hour) }})
@@ -29,8 +30,25 @@ func New(t testing.TB) *CA {
 		t.Fatal(err)
 	}
 	c := &CA{CA: ca, t: t}
-	c.Write(pki.Request{Identity: pki.Identity{Role: pki.RoleServer, Name: "m1"}, DNSNames: []string{"localhost"}})
+	c.Server("m1")
 	return c
+}
+
+// Server writes the certificate of member id for loopback (localhost,
+// 127.0.0.1, ::1) as server-ID.crt/.key and returns its Reloader.
+func (c *CA) Server(id string) *pki.Reloader {
+	c.t.Helper()
+	c.Write(pki.Request{Identity: pki.Identity{Role: pki.RoleServer, Name: id}, DNSNames: []string{"localhost"},
+		IPs: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}})
+	return c.Reloader("server-" + id)
+}
+
+// Credentials writes a certificate for id and returns the Reloader of
+// that credential (what a client dials with).
+func (c *CA) Credentials(id pki.Identity) *pki.Reloader {
+	c.t.Helper()
+	c.Write(pki.Request{Identity: id})
+	return c.Reloader(id.BaseName())
 }
 
 // Write issues req (at the CA's clock shifted by shift, so a negative

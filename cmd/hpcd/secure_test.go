@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// TestDevIsSecureByDefault: `hpcd dev` alone creates its CA and the local
+// user's credential; hpcsub uses it without a flag, a plaintext or
+// credential-less client is refused, an operator adds users, hpcsub login
+// renews the credential over the login socket, and the audit log shows
+// the calls. No libvirt needed (--no-agent).
+func TestDevIsSecureByDefault(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs hpcd; skipped with -short")
+	}
+	me, err := user.Current()
+	if err != nil {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	hpcd, sub := goBuild(t, dir, "."), goBuild(t, dir, "../hpcsub")
+	creds := filepath.Join(dir, "creds")
+	addr := freePort(t)
+	cmd := exec.Command(hpcd, "dev", "--no-agent", "--data-dir", filepath.Join(dir, "data"), "--addr", addr,
+		"--raft-addr", freePort(t), "--http", "", "--log-level", "warn", "--credentials-out", creds)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
+	waitFile(t, filepath.Join(creds, "user-"+me.Username+".crt"))
+	waitFile(t, filepath.Join(dir, "data", "login.sock"))
+
+	run := func(env, bin string, args ...string) (string, error) {
+		t.Helper()
+		c := exec.Command(bin, append(args, "--addr", addr)...)
+		c.Env = append(os.Environ(), "VHPC_CREDENTIALS="+env)
+		var out bytes.Buffer
+		c.Stdout, c.Stderr = &out, &out
+		err := c.Run()
+		return out.String(), err
+	}
+	must := func(env, bin string, args ...string) string {
+		t.Helper()
+		out, err := run(env, bin, args...)
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", filepath.Base(bin), args, err, out)
+		}
+		return out
+	}
+	if out := must(creds, sub, "whoami"); !strings.Contains(out, "user "+me.Username) || !strings.Contains(out, "departments: *, default, public") || !strings.Contains(out, "admin of: default, public") {
+		t.Fatalf("whoami:\n%s", out)
+	}
+	job := filepath.Join(dir, "job.yaml")
+	if err := os.WriteFile(job, []byte("name: hi\nresources: {cpusPerTask: 1, memory: 256MiB}\nwalltime: 1m\ncommand: [/bin/true]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	must(creds, sub, job)
+	if out := must(creds, sub, "queue"); !strings.Contains(out, "hi") {
+		t.Fatalf("queue:\n%s", out)
+	}
+	// A directory with the CA but no certificate: refused, saying how to log in.
+	anon := filepath.Join(dir, "anon")
+	if err := os.MkdirAll(anon, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := os.ReadFile(filepath.Join(creds, "ca.crt"))
+	if err := os.WriteFile(filepath.Join(anon, "ca.crt"), ca, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run(anon, sub, "queue"); err == nil || !strings.Contains(out, "Unauthenticated") || !strings.Contains(out, "hpcsub login") {
+		t.Fatalf("anonymous queue: %v\n%s", err, out)
+	}
+	// The operator (the user running hpcd) adds alice; the user cannot.
+	if out, err := run(creds, hpcd, "user", "add", "alice", "--department", "chemistry"); err != nil || !strings.Contains(out, "alice") {
+		t.Fatalf("operator adds alice: %v\n%s", err, out)
+	}
+	userOnly := filepath.Join(dir, "useronly")
+	if err := os.MkdirAll(userOnly, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"ca.crt", "user-" + me.Username + ".crt", "user-" + me.Username + ".key"} {
+		b, _ := os.ReadFile(filepath.Join(creds, f))
+		if err := os.WriteFile(filepath.Join(userOnly, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := run(userOnly, hpcd, "user", "add", "mallory", "--admin-of", "chemistry"); err == nil || !strings.Contains(out, "PermissionDenied") {
+		t.Fatalf("a user adds a user: %v\n%s", err, out)
+	}
+	// hpcsub login over the dev login socket renews the credential.
+	if out := must(creds, sub, "login"); !strings.Contains(out, "Logged in as user/"+me.Username) {
+		t.Fatalf("login:\n%s", out)
+	}
+	out := must(creds, hpcd, "operator", "audit")
+	for _, want := range []string{"JobService/Submit", "AuthService/PutUser", "deny", "anonymous"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("audit lacks %q:\n%s", want, out)
+		}
+	}
+}
