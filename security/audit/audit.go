@@ -1,7 +1,8 @@
 // Package audit is the audit log of the master: one JSON object per line
 // for every mutating RPC and every refused RPC, with who, what, on what,
-// the outcome and why; each append is fsync'd before the call returns.
-// `hpcd operator audit --since` (to wire) reads it with Read.
+// the outcome and why; each line is written before the call returns and
+// fsync'd by a group commit right behind it. `hpcd operator audit --since`
+// reads it (through AuthService.ReadAudit, with Read).
 package audit
 
 import (
@@ -49,6 +50,9 @@ type Record struct {
 type Options struct {
 	Now    func() time.Time
 	Logger *slog.Logger
+	// SyncEach makes every Append wait for its fsync (by default the
+	// fsync follows the call; see Append).
+	SyncEach bool
 }
 
 // Log appends records to one file. Safe for concurrent use; scheduler/
@@ -60,6 +64,16 @@ type Log struct {
 	path string
 	now  func() time.Time
 	log  *slog.Logger
+
+	// Group commit: written counts appended lines, synced those covered by
+	// a finished fsync; one syncLoop at a time fsyncs every line written
+	// before each fsync started; waiters wait on done.
+	written, synced uint64
+	syncing         bool // a syncLoop runs
+	syncErr         error
+	syncEach        bool
+	closed          bool
+	done            *sync.Cond
 }
 
 // Open opens (creating with mode 0600) the audit log at path for
@@ -69,7 +83,8 @@ func Open(path string, opt Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
-	l := &Log{f: f, path: path, now: opt.Now, log: opt.Logger}
+	l := &Log{f: f, path: path, now: opt.Now, log: opt.Logger, syncEach: opt.SyncEach}
+	l.done = sync.NewCond(&l.mu)
 	if l.now == nil {
 		l.now = time.Now
 	}
@@ -79,7 +94,14 @@ func Open(path string, opt Options) (*Log, error) {
 	return l, nil
 }
 
-// Append writes r as one line and fsyncs it; a zero Time is set to now.
+// Append writes r as one line (write(2): once it returns, a crash of
+// the process loses nothing) and has it fsync'd by the group commit; a
+// zero Time is set to now. With Options.SyncEach (or for Sync's callers)
+// it waits for the fsync; otherwise the fsync runs behind the call, one at
+// a time for every line written before it started, so a busy member pays
+// one fsync per batch and callers do not wait on the disk twice (Raft
+// already waits once). What a power loss can take is the lines of the one
+// fsync in flight.
 func (l *Log) Append(r Record) error {
 	if r.Time.IsZero() {
 		r.Time = l.now().UTC()
@@ -90,20 +112,79 @@ func (l *Log) Append(r Record) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.closed {
+		return fmt.Errorf("append to audit log %s: closed", l.path)
+	}
 	if _, err := l.f.Write(append(line, '\n')); err != nil {
 		return fmt.Errorf("append to audit log %s: %w", l.path, err)
 	}
-	if err := l.f.Sync(); err != nil {
-		return fmt.Errorf("sync audit log %s: %w", l.path, err)
+	l.written++
+	if !l.syncing {
+		l.syncing = true
+		go l.syncLoop()
+	}
+	if l.syncEach {
+		return l.waitSynced(l.written)
 	}
 	return nil
+}
+
+// Sync waits until every line appended so far is fsync'd.
+func (l *Log) Sync() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.waitSynced(l.written)
+}
+
+// waitSynced waits (l.mu held) until line n is fsync'd.
+func (l *Log) waitSynced(n uint64) error {
+	for l.synced < n {
+		if l.syncErr != nil {
+			return fmt.Errorf("sync audit log %s: %w", l.path, l.syncErr)
+		}
+		l.done.Wait()
+	}
+	return nil
+}
+
+// syncLoop fsyncs until nothing is left unsynced, then ends (Append
+// starts it again).
+func (l *Log) syncLoop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.synced < l.written && !l.closed {
+		upTo := l.written
+		l.mu.Unlock()
+		err := l.f.Sync()
+		l.mu.Lock()
+		if err != nil {
+			l.syncErr = err
+			l.log.Error("audit: fsync failed", "path", l.path, "err", err)
+		} else {
+			l.synced, l.syncErr = upTo, nil
+		}
+		l.done.Broadcast()
+		if err != nil {
+			break
+		}
+	}
+	l.syncing = false
+	l.done.Broadcast()
 }
 
 // Close closes the file.
 func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.f.Close()
+	err := l.waitSynced(l.written)
+	for l.syncing {
+		l.done.Wait()
+	}
+	l.closed = true
+	if cerr := l.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Read calls fn for each record at or after since (zero: all), in file

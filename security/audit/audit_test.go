@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -143,5 +145,44 @@ func TestInterceptor(t *testing.T) {
 				t.Fatalf("got %+v, want %+v", got, *tc.want)
 			}
 		})
+	}
+}
+
+// TestConcurrentAppendsShareFsyncs: appends from many goroutines (group
+// commit) all land, whole and once each.
+func TestConcurrentAppendsShareFsyncs(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, each = 16, 50
+	var wg sync.WaitGroup
+	for g := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				if err := l.Append(audit.Record{Method: fmt.Sprintf("/m/%d-%d", g, i), Outcome: audit.Allow}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := audit.ReadFile(path, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, r := range recs {
+		seen[r.Method] = true
+	}
+	if len(recs) != n*each || len(seen) != n*each {
+		t.Fatalf("%d records, %d distinct; want %d", len(recs), len(seen), n*each)
 	}
 }

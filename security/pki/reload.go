@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -54,7 +55,19 @@ type Reloader struct {
 	cert    *tls.Certificate
 	pool    *x509.CertPool
 	revoked map[string]bool
+	// verified caches chains already verified against the current pool
+	// (cleared when the CA bundle reloads): the interceptor verifies every
+	// RPC, and building a chain costs a signature check each time.
+	verified map[verifyKey][]*x509.Certificate
 }
+
+type verifyKey struct {
+	leaf, inter [32]byte
+	usage       x509.ExtKeyUsage
+}
+
+// maxVerified bounds the chain cache (cleared when full).
+const maxVerified = 4096
 
 type stamp struct {
 	size int64
@@ -147,6 +160,7 @@ func (r *Reloader) loadCA() error {
 	if err != nil {
 		return fmt.Errorf("tls: CA bundle %s: %w", r.files.CA, err)
 	}
+	r.verified = nil
 	pool := x509.NewCertPool()
 	for _, c := range certs {
 		if !c.IsCA {
@@ -240,15 +254,11 @@ func (r *Reloader) Verify(chain []*x509.Certificate, usage x509.ExtKeyUsage) (Id
 	if at.After(leaf.NotAfter) {
 		at = leaf.NotAfter
 	}
-	inter := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		inter.AddCert(c)
-	}
-	chains, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{usage}})
+	chain0, err := r.chain(pool, chain, at, usage)
 	if err != nil {
 		return id, &CredentialError{Identity: id, Err: ErrUntrusted, Detail: err.Error()}
 	}
-	for _, c := range chains[0] {
+	for _, c := range chain0 {
 		if now.After(c.NotAfter) {
 			what := "it"
 			if c != leaf {
@@ -264,4 +274,41 @@ func (r *Reloader) Verify(chain []*x509.Certificate, usage x509.ExtKeyUsage) (Id
 		return id, &CredentialError{Identity: id, Err: ErrRevoked, Detail: "serial " + Serial(leaf)}
 	}
 	return id, nil
+}
+
+// chain verifies leaf (chain[0]) with the intermediates chain[1:] against
+// pool at time at, from the cache when this pool verified it before (the
+// time only moves a chain in or out of validity, which Verify checks on
+// the result every time).
+func (r *Reloader) chain(pool *x509.CertPool, chain []*x509.Certificate, at time.Time, usage x509.ExtKeyUsage) ([]*x509.Certificate, error) {
+	k := verifyKey{leaf: sha256.Sum256(chain[0].Raw), usage: usage}
+	h := sha256.New()
+	for _, c := range chain[1:] {
+		h.Write(c.Raw)
+	}
+	copy(k.inter[:], h.Sum(nil))
+	r.mu.Lock()
+	cached, ok := r.verified[k]
+	same := r.pool == pool
+	r.mu.Unlock()
+	if ok && same {
+		return cached, nil
+	}
+	inter := x509.NewCertPool()
+	for _, c := range chain[1:] {
+		inter.AddCert(c)
+	}
+	chains, err := chain[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{usage}})
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	if r.pool == pool {
+		if r.verified == nil || len(r.verified) >= maxVerified {
+			r.verified = map[verifyKey][]*x509.Certificate{}
+		}
+		r.verified[k] = chains[0]
+	}
+	r.mu.Unlock()
+	return chains[0], nil
 }
