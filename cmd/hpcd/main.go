@@ -148,8 +148,8 @@ func (c *common) config(id string, peers []server.Peer) (server.Config, error) {
 	if err != nil {
 		return server.Config{}, usageError{err}
 	}
-	if c.maxInputBytes <= 0 || c.maxOutputBytes <= 0 || c.retention <= 0 {
-		return server.Config{}, usageError{errors.New("--max-input-bytes, --max-output-bytes and --retention must be positive")}
+	if c.maxInputBytes < 0 || c.maxOutputBytes < 0 || c.retention < 0 {
+		return server.Config{}, usageError{errors.New("--max-input-bytes, --max-output-bytes and --retention must not be negative (0: the default)")}
 	}
 	return server.Config{
 		Scheduler: sched,
