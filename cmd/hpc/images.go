@@ -135,14 +135,15 @@ func call[T any](ctx context.Context, c *client.Client, fn func(context.Context,
 }
 
 // registryURL is --registry, else the one the master was started with.
-func registryURL(ctx context.Context, c *client.Client, flagValue string) (string, error) {
+func registryURL(ctx context.Context, c *client.Client, flagValue, ref string) (string, error) {
 	if flagValue != "" {
 		return flagValue, nil
 	}
 	var info *api.DataStoreInfo
 	err := c.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
 		var err error
-		info, err = client.Jobs(conn).DataStore(ctx, &api.DataStoreRequest{})
+		dept, _, _, _ := model.SplitImageRef(ref) // the ACL table asks which department's store
+		info, err = client.Jobs(conn).DataStore(ctx, &api.DataStoreRequest{Department: dept})
 		return err
 	})
 	if status.Code(err) == codes.FailedPrecondition {
@@ -184,7 +185,7 @@ func imagePush(ctx context.Context, c *client.Client, f catalogFlags, dir, ref s
 			packages = append(packages, p.Name)
 		}
 	}
-	reg, err := registryURL(ctx, c, f.registry)
+	reg, err := registryURL(ctx, c, f.registry, ref)
 	if err != nil {
 		return err
 	}
@@ -294,7 +295,7 @@ func imageInspect(ctx context.Context, c *client.Client, f catalogFlags, ref str
 	if err != nil {
 		return err
 	}
-	reg, err := registryURL(ctx, c, f.registry)
+	reg, err := registryURL(ctx, c, f.registry, ref)
 	if err != nil {
 		return err
 	}
