@@ -30,28 +30,84 @@ func readmeClusterBlock(t *testing.T) []string {
 	return strings.Split(strings.TrimSpace(block), "\n")
 }
 
+// readmeLine is one command line of the README block: its environment
+// assignments (VAR=value before the command), its words and whether it
+// runs in the background (a trailing &).
+type readmeLine struct {
+	env        []string
+	args       []string
+	background bool
+}
+
+// parseReadmeLine splits a line into a readmeLine, expanding $VAR from
+// env and moving /etc/vhpc and /var/lib/vhpc paths under dir (the block
+// is written for root on a real host; the test runs it in a temp dir).
+func parseReadmeLine(line, dir string, env map[string]string) readmeLine {
+	line = strings.TrimSpace(line)
+	l := readmeLine{background: strings.HasSuffix(line, "&")}
+	under := func(v string) string {
+		for root, sub := range map[string]string{"/etc/vhpc": "etc", "/var/lib/vhpc": "var"} {
+			if v == root || strings.HasPrefix(v, root+"/") {
+				return filepath.Join(dir, sub, strings.TrimPrefix(v, root))
+			}
+		}
+		return v
+	}
+	for _, w := range strings.Fields(strings.TrimSuffix(line, "&")) {
+		w = os.Expand(w, func(k string) string { return env[k] })
+		if k, v, ok := strings.Cut(w, "="); ok && len(l.args) == 0 && !strings.HasPrefix(w, "-") {
+			var vs []string
+			for _, part := range strings.Split(v, ",") {
+				vs = append(vs, under(part))
+			}
+			l.env = append(l.env, k+"="+strings.Join(vs, ","))
+			continue
+		}
+		l.args = append(l.args, under(w))
+	}
+	return l
+}
+
 // TestReadmeClusterExample runs the README's three-member example as it
-// is written, on one host: the three `hpcd server` lines (only --data-dir
-// moved under the test's temp dir) and its `hpcsub cluster` line, which
-// must show every member and one leader they agree on. It guards the
-// example against members that cannot share a host (the HTTP port once).
+// is written, on one host, with /etc/vhpc and /var/lib/vhpc moved under
+// the test's temp dir: the certificates, the three `hpcd server` members,
+// `hpcsub cluster` (every member answers and they agree on one leader),
+// `hpcd user add` and the user's and agent's certificates; it stops at
+// hpc-agent (the e2e tests boot guests). It guards the example against
+// members that cannot share a host (the HTTP port once) and against a
+// member that refuses to start (the certificates, once).
 func TestReadmeClusterExample(t *testing.T) {
 	lines := readmeClusterBlock(t)
 	dir := t.TempDir()
 	bin := map[string]string{"bin/hpcd": goBuild(t, dir, "."), "bin/hpcsub": goBuild(t, dir, "../hpcsub")}
-	var statusLine []string
+	env := map[string]string{}
 	var logs []*bytes.Buffer
 	exited := make(chan int, 3)
+	sawCluster := false
 	for _, line := range lines {
-		args := strings.Fields(strings.TrimSuffix(strings.TrimSpace(line), "&"))
-		switch {
-		case len(args) > 1 && args[0] == "bin/hpcd" && args[1] == "server":
-			for i := range args {
-				if args[i] == "--data-dir" && i+1 < len(args) {
-					args[i+1] = filepath.Join(dir, filepath.Base(args[i+1]))
-				}
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), "export "); ok {
+			for _, kv := range parseReadmeLine(rest, dir, env).env {
+				k, v, _ := strings.Cut(kv, "=")
+				env[k] = v
 			}
-			cmd := exec.Command(bin[args[0]], args[1:]...)
+			continue
+		}
+		l := parseReadmeLine(line, dir, env)
+		if len(l.args) > 0 && l.args[0] == "bin/hpc-agent" {
+			break
+		}
+		path, ok := bin[l.args[0]]
+		if !ok {
+			t.Fatalf("README block line %q: the test knows bin/hpcd and bin/hpcsub only", line)
+		}
+		cmd := exec.Command(path, l.args[1:]...)
+		cmd.Env = os.Environ()
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.Env = append(cmd.Env, l.env...)
+		switch {
+		case l.background:
 			var log bytes.Buffer
 			cmd.Stdout, cmd.Stderr = &log, &log
 			if err := cmd.Start(); err != nil {
@@ -61,21 +117,35 @@ func TestReadmeClusterExample(t *testing.T) {
 			go func() { _ = cmd.Wait(); close(done); exited <- i }()
 			t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
 			logs = append(logs, &log)
-		case len(args) > 1 && args[0] == "bin/hpcsub" && args[1] == "cluster":
-			statusLine = args
+		case len(l.args) > 1 && l.args[0] == "bin/hpcsub" && l.args[1] == "cluster":
+			sawCluster = true
+			waitForLeader(t, cmd, logs, exited)
+		default:
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("README line %q: %v\n%s", line, err, out)
+			}
 		}
 	}
-	if len(logs) != 3 || statusLine == nil {
+	if len(logs) != 3 || !sawCluster {
 		t.Fatalf("the README block should start three members and show `hpcsub cluster`; it has %d member lines:\n%s", len(logs), strings.Join(lines, "\n"))
 	}
+}
+
+// waitForLeader reruns the `hpcsub cluster` command proto until three
+// members answer and agree on a leader, failing when a member exits or
+// after 60 s.
+func waitForLeader(t *testing.T, proto *exec.Cmd, logs []*bytes.Buffer, exited <-chan int) {
+	t.Helper()
 	deadline := time.After(60 * time.Second)
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		out, err := exec.Command(bin["bin/hpcsub"], statusLine[1:]...).CombinedOutput()
+		cmd := exec.Command(proto.Path, proto.Args[1:]...)
+		cmd.Env = proto.Env
+		out, err := cmd.CombinedOutput()
 		if err == nil && agreedLeader(string(out)) {
 			t.Logf("%s", out)
-			break
+			return
 		}
 		select {
 		case i := <-exited:
@@ -87,19 +157,60 @@ func TestReadmeClusterExample(t *testing.T) {
 	}
 }
 
-// agreedLeader reads `hpcsub cluster`'s table: three members answered and
-// name the same, non-empty leader.
+// agreedLeader reads `hpcsub cluster`'s table (columns aligned under the
+// header; the member list follows "Members:"): three members answered
+// and each names the same, non-empty leader in the LEADER column.
 func agreedLeader(table string) bool {
+	lines := strings.Split(strings.TrimSpace(table), "\n")
+	col := strings.Index(lines[0], "LEADER")
+	if col < 0 {
+		return false
+	}
 	leaders := map[string]int{}
 	rows := 0
-	head, _, _ := strings.Cut(strings.TrimSpace(table), "\n\n") // the member list follows
-	for _, line := range strings.Split(head, "\n")[1:] {
+	for _, line := range lines[1:] {
+		if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "Members:") {
+			break
+		}
 		f := strings.Fields(line)
-		if len(f) < 4 || f[1] == "-" {
+		if len(f) < 2 || f[1] == "-" || len(line) <= col {
 			continue
 		}
 		rows++
-		leaders[f[3]]++
+		leader := ""
+		if cell := strings.Fields(line[col:]); line[col] != ' ' && len(cell) > 0 {
+			leader = cell[0]
+		}
+		leaders[leader]++
 	}
 	return rows == 3 && len(leaders) == 1 && leaders[""] == 0 && leaders["-"] == 0
+}
+
+func TestAgreedLeader(t *testing.T) {
+	const header = "ADDRESS         MEMBER  STATE     LEADER  TERM  COMMIT\n"
+	for _, tc := range []struct {
+		name, table string
+		want        bool
+	}{
+		{"no leader yet", header +
+			"127.0.0.1:7071  s1      Follower          1     0\n" +
+			"127.0.0.1:7072  s2      Follower          1     0\n" +
+			"127.0.0.1:7073  s3      Follower          1     0\nMembers:\n  s1\n", false},
+		{"one leader", header +
+			"127.0.0.1:7071  s1      Leader    s1      2     3\n" +
+			"127.0.0.1:7072  s2      Follower  s1      2     3\n" +
+			"127.0.0.1:7073  s3      Follower  s1      2     3\nMembers:\n  s1\n", true},
+		{"split view", header +
+			"127.0.0.1:7071  s1      Leader    s1      2     3\n" +
+			"127.0.0.1:7072  s2      Follower  s2      2     3\n" +
+			"127.0.0.1:7073  s3      Follower  s1      2     3\n", false},
+		{"a member down", header +
+			"127.0.0.1:7071  s1      Leader    s1      2     3\n" +
+			"127.0.0.1:7072  -       unreachable\n" +
+			"127.0.0.1:7073  s3      Follower  s1      2     3\n", false},
+	} {
+		if got := agreedLeader(tc.table); got != tc.want {
+			t.Errorf("%s: agreedLeader = %v, want %v", tc.name, got, tc.want)
+		}
+	}
 }
