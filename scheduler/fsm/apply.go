@@ -73,22 +73,28 @@ func applyRegister(txn *state.Txn, e *RegisterNode) any {
 	c := (&n).Copy()
 	c.LastSeen = e.Time
 	old := txn.Node(n.Name)
+	c.AcceptanceRun, c.Acceptance, c.AcceptanceDrain = nil, nil, ""
 	for i := range c.GPUs {
-		c.GPUs[i].Health = "" // the master owns health: keep what it recorded
+		c.GPUs[i].Health, c.GPUs[i].Rejected = "", "" // the master owns health and acceptance: keep what it recorded
 		if old == nil {
 			continue
 		}
 		for _, og := range old.GPUs {
 			if og.PCIAddress == c.GPUs[i].PCIAddress {
-				c.GPUs[i].Health = og.Health
+				c.GPUs[i].Health, c.GPUs[i].Rejected = og.Health, og.Rejected
 			}
 		}
+	}
+	if old != nil {
+		o := old.Copy()
+		c.AcceptanceRun, c.Acceptance, c.AcceptanceDrain = o.AcceptanceRun, o.Acceptance, o.AcceptanceDrain
 	}
 	if old != nil && old.State == model.NodeDraining {
 		c.State, c.Reason = old.State, old.Reason // an admin's drain survives re-registration
 	} else {
 		c.State, c.Reason = model.NodeReady, ""
 	}
+	holdAcceptanceDrain(c)
 	txn.PutNode(c)
 	return c
 }
@@ -100,6 +106,7 @@ func applyNodeState(txn *state.Txn, e *SetNodeState) any {
 	}
 	n := old.Copy()
 	n.State, n.Reason = e.State, e.Reason
+	holdAcceptanceDrain(n)
 	txn.PutNode(n)
 	if e.State != model.NodeDown {
 		return n

@@ -31,6 +31,11 @@ const (
 	EntryExpireArtifacts EntryType = 12
 	// EntryPutUser adds, replaces or removes a user (users.go).
 	EntryPutUser EntryType = 13
+	// EntryStartAcceptance asks a node's agent for an acceptance run and
+	// EntryAcceptanceResults records its results and verdicts
+	// (acceptance.go).
+	EntryStartAcceptance   EntryType = 14
+	EntryAcceptanceResults EntryType = 15
 )
 
 // entryVersion is the payload encoding version written after the type byte.
@@ -65,6 +70,10 @@ func (t EntryType) String() string {
 		return "ExpireArtifacts"
 	case EntryPutUser:
 		return "PutUser"
+	case EntryStartAcceptance:
+		return "StartAcceptance"
+	case EntryAcceptanceResults:
+		return "AcceptanceResults"
 	}
 	return fmt.Sprintf("EntryType(%d)", uint8(t))
 }

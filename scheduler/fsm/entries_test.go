@@ -23,6 +23,8 @@ func TestEntryTypeNumbersArePinned(t *testing.T) {
 		{EntryAppendOutput, 11, "AppendOutput"},
 		{EntryExpireArtifacts, 12, "ExpireArtifacts"},
 		{EntryPutUser, 13, "PutUser"},
+		{EntryStartAcceptance, 14, "StartAcceptance"},
+		{EntryAcceptanceResults, 15, "AcceptanceResults"},
 	}
 	for _, p := range pinned {
 		if uint8(p.typ) != p.num {

@@ -111,6 +111,10 @@ func (f *FSM) applyOne(txn *state.Txn, data []byte) any {
 		return with(typ, payload, func(e *ExpireArtifacts) any { return applyExpireArtifacts(txn, e) })
 	case EntryPutUser:
 		return with(typ, payload, func(e *PutUser) any { return applyPutUser(txn, e) })
+	case EntryStartAcceptance:
+		return with(typ, payload, func(e *StartAcceptance) any { return applyStartAcceptance(txn, e) })
+	case EntryAcceptanceResults:
+		return with(typ, payload, func(e *AcceptanceResults) any { return applyAcceptanceResults(txn, e) })
 	case EntrySetMember:
 		return with(typ, payload, func(e *SetMember) any {
 			txn.SetMember(state.Member{ID: e.ID, GRPCAddr: e.GRPCAddr, RaftAddr: e.RaftAddr}, e.Remove)

@@ -256,6 +256,10 @@ type GPU struct {
 	// ECC, fallen off the bus) took the GPU out of service. The master owns
 	// it: it survives re-registration until an admin returns the GPU.
 	Health string `json:"health,omitempty"`
+	// Rejected is non-empty when the GPU's last acceptance run measured
+	// below its model's median by more than the margin (the reason names
+	// the workload). The master owns it like Health; a passing run clears it.
+	Rejected string `json:"rejected,omitempty"`
 }
 
 // Unusable says why the GPU must not be given to jobs, or "".
@@ -265,6 +269,8 @@ func (g GPU) Unusable() string {
 		return g.Health
 	case g.Drained != "":
 		return g.Drained
+	case g.Rejected != "":
+		return g.Rejected
 	}
 	return ""
 }
@@ -297,6 +303,56 @@ type Node struct {
 	State    NodeState `json:"state"`
 	Reason   string    `json:"reason,omitempty"`
 	LastSeen time.Time `json:"lastSeen"`
+	// AcceptanceRun is the acceptance run the node's agent must do (nil
+	// when none is pending); Acceptance the last finished one. The master
+	// owns both: they survive re-registration.
+	AcceptanceRun *AcceptanceRun `json:"acceptanceRun,omitempty"`
+	Acceptance    *Acceptance    `json:"acceptance,omitempty"`
+	// AcceptanceDrain is the Reason that acceptance drained the node with
+	// ("" when it did not): a passing run readies the node only while
+	// its Reason is still this one, so an admin's drain stays, and a node
+	// back from down (or re-registered) stays drained with it.
+	AcceptanceDrain string `json:"acceptanceDrain,omitempty"`
+}
+
+// AcceptanceRun asks a node's agent to run the acceptance suite (hpcbench
+// on its CPU and each GPU) and report the results (`hpcd operator
+// node-accept`).
+type AcceptanceRun struct {
+	// ID numbers the node's runs from 1; a report names the run it
+	// answers, and a report for any other run is refused.
+	ID        uint64    `json:"id"`
+	Requested time.Time `json:"requested"`
+	// Workloads is hpcbench's --workloads list ("" = all); Size its
+	// --size ("" = the agent's default).
+	Workloads string `json:"workloads,omitempty"`
+	Size      string `json:"size,omitempty"`
+}
+
+// Acceptance is a node's last finished acceptance run: what was measured
+// and what the master decided.
+type Acceptance struct {
+	RunID    uint64             `json:"runId"`
+	Finished time.Time          `json:"finished"`
+	Results  []AcceptanceResult `json:"results,omitempty"`
+	// Failed is the node's drain reason ("" when its CPU passed); the
+	// GPUs' reasons are in their Rejected fields.
+	Failed string `json:"failed,omitempty"`
+	// Error is the agent's reason when the suite could not run at all.
+	Error string `json:"error,omitempty"`
+}
+
+// AcceptanceResult is one workload measured on one device of the node.
+type AcceptanceResult struct {
+	// Subject is "cpu" or the GPU's PCI address.
+	Subject string `json:"subject"`
+	// Model is the CPU model string or the GPU's inventory model.
+	Model    string  `json:"model"`
+	Workload string  `json:"workload"`
+	Unit     string  `json:"unit"`
+	Value    float64 `json:"value"`
+	// Error says why the workload failed or did not validate.
+	Error string `json:"error,omitempty"`
 }
 
 // Copy returns a deep copy that shares no memory with n.
@@ -306,6 +362,15 @@ func (n *Node) Copy() *Node {
 	c.NUMA = slices.Clone(n.NUMA)
 	c.GPUs = slices.Clone(n.GPUs)
 	c.ReservedCores = slices.Clone(n.ReservedCores)
+	if n.AcceptanceRun != nil {
+		r := *n.AcceptanceRun
+		c.AcceptanceRun = &r
+	}
+	if n.Acceptance != nil {
+		a := *n.Acceptance
+		a.Results = slices.Clone(a.Results)
+		c.Acceptance = &a
+	}
 	return &c
 }
 

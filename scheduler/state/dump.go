@@ -44,12 +44,14 @@ type ImageToken struct {
 }
 
 // DumpVersion is the current snapshot format: 2 added the image catalog,
-// 3 jobs' output, 4 users.
-const DumpVersion = 4
+// 3 jobs' output, 4 users, 5 node acceptance (Node.AcceptanceRun,
+// Acceptance, AcceptanceDrain and GPU.Rejected).
+const DumpVersion = 5
 
 // Readable reports whether FromDump reads format version v: 1 (a version
 // 2 dump without images), 2 (a version 3 dump without output), 3 (a
-// version 4 dump without users) or 4.
+// version 4 dump without users), 4 (a version 5 dump whose nodes have no
+// acceptance runs) or 5.
 // FSM.Restore and the snapshot restore RPC check it before anything is
 // replaced.
 func Readable(v int) bool { return v >= 1 && v <= DumpVersion }
