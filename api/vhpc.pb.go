@@ -3299,7 +3299,10 @@ type Gpu struct {
 	Health string `protobuf:"bytes,8,opt,name=health,proto3" json:"health,omitempty"`
 	// iommu_shared: other GPUs of the node share this GPU's IOMMU group
 	// (same iommu_group); the scheduler gives them to one guest together.
-	IommuShared   bool `protobuf:"varint,9,opt,name=iommu_shared,json=iommuShared,proto3" json:"iommu_shared,omitempty"`
+	IommuShared bool `protobuf:"varint,9,opt,name=iommu_shared,json=iommuShared,proto3" json:"iommu_shared,omitempty"`
+	// rejected is set when the GPU's last acceptance run was below its
+	// model's median by more than the margin (the reason).
+	Rejected      string `protobuf:"bytes,10,opt,name=rejected,proto3" json:"rejected,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3397,6 +3400,13 @@ func (x *Gpu) GetIommuShared() bool {
 	return false
 }
 
+func (x *Gpu) GetRejected() string {
+	if x != nil {
+		return x.Rejected
+	}
+	return ""
+}
+
 type Node struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -3418,7 +3428,11 @@ type Node struct {
 	Allocations    int32 `protobuf:"varint,16,opt,name=allocations,proto3" json:"allocations,omitempty"`
 	// underlay is IP:PORT where the node's agent terminates job networks
 	// (VXLAN) for multi-node jobs; "" when the agent has none.
-	Underlay      string `protobuf:"bytes,17,opt,name=underlay,proto3" json:"underlay,omitempty"`
+	Underlay string `protobuf:"bytes,17,opt,name=underlay,proto3" json:"underlay,omitempty"`
+	// acceptance_run is the pending acceptance run (absent when none);
+	// acceptance the last finished one.
+	AcceptanceRun *AcceptanceRun `protobuf:"bytes,18,opt,name=acceptance_run,json=acceptanceRun,proto3" json:"acceptance_run,omitempty"`
+	Acceptance    *Acceptance    `protobuf:"bytes,19,opt,name=acceptance,proto3" json:"acceptance,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3572,6 +3586,388 @@ func (x *Node) GetUnderlay() string {
 	return ""
 }
 
+func (x *Node) GetAcceptanceRun() *AcceptanceRun {
+	if x != nil {
+		return x.AcceptanceRun
+	}
+	return nil
+}
+
+func (x *Node) GetAcceptance() *Acceptance {
+	if x != nil {
+		return x.Acceptance
+	}
+	return nil
+}
+
+// AcceptanceRun is an acceptance run the node's agent must do.
+type AcceptanceRun struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Requested *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=requested,proto3" json:"requested,omitempty"`
+	// workloads is hpcbench's --workloads list ("" = all), size its --size
+	// ("" = the agent's default).
+	Workloads     string `protobuf:"bytes,3,opt,name=workloads,proto3" json:"workloads,omitempty"`
+	Size          string `protobuf:"bytes,4,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptanceRun) Reset() {
+	*x = AcceptanceRun{}
+	mi := &file_vhpc_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptanceRun) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptanceRun) ProtoMessage() {}
+
+func (x *AcceptanceRun) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptanceRun.ProtoReflect.Descriptor instead.
+func (*AcceptanceRun) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *AcceptanceRun) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *AcceptanceRun) GetRequested() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Requested
+	}
+	return nil
+}
+
+func (x *AcceptanceRun) GetWorkloads() string {
+	if x != nil {
+		return x.Workloads
+	}
+	return ""
+}
+
+func (x *AcceptanceRun) GetSize() string {
+	if x != nil {
+		return x.Size
+	}
+	return ""
+}
+
+// AcceptanceResult is one workload measured on one device of a node.
+type AcceptanceResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// subject is "cpu" or the GPU's PCI address.
+	Subject string `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	// model is the CPU model string (the GPU's model comes from the inventory).
+	Model    string  `protobuf:"bytes,2,opt,name=model,proto3" json:"model,omitempty"`
+	Workload string  `protobuf:"bytes,3,opt,name=workload,proto3" json:"workload,omitempty"`
+	Unit     string  `protobuf:"bytes,4,opt,name=unit,proto3" json:"unit,omitempty"`
+	Value    float64 `protobuf:"fixed64,5,opt,name=value,proto3" json:"value,omitempty"`
+	// error is set when the workload failed or did not validate.
+	Error         string `protobuf:"bytes,6,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptanceResult) Reset() {
+	*x = AcceptanceResult{}
+	mi := &file_vhpc_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptanceResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptanceResult) ProtoMessage() {}
+
+func (x *AcceptanceResult) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptanceResult.ProtoReflect.Descriptor instead.
+func (*AcceptanceResult) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *AcceptanceResult) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *AcceptanceResult) GetModel() string {
+	if x != nil {
+		return x.Model
+	}
+	return ""
+}
+
+func (x *AcceptanceResult) GetWorkload() string {
+	if x != nil {
+		return x.Workload
+	}
+	return ""
+}
+
+func (x *AcceptanceResult) GetUnit() string {
+	if x != nil {
+		return x.Unit
+	}
+	return ""
+}
+
+func (x *AcceptanceResult) GetValue() float64 {
+	if x != nil {
+		return x.Value
+	}
+	return 0
+}
+
+func (x *AcceptanceResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// Acceptance is a node's last finished acceptance run.
+type Acceptance struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	RunId    uint64                 `protobuf:"varint,1,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Finished *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=finished,proto3" json:"finished,omitempty"`
+	Results  []*AcceptanceResult    `protobuf:"bytes,3,rep,name=results,proto3" json:"results,omitempty"`
+	// failed is the node's drain reason ("" = its CPU passed); GPUs carry
+	// theirs in Gpu.rejected.
+	Failed string `protobuf:"bytes,4,opt,name=failed,proto3" json:"failed,omitempty"`
+	// error is the agent's reason when the suite could not run.
+	Error         string `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Acceptance) Reset() {
+	*x = Acceptance{}
+	mi := &file_vhpc_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Acceptance) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Acceptance) ProtoMessage() {}
+
+func (x *Acceptance) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Acceptance.ProtoReflect.Descriptor instead.
+func (*Acceptance) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *Acceptance) GetRunId() uint64 {
+	if x != nil {
+		return x.RunId
+	}
+	return 0
+}
+
+func (x *Acceptance) GetFinished() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Finished
+	}
+	return nil
+}
+
+func (x *Acceptance) GetResults() []*AcceptanceResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *Acceptance) GetFailed() string {
+	if x != nil {
+		return x.Failed
+	}
+	return ""
+}
+
+func (x *Acceptance) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type StartAcceptanceRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Workloads     string                 `protobuf:"bytes,2,opt,name=workloads,proto3" json:"workloads,omitempty"`
+	Size          string                 `protobuf:"bytes,3,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartAcceptanceRequest) Reset() {
+	*x = StartAcceptanceRequest{}
+	mi := &file_vhpc_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartAcceptanceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartAcceptanceRequest) ProtoMessage() {}
+
+func (x *StartAcceptanceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartAcceptanceRequest.ProtoReflect.Descriptor instead.
+func (*StartAcceptanceRequest) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *StartAcceptanceRequest) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *StartAcceptanceRequest) GetWorkloads() string {
+	if x != nil {
+		return x.Workloads
+	}
+	return ""
+}
+
+func (x *StartAcceptanceRequest) GetSize() string {
+	if x != nil {
+		return x.Size
+	}
+	return ""
+}
+
+type AcceptanceReport struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Node    string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	RunId   uint64                 `protobuf:"varint,2,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	Results []*AcceptanceResult    `protobuf:"bytes,3,rep,name=results,proto3" json:"results,omitempty"`
+	// error: the suite could not run at all (the node is drained with it).
+	Error         string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcceptanceReport) Reset() {
+	*x = AcceptanceReport{}
+	mi := &file_vhpc_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcceptanceReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcceptanceReport) ProtoMessage() {}
+
+func (x *AcceptanceReport) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcceptanceReport.ProtoReflect.Descriptor instead.
+func (*AcceptanceReport) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *AcceptanceReport) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *AcceptanceReport) GetRunId() uint64 {
+	if x != nil {
+		return x.RunId
+	}
+	return 0
+}
+
+func (x *AcceptanceReport) GetResults() []*AcceptanceResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
+func (x *AcceptanceReport) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 type RegisterRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Node          *Node                  `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
@@ -3582,7 +3978,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_vhpc_proto_msgTypes[43]
+	mi := &file_vhpc_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3594,7 +3990,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[43]
+	mi := &file_vhpc_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3607,7 +4003,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{43}
+	return file_vhpc_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *RegisterRequest) GetNode() *Node {
@@ -3634,7 +4030,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_vhpc_proto_msgTypes[44]
+	mi := &file_vhpc_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3646,7 +4042,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[44]
+	mi := &file_vhpc_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3659,7 +4055,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{44}
+	return file_vhpc_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RegisterResponse) GetHeartbeatIntervalMs() int64 {
@@ -3690,7 +4086,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_vhpc_proto_msgTypes[45]
+	mi := &file_vhpc_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3702,7 +4098,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[45]
+	mi := &file_vhpc_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3715,7 +4111,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{45}
+	return file_vhpc_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *HeartbeatRequest) GetNode() string {
@@ -3748,7 +4144,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_vhpc_proto_msgTypes[46]
+	mi := &file_vhpc_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3760,7 +4156,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[46]
+	mi := &file_vhpc_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3773,7 +4169,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{46}
+	return file_vhpc_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *HeartbeatResponse) GetLeaseMs() int64 {
@@ -3792,7 +4188,7 @@ type WatchAllocationsRequest struct {
 
 func (x *WatchAllocationsRequest) Reset() {
 	*x = WatchAllocationsRequest{}
-	mi := &file_vhpc_proto_msgTypes[47]
+	mi := &file_vhpc_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3804,7 +4200,7 @@ func (x *WatchAllocationsRequest) String() string {
 func (*WatchAllocationsRequest) ProtoMessage() {}
 
 func (x *WatchAllocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[47]
+	mi := &file_vhpc_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3817,7 +4213,7 @@ func (x *WatchAllocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAllocationsRequest.ProtoReflect.Descriptor instead.
 func (*WatchAllocationsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{47}
+	return file_vhpc_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *WatchAllocationsRequest) GetNode() string {
@@ -3828,15 +4224,18 @@ func (x *WatchAllocationsRequest) GetNode() string {
 }
 
 type AllocationSet struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Allocations   []*Allocation          `protobuf:"bytes,1,rep,name=allocations,proto3" json:"allocations,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Allocations []*Allocation          `protobuf:"bytes,1,rep,name=allocations,proto3" json:"allocations,omitempty"`
+	// acceptance is the node's pending acceptance run, if any: the agent
+	// runs it once its allocations have ended and reports it.
+	Acceptance    *AcceptanceRun `protobuf:"bytes,2,opt,name=acceptance,proto3" json:"acceptance,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AllocationSet) Reset() {
 	*x = AllocationSet{}
-	mi := &file_vhpc_proto_msgTypes[48]
+	mi := &file_vhpc_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3848,7 +4247,7 @@ func (x *AllocationSet) String() string {
 func (*AllocationSet) ProtoMessage() {}
 
 func (x *AllocationSet) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[48]
+	mi := &file_vhpc_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3861,12 +4260,19 @@ func (x *AllocationSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocationSet.ProtoReflect.Descriptor instead.
 func (*AllocationSet) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{48}
+	return file_vhpc_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *AllocationSet) GetAllocations() []*Allocation {
 	if x != nil {
 		return x.Allocations
+	}
+	return nil
+}
+
+func (x *AllocationSet) GetAcceptance() *AcceptanceRun {
+	if x != nil {
+		return x.Acceptance
 	}
 	return nil
 }
@@ -3897,7 +4303,7 @@ type UpdateAllocationRequest struct {
 
 func (x *UpdateAllocationRequest) Reset() {
 	*x = UpdateAllocationRequest{}
-	mi := &file_vhpc_proto_msgTypes[49]
+	mi := &file_vhpc_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3909,7 +4315,7 @@ func (x *UpdateAllocationRequest) String() string {
 func (*UpdateAllocationRequest) ProtoMessage() {}
 
 func (x *UpdateAllocationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[49]
+	mi := &file_vhpc_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3922,7 +4328,7 @@ func (x *UpdateAllocationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAllocationRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAllocationRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{49}
+	return file_vhpc_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *UpdateAllocationRequest) GetAllocId() string {
@@ -4031,7 +4437,7 @@ type UpdateAllocationResponse struct {
 
 func (x *UpdateAllocationResponse) Reset() {
 	*x = UpdateAllocationResponse{}
-	mi := &file_vhpc_proto_msgTypes[50]
+	mi := &file_vhpc_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4043,7 +4449,7 @@ func (x *UpdateAllocationResponse) String() string {
 func (*UpdateAllocationResponse) ProtoMessage() {}
 
 func (x *UpdateAllocationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[50]
+	mi := &file_vhpc_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4056,7 +4462,7 @@ func (x *UpdateAllocationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAllocationResponse.ProtoReflect.Descriptor instead.
 func (*UpdateAllocationResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{50}
+	return file_vhpc_proto_rawDescGZIP(), []int{55}
 }
 
 var File_vhpc_proto protoreflect.FileDescriptor
@@ -4358,7 +4764,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\x05R\x02id\x12\x1d\n" +
 	"\n" +
 	"memory_mib\x18\x02 \x01(\x03R\tmemoryMib\x12#\n" +
-	"\rhugepages_mib\x18\x03 \x01(\x03R\fhugepagesMib\"\xf9\x01\n" +
+	"\rhugepages_mib\x18\x03 \x01(\x03R\fhugepagesMib\"\x95\x02\n" +
 	"\x03Gpu\x12\x1f\n" +
 	"\vpci_address\x18\x01 \x01(\tR\n" +
 	"pciAddress\x12\x12\n" +
@@ -4371,7 +4777,9 @@ const file_vhpc_proto_rawDesc = "" +
 	"iommuGroup\x12\x18\n" +
 	"\adrained\x18\a \x01(\tR\adrained\x12\x16\n" +
 	"\x06health\x18\b \x01(\tR\x06health\x12!\n" +
-	"\fiommu_shared\x18\t \x01(\bR\viommuShared\"\xc1\x04\n" +
+	"\fiommu_shared\x18\t \x01(\bR\viommuShared\x12\x1a\n" +
+	"\brejected\x18\n" +
+	" \x01(\tR\brejected\"\xb5\x05\n" +
 	"\x04Node\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\tR\tpartition\x12\x1e\n" +
@@ -4394,7 +4802,39 @@ const file_vhpc_proto_rawDesc = "" +
 	"\tused_gpus\x18\x0e \x01(\x05R\busedGpus\x12(\n" +
 	"\x10used_scratch_mib\x18\x0f \x01(\x03R\x0eusedScratchMib\x12 \n" +
 	"\vallocations\x18\x10 \x01(\x05R\vallocations\x12\x1a\n" +
-	"\bunderlay\x18\x11 \x01(\tR\bunderlay\"Y\n" +
+	"\bunderlay\x18\x11 \x01(\tR\bunderlay\x12=\n" +
+	"\x0eacceptance_run\x18\x12 \x01(\v2\x16.vhpc.v1.AcceptanceRunR\racceptanceRun\x123\n" +
+	"\n" +
+	"acceptance\x18\x13 \x01(\v2\x13.vhpc.v1.AcceptanceR\n" +
+	"acceptance\"\x8b\x01\n" +
+	"\rAcceptanceRun\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x128\n" +
+	"\trequested\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\trequested\x12\x1c\n" +
+	"\tworkloads\x18\x03 \x01(\tR\tworkloads\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\tR\x04size\"\x9e\x01\n" +
+	"\x10AcceptanceResult\x12\x18\n" +
+	"\asubject\x18\x01 \x01(\tR\asubject\x12\x14\n" +
+	"\x05model\x18\x02 \x01(\tR\x05model\x12\x1a\n" +
+	"\bworkload\x18\x03 \x01(\tR\bworkload\x12\x12\n" +
+	"\x04unit\x18\x04 \x01(\tR\x04unit\x12\x14\n" +
+	"\x05value\x18\x05 \x01(\x01R\x05value\x12\x14\n" +
+	"\x05error\x18\x06 \x01(\tR\x05error\"\xbe\x01\n" +
+	"\n" +
+	"Acceptance\x12\x15\n" +
+	"\x06run_id\x18\x01 \x01(\x04R\x05runId\x126\n" +
+	"\bfinished\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bfinished\x123\n" +
+	"\aresults\x18\x03 \x03(\v2\x19.vhpc.v1.AcceptanceResultR\aresults\x12\x16\n" +
+	"\x06failed\x18\x04 \x01(\tR\x06failed\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\"^\n" +
+	"\x16StartAcceptanceRequest\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1c\n" +
+	"\tworkloads\x18\x02 \x01(\tR\tworkloads\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\tR\x04size\"\x88\x01\n" +
+	"\x10AcceptanceReport\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x15\n" +
+	"\x06run_id\x18\x02 \x01(\x04R\x05runId\x123\n" +
+	"\aresults\x18\x03 \x03(\v2\x19.vhpc.v1.AcceptanceResultR\aresults\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"Y\n" +
 	"\x0fRegisterRequest\x12!\n" +
 	"\x04node\x18\x01 \x01(\v2\r.vhpc.v1.NodeR\x04node\x12#\n" +
 	"\ragent_version\x18\x02 \x01(\tR\fagentVersion\"a\n" +
@@ -4408,9 +4848,12 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x11HeartbeatResponse\x12\x19\n" +
 	"\blease_ms\x18\x01 \x01(\x03R\aleaseMs\"-\n" +
 	"\x17WatchAllocationsRequest\x12\x12\n" +
-	"\x04node\x18\x01 \x01(\tR\x04node\"F\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\"~\n" +
 	"\rAllocationSet\x125\n" +
-	"\vallocations\x18\x01 \x03(\v2\x13.vhpc.v1.AllocationR\vallocations\"\xcd\x03\n" +
+	"\vallocations\x18\x01 \x03(\v2\x13.vhpc.v1.AllocationR\vallocations\x126\n" +
+	"\n" +
+	"acceptance\x18\x02 \x01(\v2\x16.vhpc.v1.AcceptanceRunR\n" +
+	"acceptance\"\xcd\x03\n" +
 	"\x17UpdateAllocationRequest\x12\x19\n" +
 	"\balloc_id\x18\x01 \x01(\tR\aallocId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x04R\aattempt\x12\x14\n" +
@@ -4438,14 +4881,16 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x05Watch\x12\x18.vhpc.v1.WatchJobRequest\x1a\x11.vhpc.v1.JobEvent0\x01\x121\n" +
 	"\x04Logs\x12\x14.vhpc.v1.LogsRequest\x1a\x11.vhpc.v1.LogChunk0\x01\x126\n" +
 	"\x05Nodes\x12\x15.vhpc.v1.NodesRequest\x1a\x16.vhpc.v1.NodesResponse\x12>\n" +
-	"\tDataStore\x12\x19.vhpc.v1.DataStoreRequest\x1a\x16.vhpc.v1.DataStoreInfo2\xb1\x03\n" +
+	"\tDataStore\x12\x19.vhpc.v1.DataStoreRequest\x1a\x16.vhpc.v1.DataStoreInfo2\xb2\x04\n" +
 	"\vNodeService\x12?\n" +
 	"\bRegister\x12\x18.vhpc.v1.RegisterRequest\x1a\x19.vhpc.v1.RegisterResponse\x12B\n" +
 	"\tHeartbeat\x12\x19.vhpc.v1.HeartbeatRequest\x1a\x1a.vhpc.v1.HeartbeatResponse\x12N\n" +
 	"\x10WatchAllocations\x12 .vhpc.v1.WatchAllocationsRequest\x1a\x16.vhpc.v1.AllocationSet0\x01\x12W\n" +
 	"\x10UpdateAllocation\x12 .vhpc.v1.UpdateAllocationRequest\x1a!.vhpc.v1.UpdateAllocationResponse\x12:\n" +
 	"\bPushLogs\x12\x11.vhpc.v1.LogChunk\x1a\x19.vhpc.v1.PushLogsResponse(\x01\x128\n" +
-	"\fSetGPUHealth\x12\x19.vhpc.v1.GPUHealthRequest\x1a\r.vhpc.v1.Node2\xfa\x01\n" +
+	"\fSetGPUHealth\x12\x19.vhpc.v1.GPUHealthRequest\x1a\r.vhpc.v1.Node\x12A\n" +
+	"\x0fStartAcceptance\x12\x1f.vhpc.v1.StartAcceptanceRequest\x1a\r.vhpc.v1.Node\x12<\n" +
+	"\x10ReportAcceptance\x12\x19.vhpc.v1.AcceptanceReport\x1a\r.vhpc.v1.Node2\xfa\x01\n" +
 	"\fImageService\x125\n" +
 	"\x03Put\x12\x18.vhpc.v1.PutImageRequest\x1a\x14.vhpc.v1.ImageRecord\x12?\n" +
 	"\x04List\x12\x1a.vhpc.v1.ListImagesRequest\x1a\x1b.vhpc.v1.ListImagesResponse\x125\n" +
@@ -4472,7 +4917,7 @@ func file_vhpc_proto_rawDescGZIP() []byte {
 	return file_vhpc_proto_rawDescData
 }
 
-var file_vhpc_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_vhpc_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_vhpc_proto_goTypes = []any{
 	(*ImageRecord)(nil),               // 0: vhpc.v1.ImageRecord
 	(*PutImageRequest)(nil),           // 1: vhpc.v1.PutImageRequest
@@ -4517,37 +4962,42 @@ var file_vhpc_proto_goTypes = []any{
 	(*NumaNode)(nil),                  // 40: vhpc.v1.NumaNode
 	(*Gpu)(nil),                       // 41: vhpc.v1.Gpu
 	(*Node)(nil),                      // 42: vhpc.v1.Node
-	(*RegisterRequest)(nil),           // 43: vhpc.v1.RegisterRequest
-	(*RegisterResponse)(nil),          // 44: vhpc.v1.RegisterResponse
-	(*HeartbeatRequest)(nil),          // 45: vhpc.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),         // 46: vhpc.v1.HeartbeatResponse
-	(*WatchAllocationsRequest)(nil),   // 47: vhpc.v1.WatchAllocationsRequest
-	(*AllocationSet)(nil),             // 48: vhpc.v1.AllocationSet
-	(*UpdateAllocationRequest)(nil),   // 49: vhpc.v1.UpdateAllocationRequest
-	(*UpdateAllocationResponse)(nil),  // 50: vhpc.v1.UpdateAllocationResponse
-	(*timestamppb.Timestamp)(nil),     // 51: google.protobuf.Timestamp
+	(*AcceptanceRun)(nil),             // 43: vhpc.v1.AcceptanceRun
+	(*AcceptanceResult)(nil),          // 44: vhpc.v1.AcceptanceResult
+	(*Acceptance)(nil),                // 45: vhpc.v1.Acceptance
+	(*StartAcceptanceRequest)(nil),    // 46: vhpc.v1.StartAcceptanceRequest
+	(*AcceptanceReport)(nil),          // 47: vhpc.v1.AcceptanceReport
+	(*RegisterRequest)(nil),           // 48: vhpc.v1.RegisterRequest
+	(*RegisterResponse)(nil),          // 49: vhpc.v1.RegisterResponse
+	(*HeartbeatRequest)(nil),          // 50: vhpc.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),         // 51: vhpc.v1.HeartbeatResponse
+	(*WatchAllocationsRequest)(nil),   // 52: vhpc.v1.WatchAllocationsRequest
+	(*AllocationSet)(nil),             // 53: vhpc.v1.AllocationSet
+	(*UpdateAllocationRequest)(nil),   // 54: vhpc.v1.UpdateAllocationRequest
+	(*UpdateAllocationResponse)(nil),  // 55: vhpc.v1.UpdateAllocationResponse
+	(*timestamppb.Timestamp)(nil),     // 56: google.protobuf.Timestamp
 }
 var file_vhpc_proto_depIdxs = []int32{
-	51, // 0: vhpc.v1.ImageRecord.created:type_name -> google.protobuf.Timestamp
-	51, // 1: vhpc.v1.ImageRecord.updated:type_name -> google.protobuf.Timestamp
+	56, // 0: vhpc.v1.ImageRecord.created:type_name -> google.protobuf.Timestamp
+	56, // 1: vhpc.v1.ImageRecord.updated:type_name -> google.protobuf.Timestamp
 	0,  // 2: vhpc.v1.ListImagesResponse.images:type_name -> vhpc.v1.ImageRecord
 	8,  // 3: vhpc.v1.ClusterStatus.members:type_name -> vhpc.v1.Member
 	20, // 4: vhpc.v1.SubmitResponse.job:type_name -> vhpc.v1.Job
 	19, // 5: vhpc.v1.Job.resources:type_name -> vhpc.v1.Resources
-	51, // 6: vhpc.v1.Job.submit_time:type_name -> google.protobuf.Timestamp
-	51, // 7: vhpc.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	51, // 8: vhpc.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	56, // 6: vhpc.v1.Job.submit_time:type_name -> google.protobuf.Timestamp
+	56, // 7: vhpc.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	56, // 8: vhpc.v1.Job.end_time:type_name -> google.protobuf.Timestamp
 	25, // 9: vhpc.v1.Job.allocations:type_name -> vhpc.v1.Allocation
 	22, // 10: vhpc.v1.Job.depends_on:type_name -> vhpc.v1.Dependency
 	23, // 11: vhpc.v1.Job.array:type_name -> vhpc.v1.ArrayStatus
 	24, // 12: vhpc.v1.Job.priority:type_name -> vhpc.v1.PriorityFactor
-	51, // 13: vhpc.v1.Job.artifacts_expire:type_name -> google.protobuf.Timestamp
-	51, // 14: vhpc.v1.Job.artifacts_deleted:type_name -> google.protobuf.Timestamp
+	56, // 13: vhpc.v1.Job.artifacts_expire:type_name -> google.protobuf.Timestamp
+	56, // 14: vhpc.v1.Job.artifacts_deleted:type_name -> google.protobuf.Timestamp
 	21, // 15: vhpc.v1.Job.datasets:type_name -> vhpc.v1.DatasetMount
-	51, // 16: vhpc.v1.Allocation.created:type_name -> google.protobuf.Timestamp
-	51, // 17: vhpc.v1.Allocation.started:type_name -> google.protobuf.Timestamp
-	51, // 18: vhpc.v1.Allocation.ended:type_name -> google.protobuf.Timestamp
-	51, // 19: vhpc.v1.Allocation.deadline:type_name -> google.protobuf.Timestamp
+	56, // 16: vhpc.v1.Allocation.created:type_name -> google.protobuf.Timestamp
+	56, // 17: vhpc.v1.Allocation.started:type_name -> google.protobuf.Timestamp
+	56, // 18: vhpc.v1.Allocation.ended:type_name -> google.protobuf.Timestamp
+	56, // 19: vhpc.v1.Allocation.deadline:type_name -> google.protobuf.Timestamp
 	27, // 20: vhpc.v1.Allocation.gpu_usage:type_name -> vhpc.v1.GPUUsage
 	26, // 21: vhpc.v1.Allocation.gang:type_name -> vhpc.v1.GangMember
 	21, // 22: vhpc.v1.Allocation.datasets:type_name -> vhpc.v1.DatasetMount
@@ -4557,65 +5007,76 @@ var file_vhpc_proto_depIdxs = []int32{
 	39, // 26: vhpc.v1.Node.cores:type_name -> vhpc.v1.Core
 	40, // 27: vhpc.v1.Node.numa:type_name -> vhpc.v1.NumaNode
 	41, // 28: vhpc.v1.Node.gpus:type_name -> vhpc.v1.Gpu
-	51, // 29: vhpc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
-	42, // 30: vhpc.v1.RegisterRequest.node:type_name -> vhpc.v1.Node
-	25, // 31: vhpc.v1.AllocationSet.allocations:type_name -> vhpc.v1.Allocation
-	27, // 32: vhpc.v1.UpdateAllocationRequest.gpu_usage:type_name -> vhpc.v1.GPUUsage
-	15, // 33: vhpc.v1.JobService.Submit:input_type -> vhpc.v1.SubmitRequest
-	28, // 34: vhpc.v1.JobService.Get:input_type -> vhpc.v1.GetJobRequest
-	29, // 35: vhpc.v1.JobService.List:input_type -> vhpc.v1.ListJobsRequest
-	31, // 36: vhpc.v1.JobService.Cancel:input_type -> vhpc.v1.CancelJobRequest
-	32, // 37: vhpc.v1.JobService.Watch:input_type -> vhpc.v1.WatchJobRequest
-	34, // 38: vhpc.v1.JobService.Logs:input_type -> vhpc.v1.LogsRequest
-	37, // 39: vhpc.v1.JobService.Nodes:input_type -> vhpc.v1.NodesRequest
-	16, // 40: vhpc.v1.JobService.DataStore:input_type -> vhpc.v1.DataStoreRequest
-	43, // 41: vhpc.v1.NodeService.Register:input_type -> vhpc.v1.RegisterRequest
-	45, // 42: vhpc.v1.NodeService.Heartbeat:input_type -> vhpc.v1.HeartbeatRequest
-	47, // 43: vhpc.v1.NodeService.WatchAllocations:input_type -> vhpc.v1.WatchAllocationsRequest
-	49, // 44: vhpc.v1.NodeService.UpdateAllocation:input_type -> vhpc.v1.UpdateAllocationRequest
-	35, // 45: vhpc.v1.NodeService.PushLogs:input_type -> vhpc.v1.LogChunk
-	6,  // 46: vhpc.v1.NodeService.SetGPUHealth:input_type -> vhpc.v1.GPUHealthRequest
-	1,  // 47: vhpc.v1.ImageService.Put:input_type -> vhpc.v1.PutImageRequest
-	2,  // 48: vhpc.v1.ImageService.List:input_type -> vhpc.v1.ListImagesRequest
-	4,  // 49: vhpc.v1.ImageService.Get:input_type -> vhpc.v1.GetImageRequest
-	5,  // 50: vhpc.v1.ImageService.Remove:input_type -> vhpc.v1.RemoveImageRequest
-	7,  // 51: vhpc.v1.ClusterService.Status:input_type -> vhpc.v1.ClusterStatusRequest
-	10, // 52: vhpc.v1.ClusterService.AddMember:input_type -> vhpc.v1.AddMemberRequest
-	11, // 53: vhpc.v1.ClusterService.RemoveMember:input_type -> vhpc.v1.RemoveMemberRequest
-	12, // 54: vhpc.v1.ClusterService.TransferLeadership:input_type -> vhpc.v1.TransferLeadershipRequest
-	13, // 55: vhpc.v1.ClusterService.SnapshotSave:input_type -> vhpc.v1.SnapshotSaveRequest
-	14, // 56: vhpc.v1.ClusterService.SnapshotRestore:input_type -> vhpc.v1.SnapshotChunk
-	8,  // 57: vhpc.v1.ClusterService.Announce:input_type -> vhpc.v1.Member
-	18, // 58: vhpc.v1.JobService.Submit:output_type -> vhpc.v1.SubmitResponse
-	20, // 59: vhpc.v1.JobService.Get:output_type -> vhpc.v1.Job
-	30, // 60: vhpc.v1.JobService.List:output_type -> vhpc.v1.ListJobsResponse
-	20, // 61: vhpc.v1.JobService.Cancel:output_type -> vhpc.v1.Job
-	33, // 62: vhpc.v1.JobService.Watch:output_type -> vhpc.v1.JobEvent
-	35, // 63: vhpc.v1.JobService.Logs:output_type -> vhpc.v1.LogChunk
-	38, // 64: vhpc.v1.JobService.Nodes:output_type -> vhpc.v1.NodesResponse
-	17, // 65: vhpc.v1.JobService.DataStore:output_type -> vhpc.v1.DataStoreInfo
-	44, // 66: vhpc.v1.NodeService.Register:output_type -> vhpc.v1.RegisterResponse
-	46, // 67: vhpc.v1.NodeService.Heartbeat:output_type -> vhpc.v1.HeartbeatResponse
-	48, // 68: vhpc.v1.NodeService.WatchAllocations:output_type -> vhpc.v1.AllocationSet
-	50, // 69: vhpc.v1.NodeService.UpdateAllocation:output_type -> vhpc.v1.UpdateAllocationResponse
-	36, // 70: vhpc.v1.NodeService.PushLogs:output_type -> vhpc.v1.PushLogsResponse
-	42, // 71: vhpc.v1.NodeService.SetGPUHealth:output_type -> vhpc.v1.Node
-	0,  // 72: vhpc.v1.ImageService.Put:output_type -> vhpc.v1.ImageRecord
-	3,  // 73: vhpc.v1.ImageService.List:output_type -> vhpc.v1.ListImagesResponse
-	0,  // 74: vhpc.v1.ImageService.Get:output_type -> vhpc.v1.ImageRecord
-	0,  // 75: vhpc.v1.ImageService.Remove:output_type -> vhpc.v1.ImageRecord
-	9,  // 76: vhpc.v1.ClusterService.Status:output_type -> vhpc.v1.ClusterStatus
-	9,  // 77: vhpc.v1.ClusterService.AddMember:output_type -> vhpc.v1.ClusterStatus
-	9,  // 78: vhpc.v1.ClusterService.RemoveMember:output_type -> vhpc.v1.ClusterStatus
-	9,  // 79: vhpc.v1.ClusterService.TransferLeadership:output_type -> vhpc.v1.ClusterStatus
-	14, // 80: vhpc.v1.ClusterService.SnapshotSave:output_type -> vhpc.v1.SnapshotChunk
-	9,  // 81: vhpc.v1.ClusterService.SnapshotRestore:output_type -> vhpc.v1.ClusterStatus
-	9,  // 82: vhpc.v1.ClusterService.Announce:output_type -> vhpc.v1.ClusterStatus
-	58, // [58:83] is the sub-list for method output_type
-	33, // [33:58] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	56, // 29: vhpc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
+	43, // 30: vhpc.v1.Node.acceptance_run:type_name -> vhpc.v1.AcceptanceRun
+	45, // 31: vhpc.v1.Node.acceptance:type_name -> vhpc.v1.Acceptance
+	56, // 32: vhpc.v1.AcceptanceRun.requested:type_name -> google.protobuf.Timestamp
+	56, // 33: vhpc.v1.Acceptance.finished:type_name -> google.protobuf.Timestamp
+	44, // 34: vhpc.v1.Acceptance.results:type_name -> vhpc.v1.AcceptanceResult
+	44, // 35: vhpc.v1.AcceptanceReport.results:type_name -> vhpc.v1.AcceptanceResult
+	42, // 36: vhpc.v1.RegisterRequest.node:type_name -> vhpc.v1.Node
+	25, // 37: vhpc.v1.AllocationSet.allocations:type_name -> vhpc.v1.Allocation
+	43, // 38: vhpc.v1.AllocationSet.acceptance:type_name -> vhpc.v1.AcceptanceRun
+	27, // 39: vhpc.v1.UpdateAllocationRequest.gpu_usage:type_name -> vhpc.v1.GPUUsage
+	15, // 40: vhpc.v1.JobService.Submit:input_type -> vhpc.v1.SubmitRequest
+	28, // 41: vhpc.v1.JobService.Get:input_type -> vhpc.v1.GetJobRequest
+	29, // 42: vhpc.v1.JobService.List:input_type -> vhpc.v1.ListJobsRequest
+	31, // 43: vhpc.v1.JobService.Cancel:input_type -> vhpc.v1.CancelJobRequest
+	32, // 44: vhpc.v1.JobService.Watch:input_type -> vhpc.v1.WatchJobRequest
+	34, // 45: vhpc.v1.JobService.Logs:input_type -> vhpc.v1.LogsRequest
+	37, // 46: vhpc.v1.JobService.Nodes:input_type -> vhpc.v1.NodesRequest
+	16, // 47: vhpc.v1.JobService.DataStore:input_type -> vhpc.v1.DataStoreRequest
+	48, // 48: vhpc.v1.NodeService.Register:input_type -> vhpc.v1.RegisterRequest
+	50, // 49: vhpc.v1.NodeService.Heartbeat:input_type -> vhpc.v1.HeartbeatRequest
+	52, // 50: vhpc.v1.NodeService.WatchAllocations:input_type -> vhpc.v1.WatchAllocationsRequest
+	54, // 51: vhpc.v1.NodeService.UpdateAllocation:input_type -> vhpc.v1.UpdateAllocationRequest
+	35, // 52: vhpc.v1.NodeService.PushLogs:input_type -> vhpc.v1.LogChunk
+	6,  // 53: vhpc.v1.NodeService.SetGPUHealth:input_type -> vhpc.v1.GPUHealthRequest
+	46, // 54: vhpc.v1.NodeService.StartAcceptance:input_type -> vhpc.v1.StartAcceptanceRequest
+	47, // 55: vhpc.v1.NodeService.ReportAcceptance:input_type -> vhpc.v1.AcceptanceReport
+	1,  // 56: vhpc.v1.ImageService.Put:input_type -> vhpc.v1.PutImageRequest
+	2,  // 57: vhpc.v1.ImageService.List:input_type -> vhpc.v1.ListImagesRequest
+	4,  // 58: vhpc.v1.ImageService.Get:input_type -> vhpc.v1.GetImageRequest
+	5,  // 59: vhpc.v1.ImageService.Remove:input_type -> vhpc.v1.RemoveImageRequest
+	7,  // 60: vhpc.v1.ClusterService.Status:input_type -> vhpc.v1.ClusterStatusRequest
+	10, // 61: vhpc.v1.ClusterService.AddMember:input_type -> vhpc.v1.AddMemberRequest
+	11, // 62: vhpc.v1.ClusterService.RemoveMember:input_type -> vhpc.v1.RemoveMemberRequest
+	12, // 63: vhpc.v1.ClusterService.TransferLeadership:input_type -> vhpc.v1.TransferLeadershipRequest
+	13, // 64: vhpc.v1.ClusterService.SnapshotSave:input_type -> vhpc.v1.SnapshotSaveRequest
+	14, // 65: vhpc.v1.ClusterService.SnapshotRestore:input_type -> vhpc.v1.SnapshotChunk
+	8,  // 66: vhpc.v1.ClusterService.Announce:input_type -> vhpc.v1.Member
+	18, // 67: vhpc.v1.JobService.Submit:output_type -> vhpc.v1.SubmitResponse
+	20, // 68: vhpc.v1.JobService.Get:output_type -> vhpc.v1.Job
+	30, // 69: vhpc.v1.JobService.List:output_type -> vhpc.v1.ListJobsResponse
+	20, // 70: vhpc.v1.JobService.Cancel:output_type -> vhpc.v1.Job
+	33, // 71: vhpc.v1.JobService.Watch:output_type -> vhpc.v1.JobEvent
+	35, // 72: vhpc.v1.JobService.Logs:output_type -> vhpc.v1.LogChunk
+	38, // 73: vhpc.v1.JobService.Nodes:output_type -> vhpc.v1.NodesResponse
+	17, // 74: vhpc.v1.JobService.DataStore:output_type -> vhpc.v1.DataStoreInfo
+	49, // 75: vhpc.v1.NodeService.Register:output_type -> vhpc.v1.RegisterResponse
+	51, // 76: vhpc.v1.NodeService.Heartbeat:output_type -> vhpc.v1.HeartbeatResponse
+	53, // 77: vhpc.v1.NodeService.WatchAllocations:output_type -> vhpc.v1.AllocationSet
+	55, // 78: vhpc.v1.NodeService.UpdateAllocation:output_type -> vhpc.v1.UpdateAllocationResponse
+	36, // 79: vhpc.v1.NodeService.PushLogs:output_type -> vhpc.v1.PushLogsResponse
+	42, // 80: vhpc.v1.NodeService.SetGPUHealth:output_type -> vhpc.v1.Node
+	42, // 81: vhpc.v1.NodeService.StartAcceptance:output_type -> vhpc.v1.Node
+	42, // 82: vhpc.v1.NodeService.ReportAcceptance:output_type -> vhpc.v1.Node
+	0,  // 83: vhpc.v1.ImageService.Put:output_type -> vhpc.v1.ImageRecord
+	3,  // 84: vhpc.v1.ImageService.List:output_type -> vhpc.v1.ListImagesResponse
+	0,  // 85: vhpc.v1.ImageService.Get:output_type -> vhpc.v1.ImageRecord
+	0,  // 86: vhpc.v1.ImageService.Remove:output_type -> vhpc.v1.ImageRecord
+	9,  // 87: vhpc.v1.ClusterService.Status:output_type -> vhpc.v1.ClusterStatus
+	9,  // 88: vhpc.v1.ClusterService.AddMember:output_type -> vhpc.v1.ClusterStatus
+	9,  // 89: vhpc.v1.ClusterService.RemoveMember:output_type -> vhpc.v1.ClusterStatus
+	9,  // 90: vhpc.v1.ClusterService.TransferLeadership:output_type -> vhpc.v1.ClusterStatus
+	14, // 91: vhpc.v1.ClusterService.SnapshotSave:output_type -> vhpc.v1.SnapshotChunk
+	9,  // 92: vhpc.v1.ClusterService.SnapshotRestore:output_type -> vhpc.v1.ClusterStatus
+	9,  // 93: vhpc.v1.ClusterService.Announce:output_type -> vhpc.v1.ClusterStatus
+	67, // [67:94] is the sub-list for method output_type
+	40, // [40:67] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_vhpc_proto_init() }
@@ -4629,7 +5090,7 @@ func file_vhpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vhpc_proto_rawDesc), len(file_vhpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   51,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -442,6 +442,8 @@ const (
 	NodeService_UpdateAllocation_FullMethodName = "/vhpc.v1.NodeService/UpdateAllocation"
 	NodeService_PushLogs_FullMethodName         = "/vhpc.v1.NodeService/PushLogs"
 	NodeService_SetGPUHealth_FullMethodName     = "/vhpc.v1.NodeService/SetGPUHealth"
+	NodeService_StartAcceptance_FullMethodName  = "/vhpc.v1.NodeService/StartAcceptance"
+	NodeService_ReportAcceptance_FullMethodName = "/vhpc.v1.NodeService/ReportAcceptance"
 )
 
 // NodeServiceClient is the client API for NodeService service.
@@ -471,6 +473,21 @@ type NodeServiceClient interface {
 	// errors, ECC or a lost GPU; admins, by hand) or returns it (empty
 	// reason). The job using it is stopped and requeued.
 	SetGPUHealth(ctx context.Context, in *GPUHealthRequest, opts ...grpc.CallOption) (*Node, error)
+	// StartAcceptance asks the node's agent for an acceptance run (operators:
+	// hpcd operator node-accept). A ready node is drained while the run is
+	// pending; the agent waits for its allocations to end, runs hpcbench on
+	// its CPU and each GPU and answers with ReportAcceptance. While a run is
+	// pending, the call returns the node with that run (no second run).
+	// NotFound for an unknown node; InvalidArgument for a bad workload list
+	// or size.
+	StartAcceptance(ctx context.Context, in *StartAcceptanceRequest, opts ...grpc.CallOption) (*Node, error)
+	// ReportAcceptance is the agent's answer to its node's pending run. The
+	// leader compares each device's results with the median of its model
+	// (hpcd --acceptance-margin) and records the results and the verdict: a
+	// failing node or GPU is drained with a reason naming the workload, its
+	// value, the median and the margin; a passing one returns to service.
+	// FailedPrecondition when run_id is not the node's pending run.
+	ReportAcceptance(ctx context.Context, in *AcceptanceReport, opts ...grpc.CallOption) (*Node, error)
 }
 
 type nodeServiceClient struct {
@@ -553,6 +570,26 @@ func (c *nodeServiceClient) SetGPUHealth(ctx context.Context, in *GPUHealthReque
 	return out, nil
 }
 
+func (c *nodeServiceClient) StartAcceptance(ctx context.Context, in *StartAcceptanceRequest, opts ...grpc.CallOption) (*Node, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Node)
+	err := c.cc.Invoke(ctx, NodeService_StartAcceptance_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *nodeServiceClient) ReportAcceptance(ctx context.Context, in *AcceptanceReport, opts ...grpc.CallOption) (*Node, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Node)
+	err := c.cc.Invoke(ctx, NodeService_ReportAcceptance_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeServiceServer is the server API for NodeService service.
 // All implementations must embed UnimplementedNodeServiceServer
 // for forward compatibility.
@@ -580,6 +617,21 @@ type NodeServiceServer interface {
 	// errors, ECC or a lost GPU; admins, by hand) or returns it (empty
 	// reason). The job using it is stopped and requeued.
 	SetGPUHealth(context.Context, *GPUHealthRequest) (*Node, error)
+	// StartAcceptance asks the node's agent for an acceptance run (operators:
+	// hpcd operator node-accept). A ready node is drained while the run is
+	// pending; the agent waits for its allocations to end, runs hpcbench on
+	// its CPU and each GPU and answers with ReportAcceptance. While a run is
+	// pending, the call returns the node with that run (no second run).
+	// NotFound for an unknown node; InvalidArgument for a bad workload list
+	// or size.
+	StartAcceptance(context.Context, *StartAcceptanceRequest) (*Node, error)
+	// ReportAcceptance is the agent's answer to its node's pending run. The
+	// leader compares each device's results with the median of its model
+	// (hpcd --acceptance-margin) and records the results and the verdict: a
+	// failing node or GPU is drained with a reason naming the workload, its
+	// value, the median and the margin; a passing one returns to service.
+	// FailedPrecondition when run_id is not the node's pending run.
+	ReportAcceptance(context.Context, *AcceptanceReport) (*Node, error)
 	mustEmbedUnimplementedNodeServiceServer()
 }
 
@@ -607,6 +659,12 @@ func (UnimplementedNodeServiceServer) PushLogs(grpc.ClientStreamingServer[LogChu
 }
 func (UnimplementedNodeServiceServer) SetGPUHealth(context.Context, *GPUHealthRequest) (*Node, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetGPUHealth not implemented")
+}
+func (UnimplementedNodeServiceServer) StartAcceptance(context.Context, *StartAcceptanceRequest) (*Node, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartAcceptance not implemented")
+}
+func (UnimplementedNodeServiceServer) ReportAcceptance(context.Context, *AcceptanceReport) (*Node, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportAcceptance not implemented")
 }
 func (UnimplementedNodeServiceServer) mustEmbedUnimplementedNodeServiceServer() {}
 func (UnimplementedNodeServiceServer) testEmbeddedByValue()                     {}
@@ -719,6 +777,42 @@ func _NodeService_SetGPUHealth_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeService_StartAcceptance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartAcceptanceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServiceServer).StartAcceptance(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeService_StartAcceptance_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServiceServer).StartAcceptance(ctx, req.(*StartAcceptanceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _NodeService_ReportAcceptance_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AcceptanceReport)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServiceServer).ReportAcceptance(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeService_ReportAcceptance_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServiceServer).ReportAcceptance(ctx, req.(*AcceptanceReport))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NodeService_ServiceDesc is the grpc.ServiceDesc for NodeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -741,6 +835,14 @@ var NodeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetGPUHealth",
 			Handler:    _NodeService_SetGPUHealth_Handler,
+		},
+		{
+			MethodName: "StartAcceptance",
+			Handler:    _NodeService_StartAcceptance_Handler,
+		},
+		{
+			MethodName: "ReportAcceptance",
+			Handler:    _NodeService_ReportAcceptance_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

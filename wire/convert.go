@@ -156,11 +156,12 @@ func NodeToProto(n *model.Node) *api.Node {
 	}
 	for _, g := range n.GPUs {
 		p.Gpus = append(p.Gpus, &api.Gpu{PciAddress: g.PCIAddress, Uuid: g.UUID, Model: g.Model, MemoryMib: g.MemoryMiB,
-			Numa: int32(g.NUMA), IommuGroup: int32(g.IOMMUGroup), Drained: g.Drained, Health: g.Health, IommuShared: g.IOMMUShared})
+			Numa: int32(g.NUMA), IommuGroup: int32(g.IOMMUGroup), Drained: g.Drained, Health: g.Health, IommuShared: g.IOMMUShared, Rejected: g.Rejected})
 	}
 	for _, c := range n.ReservedCores {
 		p.ReservedCores = append(p.ReservedCores, int32(c))
 	}
+	p.AcceptanceRun, p.Acceptance = AcceptanceRunToProto(n.AcceptanceRun), acceptanceToProto(n.Acceptance)
 	return p
 }
 

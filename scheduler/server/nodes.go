@@ -114,6 +114,7 @@ func (ns *nodeService) WatchAllocations(req *api.WatchAllocationsRequest, stream
 			return status.Errorf(codes.NotFound, "node %q is not registered; register first", req.GetNode())
 		}
 		set := nodeAllocations(snap, req.GetNode(), s.outputLimits(snap))
+		set.Acceptance = wire.AcceptanceRunToProto(snap.Node(req.GetNode()).AcceptanceRun)
 		if last == nil || !proto.Equal(set, last) {
 			if err := stream.Send(set); err != nil {
 				return err

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"vhpc/api"
+	"vhpc/hpcbench/accept"
 	"vhpc/scheduler/core"
 	"vhpc/scheduler/fsm"
 	"vhpc/scheduler/model"
@@ -79,6 +80,15 @@ type Config struct {
 	// --insecure`).
 	Security *Security
 	Insecure bool
+	// AcceptanceMarginPercent is how far below its model's median a node
+	// or GPU may measure in an acceptance run and still pass (hpcd
+	// --acceptance-margin; 0: accept.DefaultMarginPercent). New refuses a
+	// value outside (0, 100).
+	AcceptanceMarginPercent float64
+	// AcceptanceReference is each model's known-good values
+	// (--acceptance-reference), compared with when no other device of the
+	// model has results; nil: such a device is accepted.
+	AcceptanceReference accept.Reference
 }
 
 // DefaultRetention keeps a finished job's file sets for 14 days.
@@ -131,6 +141,9 @@ func (c *Config) setDefaults() {
 	if c.Scheduler.Policy == "" {
 		c.Scheduler = core.DefaultConfig()
 	}
+	if c.AcceptanceMarginPercent == 0 {
+		c.AcceptanceMarginPercent = accept.DefaultMarginPercent
+	}
 }
 
 // Server is one hpcd member.
@@ -179,6 +192,9 @@ func New(cfg Config) (*Server, error) {
 	cfg.setDefaults()
 	if cfg.Security == nil && !cfg.Insecure {
 		return nil, ErrNoSecurity
+	}
+	if err := accept.ValidateMargin(cfg.AcceptanceMarginPercent); err != nil {
+		return nil, err
 	}
 	s := &Server{
 		cfg:       cfg,

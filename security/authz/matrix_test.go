@@ -91,6 +91,8 @@ var expected = map[string]string{
 	"/vhpc.v1.NodeService/UpdateAllocation": "UDDDDADUD",
 	"/vhpc.v1.NodeService/PushLogs":         "UDDDDADUD",
 	"/vhpc.v1.NodeService/SetGPUHealth":     "UDDDAADUD",
+	"/vhpc.v1.NodeService/StartAcceptance":  "UDDDADDUD",
+	"/vhpc.v1.NodeService/ReportAcceptance": "UDDDDADUD",
 
 	"/vhpc.v1.ImageService/Put":    "UDDAADDUD",
 	"/vhpc.v1.ImageService/List":   "UAAAAAAUD",

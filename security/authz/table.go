@@ -113,6 +113,9 @@ func Table() []Rule {
 		{nodeSvc + "UpdateAllocation", true, allow{agent: OwnAlloc}},
 		{nodeSvc + "PushLogs", true, allow{agent: OwnAlloc}},
 		{nodeSvc + "SetGPUHealth", true, allow{agent: OwnNode, operator: Any}},
+		// Operators start acceptance runs; the agent reports its own node's.
+		{nodeSvc + "StartAcceptance", true, allow{operator: Any}},
+		{nodeSvc + "ReportAcceptance", true, allow{agent: OwnNode}},
 
 		{imageSvc + "Put", true, allow{user: DeptAdmin, operator: Any}},
 		{imageSvc + "List", false, allow{user: Filtered, operator: Any, agent: Any}},
