@@ -105,6 +105,9 @@ const (
 	attrMemoryClockRate    = 36 // kHz
 	attrGlobalMemBusWidth  = 37 // bits
 	attrL2CacheSize        = 38
+	attrPCIBusID           = 33
+	attrPCIDeviceID        = 34
+	attrPCIDomainID        = 50
 	attrCCMajor            = 75
 	attrCCMinor            = 76
 	attrMaxSharedOptin     = 97
@@ -129,6 +132,12 @@ type Attributes struct {
 	CUBLASUnavailable  string
 	ComputeCapability  string
 	ArchitectureOption string
+	// PCIBusID is the device's PCI address as vhpc writes it everywhere
+	// ("0000:3b:00.0"): how a CUDA ordinal is matched with the inventory
+	// and with NVML, whose order may differ.
+	PCIBusID string
+	// PCIDomain, PCIBus and PCIDevice are its parts.
+	PCIDomain, PCIBus, PCIDevice int
 }
 
 // Context is one device's primary context, made current on a locked OS
@@ -172,6 +181,7 @@ func (c *Context) readAttributes() error {
 		{attrCCMajor, &a.Major}, {attrCCMinor, &a.Minor}, {attrMultiprocessors, &a.SMs}, {attrClockRate, &a.ClockKHz},
 		{attrMemoryClockRate, &a.MemClockKHz}, {attrGlobalMemBusWidth, &a.BusWidthBits}, {attrL2CacheSize, &a.L2Bytes},
 		{attrMaxSharedOptin, &a.MaxSharedOptin}, {attrMaxSharedPerBlock, &a.MaxSharedPerBlock},
+		{attrPCIDomainID, &a.PCIDomain}, {attrPCIBusID, &a.PCIBus}, {attrPCIDeviceID, &a.PCIDevice},
 	} {
 		var v C.int
 		if err := d.check(C.cu_device_attr(d.cu.sym("cuDeviceGetAttribute"), &v, C.int(at.id), c.dev), fmt.Sprintf("cuDeviceGetAttribute(%d)", at.id)); err != nil {
@@ -192,6 +202,7 @@ func (c *Context) readAttributes() error {
 	if d.CUBLASErr != nil {
 		a.CUBLASUnavailable = d.CUBLASErr.Error()
 	}
+	a.PCIBusID = fmt.Sprintf("%04x:%02x:%02x.0", a.PCIDomain, a.PCIBus, a.PCIDevice)
 	a.ComputeCapability = fmt.Sprintf("%d.%d", a.Major, a.Minor)
 	a.ArchitectureOption = fmt.Sprintf("--gpu-architecture=sm_%d%d", a.Major, a.Minor)
 	return nil

@@ -60,6 +60,8 @@ type Device struct {
 	BusWidthBits int     `json:"bus_width_bits,omitempty"`
 	MemoryBytes  uint64  `json:"memory_bytes,omitempty"`
 	Driver       string  `json:"driver,omitempty"`
+	// PCIBusID is the GPU's PCI address ("0000:3b:00.0"; GPU only).
+	PCIBusID string `json:"pci_bus_id,omitempty"`
 	// Peaks; 0 means unknown (a CPU's memory bandwidth unless given).
 	PeakFP32GFLOPS   float64 `json:"peak_fp32_gflops"`
 	PeakFP64GFLOPS   float64 `json:"peak_fp64_gflops"`
@@ -110,13 +112,24 @@ type Result struct {
 	Error string `json:"error,omitempty"`
 }
 
-// Telemetry is what NVML reported during one workload.
+// Telemetry is what NVML reported while one workload ran (GPU only):
+// each quantity's minimum, mean and maximum over Samples readings. When
+// nothing could be sampled (no NVML on the host, the GPU not found by its
+// PCI address) NotSampled says why and the rest is empty.
 type Telemetry struct {
-	Samples     int     `json:"samples"`
-	SMClockMHz  float64 `json:"sm_clock_mhz_avg"`
-	MemClockMHz float64 `json:"mem_clock_mhz_avg"`
-	PowerW      float64 `json:"power_w_max"`
-	TempC       float64 `json:"temp_c_max"`
+	Samples     int    `json:"samples"`
+	SMClockMHz  Stat   `json:"sm_clock_mhz"`
+	MemClockMHz Stat   `json:"mem_clock_mhz"`
+	PowerW      Stat   `json:"power_w"`
+	TempC       Stat   `json:"temp_c"`
+	NotSampled  string `json:"not_sampled,omitempty"`
+}
+
+// Stat is the minimum, mean and maximum of one sampled quantity.
+type Stat struct {
+	Min  float64 `json:"min"`
+	Mean float64 `json:"mean"`
+	Max  float64 `json:"max"`
 }
 
 // Finish fills the derived fields of r: percent of peak, ratio to vendor

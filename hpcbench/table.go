@@ -32,8 +32,46 @@ func WriteTable(w io.Writer, rep *Report) error {
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write table: %w", err)
 	}
+	return writeTelemetry(w, rep.Workloads)
+}
+
+// writeTelemetry prints the NVML readings of each workload (min/mean/max),
+// or one line saying why nothing was sampled; nothing for a CPU run.
+func writeTelemetry(w io.Writer, rs []Result) error {
+	var with []Result
+	notSampled := ""
+	for _, r := range rs {
+		switch {
+		case r.Telemetry == nil:
+		case r.Telemetry.Samples == 0:
+			notSampled = r.Telemetry.NotSampled
+		default:
+			with = append(with, r)
+		}
+	}
+	if len(with) == 0 {
+		if notSampled != "" {
+			if _, err := fmt.Fprintf(w, "NVML telemetry: %s\n", notSampled); err != nil {
+				return fmt.Errorf("write table: %w", err)
+			}
+		}
+		return nil
+	}
+	fmt.Fprintln(w, "NVML during each workload (min/mean/max):")
+	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "workload\tsamples\tSM clock MHz\tmemory clock MHz\tpower W\ttemperature C\t")
+	for _, r := range with {
+		t := r.Telemetry
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t\n", r.Name, t.Samples, t.SMClockMHz, t.MemClockMHz, t.PowerW, t.TempC)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write table: %w", err)
+	}
 	return nil
 }
+
+// String is "min/mean/max" with no decimals.
+func (s Stat) String() string { return fmt.Sprintf("%.0f/%.0f/%.0f", s.Min, s.Mean, s.Max) }
 
 func ccPrefix(d Device) string {
 	if d.ComputeCapability == "" {

@@ -50,6 +50,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	threads := fs.Int("threads", 0, "CPU goroutines (default GOMAXPROCS)")
 	memGBs := fs.Float64("mem-gbs", 0, "CPU memory bandwidth peak in GB/s, when known (nothing in /proc says it)")
 	minTime := fs.Duration("min-time", hpcbench.DefaultTiming().MinTime, "how long to repeat each kernel")
+	sampleEvery := fs.Duration("sample-every", hpcbench.DefaultSampleEvery, "how often NVML is read during each GPU workload")
 	verbose := fs.Bool("v", false, "log progress to stderr")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -105,7 +106,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				log.Error("close gpu", "err", cerr)
 			}
 		}()
-		backend = g
+		var closeNVML func() error
+		backend, closeNVML = gpubench.WithNVML(g, *sampleEvery)
+		defer func() {
+			if cerr := closeNVML(); cerr != nil {
+				log.Error("close nvml", "err", cerr)
+			}
+		}()
 	}
 	rep := hpcbench.Run(ctx, backend, workloads)
 	if *asJSON {

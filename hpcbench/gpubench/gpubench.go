@@ -64,7 +64,7 @@ func New(opts Options) (*Bench, error) {
 	p := cuda.ComputePeaks(a)
 	b.dev = hpcbench.Device{Kind: "gpu", Index: opts.Device, Name: a.Name, ComputeCapability: a.ComputeCapability,
 		Units: a.SMs, ClockMHz: float64(a.ClockKHz) / 1e3, MemClockMHz: float64(a.MemClockKHz) / 1e3,
-		BusWidthBits: a.BusWidthBits, MemoryBytes: a.MemoryBytes,
+		BusWidthBits: a.BusWidthBits, MemoryBytes: a.MemoryBytes, PCIBusID: a.PCIBusID,
 		Driver:         fmt.Sprintf("CUDA driver %s, NVRTC %s", a.DriverVersion, a.NVRTCVersion),
 		PeakFP32GFLOPS: p.FP32GFLOPS, PeakFP64GFLOPS: p.FP64GFLOPS, PeakTensorGFLOPS: p.TensorGFLOPS, PeakMemGBs: p.MemGBs, PeakNote: p.Note}
 	if a.Major >= 8 {

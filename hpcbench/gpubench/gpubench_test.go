@@ -3,6 +3,7 @@ package gpubench
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,12 +34,34 @@ func TestGPUWorkloads(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	rep := hpcbench.Run(context.Background(), b, hpcbench.Catalog())
+	if b.Device().PCIBusID == "" {
+		t.Error("device without a PCI address")
+	}
+	backend, closeNVML := WithNVML(b, 10*time.Millisecond)
+	defer closeNVML()
+	rep := hpcbench.Run(context.Background(), backend, hpcbench.Catalog())
 	for _, r := range rep.Workloads {
 		t.Run(r.Name, func(t *testing.T) {
 			if r.Error != "" || !r.Validated || r.Value <= 0 {
 				t.Fatalf("%+v", r)
 			}
+			if r.Telemetry == nil || (r.Telemetry.Samples == 0 && r.Telemetry.NotSampled == "") {
+				t.Errorf("telemetry %+v", r.Telemetry)
+			}
+			t.Logf("%s: %.1f %s, NVML %+v", r.Name, r.Value, r.Unit, r.Telemetry)
 		})
+	}
+}
+
+// TestOpenNVMLWithoutNVML: a host without NVML gets the reason its runs
+// are "not sampled", never a crash.
+func TestOpenNVMLWithoutNVML(t *testing.T) {
+	src, err := OpenNVML("0000:3b:00.0")
+	if err == nil {
+		src.Close()
+		t.Skip("this host has NVML and a GPU at 0000:3b:00.0")
+	}
+	if !strings.Contains(err.Error(), "NVML") {
+		t.Fatalf("error %q does not name NVML", err)
 	}
 }
