@@ -88,6 +88,9 @@ type Config struct {
 	// the registry is unavailable (the job waits meanwhile); zero is
 	// DefaultRegistryRetryMax.
 	RegistryRetryMax time.Duration
+	// Acceptance runs the node's acceptance suite when the master asks
+	// (HostSuite). Nil: runs are reported as failed, saying so.
+	Acceptance AcceptanceSuite
 }
 
 // Agent runs one node.
@@ -111,6 +114,7 @@ type Agent struct {
 	interval   time.Duration // heartbeat interval the master asked for
 	refused    *RefusedError // the master's "no" to this node, once given
 	stopRun    func(error)   // ends Run's loops (set while Run runs)
+	acceptRun  uint64        // the acceptance run started by this process
 }
 
 // RefusedError is the master's definitive answer that it will not accept
@@ -476,6 +480,7 @@ func (a *Agent) reconcile(ctx context.Context, set *api.AllocationSet) {
 		}
 		a.start(ctx, al, adopt)
 	}
+	a.maybeAccept(ctx, set)
 	// Guests found at start-up that the master does not want are removed.
 	for id := range a.adopt {
 		if _, ok := want[id]; ok {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -127,6 +128,7 @@ func RunLocal(ctx context.Context, o LocalOptions) error {
 	cfg.Images = &MasterImageCache{Dir: imageCacheDir(o.StateDir), LimitBytes: o.ImageCacheBytes, Client: c, Logger: o.Logger}
 	data := &MasterJobData{Client: c, Logger: o.Logger, DatasetDir: filepath.Join(o.StateDir, "dataset-cache")}
 	cfg.Data, cfg.Datasets = data, data
+	cfg.Acceptance = &HostSuite{Root: os.DirFS("/"), GPUs: node.GPUs, Log: o.Logger}
 	a, err := New(cfg)
 	if err != nil {
 		return err
