@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"vhpc/client"
+	"vhpc/hpcbench/accept"
 	"vhpc/jobspec"
 	"vhpc/nodeagent/agent"
 	"vhpc/scheduler/core"
@@ -59,7 +60,9 @@ type common struct {
 	registry                                    string // --registry: the OCI registry of department images
 	maxInputBytes, maxOutputBytes               int64  // --max-input-bytes, --max-output-bytes
 	retention                                   time.Duration
-	dataQuotas                                  string // --data-quotas physics=100GiB,...
+	dataQuotas                                  string  // --data-quotas physics=100GiB,...
+	acceptanceMargin                            float64 // --acceptance-margin, percent
+	acceptanceRef                               string  // --acceptance-reference a.json,b.json
 }
 
 func (c *common) flags(cmd *cobra.Command, dataDir, raftAddr string) {
@@ -82,6 +85,8 @@ func (c *common) flags(cmd *cobra.Command, dataDir, raftAddr string) {
 	f.Int64Var(&c.maxOutputBytes, "max-output-bytes", server.DefaultMaxDataBytes, "largest total of the stageOut files one task uploads, in bytes (over it, the first files are kept and the job fails saying so)")
 	f.DurationVar(&c.retention, "retention", server.DefaultRetention, "how long a finished job's stageIn and stageOut files stay in the store before they are deleted")
 	f.StringVar(&c.dataQuotas, "data-quotas", "", "bytes of job files each department may keep in the store, e.g. physics=100GiB,chemistry=1TiB (others: no quota)")
+	f.Float64Var(&c.acceptanceMargin, "acceptance-margin", accept.DefaultMarginPercent, "percent below its model's median an acceptance result may fall and pass (hpcd operator node-accept); more than 0, less than 100")
+	f.StringVar(&c.acceptanceRef, "acceptance-reference", "", "hpcbench --json reports of known-good machines, comma-separated: the values a node or GPU is compared with when it is the only one of its model")
 	f.StringVar(&c.registry, "registry", "", "URL of the cluster's OCI registry for department images and job files, e.g. http://registry.example:5000 (hpc image push/inspect use it; hpcd dev starts one on loopback when unset)")
 }
 
@@ -151,7 +156,12 @@ func (c *common) config(id string, peers []server.Peer) (server.Config, error) {
 	if c.maxInputBytes < 0 || c.maxOutputBytes < 0 || c.retention < 0 {
 		return server.Config{}, usageError{errors.New("--max-input-bytes, --max-output-bytes and --retention must not be negative (0: the default)")}
 	}
+	margin, ref, err := c.acceptanceConfig()
+	if err != nil {
+		return server.Config{}, usageError{err}
+	}
 	return server.Config{
+		AcceptanceMarginPercent: margin, AcceptanceReference: ref,
 		Scheduler: sched,
 		ID:        id, DataDir: c.dataDir, GRPCAddr: c.addr, HTTPAddr: c.httpAddr, RaftAddr: c.raftAddr,
 		Peers: peers, HeartbeatInterval: c.heartbeat, Lease: c.lease, Logger: log,

@@ -203,7 +203,7 @@ func operatorCmd() *cobra.Command {
 		},
 	}
 	snapshot.AddCommand(save, restore)
-	cmd.AddCommand(add, remove, transfer, snapshot, gpuDrain, gpuReturn, auditCmd(&addr))
+	cmd.AddCommand(add, remove, transfer, snapshot, gpuDrain, gpuReturn, nodeAcceptCmd(&addr), auditCmd(&addr))
 	return cmd
 }
 

@@ -373,7 +373,7 @@ func nodesCmd(a *app) *cobra.Command {
 				return nil
 			}
 			tw := tabwriter.NewWriter(a.out, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NODE\tSTATE\tHYPERVISOR\tCORES(used/total)\tMEMORY(used/total)\tGPUS(used/total)\tSCRATCH(used/total)\tALLOCS\tREASON")
+			fmt.Fprintln(tw, "NODE\tSTATE\tHYPERVISOR\tCORES(used/total)\tMEMORY(used/total)\tGPUS(used/total)\tSCRATCH(used/total)\tALLOCS\tACCEPTED\tREASON")
 			for _, n := range resp.GetNodes() {
 				var mem int64
 				for _, m := range n.GetNuma() {
@@ -387,10 +387,13 @@ func nodesCmd(a *app) *cobra.Command {
 					if g.GetDrained() != "" {
 						reason += fmt.Sprintf(" gpu %s drained: %s;", g.GetPciAddress(), g.GetDrained())
 					}
+					if g.GetRejected() != "" {
+						reason += fmt.Sprintf(" gpu %s drained: %s;", g.GetPciAddress(), g.GetRejected())
+					}
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s/%s\t%d/%d\t%s/%s\t%d\t%s\n", n.GetName(), n.GetState(), n.GetHypervisor(),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s/%s\t%d/%d\t%s/%s\t%d\t%s\t%s\n", n.GetName(), n.GetState(), n.GetHypervisor(),
 					n.GetUsedCores(), len(n.GetCores())-len(n.GetReservedCores()), mib(n.GetUsedMemoryMib()), mib(mem),
-					n.GetUsedGpus(), len(n.GetGpus()), mib(n.GetUsedScratchMib()), mib(n.GetScratchMib()), n.GetAllocations(), strings.TrimSpace(reason))
+					n.GetUsedGpus(), len(n.GetGpus()), mib(n.GetUsedScratchMib()), mib(n.GetScratchMib()), n.GetAllocations(), accepted(n), strings.TrimSpace(reason))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -401,6 +404,25 @@ func nodesCmd(a *app) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// accepted is the ACCEPTED column of `hpcsub nodes`: when the node's last
+// acceptance run finished and whether it passed, or "-" when it never ran.
+func accepted(n *api.Node) string {
+	a := n.GetAcceptance()
+	if a == nil {
+		return "-"
+	}
+	verdict := "passed"
+	if a.GetFailed() != "" {
+		verdict = "failed"
+	}
+	for _, g := range n.GetGpus() {
+		if g.GetRejected() != "" {
+			verdict = "failed"
+		}
+	}
+	return fmt.Sprintf("%s %s", a.GetFinished().AsTime().UTC().Format("2006-01-02T15:04Z"), verdict)
 }
 
 func logsCmd(a *app) *cobra.Command {
