@@ -9,6 +9,7 @@ import (
 
 	"vhpc/api"
 	"vhpc/scheduler/model"
+	"vhpc/wire"
 )
 
 func cpuResults(dgemm, triad float64) []*api.AcceptanceResult {
@@ -107,6 +108,56 @@ func TestAcceptanceMarginIsValidated(t *testing.T) {
 		_, err := New(Config{DataDir: t.TempDir(), Insecure: true, AcceptanceMarginPercent: m, GRPCAddr: "127.0.0.1:0", RaftAddr: "127.0.0.1:0"})
 		if err == nil || !strings.Contains(err.Error(), "acceptance margin") {
 			t.Errorf("margin %v: %v", m, err)
+		}
+	}
+}
+
+// TestAcceptanceJudgesEachGPU: the GPUs of one node are each other's
+// peers; the slow one is rejected (the scheduler sees it as unusable)
+// while the node stays ready, a GPU missing from the run is rejected,
+// and a passing run returns both.
+func TestAcceptanceJudgesEachGPU(t *testing.T) {
+	ts := startServer(t, t.TempDir())
+	ctx := ctxT(t)
+	n := &model.Node{Name: "gpu01", Hypervisor: "tcg", ScratchMiB: 10 << 10, NUMA: []model.NUMANode{{ID: 0, MemoryMiB: 4096}}, Cores: []model.Core{{ID: 0}}}
+	pcis := []string{"0000:3b:00.0", "0000:5e:00.0", "0000:86:00.0", "0000:af:00.0"}
+	for i, p := range pcis {
+		n.GPUs = append(n.GPUs, model.GPU{PCIAddress: p, Model: "H200", IOMMUGroup: i})
+	}
+	if _, err := ts.node.Register(ctx, &api.RegisterRequest{Node: wire.NodeToProto(n)}); err != nil {
+		t.Fatal(err)
+	}
+	report := func(values ...float64) *api.Node {
+		t.Helper()
+		p, err := ts.node.StartAcceptance(ctx, &api.StartAcceptanceRequest{Node: "gpu01", Workloads: "sgemm"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rs []*api.AcceptanceResult
+		for i, v := range values {
+			// The agent's model is ignored: the inventory's counts.
+			rs = append(rs, &api.AcceptanceResult{Subject: pcis[i], Model: "NVIDIA H200", Workload: "sgemm", Unit: "GFLOP/s", Value: v})
+		}
+		out, err := ts.node.ReportAcceptance(ctx, &api.AcceptanceReport{Node: "gpu01", RunId: p.GetAcceptanceRun().GetId(), Results: rs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	out := report(50000, 50500, 35000)
+	if out.GetState() != string(model.NodeReady) {
+		t.Fatalf("node %s %q", out.GetState(), out.GetReason())
+	}
+	want := []string{"", "", "acceptance: sgemm 35000.0 GFLOP/s is 30.3% below the median 50250.0 GFLOP/s of 2 other H200 (margin 10%)", "acceptance: run 1 has no results for this GPU"}
+	for i, g := range out.GetGpus() {
+		if g.GetRejected() != want[i] {
+			t.Errorf("GPU %s rejected %q, want %q", g.GetPciAddress(), g.GetRejected(), want[i])
+		}
+	}
+	out = report(50000, 50500, 49000, 50200)
+	for _, g := range out.GetGpus() {
+		if g.GetRejected() != "" {
+			t.Errorf("GPU %s still rejected: %q", g.GetPciAddress(), g.GetRejected())
 		}
 	}
 }
