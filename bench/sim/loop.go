@@ -22,6 +22,10 @@ type state struct {
 	history map[string][]time.Duration
 	waits   []float64
 	until   int64
+	// planner keeps the core's node index between events (the nodes never
+	// change during a replay); its plans are core.Schedule's.
+	planner core.Planner
+	rebuild bool // Options.Rebuild: core.Schedule at every event
 }
 
 func newState(jobs []*simJob, cfg core.Config) *state {
@@ -66,7 +70,12 @@ func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
 		}
 		in := s.input(nodes, t)
 		t0 := clock()
-		plan := core.Schedule(in, s.cfg)
+		var plan model.Plan
+		if s.rebuild {
+			plan = core.Schedule(in, s.cfg)
+		} else {
+			plan = s.planner.Schedule(in, s.cfg)
+		}
 		d := clock().Sub(t0)
 		coreTotal += d
 		res.CoreMax = max(res.CoreMax, d)

@@ -14,20 +14,28 @@ import (
 // estimates from the requests (hpcsim's defaults). One iteration is one whole replay:
 //
 //	go test ./bench/sim -run '^$' -bench Replay10kJobs4096Nodes -benchtime 1x
-func BenchmarkReplay10kJobs4096Nodes(b *testing.B) { benchReplay(b, 4096, 10000) }
+func BenchmarkReplay10kJobs4096Nodes(b *testing.B) { benchReplay(b, 4096, 10000, false) }
+
+// BenchmarkReplay10kJobs4096NodesRebuild is the same replay through
+// core.Schedule at every event (sim.Options.Rebuild), the path before the
+// replay kept a core.Planner: the side-by-side baseline.
+func BenchmarkReplay10kJobs4096NodesRebuild(b *testing.B) { benchReplay(b, 4096, 10000, true) }
 
 // BenchmarkReplay2kJobs4096Nodes is the same machine with the suite's
 // 2,000-job traces: a quicker check of the same path.
-func BenchmarkReplay2kJobs4096Nodes(b *testing.B) { benchReplay(b, 4096, 2000) }
+func BenchmarkReplay2kJobs4096Nodes(b *testing.B) { benchReplay(b, 4096, 2000, false) }
 
-func benchReplay(b *testing.B, nodes, jobs int) {
+// BenchmarkReplay2kJobs4096NodesRebuild is its rebuild-path baseline.
+func BenchmarkReplay2kJobs4096NodesRebuild(b *testing.B) { benchReplay(b, 4096, 2000, true) }
+
+func benchReplay(b *testing.B, nodes, jobs int, rebuild bool) {
 	trace, err := gen.Generate(gen.Params{Nodes: nodes, Jobs: jobs, Load: 0.9, Seed: 1})
 	if err != nil {
 		b.Fatal(err)
 	}
 	var res sim.Result
 	for b.Loop() {
-		res = sim.Run(trace, sim.Options{Nodes: nodes, CPUsPerNode: 1, Estimates: sim.EstRequest, Config: core.DefaultConfig()})
+		res = sim.Run(trace, sim.Options{Nodes: nodes, CPUsPerNode: 1, Estimates: sim.EstRequest, Config: core.DefaultConfig(), Rebuild: rebuild})
 	}
 	if res.Jobs != jobs {
 		b.Fatalf("%d of %d jobs ran", res.Jobs, jobs)

@@ -41,6 +41,12 @@ type Options struct {
 	Config      core.Config
 	// Clock measures time spent in core.Schedule; nil means time.Now.
 	Clock func() time.Time
+	// Rebuild, when true, calls core.Schedule at every event, which
+	// rebuilds the core's node index each time, instead of one
+	// core.Planner for the replay. The plans are the same
+	// (TestReplayPlannerMatchesRebuild); the rebuild path is kept for the
+	// side-by-side benchmarks.
+	Rebuild bool
 	// Until, when positive, stops the replay at that virtual second;
 	// metrics then cover the jobs started by then, and Result.Dept the
 	// core-seconds delivered before it.
@@ -143,6 +149,7 @@ func Run(trace []TraceJob, o Options) Result {
 	}
 	st := newState(jobs, cfg)
 	st.until = o.Until
+	st.rebuild = o.Rebuild
 	st.loop(nodes, clock, &res)
 	return res
 }

@@ -40,6 +40,12 @@ func benchJobs(first model.JobID, n int) []*model.Job {
 // GPUs each, about half of them busy, and 10,000 pending jobs.
 func BenchmarkCycle10kJobs1kNodes(b *testing.B) { benchCycle(b, 1000, false, false) }
 
+// BenchmarkCycle10kJobs5kNodesPlanner is BenchmarkCycle10kJobs5kNodes
+// through a Planner kept between cycles (the node index and the
+// allocations' conversions reused), against the rebuild of every cycle
+// in BenchmarkCycle10kJobs5kNodes: the side-by-side pair of issue 17.
+func BenchmarkCycle10kJobs5kNodesPlanner(b *testing.B) { benchCycleWith(b, 5000, false, false, true) }
+
 // BenchmarkCycle10kJobs5kNodes is the live cycle of issue 17's aim: 5,000
 // such nodes, about half busy, and 10,000 pending jobs.
 func BenchmarkCycle10kJobs5kNodes(b *testing.B) { benchCycle(b, 5000, false, false) }
@@ -56,6 +62,12 @@ func BenchmarkCycle10kJobs1kNodesPreemption(b *testing.B) { benchCycle(b, 1000, 
 func BenchmarkCycle10kJobs1kNodesUrgent(b *testing.B) { benchCycle(b, 1000, false, true) }
 
 func benchCycle(b *testing.B, nodes int, preempt, urgent bool) {
+	benchCycleWith(b, nodes, preempt, urgent, false)
+}
+
+// benchCycleWith measures one cycle; with planner, through one Planner
+// that has already scheduled the same input once.
+func benchCycleWith(b *testing.B, nodes int, preempt, urgent, planner bool) {
 	cfg := DefaultConfig()
 	if preempt {
 		cfg.Preemption = PreemptRequeue
@@ -89,12 +101,18 @@ func benchCycle(b *testing.B, nodes int, preempt, urgent bool) {
 		}
 	}
 	in.Jobs = append(running, pending...)
+	schedule := Schedule
+	if planner {
+		var p Planner
+		p.Schedule(in, cfg)
+		schedule = p.Schedule
+	}
 	b.ResetTimer()
 	for b.Loop() {
 		var p model.Plan
 		// The label separates the measured cycles from the warm-up cycle
 		// above in a profile: go tool pprof -tagfocus phase=cycle.
-		pprof.Do(context.Background(), pprof.Labels("phase", "cycle"), func(context.Context) { p = Schedule(in, cfg) })
+		pprof.Do(context.Background(), pprof.Labels("phase", "cycle"), func(context.Context) { p = schedule(in, cfg) })
 		if len(p.Pending) < 9000 {
 			b.Fatalf("only %d pending", len(p.Pending))
 		}

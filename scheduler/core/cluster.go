@@ -28,21 +28,40 @@ type nodeState struct {
 	holders   []holder
 	now       free
 	futureMin int64 // earliest start of a holder with start > 0
+	// dirty is true once the node got a holder since the last reset (it
+	// is then listed in cluster.dirty).
+	dirty bool
 }
 
-// cluster is the mutable planning state of one Schedule call.
+// cluster is the mutable planning state of one Schedule call. A Planner
+// keeps it between calls over the same nodes: the index (names, hardware
+// tables) stays, and reset empties the nodes that got holders.
 type cluster struct {
 	nodes  []*nodeState // sorted by name
 	byName map[string]int
-	pl     placer
-	buf    free
-	cps    []int64
-	usage  []int64
-	cands  []cand
-	gen    int // bumped whenever a holder is added
-	ar     arena
-	peak   []int64
-	times  []int64
+	// src is Input.Nodes as given (same pointers, same order): the index
+	// is reused only for the same slice contents (see Planner).
+	src []*model.Node
+	// dirty lists the nodes with holders since the last reset, so that a
+	// reset touches only them.
+	dirty []int
+	// hbuf is the slab a node's first holders are cut from (see add).
+	hbuf []holder
+	// memo keeps each allocation's node and use between the calls of a
+	// Planner (nil in a one-off cluster); calls counts resets, seen the
+	// allocations looked up since the last one (see allocUse, reset).
+	memo  map[*model.Alloc]*allocMemo
+	calls uint64
+	seen  int
+	pl    placer
+	buf   free
+	cps   []int64
+	usage []int64
+	cands []cand
+	gen   int // bumped whenever a holder is added
+	ar    arena
+	peak  []int64
+	times []int64
 }
 
 // cand is a node with its best-fit score at some time.
@@ -64,10 +83,10 @@ type cand struct {
 func newCluster(nodes []*model.Node) *cluster {
 	sorted := slices.Clone(nodes)
 	slices.SortFunc(sorted, func(a, b *model.Node) int { return strings.Compare(a.Name, b.Name) })
-	c := &cluster{byName: make(map[string]int, len(sorted))}
+	c := &cluster{byName: make(map[string]int, len(sorted)), src: slices.Clone(nodes)}
 	states := make([]nodeState, len(sorted))
 	infos := make([]nodeInfo, len(sorted))
-	slab := make([]holder, 4*len(sorted))
+	c.pl.ar = &c.ar
 	var prev *hw
 	for _, n := range sorted {
 		if _, dup := c.byName[n.Name]; dup {
@@ -83,7 +102,7 @@ func newCluster(nodes []*model.Node) *cluster {
 			prev = ni.hw
 		}
 		ns := &states[i]
-		*ns = nodeState{info: ni, futureMin: never, now: c.ar.cloneFree(&ni.full), holders: slab[4*i : 4*i : 4*i+4]}
+		*ns = nodeState{info: ni, futureMin: never, now: c.ar.cloneFree(&ni.full)}
 		c.byName[n.Name] = i
 		c.nodes = append(c.nodes, ns)
 	}
@@ -96,9 +115,76 @@ func (ns *nodeState) takeNow(h *holder) {
 	ns.now.takeAmounts(&h.u)
 }
 
+// reset empties every node that got a holder since the last reset: no
+// holders, the now view back to the whole usable node. The cluster is then
+// as newCluster left it, at the cost of the nodes used, not all nodes.
+func (c *cluster) reset() {
+	for _, n := range c.dirty {
+		ns := c.nodes[n]
+		clear(ns.holders) // drop the old uses for the collector
+		ns.holders = ns.holders[:0]
+		ns.now.copyFrom(&ns.info.full)
+		ns.futureMin = never
+		ns.dirty = false
+	}
+	c.dirty = c.dirty[:0]
+	if len(c.memo) > 2*c.seen+1024 {
+		// Forget the allocations the last call no longer had.
+		for a, m := range c.memo {
+			if m.seen != c.calls {
+				delete(c.memo, a)
+			}
+		}
+	}
+	c.calls++
+	c.seen = 0
+}
+
+// allocMemo is an allocation's node index and use, kept by a Planner.
+type allocMemo struct {
+	n    int
+	u    use
+	seen uint64 // the last call that looked it up
+}
+
+// allocUse returns the node index of a's placement and what the placement
+// takes there; ok is false when the node is not in the cluster. A
+// Planner's cluster keeps the conversion per allocation (a Placement is
+// never changed in place, see Planner).
+func (c *cluster) allocUse(a *model.Alloc) (n int, u use, ok bool) {
+	if m, hit := c.memo[a]; hit {
+		m.seen = c.calls
+		c.seen++
+		return m.n, m.u, true
+	}
+	if n, ok = c.byName[a.Placement.Node]; !ok {
+		return 0, use{}, false
+	}
+	u = c.nodes[n].info.useOf(&a.Placement, &c.ar)
+	if c.memo != nil {
+		c.memo[a] = &allocMemo{n: n, u: u, seen: c.calls}
+		c.seen++
+	}
+	return n, u, true
+}
+
+// holderSlab is how many holders add cuts from one allocation.
+const holderSlab = 1024
+
 // add records a holder on node n and updates its now view.
 func (c *cluster) add(n int, h holder) {
 	ns := c.nodes[n]
+	if !ns.dirty {
+		ns.dirty = true
+		c.dirty = append(c.dirty, n)
+	}
+	if cap(ns.holders) == 0 {
+		if len(c.hbuf) < 4 {
+			c.hbuf = make([]holder, holderSlab)
+		}
+		ns.holders = c.hbuf[:0:4]
+		c.hbuf = c.hbuf[4:]
+	}
 	ns.holders = append(ns.holders, h)
 	if h.start <= 0 {
 		ns.takeNow(&h)
@@ -155,11 +241,24 @@ func (c *cluster) attach(hs []placedHolder) {
 }
 
 // view returns what is free on node n during all of [t0, t1). The result is
-// valid until the next call to view or add.
+// valid until the next call to view or add, and read-only (it may be the
+// node's own now view or its hardware's full one).
 func (c *cluster) view(n int, t0, t1 int64) *free {
 	ns := c.nodes[n]
 	if t0 <= 0 && t1 <= ns.futureMin {
 		return &ns.now
+	}
+	// No holder during the window (nor at t0, for an empty one): the
+	// whole node is free, as the computation below would find.
+	busy := false
+	for i := range ns.holders {
+		if h := &ns.holders[i]; h.end > t0 && h.start < max(t1, t0+1) {
+			busy = true
+			break
+		}
+	}
+	if !busy {
+		return &ns.info.full
 	}
 	f := &c.buf
 	f.copyFrom(&ns.info.full)
@@ -319,11 +418,26 @@ func (c *cluster) gangAt(r *model.Request, img bitset, nodes []int, t0, d int64)
 		cs[bi] = cs[len(cs)-1]
 		cs = cs[:len(cs)-1]
 	}
-	// cmpCand is a total order (the node index breaks ties), so the
-	// sorted order is the one repeated best-of scans would visit.
-	slices.SortFunc(cs, cmpCand)
+	// cmpCand is a total order (the node index breaks ties), so popping
+	// the best one left visits the candidates in sorted order, which is
+	// the order repeated best-of scans would visit; a heap pops the few a
+	// gang takes without sorting the thousands it does not.
+	// A gang that takes a large share of them sorts (a sort is cheaper
+	// than popping most of a heap).
+	sorted := want*4 >= len(cs)
+	if sorted {
+		slices.SortFunc(cs, cmpCand)
+	} else {
+		heapInit(cs)
+	}
 	picked, uses := make([]int, 0, want), make([]use, 0, want)
-	for _, cd := range cs {
+	for len(cs) > 0 {
+		var cd cand
+		if sorted {
+			cd, cs = cs[0], cs[1:]
+		} else {
+			cd, cs = heapPop(cs)
+		}
 		if u, ok := c.pl.place(c.nodes[cd.n].info, c.view(cd.n, t0, t0+d), r); ok {
 			picked, uses = append(picked, cd.n), append(uses, u)
 			if len(picked) == want {
@@ -409,4 +523,40 @@ func (c *cluster) earliest(r *model.Request, img bitset, nodes []int, d int64) (
 		}
 	}
 	return 0, nil, nil, false
+}
+
+// heapInit orders cs as a binary min-heap under cmpCand.
+func heapInit(cs []cand) {
+	for i := len(cs)/2 - 1; i >= 0; i-- {
+		siftDown(cs, i)
+	}
+}
+
+// heapPop removes the best candidate (cmpCand) from the heap cs and returns
+// it with the shorter heap.
+func heapPop(cs []cand) (cand, []cand) {
+	top := cs[0]
+	last := len(cs) - 1
+	cs[0] = cs[last]
+	cs = cs[:last]
+	siftDown(cs, 0)
+	return top, cs
+}
+
+func siftDown(cs []cand, i int) {
+	for {
+		l := 2*i + 1
+		if l >= len(cs) {
+			return
+		}
+		m := l
+		if r := l + 1; r < len(cs) && cmpCand(cs[r], cs[l]) < 0 {
+			m = r
+		}
+		if cmpCand(cs[m], cs[i]) >= 0 {
+			return
+		}
+		cs[i], cs[m] = cs[m], cs[i]
+		i = m
+	}
 }

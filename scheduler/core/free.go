@@ -127,22 +127,47 @@ func (ni *hw) useOf(p *model.Placement, a *arena) use {
 	return u
 }
 
-// placementOf converts a use on ni back into a model.Placement.
-func (ni *nodeInfo) placementOf(u *use, r *model.Request) model.Placement {
+// placementBufs are the backing arrays one gang's placements share (each
+// placement's slices are capped at their length, so appending to one never
+// writes into another).
+type placementBufs struct {
+	cores, numa []int
+	gpus        []string
+}
+
+// newPlacementBufs sizes the backing arrays for uses on nis.
+func newPlacementBufs(nis []*nodeInfo, uses []use) placementBufs {
+	nc, nn, ng := 0, 0, 0
+	for i := range uses {
+		for _, pi := range uses[i].phys {
+			nc += len(nis[i].phys[pi].ids)
+		}
+		nn += len(uses[i].numa)
+		ng += len(uses[i].gpus)
+	}
+	return placementBufs{cores: make([]int, 0, nc), numa: make([]int, 0, nn), gpus: make([]string, 0, ng)}
+}
+
+// placementOf converts a use on ni back into a model.Placement whose
+// slices come from b.
+func (ni *nodeInfo) placementOf(u *use, r *model.Request, b *placementBufs) model.Placement {
 	p := model.Placement{Node: ni.node.Name, MemoryMiB: r.MemoryMiB, Scratch: r.ScratchMiB, Hugepages: r.HugepagesMiB}
-	p.Cores = make([]int, 0, len(u.phys)*2)
+	from := len(b.cores)
 	for _, pi := range u.phys {
-		p.Cores = append(p.Cores, ni.phys[pi].ids...)
+		b.cores = append(b.cores, ni.phys[pi].ids...)
 	}
+	p.Cores = b.cores[from:len(b.cores):len(b.cores)]
 	slices.Sort(p.Cores)
-	p.NUMA = make([]int, len(u.numa))
-	for i, k := range u.numa {
-		p.NUMA[i] = ni.numaID[k]
+	from = len(b.numa)
+	for _, k := range u.numa {
+		b.numa = append(b.numa, ni.numaID[k])
 	}
-	p.GPUs = make([]string, len(u.gpus))
-	for i, g := range u.gpus {
-		p.GPUs[i] = ni.gpus[g].gpu.PCIAddress
+	p.NUMA = b.numa[from:len(b.numa):len(b.numa)]
+	from = len(b.gpus)
+	for _, g := range u.gpus {
+		b.gpus = append(b.gpus, ni.gpus[g].gpu.PCIAddress)
 	}
+	p.GPUs = b.gpus[from:len(b.gpus):len(b.gpus)]
 	slices.Sort(p.GPUs)
 	return p
 }

@@ -47,16 +47,7 @@ func TestGoldenPlans(t *testing.T) {
 		}
 		return
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatalf("%v (record it with -update-golden on the reference commit)", err)
-	}
-	defer f.Close()
-	var want []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		want = append(want, sc.Text())
-	}
+	want := readGolden(t)
 	if len(want) != len(got) {
 		t.Fatalf("golden file has %d plans, generated %d", len(want), len(got))
 	}
@@ -74,6 +65,24 @@ func TestGoldenPlans(t *testing.T) {
 	if bad > 0 {
 		t.Fatalf("%d of %d plans differ", bad, len(got))
 	}
+}
+
+// readGolden reads testdata/plans.golden: one "case hash" line per input.
+func readGolden(t *testing.T) []string {
+	f, err := os.Open(filepath.Join("testdata", "plans.golden"))
+	if err != nil {
+		t.Fatalf("%v (record it with -update-golden on the reference commit)", err)
+	}
+	defer f.Close()
+	var want []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		want = append(want, sc.Text())
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return want
 }
 
 func planHash(t *testing.T, p model.Plan) string {

@@ -15,6 +15,9 @@ type placer struct {
 	gsize  []int // per IOMMU group: its size when whole, free and eligible, else 0
 	gcand  []int // groups considered by pickGroups
 	reach  []int // pickGroups: group that first reached each sum, -1 none
+	// ar, when set, is where take cuts a use's slices from (the cluster's
+	// arena: uses live in holders for one call); nil allocates.
+	ar *arena
 }
 
 // quickFits is the O(1) pre-check on totals: false means place would fail.
@@ -125,7 +128,13 @@ func (pl *placer) spanFits(f *free, r *model.Request, set []int) bool {
 // take picks GPUs and whole physical cores from the NUMA set in set order,
 // lowest indices first, and the memory split over the set.
 func (pl *placer) take(ni *nodeInfo, f *free, r *model.Request, set []int) use {
-	var u use
+	ar := pl.ar
+	if ar == nil {
+		ar = &arena{}
+	}
+	nc := r.CoresPerNode()
+	u := use{phys: ar.intSlice(max(min(nc, len(ni.phys)), 0)), gpus: ar.intSlice(max(r.GPUs, 0)),
+		numa: ar.intSlice(len(set)), reg: ar.i64Slice(len(set)), huge: ar.i64Slice(len(set))}
 	need := r.GPUs
 	if ni.groups != nil && need > 0 {
 		pl.groupsAddUp(ni, set, need, &u.gpus)
@@ -142,7 +151,6 @@ func (pl *placer) take(ni *nodeInfo, f *free, r *model.Request, set []int) use {
 			}
 		}
 	}
-	nc := r.CoresPerNode()
 	for _, k := range set {
 		for pi := range ni.phys {
 			if nc <= 0 {
@@ -156,10 +164,14 @@ func (pl *placer) take(ni *nodeInfo, f *free, r *model.Request, set []int) use {
 	}
 	slices.Sort(u.phys)
 	slices.Sort(u.gpus)
-	u.numa = append(make([]int, 0, len(set)), set...)
+	u.numa = append(u.numa, set...)
 	slices.Sort(u.numa)
-	p := model.Placement{NUMA: u.numa, MemoryMiB: r.MemoryMiB, Hugepages: r.HugepagesMiB}
-	u.reg, u.huge = p.MemoryShares()
+	// The memory split of model.Placement.MemoryShares.
+	k := int64(len(set))
+	for j := range u.numa {
+		u.reg = append(u.reg, share(r.MemoryMiB-r.HugepagesMiB, k, j))
+		u.huge = append(u.huge, share(r.HugepagesMiB, k, j))
+	}
 	u.scratch = r.ScratchMiB
 	return u
 }

@@ -189,10 +189,13 @@ func (s *sched) tryStart(c candidate, task int64, d int64) bool {
 // nowNodes lists the partition's nodes whose current free totals pass the
 // quick check for key; cached until the plan changes.
 func (s *sched) nowNodes(key shapeKey) []int {
-	if nc, ok := s.nowC[key]; ok && nc.gen == s.cl.gen {
+	nc, ok := s.nowC[key]
+	if ok && nc.gen == s.cl.gen {
 		return nc.nodes
 	}
-	var out []int
+	// The stale list's storage is reused: tryStart, the only caller, is
+	// done with it before the plan changes.
+	out := nc.nodes[:0]
 	for _, n := range s.partNodes(key.part) {
 		if quickFits(&s.cl.nodes[n].now, &key.req) {
 			out = append(out, n)
@@ -242,8 +245,13 @@ func (s *sched) reserve(c candidate, task int64, nodes []int, uses []use, t, d i
 // indexes are sorted instead of the names.
 func (s *sched) placements(j *model.Job, nodes []int, uses []use) []model.Placement {
 	ps := make([]model.Placement, len(nodes))
+	nis := make([]*nodeInfo, len(nodes))
+	for i, n := range nodes {
+		nis[i] = s.cl.nodes[n].info
+	}
+	b := newPlacementBufs(nis, uses)
 	for i, k := range byNodeIndex(nodes) {
-		ps[i] = s.cl.nodes[nodes[k]].info.placementOf(&uses[k], &j.Request)
+		ps[i] = nis[k].placementOf(&uses[k], &j.Request, &b)
 	}
 	return ps
 }
@@ -251,11 +259,17 @@ func (s *sched) placements(j *model.Job, nodes []int, uses []use) []model.Placem
 // byNodeIndex returns the positions of nodes in increasing node index
 // (= name) order.
 func byNodeIndex(nodes []int) []int {
-	order := make([]int, len(nodes))
-	for i := range order {
-		order[i] = i
+	// Sort (index, position) pairs packed in one word: an ordered sort
+	// without a comparison function. Indexes and positions are below 2^31.
+	keys := make([]uint64, len(nodes))
+	for i, n := range nodes {
+		keys[i] = uint64(n)<<32 | uint64(i)
 	}
-	slices.SortFunc(order, func(a, b int) int { return nodes[a] - nodes[b] })
+	slices.Sort(keys)
+	order := make([]int, len(nodes))
+	for i, k := range keys {
+		order[i] = int(k & (1<<32 - 1))
+	}
 	return order
 }
 

@@ -67,9 +67,14 @@ type missCache struct {
 	wait string
 }
 
-func newSched(in *Input, cfg *Config) *sched {
+// newSched prepares one Schedule or Explain call on a fresh cluster.
+func newSched(in *Input, cfg *Config) *sched { return newSchedOn(newCluster(in.Nodes), in, cfg) }
+
+// newSchedOn prepares one call on cl, a cluster of in.Nodes without holders
+// (fresh, or a Planner's after reset).
+func newSchedOn(cl *cluster, in *Input, cfg *Config) *sched {
 	s := &sched{
-		in: in, cfg: cfg, cl: newCluster(in.Nodes),
+		in: in, cfg: cfg, cl: cl,
 		plan:        model.Plan{Pending: make(map[model.JobID]string, len(in.Jobs))},
 		jobs:        make(map[model.JobID]*model.Job, len(in.Jobs)),
 		tasksRun:    map[model.JobID]int{},
@@ -116,16 +121,15 @@ func (s *sched) loadAllocs() {
 		if a.State.Terminal() {
 			continue
 		}
-		n, ok := s.cl.byName[a.Placement.Node]
+		n, u, ok := s.cl.allocUse(a)
 		if !ok {
 			continue
 		}
-		ns := s.cl.nodes[n]
 		end := s.allocEnd(a)
 		if a.StopRequested {
 			end = min(end, s.stopGrace())
 		}
-		s.cl.add(n, holder{u: ns.info.useOf(&a.Placement, &s.cl.ar), start: -1, end: end, job: a.Job, task: a.Task})
+		s.cl.add(n, holder{u: u, start: -1, end: end, job: a.Job, task: a.Task})
 		j := s.jobs[a.Job]
 		if j == nil {
 			continue
