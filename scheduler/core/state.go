@@ -103,20 +103,21 @@ func newSchedOn(cl *cluster, in *Input, cfg *Config) *sched {
 // loadAllocs turns every non-terminal allocation into a holder and counts
 // the running work per department, partition and array.
 func (s *sched) loadAllocs() {
-	allocs := slices.Clone(s.in.Allocs)
-	slices.SortFunc(allocs, func(a, b *model.Alloc) int {
-		switch {
-		case a.Job != b.Job:
-			return cmpU(uint64(a.Job), uint64(b.Job))
-		case a.Task != b.Task:
-			return cmpU(uint64(a.Task), uint64(b.Task))
-		}
-		return a.Rank - b.Rank
-	})
+	allocs := s.in.Allocs
+	if !strictlySorted(allocs) {
+		// (A strictly increasing input is the one order a sort gives, so
+		// it is used as it is: hpcsim keeps its list so.)
+		allocs = slices.Clone(allocs)
+		slices.SortFunc(allocs, cmpAlloc)
+	}
 	// Allocations are sorted by gang, so a gang's first counted
 	// allocation is the one whose gang differs from the last counted.
 	last, counted := gangKey{}, false
 	s.allocs = allocs
+	// The running totals are added per job (consecutive allocations), not
+	// per allocation: the same sums with fewer map lookups.
+	var cj *model.Job
+	var cCores, cGPUs, cJobs int
 	for _, a := range allocs {
 		if a.State.Terminal() {
 			continue
@@ -134,15 +135,45 @@ func (s *sched) loadAllocs() {
 		if j == nil {
 			continue
 		}
-		cores, gpus := len(a.Placement.Cores), len(a.Placement.GPUs)
-		jobs := 0
+		if j != cj {
+			if cj != nil {
+				s.count(cj, cCores, cGPUs, cJobs)
+			}
+			cj, cCores, cGPUs, cJobs = j, 0, 0, 0
+		}
+		cCores += len(a.Placement.Cores)
+		cGPUs += len(a.Placement.GPUs)
 		if k := (gangKey{a.Job, a.Task}); !counted || k != last {
 			last, counted = k, true
-			jobs = 1
+			cJobs++
 			s.tasksRun[a.Job]++
 		}
-		s.count(j, cores, gpus, jobs)
 	}
+	if cj != nil {
+		s.count(cj, cCores, cGPUs, cJobs)
+	}
+}
+
+// cmpAlloc orders allocations by gang: job, task, rank.
+func cmpAlloc(a, b *model.Alloc) int {
+	switch {
+	case a.Job != b.Job:
+		return cmpU(uint64(a.Job), uint64(b.Job))
+	case a.Task != b.Task:
+		return cmpU(uint64(a.Task), uint64(b.Task))
+	}
+	return a.Rank - b.Rank
+}
+
+// strictlySorted reports whether allocs are in strictly increasing
+// cmpAlloc order (no two of one gang and rank).
+func strictlySorted(allocs []*model.Alloc) bool {
+	for i := 1; i < len(allocs); i++ {
+		if cmpAlloc(allocs[i-1], allocs[i]) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // count adds work to the department's and partition's running totals.
