@@ -20,8 +20,8 @@ type Peer struct {
 }
 
 // openRaft starts this member's Raft node: log and stable store in
-// DataDir/raft.db, snapshots in DataDir/snapshots, TCP transport on
-// RaftAddr. A member with no state bootstraps the configured peers; a
+// DataDir/raft.db, snapshots in DataDir/snapshots, transport on RaftAddr
+// (mTLS between members when secure, raftTransport). A member with no state bootstraps the configured peers; a
 // member with state resumes from it.
 func (s *Server) openRaft() error {
 	cfg := s.cfg
@@ -43,9 +43,9 @@ func (s *Server) openRaft() error {
 	if err != nil {
 		return fmt.Errorf("raft address %q: %w", cfg.RaftAddr, err)
 	}
-	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, 8, 10*time.Second, rc.Logger)
+	trans, err := s.raftTransport(addr, rc.Logger)
 	if err != nil {
-		return &ListenError{Listener: "Raft", Addr: cfg.RaftAddr, Err: err}
+		return err
 	}
 	s.closers = append(s.closers, trans.Close)
 	s.raftAddr = string(trans.LocalAddr())
@@ -92,6 +92,29 @@ func (s *Server) openRaft() error {
 		s.log.Info("resuming raft state", "data_dir", cfg.DataDir)
 	}
 	return nil
+}
+
+// raftTransport binds the Raft port: TLS between members (tlsStream,
+// transport.go) on a secure member, raft's plain TCP transport on an
+// insecure one. A member whose certificate is not vhpc://server/ID of its
+// own id fails here, before anything is written.
+func (s *Server) raftTransport(addr *net.TCPAddr, logger hclog.Logger) (*raft.NetworkTransport, error) {
+	cfg := s.cfg
+	if cfg.Security == nil {
+		trans, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, addr, 8, 10*time.Second, logger)
+		if err != nil {
+			return nil, &ListenError{Listener: "Raft", Addr: cfg.RaftAddr, Err: err}
+		}
+		return trans, nil
+	}
+	if err := checkMemberCert(cfg); err != nil {
+		return nil, err
+	}
+	stream, err := newTLSStream(cfg.RaftAddr, cfg.Security.TLS)
+	if err != nil {
+		return nil, &ListenError{Listener: "Raft", Addr: cfg.RaftAddr, Err: err}
+	}
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{Stream: stream, MaxPool: 8, Timeout: 10 * time.Second, Logger: logger}), nil
 }
 
 // Timeouts are Raft's failure-detection timeouts. Each one left zero keeps

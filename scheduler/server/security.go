@@ -55,11 +55,8 @@ func (s *Server) setupSecurity() ([]grpc.ServerOption, error) {
 		s.log.Warn("serving plaintext without identities or ACLs (insecure mode): anyone who reaches this member may do anything")
 		return nil, nil
 	}
-	if sc.TLS == nil {
-		return nil, errors.New("security: no TLS credentials (Security.TLS)")
-	}
-	if id := sc.TLS.Identity(); id.Role != pki.RoleServer || id.Name != s.cfg.ID {
-		return nil, fmt.Errorf("security: this member (id %s) holds the certificate of %s; it needs vhpc://server/%s (`hpcd tls issue --server %s --host HOST`)", s.cfg.ID, id, s.cfg.ID, s.cfg.ID)
+	if err := checkMemberCert(s.cfg); err != nil {
+		return nil, err
 	}
 	creds, err := sc.TLS.ServerCredentials(pki.TrustAtHandshake)
 	if err != nil {
@@ -85,6 +82,20 @@ func (s *Server) setupSecurity() ([]grpc.ServerOption, error) {
 		grpc.ChainUnaryInterceptor(al.Unary(), az.Unary()),
 		grpc.ChainStreamInterceptor(al.Stream(), az.Stream()),
 	}, nil
+}
+
+// checkMemberCert: a secure member holds the certificate
+// vhpc://server/ID of its own id. openRaft (for the Raft transport) and
+// setupSecurity (for the API) check it.
+func checkMemberCert(cfg Config) error {
+	sc := cfg.Security
+	if sc.TLS == nil {
+		return errors.New("security: no TLS credentials (Security.TLS)")
+	}
+	if id := sc.TLS.Identity(); id.Role != pki.RoleServer || id.Name != cfg.ID {
+		return fmt.Errorf("security: this member (id %s) holds the certificate of %s; it needs vhpc://server/%s (`hpcd tls issue --server %s --host HOST`)", cfg.ID, id, cfg.ID, cfg.ID)
+	}
+	return nil
 }
 
 // peerCredentials are what this member dials other members with: its

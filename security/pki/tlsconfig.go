@@ -26,7 +26,34 @@ const (
 	// transport, the registry): a client certificate is required and must
 	// be trusted, current and not revoked.
 	StrictHandshake
+	// MemberHandshake (member-to-member listeners: the Raft transport) is
+	// StrictHandshake for cluster members only: the client certificate
+	// must also carry role server. A user, agent or operator certificate
+	// of the same CA is refused at the handshake, so holding any
+	// credential of the cluster is not enough to speak Raft (the class of
+	// Nomad's CVE-2021-37218).
+	MemberHandshake
 )
+
+// ErrNotMember: a certificate of this cluster whose role is not server
+// was offered where only members may connect (the Raft transport).
+var ErrNotMember = errors.New("not a cluster member: only certificates of role server may connect here")
+
+// VerifyMember is Verify for member-to-member connections: the chain must
+// be trusted, current, not revoked and of role server, else the error
+// wraps the Verify sentinel or ErrNotMember. The Raft transport calls it
+// at the handshake (MemberHandshake) and again on open connections, so a
+// member certificate revoked or expired later is cut off too.
+func (r *Reloader) VerifyMember(chain []*x509.Certificate, usage x509.ExtKeyUsage) (Identity, error) {
+	id, err := r.Verify(chain, usage)
+	if err != nil {
+		return id, err
+	}
+	if id.Role != RoleServer {
+		return id, fmt.Errorf("certificate of %s: %w", id, ErrNotMember)
+	}
+	return id, nil
+}
 
 // ServerTLS returns the tls.Config of a server (hpcd's API, member to
 // member listeners). It serves the current certificate and verifies
@@ -48,14 +75,19 @@ func (r *Reloader) ServerTLS(mode HandshakeMode) (*tls.Config, error) {
 			return r.Certificate(), nil
 		},
 	}
+	verify := r.Verify
+	if mode == MemberHandshake {
+		cfg.ClientAuth = tls.RequireAnyClientCert
+		verify = r.VerifyMember
+	}
 	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
 		if len(cs.PeerCertificates) == 0 {
-			if mode == StrictHandshake {
+			if mode != TrustAtHandshake {
 				return &CredentialError{Err: ErrNoCertificate}
 			}
 			return nil
 		}
-		id, err := r.Verify(cs.PeerCertificates, x509.ExtKeyUsageClientAuth)
+		id, err := verify(cs.PeerCertificates, x509.ExtKeyUsageClientAuth)
 		if err == nil {
 			return nil
 		}
