@@ -154,7 +154,17 @@ func Pull(ctx context.Context, registryURL, department, digest, dir string, o im
 	return s, nil
 }
 
-func pullFile(ctx context.Context, root *os.Root, repo name.Repository, l v1.Descriptor, f File, o imagestore.Options) (err error) {
+func pullFile(ctx context.Context, root *os.Root, repo name.Repository, l v1.Descriptor, f File, o imagestore.Options) error {
+	return placeFile(root, f, func(out *os.File) error { return imagestore.FetchBlob(ctx, repo, l, out, o) })
+}
+
+// placeFile writes f.Path under root: folders made as needed, the content
+// (from fetch) into a temporary file that is renamed into place, replacing
+// a regular file of that name only. Every step goes through root, so no
+// path or symlink places anything outside it; on error no temporary file
+// is left. pullFile calls it with the registry fetch; FuzzPlaceFile with
+// fixed content.
+func placeFile(root *os.Root, f File, fetch func(*os.File) error) (err error) {
 	if dir := path.Dir(f.Path); dir != "." {
 		if err := root.MkdirAll(dir, 0o755); err != nil {
 			return err
@@ -176,7 +186,7 @@ func pullFile(ctx context.Context, root *os.Root, repo name.Repository, l v1.Des
 			_ = root.Remove(part)
 		}
 	}()
-	if err := imagestore.FetchBlob(ctx, repo, l, out, o); err != nil {
+	if err := fetch(out); err != nil {
 		return err
 	}
 	if err := out.Chmod(f.Mode); err != nil {
