@@ -321,6 +321,11 @@ func TestHandshakeModes(t *testing.T) {
 		{"agent, strict", pki.StrictHandshake, ca.Reloader("agent-node07"), false},
 		{"anonymous, strict", pki.StrictHandshake, ca.Reloader(""), true},
 		{"expired, strict", pki.StrictHandshake, ca.Reloader("user-old"), true},
+		{"member, member mode", pki.MemberHandshake, ca.Server("m2"), false},
+		{"agent, member mode (not a member)", pki.MemberHandshake, ca.Reloader("agent-node07"), true},
+		{"operator, member mode (not a member)", pki.MemberHandshake, ca.Credentials(pki.Identity{Role: pki.RoleOperator, Name: "olga"}), true},
+		{"anonymous, member mode", pki.MemberHandshake, ca.Reloader(""), true},
+		{"forged, member mode", pki.MemberHandshake, forged, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := srv.ServerTLS(tc.mode)
