@@ -144,12 +144,21 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 }
 
 func mountBase() error {
-	mounts := []struct{ src, dst, fstype, data string }{
-		{"proc", "/proc", "proc", ""},
-		{"sysfs", "/sys", "sysfs", ""},
-		{"devtmpfs", "/dev", "devtmpfs", "mode=0755"},
-		{"tmpfs", "/run", "tmpfs", "mode=0755"},
-		{"tmpfs", "/tmp", "tmpfs", "mode=1777"},
+	const nosuid, nodev = unix.MS_NOSUID, unix.MS_NOSUID | unix.MS_NODEV
+	mounts := []struct {
+		src, dst, fstype string
+		flags            uintptr
+		data             string
+	}{
+		{"proc", "/proc", "proc", nosuid, ""},
+		{"sysfs", "/sys", "sysfs", nosuid, ""},
+		{"devtmpfs", "/dev", "devtmpfs", nosuid, "mode=0755"},
+		// POSIX shared memory (shm_open: MPI's and UCX's intra-node
+		// transports, Python's multiprocessing) and ptys, as on any Linux.
+		{"tmpfs", "/dev/shm", "tmpfs", nodev, "mode=1777"},
+		{"devpts", "/dev/pts", "devpts", nosuid | unix.MS_NOEXEC, "mode=0620,ptmxmode=0666"},
+		{"tmpfs", "/run", "tmpfs", nodev, "mode=0755"},
+		{"tmpfs", "/tmp", "tmpfs", nodev, "mode=1777"},
 	}
 	for _, m := range mounts {
 		if err := os.MkdirAll(m.dst, 0o755); err != nil {
@@ -160,21 +169,21 @@ func mountBase() error {
 			// and /run into the root before it started us.
 			continue
 		}
-		if err := unix.Mount(m.src, m.dst, m.fstype, unix.MS_NOSUID, m.data); err != nil && !errors.Is(err, unix.EBUSY) {
+		if err := unix.Mount(m.src, m.dst, m.fstype, m.flags, m.data); err != nil && !errors.Is(err, unix.EBUSY) {
 			return fmt.Errorf("mount %s on %s: %w", m.fstype, m.dst, err)
 		}
 	}
 	return nil
 }
 
-// isMountPoint reports whether dir is on another file system than "/":
-// then something is already mounted there.
+// isMountPoint reports whether dir is on another file system than its
+// parent: then something is already mounted there.
 func isMountPoint(dir string) bool {
-	var d, root unix.Stat_t
-	if unix.Stat(dir, &d) != nil || unix.Stat("/", &root) != nil {
+	var d, parent unix.Stat_t
+	if unix.Stat(dir, &d) != nil || unix.Stat(filepath.Dir(dir), &parent) != nil {
 		return false
 	}
-	return d.Dev != root.Dev
+	return d.Dev != parent.Dev
 }
 
 // loadModules loads every module listed in list, in order, with

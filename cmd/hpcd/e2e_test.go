@@ -129,13 +129,22 @@ func (c *e2eCluster) waitFor(t testing.TB, what string, cond func() bool) {
 // waitWithin polls cond every 200 ms until it holds, failing after d.
 func waitWithin(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !pollWithin(d, cond) {
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// pollWithin polls cond every 200 ms until it holds (true) or d has
+// passed (false), for callers that describe a timeout themselves.
+func pollWithin(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			return false
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	return true
 }
 
 // domains lists the libvirt guests of the agents whose state directories
@@ -206,12 +215,15 @@ func TestE2EJobsRunInGuests(t *testing.T) {
 			return err == nil && im.GetPublic() && strings.HasPrefix(im.GetDigest(), "sha256:")
 		})
 		dir := t.TempDir()
-		job := "name: cat\nimage: public/tiny\ncommand: [\"/bin/sh\", \"-c\", \"echo hello from the catalog\"]\n"
+		// The guest's init mounts what programs expect of Linux: POSIX
+		// shared memory on /dev/shm (MPI's intra-node transports) and ptys.
+		job := "name: cat\nimage: public/tiny\ncommand: [\"/bin/sh\", \"-c\", \"echo hello from the catalog; grep -E ' /dev/(shm|pts) ' /proc/mounts\"]\n"
 		if err := os.WriteFile(filepath.Join(dir, "job.yaml"), []byte(job), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		code, out, errOut := c.hpcsub(dir, "--follow", "--parsable", "job.yaml")
-		if code != 0 || !strings.Contains(out, "hello from the catalog") {
+		if code != 0 || !strings.Contains(out, "hello from the catalog") ||
+			!strings.Contains(out, " /dev/shm tmpfs rw,nosuid,nodev") || !strings.Contains(out, " /dev/pts devpts rw,nosuid,noexec") {
 			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 		}
 		id := strings.Fields(out)[0]

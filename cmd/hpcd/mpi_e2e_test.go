@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,10 +83,20 @@ func startMPICluster(t testing.TB) *mpiCluster {
 func (c *mpiCluster) run(t testing.TB, job string, extra map[string]string) (*api.Job, string) {
 	t.Helper()
 	s := c.submitDir(t, job, extra)
-	c.waitForLong(t, "job "+strconv.FormatUint(s.id, 10)+" to end", func() bool {
+	ended := pollWithin(mpiJobWait, func() bool {
 		st := c.job(s.id).GetState()
 		return st == "completed" || st == "failed" || st == "cancelled" || st == "timeout"
 	})
+	if !ended {
+		j := c.job(s.id)
+		var allocs []string
+		for _, a := range j.GetAllocations() {
+			allocs = append(allocs, fmt.Sprintf("%s on %s: %s/%s (%s) boot %.0fs run %.0fs",
+				a.GetId(), a.GetNode(), a.GetState(), a.GetDesired(), a.GetReason(), a.GetBootSeconds(), a.GetRunSeconds()))
+		}
+		t.Fatalf("job %d did not end within %v: state %s (%s); allocations:\n  %s\noutput so far:\n%s",
+			s.id, mpiJobWait, j.GetState(), j.GetReason(), strings.Join(allocs, "\n  "), c.logs(s))
+	}
 	return c.job(s.id), c.logs(s)
 }
 
@@ -132,8 +143,12 @@ func (c *mpiCluster) logs(s submitted) string {
 // TCG on a small machine.
 func (c *mpiCluster) waitForLong(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	waitWithin(t, 8*time.Minute, what, cond)
+	waitWithin(t, mpiJobWait, what, cond)
 }
+
+// mpiJobWait is how long an MPI e2e job may take from submission to its
+// end: two Debian guests booting under TCG on a small machine.
+const mpiJobWait = 8 * time.Minute
 
 // leftovers lists the job network devices (bridges, VXLAN) and libvirt
 // guests the agents left behind.
@@ -198,7 +213,7 @@ func TestE2EMPIAcrossGuests(t *testing.T) {
 			for _, m := range sums {
 				hosts[m[2]] = true
 			}
-			if j.GetState() != "completed" || len(sums) != 4 || len(hosts) != 2 {
+			if j.GetState() != "completed" || len(sums) != 4 || len(hosts) != 2 || strings.Contains(logs, "/dev/shm") {
 				t.Fatalf("job %s (%s), %d ranks on %v; output:\n%s", j.GetState(), j.GetReason(), len(sums), hosts, logs)
 			}
 		})
