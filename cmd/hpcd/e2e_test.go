@@ -197,7 +197,11 @@ func TestE2EJobsRunInGuests(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "hello from the guest: Linux") || !strings.Contains(out, "2 vCPUs") {
 			t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 		}
-		for _, want := range []string{"scheduled on node", "booting guest vhpc-", "running on node", "completed, exit 0"} {
+		// Progress lines report changes the watcher sees, not every
+		// phase: a guest that boots and finishes within one coalesced
+		// agent report goes from booting to completed ("running on node"
+		// then never shows; CI saw a 7 s hello do that).
+		for _, want := range []string{"scheduled on node", "booting guest vhpc-", "completed, exit 0"} {
 			if !strings.Contains(errOut, want) {
 				t.Errorf("progress lacks %q:\n%s", want, errOut)
 			}
