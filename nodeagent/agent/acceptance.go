@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"vhpc/api"
 	"vhpc/client"
@@ -184,26 +182,16 @@ func (a *Agent) accept(ctx context.Context, run *api.AcceptanceRun) {
 		}
 	}
 	a.log.Info("acceptance run done", "run", run.GetId(), "results", len(rep.Results), "err", rep.Error, "seconds", time.Since(start).Seconds())
-	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		var out *api.Node
-		err := a.cfg.Client.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
-			var err error
-			out, err = client.Nodes(conn).ReportAcceptance(ctx, rep)
-			return err
-		})
-		switch status.Code(err) {
-		case codes.OK:
-			a.log.Info("acceptance reported", "run", run.GetId(), "state", out.GetState(), "reason", out.GetReason())
-			return
-		case codes.FailedPrecondition, codes.NotFound, codes.InvalidArgument, codes.PermissionDenied:
-			a.log.Warn("master refused the acceptance report", "run", run.GetId(), "err", err)
-			return
-		}
-		a.log.Warn("acceptance report failed; retrying", "run", run.GetId(), "err", err)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
+	var out *api.Node
+	err := a.sendUntilAnswered(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
+		var err error
+		out, err = client.Nodes(conn).ReportAcceptance(ctx, rep)
+		return err
+	}, "acceptance report failed; retrying", "run", run.GetId())
+	switch {
+	case err == nil:
+		a.log.Info("acceptance reported", "run", run.GetId(), "state", out.GetState(), "reason", out.GetReason())
+	case ctx.Err() == nil:
+		a.log.Warn("master refused the acceptance report", "run", run.GetId(), "err", err)
 	}
 }

@@ -382,30 +382,44 @@ func (a *Agent) report(ctx context.Context, al *api.Allocation, res runner.Resul
 			mark(req)
 		}
 	}
+	err := a.sendUntilAnswered(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
+		_, err := client.Nodes(conn).UpdateAllocation(ctx, req)
+		return err
+	}, "report failed; retrying", "alloc_id", al.GetId())
+	switch {
+	case err == nil:
+		if res.State.Terminal() {
+			if err := a.cfg.Runner.RemoveLogs(al.GetId()); err != nil {
+				a.log.Warn("remove local logs", "alloc_id", al.GetId(), "err", err)
+			}
+		}
+	case ctx.Err() == nil:
+		a.log.Warn("master refused allocation report", "alloc_id", al.GetId(), "state", res.State, "err", err)
+	}
+}
+
+// sendUntilAnswered calls send through the client until the master
+// answers it (nil), refuses it (the refusal: FailedPrecondition, NotFound,
+// InvalidArgument or PermissionDenied, which a retry cannot change) or ctx
+// ends (ctx's error), waiting from 200 ms doubling to 5 s between tries
+// and logging each failed try with retryMsg and logArgs. The allocation
+// and acceptance reports use it.
+func (a *Agent) sendUntilAnswered(ctx context.Context, send func(context.Context, *grpc.ClientConn) error, retryMsg string, logArgs ...any) error {
 	for wait := 200 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		err := a.cfg.Client.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
-			_, err := client.Nodes(conn).UpdateAllocation(ctx, req)
-			return err
-		})
+		err := a.cfg.Client.Do(ctx, send)
 		switch status.Code(err) {
 		case codes.OK:
-			if res.State.Terminal() {
-				if err := a.cfg.Runner.RemoveLogs(al.GetId()); err != nil {
-					a.log.Warn("remove local logs", "alloc_id", al.GetId(), "err", err)
-				}
-			}
-			return
-		case codes.FailedPrecondition, codes.NotFound, codes.InvalidArgument:
-			a.log.Warn("master refused allocation report", "alloc_id", al.GetId(), "state", res.State, "err", err)
-			return
+			return nil
+		case codes.FailedPrecondition, codes.NotFound, codes.InvalidArgument, codes.PermissionDenied:
+			return err
 		}
 		if ctx.Err() != nil {
-			return
+			return ctx.Err()
 		}
-		a.log.Warn("report failed; retrying", "alloc_id", al.GetId(), "err", err)
+		a.log.Warn(retryMsg, append(logArgs, "err", err)...)
 		select {
 		case <-ctx.Done():
-			return
+			return ctx.Err()
 		case <-time.After(wait):
 		}
 	}
