@@ -23,7 +23,7 @@ import (
 func main() {
 	var (
 		addrs, name, stateDir, hypervisor, libvirtURI, partition, logLevel string
-		metricsAddr, gpuReturn, guestBin, underlay, credDir                string
+		metricsAddr, gpuReturn, guestBin, underlay, credDir, guestUIDs     string
 		reserved                                                           []int
 	)
 	cmd := &cobra.Command{
@@ -61,6 +61,7 @@ func main() {
 				Addrs:       client.ParseAddrs(addrs), Name: name, StateDir: stateDir, Hypervisor: hypervisor,
 				LibvirtURI: libvirtURI, Partition: partition, Reserved: reserved, Logger: log,
 				Registry: reg, GPUReturnDriver: gpuReturn, GuestBinary: guestBin, Underlay: underlay,
+				GuestUIDs: guestUIDs,
 			})
 		},
 	}
@@ -77,6 +78,7 @@ func main() {
 	f.StringVar(&metricsAddr, "metrics-addr", "127.0.0.1:7081", "HTTP address for /metrics (GPU metrics); empty disables")
 	f.StringVar(&guestBin, "guest", "", "static hpc-guest binary for the guest image (default: next to hpc-agent, or on $PATH)")
 	f.StringVar(&gpuReturn, "gpu-return-driver", "", "driver GPUs are rebound to after a job: \"\" (leave), nvidia or vfio-pci")
+	f.StringVar(&guestUIDs, "guest-uids", "", "host uids the guests run as, one per guest so that no guest's QEMU can open another's disks or share: FIRST-LAST (default 600000-600999), or shared (every guest as the QEMU user, libvirt-qemu)")
 	f.StringVar(&underlay, "underlay", "", "IPv4[:PORT] of this host that the other nodes reach for multi-node job networks (VXLAN, port default 4789); empty: this node runs no multi-node jobs")
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -12,6 +12,7 @@ import (
 	"vhpc/client"
 	"vhpc/nodeagent/gpu"
 	"vhpc/nodeagent/gpumetrics"
+	"vhpc/nodeagent/guestid"
 	"vhpc/nodeagent/netplane"
 	"vhpc/nodeagent/runner"
 	"vhpc/nodeagent/vm"
@@ -46,6 +47,25 @@ type LocalOptions struct {
 	// terminates the VXLAN segments of multi-node job networks (the
 	// --underlay flag); "" runs no multi-node jobs' networks.
 	Underlay string
+	// GuestUIDs is the --guest-uids flag: "FIRST-LAST", the host uids the
+	// guests run as (one each; runner.Config.GuestIDs), "shared" (every
+	// guest as the QEMU user), or "" for guestid's default range.
+	GuestUIDs string
+}
+
+// parseGuestUIDs reads LocalOptions.GuestUIDs into the runner's fields.
+func parseGuestUIDs(s string) (ids guestid.Range, shared bool, err error) {
+	switch s {
+	case "":
+		return guestid.Range{}, false, nil
+	case "shared":
+		return guestid.Range{}, true, nil
+	}
+	ids, err = guestid.ParseRange(s)
+	if err != nil {
+		return guestid.Range{}, false, fmt.Errorf("--guest-uids: %w (or shared)", err)
+	}
+	return ids, false, nil
 }
 
 // NormalizeUnderlay checks "IP[:PORT]" (an IPv4 address; the port
@@ -66,10 +86,14 @@ func NormalizeUnderlay(s string) (string, error) {
 // metrics; a host without it runs without them) and runs the agent until
 // ctx ends.
 func RunLocal(ctx context.Context, o LocalOptions) error {
+	ids, shared, err := parseGuestUIDs(o.GuestUIDs)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
 	r, err := runner.New(ctx, runner.Config{
 		StateDir: o.StateDir, LibvirtURI: o.LibvirtURI, Hypervisor: o.Hypervisor,
 		HousekeepingCores: o.Reserved, Logger: o.Logger, GPUReturnDriver: o.GPUReturnDriver,
-		GuestBinary: o.GuestBinary,
+		GuestBinary: o.GuestBinary, GuestIDs: ids, SharedQEMUUser: shared,
 	})
 	if err != nil {
 		return err

@@ -32,15 +32,18 @@ func (r *Runner) debianTemplate(t Task) (vm.Template, vmimages.DebianImage, erro
 // createOverlay makes the job's root disk: a qcow2 overlay backed by the
 // image's root.qcow2 (nothing is copied; the base is never written), owned
 // by the QEMU user. It is removed with the job directory.
-func (r *Runner) createOverlay(ctx context.Context, base string, dir staging.Dir) error {
+func (r *Runner) createOverlay(ctx context.Context, base string, dir staging.Dir, own owner) error {
 	var stderr bytes.Buffer
 	cmd := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "qcow2", dir.Overlay)
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("root overlay on %s: qemu-img: %w: %s", base, err, bytes.TrimSpace(stderr.Bytes()))
 	}
-	if r.chownOK {
-		if err := os.Chown(dir.Overlay, r.qemuUID, r.qemuGID); err != nil {
+	if err := os.Chmod(dir.Overlay, 0o600); err != nil { // the guest's alone
+		return fmt.Errorf("root overlay: %w", err)
+	}
+	if own.chown {
+		if err := os.Chown(dir.Overlay, own.uid, own.gid); err != nil {
 			return fmt.Errorf("root overlay: %w", err)
 		}
 	}

@@ -66,7 +66,11 @@ func TestRunFromDebianImage(t *testing.T) {
 	if err != nil || res.State != model.AllocCompleted {
 		t.Fatalf("res %+v err %v", res, err)
 	}
-	if seen.OS.Kernel != filepath.Join(img, vmimages.KernelFile) || seen.OS.Initrd != filepath.Join(img, vmimages.InitrdFile) ||
+	bootDir := img // a guest with its own id boots private copies (privateBoot)
+	if r.ids.pool != nil {
+		bootDir = filepath.Join(r.cfg.StateDir, "jobs", "5.0.0", "boot")
+	}
+	if seen.OS.Kernel != filepath.Join(bootDir, vmimages.KernelFile) || seen.OS.Initrd != filepath.Join(bootDir, vmimages.InitrdFile) ||
 		seen.OS.Cmdline != "root=/dev/vda init=/usr/sbin/hpc-guest" || seen.OS.Type.Machine != "q35" {
 		t.Errorf("os %+v", seen.OS)
 	}

@@ -145,17 +145,25 @@ func (r *Runner) start(ctx context.Context, t Task, progress func(string)) (star
 		return st, err
 	}
 	st.prepared = true
+	own, err := r.takeOwner(ctx, st.name)
+	if err != nil {
+		return st, err
+	}
 	progress(PhaseStaging)
 	if err := r.stageIn(ctx, t, st.dir); err != nil {
 		return st, err
 	}
-	if err := r.prepareShare(t, st.dir); err != nil {
+	if err := r.prepareShare(t, st.dir, own); err != nil {
+		return st, err
+	}
+	if tmpl, err = privateBoot(tmpl, st.dir, own); err != nil {
 		return st, err
 	}
 	spec := vm.Spec{
 		AllocID: t.AllocID, Attempt: t.Attempt, Namespace: r.ns, Job: t.Job, Task: t.Task, Rank: t.Rank,
 		Cores: t.Placement.Cores, HousekeepingCores: r.cfg.HousekeepingCores,
 		MemoryMiB: memoryMiB(t), ShareDir: st.dir.Share, ConsoleLog: r.ConsolePath(t.AllocID),
+		DACLabel: own.label(),
 	}
 	if t.Placement.Scratch > 0 {
 		spec.ScratchPath = st.dir.Scratch
@@ -164,7 +172,7 @@ func (r *Runner) start(ctx context.Context, t Task, progress func(string)) (star
 		spec.Datasets = append(spec.Datasets, d.Dir)
 	}
 	if tmpl.BaseDisk != "" {
-		if err := r.createOverlay(ctx, tmpl.BaseDisk, st.dir); err != nil {
+		if err := r.createOverlay(ctx, tmpl.BaseDisk, st.dir, own); err != nil {
 			return st, err
 		}
 		spec.OverlayPath = st.dir.Overlay
@@ -239,6 +247,9 @@ func (r *Runner) Adopt(ctx context.Context, t Task, progress func(string)) (res 
 		if m, err := vm.ParseMetadata(d); err != nil || m.ID != t.AllocID {
 			err = fmt.Errorf("domain %s belongs to allocation %q, not %q: not adopting it", name, m.ID, t.AllocID)
 			return Result{State: model.AllocFailed, ExitCode: -1, Reason: err.Error()}, err
+		}
+		if err := r.adoptOwner(name, d); err != nil {
+			log.Warn("adopted guest keeps an id this agent could not lock", "err", err)
 		}
 	}
 	if _, serr := os.Stat(dir.Root); serr != nil && st == libvirt.StateAbsent {
@@ -404,7 +415,7 @@ func (r *Runner) stageOut(ctx context.Context, t Task, dir staging.Dir) (*model.
 
 // prepareShare writes job.json, creates output.log (hard-linked to
 // LogPath) and hands the share to the QEMU user.
-func (r *Runner) prepareShare(t Task, dir staging.Dir) error {
+func (r *Runner) prepareShare(t Task, dir staging.Dir, own owner) error {
 	req := guestproto.Request{
 		Version: guestproto.ProtocolVersion, AllocID: t.AllocID, JobID: t.Job, Task: t.Task, Rank: t.Rank,
 		Attempt: t.Attempt, Argv: t.Command, Script: t.Script, Env: t.Env,
@@ -436,9 +447,20 @@ func (r *Runner) prepareShare(t Task, dir staging.Dir) error {
 	if err := os.Link(outLog, r.LogPath(t.AllocID)); err != nil {
 		return fmt.Errorf("link output log into %s: %w", filepath.Dir(r.LogPath(t.AllocID)), err)
 	}
-	if r.chownOK {
-		if err := staging.ChownTree(dir.Share, r.qemuUID, r.qemuGID); err != nil {
-			return fmt.Errorf("hand the job share to %s: %w", r.cfg.QEMUUser, err)
+	if own.chown {
+		if err := staging.ChownTree(dir.Share, own.uid, own.gid); err != nil {
+			return fmt.Errorf("hand the job share to uid %d: %w", own.uid, err)
+		}
+	}
+	if own.perGuest {
+		// The job directory (share, overlay, scratch, boot files) is the
+		// guest's alone: other guests' uids share its group. The share
+		// keeps its modes, which the guest sees through 9p.
+		if err := os.Chown(dir.Root, own.uid, own.gid); err != nil {
+			return fmt.Errorf("job directory: %w", err)
+		}
+		if err := os.Chmod(dir.Root, 0o700); err != nil {
+			return fmt.Errorf("job directory: %w", err)
 		}
 	}
 	return nil
@@ -449,7 +471,11 @@ func (r *Runner) prepareShare(t Task, dir staging.Dir) error {
 func (r *Runner) cleanup(ctx context.Context, name string, dir staging.Dir) error {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	return errors.Join(r.doms.DestroyAndUndefine(cctx, name), staging.Cleanup(dir))
+	err := r.doms.DestroyAndUndefine(cctx, name)
+	if err == nil {
+		r.releaseOwner(name) // only once no guest carries it
+	}
+	return errors.Join(err, staging.Cleanup(dir))
 }
 
 // netKey is the key of t's job network: one per gang (job, array task).

@@ -23,6 +23,7 @@ import (
 	"vhpc/guestproto"
 	"vhpc/jobdata"
 	"vhpc/nodeagent/gpureset"
+	"vhpc/nodeagent/guestid"
 	"vhpc/nodeagent/libvirt"
 	"vhpc/nodeagent/netplane"
 	"vhpc/nodeagent/staging"
@@ -56,10 +57,27 @@ type Config struct {
 	// vmimages.FindGuestBinary (never built: New fails, saying how to get
 	// one, when there is none).
 	GuestBinary string
-	// QEMUUser is the user libvirt runs QEMU as (qemu.conf "user"); the job
-	// share is handed to it. Default "libvirt-qemu"; if that user does not
-	// exist, the share stays root's (QEMU running as root).
+	// QEMUUser is the user libvirt runs QEMU as (qemu.conf "user"); its
+	// group is every guest's group, and with SharedQEMUUser it owns every
+	// guest's files. Default "libvirt-qemu"; if that user does not exist,
+	// the files stay root's (QEMU running as root) and guests get no ids
+	// of their own.
 	QEMUUser string
+	// QEMUGroup is qemu.conf's "group": every guest with an id of its own
+	// runs with it as its only group, which lets its QEMU into libvirt's
+	// per-domain directories (/var/lib/libvirt/qemu is 0750 to it).
+	// Default "libvirt-qemu".
+	QEMUGroup string
+	// GuestIDs is the range of host user ids the guests run as, one id
+	// per guest (nodeagent/guestid: a guest's QEMU cannot open another
+	// guest's disks or share). Zero: guestid.DefaultBase, DefaultCount.
+	GuestIDs guestid.Range
+	// GuestIDLockDir holds the locks of the ids in use, shared by every
+	// agent of the host. Default guestid.DefaultLockDir.
+	GuestIDLockDir string
+	// SharedQEMUUser runs every guest as QEMUUser instead (hosts whose
+	// /dev/kvm or devices only QEMUUser's supplementary groups open).
+	SharedQEMUUser bool
 	// ProbeTimeout bounds the KVM probe boot. Default 15s.
 	ProbeTimeout time.Duration
 	// PollInterval is how often a running guest is checked. Default 200ms.
@@ -240,6 +258,7 @@ type Runner struct {
 	pci       gpureset.Sysfs
 	gpuReturn *gpureset.Returner
 	nets      jobNets // job networks of namespace ns
+	ids       *guestIDs
 }
 
 // New connects to libvirt, finds or builds the tiny image and settles the
@@ -283,6 +302,7 @@ func New(ctx context.Context, cfg Config) (*Runner, error) {
 		conn.Close()
 		return nil, err
 	}
+	r.checkKVMForGuestIDs("/dev/kvm")
 	r.cleanupNets(ctx)
 	return r, nil
 }
@@ -334,6 +354,15 @@ func withDefaults(cfg Config) Config {
 	if cfg.QEMUUser == "" {
 		cfg.QEMUUser = "libvirt-qemu"
 	}
+	if cfg.QEMUGroup == "" {
+		cfg.QEMUGroup = "libvirt-qemu"
+	}
+	if cfg.GuestIDs == (guestid.Range{}) {
+		cfg.GuestIDs = guestid.Range{Base: guestid.DefaultBase, Count: guestid.DefaultCount}
+	}
+	if cfg.GuestIDLockDir == "" {
+		cfg.GuestIDLockDir = guestid.DefaultLockDir
+	}
 	if cfg.ProbeTimeout <= 0 {
 		cfg.ProbeTimeout = 15 * time.Second
 	}
@@ -369,6 +398,15 @@ func newRunner(cfg Config, doms libvirt.Domains, img vmimages.Image) (*Runner, e
 		if err1 == nil && err2 == nil {
 			r.qemuUID, r.qemuGID, r.chownOK = uid, gid, os.Getuid() == 0
 		}
+	}
+	guestGID := -1 // no QEMU group: guests get no ids of their own
+	if g, err := user.LookupGroup(cfg.QEMUGroup); err == nil {
+		if gid, err := strconv.Atoi(g.Gid); err == nil {
+			guestGID = gid
+		}
+	}
+	if r.ids, err = openGuestIDs(cfg, r.chownOK && guestGID >= 0, guestGID); err != nil {
+		return nil, err
 	}
 	for _, d := range []string{filepath.Join(cfg.StateDir, "jobs"), filepath.Join(cfg.StateDir, "logs")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {

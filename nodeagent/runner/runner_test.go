@@ -30,8 +30,15 @@ func fakeRunner(t *testing.T, guestFn func(f *libvirt.Fake, d *libvirtxml.Domain
 		f.OnStart = func(d *libvirtxml.Domain) { guestFn(f, d) }
 	}
 	state := t.TempDir()
+	boot := t.TempDir() // a guest with its own id gets copies of these
+	for _, name := range []string{"k", "i"} {
+		if err := os.WriteFile(filepath.Join(boot, name), []byte(name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	r, err := newRunner(Config{StateDir: state, Namespace: "t", ShutdownGrace: 300 * time.Millisecond, PollInterval: 10 * time.Millisecond,
-		Logger: slog.New(slog.DiscardHandler)}, f, vmimages.Image{Name: "tiny", Kernel: "/k", Initrd: "/i", Cmdline: "c"})
+		GuestIDLockDir: filepath.Join(state, "guest-ids"), Logger: slog.New(slog.DiscardHandler)},
+		f, vmimages.Image{Name: "tiny", Kernel: filepath.Join(boot, "k"), Initrd: filepath.Join(boot, "i"), Cmdline: "c"})
 	if err != nil {
 		t.Fatal(err)
 	}

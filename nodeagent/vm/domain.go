@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -117,6 +118,13 @@ type Spec struct {
 	// NICs are virtio-net interfaces on host bridges (a multi-node job's
 	// network, nodeagent/netplane); libvirt creates and removes their taps.
 	NICs []NIC
+	// DACLabel is the guest's own host identity, "+UID:+GID"
+	// (nodeagent/guestid): QEMU runs as it and libvirt hands the guest's
+	// own files (overlay, scratch, kernel and initrd copies, devices) to
+	// it. "" = libvirt's qemu.conf user, shared by every guest. The base
+	// disk is never relabelled either way: it is shared read-only by the
+	// guests of an image and stays root's.
+	DACLabel string
 }
 
 // NIC is one guest network interface on an existing host bridge.
@@ -222,7 +230,7 @@ func Build(t Template, s Spec) (*libvirtxml.Domain, error) {
 	}
 	d := &libvirtxml.Domain{}
 	steps := []func(*libvirtxml.Domain, Template, Spec) error{
-		identity, cpus, memory, numa, boot, disks, share, console, nics, gpus, lifecycle,
+		identity, seclabel, cpus, memory, numa, boot, disks, share, console, nics, gpus, lifecycle,
 	}
 	for _, step := range steps {
 		if err := step(d, t, s); err != nil {
@@ -273,6 +281,9 @@ func validate(t Template, s Spec) error {
 	if s.HugepageSizeKiB < 0 {
 		return fmt.Errorf("spec: hugepage size %d KiB is negative", s.HugepageSizeKiB)
 	}
+	if s.DACLabel != "" && !dacLabel.MatchString(s.DACLabel) {
+		return fmt.Errorf("spec: DAC label %q: want +UID:+GID", s.DACLabel)
+	}
 	if err := validateNUMA(s); err != nil {
 		return err
 	}
@@ -320,6 +331,19 @@ func identity(d *libvirtxml.Domain, t Template, s Spec) error {
 		return fmt.Errorf("domain metadata: %w", err)
 	}
 	d.Metadata = &libvirtxml.DomainMetadata{XML: string(b)}
+	return nil
+}
+
+// dacLabel is a numeric DAC label, as nodeagent/guestid writes it.
+var dacLabel = regexp.MustCompile(`^\+[0-9]{1,10}:\+[0-9]{1,10}$`)
+
+// seclabel: the guest's own DAC identity, when it has one. libvirt's
+// security drivers with a MAC model (SELinux, AppArmor) keep their default
+// dynamic label per domain beside it.
+func seclabel(d *libvirtxml.Domain, _ Template, s Spec) error {
+	if s.DACLabel != "" {
+		d.SecLabel = []libvirtxml.DomainSecLabel{{Type: "static", Model: "dac", Relabel: "yes", Label: s.DACLabel}}
+	}
 	return nil
 }
 
@@ -434,7 +458,11 @@ func disks(d *libvirtxml.Domain, t Template, s Spec) error {
 			Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: s.OverlayPath}},
 			BackingStore: &libvirtxml.DomainDiskBackingStore{
 				Format: &libvirtxml.DomainDiskFormat{Type: "qcow2"},
-				Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: t.BaseDisk}},
+				// Shared read-only by every guest of the image: libvirt
+				// must not hand it to one guest's user (it would stay
+				// theirs, writable, after the guest is gone).
+				Source: &libvirtxml.DomainDiskSource{File: &libvirtxml.DomainDiskSourceFile{File: t.BaseDisk,
+					SecLabel: []libvirtxml.DomainDeviceSecLabel{{Model: "dac", Relabel: "no"}}}},
 			},
 			Target: &libvirtxml.DomainDiskTarget{Dev: dev(), Bus: "virtio"},
 			Serial: "vhpc-root",

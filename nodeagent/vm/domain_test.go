@@ -53,6 +53,15 @@ func TestGolden(t *testing.T) {
 			s.OverlayPath = "/var/lib/vhpc/jobs/7.0.0/root.qcow2"
 			return s
 		}},
+		{"own-identity", Template{Name: "public/python:1", Hypervisor: "kvm",
+			Kernel: "/var/lib/vhpc/jobs/7.0.0/boot/kernel", Initrd: "/var/lib/vhpc/jobs/7.0.0/boot/initrd",
+			Cmdline:  "root=/dev/vda rootfstype=ext4 rw console=ttyS0 panic=-1 init=/usr/sbin/hpc-guest",
+			BaseDisk: "/var/lib/vhpc/images/public-python-1-0123/root.qcow2"}, func() Spec {
+			s := baseSpec()
+			s.OverlayPath = "/var/lib/vhpc/jobs/7.0.0/root.qcow2"
+			s.DACLabel = "+600007:+64055"
+			return s
+		}},
 		{"multinode-nic", tinyTemplate("kvm"), func() Spec {
 			s := baseSpec()
 			s.AllocID, s.Job, s.Rank, s.Namespace = "31.0.1", 31, 1, "0123abcd"
@@ -172,6 +181,8 @@ func TestBuildRejects(t *testing.T) {
 		{"NIC MAC twice", func(_ *Template, s *Spec) {
 			s.NICs = []NIC{{Bridge: "vb1", MAC: "52:54:00:77:00:01"}, {Bridge: "vb2", MAC: "52:54:00:77:00:01"}}
 		}, "twice"},
+		{"DAC label by name", func(_ *Template, s *Spec) { s.DACLabel = "root:root" }, "DAC label"},
+		{"DAC label with markup", func(_ *Template, s *Spec) { s.DACLabel = "+1:+1</label>" }, "DAC label"},
 		{"NIC MTU", func(_ *Template, s *Spec) { s.NICs = []NIC{{Bridge: "vb1", MAC: "52:54:00:77:00:01", MTU: 67}} }, "MTU"},
 	}
 	for _, tc := range tests {
