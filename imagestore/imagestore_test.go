@@ -78,14 +78,14 @@ func TestPushPullRoundTrip(t *testing.T) {
 	reg := registrytest.Start(t)
 	ctx := context.Background()
 	src := writeImage(t, 3<<20, "a")
-	res, err := imagestore.Push(ctx, reg.URL, "chemistry/lammps:2024.08", src, imagestore.Options{})
+	res, err := imagestore.Push(ctx, reg.URL, "chemistry/lammps:2024.08", src, reg.Options())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(res.Digest, "sha256:") {
 		t.Fatalf("digest %q", res.Digest)
 	}
-	again, err := imagestore.Push(ctx, reg.URL, "chemistry/lammps:again", src, imagestore.Options{})
+	again, err := imagestore.Push(ctx, reg.URL, "chemistry/lammps:again", src, reg.Options())
 	if err != nil || again.Digest != res.Digest {
 		t.Fatalf("second push of the same directory: %v, digest %s, want %s", err, again.Digest, res.Digest)
 	}
@@ -107,7 +107,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 	var last, total int64
 	monotone := true
 	dst := filepath.Join(t.TempDir(), "img")
-	im, err := imagestore.Pull(ctx, reg.URL, "chemistry/lammps@"+res.Digest, dst, imagestore.Options{Progress: func(done, tot int64) {
+	im, err := imagestore.Pull(ctx, reg.URL, "chemistry/lammps@"+res.Digest, dst, imagestore.Options{Token: reg.Tokens(), Progress: func(done, tot int64) {
 		if done < last {
 			monotone = false
 		}
@@ -127,7 +127,7 @@ func TestPushPullRoundTrip(t *testing.T) {
 		t.Errorf("pulled %s into %s", im.Digest, im.Dir)
 	}
 
-	insp, err := imagestore.Inspect(ctx, reg.URL, "chemistry/lammps:2024.08", imagestore.Options{})
+	insp, err := imagestore.Inspect(ctx, reg.URL, "chemistry/lammps:2024.08", reg.Options())
 	if err != nil || insp.Digest != res.Digest || !bytes.Contains(insp.Config, []byte("python3")) {
 		t.Fatalf("inspect: %v %+v", err, insp)
 	}
@@ -162,11 +162,11 @@ func TestPushRefusesBadDirectories(t *testing.T) {
 			if tc.name == "bad registry" {
 				url = "localhost:5000"
 			}
-			_, err := imagestore.Push(context.Background(), url, ref, dir, imagestore.Options{})
+			_, err := imagestore.Push(context.Background(), url, ref, dir, reg.Options())
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err %v, want %q", err, tc.want)
 			}
-			if _, err := imagestore.Inspect(context.Background(), reg.URL, "physics/bad:1", imagestore.Options{}); err == nil {
+			if _, err := imagestore.Inspect(context.Background(), reg.URL, "physics/bad:1", reg.Options()); err == nil {
 				t.Fatal("a refused push stored a manifest")
 			}
 		})
@@ -177,15 +177,11 @@ func TestPushRefusesBadDirectories(t *testing.T) {
 // ends) and pushes a test image with a root disk of diskBytes to ref; it
 // returns the registry, its storage dir, the push result and the root
 // disk's layer digest.
-func pushedImage(t *testing.T, ref string, diskBytes int, seed string) (*imagestore.Registry, string, imagestore.PushResult, string) {
+func pushedImage(t *testing.T, ref string, diskBytes int, seed string) (*registrytest.Registry, string, imagestore.PushResult, string) {
 	t.Helper()
 	regDir := t.TempDir()
-	reg, err := imagestore.StartRegistry(context.Background(), imagestore.RegistryConfig{Dir: regDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	res, err := imagestore.Push(context.Background(), reg.URL, ref, writeImage(t, diskBytes, seed), imagestore.Options{})
+	reg := registrytest.StartIn(t, regDir)
+	res, err := imagestore.Push(context.Background(), reg.URL, ref, writeImage(t, diskBytes, seed), reg.Options())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +257,7 @@ func TestPullErrorsLeaveNothing(t *testing.T) {
 			parent := t.TempDir()
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
-			o := imagestore.Options{}
+			o := reg.Options()
 			if tc.cancel {
 				o.Progress = func(done, total int64) {
 					if done > 1<<20 {
@@ -290,12 +286,12 @@ func TestCacheEvictsLRUNeverPinned(t *testing.T) {
 	refs := map[string]string{}
 	var size int64
 	for _, n := range []string{"a", "b", "c"} {
-		res, err := imagestore.Push(ctx, reg.URL, "public/"+n+":1", writeImage(t, disk, n), imagestore.Options{})
+		res, err := imagestore.Push(ctx, reg.URL, "public/"+n+":1", writeImage(t, disk, n), reg.Options())
 		if err != nil {
 			t.Fatal(err)
 		}
 		refs[n] = "public/" + n + "@" + res.Digest
-		im, err := imagestore.Inspect(ctx, reg.URL, refs[n], imagestore.Options{})
+		im, err := imagestore.Inspect(ctx, reg.URL, refs[n], reg.Options())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -303,7 +299,7 @@ func TestCacheEvictsLRUNeverPinned(t *testing.T) {
 	}
 	dir := t.TempDir()
 	open := func() *imagestore.Cache {
-		c, err := imagestore.OpenCache(imagestore.CacheConfig{Dir: dir, LimitBytes: 2*size + size/2, Registry: reg.URL})
+		c, err := imagestore.OpenCache(imagestore.CacheConfig{Dir: dir, LimitBytes: 2*size + size/2, Registry: reg.URL, Options: reg.Options()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -384,11 +380,11 @@ func TestCacheEvictsLRUNeverPinned(t *testing.T) {
 func TestCacheOnePullForConcurrentAcquires(t *testing.T) {
 	reg := registrytest.Start(t)
 	ctx := context.Background()
-	res, err := imagestore.Push(ctx, reg.URL, "public/tiny:1", writeImage(t, 2<<20, "t"), imagestore.Options{})
+	res, err := imagestore.Push(ctx, reg.URL, "public/tiny:1", writeImage(t, 2<<20, "t"), reg.Options())
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := imagestore.OpenCache(imagestore.CacheConfig{Dir: t.TempDir(), LimitBytes: 1 << 30, Registry: reg.URL})
+	c, err := imagestore.OpenCache(imagestore.CacheConfig{Dir: t.TempDir(), LimitBytes: 1 << 30, Registry: reg.URL, Options: reg.Options()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,7 +433,7 @@ func BenchmarkPullVsCopy(b *testing.B) {
 	const disk = 256 << 20
 	reg := registrytest.Start(b)
 	src := writeImage(b, disk, "bench")
-	res, err := imagestore.Push(context.Background(), reg.URL, "public/bench:1", src, imagestore.Options{})
+	res, err := imagestore.Push(context.Background(), reg.URL, "public/bench:1", src, reg.Options())
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -445,7 +441,7 @@ func BenchmarkPullVsCopy(b *testing.B) {
 		b.SetBytes(res.Size)
 		for i := 0; b.Loop(); i++ {
 			dst := filepath.Join(b.TempDir(), "img")
-			if _, err := imagestore.Pull(context.Background(), reg.URL, "public/bench@"+res.Digest, dst, imagestore.Options{}); err != nil {
+			if _, err := imagestore.Pull(context.Background(), reg.URL, "public/bench@"+res.Digest, dst, reg.Options()); err != nil {
 				b.Fatal(err)
 			}
 			os.RemoveAll(dst)
@@ -463,7 +459,7 @@ func BenchmarkPullVsCopy(b *testing.B) {
 		}
 		b.SetBytes(disk.Size)
 		for b.Loop() {
-			if err := fetchDiscard(reg.URL, "public/bench@"+disk.Digest); err != nil {
+			if err := fetchDiscard(reg, "public/bench@"+disk.Digest); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -498,13 +494,13 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-func fetchDiscard(registryURL, ref string) error {
-	u := strings.TrimPrefix(registryURL, "http://")
+func fetchDiscard(reg *registrytest.Registry, ref string) error {
+	u := strings.TrimPrefix(reg.URL, "http://")
 	d, err := name.NewDigest(u+"/"+ref, name.Insecure)
 	if err != nil {
 		return err
 	}
-	l, err := remote.Layer(d)
+	l, err := remote.Layer(d, reg.Options().RemoteOptions(context.Background())...)
 	if err != nil {
 		return err
 	}
@@ -530,7 +526,7 @@ func TestCacheMismatchedPullLeavesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	c, err := imagestore.OpenCache(imagestore.CacheConfig{Dir: dir, LimitBytes: 1 << 30, Registry: reg.URL})
+	c, err := imagestore.OpenCache(imagestore.CacheConfig{Dir: dir, LimitBytes: 1 << 30, Registry: reg.URL, Options: reg.Options()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -555,11 +551,11 @@ func (r rawTaggable) MediaType() (types.MediaType, error) {
 func TestCacheKeepsManifestBytes(t *testing.T) {
 	reg := registrytest.Start(t)
 	ctx := context.Background()
-	res, err := imagestore.Push(ctx, reg.URL, "public/py:1", writeImage(t, 1<<20, "p"), imagestore.Options{})
+	res, err := imagestore.Push(ctx, reg.URL, "public/py:1", writeImage(t, 1<<20, "p"), reg.Options())
 	if err != nil {
 		t.Fatal(err)
 	}
-	im, err := imagestore.Inspect(ctx, reg.URL, "public/py@"+res.Digest, imagestore.Options{})
+	im, err := imagestore.Inspect(ctx, reg.URL, "public/py@"+res.Digest, reg.Options())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -571,14 +567,14 @@ func TestCacheKeepsManifestBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.Put(tag, rawTaggable(indented.Bytes())); err != nil {
+	if err := remote.Put(tag, rawTaggable(indented.Bytes()), reg.Options().RemoteOptions(context.Background())...); err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(indented.Bytes())
 	ref := "public/py@sha256:" + hex.EncodeToString(sum[:])
 	dir := t.TempDir()
 	for i, wantPulled := range []bool{true, false} {
-		c, err := imagestore.OpenCache(imagestore.CacheConfig{Dir: dir, LimitBytes: 1 << 30, Registry: reg.URL})
+		c, err := imagestore.OpenCache(imagestore.CacheConfig{Dir: dir, LimitBytes: 1 << 30, Registry: reg.URL, Options: reg.Options()})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -34,6 +34,10 @@ type Options struct {
 	Transport http.RoundTripper
 	// TempDir holds gzip'd layers while Push uploads them; "" is os.TempDir().
 	TempDir string
+	// Token answers the bearer tokens a registry with token auth asks
+	// for (the cluster's registry); nil: the context's (WithTokenSource),
+	// else anonymous, which such a registry refuses.
+	Token TokenSource
 }
 
 func (o Options) logger() *slog.Logger {
@@ -47,6 +51,13 @@ func (o Options) remote(ctx context.Context) []remote.Option {
 	opts := []remote.Option{remote.WithContext(ctx)}
 	if o.Transport != nil {
 		opts = append(opts, remote.WithTransport(o.Transport))
+	}
+	src := o.Token
+	if src == nil {
+		src = tokenSourceFrom(ctx)
+	}
+	if src != nil {
+		opts = append(opts, remote.WithAuthFromKeychain(tokenKeychain{src}))
 	}
 	return opts
 }

@@ -33,7 +33,32 @@ type RegistryConfig struct {
 	// DieWithParent asks the kernel to kill the registry when the process
 	// that started it dies (hpcd dev killed with -9 leaves no registry).
 	DieWithParent bool
+	// TokenAuth, when set, makes the registry refuse every request without
+	// a token the master signed (security/regtoken); nil leaves it open.
+	TokenAuth *TokenAuth
 }
+
+// TokenAuth is the registry's auth.token section (the Docker registry
+// token authentication scheme).
+type TokenAuth struct {
+	// Realm is where a client without a token is told to get one; ""
+	// is the registry's own URL + RealmPath. vhpc's clients get theirs
+	// from the master over gRPC and send it up front, so nothing serves it.
+	Realm string
+	// Service and Issuer are the aud and iss claims tokens must carry
+	// (regtoken.Issuer's Service and Name).
+	Service, Issuer string
+	// RootCertBundle is a PEM file of the certificates whose keys sign
+	// tokens (regtoken.CertFile).
+	RootCertBundle string
+}
+
+// RealmPath is the path of the default realm: no endpoint (a 404), a
+// pointer for whoever reads a refused client's error to where tokens come
+// from (the master's JobService.DataStore and NodeService.RegistryToken).
+// go-containerregistry wants an http(s) realm, so it cannot be a vhpc://
+// URL.
+const RealmPath = "/tokens-come-from-the-vhpc-master"
 
 // Registry is a running docker-registry child process. hpcd dev and the
 // tests start one on loopback; Close stops it.
@@ -47,10 +72,12 @@ type Registry struct {
 	exited chan struct{}
 	stderr *lockedBuffer
 	once   sync.Once
+	tokens bool
 }
 
 // StartRegistry writes a config.yml under cfg.Dir, starts docker-registry
-// as a child process and returns once GET /v2/ answers 200 (or fails within
+// as a child process and returns once GET /v2/ answers 200 (401 with
+// cfg.TokenAuth) (or fails within
 // cfg.StartTimeout, killing the child). Without the program the error names
 // the Debian package. Callers: hpcd dev, tests (through registrytest).
 func StartRegistry(ctx context.Context, cfg RegistryConfig) (*Registry, error) {
@@ -92,6 +119,19 @@ storage:
 http:
   addr: %q
 `, storage, addr)
+	if ta := cfg.TokenAuth; ta != nil {
+		realm := ta.Realm
+		if realm == "" {
+			realm = "http://" + addr + RealmPath
+		}
+		yml += fmt.Sprintf(`auth:
+  token:
+    realm: %q
+    service: %q
+    issuer: %q
+    rootcertbundle: %q
+`, realm, ta.Service, ta.Issuer, ta.RootCertBundle)
+	}
 	if err := os.WriteFile(conf, []byte(yml), 0o644); err != nil {
 		return nil, fmt.Errorf("start registry: %w", err)
 	}
@@ -105,7 +145,7 @@ http:
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start registry: %w", err)
 	}
-	r := &Registry{URL: "http://" + addr, Addr: addr, cmd: cmd, exited: make(chan struct{}), stderr: stderr}
+	r := &Registry{URL: "http://" + addr, Addr: addr, cmd: cmd, exited: make(chan struct{}), stderr: stderr, tokens: cfg.TokenAuth != nil}
 	go func() {
 		err := cmd.Wait()
 		logger.Debug("registry exited", "addr", addr, "err", err)
@@ -131,7 +171,9 @@ func (r *Registry) waitReady(ctx context.Context, timeout time.Duration) error {
 		}
 		if resp, err := client.Do(req); err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			// With token auth an anonymous /v2/ is refused: that answer is
+			// the registry being up.
+			if resp.StatusCode == http.StatusOK || (r.tokens && resp.StatusCode == http.StatusUnauthorized) {
 				return nil
 			}
 		}

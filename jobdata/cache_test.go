@@ -8,7 +8,6 @@ import (
 	"sync"
 	"testing"
 
-	"vhpc/imagestore"
 	"vhpc/imagestore/registrytest"
 	"vhpc/jobdata"
 )
@@ -22,12 +21,12 @@ func TestDatasetCache(t *testing.T) {
 	push1 := func(name, body string) string {
 		src := t.TempDir()
 		writeTree(t, src, map[string]string{name: body})
-		return push(t, reg.URL, src, []jobdata.Stage{{From: name}}).Digest
+		return push(t, reg, src, []jobdata.Stage{{From: name}}).Digest
 	}
 	a := push1("a.txt", strings.Repeat("a", 100))
 	b := push1("b.txt", strings.Repeat("b", 100))
 	dir := filepath.Join(t.TempDir(), "cache")
-	c, err := jobdata.OpenCache(dir, 150, imagestore.Options{})
+	c, err := jobdata.OpenCache(dir, 150, reg.Options())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +80,7 @@ func TestDatasetCache(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, strings.Repeat("c", 64)+".part-x"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	c2, err := jobdata.OpenCache(dir, 150, imagestore.Options{})
+	c2, err := jobdata.OpenCache(dir, 150, reg.Options())
 	if err != nil {
 		t.Fatal(err)
 	}

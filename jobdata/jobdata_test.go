@@ -40,14 +40,14 @@ func writeTree(t *testing.T, dir string, files map[string]string) {
 	}
 }
 
-func push(t *testing.T, url, dir string, stages []jobdata.Stage) jobdata.Pushed {
+func push(t *testing.T, reg *registrytest.Registry, dir string, stages []jobdata.Stage) jobdata.Pushed {
 	t.Helper()
 	c, err := jobdata.Collect(dir, stages, jobdata.CollectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	p, err := jobdata.Push(context.Background(), url, "physics", c, imagestore.Options{})
+	p, err := jobdata.Push(context.Background(), reg.URL, "physics", c, reg.Options())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestRoundTripAndDedup(t *testing.T) {
 	if len(c.Skipped) != 1 || c.Skipped[0] != "data/link" {
 		t.Errorf("skipped %v, want [data/link]", c.Skipped)
 	}
-	first, err := jobdata.Push(context.Background(), reg.URL, "physics", c, imagestore.Options{})
+	first, err := jobdata.Push(context.Background(), reg.URL, "physics", c, reg.Options())
 	c.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -84,13 +84,13 @@ func TestRoundTripAndDedup(t *testing.T) {
 	if first.Files != 5 || first.SentBytes != first.Bytes || first.Bytes != int64(6+4+3<<20+18) {
 		t.Errorf("first push %+v: want 5 files, every byte sent", first)
 	}
-	second := push(t, reg.URL, src, stages)
+	second := push(t, reg, src, stages)
 	if second.Digest != first.Digest || second.SentBytes != 0 {
 		t.Errorf("second push %+v: want digest %s and nothing sent", second, first.Digest)
 	}
 
 	dst := t.TempDir()
-	set, err := jobdata.Pull(context.Background(), reg.URL, "physics", first.Digest, dst, imagestore.Options{})
+	set, err := jobdata.Pull(context.Background(), reg.URL, "physics", first.Digest, dst, reg.Options())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestRoundTripAndDedup(t *testing.T) {
 		}
 	}
 	// Another department's repository does not have the set.
-	if _, err := jobdata.Inspect(context.Background(), reg.URL, "chemistry", first.Digest, imagestore.Options{}); err == nil {
+	if _, err := jobdata.Inspect(context.Background(), reg.URL, "chemistry", first.Digest, reg.Options()); err == nil {
 		t.Error("chemistry's repository answers physics' set")
 	}
 }
@@ -177,12 +177,12 @@ func TestCollectRefuses(t *testing.T) {
 
 // forge stores a hand-made file-set manifest whose layers are one real blob
 // under the given titles, as a malicious client or registry could.
-func forge(t *testing.T, url string, titles []string, mode string, artifact string) string {
+func forge(t *testing.T, reg *registrytest.Registry, titles []string, mode string, artifact string) string {
 	t.Helper()
 	src := t.TempDir()
 	writeTree(t, src, map[string]string{"x": "pwned\n"})
-	real := push(t, url, src, []jobdata.Stage{{From: "x"}})
-	set, err := jobdata.Inspect(context.Background(), url, "physics", real.Digest, imagestore.Options{})
+	real := push(t, reg, src, []jobdata.Stage{{From: "x"}})
+	set, err := jobdata.Inspect(context.Background(), reg.URL, "physics", real.Digest, reg.Options())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,12 +195,12 @@ func forge(t *testing.T, url string, titles []string, mode string, artifact stri
 			Annotations: map[string]string{imagestore.AnnotationTitle: title, jobdata.AnnotationMode: mode}})
 	}
 	raw, _ := json.Marshal(m)
-	repo, err := imagestore.Repository(url, jobdata.RepositoryName("physics"))
+	repo, err := imagestore.Repository(reg.URL, jobdata.RepositoryName("physics"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	d := digest(raw)
-	if err := imagestore.PutManifest(context.Background(), repo.Digest(d), raw, imagestore.Options{}); err != nil {
+	if err := imagestore.PutManifest(context.Background(), repo.Digest(d), raw, reg.Options()); err != nil {
 		t.Fatal(err)
 	}
 	return d
@@ -228,12 +228,12 @@ func TestForgedSetsWriteNothing(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			d := forge(t, reg.URL, tc.titles, tc.mode, tc.artifact)
+			d := forge(t, reg, tc.titles, tc.mode, tc.artifact)
 			dst := filepath.Join(t.TempDir(), "work")
 			if err := os.Mkdir(dst, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			_, err := jobdata.Pull(context.Background(), reg.URL, "physics", d, dst, imagestore.Options{})
+			_, err := jobdata.Pull(context.Background(), reg.URL, "physics", d, dst, reg.Options())
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("pull: %v; want an error saying %q", err, tc.want)
 			}
@@ -251,15 +251,11 @@ func TestForgedSetsWriteNothing(t *testing.T) {
 // digest fail the pull with ErrDigestMismatch and leave no partial file.
 func TestCorruptBlobIsRefused(t *testing.T) {
 	regDir := t.TempDir()
-	reg, err := imagestore.StartRegistry(context.Background(), imagestore.RegistryConfig{Dir: regDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
+	reg := registrytest.StartIn(t, regDir)
 	src := t.TempDir()
 	writeTree(t, src, map[string]string{"big": strings.Repeat("y", 1<<20)})
-	p := push(t, reg.URL, src, []jobdata.Stage{{From: "big"}})
-	set, err := jobdata.Inspect(context.Background(), reg.URL, "physics", p.Digest, imagestore.Options{})
+	p := push(t, reg, src, []jobdata.Stage{{From: "big"}})
+	set, err := jobdata.Inspect(context.Background(), reg.URL, "physics", p.Digest, reg.Options())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +270,7 @@ func TestCorruptBlobIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := t.TempDir()
-	_, err = jobdata.Pull(context.Background(), reg.URL, "physics", p.Digest, dst, imagestore.Options{})
+	_, err = jobdata.Pull(context.Background(), reg.URL, "physics", p.Digest, dst, reg.Options())
 	if !errors.Is(err, imagestore.ErrDigestMismatch) {
 		t.Fatalf("pull of a corrupt blob: %v; want ErrDigestMismatch", err)
 	}
@@ -296,7 +292,7 @@ func TestInterruptedUploadResumes(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	total := c.Bytes()
-	_, err = jobdata.Push(ctx, reg.URL, "physics", c, imagestore.Options{Progress: func(done, _ int64) {
+	_, err = jobdata.Push(ctx, reg.URL, "physics", c, imagestore.Options{Token: reg.Tokens(), Progress: func(done, _ int64) {
 		if done > total+(3<<20) { // hashed everything, uploaded the first file and half the second
 			cancel()
 		}
@@ -305,7 +301,7 @@ func TestInterruptedUploadResumes(t *testing.T) {
 	if err == nil {
 		t.Fatal("cancelled push succeeded")
 	}
-	full := push(t, reg.URL, src, stages)
+	full := push(t, reg, src, stages)
 	if full.SentBytes == 0 || full.SentBytes >= full.Bytes {
 		t.Errorf("resumed push sent %d of %d bytes; want only what the first left out", full.SentBytes, full.Bytes)
 	}
@@ -323,7 +319,7 @@ func TestFileChangedDuringUpload(t *testing.T) {
 	}
 	defer c.Close()
 	changed := false
-	_, err = jobdata.Push(context.Background(), reg.URL, "physics", c, imagestore.Options{Progress: func(done, total int64) {
+	_, err = jobdata.Push(context.Background(), reg.URL, "physics", c, imagestore.Options{Token: reg.Tokens(), Progress: func(done, total int64) {
 		if done >= total/2 && !changed { // hashed, not yet uploaded
 			changed = true
 			writeTree(t, src, map[string]string{"grows": strings.Repeat("h", 1<<20)})
@@ -360,7 +356,7 @@ func TestPushOutputsLimitAndMissing(t *testing.T) {
 	reg := registrytest.Start(t)
 	work := t.TempDir()
 	writeTree(t, work, map[string]string{"frames/0001.txt": "one", "frames/0002.txt": "two", "frames/0003.txt": "three"})
-	store := jobdata.Store{Registry: reg.URL}
+	store := jobdata.Store{Registry: reg.URL, Options: reg.Options()}
 	stages := []jobdata.Stage{{From: "frames"}, {From: "summary.txt"}}
 	out, err := store.PushOutputs(context.Background(), "studio", work, stages, 6)
 	if err == nil || !strings.Contains(err.Error(), "more than the 6 this task may store") || !strings.Contains(err.Error(), "left out 1 files from frames/0003.txt") {

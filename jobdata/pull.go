@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"strconv"
+	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -212,7 +213,9 @@ func Delete(ctx context.Context, registryURL, department, digest string, o image
 	}
 	if err := remote.Delete(repo.Digest(digest), o.RemoteOptions(ctx)...); err != nil {
 		var te *transport.Error
-		if errors.As(err, &te) && te.StatusCode == http.StatusNotFound {
+		// Only the manifest's own 404 means gone: a token realm that
+		// answers 404 (a client without a token) is a refusal.
+		if errors.As(err, &te) && te.StatusCode == http.StatusNotFound && te.Request != nil && strings.Contains(te.Request.URL.Path, "/manifests/") {
 			return nil
 		}
 		return fmt.Errorf("delete file set %s: %w", digest, err)

@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/big"
 	"net"
@@ -146,16 +147,12 @@ func InitCA(dir, name string, opt Options) (*CA, error) {
 func LoadCA(dir string, opt Options) (*CA, error) {
 	opt = opt.withDefaults()
 	keyPath := filepath.Join(dir, CAKeyFile)
-	st, err := os.Stat(keyPath)
-	if err != nil {
+	if _, err := os.Stat(keyPath); err != nil {
 		return nil, fmt.Errorf("load CA: %w (create one with `hpcd tls init --out %s`)", err, dir)
 	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("load CA: %s has mode %04o: the CA key must be private (chmod 600 %s)", keyPath, st.Mode().Perm(), keyPath)
-	}
-	keyPEM, err := os.ReadFile(keyPath)
+	keyPEM, err := ReadPrivateFile(keyPath)
 	if err != nil {
-		return nil, fmt.Errorf("load CA key: %w", err)
+		return nil, fmt.Errorf("load CA: %w", err)
 	}
 	certPEM, err := os.ReadFile(filepath.Join(dir, CACertFile))
 	if err != nil {
@@ -177,6 +174,28 @@ func LoadCA(dir string, opt Options) (*CA, error) {
 		}
 	}
 	return nil, fmt.Errorf("load CA: no CA certificate in %s matches %s", filepath.Join(dir, CACertFile), keyPath)
+}
+
+// ReadPrivateFile reads a private key file, refusing one that group or
+// others may read (it must be mode 0600). LoadCA and regtoken.Load call it.
+func ReadPrivateFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read key: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("read key: %w", err)
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("%s has mode %04o: the key must be private (chmod 600 %s)", path, st.Mode().Perm(), path)
+	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("read key %s: %w", path, err)
+	}
+	return b, nil
 }
 
 // Dir is the directory the CA lives in.
