@@ -26,6 +26,103 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type RegistryTokenRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AllocId       string                 `protobuf:"bytes,1,opt,name=alloc_id,json=allocId,proto3" json:"alloc_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegistryTokenRequest) Reset() {
+	*x = RegistryTokenRequest{}
+	mi := &file_vhpc_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegistryTokenRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegistryTokenRequest) ProtoMessage() {}
+
+func (x *RegistryTokenRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegistryTokenRequest.ProtoReflect.Descriptor instead.
+func (*RegistryTokenRequest) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *RegistryTokenRequest) GetAllocId() string {
+	if x != nil {
+		return x.AllocId
+	}
+	return ""
+}
+
+type RegistryTokenResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// token is the bearer token (a JWT the registry checks).
+	Token         string                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	Expires       *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=expires,proto3" json:"expires,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegistryTokenResponse) Reset() {
+	*x = RegistryTokenResponse{}
+	mi := &file_vhpc_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegistryTokenResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegistryTokenResponse) ProtoMessage() {}
+
+func (x *RegistryTokenResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_vhpc_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegistryTokenResponse.ProtoReflect.Descriptor instead.
+func (*RegistryTokenResponse) Descriptor() ([]byte, []int) {
+	return file_vhpc_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RegistryTokenResponse) GetToken() string {
+	if x != nil {
+		return x.Token
+	}
+	return ""
+}
+
+func (x *RegistryTokenResponse) GetExpires() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Expires
+	}
+	return nil
+}
+
 type ImageRecord struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// ref is department/name:tag.
@@ -53,7 +150,7 @@ type ImageRecord struct {
 
 func (x *ImageRecord) Reset() {
 	*x = ImageRecord{}
-	mi := &file_vhpc_proto_msgTypes[0]
+	mi := &file_vhpc_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -65,7 +162,7 @@ func (x *ImageRecord) String() string {
 func (*ImageRecord) ProtoMessage() {}
 
 func (x *ImageRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[0]
+	mi := &file_vhpc_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -78,7 +175,7 @@ func (x *ImageRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageRecord.ProtoReflect.Descriptor instead.
 func (*ImageRecord) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{0}
+	return file_vhpc_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ImageRecord) GetRef() string {
@@ -203,7 +300,7 @@ type PutImageRequest struct {
 
 func (x *PutImageRequest) Reset() {
 	*x = PutImageRequest{}
-	mi := &file_vhpc_proto_msgTypes[1]
+	mi := &file_vhpc_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -215,7 +312,7 @@ func (x *PutImageRequest) String() string {
 func (*PutImageRequest) ProtoMessage() {}
 
 func (x *PutImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[1]
+	mi := &file_vhpc_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -228,7 +325,7 @@ func (x *PutImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutImageRequest.ProtoReflect.Descriptor instead.
 func (*PutImageRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{1}
+	return file_vhpc_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PutImageRequest) GetRef() string {
@@ -307,7 +404,7 @@ type ListImagesRequest struct {
 
 func (x *ListImagesRequest) Reset() {
 	*x = ListImagesRequest{}
-	mi := &file_vhpc_proto_msgTypes[2]
+	mi := &file_vhpc_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -319,7 +416,7 @@ func (x *ListImagesRequest) String() string {
 func (*ListImagesRequest) ProtoMessage() {}
 
 func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[2]
+	mi := &file_vhpc_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -332,7 +429,7 @@ func (x *ListImagesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesRequest.ProtoReflect.Descriptor instead.
 func (*ListImagesRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{2}
+	return file_vhpc_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ListImagesRequest) GetDepartment() string {
@@ -367,7 +464,7 @@ type ListImagesResponse struct {
 
 func (x *ListImagesResponse) Reset() {
 	*x = ListImagesResponse{}
-	mi := &file_vhpc_proto_msgTypes[3]
+	mi := &file_vhpc_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -379,7 +476,7 @@ func (x *ListImagesResponse) String() string {
 func (*ListImagesResponse) ProtoMessage() {}
 
 func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[3]
+	mi := &file_vhpc_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -392,7 +489,7 @@ func (x *ListImagesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListImagesResponse.ProtoReflect.Descriptor instead.
 func (*ListImagesResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{3}
+	return file_vhpc_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ListImagesResponse) GetImages() []*ImageRecord {
@@ -419,7 +516,7 @@ type GetImageRequest struct {
 
 func (x *GetImageRequest) Reset() {
 	*x = GetImageRequest{}
-	mi := &file_vhpc_proto_msgTypes[4]
+	mi := &file_vhpc_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -431,7 +528,7 @@ func (x *GetImageRequest) String() string {
 func (*GetImageRequest) ProtoMessage() {}
 
 func (x *GetImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[4]
+	mi := &file_vhpc_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -444,7 +541,7 @@ func (x *GetImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetImageRequest.ProtoReflect.Descriptor instead.
 func (*GetImageRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{4}
+	return file_vhpc_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GetImageRequest) GetRef() string {
@@ -471,7 +568,7 @@ type RemoveImageRequest struct {
 
 func (x *RemoveImageRequest) Reset() {
 	*x = RemoveImageRequest{}
-	mi := &file_vhpc_proto_msgTypes[5]
+	mi := &file_vhpc_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -483,7 +580,7 @@ func (x *RemoveImageRequest) String() string {
 func (*RemoveImageRequest) ProtoMessage() {}
 
 func (x *RemoveImageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[5]
+	mi := &file_vhpc_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -496,7 +593,7 @@ func (x *RemoveImageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveImageRequest.ProtoReflect.Descriptor instead.
 func (*RemoveImageRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{5}
+	return file_vhpc_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RemoveImageRequest) GetRef() string {
@@ -524,7 +621,7 @@ type GPUHealthRequest struct {
 
 func (x *GPUHealthRequest) Reset() {
 	*x = GPUHealthRequest{}
-	mi := &file_vhpc_proto_msgTypes[6]
+	mi := &file_vhpc_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -536,7 +633,7 @@ func (x *GPUHealthRequest) String() string {
 func (*GPUHealthRequest) ProtoMessage() {}
 
 func (x *GPUHealthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[6]
+	mi := &file_vhpc_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -549,7 +646,7 @@ func (x *GPUHealthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GPUHealthRequest.ProtoReflect.Descriptor instead.
 func (*GPUHealthRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{6}
+	return file_vhpc_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GPUHealthRequest) GetNode() string {
@@ -581,7 +678,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_vhpc_proto_msgTypes[7]
+	mi := &file_vhpc_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -593,7 +690,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[7]
+	mi := &file_vhpc_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -606,7 +703,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{7}
+	return file_vhpc_proto_rawDescGZIP(), []int{9}
 }
 
 type Member struct {
@@ -622,7 +719,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_vhpc_proto_msgTypes[8]
+	mi := &file_vhpc_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -634,7 +731,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[8]
+	mi := &file_vhpc_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -647,7 +744,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{8}
+	return file_vhpc_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Member) GetId() string {
@@ -707,7 +804,7 @@ type ClusterStatus struct {
 
 func (x *ClusterStatus) Reset() {
 	*x = ClusterStatus{}
-	mi := &file_vhpc_proto_msgTypes[9]
+	mi := &file_vhpc_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -719,7 +816,7 @@ func (x *ClusterStatus) String() string {
 func (*ClusterStatus) ProtoMessage() {}
 
 func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[9]
+	mi := &file_vhpc_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -732,7 +829,7 @@ func (x *ClusterStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatus.ProtoReflect.Descriptor instead.
 func (*ClusterStatus) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{9}
+	return file_vhpc_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ClusterStatus) GetId() string {
@@ -829,7 +926,7 @@ type AddMemberRequest struct {
 
 func (x *AddMemberRequest) Reset() {
 	*x = AddMemberRequest{}
-	mi := &file_vhpc_proto_msgTypes[10]
+	mi := &file_vhpc_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -841,7 +938,7 @@ func (x *AddMemberRequest) String() string {
 func (*AddMemberRequest) ProtoMessage() {}
 
 func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[10]
+	mi := &file_vhpc_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -854,7 +951,7 @@ func (x *AddMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddMemberRequest.ProtoReflect.Descriptor instead.
 func (*AddMemberRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{10}
+	return file_vhpc_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AddMemberRequest) GetId() string {
@@ -880,7 +977,7 @@ type RemoveMemberRequest struct {
 
 func (x *RemoveMemberRequest) Reset() {
 	*x = RemoveMemberRequest{}
-	mi := &file_vhpc_proto_msgTypes[11]
+	mi := &file_vhpc_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +989,7 @@ func (x *RemoveMemberRequest) String() string {
 func (*RemoveMemberRequest) ProtoMessage() {}
 
 func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[11]
+	mi := &file_vhpc_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1002,7 @@ func (x *RemoveMemberRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveMemberRequest.ProtoReflect.Descriptor instead.
 func (*RemoveMemberRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{11}
+	return file_vhpc_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RemoveMemberRequest) GetId() string {
@@ -925,7 +1022,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_vhpc_proto_msgTypes[12]
+	mi := &file_vhpc_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -937,7 +1034,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[12]
+	mi := &file_vhpc_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -950,7 +1047,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{12}
+	return file_vhpc_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TransferLeadershipRequest) GetTo() string {
@@ -968,7 +1065,7 @@ type SnapshotSaveRequest struct {
 
 func (x *SnapshotSaveRequest) Reset() {
 	*x = SnapshotSaveRequest{}
-	mi := &file_vhpc_proto_msgTypes[13]
+	mi := &file_vhpc_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1077,7 @@ func (x *SnapshotSaveRequest) String() string {
 func (*SnapshotSaveRequest) ProtoMessage() {}
 
 func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[13]
+	mi := &file_vhpc_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1090,7 @@ func (x *SnapshotSaveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotSaveRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotSaveRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{13}
+	return file_vhpc_proto_rawDescGZIP(), []int{15}
 }
 
 type SnapshotChunk struct {
@@ -1005,7 +1102,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_vhpc_proto_msgTypes[14]
+	mi := &file_vhpc_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1114,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[14]
+	mi := &file_vhpc_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1127,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{14}
+	return file_vhpc_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SnapshotChunk) GetData() []byte {
@@ -1068,7 +1165,7 @@ type SubmitRequest struct {
 
 func (x *SubmitRequest) Reset() {
 	*x = SubmitRequest{}
-	mi := &file_vhpc_proto_msgTypes[15]
+	mi := &file_vhpc_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1080,7 +1177,7 @@ func (x *SubmitRequest) String() string {
 func (*SubmitRequest) ProtoMessage() {}
 
 func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[15]
+	mi := &file_vhpc_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1093,7 +1190,7 @@ func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitRequest.ProtoReflect.Descriptor instead.
 func (*SubmitRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{15}
+	return file_vhpc_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SubmitRequest) GetClientToken() string {
@@ -1148,14 +1245,18 @@ func (x *SubmitRequest) GetInputs() string {
 type DataStoreRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// department whose repository to name (jobspec's department).
-	Department    string `protobuf:"bytes,1,opt,name=department,proto3" json:"department,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Department string `protobuf:"bytes,1,opt,name=department,proto3" json:"department,omitempty"`
+	// image_repository (department/name, of the same department), when
+	// set, is added to the token: pull, and push for the department's
+	// admins and operators (hpc image push).
+	ImageRepository string `protobuf:"bytes,2,opt,name=image_repository,json=imageRepository,proto3" json:"image_repository,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *DataStoreRequest) Reset() {
 	*x = DataStoreRequest{}
-	mi := &file_vhpc_proto_msgTypes[16]
+	mi := &file_vhpc_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1167,7 +1268,7 @@ func (x *DataStoreRequest) String() string {
 func (*DataStoreRequest) ProtoMessage() {}
 
 func (x *DataStoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[16]
+	mi := &file_vhpc_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1180,12 +1281,19 @@ func (x *DataStoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataStoreRequest.ProtoReflect.Descriptor instead.
 func (*DataStoreRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{16}
+	return file_vhpc_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DataStoreRequest) GetDepartment() string {
 	if x != nil {
 		return x.Department
+	}
+	return ""
+}
+
+func (x *DataStoreRequest) GetImageRepository() string {
+	if x != nil {
+		return x.ImageRepository
 	}
 	return ""
 }
@@ -1200,13 +1308,17 @@ type DataStoreInfo struct {
 	MaxInputBytes int64 `protobuf:"varint,3,opt,name=max_input_bytes,json=maxInputBytes,proto3" json:"max_input_bytes,omitempty"`
 	// max_output_bytes bounds the stageOut files of one attempt of one task.
 	MaxOutputBytes int64 `protobuf:"varint,4,opt,name=max_output_bytes,json=maxOutputBytes,proto3" json:"max_output_bytes,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// registry_token opens the repository (and image_repository) to the
+	// caller until registry_token_expires; empty when the registry is open.
+	RegistryToken        string                 `protobuf:"bytes,5,opt,name=registry_token,json=registryToken,proto3" json:"registry_token,omitempty"`
+	RegistryTokenExpires *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=registry_token_expires,json=registryTokenExpires,proto3" json:"registry_token_expires,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *DataStoreInfo) Reset() {
 	*x = DataStoreInfo{}
-	mi := &file_vhpc_proto_msgTypes[17]
+	mi := &file_vhpc_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1218,7 +1330,7 @@ func (x *DataStoreInfo) String() string {
 func (*DataStoreInfo) ProtoMessage() {}
 
 func (x *DataStoreInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[17]
+	mi := &file_vhpc_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1231,7 +1343,7 @@ func (x *DataStoreInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DataStoreInfo.ProtoReflect.Descriptor instead.
 func (*DataStoreInfo) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{17}
+	return file_vhpc_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DataStoreInfo) GetRegistry() string {
@@ -1262,6 +1374,20 @@ func (x *DataStoreInfo) GetMaxOutputBytes() int64 {
 	return 0
 }
 
+func (x *DataStoreInfo) GetRegistryToken() string {
+	if x != nil {
+		return x.RegistryToken
+	}
+	return ""
+}
+
+func (x *DataStoreInfo) GetRegistryTokenExpires() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RegistryTokenExpires
+	}
+	return nil
+}
+
 type SubmitResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	JobId uint64                 `protobuf:"varint,1,opt,name=job_id,json=jobId,proto3" json:"job_id,omitempty"`
@@ -1278,7 +1404,7 @@ type SubmitResponse struct {
 
 func (x *SubmitResponse) Reset() {
 	*x = SubmitResponse{}
-	mi := &file_vhpc_proto_msgTypes[18]
+	mi := &file_vhpc_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1290,7 +1416,7 @@ func (x *SubmitResponse) String() string {
 func (*SubmitResponse) ProtoMessage() {}
 
 func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[18]
+	mi := &file_vhpc_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1303,7 +1429,7 @@ func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponse.ProtoReflect.Descriptor instead.
 func (*SubmitResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{18}
+	return file_vhpc_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SubmitResponse) GetJobId() uint64 {
@@ -1359,7 +1485,7 @@ type Resources struct {
 
 func (x *Resources) Reset() {
 	*x = Resources{}
-	mi := &file_vhpc_proto_msgTypes[19]
+	mi := &file_vhpc_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1371,7 +1497,7 @@ func (x *Resources) String() string {
 func (*Resources) ProtoMessage() {}
 
 func (x *Resources) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[19]
+	mi := &file_vhpc_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1384,7 +1510,7 @@ func (x *Resources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Resources.ProtoReflect.Descriptor instead.
 func (*Resources) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{19}
+	return file_vhpc_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Resources) GetNodes() int32 {
@@ -1511,7 +1637,7 @@ type Job struct {
 
 func (x *Job) Reset() {
 	*x = Job{}
-	mi := &file_vhpc_proto_msgTypes[20]
+	mi := &file_vhpc_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1523,7 +1649,7 @@ func (x *Job) String() string {
 func (*Job) ProtoMessage() {}
 
 func (x *Job) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[20]
+	mi := &file_vhpc_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1536,7 +1662,7 @@ func (x *Job) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Job.ProtoReflect.Descriptor instead.
 func (*Job) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{20}
+	return file_vhpc_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Job) GetId() uint64 {
@@ -1776,7 +1902,7 @@ type DatasetMount struct {
 
 func (x *DatasetMount) Reset() {
 	*x = DatasetMount{}
-	mi := &file_vhpc_proto_msgTypes[21]
+	mi := &file_vhpc_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1788,7 +1914,7 @@ func (x *DatasetMount) String() string {
 func (*DatasetMount) ProtoMessage() {}
 
 func (x *DatasetMount) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[21]
+	mi := &file_vhpc_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1801,7 +1927,7 @@ func (x *DatasetMount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DatasetMount.ProtoReflect.Descriptor instead.
 func (*DatasetMount) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{21}
+	return file_vhpc_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *DatasetMount) GetRef() string {
@@ -1835,7 +1961,7 @@ type Dependency struct {
 
 func (x *Dependency) Reset() {
 	*x = Dependency{}
-	mi := &file_vhpc_proto_msgTypes[22]
+	mi := &file_vhpc_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1847,7 +1973,7 @@ func (x *Dependency) String() string {
 func (*Dependency) ProtoMessage() {}
 
 func (x *Dependency) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[22]
+	mi := &file_vhpc_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1860,7 +1986,7 @@ func (x *Dependency) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Dependency.ProtoReflect.Descriptor instead.
 func (*Dependency) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{22}
+	return file_vhpc_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Dependency) GetKind() string {
@@ -1897,7 +2023,7 @@ type ArrayStatus struct {
 
 func (x *ArrayStatus) Reset() {
 	*x = ArrayStatus{}
-	mi := &file_vhpc_proto_msgTypes[23]
+	mi := &file_vhpc_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1909,7 +2035,7 @@ func (x *ArrayStatus) String() string {
 func (*ArrayStatus) ProtoMessage() {}
 
 func (x *ArrayStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[23]
+	mi := &file_vhpc_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1922,7 +2048,7 @@ func (x *ArrayStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ArrayStatus.ProtoReflect.Descriptor instead.
 func (*ArrayStatus) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{23}
+	return file_vhpc_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ArrayStatus) GetFirst() int64 {
@@ -2006,7 +2132,7 @@ type PriorityFactor struct {
 
 func (x *PriorityFactor) Reset() {
 	*x = PriorityFactor{}
-	mi := &file_vhpc_proto_msgTypes[24]
+	mi := &file_vhpc_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2018,7 +2144,7 @@ func (x *PriorityFactor) String() string {
 func (*PriorityFactor) ProtoMessage() {}
 
 func (x *PriorityFactor) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[24]
+	mi := &file_vhpc_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2031,7 +2157,7 @@ func (x *PriorityFactor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PriorityFactor.ProtoReflect.Descriptor instead.
 func (*PriorityFactor) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{24}
+	return file_vhpc_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PriorityFactor) GetName() string {
@@ -2119,7 +2245,7 @@ type Allocation struct {
 
 func (x *Allocation) Reset() {
 	*x = Allocation{}
-	mi := &file_vhpc_proto_msgTypes[25]
+	mi := &file_vhpc_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2131,7 +2257,7 @@ func (x *Allocation) String() string {
 func (*Allocation) ProtoMessage() {}
 
 func (x *Allocation) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[25]
+	mi := &file_vhpc_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2144,7 +2270,7 @@ func (x *Allocation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Allocation.ProtoReflect.Descriptor instead.
 func (*Allocation) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{25}
+	return file_vhpc_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Allocation) GetId() string {
@@ -2411,7 +2537,7 @@ type GangMember struct {
 
 func (x *GangMember) Reset() {
 	*x = GangMember{}
-	mi := &file_vhpc_proto_msgTypes[26]
+	mi := &file_vhpc_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2423,7 +2549,7 @@ func (x *GangMember) String() string {
 func (*GangMember) ProtoMessage() {}
 
 func (x *GangMember) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[26]
+	mi := &file_vhpc_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2436,7 +2562,7 @@ func (x *GangMember) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GangMember.ProtoReflect.Descriptor instead.
 func (*GangMember) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{26}
+	return file_vhpc_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *GangMember) GetRank() int32 {
@@ -2473,7 +2599,7 @@ type GPUUsage struct {
 
 func (x *GPUUsage) Reset() {
 	*x = GPUUsage{}
-	mi := &file_vhpc_proto_msgTypes[27]
+	mi := &file_vhpc_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2485,7 +2611,7 @@ func (x *GPUUsage) String() string {
 func (*GPUUsage) ProtoMessage() {}
 
 func (x *GPUUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[27]
+	mi := &file_vhpc_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2498,7 +2624,7 @@ func (x *GPUUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GPUUsage.ProtoReflect.Descriptor instead.
 func (*GPUUsage) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{27}
+	return file_vhpc_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GPUUsage) GetGpuHours() float64 {
@@ -2540,7 +2666,7 @@ type GetJobRequest struct {
 
 func (x *GetJobRequest) Reset() {
 	*x = GetJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[28]
+	mi := &file_vhpc_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2552,7 +2678,7 @@ func (x *GetJobRequest) String() string {
 func (*GetJobRequest) ProtoMessage() {}
 
 func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[28]
+	mi := &file_vhpc_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2565,7 +2691,7 @@ func (x *GetJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetJobRequest.ProtoReflect.Descriptor instead.
 func (*GetJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{28}
+	return file_vhpc_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *GetJobRequest) GetId() uint64 {
@@ -2602,7 +2728,7 @@ type ListJobsRequest struct {
 
 func (x *ListJobsRequest) Reset() {
 	*x = ListJobsRequest{}
-	mi := &file_vhpc_proto_msgTypes[29]
+	mi := &file_vhpc_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2614,7 +2740,7 @@ func (x *ListJobsRequest) String() string {
 func (*ListJobsRequest) ProtoMessage() {}
 
 func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[29]
+	mi := &file_vhpc_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2627,7 +2753,7 @@ func (x *ListJobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsRequest.ProtoReflect.Descriptor instead.
 func (*ListJobsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{29}
+	return file_vhpc_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ListJobsRequest) GetStates() []string {
@@ -2683,7 +2809,7 @@ type ListJobsResponse struct {
 
 func (x *ListJobsResponse) Reset() {
 	*x = ListJobsResponse{}
-	mi := &file_vhpc_proto_msgTypes[30]
+	mi := &file_vhpc_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2695,7 +2821,7 @@ func (x *ListJobsResponse) String() string {
 func (*ListJobsResponse) ProtoMessage() {}
 
 func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[30]
+	mi := &file_vhpc_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2708,7 +2834,7 @@ func (x *ListJobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListJobsResponse.ProtoReflect.Descriptor instead.
 func (*ListJobsResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{30}
+	return file_vhpc_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListJobsResponse) GetJobs() []*Job {
@@ -2735,7 +2861,7 @@ type CancelJobRequest struct {
 
 func (x *CancelJobRequest) Reset() {
 	*x = CancelJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[31]
+	mi := &file_vhpc_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2747,7 +2873,7 @@ func (x *CancelJobRequest) String() string {
 func (*CancelJobRequest) ProtoMessage() {}
 
 func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[31]
+	mi := &file_vhpc_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2760,7 +2886,7 @@ func (x *CancelJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelJobRequest.ProtoReflect.Descriptor instead.
 func (*CancelJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{31}
+	return file_vhpc_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *CancelJobRequest) GetId() uint64 {
@@ -2786,7 +2912,7 @@ type WatchJobRequest struct {
 
 func (x *WatchJobRequest) Reset() {
 	*x = WatchJobRequest{}
-	mi := &file_vhpc_proto_msgTypes[32]
+	mi := &file_vhpc_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2798,7 +2924,7 @@ func (x *WatchJobRequest) String() string {
 func (*WatchJobRequest) ProtoMessage() {}
 
 func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[32]
+	mi := &file_vhpc_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2811,7 +2937,7 @@ func (x *WatchJobRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchJobRequest.ProtoReflect.Descriptor instead.
 func (*WatchJobRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{32}
+	return file_vhpc_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *WatchJobRequest) GetId() uint64 {
@@ -2832,7 +2958,7 @@ type JobEvent struct {
 
 func (x *JobEvent) Reset() {
 	*x = JobEvent{}
-	mi := &file_vhpc_proto_msgTypes[33]
+	mi := &file_vhpc_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2844,7 +2970,7 @@ func (x *JobEvent) String() string {
 func (*JobEvent) ProtoMessage() {}
 
 func (x *JobEvent) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[33]
+	mi := &file_vhpc_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2857,7 +2983,7 @@ func (x *JobEvent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JobEvent.ProtoReflect.Descriptor instead.
 func (*JobEvent) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{33}
+	return file_vhpc_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *JobEvent) GetJob() *Job {
@@ -2887,7 +3013,7 @@ type LogsRequest struct {
 
 func (x *LogsRequest) Reset() {
 	*x = LogsRequest{}
-	mi := &file_vhpc_proto_msgTypes[34]
+	mi := &file_vhpc_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2899,7 +3025,7 @@ func (x *LogsRequest) String() string {
 func (*LogsRequest) ProtoMessage() {}
 
 func (x *LogsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[34]
+	mi := &file_vhpc_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2912,7 +3038,7 @@ func (x *LogsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogsRequest.ProtoReflect.Descriptor instead.
 func (*LogsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{34}
+	return file_vhpc_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LogsRequest) GetId() uint64 {
@@ -2956,7 +3082,7 @@ type LogChunk struct {
 
 func (x *LogChunk) Reset() {
 	*x = LogChunk{}
-	mi := &file_vhpc_proto_msgTypes[35]
+	mi := &file_vhpc_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2968,7 +3094,7 @@ func (x *LogChunk) String() string {
 func (*LogChunk) ProtoMessage() {}
 
 func (x *LogChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[35]
+	mi := &file_vhpc_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2981,7 +3107,7 @@ func (x *LogChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogChunk.ProtoReflect.Descriptor instead.
 func (*LogChunk) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{35}
+	return file_vhpc_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LogChunk) GetJob() uint64 {
@@ -3034,7 +3160,7 @@ type PushLogsResponse struct {
 
 func (x *PushLogsResponse) Reset() {
 	*x = PushLogsResponse{}
-	mi := &file_vhpc_proto_msgTypes[36]
+	mi := &file_vhpc_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3046,7 +3172,7 @@ func (x *PushLogsResponse) String() string {
 func (*PushLogsResponse) ProtoMessage() {}
 
 func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[36]
+	mi := &file_vhpc_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3059,7 +3185,7 @@ func (x *PushLogsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushLogsResponse.ProtoReflect.Descriptor instead.
 func (*PushLogsResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{36}
+	return file_vhpc_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *PushLogsResponse) GetHave() int64 {
@@ -3084,7 +3210,7 @@ type NodesRequest struct {
 
 func (x *NodesRequest) Reset() {
 	*x = NodesRequest{}
-	mi := &file_vhpc_proto_msgTypes[37]
+	mi := &file_vhpc_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3096,7 +3222,7 @@ func (x *NodesRequest) String() string {
 func (*NodesRequest) ProtoMessage() {}
 
 func (x *NodesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[37]
+	mi := &file_vhpc_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3109,7 +3235,7 @@ func (x *NodesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesRequest.ProtoReflect.Descriptor instead.
 func (*NodesRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{37}
+	return file_vhpc_proto_rawDescGZIP(), []int{39}
 }
 
 type NodesResponse struct {
@@ -3124,7 +3250,7 @@ type NodesResponse struct {
 
 func (x *NodesResponse) Reset() {
 	*x = NodesResponse{}
-	mi := &file_vhpc_proto_msgTypes[38]
+	mi := &file_vhpc_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3136,7 +3262,7 @@ func (x *NodesResponse) String() string {
 func (*NodesResponse) ProtoMessage() {}
 
 func (x *NodesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[38]
+	mi := &file_vhpc_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3149,7 +3275,7 @@ func (x *NodesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodesResponse.ProtoReflect.Descriptor instead.
 func (*NodesResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{38}
+	return file_vhpc_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *NodesResponse) GetNodes() []*Node {
@@ -3177,7 +3303,7 @@ type Core struct {
 
 func (x *Core) Reset() {
 	*x = Core{}
-	mi := &file_vhpc_proto_msgTypes[39]
+	mi := &file_vhpc_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3189,7 +3315,7 @@ func (x *Core) String() string {
 func (*Core) ProtoMessage() {}
 
 func (x *Core) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[39]
+	mi := &file_vhpc_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3202,7 +3328,7 @@ func (x *Core) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Core.ProtoReflect.Descriptor instead.
 func (*Core) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{39}
+	return file_vhpc_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *Core) GetId() int32 {
@@ -3237,7 +3363,7 @@ type NumaNode struct {
 
 func (x *NumaNode) Reset() {
 	*x = NumaNode{}
-	mi := &file_vhpc_proto_msgTypes[40]
+	mi := &file_vhpc_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3249,7 +3375,7 @@ func (x *NumaNode) String() string {
 func (*NumaNode) ProtoMessage() {}
 
 func (x *NumaNode) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[40]
+	mi := &file_vhpc_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3262,7 +3388,7 @@ func (x *NumaNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NumaNode.ProtoReflect.Descriptor instead.
 func (*NumaNode) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{40}
+	return file_vhpc_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *NumaNode) GetId() int32 {
@@ -3309,7 +3435,7 @@ type Gpu struct {
 
 func (x *Gpu) Reset() {
 	*x = Gpu{}
-	mi := &file_vhpc_proto_msgTypes[41]
+	mi := &file_vhpc_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3321,7 +3447,7 @@ func (x *Gpu) String() string {
 func (*Gpu) ProtoMessage() {}
 
 func (x *Gpu) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[41]
+	mi := &file_vhpc_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3334,7 +3460,7 @@ func (x *Gpu) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gpu.ProtoReflect.Descriptor instead.
 func (*Gpu) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{41}
+	return file_vhpc_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *Gpu) GetPciAddress() string {
@@ -3439,7 +3565,7 @@ type Node struct {
 
 func (x *Node) Reset() {
 	*x = Node{}
-	mi := &file_vhpc_proto_msgTypes[42]
+	mi := &file_vhpc_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3451,7 +3577,7 @@ func (x *Node) String() string {
 func (*Node) ProtoMessage() {}
 
 func (x *Node) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[42]
+	mi := &file_vhpc_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3464,7 +3590,7 @@ func (x *Node) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Node.ProtoReflect.Descriptor instead.
 func (*Node) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{42}
+	return file_vhpc_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *Node) GetName() string {
@@ -3615,7 +3741,7 @@ type AcceptanceRun struct {
 
 func (x *AcceptanceRun) Reset() {
 	*x = AcceptanceRun{}
-	mi := &file_vhpc_proto_msgTypes[43]
+	mi := &file_vhpc_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3627,7 +3753,7 @@ func (x *AcceptanceRun) String() string {
 func (*AcceptanceRun) ProtoMessage() {}
 
 func (x *AcceptanceRun) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[43]
+	mi := &file_vhpc_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3640,7 +3766,7 @@ func (x *AcceptanceRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptanceRun.ProtoReflect.Descriptor instead.
 func (*AcceptanceRun) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{43}
+	return file_vhpc_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *AcceptanceRun) GetId() uint64 {
@@ -3689,7 +3815,7 @@ type AcceptanceResult struct {
 
 func (x *AcceptanceResult) Reset() {
 	*x = AcceptanceResult{}
-	mi := &file_vhpc_proto_msgTypes[44]
+	mi := &file_vhpc_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3701,7 +3827,7 @@ func (x *AcceptanceResult) String() string {
 func (*AcceptanceResult) ProtoMessage() {}
 
 func (x *AcceptanceResult) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[44]
+	mi := &file_vhpc_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3714,7 +3840,7 @@ func (x *AcceptanceResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptanceResult.ProtoReflect.Descriptor instead.
 func (*AcceptanceResult) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{44}
+	return file_vhpc_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AcceptanceResult) GetSubject() string {
@@ -3776,7 +3902,7 @@ type Acceptance struct {
 
 func (x *Acceptance) Reset() {
 	*x = Acceptance{}
-	mi := &file_vhpc_proto_msgTypes[45]
+	mi := &file_vhpc_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3788,7 +3914,7 @@ func (x *Acceptance) String() string {
 func (*Acceptance) ProtoMessage() {}
 
 func (x *Acceptance) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[45]
+	mi := &file_vhpc_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3801,7 +3927,7 @@ func (x *Acceptance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Acceptance.ProtoReflect.Descriptor instead.
 func (*Acceptance) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{45}
+	return file_vhpc_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *Acceptance) GetRunId() uint64 {
@@ -3850,7 +3976,7 @@ type StartAcceptanceRequest struct {
 
 func (x *StartAcceptanceRequest) Reset() {
 	*x = StartAcceptanceRequest{}
-	mi := &file_vhpc_proto_msgTypes[46]
+	mi := &file_vhpc_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3862,7 +3988,7 @@ func (x *StartAcceptanceRequest) String() string {
 func (*StartAcceptanceRequest) ProtoMessage() {}
 
 func (x *StartAcceptanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[46]
+	mi := &file_vhpc_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3875,7 +4001,7 @@ func (x *StartAcceptanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartAcceptanceRequest.ProtoReflect.Descriptor instead.
 func (*StartAcceptanceRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{46}
+	return file_vhpc_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *StartAcceptanceRequest) GetNode() string {
@@ -3912,7 +4038,7 @@ type AcceptanceReport struct {
 
 func (x *AcceptanceReport) Reset() {
 	*x = AcceptanceReport{}
-	mi := &file_vhpc_proto_msgTypes[47]
+	mi := &file_vhpc_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3924,7 +4050,7 @@ func (x *AcceptanceReport) String() string {
 func (*AcceptanceReport) ProtoMessage() {}
 
 func (x *AcceptanceReport) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[47]
+	mi := &file_vhpc_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3937,7 +4063,7 @@ func (x *AcceptanceReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcceptanceReport.ProtoReflect.Descriptor instead.
 func (*AcceptanceReport) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{47}
+	return file_vhpc_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AcceptanceReport) GetNode() string {
@@ -3978,7 +4104,7 @@ type RegisterRequest struct {
 
 func (x *RegisterRequest) Reset() {
 	*x = RegisterRequest{}
-	mi := &file_vhpc_proto_msgTypes[48]
+	mi := &file_vhpc_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3990,7 +4116,7 @@ func (x *RegisterRequest) String() string {
 func (*RegisterRequest) ProtoMessage() {}
 
 func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[48]
+	mi := &file_vhpc_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4003,7 +4129,7 @@ func (x *RegisterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterRequest.ProtoReflect.Descriptor instead.
 func (*RegisterRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{48}
+	return file_vhpc_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *RegisterRequest) GetNode() *Node {
@@ -4030,7 +4156,7 @@ type RegisterResponse struct {
 
 func (x *RegisterResponse) Reset() {
 	*x = RegisterResponse{}
-	mi := &file_vhpc_proto_msgTypes[49]
+	mi := &file_vhpc_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4042,7 +4168,7 @@ func (x *RegisterResponse) String() string {
 func (*RegisterResponse) ProtoMessage() {}
 
 func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[49]
+	mi := &file_vhpc_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4055,7 +4181,7 @@ func (x *RegisterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterResponse.ProtoReflect.Descriptor instead.
 func (*RegisterResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{49}
+	return file_vhpc_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *RegisterResponse) GetHeartbeatIntervalMs() int64 {
@@ -4086,7 +4212,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_vhpc_proto_msgTypes[50]
+	mi := &file_vhpc_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4098,7 +4224,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[50]
+	mi := &file_vhpc_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4111,7 +4237,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{50}
+	return file_vhpc_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *HeartbeatRequest) GetNode() string {
@@ -4144,7 +4270,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_vhpc_proto_msgTypes[51]
+	mi := &file_vhpc_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4156,7 +4282,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[51]
+	mi := &file_vhpc_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4169,7 +4295,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{51}
+	return file_vhpc_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *HeartbeatResponse) GetLeaseMs() int64 {
@@ -4188,7 +4314,7 @@ type WatchAllocationsRequest struct {
 
 func (x *WatchAllocationsRequest) Reset() {
 	*x = WatchAllocationsRequest{}
-	mi := &file_vhpc_proto_msgTypes[52]
+	mi := &file_vhpc_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4200,7 +4326,7 @@ func (x *WatchAllocationsRequest) String() string {
 func (*WatchAllocationsRequest) ProtoMessage() {}
 
 func (x *WatchAllocationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[52]
+	mi := &file_vhpc_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4213,7 +4339,7 @@ func (x *WatchAllocationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchAllocationsRequest.ProtoReflect.Descriptor instead.
 func (*WatchAllocationsRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{52}
+	return file_vhpc_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *WatchAllocationsRequest) GetNode() string {
@@ -4235,7 +4361,7 @@ type AllocationSet struct {
 
 func (x *AllocationSet) Reset() {
 	*x = AllocationSet{}
-	mi := &file_vhpc_proto_msgTypes[53]
+	mi := &file_vhpc_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4247,7 +4373,7 @@ func (x *AllocationSet) String() string {
 func (*AllocationSet) ProtoMessage() {}
 
 func (x *AllocationSet) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[53]
+	mi := &file_vhpc_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4260,7 +4386,7 @@ func (x *AllocationSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AllocationSet.ProtoReflect.Descriptor instead.
 func (*AllocationSet) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{53}
+	return file_vhpc_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *AllocationSet) GetAllocations() []*Allocation {
@@ -4303,7 +4429,7 @@ type UpdateAllocationRequest struct {
 
 func (x *UpdateAllocationRequest) Reset() {
 	*x = UpdateAllocationRequest{}
-	mi := &file_vhpc_proto_msgTypes[54]
+	mi := &file_vhpc_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4315,7 +4441,7 @@ func (x *UpdateAllocationRequest) String() string {
 func (*UpdateAllocationRequest) ProtoMessage() {}
 
 func (x *UpdateAllocationRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[54]
+	mi := &file_vhpc_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4328,7 +4454,7 @@ func (x *UpdateAllocationRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAllocationRequest.ProtoReflect.Descriptor instead.
 func (*UpdateAllocationRequest) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{54}
+	return file_vhpc_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *UpdateAllocationRequest) GetAllocId() string {
@@ -4437,7 +4563,7 @@ type UpdateAllocationResponse struct {
 
 func (x *UpdateAllocationResponse) Reset() {
 	*x = UpdateAllocationResponse{}
-	mi := &file_vhpc_proto_msgTypes[55]
+	mi := &file_vhpc_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4449,7 +4575,7 @@ func (x *UpdateAllocationResponse) String() string {
 func (*UpdateAllocationResponse) ProtoMessage() {}
 
 func (x *UpdateAllocationResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_vhpc_proto_msgTypes[55]
+	mi := &file_vhpc_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4462,7 +4588,7 @@ func (x *UpdateAllocationResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateAllocationResponse.ProtoReflect.Descriptor instead.
 func (*UpdateAllocationResponse) Descriptor() ([]byte, []int) {
-	return file_vhpc_proto_rawDescGZIP(), []int{55}
+	return file_vhpc_proto_rawDescGZIP(), []int{57}
 }
 
 var File_vhpc_proto protoreflect.FileDescriptor
@@ -4470,7 +4596,12 @@ var File_vhpc_proto protoreflect.FileDescriptor
 const file_vhpc_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"vhpc.proto\x12\avhpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\x03\n" +
+	"vhpc.proto\x12\avhpc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"1\n" +
+	"\x14RegistryTokenRequest\x12\x19\n" +
+	"\balloc_id\x18\x01 \x01(\tR\aallocId\"c\n" +
+	"\x15RegistryTokenResponse\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\tR\x05token\x124\n" +
+	"\aexpires\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\"\xb7\x03\n" +
 	"\vImageRecord\x12\x10\n" +
 	"\x03ref\x18\x01 \x01(\tR\x03ref\x12\x1e\n" +
 	"\n" +
@@ -4562,18 +4693,21 @@ const file_vhpc_proto_rawDesc = "" +
 	"\n" +
 	"submit_dir\x18\x05 \x01(\tR\tsubmitDir\x12\x17\n" +
 	"\adry_run\x18\x06 \x01(\bR\x06dryRun\x12\x16\n" +
-	"\x06inputs\x18\a \x01(\tR\x06inputs\"2\n" +
+	"\x06inputs\x18\a \x01(\tR\x06inputs\"]\n" +
 	"\x10DataStoreRequest\x12\x1e\n" +
 	"\n" +
 	"department\x18\x01 \x01(\tR\n" +
-	"department\"\x9d\x01\n" +
+	"department\x12)\n" +
+	"\x10image_repository\x18\x02 \x01(\tR\x0fimageRepository\"\x96\x02\n" +
 	"\rDataStoreInfo\x12\x1a\n" +
 	"\bregistry\x18\x01 \x01(\tR\bregistry\x12\x1e\n" +
 	"\n" +
 	"repository\x18\x02 \x01(\tR\n" +
 	"repository\x12&\n" +
 	"\x0fmax_input_bytes\x18\x03 \x01(\x03R\rmaxInputBytes\x12(\n" +
-	"\x10max_output_bytes\x18\x04 \x01(\x03R\x0emaxOutputBytes\"\xa8\x01\n" +
+	"\x10max_output_bytes\x18\x04 \x01(\x03R\x0emaxOutputBytes\x12%\n" +
+	"\x0eregistry_token\x18\x05 \x01(\tR\rregistryToken\x12P\n" +
+	"\x16registry_token_expires\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x14registryTokenExpires\"\xa8\x01\n" +
 	"\x0eSubmitResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x1c\n" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\x12\x1e\n" +
@@ -4881,7 +5015,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x05Watch\x12\x18.vhpc.v1.WatchJobRequest\x1a\x11.vhpc.v1.JobEvent0\x01\x121\n" +
 	"\x04Logs\x12\x14.vhpc.v1.LogsRequest\x1a\x11.vhpc.v1.LogChunk0\x01\x126\n" +
 	"\x05Nodes\x12\x15.vhpc.v1.NodesRequest\x1a\x16.vhpc.v1.NodesResponse\x12>\n" +
-	"\tDataStore\x12\x19.vhpc.v1.DataStoreRequest\x1a\x16.vhpc.v1.DataStoreInfo2\xb2\x04\n" +
+	"\tDataStore\x12\x19.vhpc.v1.DataStoreRequest\x1a\x16.vhpc.v1.DataStoreInfo2\x82\x05\n" +
 	"\vNodeService\x12?\n" +
 	"\bRegister\x12\x18.vhpc.v1.RegisterRequest\x1a\x19.vhpc.v1.RegisterResponse\x12B\n" +
 	"\tHeartbeat\x12\x19.vhpc.v1.HeartbeatRequest\x1a\x1a.vhpc.v1.HeartbeatResponse\x12N\n" +
@@ -4890,7 +5024,8 @@ const file_vhpc_proto_rawDesc = "" +
 	"\bPushLogs\x12\x11.vhpc.v1.LogChunk\x1a\x19.vhpc.v1.PushLogsResponse(\x01\x128\n" +
 	"\fSetGPUHealth\x12\x19.vhpc.v1.GPUHealthRequest\x1a\r.vhpc.v1.Node\x12A\n" +
 	"\x0fStartAcceptance\x12\x1f.vhpc.v1.StartAcceptanceRequest\x1a\r.vhpc.v1.Node\x12<\n" +
-	"\x10ReportAcceptance\x12\x19.vhpc.v1.AcceptanceReport\x1a\r.vhpc.v1.Node2\xfa\x01\n" +
+	"\x10ReportAcceptance\x12\x19.vhpc.v1.AcceptanceReport\x1a\r.vhpc.v1.Node\x12N\n" +
+	"\rRegistryToken\x12\x1d.vhpc.v1.RegistryTokenRequest\x1a\x1e.vhpc.v1.RegistryTokenResponse2\xfa\x01\n" +
 	"\fImageService\x125\n" +
 	"\x03Put\x12\x18.vhpc.v1.PutImageRequest\x1a\x14.vhpc.v1.ImageRecord\x12?\n" +
 	"\x04List\x12\x1a.vhpc.v1.ListImagesRequest\x1a\x1b.vhpc.v1.ListImagesResponse\x125\n" +
@@ -4917,166 +5052,172 @@ func file_vhpc_proto_rawDescGZIP() []byte {
 	return file_vhpc_proto_rawDescData
 }
 
-var file_vhpc_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_vhpc_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_vhpc_proto_goTypes = []any{
-	(*ImageRecord)(nil),               // 0: vhpc.v1.ImageRecord
-	(*PutImageRequest)(nil),           // 1: vhpc.v1.PutImageRequest
-	(*ListImagesRequest)(nil),         // 2: vhpc.v1.ListImagesRequest
-	(*ListImagesResponse)(nil),        // 3: vhpc.v1.ListImagesResponse
-	(*GetImageRequest)(nil),           // 4: vhpc.v1.GetImageRequest
-	(*RemoveImageRequest)(nil),        // 5: vhpc.v1.RemoveImageRequest
-	(*GPUHealthRequest)(nil),          // 6: vhpc.v1.GPUHealthRequest
-	(*ClusterStatusRequest)(nil),      // 7: vhpc.v1.ClusterStatusRequest
-	(*Member)(nil),                    // 8: vhpc.v1.Member
-	(*ClusterStatus)(nil),             // 9: vhpc.v1.ClusterStatus
-	(*AddMemberRequest)(nil),          // 10: vhpc.v1.AddMemberRequest
-	(*RemoveMemberRequest)(nil),       // 11: vhpc.v1.RemoveMemberRequest
-	(*TransferLeadershipRequest)(nil), // 12: vhpc.v1.TransferLeadershipRequest
-	(*SnapshotSaveRequest)(nil),       // 13: vhpc.v1.SnapshotSaveRequest
-	(*SnapshotChunk)(nil),             // 14: vhpc.v1.SnapshotChunk
-	(*SubmitRequest)(nil),             // 15: vhpc.v1.SubmitRequest
-	(*DataStoreRequest)(nil),          // 16: vhpc.v1.DataStoreRequest
-	(*DataStoreInfo)(nil),             // 17: vhpc.v1.DataStoreInfo
-	(*SubmitResponse)(nil),            // 18: vhpc.v1.SubmitResponse
-	(*Resources)(nil),                 // 19: vhpc.v1.Resources
-	(*Job)(nil),                       // 20: vhpc.v1.Job
-	(*DatasetMount)(nil),              // 21: vhpc.v1.DatasetMount
-	(*Dependency)(nil),                // 22: vhpc.v1.Dependency
-	(*ArrayStatus)(nil),               // 23: vhpc.v1.ArrayStatus
-	(*PriorityFactor)(nil),            // 24: vhpc.v1.PriorityFactor
-	(*Allocation)(nil),                // 25: vhpc.v1.Allocation
-	(*GangMember)(nil),                // 26: vhpc.v1.GangMember
-	(*GPUUsage)(nil),                  // 27: vhpc.v1.GPUUsage
-	(*GetJobRequest)(nil),             // 28: vhpc.v1.GetJobRequest
-	(*ListJobsRequest)(nil),           // 29: vhpc.v1.ListJobsRequest
-	(*ListJobsResponse)(nil),          // 30: vhpc.v1.ListJobsResponse
-	(*CancelJobRequest)(nil),          // 31: vhpc.v1.CancelJobRequest
-	(*WatchJobRequest)(nil),           // 32: vhpc.v1.WatchJobRequest
-	(*JobEvent)(nil),                  // 33: vhpc.v1.JobEvent
-	(*LogsRequest)(nil),               // 34: vhpc.v1.LogsRequest
-	(*LogChunk)(nil),                  // 35: vhpc.v1.LogChunk
-	(*PushLogsResponse)(nil),          // 36: vhpc.v1.PushLogsResponse
-	(*NodesRequest)(nil),              // 37: vhpc.v1.NodesRequest
-	(*NodesResponse)(nil),             // 38: vhpc.v1.NodesResponse
-	(*Core)(nil),                      // 39: vhpc.v1.Core
-	(*NumaNode)(nil),                  // 40: vhpc.v1.NumaNode
-	(*Gpu)(nil),                       // 41: vhpc.v1.Gpu
-	(*Node)(nil),                      // 42: vhpc.v1.Node
-	(*AcceptanceRun)(nil),             // 43: vhpc.v1.AcceptanceRun
-	(*AcceptanceResult)(nil),          // 44: vhpc.v1.AcceptanceResult
-	(*Acceptance)(nil),                // 45: vhpc.v1.Acceptance
-	(*StartAcceptanceRequest)(nil),    // 46: vhpc.v1.StartAcceptanceRequest
-	(*AcceptanceReport)(nil),          // 47: vhpc.v1.AcceptanceReport
-	(*RegisterRequest)(nil),           // 48: vhpc.v1.RegisterRequest
-	(*RegisterResponse)(nil),          // 49: vhpc.v1.RegisterResponse
-	(*HeartbeatRequest)(nil),          // 50: vhpc.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),         // 51: vhpc.v1.HeartbeatResponse
-	(*WatchAllocationsRequest)(nil),   // 52: vhpc.v1.WatchAllocationsRequest
-	(*AllocationSet)(nil),             // 53: vhpc.v1.AllocationSet
-	(*UpdateAllocationRequest)(nil),   // 54: vhpc.v1.UpdateAllocationRequest
-	(*UpdateAllocationResponse)(nil),  // 55: vhpc.v1.UpdateAllocationResponse
-	(*timestamppb.Timestamp)(nil),     // 56: google.protobuf.Timestamp
+	(*RegistryTokenRequest)(nil),      // 0: vhpc.v1.RegistryTokenRequest
+	(*RegistryTokenResponse)(nil),     // 1: vhpc.v1.RegistryTokenResponse
+	(*ImageRecord)(nil),               // 2: vhpc.v1.ImageRecord
+	(*PutImageRequest)(nil),           // 3: vhpc.v1.PutImageRequest
+	(*ListImagesRequest)(nil),         // 4: vhpc.v1.ListImagesRequest
+	(*ListImagesResponse)(nil),        // 5: vhpc.v1.ListImagesResponse
+	(*GetImageRequest)(nil),           // 6: vhpc.v1.GetImageRequest
+	(*RemoveImageRequest)(nil),        // 7: vhpc.v1.RemoveImageRequest
+	(*GPUHealthRequest)(nil),          // 8: vhpc.v1.GPUHealthRequest
+	(*ClusterStatusRequest)(nil),      // 9: vhpc.v1.ClusterStatusRequest
+	(*Member)(nil),                    // 10: vhpc.v1.Member
+	(*ClusterStatus)(nil),             // 11: vhpc.v1.ClusterStatus
+	(*AddMemberRequest)(nil),          // 12: vhpc.v1.AddMemberRequest
+	(*RemoveMemberRequest)(nil),       // 13: vhpc.v1.RemoveMemberRequest
+	(*TransferLeadershipRequest)(nil), // 14: vhpc.v1.TransferLeadershipRequest
+	(*SnapshotSaveRequest)(nil),       // 15: vhpc.v1.SnapshotSaveRequest
+	(*SnapshotChunk)(nil),             // 16: vhpc.v1.SnapshotChunk
+	(*SubmitRequest)(nil),             // 17: vhpc.v1.SubmitRequest
+	(*DataStoreRequest)(nil),          // 18: vhpc.v1.DataStoreRequest
+	(*DataStoreInfo)(nil),             // 19: vhpc.v1.DataStoreInfo
+	(*SubmitResponse)(nil),            // 20: vhpc.v1.SubmitResponse
+	(*Resources)(nil),                 // 21: vhpc.v1.Resources
+	(*Job)(nil),                       // 22: vhpc.v1.Job
+	(*DatasetMount)(nil),              // 23: vhpc.v1.DatasetMount
+	(*Dependency)(nil),                // 24: vhpc.v1.Dependency
+	(*ArrayStatus)(nil),               // 25: vhpc.v1.ArrayStatus
+	(*PriorityFactor)(nil),            // 26: vhpc.v1.PriorityFactor
+	(*Allocation)(nil),                // 27: vhpc.v1.Allocation
+	(*GangMember)(nil),                // 28: vhpc.v1.GangMember
+	(*GPUUsage)(nil),                  // 29: vhpc.v1.GPUUsage
+	(*GetJobRequest)(nil),             // 30: vhpc.v1.GetJobRequest
+	(*ListJobsRequest)(nil),           // 31: vhpc.v1.ListJobsRequest
+	(*ListJobsResponse)(nil),          // 32: vhpc.v1.ListJobsResponse
+	(*CancelJobRequest)(nil),          // 33: vhpc.v1.CancelJobRequest
+	(*WatchJobRequest)(nil),           // 34: vhpc.v1.WatchJobRequest
+	(*JobEvent)(nil),                  // 35: vhpc.v1.JobEvent
+	(*LogsRequest)(nil),               // 36: vhpc.v1.LogsRequest
+	(*LogChunk)(nil),                  // 37: vhpc.v1.LogChunk
+	(*PushLogsResponse)(nil),          // 38: vhpc.v1.PushLogsResponse
+	(*NodesRequest)(nil),              // 39: vhpc.v1.NodesRequest
+	(*NodesResponse)(nil),             // 40: vhpc.v1.NodesResponse
+	(*Core)(nil),                      // 41: vhpc.v1.Core
+	(*NumaNode)(nil),                  // 42: vhpc.v1.NumaNode
+	(*Gpu)(nil),                       // 43: vhpc.v1.Gpu
+	(*Node)(nil),                      // 44: vhpc.v1.Node
+	(*AcceptanceRun)(nil),             // 45: vhpc.v1.AcceptanceRun
+	(*AcceptanceResult)(nil),          // 46: vhpc.v1.AcceptanceResult
+	(*Acceptance)(nil),                // 47: vhpc.v1.Acceptance
+	(*StartAcceptanceRequest)(nil),    // 48: vhpc.v1.StartAcceptanceRequest
+	(*AcceptanceReport)(nil),          // 49: vhpc.v1.AcceptanceReport
+	(*RegisterRequest)(nil),           // 50: vhpc.v1.RegisterRequest
+	(*RegisterResponse)(nil),          // 51: vhpc.v1.RegisterResponse
+	(*HeartbeatRequest)(nil),          // 52: vhpc.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),         // 53: vhpc.v1.HeartbeatResponse
+	(*WatchAllocationsRequest)(nil),   // 54: vhpc.v1.WatchAllocationsRequest
+	(*AllocationSet)(nil),             // 55: vhpc.v1.AllocationSet
+	(*UpdateAllocationRequest)(nil),   // 56: vhpc.v1.UpdateAllocationRequest
+	(*UpdateAllocationResponse)(nil),  // 57: vhpc.v1.UpdateAllocationResponse
+	(*timestamppb.Timestamp)(nil),     // 58: google.protobuf.Timestamp
 }
 var file_vhpc_proto_depIdxs = []int32{
-	56, // 0: vhpc.v1.ImageRecord.created:type_name -> google.protobuf.Timestamp
-	56, // 1: vhpc.v1.ImageRecord.updated:type_name -> google.protobuf.Timestamp
-	0,  // 2: vhpc.v1.ListImagesResponse.images:type_name -> vhpc.v1.ImageRecord
-	8,  // 3: vhpc.v1.ClusterStatus.members:type_name -> vhpc.v1.Member
-	20, // 4: vhpc.v1.SubmitResponse.job:type_name -> vhpc.v1.Job
-	19, // 5: vhpc.v1.Job.resources:type_name -> vhpc.v1.Resources
-	56, // 6: vhpc.v1.Job.submit_time:type_name -> google.protobuf.Timestamp
-	56, // 7: vhpc.v1.Job.start_time:type_name -> google.protobuf.Timestamp
-	56, // 8: vhpc.v1.Job.end_time:type_name -> google.protobuf.Timestamp
-	25, // 9: vhpc.v1.Job.allocations:type_name -> vhpc.v1.Allocation
-	22, // 10: vhpc.v1.Job.depends_on:type_name -> vhpc.v1.Dependency
-	23, // 11: vhpc.v1.Job.array:type_name -> vhpc.v1.ArrayStatus
-	24, // 12: vhpc.v1.Job.priority:type_name -> vhpc.v1.PriorityFactor
-	56, // 13: vhpc.v1.Job.artifacts_expire:type_name -> google.protobuf.Timestamp
-	56, // 14: vhpc.v1.Job.artifacts_deleted:type_name -> google.protobuf.Timestamp
-	21, // 15: vhpc.v1.Job.datasets:type_name -> vhpc.v1.DatasetMount
-	56, // 16: vhpc.v1.Allocation.created:type_name -> google.protobuf.Timestamp
-	56, // 17: vhpc.v1.Allocation.started:type_name -> google.protobuf.Timestamp
-	56, // 18: vhpc.v1.Allocation.ended:type_name -> google.protobuf.Timestamp
-	56, // 19: vhpc.v1.Allocation.deadline:type_name -> google.protobuf.Timestamp
-	27, // 20: vhpc.v1.Allocation.gpu_usage:type_name -> vhpc.v1.GPUUsage
-	26, // 21: vhpc.v1.Allocation.gang:type_name -> vhpc.v1.GangMember
-	21, // 22: vhpc.v1.Allocation.datasets:type_name -> vhpc.v1.DatasetMount
-	20, // 23: vhpc.v1.ListJobsResponse.jobs:type_name -> vhpc.v1.Job
-	20, // 24: vhpc.v1.JobEvent.job:type_name -> vhpc.v1.Job
-	42, // 25: vhpc.v1.NodesResponse.nodes:type_name -> vhpc.v1.Node
-	39, // 26: vhpc.v1.Node.cores:type_name -> vhpc.v1.Core
-	40, // 27: vhpc.v1.Node.numa:type_name -> vhpc.v1.NumaNode
-	41, // 28: vhpc.v1.Node.gpus:type_name -> vhpc.v1.Gpu
-	56, // 29: vhpc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
-	43, // 30: vhpc.v1.Node.acceptance_run:type_name -> vhpc.v1.AcceptanceRun
-	45, // 31: vhpc.v1.Node.acceptance:type_name -> vhpc.v1.Acceptance
-	56, // 32: vhpc.v1.AcceptanceRun.requested:type_name -> google.protobuf.Timestamp
-	56, // 33: vhpc.v1.Acceptance.finished:type_name -> google.protobuf.Timestamp
-	44, // 34: vhpc.v1.Acceptance.results:type_name -> vhpc.v1.AcceptanceResult
-	44, // 35: vhpc.v1.AcceptanceReport.results:type_name -> vhpc.v1.AcceptanceResult
-	42, // 36: vhpc.v1.RegisterRequest.node:type_name -> vhpc.v1.Node
-	25, // 37: vhpc.v1.AllocationSet.allocations:type_name -> vhpc.v1.Allocation
-	43, // 38: vhpc.v1.AllocationSet.acceptance:type_name -> vhpc.v1.AcceptanceRun
-	27, // 39: vhpc.v1.UpdateAllocationRequest.gpu_usage:type_name -> vhpc.v1.GPUUsage
-	15, // 40: vhpc.v1.JobService.Submit:input_type -> vhpc.v1.SubmitRequest
-	28, // 41: vhpc.v1.JobService.Get:input_type -> vhpc.v1.GetJobRequest
-	29, // 42: vhpc.v1.JobService.List:input_type -> vhpc.v1.ListJobsRequest
-	31, // 43: vhpc.v1.JobService.Cancel:input_type -> vhpc.v1.CancelJobRequest
-	32, // 44: vhpc.v1.JobService.Watch:input_type -> vhpc.v1.WatchJobRequest
-	34, // 45: vhpc.v1.JobService.Logs:input_type -> vhpc.v1.LogsRequest
-	37, // 46: vhpc.v1.JobService.Nodes:input_type -> vhpc.v1.NodesRequest
-	16, // 47: vhpc.v1.JobService.DataStore:input_type -> vhpc.v1.DataStoreRequest
-	48, // 48: vhpc.v1.NodeService.Register:input_type -> vhpc.v1.RegisterRequest
-	50, // 49: vhpc.v1.NodeService.Heartbeat:input_type -> vhpc.v1.HeartbeatRequest
-	52, // 50: vhpc.v1.NodeService.WatchAllocations:input_type -> vhpc.v1.WatchAllocationsRequest
-	54, // 51: vhpc.v1.NodeService.UpdateAllocation:input_type -> vhpc.v1.UpdateAllocationRequest
-	35, // 52: vhpc.v1.NodeService.PushLogs:input_type -> vhpc.v1.LogChunk
-	6,  // 53: vhpc.v1.NodeService.SetGPUHealth:input_type -> vhpc.v1.GPUHealthRequest
-	46, // 54: vhpc.v1.NodeService.StartAcceptance:input_type -> vhpc.v1.StartAcceptanceRequest
-	47, // 55: vhpc.v1.NodeService.ReportAcceptance:input_type -> vhpc.v1.AcceptanceReport
-	1,  // 56: vhpc.v1.ImageService.Put:input_type -> vhpc.v1.PutImageRequest
-	2,  // 57: vhpc.v1.ImageService.List:input_type -> vhpc.v1.ListImagesRequest
-	4,  // 58: vhpc.v1.ImageService.Get:input_type -> vhpc.v1.GetImageRequest
-	5,  // 59: vhpc.v1.ImageService.Remove:input_type -> vhpc.v1.RemoveImageRequest
-	7,  // 60: vhpc.v1.ClusterService.Status:input_type -> vhpc.v1.ClusterStatusRequest
-	10, // 61: vhpc.v1.ClusterService.AddMember:input_type -> vhpc.v1.AddMemberRequest
-	11, // 62: vhpc.v1.ClusterService.RemoveMember:input_type -> vhpc.v1.RemoveMemberRequest
-	12, // 63: vhpc.v1.ClusterService.TransferLeadership:input_type -> vhpc.v1.TransferLeadershipRequest
-	13, // 64: vhpc.v1.ClusterService.SnapshotSave:input_type -> vhpc.v1.SnapshotSaveRequest
-	14, // 65: vhpc.v1.ClusterService.SnapshotRestore:input_type -> vhpc.v1.SnapshotChunk
-	8,  // 66: vhpc.v1.ClusterService.Announce:input_type -> vhpc.v1.Member
-	18, // 67: vhpc.v1.JobService.Submit:output_type -> vhpc.v1.SubmitResponse
-	20, // 68: vhpc.v1.JobService.Get:output_type -> vhpc.v1.Job
-	30, // 69: vhpc.v1.JobService.List:output_type -> vhpc.v1.ListJobsResponse
-	20, // 70: vhpc.v1.JobService.Cancel:output_type -> vhpc.v1.Job
-	33, // 71: vhpc.v1.JobService.Watch:output_type -> vhpc.v1.JobEvent
-	35, // 72: vhpc.v1.JobService.Logs:output_type -> vhpc.v1.LogChunk
-	38, // 73: vhpc.v1.JobService.Nodes:output_type -> vhpc.v1.NodesResponse
-	17, // 74: vhpc.v1.JobService.DataStore:output_type -> vhpc.v1.DataStoreInfo
-	49, // 75: vhpc.v1.NodeService.Register:output_type -> vhpc.v1.RegisterResponse
-	51, // 76: vhpc.v1.NodeService.Heartbeat:output_type -> vhpc.v1.HeartbeatResponse
-	53, // 77: vhpc.v1.NodeService.WatchAllocations:output_type -> vhpc.v1.AllocationSet
-	55, // 78: vhpc.v1.NodeService.UpdateAllocation:output_type -> vhpc.v1.UpdateAllocationResponse
-	36, // 79: vhpc.v1.NodeService.PushLogs:output_type -> vhpc.v1.PushLogsResponse
-	42, // 80: vhpc.v1.NodeService.SetGPUHealth:output_type -> vhpc.v1.Node
-	42, // 81: vhpc.v1.NodeService.StartAcceptance:output_type -> vhpc.v1.Node
-	42, // 82: vhpc.v1.NodeService.ReportAcceptance:output_type -> vhpc.v1.Node
-	0,  // 83: vhpc.v1.ImageService.Put:output_type -> vhpc.v1.ImageRecord
-	3,  // 84: vhpc.v1.ImageService.List:output_type -> vhpc.v1.ListImagesResponse
-	0,  // 85: vhpc.v1.ImageService.Get:output_type -> vhpc.v1.ImageRecord
-	0,  // 86: vhpc.v1.ImageService.Remove:output_type -> vhpc.v1.ImageRecord
-	9,  // 87: vhpc.v1.ClusterService.Status:output_type -> vhpc.v1.ClusterStatus
-	9,  // 88: vhpc.v1.ClusterService.AddMember:output_type -> vhpc.v1.ClusterStatus
-	9,  // 89: vhpc.v1.ClusterService.RemoveMember:output_type -> vhpc.v1.ClusterStatus
-	9,  // 90: vhpc.v1.ClusterService.TransferLeadership:output_type -> vhpc.v1.ClusterStatus
-	14, // 91: vhpc.v1.ClusterService.SnapshotSave:output_type -> vhpc.v1.SnapshotChunk
-	9,  // 92: vhpc.v1.ClusterService.SnapshotRestore:output_type -> vhpc.v1.ClusterStatus
-	9,  // 93: vhpc.v1.ClusterService.Announce:output_type -> vhpc.v1.ClusterStatus
-	67, // [67:94] is the sub-list for method output_type
-	40, // [40:67] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	58, // 0: vhpc.v1.RegistryTokenResponse.expires:type_name -> google.protobuf.Timestamp
+	58, // 1: vhpc.v1.ImageRecord.created:type_name -> google.protobuf.Timestamp
+	58, // 2: vhpc.v1.ImageRecord.updated:type_name -> google.protobuf.Timestamp
+	2,  // 3: vhpc.v1.ListImagesResponse.images:type_name -> vhpc.v1.ImageRecord
+	10, // 4: vhpc.v1.ClusterStatus.members:type_name -> vhpc.v1.Member
+	58, // 5: vhpc.v1.DataStoreInfo.registry_token_expires:type_name -> google.protobuf.Timestamp
+	22, // 6: vhpc.v1.SubmitResponse.job:type_name -> vhpc.v1.Job
+	21, // 7: vhpc.v1.Job.resources:type_name -> vhpc.v1.Resources
+	58, // 8: vhpc.v1.Job.submit_time:type_name -> google.protobuf.Timestamp
+	58, // 9: vhpc.v1.Job.start_time:type_name -> google.protobuf.Timestamp
+	58, // 10: vhpc.v1.Job.end_time:type_name -> google.protobuf.Timestamp
+	27, // 11: vhpc.v1.Job.allocations:type_name -> vhpc.v1.Allocation
+	24, // 12: vhpc.v1.Job.depends_on:type_name -> vhpc.v1.Dependency
+	25, // 13: vhpc.v1.Job.array:type_name -> vhpc.v1.ArrayStatus
+	26, // 14: vhpc.v1.Job.priority:type_name -> vhpc.v1.PriorityFactor
+	58, // 15: vhpc.v1.Job.artifacts_expire:type_name -> google.protobuf.Timestamp
+	58, // 16: vhpc.v1.Job.artifacts_deleted:type_name -> google.protobuf.Timestamp
+	23, // 17: vhpc.v1.Job.datasets:type_name -> vhpc.v1.DatasetMount
+	58, // 18: vhpc.v1.Allocation.created:type_name -> google.protobuf.Timestamp
+	58, // 19: vhpc.v1.Allocation.started:type_name -> google.protobuf.Timestamp
+	58, // 20: vhpc.v1.Allocation.ended:type_name -> google.protobuf.Timestamp
+	58, // 21: vhpc.v1.Allocation.deadline:type_name -> google.protobuf.Timestamp
+	29, // 22: vhpc.v1.Allocation.gpu_usage:type_name -> vhpc.v1.GPUUsage
+	28, // 23: vhpc.v1.Allocation.gang:type_name -> vhpc.v1.GangMember
+	23, // 24: vhpc.v1.Allocation.datasets:type_name -> vhpc.v1.DatasetMount
+	22, // 25: vhpc.v1.ListJobsResponse.jobs:type_name -> vhpc.v1.Job
+	22, // 26: vhpc.v1.JobEvent.job:type_name -> vhpc.v1.Job
+	44, // 27: vhpc.v1.NodesResponse.nodes:type_name -> vhpc.v1.Node
+	41, // 28: vhpc.v1.Node.cores:type_name -> vhpc.v1.Core
+	42, // 29: vhpc.v1.Node.numa:type_name -> vhpc.v1.NumaNode
+	43, // 30: vhpc.v1.Node.gpus:type_name -> vhpc.v1.Gpu
+	58, // 31: vhpc.v1.Node.last_seen:type_name -> google.protobuf.Timestamp
+	45, // 32: vhpc.v1.Node.acceptance_run:type_name -> vhpc.v1.AcceptanceRun
+	47, // 33: vhpc.v1.Node.acceptance:type_name -> vhpc.v1.Acceptance
+	58, // 34: vhpc.v1.AcceptanceRun.requested:type_name -> google.protobuf.Timestamp
+	58, // 35: vhpc.v1.Acceptance.finished:type_name -> google.protobuf.Timestamp
+	46, // 36: vhpc.v1.Acceptance.results:type_name -> vhpc.v1.AcceptanceResult
+	46, // 37: vhpc.v1.AcceptanceReport.results:type_name -> vhpc.v1.AcceptanceResult
+	44, // 38: vhpc.v1.RegisterRequest.node:type_name -> vhpc.v1.Node
+	27, // 39: vhpc.v1.AllocationSet.allocations:type_name -> vhpc.v1.Allocation
+	45, // 40: vhpc.v1.AllocationSet.acceptance:type_name -> vhpc.v1.AcceptanceRun
+	29, // 41: vhpc.v1.UpdateAllocationRequest.gpu_usage:type_name -> vhpc.v1.GPUUsage
+	17, // 42: vhpc.v1.JobService.Submit:input_type -> vhpc.v1.SubmitRequest
+	30, // 43: vhpc.v1.JobService.Get:input_type -> vhpc.v1.GetJobRequest
+	31, // 44: vhpc.v1.JobService.List:input_type -> vhpc.v1.ListJobsRequest
+	33, // 45: vhpc.v1.JobService.Cancel:input_type -> vhpc.v1.CancelJobRequest
+	34, // 46: vhpc.v1.JobService.Watch:input_type -> vhpc.v1.WatchJobRequest
+	36, // 47: vhpc.v1.JobService.Logs:input_type -> vhpc.v1.LogsRequest
+	39, // 48: vhpc.v1.JobService.Nodes:input_type -> vhpc.v1.NodesRequest
+	18, // 49: vhpc.v1.JobService.DataStore:input_type -> vhpc.v1.DataStoreRequest
+	50, // 50: vhpc.v1.NodeService.Register:input_type -> vhpc.v1.RegisterRequest
+	52, // 51: vhpc.v1.NodeService.Heartbeat:input_type -> vhpc.v1.HeartbeatRequest
+	54, // 52: vhpc.v1.NodeService.WatchAllocations:input_type -> vhpc.v1.WatchAllocationsRequest
+	56, // 53: vhpc.v1.NodeService.UpdateAllocation:input_type -> vhpc.v1.UpdateAllocationRequest
+	37, // 54: vhpc.v1.NodeService.PushLogs:input_type -> vhpc.v1.LogChunk
+	8,  // 55: vhpc.v1.NodeService.SetGPUHealth:input_type -> vhpc.v1.GPUHealthRequest
+	48, // 56: vhpc.v1.NodeService.StartAcceptance:input_type -> vhpc.v1.StartAcceptanceRequest
+	49, // 57: vhpc.v1.NodeService.ReportAcceptance:input_type -> vhpc.v1.AcceptanceReport
+	0,  // 58: vhpc.v1.NodeService.RegistryToken:input_type -> vhpc.v1.RegistryTokenRequest
+	3,  // 59: vhpc.v1.ImageService.Put:input_type -> vhpc.v1.PutImageRequest
+	4,  // 60: vhpc.v1.ImageService.List:input_type -> vhpc.v1.ListImagesRequest
+	6,  // 61: vhpc.v1.ImageService.Get:input_type -> vhpc.v1.GetImageRequest
+	7,  // 62: vhpc.v1.ImageService.Remove:input_type -> vhpc.v1.RemoveImageRequest
+	9,  // 63: vhpc.v1.ClusterService.Status:input_type -> vhpc.v1.ClusterStatusRequest
+	12, // 64: vhpc.v1.ClusterService.AddMember:input_type -> vhpc.v1.AddMemberRequest
+	13, // 65: vhpc.v1.ClusterService.RemoveMember:input_type -> vhpc.v1.RemoveMemberRequest
+	14, // 66: vhpc.v1.ClusterService.TransferLeadership:input_type -> vhpc.v1.TransferLeadershipRequest
+	15, // 67: vhpc.v1.ClusterService.SnapshotSave:input_type -> vhpc.v1.SnapshotSaveRequest
+	16, // 68: vhpc.v1.ClusterService.SnapshotRestore:input_type -> vhpc.v1.SnapshotChunk
+	10, // 69: vhpc.v1.ClusterService.Announce:input_type -> vhpc.v1.Member
+	20, // 70: vhpc.v1.JobService.Submit:output_type -> vhpc.v1.SubmitResponse
+	22, // 71: vhpc.v1.JobService.Get:output_type -> vhpc.v1.Job
+	32, // 72: vhpc.v1.JobService.List:output_type -> vhpc.v1.ListJobsResponse
+	22, // 73: vhpc.v1.JobService.Cancel:output_type -> vhpc.v1.Job
+	35, // 74: vhpc.v1.JobService.Watch:output_type -> vhpc.v1.JobEvent
+	37, // 75: vhpc.v1.JobService.Logs:output_type -> vhpc.v1.LogChunk
+	40, // 76: vhpc.v1.JobService.Nodes:output_type -> vhpc.v1.NodesResponse
+	19, // 77: vhpc.v1.JobService.DataStore:output_type -> vhpc.v1.DataStoreInfo
+	51, // 78: vhpc.v1.NodeService.Register:output_type -> vhpc.v1.RegisterResponse
+	53, // 79: vhpc.v1.NodeService.Heartbeat:output_type -> vhpc.v1.HeartbeatResponse
+	55, // 80: vhpc.v1.NodeService.WatchAllocations:output_type -> vhpc.v1.AllocationSet
+	57, // 81: vhpc.v1.NodeService.UpdateAllocation:output_type -> vhpc.v1.UpdateAllocationResponse
+	38, // 82: vhpc.v1.NodeService.PushLogs:output_type -> vhpc.v1.PushLogsResponse
+	44, // 83: vhpc.v1.NodeService.SetGPUHealth:output_type -> vhpc.v1.Node
+	44, // 84: vhpc.v1.NodeService.StartAcceptance:output_type -> vhpc.v1.Node
+	44, // 85: vhpc.v1.NodeService.ReportAcceptance:output_type -> vhpc.v1.Node
+	1,  // 86: vhpc.v1.NodeService.RegistryToken:output_type -> vhpc.v1.RegistryTokenResponse
+	2,  // 87: vhpc.v1.ImageService.Put:output_type -> vhpc.v1.ImageRecord
+	5,  // 88: vhpc.v1.ImageService.List:output_type -> vhpc.v1.ListImagesResponse
+	2,  // 89: vhpc.v1.ImageService.Get:output_type -> vhpc.v1.ImageRecord
+	2,  // 90: vhpc.v1.ImageService.Remove:output_type -> vhpc.v1.ImageRecord
+	11, // 91: vhpc.v1.ClusterService.Status:output_type -> vhpc.v1.ClusterStatus
+	11, // 92: vhpc.v1.ClusterService.AddMember:output_type -> vhpc.v1.ClusterStatus
+	11, // 93: vhpc.v1.ClusterService.RemoveMember:output_type -> vhpc.v1.ClusterStatus
+	11, // 94: vhpc.v1.ClusterService.TransferLeadership:output_type -> vhpc.v1.ClusterStatus
+	16, // 95: vhpc.v1.ClusterService.SnapshotSave:output_type -> vhpc.v1.SnapshotChunk
+	11, // 96: vhpc.v1.ClusterService.SnapshotRestore:output_type -> vhpc.v1.ClusterStatus
+	11, // 97: vhpc.v1.ClusterService.Announce:output_type -> vhpc.v1.ClusterStatus
+	70, // [70:98] is the sub-list for method output_type
+	42, // [42:70] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_vhpc_proto_init() }
@@ -5090,7 +5231,7 @@ func file_vhpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_vhpc_proto_rawDesc), len(file_vhpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   56,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   4,
 		},

@@ -63,6 +63,9 @@ type JobServiceClient interface {
 	// DataStore says where a department's job files go: hpcsub uploads a
 	// job's stageIn files there before Submit and fetches its outputs from
 	// there (package jobdata). FailedPrecondition when the cluster has none.
+	// A master with a registry token key answers a short-lived token for
+	// the department's repository (pull and push) and, when asked, an image
+	// repository of it (pull; push for its admins and operators).
 	DataStore(ctx context.Context, in *DataStoreRequest, opts ...grpc.CallOption) (*DataStoreInfo, error)
 }
 
@@ -202,6 +205,9 @@ type JobServiceServer interface {
 	// DataStore says where a department's job files go: hpcsub uploads a
 	// job's stageIn files there before Submit and fetches its outputs from
 	// there (package jobdata). FailedPrecondition when the cluster has none.
+	// A master with a registry token key answers a short-lived token for
+	// the department's repository (pull and push) and, when asked, an image
+	// repository of it (pull; push for its admins and operators).
 	DataStore(context.Context, *DataStoreRequest) (*DataStoreInfo, error)
 	mustEmbedUnimplementedJobServiceServer()
 }
@@ -444,6 +450,7 @@ const (
 	NodeService_SetGPUHealth_FullMethodName     = "/vhpc.v1.NodeService/SetGPUHealth"
 	NodeService_StartAcceptance_FullMethodName  = "/vhpc.v1.NodeService/StartAcceptance"
 	NodeService_ReportAcceptance_FullMethodName = "/vhpc.v1.NodeService/ReportAcceptance"
+	NodeService_RegistryToken_FullMethodName    = "/vhpc.v1.NodeService/RegistryToken"
 )
 
 // NodeServiceClient is the client API for NodeService service.
@@ -488,6 +495,13 @@ type NodeServiceClient interface {
 	// value, the median and the margin; a passing one returns to service.
 	// FailedPrecondition when run_id is not the node's pending run.
 	ReportAcceptance(ctx context.Context, in *AcceptanceReport, opts ...grpc.CallOption) (*Node, error)
+	// RegistryToken gives the agent of an allocation's node a short-lived
+	// registry token for that allocation: pull of the job's image
+	// repository, pull and push of its department's file sets (inputs,
+	// datasets, outputs), nothing else. The agent asks again before it
+	// expires. FailedPrecondition when the master signs no tokens (the
+	// registry is open); NotFound for an unknown allocation.
+	RegistryToken(ctx context.Context, in *RegistryTokenRequest, opts ...grpc.CallOption) (*RegistryTokenResponse, error)
 }
 
 type nodeServiceClient struct {
@@ -590,6 +604,16 @@ func (c *nodeServiceClient) ReportAcceptance(ctx context.Context, in *Acceptance
 	return out, nil
 }
 
+func (c *nodeServiceClient) RegistryToken(ctx context.Context, in *RegistryTokenRequest, opts ...grpc.CallOption) (*RegistryTokenResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RegistryTokenResponse)
+	err := c.cc.Invoke(ctx, NodeService_RegistryToken_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // NodeServiceServer is the server API for NodeService service.
 // All implementations must embed UnimplementedNodeServiceServer
 // for forward compatibility.
@@ -632,6 +656,13 @@ type NodeServiceServer interface {
 	// value, the median and the margin; a passing one returns to service.
 	// FailedPrecondition when run_id is not the node's pending run.
 	ReportAcceptance(context.Context, *AcceptanceReport) (*Node, error)
+	// RegistryToken gives the agent of an allocation's node a short-lived
+	// registry token for that allocation: pull of the job's image
+	// repository, pull and push of its department's file sets (inputs,
+	// datasets, outputs), nothing else. The agent asks again before it
+	// expires. FailedPrecondition when the master signs no tokens (the
+	// registry is open); NotFound for an unknown allocation.
+	RegistryToken(context.Context, *RegistryTokenRequest) (*RegistryTokenResponse, error)
 	mustEmbedUnimplementedNodeServiceServer()
 }
 
@@ -665,6 +696,9 @@ func (UnimplementedNodeServiceServer) StartAcceptance(context.Context, *StartAcc
 }
 func (UnimplementedNodeServiceServer) ReportAcceptance(context.Context, *AcceptanceReport) (*Node, error) {
 	return nil, status.Error(codes.Unimplemented, "method ReportAcceptance not implemented")
+}
+func (UnimplementedNodeServiceServer) RegistryToken(context.Context, *RegistryTokenRequest) (*RegistryTokenResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RegistryToken not implemented")
 }
 func (UnimplementedNodeServiceServer) mustEmbedUnimplementedNodeServiceServer() {}
 func (UnimplementedNodeServiceServer) testEmbeddedByValue()                     {}
@@ -813,6 +847,24 @@ func _NodeService_ReportAcceptance_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _NodeService_RegistryToken_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RegistryTokenRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(NodeServiceServer).RegistryToken(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: NodeService_RegistryToken_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(NodeServiceServer).RegistryToken(ctx, req.(*RegistryTokenRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // NodeService_ServiceDesc is the grpc.ServiceDesc for NodeService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -843,6 +895,10 @@ var NodeService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReportAcceptance",
 			Handler:    _NodeService_ReportAcceptance_Handler,
+		},
+		{
+			MethodName: "RegistryToken",
+			Handler:    _NodeService_RegistryToken_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -115,15 +115,17 @@ func dataPush(ctx context.Context, c *client.Client, ref, dir string, public boo
 		fmt.Fprintf(stderr, "hpc: skipping %s (symlinks and special files are not part of a dataset)\n", s)
 	}
 	var info *api.DataStoreInfo
+	req := &api.DataStoreRequest{Department: dept}
 	err = c.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
 		var err error
-		info, err = client.Jobs(conn).DataStore(ctx, &api.DataStoreRequest{Department: dept})
+		info, err = client.Jobs(conn).DataStore(ctx, req)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	p, err := jobdata.Push(ctx, info.GetRegistry(), dept, files, imagestore.Options{Logger: slog.New(slog.NewTextHandler(stderr, nil))})
+	p, err := jobdata.Push(ctx, info.GetRegistry(), dept, files, imagestore.Options{Logger: slog.New(slog.NewTextHandler(stderr, nil)),
+		Token: client.StoreTokens(c, req, info)})
 	if err != nil {
 		return fmt.Errorf("upload %s: %w (run again: what arrived is not sent twice)", dir, err)
 	}

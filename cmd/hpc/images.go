@@ -134,25 +134,30 @@ func call[T any](ctx context.Context, c *client.Client, fn func(context.Context,
 	return out, err
 }
 
-// registryURL is --registry, else the one the master was started with.
-func registryURL(ctx context.Context, c *client.Client, flagValue, ref string) (string, error) {
-	if flagValue != "" {
-		return flagValue, nil
-	}
+// registryURL is --registry, else the one the master was started with,
+// and the token source for ref's repository (pull; push for the
+// department's admins): the master's answer to DataStore. A master
+// without a registry leaves --registry without a token (an open registry).
+func registryURL(ctx context.Context, c *client.Client, flagValue, ref string) (string, imagestore.TokenSource, error) {
 	var info *api.DataStoreInfo
+	dept, name, _, _ := model.SplitImageRef(ref) // the ACL table asks which department's store
+	req := &api.DataStoreRequest{Department: dept, ImageRepository: dept + "/" + name}
 	err := c.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
 		var err error
-		dept, _, _, _ := model.SplitImageRef(ref) // the ACL table asks which department's store
-		info, err = client.Jobs(conn).DataStore(ctx, &api.DataStoreRequest{Department: dept})
+		info, err = client.Jobs(conn).DataStore(ctx, req)
 		return err
 	})
-	if status.Code(err) == codes.FailedPrecondition {
-		return "", errors.New("the master knows no registry: pass --registry URL (e.g. http://127.0.0.1:5000), or start hpcd with --registry")
+	switch {
+	case status.Code(err) == codes.FailedPrecondition && flagValue != "":
+		return flagValue, nil, nil
+	case status.Code(err) == codes.FailedPrecondition:
+		return "", nil, errors.New("the master knows no registry: pass --registry URL (e.g. http://127.0.0.1:5000), or start hpcd with --registry")
+	case err != nil:
+		return "", nil, err
+	case flagValue != "":
+		return flagValue, client.StoreTokens(c, req, info), nil
 	}
-	if err != nil {
-		return "", err
-	}
-	return info.GetRegistry(), nil
+	return info.GetRegistry(), client.StoreTokens(c, req, info), nil
 }
 
 // normalRef checks REF and fills in the default tag.
@@ -185,11 +190,11 @@ func imagePush(ctx context.Context, c *client.Client, f catalogFlags, dir, ref s
 			packages = append(packages, p.Name)
 		}
 	}
-	reg, err := registryURL(ctx, c, f.registry, ref)
+	reg, tokens, err := registryURL(ctx, c, f.registry, ref)
 	if err != nil {
 		return err
 	}
-	res, err := imagestore.Push(ctx, reg, ref, dir, imagestore.Options{Logger: slog.New(slog.NewTextHandler(stderr, nil))})
+	res, err := imagestore.Push(ctx, reg, ref, dir, imagestore.Options{Logger: slog.New(slog.NewTextHandler(stderr, nil)), Token: tokens})
 	if err != nil {
 		return err
 	}
@@ -295,12 +300,12 @@ func imageInspect(ctx context.Context, c *client.Client, f catalogFlags, ref str
 	if err != nil {
 		return err
 	}
-	reg, err := registryURL(ctx, c, f.registry, ref)
+	reg, tokens, err := registryURL(ctx, c, f.registry, ref)
 	if err != nil {
 		return err
 	}
 	repo, _, _ := imagestore.SplitRef(ref)
-	im, err := imagestore.Inspect(ctx, reg, repo+"@"+rec.GetDigest(), imagestore.Options{})
+	im, err := imagestore.Inspect(ctx, reg, repo+"@"+rec.GetDigest(), imagestore.Options{Token: tokens})
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ func writeImageDir(t *testing.T) string {
 
 func TestImageCatalogCommands(t *testing.T) {
 	reg := registrytest.Start(t)
-	master := servertest.Start(t, func(c *server.Config) { c.ImageRegistry = reg.URL })
+	master := servertest.Start(t, func(c *server.Config) { c.ImageRegistry, c.RegistryTokens = reg.URL, reg.Issuer })
 	addr := master.GRPCAddr()
 	ctx := context.Background()
 	hpc := func(args ...string) (string, error) {

@@ -23,10 +23,12 @@ import (
 
 	"vhpc/client"
 	"vhpc/hpcbench/accept"
+	"vhpc/imagestore"
 	"vhpc/jobspec"
 	"vhpc/nodeagent/agent"
 	"vhpc/scheduler/core"
 	"vhpc/scheduler/server"
+	"vhpc/security/regtoken"
 )
 
 // usageError marks errors that exit with status 2.
@@ -217,7 +219,11 @@ func devCmd() *cobra.Command {
 				}
 			}
 			if cfg.ImageRegistry == "" {
-				reg, err := startDevRegistry(c.dataDir, cfg.Logger) // registry.go
+				var tokens *imagestore.TokenAuth
+				if iss := cfg.RegistryTokens; iss != nil {
+					tokens = &imagestore.TokenAuth{Service: iss.Service(), Issuer: iss.Name(), RootCertBundle: filepath.Join(sec.pkiDir, regtoken.CertFile)}
+				}
+				reg, err := startDevRegistry(c.dataDir, tokens, cfg.Logger) // registry.go
 				if err != nil {
 					return err
 				}

@@ -52,7 +52,7 @@ func startMPICluster(t testing.TB) *mpiCluster {
 	c := &mpiCluster{e2eCluster: &e2eCluster{t: t, hpcd: hpcd, sub: goBuild(t, dir, "../hpcsub"), addr: freePort(t)}}
 	c.hpc = goBuild(t, dir, "../hpc")
 	master := exec.Command(hpcd, "server", "--id", "m", "--data-dir", filepath.Join(dir, "m"), "--addr", c.addr,
-		"--raft-addr", freePort(t), "--http", "", "--registry", reg.URL, "--log-level", "warn", "--insecure")
+		"--raft-addr", freePort(t), "--http", "", "--registry", reg.URL, "--registry-token-dir", reg.KeyDir(t), "--log-level", "warn", "--insecure")
 	master.Stderr = os.Stderr
 	if err := master.Start(); err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"vhpc/client"
 	"vhpc/imagestore"
 	"vhpc/scheduler/server"
+	"vhpc/security/regtoken"
 	"vhpc/vmimages"
 )
 
@@ -19,15 +20,16 @@ import (
 // loopback port with its storage under DATA-DIR/registry: a child process
 // that ends with hpcd (Close, or the kernel's parent-death signal when hpcd
 // is killed). Without the program the error names the Debian package and
-// --registry.
-func startDevRegistry(dataDir string, log *slog.Logger) (*imagestore.Registry, error) {
+// --registry. With tokens (a secure dev cluster) it takes only the
+// master's registry tokens.
+func startDevRegistry(dataDir string, tokens *imagestore.TokenAuth, log *slog.Logger) (*imagestore.Registry, error) {
 	reg, err := imagestore.StartRegistry(context.Background(), imagestore.RegistryConfig{
-		Dir: filepath.Join(dataDir, "registry"), Logger: log, DieWithParent: true,
+		Dir: filepath.Join(dataDir, "registry"), Logger: log, DieWithParent: true, TokenAuth: tokens,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("hpcd dev: %w (or point hpcd at a running registry with --registry URL)", err)
 	}
-	log.Info("image registry started", "url", reg.URL, "storage", filepath.Join(dataDir, "registry", "storage"))
+	log.Info("image registry started", "url", reg.URL, "storage", filepath.Join(dataDir, "registry", "storage"), "token_auth", tokens != nil)
 	go func() {
 		<-reg.Exited()
 		log.Debug("image registry stopped", "url", reg.URL)
@@ -53,7 +55,10 @@ func publishTiny(ctx context.Context, s *server.Server, creds *client.Credential
 		if err != nil {
 			return err
 		}
-		res, err := imagestore.Push(ctx, registryURL, vmimages.TinyRef+":latest", img.Dir, imagestore.Options{Logger: log})
+		repo, _, _ := imagestore.SplitRef(vmimages.TinyRef)
+		opts := s.RegistryOptions(repo, regtoken.ActionPull, regtoken.ActionPush)
+		opts.Logger = log
+		res, err := imagestore.Push(ctx, registryURL, vmimages.TinyRef+":latest", img.Dir, opts)
 		if err != nil {
 			return err
 		}

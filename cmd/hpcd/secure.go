@@ -22,6 +22,7 @@ import (
 	"vhpc/security/authz"
 	"vhpc/security/login"
 	"vhpc/security/pki"
+	"vhpc/security/regtoken"
 )
 
 // secFlags are the security flags of `hpcd server` and `hpcd dev`.
@@ -29,6 +30,7 @@ type secFlags struct {
 	pkiDir      string // --pki-dir
 	insecure    bool   // --insecure
 	loginSocket string // --login-socket (server; dev always has one)
+	tokenDir    string // --registry-token-dir (server)
 }
 
 func (f *secFlags) register(cmd *cobra.Command, dev bool) {
@@ -41,10 +43,15 @@ func (f *secFlags) register(cmd *cobra.Command, dev bool) {
 	fs.StringVar(&f.pkiDir, "pki-dir", defaultPKIDir(), "directory with ca.crt, revoked.txt and this member's server-ID.crt/.key (`hpcd tls init`, `hpcd tls issue --server ID`); replaced files are picked up without a restart")
 	fs.BoolVar(&f.insecure, "insecure", false, "serve plaintext without identities, ACLs or audit log (tests only; clients need VHPC_CREDENTIALS=none)")
 	fs.StringVar(&f.loginSocket, "login-socket", "", "serve `hpcsub login` for users of this host on this Unix socket (needs ca.key in --pki-dir)")
+	fs.StringVar(&f.tokenDir, "registry-token-dir", "", "directory with the registry token key, registry-token.key/.crt (`hpcd tls init` makes it; default --pki-dir, none with --insecure): this member signs the tokens the registry takes; the registry trusts registry-token.crt")
 }
 
-// apply sets cfg.Security (or cfg.Insecure) for member id.
+// apply sets cfg.Security (or cfg.Insecure) for member id, and
+// cfg.RegistryTokens from the registry token key.
 func (f *secFlags) apply(cfg *server.Config, id string) error {
+	if err := f.loadTokens(cfg); err != nil {
+		return err
+	}
 	if f.insecure {
 		cfg.Insecure = true
 		return nil
@@ -54,6 +61,29 @@ func (f *secFlags) apply(cfg *server.Config, id string) error {
 		return usageError{fmt.Errorf("%w (create the CA with `hpcd tls init --out %s --name %s`, or run a plaintext test member with --insecure)", err, f.pkiDir, id)}
 	}
 	cfg.Security = &server.Security{TLS: rl}
+	return nil
+}
+
+// loadTokens reads the registry token key of --registry-token-dir (else
+// --pki-dir on a secure member). A secure member without one warns: it
+// signs no tokens, so its registry must be open.
+func (f *secFlags) loadTokens(cfg *server.Config) error {
+	dir := f.tokenDir
+	if dir == "" && f.insecure {
+		return nil
+	}
+	if dir == "" {
+		dir = f.pkiDir
+	}
+	iss, err := regtoken.Load(dir, regtoken.Config{})
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && f.tokenDir == "":
+		cfg.Logger.Warn("no registry token key: this member signs no registry tokens, so the registry must be open to anyone who reaches it (`hpcd tls init` makes the key)", "dir", dir)
+		return nil
+	case err != nil:
+		return usageError{fmt.Errorf("registry token key in %s: %w", dir, err)}
+	}
+	cfg.RegistryTokens = iss
 	return nil
 }
 
@@ -152,6 +182,9 @@ func setupDevSecurity(dataDir, pkiDir, credsOut, node string, log *slog.Logger) 
 	local, err := localUser()
 	if err != nil {
 		return nil, err
+	}
+	if _, err := regtoken.Ensure(pkiDir, regtoken.Config{}); err != nil {
+		return nil, fmt.Errorf("dev registry token key: %w", err)
 	}
 	d := &devSecurity{pkiDir: pkiDir, user: local.Username}
 	if d.agent, err = client.LoadCredentials(pkiDir, pki.RoleAgent); err != nil {

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -65,6 +67,32 @@ func TestDevIsSecureByDefault(t *testing.T) {
 	must(creds, sub, job)
 	if out := must(creds, sub, "queue"); !strings.Contains(out, "hi") {
 		t.Fatalf("queue:\n%s", out)
+	}
+	// Job files go through the dev registry with the master's tokens (the
+	// upload with the user's, the master's check with its own); the
+	// registry refuses anyone without one.
+	if err := os.WriteFile(filepath.Join(dir, "in.txt"), []byte("input\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	staged := filepath.Join(dir, "staged.yaml")
+	if err := os.WriteFile(staged, []byte("name: staged\nresources: {cpusPerTask: 1, memory: 256MiB}\nwalltime: 1m\nstageIn: [in.txt]\ncommand: [/bin/true]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := must(creds, sub, staged); !strings.Contains(out, "stageIn: 1 files") {
+		t.Fatalf("submit with stageIn:\n%s", out)
+	}
+	conf, err := os.ReadFile(filepath.Join(dir, "data", "registry", "config.yml"))
+	m := regexp.MustCompile(`addr: "([^"]+)"`).FindSubmatch(conf)
+	if err != nil || m == nil || !strings.Contains(string(conf), "rootcertbundle") {
+		t.Fatalf("dev registry config (%v):\n%s", err, conf)
+	}
+	resp, err := http.Get("http://" + string(m[1]) + "/v2/vhpc-data/default/tags/list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("anonymous registry request: %s, want 401", resp.Status)
 	}
 	// A directory with the CA but no certificate: refused, saying how to log in.
 	anon := filepath.Join(dir, "anon")

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"vhpc/security/pki"
+	"vhpc/security/regtoken"
 )
 
 // defaultPKIDir is where `hpcd tls` keeps the CA unless --ca/--out or
@@ -78,8 +79,13 @@ func tlsInitCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := regtoken.Create(out); err != nil {
+				return err
+			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "CA          %s (key %s, keep it private)\n", filepath.Join(out, pki.CACertFile), filepath.Join(out, pki.CAKeyFile))
+			fmt.Fprintf(w, "registry    %s signs registry tokens (key %s, private; copy both to every member); the registry's auth.token.rootcertbundle is the .crt\n",
+				filepath.Join(out, regtoken.CertFile), filepath.Join(out, regtoken.KeyFile))
 			fmt.Fprintf(w, "server %-5s %s, %s (hosts %s, until %s)\n", name, crt, key, strings.Join(hosts, ","), is.Cert.NotAfter.UTC().Format(time.RFC3339))
 			fmt.Fprintf(w, "next: hpcd tls issue --ca %s --agent NODE   (one per node)\n", out)
 			return nil

@@ -40,15 +40,20 @@ func collectInputs(spec *jobspec.Spec, dir string) (*jobdata.Collected, error) {
 	return c, nil
 }
 
-// dataStore asks the master where the department's files go.
-func dataStore(ctx context.Context, c *client.Client, department string) (*api.DataStoreInfo, error) {
+// dataStore asks the master where the department's files go, and for
+// the token that opens its repository there.
+func dataStore(ctx context.Context, c *client.Client, department string) (*api.DataStoreInfo, imagestore.TokenSource, error) {
 	var info *api.DataStoreInfo
+	req := &api.DataStoreRequest{Department: department}
 	err := c.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
 		var err error
-		info, err = client.Jobs(conn).DataStore(ctx, &api.DataStoreRequest{Department: department})
+		info, err = client.Jobs(conn).DataStore(ctx, req)
 		return err
 	})
-	return info, err
+	if err != nil {
+		return nil, nil, err
+	}
+	return info, client.StoreTokens(c, req, info), nil
 }
 
 // uploadInputs sends the job's stageIn files to the cluster's store and
@@ -63,7 +68,7 @@ func (a *app) uploadInputs(ctx context.Context, c *client.Client, spec *jobspec.
 	for _, s := range files.Skipped {
 		fmt.Fprintf(a.errOut, "hpcsub: stageIn: skipping %s (symlinks and special files are not staged)\n", s)
 	}
-	info, err := dataStore(ctx, c, spec.Department)
+	info, tokens, err := dataStore(ctx, c, spec.Department)
 	if err != nil {
 		return "", fmt.Errorf("stageIn: %w", err)
 	}
@@ -71,7 +76,7 @@ func (a *app) uploadInputs(ctx context.Context, c *client.Client, spec *jobspec.
 		return "", exitError{code: 2, err: fmt.Errorf("stageIn: %s of input files; this cluster takes at most %s per job", humanBytes(n), humanBytes(info.GetMaxInputBytes()))}
 	}
 	prog := a.progress("uploading inputs", files.Bytes())
-	p, err := jobdata.Push(ctx, info.GetRegistry(), spec.Department, files, imagestore.Options{Progress: prog.update})
+	p, err := jobdata.Push(ctx, info.GetRegistry(), spec.Department, files, imagestore.Options{Progress: prog.update, Token: tokens})
 	prog.done()
 	if err != nil {
 		return "", fmt.Errorf("stageIn: upload to %s: %w (run again: what arrived is not sent twice)", info.GetRegistry(), err)
@@ -130,11 +135,11 @@ func (a *app) fetchOutputs(ctx context.Context, c *client.Client, j *api.Job, di
 		}
 		return fmt.Errorf("job %d stored no outputs (%s)", j.GetId(), missingOutputs(j))
 	}
-	info, err := dataStore(ctx, c, j.GetDepartment())
+	info, tokens, err := dataStore(ctx, c, j.GetDepartment())
 	if err != nil {
 		return err
 	}
-	opts := imagestore.Options{}
+	opts := imagestore.Options{Token: tokens}
 	var files []fetchFile
 	for _, s := range sets {
 		set, err := jobdata.Inspect(ctx, info.GetRegistry(), j.GetDepartment(), s.set, opts)
@@ -159,7 +164,7 @@ func (a *app) fetchOutputs(ctx context.Context, c *client.Client, j *api.Job, di
 	var done int64
 	for _, s := range sets {
 		base := done
-		set, err := jobdata.Pull(ctx, info.GetRegistry(), j.GetDepartment(), s.set, dir, imagestore.Options{Progress: func(n, _ int64) { prog.update(base+n, total) }})
+		set, err := jobdata.Pull(ctx, info.GetRegistry(), j.GetDepartment(), s.set, dir, imagestore.Options{Token: tokens, Progress: func(n, _ int64) { prog.update(base+n, total) }})
 		if err != nil {
 			prog.done()
 			return fmt.Errorf("outputs of %s: %w", s.alloc, err)

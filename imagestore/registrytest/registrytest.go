@@ -22,7 +22,7 @@ type Registry struct {
 	// Issuer signs tokens the registry accepts (default TTL and clock).
 	Issuer *regtoken.Issuer
 
-	certPEM, keyPEM []byte
+	dir string
 }
 
 // Start runs docker-registry with token auth for the test and returns it;
@@ -37,36 +37,57 @@ func Start(t testing.TB) *Registry {
 // dir/storage), for tests that reach into the storage.
 func StartIn(t testing.TB, dir string) *Registry {
 	t.Helper()
-	certPEM, keyPEM, err := regtoken.NewKeyPair(time.Now())
+	iss, err := regtoken.Generate(regtoken.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss, err := regtoken.Parse(certPEM, keyPEM, regtoken.Config{})
-	if err != nil {
+	if err := os.WriteFile(filepath.Join(dir, regtoken.CertFile), iss.CertPEM(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	bundle := filepath.Join(dir, regtoken.CertFile)
-	if err := os.WriteFile(bundle, certPEM, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r, err := imagestore.StartRegistry(context.Background(), imagestore.RegistryConfig{Dir: dir, StartTimeout: 20 * time.Second,
-		TokenAuth: &imagestore.TokenAuth{Service: iss.Service(), Issuer: iss.Name(), RootCertBundle: bundle}})
+	r := &Registry{Issuer: iss, dir: dir}
+	r.start(t, "")
+	return r
+}
+
+func (r *Registry) start(t testing.TB, addr string) {
+	t.Helper()
+	reg, err := imagestore.StartRegistry(context.Background(), imagestore.RegistryConfig{Dir: r.dir, Addr: addr, StartTimeout: 20 * time.Second,
+		TokenAuth: &imagestore.TokenAuth{Service: r.Issuer.Service(), Issuer: r.Issuer.Name(), RootCertBundle: filepath.Join(r.dir, regtoken.CertFile)}})
 	if err != nil {
 		t.Fatalf("%v (scripts/install-deps.sh installs it)", err)
 	}
-	t.Cleanup(func() { r.Close() })
-	return &Registry{Registry: r, Issuer: iss, certPEM: certPEM, keyPEM: keyPEM}
+	t.Cleanup(func() { reg.Close() })
+	r.Registry = reg
+}
+
+// Restart starts the registry again, after Close, on the same address,
+// storage and key.
+func (r *Registry) Restart(t testing.TB) {
+	t.Helper()
+	r.start(t, r.Addr)
 }
 
 // IssuerWith returns an Issuer over the registry's trusted key with cfg
 // (a short TTL, a clock in the past); the test fails on a bad cfg.
 func (r *Registry) IssuerWith(t testing.TB, cfg regtoken.Config) *regtoken.Issuer {
 	t.Helper()
-	iss, err := regtoken.Parse(r.certPEM, r.keyPEM, cfg)
+	iss, err := r.Issuer.With(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return iss
+}
+
+// KeyDir writes the registry's trusted key and certificate into a new
+// directory as regtoken.Load reads them (for `hpcd server
+// --registry-token-dir`) and returns it.
+func (r *Registry) KeyDir(t testing.TB) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := r.Issuer.WriteFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // Tokens is a TokenSource for the test's own use: pull, push and delete

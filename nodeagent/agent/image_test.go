@@ -20,7 +20,7 @@ import (
 // pushTestImage pushes a small image directory (one file per layer, each
 // a few bytes) as public/python:1 and records it in m's catalog; it
 // returns the manifest digest and the root disk's blob digest.
-func pushTestImage(t *testing.T, m *server.Server, regURL string) (digest, rootBlob string) {
+func pushTestImage(t *testing.T, m *server.Server, reg *registrytest.Registry) (digest, rootBlob string) {
 	t.Helper()
 	img := t.TempDir()
 	for n, b := range map[string]string{"config.json": `{"ref":"public/python:1"}`, "kernel": "k", "initrd": "i", "root.qcow2": "q"} {
@@ -29,7 +29,7 @@ func pushTestImage(t *testing.T, m *server.Server, regURL string) (digest, rootB
 		}
 	}
 	ctx := context.Background()
-	res, err := imagestore.Push(ctx, regURL, "public/python:1", img, imagestore.Options{})
+	res, err := imagestore.Push(ctx, reg.URL, "public/python:1", img, reg.Options())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +37,7 @@ func pushTestImage(t *testing.T, m *server.Server, regURL string) (digest, rootB
 	if _, err := images.Put(ctx, &api.PutImageRequest{Ref: "public/python:1", Digest: res.Digest, SizeBytes: res.Size}); err != nil {
 		t.Fatal(err)
 	}
-	im, err := imagestore.Inspect(ctx, regURL, "public/python@"+res.Digest, imagestore.Options{})
+	im, err := imagestore.Inspect(ctx, reg.URL, "public/python@"+res.Digest, reg.Options())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,11 +49,12 @@ func pushTestImage(t *testing.T, m *server.Server, regURL string) (digest, rootB
 	return res.Digest, rootBlob
 }
 
-// masterWithRegistry starts a master whose catalog names reg.
-func masterWithRegistry(t *testing.T, regURL string) *server.Server {
+// masterWithRegistry starts a master whose catalog names reg and that
+// signs the tokens reg takes.
+func masterWithRegistry(t *testing.T, reg *registrytest.Registry) *server.Server {
 	return servertest.Start(t, func(c *server.Config) {
 		c.HeartbeatInterval, c.Lease = 200*time.Millisecond, 2*time.Second
-		c.ImageRegistry = regURL
+		c.ImageRegistry, c.RegistryTokens = reg.URL, reg.Issuer
 	})
 }
 
@@ -83,8 +84,8 @@ const pythonJob = "name: t\nimage: public/python:1\nresources:\n  cpusPerTask: 1
 // its allocation says the node pulled it.
 func TestJobImageIsPulledPinnedAndReleased(t *testing.T) {
 	reg := registrytest.Start(t)
-	m := masterWithRegistry(t, reg.URL)
-	digest, _ := pushTestImage(t, m, reg.URL)
+	m := masterWithRegistry(t, reg)
+	digest, _ := pushTestImage(t, m, reg)
 	h, cache := imageAgent(t, m, 1<<30, nil)
 
 	id := h.submit(pythonJob)
@@ -123,13 +124,9 @@ func TestJobImageIsPulledPinnedAndReleased(t *testing.T) {
 // waits in "starting" with the reason (it neither fails nor gives up),
 // and runs once the registry is back.
 func TestJobWaitsWhileTheRegistryIsDown(t *testing.T) {
-	regDir := t.TempDir()
-	reg, err := imagestore.StartRegistry(context.Background(), imagestore.RegistryConfig{Dir: regDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := masterWithRegistry(t, reg.URL)
-	pushTestImage(t, m, reg.URL)
+	reg := registrytest.Start(t)
+	m := masterWithRegistry(t, reg)
+	pushTestImage(t, m, reg)
 	reg.Close()
 	h, _ := imageAgent(t, m, 1<<30, func(c *Config) { c.RegistryRetryMax = 200 * time.Millisecond })
 
@@ -142,11 +139,7 @@ func TestJobWaitsWhileTheRegistryIsDown(t *testing.T) {
 	if j := h.job(id); j.GetState() != "scheduled" && j.GetState() != "pending" || len(j.GetAllocations()) != 1 {
 		t.Fatalf("job while the registry is down: %s, %d allocations (%s)", j.GetState(), len(j.GetAllocations()), j.GetReason())
 	}
-	reg2, err := imagestore.StartRegistry(context.Background(), imagestore.RegistryConfig{Dir: regDir, Addr: reg.Addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg2.Close() })
+	reg.Restart(t)
 	h.runner.release(h.started(), 0)
 	h.waitFor("the end", func() bool { return h.job(id).GetState() == "completed" })
 }
@@ -157,13 +150,9 @@ func TestJobWaitsWhileTheRegistryIsDown(t *testing.T) {
 // model.MaxNodeRequeues times; then the job fails, naming the mismatch.
 func TestCorruptBlobRequeuesWithoutBlame(t *testing.T) {
 	regDir := t.TempDir()
-	reg, err := imagestore.StartRegistry(context.Background(), imagestore.RegistryConfig{Dir: regDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { reg.Close() })
-	m := masterWithRegistry(t, reg.URL)
-	_, rootBlob := pushTestImage(t, m, reg.URL)
+	reg := registrytest.StartIn(t, regDir)
+	m := masterWithRegistry(t, reg)
+	_, rootBlob := pushTestImage(t, m, reg)
 	hexd := strings.TrimPrefix(rootBlob, "sha256:")
 	data := filepath.Join(regDir, "storage", "docker", "registry", "v2", "blobs", "sha256", hexd[:2], hexd, "data")
 	b, err := os.ReadFile(data)
@@ -204,8 +193,8 @@ func TestCorruptBlobRequeuesWithoutBlame(t *testing.T) {
 // node's cache sends the job back to the queue, saying why.
 func TestImageTooBigForTheCacheRequeues(t *testing.T) {
 	reg := registrytest.Start(t)
-	m := masterWithRegistry(t, reg.URL)
-	pushTestImage(t, m, reg.URL)
+	m := masterWithRegistry(t, reg)
+	pushTestImage(t, m, reg)
 	h, _ := imageAgent(t, m, 1, nil)
 	id := h.submit(pythonJob)
 	h.waitFor("the first requeue", func() bool {

@@ -133,6 +133,8 @@ func (a *Agent) start(ctx context.Context, al *api.Allocation, adopt bool) {
 // agent stops, runCtx when the master (or the fence) stops the job.
 func (a *Agent) runOne(agentCtx, runCtx context.Context, al *api.Allocation, adopt bool) (runner.Result, *api.GPUUsage) {
 	log := a.log.With("alloc_id", al.GetId(), "attempt", al.GetAttempt())
+	// Every registry call of this allocation carries its own token.
+	runCtx = a.withAllocToken(runCtx, al.GetId()) // regtoken.go
 	task, err := taskFor(al, a.cfg.ResolveGPUs, a.cfg.Node.Underlay, a.cfg.Data)
 	if err != nil {
 		log.Error("cannot run allocation", "err", err)

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"vhpc/imagestore"
 	"vhpc/imagestore/registrytest"
 	"vhpc/jobdata"
 	"vhpc/nodeagent/libvirt"
@@ -288,7 +287,7 @@ func TestE2EWalltime(t *testing.T) {
 func TestE2EStageInOut(t *testing.T) {
 	r, _ := newE2ERunner(t, nil)
 	reg := registrytest.Start(t)
-	store := jobdata.Store{Registry: reg.URL}
+	store := jobdata.Store{Registry: reg.URL, Options: reg.Options()}
 	src := t.TempDir()
 	if err := os.WriteFile(filepath.Join(src, "in.txt"), []byte("from the host\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -297,7 +296,7 @@ func TestE2EStageInOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := jobdata.Push(context.Background(), reg.URL, "physics", c, imagestore.Options{})
+	in, err := jobdata.Push(context.Background(), reg.URL, "physics", c, reg.Options())
 	c.Close()
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"vhpc/scheduler/fsm"
 	"vhpc/scheduler/model"
 	"vhpc/scheduler/state"
+	"vhpc/security/regtoken"
 )
 
 // inspectTimeout bounds the master's look at a submitted file set.
@@ -27,7 +28,7 @@ const inspectTimeout = 30 * time.Second
 
 // DataStore implements JobService.DataStore (contract in api/vhpc.proto).
 // Every member answers from its own configuration.
-func (js *jobService) DataStore(_ context.Context, req *api.DataStoreRequest) (*api.DataStoreInfo, error) {
+func (js *jobService) DataStore(ctx context.Context, req *api.DataStoreRequest) (*api.DataStoreInfo, error) {
 	s := js.s
 	if s.cfg.ImageRegistry == "" {
 		return nil, status.Error(codes.FailedPrecondition, jobdata.ErrNoStore.Error())
@@ -36,10 +37,18 @@ func (js *jobService) DataStore(_ context.Context, req *api.DataStoreRequest) (*
 	if dept == "" {
 		dept = jobspec.DefaultDepartment
 	}
-	return &api.DataStoreInfo{
+	info := &api.DataStoreInfo{
 		Registry: s.cfg.ImageRegistry, Repository: jobdata.RepositoryName(dept),
 		MaxInputBytes: s.cfg.MaxInputBytes, MaxOutputBytes: s.cfg.MaxOutputBytes,
-	}, nil
+	}
+	tok, err := s.dataStoreToken(ctx, dept, req.GetImageRepository()) // regtokens.go
+	if err != nil {
+		return nil, err
+	}
+	if tok != nil {
+		info.RegistryToken, info.RegistryTokenExpires = tok.Raw, timestamppb.New(tok.Expires)
+	}
+	return info, nil
 }
 
 // checkInputs holds a submission to its stageIn: a job with stageIn names
@@ -60,7 +69,7 @@ func (s *Server) checkInputs(ctx context.Context, spec *jobspec.Spec, file, dige
 	}
 	ictx, cancel := context.WithTimeout(ctx, inspectTimeout)
 	defer cancel()
-	set, err := jobdata.Inspect(ictx, s.cfg.ImageRegistry, j.Department, digest, imagestore.Options{Logger: s.log})
+	set, err := jobdata.Inspect(ictx, s.cfg.ImageRegistry, j.Department, digest, s.RegistryOptions(jobdata.RepositoryName(j.Department), regtoken.ActionPull))
 	switch {
 	case err != nil && imagestore.Unavailable(err):
 		return status.Errorf(codes.Unavailable, "%s: stageIn: the cluster's store is unavailable; retry: %v", file, err)
@@ -196,7 +205,7 @@ func (s *Server) checkDatasetSet(ctx context.Context, im *model.Image) error {
 	}
 	ictx, cancel := context.WithTimeout(ctx, inspectTimeout)
 	defer cancel()
-	set, err := jobdata.Inspect(ictx, s.cfg.ImageRegistry, im.Department, im.Digest, imagestore.Options{Logger: s.log})
+	set, err := jobdata.Inspect(ictx, s.cfg.ImageRegistry, im.Department, im.Digest, s.RegistryOptions(jobdata.RepositoryName(im.Department), regtoken.ActionPull))
 	switch {
 	case err != nil && imagestore.Unavailable(err):
 		return status.Errorf(codes.Unavailable, "dataset %s: the cluster's store is unavailable; retry: %v", im.Ref(), err)

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"vhpc/api"
-	"vhpc/imagestore"
 	"vhpc/imagestore/registrytest"
 	"vhpc/jobdata"
 )
@@ -38,7 +37,7 @@ func (c *fakeClock) advance(d time.Duration) {
 }
 
 // pushSet uploads files (name -> content) as physics' input file set.
-func pushSet(t *testing.T, registry string, files map[string]string) string {
+func pushSet(t *testing.T, reg *registrytest.Registry, files map[string]string) string {
 	t.Helper()
 	dir := t.TempDir()
 	var stages []jobdata.Stage
@@ -53,7 +52,7 @@ func pushSet(t *testing.T, registry string, files map[string]string) string {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	p, err := jobdata.Push(context.Background(), registry, "physics", c, imagestore.Options{})
+	p, err := jobdata.Push(context.Background(), reg.URL, "physics", c, reg.Options())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +66,7 @@ func pushSet(t *testing.T, registry string, files map[string]string) string {
 func TestInputsQuotaAndRetention(t *testing.T) {
 	reg := registrytest.Start(t)
 	clock := &fakeClock{now: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
-	ts := runMember(t, Config{ID: "t1", DataDir: t.TempDir(), RaftAddr: "127.0.0.1:0", ImageRegistry: reg.URL,
+	ts := runMember(t, Config{ID: "t1", DataDir: t.TempDir(), RaftAddr: "127.0.0.1:0", ImageRegistry: reg.URL, RegistryTokens: reg.Issuer,
 		DataQuotas: map[string]int64{"physics": 100}, Retention: time.Hour, RetentionInterval: 20 * time.Millisecond, Now: clock.Now})
 	ctx := context.Background()
 	if err := ts.WaitReady(ctx); err != nil {
@@ -82,8 +81,8 @@ func TestInputsQuotaAndRetention(t *testing.T) {
 		r, err := ts.jobs.Submit(ctx, &api.SubmitRequest{ClientToken: fmt.Sprintf("data-test-token-%04d", tokens), Spec: spec(file), User: "ada", Inputs: set})
 		return r.GetJobId(), err
 	}
-	a := pushSet(t, reg.URL, map[string]string{"a.dat": strings.Repeat("a", 60)})
-	b := pushSet(t, reg.URL, map[string]string{"b.dat": strings.Repeat("b", 60)})
+	a := pushSet(t, reg, map[string]string{"a.dat": strings.Repeat("a", 60)})
+	b := pushSet(t, reg, map[string]string{"b.dat": strings.Repeat("b", 60)})
 
 	first, err := submit("a.dat", a)
 	if err != nil {
@@ -117,7 +116,7 @@ func TestInputsQuotaAndRetention(t *testing.T) {
 		j, _ := ts.jobs.Get(ctx, &api.GetJobRequest{Id: first})
 		return j.GetArtifactsDeleted() != nil
 	})
-	if _, err := jobdata.Inspect(ctx, reg.URL, "physics", a, imagestore.Options{}); err != nil {
+	if _, err := jobdata.Inspect(ctx, reg.URL, "physics", a, reg.Options()); err != nil {
 		t.Fatalf("the set a pending job names was deleted: %v", err)
 	}
 	if _, err := ts.jobs.Cancel(ctx, &api.CancelJobRequest{Id: second}); err != nil {
@@ -128,7 +127,7 @@ func TestInputsQuotaAndRetention(t *testing.T) {
 		j, _ := ts.jobs.Get(ctx, &api.GetJobRequest{Id: second})
 		return j.GetArtifactsDeleted() != nil
 	})
-	if _, err := jobdata.Inspect(ctx, reg.URL, "physics", a, imagestore.Options{}); err == nil {
+	if _, err := jobdata.Inspect(ctx, reg.URL, "physics", a, reg.Options()); err == nil {
 		t.Fatal("the set is still in the store after both jobs expired")
 	}
 	if _, err := submit("b.dat", b); err != nil { // the quota has room again

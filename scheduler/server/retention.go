@@ -5,11 +5,11 @@ import (
 	"errors"
 	"time"
 
-	"vhpc/imagestore"
 	"vhpc/jobdata"
 	"vhpc/scheduler/fsm"
 	"vhpc/scheduler/model"
 	"vhpc/scheduler/state"
+	"vhpc/security/regtoken"
 )
 
 // retentionBatch bounds the jobs one ExpireArtifacts entry marks.
@@ -100,7 +100,7 @@ func (s *Server) deleteSets(ctx context.Context, j *model.Job, sets map[string]i
 		if kept[d] {
 			continue
 		}
-		if err := jobdata.Delete(dctx, s.cfg.ImageRegistry, j.Department, d, imagestore.Options{Logger: s.log}); err != nil {
+		if err := jobdata.Delete(dctx, s.cfg.ImageRegistry, j.Department, d, s.RegistryOptions(jobdata.RepositoryName(j.Department), regtoken.ActionDelete)); err != nil {
 			return err
 		}
 	}

@@ -29,6 +29,7 @@ import (
 	"vhpc/scheduler/core"
 	"vhpc/scheduler/fsm"
 	"vhpc/scheduler/model"
+	"vhpc/security/regtoken"
 )
 
 // Config is everything a Server needs; cmd/hpcd fills it from flags.
@@ -60,6 +61,11 @@ type Config struct {
 	// ImageRegistry is the URL of the cluster's OCI registry
 	// (hpcd --registry); ImageService.List tells clients. "" if none.
 	ImageRegistry string
+	// RegistryTokens signs the registry's tokens (regtokens.go): for
+	// agents per allocation (NodeService.RegistryToken), users per
+	// department (DataStore) and the master's own calls. nil: the
+	// registry is open and nobody gets a token.
+	RegistryTokens *regtoken.Issuer
 	// MaxInputBytes bounds the stageIn files of one job, MaxOutputBytes the
 	// stageOut files one allocation uploads (0: DefaultMaxDataBytes).
 	MaxInputBytes  int64

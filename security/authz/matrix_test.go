@@ -90,6 +90,7 @@ var expected = map[string]string{
 	"/vhpc.v1.NodeService/WatchAllocations": "UDDDDADUD",
 	"/vhpc.v1.NodeService/UpdateAllocation": "UDDDDADUD",
 	"/vhpc.v1.NodeService/PushLogs":         "UDDDDADUD",
+	"/vhpc.v1.NodeService/RegistryToken":    "UDDDDADUD",
 	"/vhpc.v1.NodeService/SetGPUHealth":     "UDDDAADUD",
 	"/vhpc.v1.NodeService/StartAcceptance":  "UDDDADDUD",
 	"/vhpc.v1.NodeService/ReportAcceptance": "UDDDDADUD",

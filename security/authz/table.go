@@ -112,6 +112,8 @@ func Table() []Rule {
 		{nodeSvc + "WatchAllocations", false, allow{agent: OwnNode}},
 		{nodeSvc + "UpdateAllocation", true, allow{agent: OwnAlloc}},
 		{nodeSvc + "PushLogs", true, allow{agent: OwnAlloc}},
+		// A registry token for one allocation, only to the agent running it.
+		{nodeSvc + "RegistryToken", false, allow{agent: OwnAlloc}},
 		{nodeSvc + "SetGPUHealth", true, allow{agent: OwnNode, operator: Any}},
 		// Operators start acceptance runs; the agent reports its own node's.
 		{nodeSvc + "StartAcceptance", true, allow{operator: Any}},

@@ -301,21 +301,51 @@ func Create(dir string) error {
 			return fmt.Errorf("registry token key: %w", err)
 		}
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("registry token key: %w", err)
-	}
-	certPEM, keyPEM, err := NewKeyPair(time.Now())
+	iss, err := Generate(Config{})
 	if err != nil {
 		return err
 	}
-	if err := pki.WriteFileAtomic(filepath.Join(dir, KeyFile), keyPEM, 0o600); err != nil {
+	return iss.WriteFiles(dir)
+}
+
+// Generate returns an Issuer over a new key and certificate held in
+// memory (Create writes one; tests use one directly).
+func Generate(cfg Config) (*Issuer, error) {
+	certPEM, keyPEM, err := NewKeyPair(time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return Parse(certPEM, keyPEM, cfg)
+}
+
+// With returns an Issuer over the same key with another configuration
+// (tests: a short TTL, a clock in the past).
+func (i *Issuer) With(cfg Config) (*Issuer, error) { return New(i.cert, i.key, cfg) }
+
+// CertPEM is the certificate the registry must trust, PEM encoded (its
+// rootcertbundle).
+func (i *Issuer) CertPEM() []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: i.cert.Raw})
+}
+
+// WriteFiles stores the key (KeyFile, 0600, first) and the certificate
+// (CertFile) in dir, creating it 0700, each replaced atomically.
+func (i *Issuer) WriteFiles(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("registry token key: %w", err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(i.key)
+	if err != nil {
+		return fmt.Errorf("registry token key: %w", err)
+	}
+	if err := pki.WriteFileAtomic(filepath.Join(dir, KeyFile), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
 		return err
 	}
-	return pki.WriteFileAtomic(filepath.Join(dir, CertFile), certPEM, 0o644)
+	return pki.WriteFileAtomic(filepath.Join(dir, CertFile), i.CertPEM(), 0o644)
 }
 
 // NewKeyPair returns a fresh token certificate and key, PEM encoded,
-// valid from now (Create writes them; tests use them directly).
+// valid from now (Generate parses them).
 func NewKeyPair(now time.Time) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {

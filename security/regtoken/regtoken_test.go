@@ -14,11 +14,7 @@ import (
 
 func newIssuer(t *testing.T, cfg regtoken.Config) (*regtoken.Issuer, *x509.CertPool) {
 	t.Helper()
-	certPEM, keyPEM, err := regtoken.NewKeyPair(time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	iss, err := regtoken.Parse(certPEM, keyPEM, cfg)
+	iss, err := regtoken.Generate(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
