@@ -148,8 +148,8 @@ func registryURL(ctx context.Context, c *client.Client, flagValue, ref string) (
 		return err
 	})
 	switch {
-	case status.Code(err) == codes.FailedPrecondition && flagValue != "":
-		return flagValue, nil, nil
+	case flagValue != "" && (status.Code(err) == codes.FailedPrecondition || status.Code(err) == codes.PermissionDenied):
+		return flagValue, nil, nil // no token: an open registry still answers
 	case status.Code(err) == codes.FailedPrecondition:
 		return "", nil, errors.New("the master knows no registry: pass --registry URL (e.g. http://127.0.0.1:5000), or start hpcd with --registry")
 	case err != nil:
