@@ -162,6 +162,12 @@ type Config struct {
 	// other with its walltime; after that, every job with its walltime.
 	// 0: the walltime at once.
 	StarvationGrace time.Duration
+	// StarvationBacklog makes the starvation threshold follow the queue:
+	// a job starves once its wait exceeds max(StarvationAge,
+	// StarvationBacklog x backlog), the backlog being the work pending and
+	// running (estimates, widths) over the machine's capacity: how long the
+	// machine needs to run what it holds. 0: StarvationAge alone.
+	StarvationBacklog float64
 	// StarvationSlots is how many of the oldest starving jobs are promoted
 	// at once (0 = all of them).
 	StarvationSlots int
@@ -284,6 +290,7 @@ func (c *Config) Validate() error {
 		v, hi float64
 	}{
 		{"small job area", c.SmallJobArea, 1e12},
+		{"starvation backlog", c.StarvationBacklog, 1e6},
 		{"age weight", c.Weights.Age, 1e9},
 		{"fair-share weight", c.Weights.FairShare, 1e9},
 		{"size weight", c.Weights.Size, 1e9},

@@ -18,7 +18,8 @@ type Explanation struct {
 	Rank int
 	// Priority is the weighted sum of Factors (0 under the fcfs policies).
 	Priority float64
-	// Starving is true when the job waited past Config.StarvationAge and
+	// Starving is true when the job waited past the starvation threshold
+	// (Config.StarvationAge, raised by Config.StarvationBacklog) and
 	// is ordered by submit time ahead of all younger jobs.
 	Starving bool
 	// Urgent is true when the job's expansion factor reached

@@ -44,6 +44,10 @@ type candidate struct {
 // candidates returns the jobs to consider, in the policy's order.
 func (s *sched) candidates() []candidate {
 	cs := make([]candidate, 0, len(s.in.Jobs))
+	s.starveAge = s.cfg.StarvationAge
+	if b := s.cfg.StarvationBacklog; b > 0 && s.cfg.Policy == PolicyDefault {
+		s.starveAge = max(s.starveAge, time.Duration(b*float64(s.backlog())))
+	}
 	for _, j := range s.in.Jobs {
 		if j.State.Terminal() {
 			continue
@@ -60,7 +64,7 @@ func (s *sched) candidates() []candidate {
 			c.f = s.factors(j, c.est)
 			w := s.cfg.Weights
 			c.prio = w.Age*c.f.Age + w.FairShare*c.f.FairShare + w.Size*c.f.Size + w.QOS*c.f.QOS
-			c.starved = s.cfg.StarvationAge > 0 && s.in.Now.Sub(j.SubmitTime) > s.cfg.StarvationAge
+			c.starved = s.cfg.StarvationAge > 0 && s.in.Now.Sub(j.SubmitTime) > s.starveAge
 		}
 		if s.cfg.Policy == PolicySJFEasy {
 			c.prio = -c.est.Seconds() // shortest first
@@ -210,4 +214,36 @@ func (s *sched) factors(j *model.Job, est time.Duration) Factors {
 		f.QOS = 0.5
 	}
 	return f
+}
+
+// backlog is how long the machine needs to run the work it holds: the
+// pending jobs' width x estimate and the running allocations' cores (and
+// GPUs, by GPUWeight) x expected time left, over the ready nodes'
+// capacity. The starvation threshold follows it (Config.StarvationBacklog).
+func (s *sched) backlog() time.Duration {
+	var work, capacity float64
+	for _, n := range s.partNodes("") {
+		nd := s.cl.nodes[n].info.node
+		capacity += float64(len(nd.Cores)-len(nd.ReservedCores)) + s.cfg.GPUWeight*float64(len(nd.GPUs))
+	}
+	if capacity <= 0 {
+		return 0
+	}
+	for _, j := range s.in.Jobs {
+		if j.State != model.JobPending && (j.Array == nil || j.TasksLeft() == 0) || j.State.Terminal() {
+			continue
+		}
+		n := 1.0
+		if j.Array != nil {
+			n = float64(j.TasksLeft())
+		}
+		work += n * s.width(j) * float64(s.estimate(j))
+	}
+	for _, a := range s.allocs {
+		if a.State.Terminal() {
+			continue
+		}
+		work += (float64(len(a.Placement.Cores)) + s.cfg.GPUWeight*float64(len(a.Placement.GPUs))) * float64(s.allocEnd(a))
+	}
+	return time.Duration(work / capacity)
 }

@@ -26,7 +26,7 @@ func (s *sched) run() {
 	s.protect = s.cfg.Estimate == EstimatePredicted && len(cands) > 0 && cands[0].starved
 	if s.protect {
 		// Within its grace the lead still trusts consistent predictions.
-		over := s.wait(cands[0].j) - float64(s.cfg.StarvationAge)
+		over := s.wait(cands[0].j) - float64(s.starveAge)
 		s.trust = over < float64(s.cfg.StarvationGrace)
 	}
 	sorted := s.cfg.Policy != PolicyDefault || s.cfg.Backfill == BackfillPriority

@@ -431,6 +431,9 @@ func TestConfigValidate(t *testing.T) {
 		{"negative starvation age", func(c *Config) { c.StarvationAge = -time.Second }, "starvation age -1s"},
 		{"zero share", func(c *Config) { c.Shares = map[string]float64{"physics": 0} }, "share of physics 0"},
 		{"negative grace", func(c *Config) { c.StarvationGrace = -time.Hour }, "starvation grace -1h"},
+		{"negative starvation backlog", func(c *Config) { c.StarvationBacklog = -1 }, "starvation backlog -1: want 0..1e+06"},
+		{"NaN starvation backlog", func(c *Config) { c.StarvationBacklog = math.NaN() }, "starvation backlog NaN"},
+		{"starvation backlog", func(c *Config) { c.StarvationBacklog = 1 }, ""},
 		{"stop grace too long", func(c *Config) { c.StopGrace = 2 * time.Hour }, "stop grace 2h0m0s: want 1s..1h"},
 		{"negative quota", func(c *Config) { c.Quotas = map[string]Limits{"physics": {Cores: -1}} }, "quotas.physics: limits must not be negative"},
 		{"negative default quota", func(c *Config) { c.DefaultQuota.GPUs = -2 }, "default quota: limits"},
@@ -481,6 +484,12 @@ func TestEASYPlusPlus(t *testing.T) {
 			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, "erratic"},
 		{"past the grace every job is planned with its walltime again", withGrace(DefaultConfig(), 24*time.Hour), 97 * time.Hour, []model.JobID{3},
 			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, ""},
+		{"a starvation age of 2 h with the backlog threshold off: job 1 starves", withBacklog(DefaultConfig(), 2*time.Hour, 0), 3 * time.Hour, []model.JobID{3},
+			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, ""},
+		{"the backlog (14 core-hours on 8 cores: 1.75 h) x 2 raises the threshold past job 1's 3 h", withBacklog(DefaultConfig(), 2*time.Hour, 2), 3 * time.Hour, []model.JobID{2},
+			map[model.JobID]string{1: "waiting for resources", 3: "reserved"}, ""},
+		{"x 1 (1.75 h) the 2-hour floor holds: job 1 starves", withBacklog(DefaultConfig(), 2*time.Hour, 1), 3 * time.Hour, []model.JobID{3},
+			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, ""},
 		{"planned with the walltime, the 4-hour job never fits the hole", withEstimate(DefaultConfig(), EstimateRequest), time.Hour, []model.JobID{3},
 			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, ""},
 		{"sjf-easy goes by the walltime: the 30-minute job first, then job 1 is reserved", withEstimate(cfgWith(PolicySJFEasy), EstimateRequest), time.Hour, []model.JobID{3},
@@ -519,3 +528,45 @@ func TestEASYPlusPlus(t *testing.T) {
 func withEstimate(c Config, e string) Config { c.Estimate = e; return c }
 
 func withGrace(c Config, g time.Duration) Config { c.StarvationGrace = g; return c }
+
+func withBacklog(c Config, age time.Duration, b float64) Config {
+	c.StarvationAge, c.StarvationBacklog = age, b
+	return c
+}
+
+// TestBacklog: the work the starvation threshold follows
+// (Config.StarvationBacklog) is the pending jobs' width x estimate plus
+// the running allocations' cores x expected time left, over the ready
+// cores (GPUs counted with GPUWeight).
+func TestBacklog(t *testing.T) {
+	whole := model.Request{TasksPerNode: 4}
+	tests := []struct {
+		name    string
+		pending []*model.Job
+		running bool
+		want    time.Duration
+	}{
+		{"empty machine", nil, false, 0},
+		{"one running job, 50 minutes left on one of two nodes", nil, true, 25 * time.Minute},
+		{"a pending two-node hour", []*model.Job{mkJob(1, model.Request{Nodes: 2, TasksPerNode: 4}, time.Hour)}, false, time.Hour},
+		{"both, and a one-node half hour", []*model.Job{mkJob(1, model.Request{Nodes: 2, TasksPerNode: 4}, time.Hour), mkJob(2, whole, 30*time.Minute)}, true, time.Hour + 40*time.Minute},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := nodes(2, small)
+			in := Input{Now: t0, Nodes: ns, Jobs: tc.pending}
+			if tc.running {
+				busy := mkJob(90, whole, time.Hour)
+				busy.State = model.JobRunning
+				start := t0.Add(-10 * time.Minute)
+				in.Jobs = append(in.Jobs, busy)
+				in.Allocs = []*model.Alloc{{ID: "A", Job: 90, State: model.AllocRunning, Created: start, Started: start, Deadline: start.Add(time.Hour),
+					Placement: model.Placement{Node: ns[0].Name, Cores: []int{0, 1, 2, 3}, NUMA: []int{0}}}}
+			}
+			cfg := DefaultConfig()
+			if got := newSched(&in, &cfg).backlog(); got != tc.want {
+				t.Fatalf("backlog %s, want %s", got, tc.want)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package core
 
 import (
 	"slices"
+	"time"
 
 	"vhpc/scheduler/model"
 )
@@ -54,6 +55,10 @@ type sched struct {
 	explain         *explainState
 	// imgNodes caches imageNodes per digest for the cycle.
 	imgNodes map[string]bitset
+
+	// starveAge is this cycle's starvation threshold (Config.StarvationAge,
+	// raised with the backlog by Config.StarvationBacklog).
+	starveAge time.Duration
 }
 
 type nowCache struct {
