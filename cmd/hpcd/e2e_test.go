@@ -329,7 +329,7 @@ func TestE2EJobsRunInGuests(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		set, err := jobdata.Push(ctx, info.GetRegistry(), "default", files, imagestore.Options{})
+		set, err := jobdata.Push(ctx, info.GetRegistry(), "default", files, imagestore.Options{Token: imagestore.StaticToken(info.GetRegistryToken())})
 		files.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -400,7 +400,10 @@ func TestE2EJobsRunInGuests(t *testing.T) {
 		if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &id); err != nil {
 			t.Fatal(err)
 		}
-		c.waitFor(t, "the sleeper to run", func() bool { return c.job(id).GetState() == "running" })
+		if !pollWithin(2*time.Minute, func() bool { return c.job(id).GetState() == "running" }) {
+			j := c.job(id)
+			t.Fatalf("the sleeper is not running after 2 minutes: state %s, reason %q, allocations %v", j.GetState(), j.GetReason(), j.GetAllocations())
+		}
 		if code, _, errOut := c.hpcsub(dir, "cancel", strings.TrimSpace(out)); code != 0 {
 			t.Fatalf("cancel: %d %s", code, errOut)
 		}
