@@ -62,6 +62,9 @@ type cluster struct {
 	ar    arena
 	peak  []int64
 	times []int64
+	// pool, when set (a Planner's one-slot call), takes the holders
+	// instead of the nodes (see pool).
+	pool *pool
 }
 
 // cand is a node with its best-fit score at some time.
@@ -173,6 +176,11 @@ const holderSlab = 1024
 
 // add records a holder on node n and updates its now view.
 func (c *cluster) add(n int, h holder) {
+	if c.pool != nil {
+		c.pool.add(n, h)
+		c.gen++
+		return
+	}
 	ns := c.nodes[n]
 	if !ns.dirty {
 		ns.dirty = true

@@ -49,8 +49,16 @@ func fairShare(in *Input, cfg *Config, jobs map[model.JobID]*model.Job) map[stri
 	for _, j := range in.Jobs {
 		depts[j.Department] = true
 	}
+	// A department's sum is kept in a local while consecutive allocations
+	// are its (a gang's are): the same additions in the same order as
+	// adding to the map each time, without a lookup per allocation.
+	var cur *model.Job
+	dept, sum, open := "", 0.0, false
 	for _, a := range in.Allocs {
-		j := jobs[a.Job]
+		if cur == nil || a.Job != cur.ID {
+			cur = jobs[a.Job]
+		}
+		j := cur
 		if j == nil || a.State.Terminal() {
 			continue
 		}
@@ -58,7 +66,16 @@ func fairShare(in *Input, cfg *Config, jobs map[model.JobID]*model.Job) map[stri
 		if start.IsZero() {
 			start = a.Created
 		}
-		usage[j.Department] += Charge(a.Placement, in.Now.Sub(start), *cfg)
+		if !open || j.Department != dept {
+			if open {
+				usage[dept] = sum
+			}
+			dept, sum, open = j.Department, usage[j.Department], true
+		}
+		sum += float64(Charge(a.Placement, in.Now.Sub(start), *cfg))
+	}
+	if open {
+		usage[dept] = sum
 	}
 	for d := range usage {
 		depts[d] = true

@@ -79,7 +79,13 @@ func (s *sched) staticReason(j *model.Job, key shapeKey) string {
 func (s *sched) everReason(r *model.Request, part string) string {
 	want := max(r.Nodes, 1)
 	fitAll, fitReady := 0, 0
+	if p := s.cl.pool; p != nil {
+		fitAll, fitReady = p.fits(s, r, part)
+	}
 	for _, n := range s.cl.nodes {
+		if s.cl.pool != nil || fitReady >= want {
+			break
+		}
 		if part != "" && n.info.node.Partition != part {
 			continue
 		}
@@ -89,9 +95,9 @@ func (s *sched) everReason(r *model.Request, part string) string {
 				fitReady++
 			}
 		}
-		if fitReady >= want {
-			return ""
-		}
+	}
+	if fitReady >= want {
+		return ""
 	}
 	where := "the cluster"
 	if part != "" {

@@ -23,15 +23,40 @@ import (
 // Alloc's Placement must not be modified in place between calls (its
 // State and StopRequested are read afresh each call). A Planner is not
 // safe for concurrent use; its zero value is ready to use.
+//
+// On a one-slot cluster (every node identical and ready, one logical CPU,
+// no GPU, no partition: hpcsim's one-CPU machines) with no image locality
+// and no preemption, the cycle runs on a pool (see pool): the same cycle
+// with the node timelines replaced by a count of busy nodes and their ends,
+// and the running allocations read per gang instead of per node. A cycle
+// the pool cannot answer the same way is run again on the full path, and
+// the Planner stops trying the pool.
 type Planner struct {
-	cl *cluster
+	cl      *cluster
+	pool    pool
+	oneSlot bool // oneSlot(cl), computed when cl is built
 }
 
 // Schedule is Schedule(in, cfg) on the planner's kept state: the same plan,
 // without rebuilding the node index when the nodes are those of the last
 // call. Called by hpcsim (bench/sim) once per event.
 func (p *Planner) Schedule(in Input, cfg Config) model.Plan {
-	s := newSchedOn(p.cluster(in.Nodes), &in, &cfg)
+	cl := p.cluster(in.Nodes)
+	if p.oneSlot && !p.pool.off && len(in.ImageNodes) == 0 && (cfg.Preemption == "" || cfg.Preemption == PreemptOff) {
+		p.pool.begin(len(cl.nodes))
+		cl.pool = &p.pool
+		s := newSchedOn(cl, &in, &cfg)
+		if !p.pool.abort {
+			s.run()
+		}
+		cl.pool = nil
+		if !p.pool.abort {
+			return s.plan
+		}
+		p.pool.off = true
+		cl.reset()
+	}
+	s := newSchedOn(cl, &in, &cfg)
 	s.run()
 	return s.plan
 }
@@ -45,5 +70,7 @@ func (p *Planner) cluster(nodes []*model.Node) *cluster {
 	}
 	p.cl = newCluster(nodes)
 	p.cl.memo = map[*model.Alloc]*allocMemo{}
+	p.oneSlot = oneSlot(p.cl)
+	p.pool = pool{}
 	return p.cl
 }

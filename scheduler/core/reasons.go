@@ -45,7 +45,24 @@ func (s *sched) missReason(r *model.Request, key shapeKey) string {
 }
 
 func (s *sched) computeMiss(r *model.Request, part string) string {
-	want := max(r.Nodes, 1)
+	var st missStats
+	if p := s.cl.pool; p != nil {
+		st = p.miss(s, r, part)
+	} else {
+		st = s.missStats(r, part)
+	}
+	return formatMiss(r, st)
+}
+
+// missStats are what computeMiss reads off the nodes free now: how many fit
+// the request, and the largest free GPUs, cores, memory and scratch.
+type missStats struct {
+	fit, gNode, gNUMA, cNode, cNUMA int
+	mem, huge, scratch              int64
+}
+
+// missStats gathers missStats over the partition's ready nodes.
+func (s *sched) missStats(r *model.Request, part string) missStats {
 	var fit, gNode, gNUMA, cNode, cNUMA int
 	var mem, huge, scratch int64
 	for _, n := range s.partNodes(part) {
@@ -75,6 +92,14 @@ func (s *sched) computeMiss(r *model.Request, part string) string {
 		cNode = max(cNode, f.log)
 		mem, huge, scratch = max(mem, f.regTot), max(huge, f.hugeTot), max(scratch, f.scratch)
 	}
+	return missStats{fit, gNode, gNUMA, cNode, cNUMA, mem, huge, scratch}
+}
+
+// formatMiss says why r cannot be placed now, given st.
+func formatMiss(r *model.Request, st missStats) string {
+	want := max(r.Nodes, 1)
+	fit, gNode, gNUMA, cNode, cNUMA := st.fit, st.gNode, st.gNUMA, st.cNode, st.cNUMA
+	mem, huge, scratch := st.mem, st.huge, st.scratch
 	local := !r.CrossNUMA
 	switch {
 	case fit >= want:

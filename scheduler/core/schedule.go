@@ -147,7 +147,7 @@ func (s *sched) startAll(c candidate, depth int) (why string, lz lazyReason, wai
 		if *count >= limit {
 			return "", lz, true
 		}
-		t, nodes, uses, ok := s.cl.earliest(&j.Request, s.imageNodes(j), s.partNodes(c.key.part), d)
+		t, nodes, uses, ok := s.earliestFor(c, d)
 		if !ok {
 			lz.prefix = "waiting for resources (no start time found while running jobs end): "
 			return "", lz, true
@@ -172,13 +172,9 @@ func (s *sched) tryStart(c candidate, task int64, d int64) bool {
 	if m, ok := s.failMin[c.key]; ok && d >= m {
 		return false
 	}
-	r := &c.j.Request
-	nodes := s.nowNodes(c.key)
-	if len(nodes) >= max(r.Nodes, 1) {
-		if picked, uses, ok := s.cl.gangAt(r, s.imageNodes(c.j), nodes, 0, d); ok {
-			s.start(c, task, picked, uses, d)
-			return true
-		}
+	if picked, uses, ok := s.gangNow(c, d); ok {
+		s.start(c, task, picked, uses, d)
+		return true
 	}
 	if m, ok := s.failMin[c.key]; !ok || d < m {
 		s.failMin[c.key] = d
@@ -229,11 +225,7 @@ func (s *sched) reserve(c candidate, task int64, nodes []int, uses []use, t, d i
 	for i, n := range nodes {
 		s.cl.add(n, holder{u: uses[i], start: t, end: t + d, job: j.ID, task: task})
 	}
-	ps := s.placements(j, nodes, uses)
-	names := make([]string, len(ps))
-	for i, p := range ps {
-		names[i] = p.Node
-	}
+	ps, names := s.reservedOn(j, nodes, uses)
 	s.plan.Reservations = append(s.plan.Reservations, model.Reservation{
 		Job: j.ID, Task: task, Nodes: names, Placements: ps,
 		At: s.in.Now.Add(time.Duration(t)), End: s.in.Now.Add(time.Duration(t + d)),
@@ -273,13 +265,23 @@ func byNodeIndex(nodes []int) []int {
 	return order
 }
 
+// nodeList names nodes in name order for a reason: all of them, or the
+// count and the first four (found in one pass, not by sorting all).
 func nodeList(s *sched, nodes []int) string {
-	names := make([]string, len(nodes))
-	for i, k := range byNodeIndex(nodes) {
-		names[i] = s.cl.nodes[nodes[k]].info.node.Name
+	first := make([]int, 0, 5)
+	for _, n := range nodes {
+		i, _ := slices.BinarySearch(first, n)
+		if i < 4 {
+			first = slices.Insert(first, i, n)
+			first = first[:min(len(first), 4)]
+		}
 	}
-	if len(names) > 4 {
-		return fmt.Sprintf("%d nodes (%s, ...)", len(names), strings.Join(names[:4], ", "))
+	names := make([]string, len(first))
+	for i, n := range first {
+		names[i] = s.cl.nodes[n].info.node.Name
+	}
+	if len(nodes) > 4 {
+		return fmt.Sprintf("%d nodes (%s, ...)", len(nodes), strings.Join(names, ", "))
 	}
 	return strings.Join(names, ", ")
 }

@@ -108,6 +108,10 @@ func newSchedOn(cl *cluster, in *Input, cfg *Config) *sched {
 // loadAllocs turns every non-terminal allocation into a holder and counts
 // the running work per department, partition and array.
 func (s *sched) loadAllocs() {
+	if p := s.cl.pool; p != nil {
+		p.load(s)
+		return
+	}
 	allocs := s.in.Allocs
 	if !strictlySorted(allocs) {
 		// (A strictly increasing input is the one order a sort gives, so
@@ -115,14 +119,8 @@ func (s *sched) loadAllocs() {
 		allocs = slices.Clone(allocs)
 		slices.SortFunc(allocs, cmpAlloc)
 	}
-	// Allocations are sorted by gang, so a gang's first counted
-	// allocation is the one whose gang differs from the last counted.
-	last, counted := gangKey{}, false
 	s.allocs = allocs
-	// The running totals are added per job (consecutive allocations), not
-	// per allocation: the same sums with fewer map lookups.
-	var cj *model.Job
-	var cCores, cGPUs, cJobs int
+	var tot runTotals
 	for _, a := range allocs {
 		if a.State.Terminal() {
 			continue
@@ -131,31 +129,58 @@ func (s *sched) loadAllocs() {
 		if !ok {
 			continue
 		}
-		end := s.allocEnd(a)
-		if a.StopRequested {
-			end = min(end, s.stopGrace())
-		}
-		s.cl.add(n, holder{u: u, start: -1, end: end, job: a.Job, task: a.Task})
-		j := s.jobs[a.Job]
-		if j == nil {
-			continue
-		}
-		if j != cj {
-			if cj != nil {
-				s.count(cj, cCores, cGPUs, cJobs)
-			}
-			cj, cCores, cGPUs, cJobs = j, 0, 0, 0
-		}
-		cCores += len(a.Placement.Cores)
-		cGPUs += len(a.Placement.GPUs)
-		if k := (gangKey{a.Job, a.Task}); !counted || k != last {
-			last, counted = k, true
-			cJobs++
-			s.tasksRun[a.Job]++
-		}
+		s.cl.add(n, holder{u: u, start: -1, end: s.holderEnd(a), job: a.Job, task: a.Task})
+		tot.add(s, a, len(a.Placement.Cores), len(a.Placement.GPUs))
 	}
-	if cj != nil {
-		s.count(cj, cCores, cGPUs, cJobs)
+	tot.flush(s)
+}
+
+// holderEnd is when a running allocation's holder ends: its expected end,
+// or the stop grace when it is being stopped.
+func (s *sched) holderEnd(a *model.Alloc) int64 {
+	end := s.allocEnd(a)
+	if a.StopRequested {
+		end = min(end, s.stopGrace())
+	}
+	return end
+}
+
+// runTotals adds the running work of allocations in gang order to the
+// department, partition and array totals (loadAllocs, pool.load). The
+// totals are added per job (consecutive allocations), not per allocation:
+// the same sums with fewer map lookups. Allocations are sorted by gang, so
+// a gang's first counted allocation is the one whose gang differs from the
+// last counted.
+type runTotals struct {
+	last               gangKey
+	counted            bool
+	cj                 *model.Job
+	cores, gpus, njobs int
+}
+
+// add counts a (or a run of its gang's allocations holding cores and gpus).
+func (t *runTotals) add(s *sched, a *model.Alloc, cores, gpus int) {
+	j := s.jobs[a.Job]
+	if j == nil {
+		return
+	}
+	if j != t.cj {
+		t.flush(s)
+		t.cj, t.cores, t.gpus, t.njobs = j, 0, 0, 0
+	}
+	t.cores += cores
+	t.gpus += gpus
+	if k := (gangKey{a.Job, a.Task}); !t.counted || k != t.last {
+		t.last, t.counted = k, true
+		t.njobs++
+		s.tasksRun[a.Job]++
+	}
+}
+
+// flush adds the current job's totals.
+func (t *runTotals) flush(s *sched) {
+	if t.cj != nil {
+		s.count(t.cj, t.cores, t.gpus, t.njobs)
 	}
 }
 

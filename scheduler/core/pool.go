@@ -1,0 +1,507 @@
+package core
+
+import (
+	"cmp"
+	"math/bits"
+	"slices"
+
+	"vhpc/scheduler/model"
+)
+
+// pool is a Planner's fast path for a one-slot cluster (see oneSlot): every
+// node is identical and holds one job at a time, so a node is either held
+// now (by a running allocation or a start of this plan, until an end) or
+// free, and a free node may carry reservations. The cycle is the same
+// sched.run with the same decisions; only the cluster operations it calls
+// (loadAllocs, the start now, earliest, add, the static and miss counts)
+// are answered from that state instead of per-node timelines, giving the
+// same nodes in the same order as the timelines would (cmpCand's order
+// reduces to the rules below, see gangNow and earliest).
+//
+// What the pool cannot answer the same way (a request other than one whole
+// core and no GPU, a second reservation before earliest, an allocation
+// without its core or two on one node, a partition, a zero estimate) sets
+// abort: the Planner then discards the plan and runs the cycle on the full
+// path (TestPoolMatchesSchedule, TestReplayPlannerMatchesRebuild).
+//
+// Between calls it keeps each run of allocations (one gang's consecutive
+// allocations with the same times) with its node indexes, so that a cycle
+// reads the running allocations with pointer comparisons and a bit per
+// node, not a holder per node.
+type pool struct {
+	groups map[*model.Alloc]*runGroup // by the run's first allocation
+	call   uint64
+	// off is set after an abort: the Planner stops trying the pool.
+	off bool
+
+	// Per call.
+	abort   bool
+	n       int     // nodes
+	busy    bitset  // held now: running allocations and this plan's starts
+	nbusy   int     // busy.count()
+	runs    []run   // what holds busy nodes, with its end
+	fmin    []int64 // earliest reservation start per node (never: none)
+	touched []int   // nodes with fmin != never
+	nres    int     // reservation holders added this call
+	picks   []int   // scratch for earliest
+	order   []int
+	stretch [][2]int // scratch for sorted
+	// useBuf holds useReq's use on a free node, repeated (see uses).
+	useBuf []use
+	useReq model.Request
+	// res is the last reservation's placements (see reservedOn).
+	res struct {
+		req   model.Request
+		nodes []int // sorted
+		ps    []model.Placement
+		names []string
+	}
+	mark bitset // scratch for sortedNodes
+}
+
+// runGroup is a run of allocations kept between calls: its allocations (to
+// check that a later call's run is the same) and what they hold.
+type runGroup struct {
+	allocs      []*model.Alloc
+	nodes       []int // node indexes in the cluster, sorted
+	cores, gpus int   // len of the placements' Cores and GPUs, summed
+	seen        uint64
+}
+
+// run is one holder of busy nodes in a call: a running run of allocations
+// or a start of this plan, with the end the plan expects.
+type run struct {
+	end   int64
+	nodes []int
+	job   model.JobID
+	task  int64
+	start bool // a start of this plan (nodes may grow while it is added)
+}
+
+// oneSlot reports whether cl is a cluster the pool covers: at least one
+// node, every node ready, in no partition, with the same hardware of one
+// NUMA node, one usable logical CPU and no GPU.
+func oneSlot(cl *cluster) bool {
+	if len(cl.nodes) == 0 {
+		return false
+	}
+	h := cl.nodes[0].info.hw
+	if len(h.numaID) != 1 || len(h.phys) != 1 || len(h.phys[0].ids) != 1 || len(h.gpus) != 0 {
+		return false
+	}
+	for _, ns := range cl.nodes {
+		if ns.info.hw != h || !ns.info.ready || ns.info.node.Partition != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// begin readies the per-call state for a cluster of n nodes.
+func (p *pool) begin(n int) {
+	p.abort = false
+	p.n = n
+	if len(p.busy) != (n+63)/64 {
+		p.busy = newBitset(n)
+		p.fmin = make([]int64, n)
+		for i := range p.fmin {
+			p.fmin[i] = never
+		}
+	}
+	clear(p.busy)
+	for _, i := range p.touched {
+		p.fmin[i] = never
+	}
+	p.touched = p.touched[:0]
+	p.runs = p.runs[:0]
+	p.nbusy, p.nres = 0, 0
+	if p.groups == nil {
+		p.groups = map[*model.Alloc]*runGroup{}
+	}
+	p.call++
+}
+
+// sameRun reports whether b continues a's run: a live allocation of the
+// same gang with the same times and stop request, so the same holder end.
+func sameRun(a, b *model.Alloc) bool {
+	return !b.State.Terminal() && b.Job == a.Job && b.Task == a.Task && b.StopRequested == a.StopRequested &&
+		b.Started == a.Started && b.Created == a.Created && b.Deadline == a.Deadline
+}
+
+// load is loadAllocs on the pool: the same running totals, computed per
+// run of allocations, and each run's nodes marked busy until its end.
+func (p *pool) load(s *sched) {
+	allocs := p.sorted(s.in.Allocs)
+	s.allocs = allocs
+	var tot runTotals
+	for i := 0; i < len(allocs); {
+		a := allocs[i]
+		if a.State.Terminal() {
+			i++
+			continue
+		}
+		k := i + 1
+		for k < len(allocs) && sameRun(a, allocs[k]) {
+			k++
+		}
+		g := p.group(s, allocs[i:k])
+		i = k
+		if g == nil {
+			p.abort = true
+			return
+		}
+		if len(g.nodes) == 0 {
+			continue
+		}
+		end := s.holderEnd(a)
+		for _, n := range g.nodes {
+			if p.busy.has(n) {
+				p.abort = true // two holders on one node
+				return
+			}
+			p.busy.set(n)
+		}
+		p.nbusy += len(g.nodes)
+		p.runs = append(p.runs, run{end: end, nodes: g.nodes, job: a.Job, task: a.Task})
+		tot.add(s, a, g.cores, g.gpus)
+	}
+	tot.flush(s)
+	p.forget()
+}
+
+// sorted returns allocs in cmpAlloc order, as loadAllocs sorts them. A
+// replay appends each gang whole, so the list is a few increasing stretches
+// of whole gangs: those are sorted by their first allocation (a few hundred
+// keys, not thousands of allocations), and the full sort is the fallback
+// when the result is not strictly increasing.
+func (p *pool) sorted(allocs []*model.Alloc) []*model.Alloc {
+	if strictlySorted(allocs) {
+		return allocs
+	}
+	p.stretch = p.stretch[:0]
+	for i := 0; i < len(allocs); {
+		k := i + 1
+		for k < len(allocs) && allocs[k].Job == allocs[i].Job && allocs[k].Task == allocs[i].Task &&
+			cmpAlloc(allocs[k-1], allocs[k]) < 0 {
+			k++
+		}
+		p.stretch = append(p.stretch, [2]int{i, k})
+		i = k
+	}
+	slices.SortFunc(p.stretch, func(a, b [2]int) int { return cmpAlloc(allocs[a[0]], allocs[b[0]]) })
+	out := make([]*model.Alloc, 0, len(allocs))
+	for _, st := range p.stretch {
+		out = append(out, allocs[st[0]:st[1]]...)
+	}
+	if !strictlySorted(out) {
+		slices.SortFunc(out, cmpAlloc)
+	}
+	return out
+}
+
+// group returns the kept group of the run as, or converts and keeps it;
+// nil when an allocation does not hold exactly its node's core.
+func (p *pool) group(s *sched, as []*model.Alloc) *runGroup {
+	if g := p.groups[as[0]]; g != nil && slices.Equal(g.allocs, as) {
+		g.seen = p.call
+		return g
+	}
+	g := &runGroup{allocs: slices.Clone(as), seen: p.call}
+	for _, a := range as {
+		n, u, ok := s.cl.allocUse(a)
+		if !ok {
+			continue
+		}
+		if len(u.phys) != 1 || len(u.gpus) != 0 {
+			return nil
+		}
+		g.nodes = append(g.nodes, n)
+		g.cores += len(a.Placement.Cores)
+		g.gpus += len(a.Placement.GPUs)
+	}
+	slices.Sort(g.nodes)
+	p.groups[as[0]] = g
+	return g
+}
+
+// forget drops the kept groups this call did not see, once they are many.
+func (p *pool) forget() {
+	seen := len(p.runs)
+	if len(p.groups) <= 2*seen+256 {
+		return
+	}
+	for a, g := range p.groups { // deletes only: the order does not matter
+		if g.seen != p.call {
+			delete(p.groups, a)
+		}
+	}
+}
+
+// covers reports whether the pool answers placement of r in part for d the
+// way the full path would; when not, the call aborts.
+func (p *pool) covers(s *sched, r *model.Request, part string, d int64) bool {
+	ni := s.cl.nodes[0].info
+	ok := !p.abort && part == "" && d > 0 && r.GPUs == 0 && r.CoresPerNode() == 1 &&
+		quickFits(&ni.full, r) && s.cl.pl.fits(ni, &ni.full, r)
+	if !ok {
+		p.abort = true
+	}
+	return ok
+}
+
+// uses is one node's use of r (the same on every free node), n times. The
+// slice is the pool's, valid until the next call: start and reserve copy
+// the uses into holders and placements before the cycle asks again.
+func (p *pool) uses(s *sched, r *model.Request, n int) []use {
+	key := *r
+	key.Nodes = 0 // a node's use does not depend on the gang's size
+	if len(p.useBuf) == 0 || p.useReq != key {
+		ni := s.cl.nodes[0].info
+		u, _ := s.cl.pl.place(ni, &ni.full, r)
+		p.useBuf, p.useReq = append(p.useBuf[:0], u), key
+	}
+	for len(p.useBuf) < n {
+		p.useBuf = append(p.useBuf, p.useBuf[0])
+	}
+	return p.useBuf[:n:n]
+}
+
+// gangNow is gangAt at now over the free nodes (nowNodes): a free node
+// fits for d unless a reservation on it starts before d. cmpCand then
+// orders them by idle gap, which is the reservation's start minus d on a
+// reserved node and openEnded on the others: reserved nodes first, by
+// reservation start, then the rest, each by node index.
+func (p *pool) gangNow(s *sched, r *model.Request, part string, d int64) ([]int, []use, bool) {
+	if !p.covers(s, r, part, d) {
+		return nil, nil, false
+	}
+	want := max(r.Nodes, 1)
+	free := p.n - p.nbusy
+	if free < want {
+		return nil, nil, false
+	}
+	p.order = p.order[:0]
+	for _, n := range p.touched {
+		if p.busy.has(n) {
+			continue
+		}
+		if p.fmin[n] < d {
+			free--
+		} else {
+			p.order = append(p.order, n)
+		}
+	}
+	if free < want {
+		return nil, nil, false
+	}
+	slices.SortFunc(p.order, func(a, b int) int {
+		if p.fmin[a] != p.fmin[b] {
+			return cmp.Compare(p.fmin[a], p.fmin[b])
+		}
+		return a - b
+	})
+	picked := make([]int, 0, want)
+	picked = append(picked, p.order[:min(want, len(p.order))]...)
+	picked = p.freeOpen(picked, want)
+	return picked, p.uses(s, r, want), true
+}
+
+// freeOpen appends free nodes without a reservation, lowest index first,
+// until picked holds want.
+func (p *pool) freeOpen(picked []int, want int) []int {
+	for w := 0; w < len(p.busy) && len(picked) < want; w++ {
+		for b := 0; b < 64 && len(picked) < want; b++ {
+			n := w*64 + b
+			if n >= p.n {
+				break
+			}
+			if !p.busy.has(n) && p.fmin[n] == never {
+				picked = append(picked, n)
+			}
+		}
+	}
+	return picked
+}
+
+// earliest is cluster.earliest on the pool, before any reservation of the
+// call (after one, the call aborts). A free node fits from now, a busy one
+// from its holder's end, and nothing starts after either, so the gang
+// first fits at t, the want-th smallest of those times, on every node
+// free by t; cmpCand orders them by idle gap t - (the end, 0 for a free
+// node) + openEnded: the latest end first, free nodes last, each by index.
+func (p *pool) earliest(s *sched, r *model.Request, part string, d int64) (int64, []int, []use, bool) {
+	if !p.covers(s, r, part, d) || p.nres > 0 {
+		p.abort = true
+		return 0, nil, nil, false
+	}
+	want := max(r.Nodes, 1)
+	free := p.n - p.nbusy
+	if free >= want {
+		return 0, p.freeOpen(make([]int, 0, want), want), p.uses(s, r, want), true
+	}
+	// Runs by end, then the want-free'th busy node's end is t.
+	p.order = p.order[:0]
+	for i := range p.runs {
+		if p.runs[i].end != never {
+			p.order = append(p.order, i)
+		}
+	}
+	slices.SortFunc(p.order, func(a, b int) int { return cmp.Compare(p.runs[a].end, p.runs[b].end) })
+	need, t, last := want-free, int64(0), -1
+	for k, i := range p.order {
+		need -= len(p.runs[i].nodes)
+		if need <= 0 {
+			t, last = p.runs[i].end, k
+			break
+		}
+	}
+	if last < 0 {
+		return 0, nil, nil, false
+	}
+	// Take the latest ends first; runs that end together tie by index.
+	for last+1 < len(p.order) && p.runs[p.order[last+1]].end == t {
+		last++
+	}
+	picked := make([]int, 0, want)
+	for hi := last; hi >= 0 && len(picked) < want; {
+		lo := hi
+		for lo > 0 && p.runs[p.order[lo-1]].end == p.runs[p.order[hi]].end {
+			lo--
+		}
+		p.picks = p.picks[:0]
+		for _, i := range p.order[lo : hi+1] {
+			p.picks = append(p.picks, p.runs[i].nodes...)
+		}
+		slices.Sort(p.picks)
+		picked = append(picked, p.picks[:min(len(p.picks), want-len(picked))]...)
+		hi = lo - 1
+	}
+	picked = p.freeOpen(picked, want)
+	return t, picked, p.uses(s, r, want), true
+}
+
+// add is cluster.add on the pool: a holder from now makes its node busy
+// until its end, a later one is a reservation.
+func (p *pool) add(n int, h holder) {
+	if h.start > 0 {
+		if p.fmin[n] == never {
+			p.touched = append(p.touched, n)
+		}
+		p.fmin[n] = min(p.fmin[n], h.start)
+		p.nres++
+		return
+	}
+	if p.busy.has(n) {
+		p.abort = true
+		return
+	}
+	p.busy.set(n)
+	p.nbusy++
+	if k := len(p.runs) - 1; k >= 0 && p.runs[k].start && p.runs[k].job == h.job && p.runs[k].task == h.task && p.runs[k].end == h.end {
+		p.runs[k].nodes = append(p.runs[k].nodes, n)
+		return
+	}
+	p.runs = append(p.runs, run{end: h.end, nodes: []int{n}, job: h.job, task: h.task, start: true})
+}
+
+// fits is everReason's count on the pool: every node or none, all ready.
+func (p *pool) fits(s *sched, r *model.Request, part string) (fitAll, fitReady int) {
+	ni := s.cl.nodes[0].info
+	if part != "" || !s.cl.pl.fits(ni, &ni.full, r) {
+		return 0, 0
+	}
+	return p.n, p.n
+}
+
+// miss is missStats on the pool. A free node's view is the whole node, a
+// busy one has no core left, so the counts follow from the free count;
+// the memory maxima are left at 0 when no node is free, where formatMiss
+// stops at the cores.
+func (p *pool) miss(s *sched, r *model.Request, part string) missStats {
+	var st missStats
+	if !p.covers(s, r, part, 1) {
+		return st
+	}
+	free := p.n - p.nbusy
+	if free == 0 {
+		return st
+	}
+	full := &s.cl.nodes[0].info.full
+	st.fit = free
+	st.cNode, st.cNUMA = full.log, full.numaLog[0]
+	st.mem, st.huge, st.scratch = full.regTot, full.hugeTot, full.scratch
+	return st
+}
+
+// gangNow places c's gang now for d: nowNodes and gangAt, or the pool's
+// answer on a one-slot cluster. Called by tryStart.
+func (s *sched) gangNow(c candidate, d int64) ([]int, []use, bool) {
+	r := &c.j.Request
+	if p := s.cl.pool; p != nil {
+		return p.gangNow(s, r, c.key.part, d)
+	}
+	nodes := s.nowNodes(c.key)
+	if len(nodes) < max(r.Nodes, 1) {
+		return nil, nil, false
+	}
+	return s.cl.gangAt(r, s.imageNodes(c.j), nodes, 0, d)
+}
+
+// earliestFor is cluster.earliest for c over its partition, or the pool's
+// answer on a one-slot cluster. Called by startAll.
+func (s *sched) earliestFor(c candidate, d int64) (int64, []int, []use, bool) {
+	if p := s.cl.pool; p != nil {
+		return p.earliest(s, &c.j.Request, c.key.part, d)
+	}
+	return s.cl.earliest(&c.j.Request, s.imageNodes(c.j), s.partNodes(c.key.part), d)
+}
+
+// reservedOn returns the placements of a reservation of j on nodes, in
+// name order, and the node names. On the pool, a reservation of the same
+// request on the same nodes as the last one gets the last one's slices:
+// equal values, shared storage (see Planner: plans are read-only).
+// Called by reserve.
+func (s *sched) reservedOn(j *model.Job, nodes []int, uses []use) ([]model.Placement, []string) {
+	p := s.cl.pool
+	if p == nil {
+		return s.newReservedOn(j, nodes, uses)
+	}
+	sorted := p.sortedNodes(nodes)
+	if p.res.ps != nil && p.res.req == j.Request && slices.Equal(p.res.nodes, sorted) {
+		return p.res.ps, p.res.names
+	}
+	ps, names := s.newReservedOn(j, sorted, uses)
+	p.res.req, p.res.nodes, p.res.ps, p.res.names = j.Request, append(p.res.nodes[:0], sorted...), ps, names
+	return ps, names
+}
+
+func (s *sched) newReservedOn(j *model.Job, nodes []int, uses []use) ([]model.Placement, []string) {
+	ps := s.placements(j, nodes, uses)
+	names := make([]string, len(ps))
+	for i, p := range ps {
+		names[i] = p.Node
+	}
+	return ps, names
+}
+
+// sortedNodes returns nodes (distinct indexes) in increasing order, by
+// marking them in a bitset: O(nodes/64 + len) instead of a sort.
+func (p *pool) sortedNodes(nodes []int) []int {
+	if len(p.mark) != len(p.busy) {
+		p.mark = newBitset(p.n)
+	}
+	for _, n := range nodes {
+		p.mark.set(n)
+	}
+	out := p.picks[:0]
+	for w, word := range p.mark {
+		for word != 0 {
+			b := bits.TrailingZeros64(word)
+			out = append(out, w*64+b)
+			word &^= 1 << uint(b)
+		}
+		p.mark[w] = 0
+	}
+	p.picks = out
+	return out
+}
