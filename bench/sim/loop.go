@@ -75,6 +75,9 @@ func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
 			plan = core.Schedule(in, s.cfg)
 		} else {
 			plan = s.planner.Schedule(in, s.cfg)
+			if s.planner.Pooled() {
+				res.PoolCycles++
+			}
 		}
 		d := clock().Sub(t0)
 		coreTotal += d

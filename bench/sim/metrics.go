@@ -23,7 +23,10 @@ type Result struct {
 	Cycles      int     `json:"cycles"`
 	// IdleCycles are the events with no job pending, where the replay
 	// skips core.Schedule (its plan could start nothing).
-	IdleCycles int           `json:"idleCycles,omitempty"`
+	IdleCycles int `json:"idleCycles,omitempty"`
+	// PoolCycles are the cycles the Planner ran on its one-slot pool
+	// (core.Planner.Pooled); the rest ran the full path.
+	PoolCycles int           `json:"poolCycles,omitempty"`
 	CoreMean   time.Duration `json:"coreMeanNs"`
 	CoreMax    time.Duration `json:"coreMaxNs"`
 	// Dept holds delivered core-seconds per department.

@@ -2,6 +2,7 @@ package sim_test
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"testing"
 
@@ -10,35 +11,70 @@ import (
 	"vhpc/scheduler/core"
 )
 
-// TestReplayPlannerMatchesRebuild replays generated traces with every
-// policy and estimate mode twice, with the core.Planner the replay uses
-// and with core.Schedule at every event (Options.Rebuild): every job must
-// start at the same second. Machines: one-CPU nodes (the suite's), and
-// four-CPU nodes with two GPUs (gangs share nodes, NUMA-free placement).
+// lublinTrace is the shared Lublin trace (256 one-CPU nodes), read-only.
+const lublinTrace = "../../../shared/traces/lublin_256.swf"
+
+// TestReplayPlannerMatchesRebuild replays traces with every policy and
+// estimate mode twice, with the core.Planner the replay uses and with
+// core.Schedule at every event (Options.Rebuild): every job must start at
+// the same second. One-CPU machines of 128 to 4,096 nodes at loads 0.6 to
+// 1.05 and the shared Lublin trace's first 400 jobs (all of it with
+// VHPC_REPLAY_FULL=1) run on the Planner's one-slot pool, and every cycle
+// must have stayed on it; four-CPU nodes with two GPUs (gangs share nodes)
+// take the full path.
 func TestReplayPlannerMatchesRebuild(t *testing.T) {
-	machines := []struct {
+	type machine struct {
+		name              string
 		nodes, cpus, gpus int
-		seed              uint64
-	}{
-		{64, 1, 0, 3},
-		{32, 4, 2, 4},
+		trace             []sim.TraceJob
 	}
-	for _, m := range machines {
-		trace, err := gen.Generate(gen.Params{Nodes: m.nodes, Jobs: 300, Load: 1.0, Seed: m.seed})
+	var machines []machine
+	for _, g := range []struct {
+		nodes, cpus, gpus, jobs int
+		load                    float64
+		seed                    uint64
+	}{
+		{64, 1, 0, 300, 1.0, 3},
+		{128, 1, 0, 200, 0.6, 5},
+		{512, 1, 0, 150, 0.8, 6},
+		{1024, 1, 0, 120, 0.95, 7},
+		{4096, 1, 0, 60, 1.05, 8},
+		{32, 4, 2, 300, 1.0, 4},
+	} {
+		trace, err := gen.Generate(gen.Params{Nodes: g.nodes, Jobs: g.jobs, Load: g.load, Seed: g.seed})
 		if err != nil {
 			t.Fatal(err)
 		}
+		machines = append(machines, machine{fmt.Sprintf("%dx%dcpu-l%.2f", g.nodes, g.cpus, g.load), g.nodes, g.cpus, g.gpus, trace})
+	}
+	if f, err := os.Open(lublinTrace); err == nil {
+		trace, _, err := sim.ReadSWF(f)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if os.Getenv("VHPC_REPLAY_FULL") == "" {
+			trace = trace[:min(len(trace), 400)]
+		}
+		machines = append(machines, machine{"lublin256", 256, 1, 0, trace})
+	} else {
+		t.Logf("no shared Lublin trace: %v", err)
+	}
+	for _, m := range machines {
 		for _, policy := range core.Policies() {
 			for _, est := range []string{sim.EstRequest, sim.EstPredicted, sim.EstRuntime} {
-				t.Run(fmt.Sprintf("%dx%dcpu-%s-%s", m.nodes, m.cpus, policy, est), func(t *testing.T) {
+				t.Run(fmt.Sprintf("%s-%s-%s", m.name, policy, est), func(t *testing.T) {
 					cfg := core.DefaultConfig()
 					cfg.Policy = policy
 					o := sim.Options{Nodes: m.nodes, CPUsPerNode: m.cpus, GPUsPerNode: m.gpus, Estimates: est, Config: cfg}
-					fast := sim.Run(trace, o)
+					fast := sim.Run(m.trace, o)
 					o.Rebuild = true
-					slow := sim.Run(trace, o)
+					slow := sim.Run(m.trace, o)
 					if fast.Jobs == 0 || !slices.Equal(fast.Starts, slow.Starts) {
 						t.Fatalf("planner replay started %d jobs, rebuild %d; start times differ", fast.Jobs, slow.Jobs)
+					}
+					if pool := m.cpus == 1 && m.gpus == 0; pool != (fast.PoolCycles == fast.Cycles) || !pool && fast.PoolCycles > 0 {
+						t.Fatalf("%d of %d cycles on the pool", fast.PoolCycles, fast.Cycles)
 					}
 				})
 			}

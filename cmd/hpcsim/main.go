@@ -168,7 +168,7 @@ func run(args []string, out, progress io.Writer) error {
 	fmt.Fprintf(out, "wait s: avg %.0f p50 %.0f p90 %.0f p99 %.0f max %.0f\n", res.AvgWait, res.P50Wait, res.P90Wait, res.P99Wait, res.MaxWait)
 	fmt.Fprintf(out, "avg bounded slowdown (10 s): %.2f\n", res.AvgBSLD)
 	fmt.Fprintf(out, "utilization %.4f, makespan %.0f s\n", res.Utilization, res.Makespan)
-	fmt.Fprintf(out, "core: %d cycles, mean %s, max %s per cycle (%d events with nothing pending skipped)\n", res.Cycles, res.CoreMean, res.CoreMax, res.IdleCycles)
+	fmt.Fprintf(out, "core: %d cycles (%d on the one-slot pool), mean %s, max %s per cycle (%d events with nothing pending skipped)\n", res.Cycles, res.PoolCycles, res.CoreMean, res.CoreMax, res.IdleCycles)
 	return nil
 }
 

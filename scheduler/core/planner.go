@@ -35,13 +35,21 @@ type Planner struct {
 	cl      *cluster
 	pool    pool
 	oneSlot bool // oneSlot(cl), computed when cl is built
+	pooled  bool // the last call's plan came from the pool
 }
+
+// Pooled reports whether the last Schedule call's plan was computed on the
+// pool (the one-slot fast path) rather than the full path. The replay
+// (sim.Result.PoolCycles) and the tests that check the fast path was
+// taken call it; the plan is the same either way.
+func (p *Planner) Pooled() bool { return p.pooled }
 
 // Schedule is Schedule(in, cfg) on the planner's kept state: the same plan,
 // without rebuilding the node index when the nodes are those of the last
 // call. Called by hpcsim (bench/sim) once per event.
 func (p *Planner) Schedule(in Input, cfg Config) model.Plan {
 	cl := p.cluster(in.Nodes)
+	p.pooled = false
 	if p.oneSlot && !p.pool.off && len(in.ImageNodes) == 0 && (cfg.Preemption == "" || cfg.Preemption == PreemptOff) {
 		p.pool.begin(len(cl.nodes))
 		cl.pool = &p.pool
@@ -51,6 +59,7 @@ func (p *Planner) Schedule(in Input, cfg Config) model.Plan {
 		}
 		cl.pool = nil
 		if !p.pool.abort {
+			p.pooled = true
 			return s.plan
 		}
 		p.pool.off = true

@@ -34,8 +34,10 @@ func TestPlannerMatchesSchedule(t *testing.T) {
 	})
 }
 
-// nextCycle applies plan to in and draws the changes of the next cycle.
-func nextCycle(t *rapid.T, in Input, plan model.Plan, id *model.JobID) Input {
+// applyStarts turns plan's starts into running allocations appended to
+// in's (so the list leaves gang order) and marks the jobs started; it
+// returns the jobs by id and the allocations.
+func applyStarts(in Input, plan model.Plan) (map[model.JobID]*model.Job, []*model.Alloc) {
 	byID := map[model.JobID]*model.Job{}
 	for _, j := range in.Jobs {
 		byID[j.ID] = j
@@ -51,6 +53,12 @@ func nextCycle(t *rapid.T, in Input, plan model.Plan, id *model.JobID) Input {
 			j.State = model.JobRunning
 		}
 	}
+	return byID, allocs
+}
+
+// nextCycle applies plan to in and draws the changes of the next cycle.
+func nextCycle(t *rapid.T, in Input, plan model.Plan, id *model.JobID) Input {
+	byID, allocs := applyStarts(in, plan)
 	// Some gangs end: their allocations go, a plain job leaves the input.
 	ended := map[model.JobID]model.JobState{}
 	for k, v := range in.Ended {
@@ -115,5 +123,174 @@ func TestGoldenPlansPlanner(t *testing.T) {
 				t.Fatalf("case %d, call %d: the planner's plan differs from the recorded one", i, call+1)
 			}
 		}
+	}
+}
+
+// oneSlotNodes are n nodes of one CPU, no GPU (hpcsim's machines), so a
+// Planner runs its cycles on the pool.
+func oneSlotNodes(n int) []*model.Node {
+	ns := make([]*model.Node, n)
+	for i := range ns {
+		ns[i] = mkNode(fmt.Sprintf("n%03d", i), hwSpec{numa: 1, phys: 1, smt: 1, memMiB: 4000})
+	}
+	return ns
+}
+
+// genSlotJob draws a job for a one-slot cluster of n nodes: one core per
+// node, sometimes wider than the cluster or more memory than a node has,
+// sometimes an array, submitted up to four days ago (so some starve).
+func genSlotJob(t *rapid.T, id model.JobID, n int, now time.Time) *model.Job {
+	r := model.Request{Nodes: rapid.IntRange(1, n+1).Draw(t, "nodes"),
+		MemoryMiB: rapid.SampledFrom([]int64{0, 0, 1000, 5000}).Draw(t, "mem"), CrossNUMA: rapid.Bool().Draw(t, "cross")}
+	j := mkJob(id, r, time.Duration(rapid.IntRange(1, 48).Draw(t, "wall"))*15*time.Minute)
+	j.SubmitTime = now.Add(-time.Duration(rapid.IntRange(0, 96*60).Draw(t, "age")) * time.Minute)
+	j.User = rapid.SampledFrom([]string{"u0", "u1", "u2"}).Draw(t, "user")
+	j.Department = rapid.SampledFrom([]string{"physics", "render"}).Draw(t, "dept")
+	j.QOS = rapid.SampledFrom([]string{"", "low", "high"}).Draw(t, "qos")
+	if rapid.IntRange(0, 7).Draw(t, "array") == 0 {
+		j.Array = &model.Array{Last: int64(rapid.IntRange(0, 6).Draw(t, "last")), Step: 1, Chunk: 1,
+			Parallel: rapid.IntRange(0, 3).Draw(t, "par")}
+	}
+	return j
+}
+
+// poolCovers reports whether every cycle under cfg stays on the pool: at
+// most one reservation a cycle.
+func poolCovers(cfg Config) bool {
+	urgent := cfg.SlowdownGuard > 0 && cfg.SlowdownReservations > 0
+	return cfg.Policy != PolicyDefault || (cfg.ReservationDepth <= 1 && !urgent)
+}
+
+// TestPoolMatchesSchedule runs up to eight cycles on a random one-slot
+// cluster under every policy, both estimate modes and several reservation
+// depths, backfill orders and guards: every plan of the Planner (on its
+// pool) must equal Schedule's, placements and reasons included, and where
+// the configuration has at most one reservation a cycle the pool must
+// never have fallen back. Between cycles starts become allocations (added
+// at the end, so the list is out of gang order), gangs end and feed the
+// history, some are asked to stop, time moves and jobs arrive.
+func TestPoolMatchesSchedule(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		n := rapid.IntRange(1, 24).Draw(t, "n")
+		now := t0
+		in := Input{Now: now, Nodes: oneSlotNodes(n), Usage: map[string]float64{"physics": rapid.Float64Range(0, 1e6).Draw(t, "usage")},
+			History: map[string][]time.Duration{}, Ended: map[model.JobID]model.JobState{}}
+		id := model.JobID(1)
+		for range rapid.IntRange(0, 12).Draw(t, "jobs") {
+			in.Jobs = append(in.Jobs, genSlotJob(t, id, n, now))
+			id++
+		}
+		cfg := DefaultConfig()
+		cfg.Policy = rapid.SampledFrom(Policies()).Draw(t, "policy")
+		cfg.Estimate = rapid.SampledFrom([]string{EstimateRequest, EstimatePredicted}).Draw(t, "estimate")
+		cfg.ReservationDepth = rapid.IntRange(0, 2).Draw(t, "depth")
+		cfg.Backfill = rapid.SampledFrom([]string{BackfillShortest, BackfillPacking, BackfillPriority}).Draw(t, "backfill")
+		cfg.SlowdownGuard = rapid.SampledFrom([]float64{0, 0, 4}).Draw(t, "slowdownGuard")
+		cfg.StarvationGrace = rapid.SampledFrom([]time.Duration{0, 24 * time.Hour}).Draw(t, "grace")
+		var p Planner
+		for cycle := range rapid.IntRange(1, 8).Draw(t, "cycles") {
+			want := Schedule(in, cfg)
+			got := p.Schedule(in, cfg)
+			if !reflect.DeepEqual(want, got) {
+				t.Fatalf("cycle %d: the pool's plan differs from Schedule's:\n%+v\n%+v", cycle, got, want)
+			}
+			if !p.Pooled() && poolCovers(cfg) {
+				t.Fatalf("cycle %d: the pool fell back under %+v", cycle, cfg)
+			}
+			in = nextSlotCycle(t, in, got, n, &id, cfg.HistoryLen)
+		}
+	})
+}
+
+// nextSlotCycle applies plan to in, ends some gangs (recording their
+// runtimes), asks some to stop, moves time and adds arrivals.
+func nextSlotCycle(t *rapid.T, in Input, plan model.Plan, n int, id *model.JobID, keep int) Input {
+	jobs, allocs := applyStarts(in, plan)
+	next := in
+	next.Now = in.Now.Add(time.Duration(rapid.IntRange(0, 240).Draw(t, "advance")) * time.Minute)
+	next.Ended = map[model.JobID]model.JobState{}
+	for k, v := range in.Ended {
+		next.Ended[k] = v
+	}
+	ended := map[gangKey]bool{}
+	for _, a := range allocs {
+		if a.Rank == 0 && (!a.Deadline.After(next.Now) || rapid.IntRange(0, 5).Draw(t, "end") == 0) {
+			ended[gangKey{a.Job, a.Task}] = true
+			j := jobs[a.Job]
+			RecordRuntime(next.History, j.User, min(next.Now.Sub(a.Started), j.Walltime), max(keep, 1))
+			if j.Array == nil {
+				next.Ended[j.ID] = model.JobCompleted
+				delete(jobs, j.ID)
+			}
+		}
+	}
+	next.Allocs = slices.DeleteFunc(allocs, func(a *model.Alloc) bool { return ended[gangKey{a.Job, a.Task}] })
+	for _, a := range next.Allocs {
+		if rapid.IntRange(0, 19).Draw(t, "stop") == 0 {
+			a.StopRequested = true
+		}
+	}
+	next.Jobs = nil
+	for _, j := range in.Jobs {
+		if jobs[j.ID] != nil {
+			next.Jobs = append(next.Jobs, j)
+		}
+	}
+	for range rapid.IntRange(0, 4).Draw(t, "arrive") {
+		next.Jobs = append(next.Jobs, genSlotJob(t, *id, n, next.Now))
+		*id++
+	}
+	return next
+}
+
+// TestPoolFallsBack gives a one-slot cluster what the pool does not
+// answer itself: the Planner must fall back to the full path (Pooled is
+// false) and still return Schedule's plan.
+func TestPoolFallsBack(t *testing.T) {
+	nodes := oneSlotNodes(4)
+	running := func(job model.JobID, node string, cores []int) *model.Alloc {
+		return &model.Alloc{ID: model.AllocID(fmt.Sprint(job)), Job: job, State: model.AllocRunning, Started: t0, Created: t0,
+			Deadline: t0.Add(time.Hour), Placement: model.Placement{Node: node, Cores: cores, NUMA: []int{0}}}
+	}
+	wide := mkJob(1, model.Request{Nodes: 4}, time.Hour)
+	cases := []struct {
+		name   string
+		jobs   []*model.Job
+		allocs []*model.Alloc
+		cfg    func(*Config)
+	}{
+		{name: "allocation without its core", jobs: []*model.Job{wide, mkJob(2, model.Request{}, time.Hour)},
+			allocs: []*model.Alloc{running(2, "n000", nil)}},
+		{name: "two allocations on one node", jobs: []*model.Job{wide, mkJob(2, model.Request{}, time.Hour), mkJob(3, model.Request{}, time.Hour)},
+			allocs: []*model.Alloc{running(2, "n000", []int{0}), running(3, "n000", []int{0})}},
+		{name: "two reservations", jobs: []*model.Job{wide, mkJob(2, model.Request{Nodes: 3}, 2*time.Hour), mkJob(3, model.Request{}, time.Hour)},
+			allocs: []*model.Alloc{running(3, "n001", []int{0})}, cfg: func(c *Config) { c.ReservationDepth = 2 }},
+		{name: "request of no core", jobs: []*model.Job{func() *model.Job {
+			j := mkJob(1, model.Request{}, time.Hour)
+			j.Request.CPUsPerTask = 0
+			return j
+		}()}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, j := range tc.jobs {
+				if len(slices.DeleteFunc(slices.Clone(tc.allocs), func(a *model.Alloc) bool { return a.Job != j.ID })) > 0 {
+					j.State = model.JobRunning
+				}
+			}
+			in := Input{Now: t0, Nodes: nodes, Jobs: tc.jobs, Allocs: tc.allocs}
+			cfg := DefaultConfig()
+			if tc.cfg != nil {
+				tc.cfg(&cfg)
+			}
+			var p Planner
+			got := p.Schedule(in, cfg)
+			if want := Schedule(in, cfg); !reflect.DeepEqual(want, got) {
+				t.Fatalf("plan differs from Schedule's:\n%+v\n%+v", got, want)
+			}
+			if p.Pooled() {
+				t.Fatal("the pool answered a cycle it does not cover")
+			}
+		})
 	}
 }
