@@ -2,7 +2,7 @@ package sim
 
 import (
 	"container/heap"
-	"fmt"
+	"strconv"
 	"time"
 
 	"vhpc/scheduler/core"
@@ -144,7 +144,7 @@ func (s *state) start(st model.Start, t int64) {
 	sj := s.jobs[st.Job-1]
 	now := epoch.Add(time.Duration(t) * time.Second)
 	for i, p := range st.Placements {
-		a := &model.Alloc{ID: model.AllocID(fmt.Sprintf("%d.%d", st.Job, i)), Job: st.Job, Rank: i, Attempt: 1,
+		a := &model.Alloc{ID: model.AllocID(strconv.FormatUint(uint64(st.Job), 10) + "." + strconv.Itoa(i)), Job: st.Job, Rank: i, Attempt: 1,
 			Placement: p, State: model.AllocRunning, Created: now, Started: now, Deadline: now.Add(sj.job.Walltime)}
 		s.running[st.Job] = append(s.running[st.Job], a)
 		s.allocs = append(s.allocs, a)

@@ -202,6 +202,20 @@ func (c *cluster) add(n int, h holder) {
 	c.gen++
 }
 
+// hold adds a gang's holders over [start, end): uses[i] on nodes[i]. On
+// the pool the gang is recorded once (pool.hold), not a holder per node.
+// Called by start and reserve.
+func (c *cluster) hold(nodes []int, uses []use, start, end int64, job model.JobID, task int64) {
+	if c.pool != nil {
+		c.pool.hold(nodes, start, end)
+		c.gen++
+		return
+	}
+	for i, n := range nodes {
+		c.add(n, holder{u: uses[i], start: start, end: end, job: job, task: task})
+	}
+}
+
 // fitsAt reports whether r fits node n during [t0, t0+d).
 func (c *cluster) fitsAt(n int, r *model.Request, t0, d int64) bool {
 	f := c.view(n, t0, t0+d)

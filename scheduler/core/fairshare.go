@@ -50,11 +50,20 @@ func fairShare(in *Input, cfg *Config, jobs map[model.JobID]*model.Job) map[stri
 		depts[j.Department] = true
 	}
 	// A department's sum is kept in a local while consecutive allocations
-	// are its (a gang's are): the same additions in the same order as
-	// adding to the map each time, without a lookup per allocation.
+	// are its (a gang's are), and an allocation like the last counted one
+	// (same job, state, times and sizes: a gang's usually are) adds the
+	// same charge again: the same additions in the same order as adding to
+	// the map each time, without a lookup or a charge per allocation.
 	var cur *model.Job
+	var prev *model.Alloc // the last allocation counted, c its charge
+	c := 0.0
 	dept, sum, open := "", 0.0, false
 	for _, a := range in.Allocs {
+		if prev != nil && sameCharge(prev, a) {
+			sum += c
+			continue
+		}
+		prev = nil
 		if cur == nil || a.Job != cur.ID {
 			cur = jobs[a.Job]
 		}
@@ -72,7 +81,8 @@ func fairShare(in *Input, cfg *Config, jobs map[model.JobID]*model.Job) map[stri
 			}
 			dept, sum, open = j.Department, usage[j.Department], true
 		}
-		sum += float64(Charge(a.Placement, in.Now.Sub(start), *cfg))
+		prev, c = a, float64(Charge(a.Placement, in.Now.Sub(start), *cfg))
+		sum += c
 	}
 	if open {
 		usage[dept] = sum
@@ -104,6 +114,13 @@ func fairShare(in *Input, cfg *Config, jobs map[model.JobID]*model.Job) map[stri
 		out[d] = math.Exp2(-(usage[d] / totalU) / s)
 	}
 	return out
+}
+
+// sameCharge reports whether b is charged as a, a counted allocation: the
+// same job and state, start and creation times, cores and GPUs.
+func sameCharge(a, b *model.Alloc) bool {
+	return b.Job == a.Job && b.State == a.State && b.Started == a.Started && b.Created == a.Created &&
+		len(b.Placement.Cores) == len(a.Placement.Cores) && len(b.Placement.GPUs) == len(a.Placement.GPUs)
 }
 
 func deptShare(cfg *Config, dept string) float64 {

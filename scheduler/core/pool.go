@@ -46,6 +46,7 @@ type pool struct {
 	picks   []int   // scratch for earliest
 	order   []int
 	stretch [][2]int // scratch for sorted
+	sortBuf []*model.Alloc
 	// useBuf holds useReq's use on a free node, repeated (see uses).
 	useBuf []use
 	useReq model.Request
@@ -56,7 +57,7 @@ type pool struct {
 		ps    []model.Placement
 		names []string
 	}
-	mark bitset // scratch for sortedNodes
+	mark bitset // scratch for inOrder
 }
 
 // runGroup is a run of allocations kept between calls: its allocations (to
@@ -73,9 +74,6 @@ type runGroup struct {
 type run struct {
 	end   int64
 	nodes []int
-	job   model.JobID
-	task  int64
-	start bool // a start of this plan (nodes may grow while it is added)
 }
 
 // oneSlot reports whether cl is a cluster the pool covers: at least one
@@ -124,7 +122,7 @@ func (p *pool) begin(n int) {
 // sameRun reports whether b continues a's run: a live allocation of the
 // same gang with the same times and stop request, so the same holder end.
 func sameRun(a, b *model.Alloc) bool {
-	return !b.State.Terminal() && b.Job == a.Job && b.Task == a.Task && b.StopRequested == a.StopRequested &&
+	return (b.State == a.State || !b.State.Terminal()) && b.Job == a.Job && b.Task == a.Task && b.StopRequested == a.StopRequested &&
 		b.Started == a.Started && b.Created == a.Created && b.Deadline == a.Deadline
 }
 
@@ -162,7 +160,7 @@ func (p *pool) load(s *sched) {
 			p.busy.set(n)
 		}
 		p.nbusy += len(g.nodes)
-		p.runs = append(p.runs, run{end: end, nodes: g.nodes, job: a.Job, task: a.Task})
+		p.runs = append(p.runs, run{end: end, nodes: g.nodes})
 		tot.add(s, a, g.cores, g.gpus)
 	}
 	tot.flush(s)
@@ -175,44 +173,55 @@ func (p *pool) load(s *sched) {
 // keys, not thousands of allocations), and the full sort is the fallback
 // when the result is not strictly increasing.
 func (p *pool) sorted(allocs []*model.Alloc) []*model.Alloc {
-	if strictlySorted(allocs) {
-		return allocs
-	}
 	p.stretch = p.stretch[:0]
+	inOrder := true
 	for i := 0; i < len(allocs); {
+		if i > 0 && cmpAlloc(allocs[i-1], allocs[i]) >= 0 {
+			inOrder = false
+		}
 		k := i + 1
 		for k < len(allocs) && allocs[k].Job == allocs[i].Job && allocs[k].Task == allocs[i].Task &&
-			cmpAlloc(allocs[k-1], allocs[k]) < 0 {
+			allocs[k-1].Rank < allocs[k].Rank {
 			k++
 		}
 		p.stretch = append(p.stretch, [2]int{i, k})
 		i = k
 	}
+	if inOrder {
+		return allocs
+	}
 	slices.SortFunc(p.stretch, func(a, b [2]int) int { return cmpAlloc(allocs[a[0]], allocs[b[0]]) })
-	out := make([]*model.Alloc, 0, len(allocs))
-	for _, st := range p.stretch {
+	out := p.sortBuf[:0]
+	for i, st := range p.stretch {
+		if i > 0 && cmpAlloc(out[len(out)-1], allocs[st[0]]) >= 0 {
+			// Stretches overlap (a gang split, or listed twice): sort all.
+			out = append(out[:0], allocs...)
+			slices.SortFunc(out, cmpAlloc)
+			break
+		}
 		out = append(out, allocs[st[0]:st[1]]...)
 	}
-	if !strictlySorted(out) {
-		slices.SortFunc(out, cmpAlloc)
-	}
+	p.sortBuf = out
 	return out
 }
 
 // group returns the kept group of the run as, or converts and keeps it;
-// nil when an allocation does not hold exactly its node's core.
+// nil when an allocation on a node of the cluster does not hold its core.
 func (p *pool) group(s *sched, as []*model.Alloc) *runGroup {
 	if g := p.groups[as[0]]; g != nil && slices.Equal(g.allocs, as) {
 		g.seen = p.call
 		return g
 	}
 	g := &runGroup{allocs: slices.Clone(as), seen: p.call}
+	ni := s.cl.nodes[0].info
 	for _, a := range as {
-		n, u, ok := s.cl.allocUse(a)
+		n, ok := s.cl.byName[a.Placement.Node]
 		if !ok {
 			continue
 		}
-		if len(u.phys) != 1 || len(u.gpus) != 0 {
+		// The use allocUse would convert takes the node's one core if
+		// any listed core is it (there are no GPUs to take).
+		if !slices.ContainsFunc(a.Placement.Cores, func(c int) bool { _, ok := ni.physOf(c); return ok }) {
 			return nil
 		}
 		g.nodes = append(g.nodes, n)
@@ -377,31 +386,38 @@ func (p *pool) earliest(s *sched, r *model.Request, part string, d int64) (int64
 		hi = lo - 1
 	}
 	picked = p.freeOpen(picked, want)
-	return t, picked, p.uses(s, r, want), true
+	// In node order, which is how reserve and the reason use them (a
+	// gang's order never shows: placements and names are sorted).
+	return t, p.inOrder(picked), p.uses(s, r, want), true
 }
 
-// add is cluster.add on the pool: a holder from now makes its node busy
-// until its end, a later one is a reservation.
-func (p *pool) add(n int, h holder) {
-	if h.start > 0 {
-		if p.fmin[n] == never {
-			p.touched = append(p.touched, n)
+// add is cluster.add on the pool, for one holder (preemption's
+// re-attach; off on the pool, so only for completeness).
+func (p *pool) add(n int, h holder) { p.hold([]int{n}, h.start, h.end) }
+
+// hold records a gang's holders over [start, end) on nodes: from now, the
+// nodes are busy until end (one run); later, a reservation that starts at
+// start on each of them.
+func (p *pool) hold(nodes []int, start, end int64) {
+	if start > 0 {
+		for _, n := range nodes {
+			if p.fmin[n] == never {
+				p.touched = append(p.touched, n)
+			}
+			p.fmin[n] = min(p.fmin[n], start)
 		}
-		p.fmin[n] = min(p.fmin[n], h.start)
-		p.nres++
+		p.nres += len(nodes)
 		return
 	}
-	if p.busy.has(n) {
-		p.abort = true
-		return
+	for _, n := range nodes {
+		if p.busy.has(n) {
+			p.abort = true
+			return
+		}
+		p.busy.set(n)
 	}
-	p.busy.set(n)
-	p.nbusy++
-	if k := len(p.runs) - 1; k >= 0 && p.runs[k].start && p.runs[k].job == h.job && p.runs[k].task == h.task && p.runs[k].end == h.end {
-		p.runs[k].nodes = append(p.runs[k].nodes, n)
-		return
-	}
-	p.runs = append(p.runs, run{end: h.end, nodes: []int{n}, job: h.job, task: h.task, start: true})
+	p.nbusy += len(nodes)
+	p.runs = append(p.runs, run{end: end, nodes: slices.Clone(nodes)})
 }
 
 // fits is everReason's count on the pool: every node or none, all ready.
@@ -466,7 +482,10 @@ func (s *sched) reservedOn(j *model.Job, nodes []int, uses []use) ([]model.Place
 	if p == nil {
 		return s.newReservedOn(j, nodes, uses)
 	}
-	sorted := p.sortedNodes(nodes)
+	sorted := nodes
+	if !slices.IsSorted(nodes) {
+		sorted = p.inOrder(slices.Clone(nodes))
+	}
 	if p.res.ps != nil && p.res.req == j.Request && slices.Equal(p.res.nodes, sorted) {
 		return p.res.ps, p.res.names
 	}
@@ -484,16 +503,16 @@ func (s *sched) newReservedOn(j *model.Job, nodes []int, uses []use) ([]model.Pl
 	return ps, names
 }
 
-// sortedNodes returns nodes (distinct indexes) in increasing order, by
-// marking them in a bitset: O(nodes/64 + len) instead of a sort.
-func (p *pool) sortedNodes(nodes []int) []int {
+// inOrder sorts nodes (distinct indexes) in place, by marking them in a
+// bitset: O(nodes/64 + len) instead of a sort.
+func (p *pool) inOrder(nodes []int) []int {
 	if len(p.mark) != len(p.busy) {
 		p.mark = newBitset(p.n)
 	}
 	for _, n := range nodes {
 		p.mark.set(n)
 	}
-	out := p.picks[:0]
+	out := nodes[:0]
 	for w, word := range p.mark {
 		for word != 0 {
 			b := bits.TrailingZeros64(word)
@@ -502,6 +521,34 @@ func (p *pool) sortedNodes(nodes []int) []int {
 		}
 		p.mark[w] = 0
 	}
-	p.picks = out
 	return out
+}
+
+// placements is sched.placements on the pool: every node of a one-slot
+// cluster takes the same use (uses[0]), so each placement is the same
+// cores, NUMA ids and amounts on its node, in node order; the slices are
+// cut from three shared arrays as newPlacementBufs and placementOf cut
+// them (capped at their length, GPU lists empty but not nil).
+func (p *pool) placements(s *sched, j *model.Job, nodes []int, uses []use) []model.Placement {
+	if !slices.IsSorted(nodes) {
+		nodes = p.inOrder(slices.Clone(nodes))
+	}
+	ni := s.cl.nodes[0].info
+	var one placementBufs
+	tpl := ni.placementOf(&uses[0], &j.Request, &one)
+	nc, nn := len(tpl.Cores), len(tpl.NUMA)
+	cores, numa := make([]int, 0, nc*len(nodes)), make([]int, 0, nn*len(nodes))
+	gpus := make([]string, 0)
+	ps := make([]model.Placement, len(nodes))
+	for i, n := range nodes {
+		pl := tpl
+		pl.Node = s.cl.nodes[n].info.node.Name
+		cores = append(cores, tpl.Cores...)
+		pl.Cores = cores[i*nc : (i+1)*nc : (i+1)*nc]
+		numa = append(numa, tpl.NUMA...)
+		pl.NUMA = numa[i*nn : (i+1)*nn : (i+1)*nn]
+		pl.GPUs = gpus[0:0:0]
+		ps[i] = pl
+	}
+	return ps
 }

@@ -206,9 +206,7 @@ func (s *sched) start(c candidate, task int64, nodes []int, uses []use, d int64)
 	j := c.j
 	st := model.Start{Job: j.ID, Task: task, Placements: s.placements(j, nodes, uses)}
 	cores, gpus := 0, 0
-	for i, n := range nodes {
-		s.cl.add(n, holder{u: uses[i], start: 0, end: d, job: j.ID, task: task})
-	}
+	s.cl.hold(nodes, uses, 0, d, j.ID, task)
 	for _, p := range st.Placements {
 		cores += len(p.Cores)
 		gpus += len(p.GPUs)
@@ -222,9 +220,7 @@ func (s *sched) start(c candidate, task int64, nodes []int, uses []use, d int64)
 // caller counts it against the reservation depth where it applies.
 func (s *sched) reserve(c candidate, task int64, nodes []int, uses []use, t, d int64) {
 	j := c.j
-	for i, n := range nodes {
-		s.cl.add(n, holder{u: uses[i], start: t, end: t + d, job: j.ID, task: task})
-	}
+	s.cl.hold(nodes, uses, t, t+d, j.ID, task)
 	ps, names := s.reservedOn(j, nodes, uses)
 	s.plan.Reservations = append(s.plan.Reservations, model.Reservation{
 		Job: j.ID, Task: task, Nodes: names, Placements: ps,
@@ -236,6 +232,9 @@ func (s *sched) reserve(c candidate, task int64, nodes []int, uses []use, t, d i
 // gang's rank order). Node indexes follow name order (newCluster), so the
 // indexes are sorted instead of the names.
 func (s *sched) placements(j *model.Job, nodes []int, uses []use) []model.Placement {
+	if p := s.cl.pool; p != nil {
+		return p.placements(s, j, nodes, uses)
+	}
 	ps := make([]model.Placement, len(nodes))
 	nis := make([]*nodeInfo, len(nodes))
 	for i, n := range nodes {
@@ -268,12 +267,14 @@ func byNodeIndex(nodes []int) []int {
 // nodeList names nodes in name order for a reason: all of them, or the
 // count and the first four (found in one pass, not by sorting all).
 func nodeList(s *sched, nodes []int) string {
-	first := make([]int, 0, 5)
-	for _, n := range nodes {
-		i, _ := slices.BinarySearch(first, n)
-		if i < 4 {
-			first = slices.Insert(first, i, n)
-			first = first[:min(len(first), 4)]
+	first := nodes[:min(len(nodes), 4)]
+	if !slices.IsSorted(nodes) {
+		first = make([]int, 0, 5)
+		for _, n := range nodes {
+			if i, _ := slices.BinarySearch(first, n); i < 4 {
+				first = slices.Insert(first, i, n)
+				first = first[:min(len(first), 4)]
+			}
 		}
 	}
 	names := make([]string, len(first))
