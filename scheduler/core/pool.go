@@ -44,6 +44,9 @@ type pool struct {
 	touched []int   // nodes with fmin != never
 	nres    int     // reservation holders added this call
 	picks   []int   // scratch for earliest
+	// gang holds the nodes gangNow and earliest return, valid until the
+	// next of them: start and reserve copy what they keep.
+	gang    []int
 	order   []int
 	stretch [][2]int // scratch for sorted
 	sortBuf []*model.Alloc
@@ -309,9 +312,9 @@ func (p *pool) gangNow(s *sched, r *model.Request, part string, d int64) ([]int,
 		}
 		return a - b
 	})
-	picked := make([]int, 0, want)
-	picked = append(picked, p.order[:min(want, len(p.order))]...)
+	picked := append(p.gang[:0], p.order[:min(want, len(p.order))]...)
 	picked = p.freeOpen(picked, want)
+	p.gang = picked
 	return picked, p.uses(s, r, want), true
 }
 
@@ -346,7 +349,8 @@ func (p *pool) earliest(s *sched, r *model.Request, part string, d int64) (int64
 	want := max(r.Nodes, 1)
 	free := p.n - p.nbusy
 	if free >= want {
-		return 0, p.freeOpen(make([]int, 0, want), want), p.uses(s, r, want), true
+		p.gang = p.freeOpen(p.gang[:0], want)
+		return 0, p.gang, p.uses(s, r, want), true
 	}
 	// Runs by end, then the want-free'th busy node's end is t.
 	p.order = p.order[:0]
@@ -371,7 +375,7 @@ func (p *pool) earliest(s *sched, r *model.Request, part string, d int64) (int64
 	for last+1 < len(p.order) && p.runs[p.order[last+1]].end == t {
 		last++
 	}
-	picked := make([]int, 0, want)
+	picked := p.gang[:0]
 	for hi := last; hi >= 0 && len(picked) < want; {
 		lo := hi
 		for lo > 0 && p.runs[p.order[lo-1]].end == p.runs[p.order[hi]].end {
@@ -386,6 +390,7 @@ func (p *pool) earliest(s *sched, r *model.Request, part string, d int64) (int64
 		hi = lo - 1
 	}
 	picked = p.freeOpen(picked, want)
+	p.gang = picked
 	// In node order, which is how reserve and the reason use them (a
 	// gang's order never shows: placements and names are sorted).
 	return t, p.inOrder(picked), p.uses(s, r, want), true
