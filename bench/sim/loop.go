@@ -143,8 +143,12 @@ func (s *state) input(nodes []*model.Node, t int64) core.Input {
 func (s *state) start(st model.Start, t int64) {
 	sj := s.jobs[st.Job-1]
 	now := epoch.Add(time.Duration(t) * time.Second)
+	// A gang's allocations are cut from one array: one object, not one a node.
+	gang := make([]model.Alloc, len(st.Placements))
+	prefix := strconv.FormatUint(uint64(st.Job), 10) + "."
 	for i, p := range st.Placements {
-		a := &model.Alloc{ID: model.AllocID(strconv.FormatUint(uint64(st.Job), 10) + "." + strconv.Itoa(i)), Job: st.Job, Rank: i, Attempt: 1,
+		a := &gang[i]
+		*a = model.Alloc{ID: model.AllocID(prefix + strconv.Itoa(i)), Job: st.Job, Rank: i, Attempt: 1,
 			Placement: p, State: model.AllocRunning, Created: now, Started: now, Deadline: now.Add(sj.job.Walltime)}
 		s.running[st.Job] = append(s.running[st.Job], a)
 		s.allocs = append(s.allocs, a)

@@ -27,10 +27,12 @@ import (
 // On a one-slot cluster (every node identical and ready, one logical CPU,
 // no GPU, no partition: hpcsim's one-CPU machines) with no image locality
 // and no preemption, the cycle runs on a pool (see pool): the same cycle
-// with the node timelines replaced by a count of busy nodes and their ends,
-// and the running allocations read per gang instead of per node. A cycle
-// the pool cannot answer the same way is run again on the full path, and
-// the Planner stops trying the pool.
+// and decisions, with the node timelines replaced by the busy nodes and
+// their ends, and the running allocations read per gang instead of per
+// node. A call the pool cannot answer the same way is run again on the
+// full path, and the Planner stops trying the pool for those nodes.
+// Plans are read-only: on the pool, a reservation's placements may share
+// storage with an earlier plan's (equal values).
 type Planner struct {
 	cl      *cluster
 	pool    pool
