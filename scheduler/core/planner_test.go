@@ -163,12 +163,13 @@ func poolCovers(cfg Config) bool {
 
 // TestPoolMatchesSchedule runs up to eight cycles on a random one-slot
 // cluster under every policy, both estimate modes and several reservation
-// depths, backfill orders and guards: every plan of the Planner (on its
-// pool) must equal Schedule's, placements and reasons included, and where
-// the configuration has at most one reservation a cycle the pool must
-// never have fallen back. Between cycles starts become allocations (added
-// at the end, so the list is out of gang order), gangs end and feed the
-// history, some are asked to stop, time moves and jobs arrive.
+// depths, backfill orders, guards and backlog thresholds: every plan of
+// the Planner (on its pool) must equal Schedule's, placements and reasons
+// included, and where the configuration has at most one reservation a
+// cycle the pool must never have fallen back. Between cycles starts
+// become allocations (added at the end, so the list is out of gang
+// order), gangs end and feed the history, some are asked to stop, time
+// moves and jobs arrive.
 func TestPoolMatchesSchedule(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		n := rapid.IntRange(1, 24).Draw(t, "n")
@@ -187,6 +188,7 @@ func TestPoolMatchesSchedule(t *testing.T) {
 		cfg.Backfill = rapid.SampledFrom([]string{BackfillShortest, BackfillPacking, BackfillPriority}).Draw(t, "backfill")
 		cfg.SlowdownGuard = rapid.SampledFrom([]float64{0, 0, 4}).Draw(t, "slowdownGuard")
 		cfg.StarvationGrace = rapid.SampledFrom([]time.Duration{0, 24 * time.Hour}).Draw(t, "grace")
+		cfg.StarvationBacklog = rapid.SampledFrom([]float64{0, 0, 2}).Draw(t, "backlog")
 		var p Planner
 		for cycle := range rapid.IntRange(1, 8).Draw(t, "cycles") {
 			want := Schedule(in, cfg)
