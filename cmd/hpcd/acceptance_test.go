@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,11 +60,10 @@ func TestNodeAcceptCommand(t *testing.T) {
 			}
 		}
 	}
-	run := func(args ...string) (string, error) {
+	run := func(out *announcingBuffer, args ...string) (string, error) {
 		cmd := operatorCmd()
-		var out bytes.Buffer
-		cmd.SetOut(&out)
-		cmd.SetErr(&out)
+		cmd.SetOut(out)
+		cmd.SetErr(out)
 		cmd.SetArgs(append(append([]string{"node-accept"}, args...), "--addr", m.GRPCAddr(), "--poll", "20ms", "--timeout", "20s"))
 		err := cmd.ExecuteContext(context.Background())
 		return out.String(), err
@@ -88,22 +88,63 @@ func TestNodeAcceptCommand(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			out := newAnnouncingBuffer("requested")
 			if tc.agent != nil {
-				go tc.agent()
+				// The agent reports once the command's request is in: a
+				// report of a run already pending (node05's from "no
+				// wait") would otherwise pass it before the command asks,
+				// and the command would then wait for a run of its own.
+				go func() {
+					select {
+					case <-out.seen:
+						tc.agent()
+					case <-time.After(20 * time.Second):
+					}
+				}()
 			}
-			out, err := run(tc.args...)
+			outText, err := run(out, tc.args...)
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
-				t.Fatalf("error %v, want %q\n%s", err, tc.wantErr, out)
+				t.Fatalf("error %v, want %q\n%s", err, tc.wantErr, outText)
 			}
 			var ue usageError
 			if tc.usage != errors.As(err, &ue) {
 				t.Errorf("usage error %v, want %v: %v", !tc.usage, tc.usage, err)
 			}
-			if !strings.Contains(out, tc.wantOut) {
-				t.Errorf("output:\n%s\nwant %q", out, tc.wantOut)
+			if !strings.Contains(outText, tc.wantOut) {
+				t.Errorf("output:\n%s\nwant %q", outText, tc.wantOut)
 			}
 		})
 	}
+}
+
+// announcingBuffer is a command's output that closes seen once it holds
+// want, so that a test can act after the command got that far.
+type announcingBuffer struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	seen chan struct{}
+	once sync.Once
+}
+
+func newAnnouncingBuffer(want string) *announcingBuffer {
+	return &announcingBuffer{want: want, seen: make(chan struct{})}
+}
+
+func (b *announcingBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n, err := b.buf.Write(p)
+	if strings.Contains(b.buf.String(), b.want) {
+		b.once.Do(func() { close(b.seen) })
+	}
+	return n, err
+}
+
+func (b *announcingBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // TestAcceptanceFlags: --acceptance-margin is validated (0 is the
