@@ -100,6 +100,54 @@ func (c *mpiCluster) run(t testing.TB, job string, extra map[string]string) (*ap
 	return c.job(s.id), c.logs(s)
 }
 
+// mpichFinalizeHangs is how many times runAllreduceMPICH tries a job
+// again after MPICH's finalize hang.
+const mpichFinalizeHangs = 2
+
+// runAllreduceMPICH is run for the MPICH allreduce, with room for a known,
+// open bug: in some runs (two of four in stop 16, on a quiet box too) all
+// four ranks print their sums and then hydra_pmi_proxy on node1 never
+// exits, so the job never ends. When every rank has printed and the job
+// is still running 90 s later, the job is cancelled (its guests and
+// network go) and submitted again, at most mpichFinalizeHangs times, and
+// the test log says so. Anything else (a wrong sum, a missing rank, a job
+// that fails, hangs before its ranks print, or hangs every time) still
+// fails the test.
+func (c *mpiCluster) runAllreduceMPICH(t testing.TB, job string, extra map[string]string) (*api.Job, string) {
+	t.Helper()
+	done := func(st string) bool {
+		return st == "completed" || st == "failed" || st == "cancelled" || st == "timeout"
+	}
+	for hang := 0; ; hang++ {
+		s := c.submitDir(t, job, extra)
+		deadline := time.Now().Add(mpiJobWait)
+		var printedAt time.Time
+		for !done(c.job(s.id).GetState()) && time.Now().Before(deadline) {
+			if printedAt.IsZero() && strings.Count(c.logs(s), ": sum 10") == 4 {
+				printedAt = time.Now()
+			}
+			if !printedAt.IsZero() && time.Since(printedAt) > 90*time.Second && hang < mpichFinalizeHangs {
+				break
+			}
+			time.Sleep(5 * time.Second)
+		}
+		if st := c.job(s.id).GetState(); done(st) || printedAt.IsZero() || hang >= mpichFinalizeHangs {
+			if !done(st) {
+				t.Fatalf("job %d did not end within %v (state %s); output so far:\n%s", s.id, mpiJobWait, st, c.logs(s))
+			}
+			return c.job(s.id), c.logs(s)
+		}
+		t.Logf("MPICH finalize hang (known, open): job %d printed all four sums and was still running 90 s later; cancelling it and submitting again (%d of %d)\n%s",
+			s.id, hang+1, mpichFinalizeHangs, c.logs(s))
+		if code, _, errOut := c.hpcsub(s.work, "cancel", strconv.FormatUint(s.id, 10)); code != 0 {
+			t.Fatalf("cancel %d: %s", s.id, errOut)
+		}
+		if !pollWithin(2*time.Minute, func() bool { return c.job(s.id).GetState() == "cancelled" }) {
+			t.Fatalf("job %d not cancelled within 2 minutes", s.id)
+		}
+	}
+}
+
 // submitted is a job submitted from its own directory.
 type submitted struct {
 	id   uint64
@@ -207,7 +255,13 @@ func TestE2EMPIAcrossGuests(t *testing.T) {
 				script = "script: |\n  set -e\n  mpirun -np 2 --map-by ppr:1:node mpicc -O2 -o allreduce allreduce.c\n  mpirun -np 4 --tag-output ./allreduce\n"
 			}
 			job := "name: allreduce\nimage: public/mpi:1\nmpi: " + flavour + "\n" + res + "stageIn: [{from: allreduce.c, to: allreduce.c}]\n" + script
-			j, logs := c.run(t, job, map[string]string{"allreduce.c": mpiAllreduceC})
+			var j *api.Job
+			var logs string
+			if flavour == "mpich" {
+				j, logs = c.runAllreduceMPICH(t, job, map[string]string{"allreduce.c": mpiAllreduceC})
+			} else {
+				j, logs = c.run(t, job, map[string]string{"allreduce.c": mpiAllreduceC})
+			}
 			sums := regexp.MustCompile(`allreduce rank (\d) of 4 on (node[01]): sum 10`).FindAllStringSubmatch(logs, -1)
 			hosts := map[string]bool{}
 			for _, m := range sums {
