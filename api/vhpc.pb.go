@@ -1250,8 +1250,13 @@ type DataStoreRequest struct {
 	// set, is added to the token: pull, and push for the department's
 	// admins and operators (hpc image push).
 	ImageRepository string `protobuf:"bytes,2,opt,name=image_repository,json=imageRepository,proto3" json:"image_repository,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// job, when set, adds pull of that job's outputs repository
+	// (outputs_repository of its allocations) to the token; only for a
+	// caller who may see the job (its owner, the department's admins,
+	// operators), and the job must be of department (hpcsub fetch).
+	Job           uint64 `protobuf:"varint,3,opt,name=job,proto3" json:"job,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DataStoreRequest) Reset() {
@@ -1298,6 +1303,13 @@ func (x *DataStoreRequest) GetImageRepository() string {
 	return ""
 }
 
+func (x *DataStoreRequest) GetJob() uint64 {
+	if x != nil {
+		return x.Job
+	}
+	return 0
+}
+
 type DataStoreInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// registry is the store's URL (the cluster's OCI registry).
@@ -1312,8 +1324,11 @@ type DataStoreInfo struct {
 	// caller until registry_token_expires; empty when the registry is open.
 	RegistryToken        string                 `protobuf:"bytes,5,opt,name=registry_token,json=registryToken,proto3" json:"registry_token,omitempty"`
 	RegistryTokenExpires *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=registry_token_expires,json=registryTokenExpires,proto3" json:"registry_token_expires,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// outputs_repository is the repository of the job's outputs when the
+	// request named a job (vhpc-data/<department>/job-<id>).
+	OutputsRepository string `protobuf:"bytes,7,opt,name=outputs_repository,json=outputsRepository,proto3" json:"outputs_repository,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *DataStoreInfo) Reset() {
@@ -1386,6 +1401,13 @@ func (x *DataStoreInfo) GetRegistryTokenExpires() *timestamppb.Timestamp {
 		return x.RegistryTokenExpires
 	}
 	return nil
+}
+
+func (x *DataStoreInfo) GetOutputsRepository() string {
+	if x != nil {
+		return x.OutputsRepository
+	}
+	return ""
 }
 
 type SubmitResponse struct {
@@ -2238,9 +2260,13 @@ type Allocation struct {
 	// outputs_missing are stageOut sources the job did not produce.
 	OutputsMissing []string `protobuf:"bytes,36,rep,name=outputs_missing,json=outputsMissing,proto3" json:"outputs_missing,omitempty"`
 	// datasets to attach read-only (agents only; users see them on the job).
-	Datasets      []*DatasetMount `protobuf:"bytes,37,rep,name=datasets,proto3" json:"datasets,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Datasets []*DatasetMount `protobuf:"bytes,37,rep,name=datasets,proto3" json:"datasets,omitempty"`
+	// outputs_repository is the registry repository holding outputs: the
+	// job's own (vhpc-data/<department>/job-<id>); empty for sets stored
+	// before jobs had one, which lie in the department's repository.
+	OutputsRepository string `protobuf:"bytes,38,opt,name=outputs_repository,json=outputsRepository,proto3" json:"outputs_repository,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Allocation) Reset() {
@@ -2523,6 +2549,13 @@ func (x *Allocation) GetDatasets() []*DatasetMount {
 		return x.Datasets
 	}
 	return nil
+}
+
+func (x *Allocation) GetOutputsRepository() string {
+	if x != nil {
+		return x.OutputsRepository
+	}
+	return ""
 }
 
 // GangMember is one node of a multi-node job's attempt.
@@ -4423,8 +4456,11 @@ type UpdateAllocationRequest struct {
 	OutputBytes    int64    `protobuf:"varint,12,opt,name=output_bytes,json=outputBytes,proto3" json:"output_bytes,omitempty"`
 	OutputFiles    int32    `protobuf:"varint,13,opt,name=output_files,json=outputFiles,proto3" json:"output_files,omitempty"`
 	OutputsMissing []string `protobuf:"bytes,14,rep,name=outputs_missing,json=outputsMissing,proto3" json:"outputs_missing,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// outputs_repository is where the agent stored outputs: the job's
+	// own repository, the only one its registry token may push to.
+	OutputsRepository string `protobuf:"bytes,15,opt,name=outputs_repository,json=outputsRepository,proto3" json:"outputs_repository,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *UpdateAllocationRequest) Reset() {
@@ -4553,6 +4589,13 @@ func (x *UpdateAllocationRequest) GetOutputsMissing() []string {
 		return x.OutputsMissing
 	}
 	return nil
+}
+
+func (x *UpdateAllocationRequest) GetOutputsRepository() string {
+	if x != nil {
+		return x.OutputsRepository
+	}
+	return ""
 }
 
 type UpdateAllocationResponse struct {
@@ -4693,12 +4736,13 @@ const file_vhpc_proto_rawDesc = "" +
 	"\n" +
 	"submit_dir\x18\x05 \x01(\tR\tsubmitDir\x12\x17\n" +
 	"\adry_run\x18\x06 \x01(\bR\x06dryRun\x12\x16\n" +
-	"\x06inputs\x18\a \x01(\tR\x06inputs\"]\n" +
+	"\x06inputs\x18\a \x01(\tR\x06inputs\"o\n" +
 	"\x10DataStoreRequest\x12\x1e\n" +
 	"\n" +
 	"department\x18\x01 \x01(\tR\n" +
 	"department\x12)\n" +
-	"\x10image_repository\x18\x02 \x01(\tR\x0fimageRepository\"\x96\x02\n" +
+	"\x10image_repository\x18\x02 \x01(\tR\x0fimageRepository\x12\x10\n" +
+	"\x03job\x18\x03 \x01(\x04R\x03job\"\xc5\x02\n" +
 	"\rDataStoreInfo\x12\x1a\n" +
 	"\bregistry\x18\x01 \x01(\tR\bregistry\x12\x1e\n" +
 	"\n" +
@@ -4707,7 +4751,8 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x0fmax_input_bytes\x18\x03 \x01(\x03R\rmaxInputBytes\x12(\n" +
 	"\x10max_output_bytes\x18\x04 \x01(\x03R\x0emaxOutputBytes\x12%\n" +
 	"\x0eregistry_token\x18\x05 \x01(\tR\rregistryToken\x12P\n" +
-	"\x16registry_token_expires\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x14registryTokenExpires\"\xa8\x01\n" +
+	"\x16registry_token_expires\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x14registryTokenExpires\x12-\n" +
+	"\x12outputs_repository\x18\a \x01(\tR\x11outputsRepository\"\xa8\x01\n" +
 	"\x0eSubmitResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x1c\n" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\x12\x1e\n" +
@@ -4795,7 +4840,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x0ePriorityFactor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value\x12\x16\n" +
-	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xb6\t\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"\xe5\t\n" +
 	"\n" +
 	"Allocation\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
@@ -4837,7 +4882,8 @@ const file_vhpc_proto_rawDesc = "" +
 	"\foutput_bytes\x18\" \x01(\x03R\voutputBytes\x12!\n" +
 	"\foutput_files\x18# \x01(\x05R\voutputFiles\x12'\n" +
 	"\x0foutputs_missing\x18$ \x03(\tR\x0eoutputsMissing\x121\n" +
-	"\bdatasets\x18% \x03(\v2\x15.vhpc.v1.DatasetMountR\bdatasetsJ\x04\b\x15\x10\x16R\n" +
+	"\bdatasets\x18% \x03(\v2\x15.vhpc.v1.DatasetMountR\bdatasets\x12-\n" +
+	"\x12outputs_repository\x18& \x01(\tR\x11outputsRepositoryJ\x04\b\x15\x10\x16R\n" +
 	"submit_dir\"P\n" +
 	"\n" +
 	"GangMember\x12\x12\n" +
@@ -4987,7 +5033,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\vallocations\x18\x01 \x03(\v2\x13.vhpc.v1.AllocationR\vallocations\x126\n" +
 	"\n" +
 	"acceptance\x18\x02 \x01(\v2\x16.vhpc.v1.AcceptanceRunR\n" +
-	"acceptance\"\xcd\x03\n" +
+	"acceptance\"\xfc\x03\n" +
 	"\x17UpdateAllocationRequest\x12\x19\n" +
 	"\balloc_id\x18\x01 \x01(\tR\aallocId\x12\x18\n" +
 	"\aattempt\x18\x02 \x01(\x04R\aattempt\x12\x14\n" +
@@ -5004,7 +5050,8 @@ const file_vhpc_proto_rawDesc = "" +
 	"\aoutputs\x18\v \x01(\tR\aoutputs\x12!\n" +
 	"\foutput_bytes\x18\f \x01(\x03R\voutputBytes\x12!\n" +
 	"\foutput_files\x18\r \x01(\x05R\voutputFiles\x12'\n" +
-	"\x0foutputs_missing\x18\x0e \x03(\tR\x0eoutputsMissing\"\x1a\n" +
+	"\x0foutputs_missing\x18\x0e \x03(\tR\x0eoutputsMissing\x12-\n" +
+	"\x12outputs_repository\x18\x0f \x01(\tR\x11outputsRepository\"\x1a\n" +
 	"\x18UpdateAllocationResponse2\xc7\x03\n" +
 	"\n" +
 	"JobService\x129\n" +

@@ -3,45 +3,44 @@ package client
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 
 	"vhpc/api"
+	"vhpc/imagestore"
 )
 
-// storeTokenMargin is how long before its expiry a store token is renewed.
-const storeTokenMargin = time.Minute
-
-// StoreTokens is the registry token source (an imagestore.TokenSource)
-// of a user of the cluster's store: the token that came with info, the
-// answer to JobService.DataStore for req; from a minute before it expires
-// it asks DataStore again, so a long upload or download outlives the
-// first token. nil when info carries no token (the registry is open).
-// hpcsub and hpc call it.
-func StoreTokens(c *Client, req *api.DataStoreRequest, info *api.DataStoreInfo) func(context.Context, string) (string, error) {
+// DataStore asks the master for the cluster's store (JobService.DataStore
+// with req) and returns its answer with the registry token source of the
+// caller: the token that came with the answer, renewed by asking again a
+// minute before it expires (imagestore.RenewingToken), so a long upload
+// or download outlives the first token. The source is nil when the
+// answer carries no token (the registry is open). hpcsub and hpc call it.
+func DataStore(ctx context.Context, c *Client, req *api.DataStoreRequest) (*api.DataStoreInfo, imagestore.TokenSource, error) {
+	info, err := askDataStore(ctx, c, req)
+	if err != nil {
+		return nil, nil, err
+	}
 	if info.GetRegistryToken() == "" {
-		return nil
+		return info, nil, nil
 	}
-	var mu sync.Mutex
-	tok, exp := info.GetRegistryToken(), info.GetRegistryTokenExpires().AsTime()
-	return func(ctx context.Context, _ string) (string, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if time.Now().Add(storeTokenMargin).Before(exp) {
-			return tok, nil
-		}
-		var fresh *api.DataStoreInfo
-		err := c.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
-			var err error
-			fresh, err = Jobs(conn).DataStore(ctx, req)
-			return err
-		})
+	renew := func(ctx context.Context) (string, time.Time, error) {
+		fresh, err := askDataStore(ctx, c, req)
 		if err != nil {
-			return "", fmt.Errorf("renew the store token: %w", err)
+			return "", time.Time{}, fmt.Errorf("renew the store token: %w", err)
 		}
-		tok, exp = fresh.GetRegistryToken(), fresh.GetRegistryTokenExpires().AsTime()
-		return tok, nil
+		return fresh.GetRegistryToken(), fresh.GetRegistryTokenExpires().AsTime(), nil
 	}
+	return info, imagestore.RenewingToken(info.GetRegistryToken(), info.GetRegistryTokenExpires().AsTime(), nil, renew), nil
+}
+
+func askDataStore(ctx context.Context, c *Client, req *api.DataStoreRequest) (*api.DataStoreInfo, error) {
+	var info *api.DataStoreInfo
+	err := c.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
+		var err error
+		info, err = Jobs(conn).DataStore(ctx, req)
+		return err
+	})
+	return info, err
 }

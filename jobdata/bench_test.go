@@ -85,7 +85,7 @@ func BenchmarkDataTransfer(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			p, err := jobdata.Push(context.Background(), reg.URL, "bench"+strconv.Itoa(i), c, reg.Options())
+			p, err := jobdata.Push(context.Background(), reg.URL, jobdata.RepositoryName("bench")+strconv.Itoa(i), c, reg.Options())
 			c.Close()
 			if err != nil {
 				b.Fatal(err)
@@ -104,7 +104,7 @@ func BenchmarkDataTransfer(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			p, err := jobdata.Push(context.Background(), reg.URL, "bench0", c, reg.Options())
+			p, err := jobdata.Push(context.Background(), reg.URL, jobdata.RepositoryName("bench0"), c, reg.Options())
 			c.Close()
 			if err != nil {
 				b.Fatal(err)
@@ -116,7 +116,7 @@ func BenchmarkDataTransfer(b *testing.B) {
 	b.Run("download", func(b *testing.B) {
 		b.SetBytes(n)
 		for b.Loop() {
-			if _, err := jobdata.Pull(context.Background(), reg.URL, "bench0", digest, b.TempDir(), reg.Options()); err != nil {
+			if _, err := jobdata.Pull(context.Background(), reg.URL, jobdata.RepositoryName("bench0"), digest, b.TempDir(), reg.Options()); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -75,11 +75,12 @@ func OpenCache(dir string, limitBytes int64, o imagestore.Options) (*Cache, erro
 	return c, nil
 }
 
-// Acquire returns the directory holding dataset digest of department,
+// Acquire returns the directory holding dataset digest of repository
+// repoName (the department's RepositoryName),
 // pulling it from the registry at registryURL unless the cache has it, and
 // pins it until release is called (once). Concurrent Acquires of one
 // dataset share one pull.
-func (c *Cache) Acquire(ctx context.Context, registryURL, department, digest string) (dir string, release func(), err error) {
+func (c *Cache) Acquire(ctx context.Context, registryURL, repoName, digest string) (dir string, release func(), err error) {
 	if err := CheckDigest(digest); err != nil {
 		return "", nil, err
 	}
@@ -91,7 +92,7 @@ func (c *Cache) Acquire(ctx context.Context, registryURL, department, digest str
 			e = &cacheEntry{dir: filepath.Join(c.dir, strings.TrimPrefix(digest, "sha256:")), pulling: make(chan struct{}), pins: 1}
 			c.entries[digest] = e
 			c.mu.Unlock()
-			err := c.pull(ctx, registryURL, department, digest, e)
+			err := c.pull(ctx, registryURL, repoName, digest, e)
 			c.mu.Lock()
 			close(e.pulling)
 			e.pulling = nil
@@ -141,14 +142,14 @@ func (c *Cache) releaser(e *cacheEntry) func() {
 
 // pull lays the set out in a temporary folder next to e.dir, makes it
 // read-only and renames it into place.
-func (c *Cache) pull(ctx context.Context, registryURL, department, digest string, e *cacheEntry) error {
+func (c *Cache) pull(ctx context.Context, registryURL, repoName, digest string, e *cacheEntry) error {
 	var rnd [6]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := e.dir + ".part-" + hex.EncodeToString(rnd[:])
 	if err := os.Mkdir(tmp, 0o755); err != nil {
 		return fmt.Errorf("dataset cache: %w", err)
 	}
-	set, err := Pull(ctx, registryURL, department, digest, tmp, c.opts)
+	set, err := Pull(ctx, registryURL, repoName, digest, tmp, c.opts)
 	if err == nil {
 		err = readOnlyTree(tmp)
 	}

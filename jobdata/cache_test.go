@@ -38,7 +38,7 @@ func TestDatasetCache(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d, rel, err := c.Acquire(ctx, reg.URL, "physics", a)
+			d, rel, err := c.Acquire(ctx, reg.URL, jobdata.RepositoryName("physics"), a)
 			if err != nil {
 				t.Error(err)
 				return
@@ -59,7 +59,7 @@ func TestDatasetCache(t *testing.T) {
 		t.Errorf("dataset file is writable: %v", st.Mode())
 	}
 	// b does not fit next to a pinned a: a stays.
-	db, relB, err := c.Acquire(ctx, reg.URL, "physics", b)
+	db, relB, err := c.Acquire(ctx, reg.URL, jobdata.RepositoryName("physics"), b)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,7 +47,7 @@ func push(t *testing.T, reg *registrytest.Registry, dir string, stages []jobdata
 		t.Fatal(err)
 	}
 	defer c.Close()
-	p, err := jobdata.Push(context.Background(), reg.URL, "physics", c, reg.Options())
+	p, err := jobdata.Push(context.Background(), reg.URL, jobdata.RepositoryName("physics"), c, reg.Options())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestRoundTripAndDedup(t *testing.T) {
 	if len(c.Skipped) != 1 || c.Skipped[0] != "data/link" {
 		t.Errorf("skipped %v, want [data/link]", c.Skipped)
 	}
-	first, err := jobdata.Push(context.Background(), reg.URL, "physics", c, reg.Options())
+	first, err := jobdata.Push(context.Background(), reg.URL, jobdata.RepositoryName("physics"), c, reg.Options())
 	c.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func TestRoundTripAndDedup(t *testing.T) {
 	}
 
 	dst := t.TempDir()
-	set, err := jobdata.Pull(context.Background(), reg.URL, "physics", first.Digest, dst, reg.Options())
+	set, err := jobdata.Pull(context.Background(), reg.URL, jobdata.RepositoryName("physics"), first.Digest, dst, reg.Options())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestRoundTripAndDedup(t *testing.T) {
 		}
 	}
 	// Another department's repository does not have the set.
-	if _, err := jobdata.Inspect(context.Background(), reg.URL, "chemistry", first.Digest, reg.Options()); err == nil {
+	if _, err := jobdata.Inspect(context.Background(), reg.URL, jobdata.RepositoryName("chemistry"), first.Digest, reg.Options()); err == nil {
 		t.Error("chemistry's repository answers physics' set")
 	}
 }
@@ -182,7 +182,7 @@ func forge(t *testing.T, reg *registrytest.Registry, titles []string, mode strin
 	src := t.TempDir()
 	writeTree(t, src, map[string]string{"x": "pwned\n"})
 	real := push(t, reg, src, []jobdata.Stage{{From: "x"}})
-	set, err := jobdata.Inspect(context.Background(), reg.URL, "physics", real.Digest, reg.Options())
+	set, err := jobdata.Inspect(context.Background(), reg.URL, jobdata.RepositoryName("physics"), real.Digest, reg.Options())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestForgedSetsWriteNothing(t *testing.T) {
 			if err := os.Mkdir(dst, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			_, err := jobdata.Pull(context.Background(), reg.URL, "physics", d, dst, reg.Options())
+			_, err := jobdata.Pull(context.Background(), reg.URL, jobdata.RepositoryName("physics"), d, dst, reg.Options())
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("pull: %v; want an error saying %q", err, tc.want)
 			}
@@ -255,7 +255,7 @@ func TestCorruptBlobIsRefused(t *testing.T) {
 	src := t.TempDir()
 	writeTree(t, src, map[string]string{"big": strings.Repeat("y", 1<<20)})
 	p := push(t, reg, src, []jobdata.Stage{{From: "big"}})
-	set, err := jobdata.Inspect(context.Background(), reg.URL, "physics", p.Digest, reg.Options())
+	set, err := jobdata.Inspect(context.Background(), reg.URL, jobdata.RepositoryName("physics"), p.Digest, reg.Options())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,7 +270,7 @@ func TestCorruptBlobIsRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := t.TempDir()
-	_, err = jobdata.Pull(context.Background(), reg.URL, "physics", p.Digest, dst, reg.Options())
+	_, err = jobdata.Pull(context.Background(), reg.URL, jobdata.RepositoryName("physics"), p.Digest, dst, reg.Options())
 	if !errors.Is(err, imagestore.ErrDigestMismatch) {
 		t.Fatalf("pull of a corrupt blob: %v; want ErrDigestMismatch", err)
 	}
@@ -292,7 +292,7 @@ func TestInterruptedUploadResumes(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	total := c.Bytes()
-	_, err = jobdata.Push(ctx, reg.URL, "physics", c, imagestore.Options{Token: reg.Tokens(), Progress: func(done, _ int64) {
+	_, err = jobdata.Push(ctx, reg.URL, jobdata.RepositoryName("physics"), c, imagestore.Options{Token: reg.Tokens(), Progress: func(done, _ int64) {
 		if done > total+(3<<20) { // hashed everything, uploaded the first file and half the second
 			cancel()
 		}
@@ -319,7 +319,7 @@ func TestFileChangedDuringUpload(t *testing.T) {
 	}
 	defer c.Close()
 	changed := false
-	_, err = jobdata.Push(context.Background(), reg.URL, "physics", c, imagestore.Options{Token: reg.Tokens(), Progress: func(done, total int64) {
+	_, err = jobdata.Push(context.Background(), reg.URL, jobdata.RepositoryName("physics"), c, imagestore.Options{Token: reg.Tokens(), Progress: func(done, total int64) {
 		if done >= total/2 && !changed { // hashed, not yet uploaded
 			changed = true
 			writeTree(t, src, map[string]string{"grows": strings.Repeat("h", 1<<20)})
@@ -342,6 +342,31 @@ func TestRepositoryName(t *testing.T) {
 	if upper == lower || !strings.HasPrefix(upper, "vhpc-data/d-") {
 		t.Errorf("Physics -> %s, physics -> %s: want distinct valid names", upper, lower)
 	}
+	for _, tc := range []struct {
+		dept string
+		job  uint64
+		want string
+	}{
+		{"physics", 7, "vhpc-data/physics/job-7"},
+		{"render-farm", 18446744073709551615, "vhpc-data/render-farm/job-18446744073709551615"},
+		{"Physics", 7, upper + "/job-7"},
+	} {
+		if got := jobdata.OutputRepositoryName(tc.dept, tc.job); got != tc.want {
+			t.Errorf("outputs of %s job %d: %s, want %s", tc.dept, tc.job, got, tc.want)
+		}
+	}
+}
+
+// TestOnlyJobFileRepositories: a name that is not a repository of job
+// files (a bare department, an image repository) is refused before any
+// request, so a department is never mistaken for a repository.
+func TestOnlyJobFileRepositories(t *testing.T) {
+	for _, repo := range []string{"physics", "physics/sim", "vhpc-datax/physics"} {
+		_, err := jobdata.Inspect(context.Background(), "http://127.0.0.1:1", repo, digest([]byte("x")), imagestore.Options{})
+		if err == nil || !strings.Contains(err.Error(), "not a repository of job files") {
+			t.Errorf("%s: %v; want it refused as not a repository of job files", repo, err)
+		}
+	}
 }
 
 func digest(b []byte) string {
@@ -358,7 +383,7 @@ func TestPushOutputsLimitAndMissing(t *testing.T) {
 	writeTree(t, work, map[string]string{"frames/0001.txt": "one", "frames/0002.txt": "two", "frames/0003.txt": "three"})
 	store := jobdata.Store{Registry: reg.URL, Options: reg.Options()}
 	stages := []jobdata.Stage{{From: "frames"}, {From: "summary.txt"}}
-	out, err := store.PushOutputs(context.Background(), "studio", work, stages, 6)
+	out, err := store.PushOutputs(context.Background(), jobdata.OutputRepositoryName("studio", 9), work, stages, 6)
 	if err == nil || !strings.Contains(err.Error(), "more than the 6 this task may store") || !strings.Contains(err.Error(), "left out 1 files from frames/0003.txt") {
 		t.Fatalf("over the limit: %v", err)
 	}
@@ -366,7 +391,7 @@ func TestPushOutputsLimitAndMissing(t *testing.T) {
 		t.Fatalf("outputs %+v", out)
 	}
 	got := t.TempDir()
-	if err := store.FetchInputs(context.Background(), "studio", out.Digest, got); err != nil {
+	if err := store.FetchInputs(context.Background(), out.Repository, out.Digest, got); err != nil {
 		t.Fatal(err)
 	}
 	for p, want := range map[string]string{"frames/0001.txt": "one", "frames/0002.txt": "two"} {
@@ -374,7 +399,7 @@ func TestPushOutputsLimitAndMissing(t *testing.T) {
 			t.Errorf("%s: %q %v", p, b, err)
 		}
 	}
-	none, err := store.PushOutputs(context.Background(), "studio", work, []jobdata.Stage{{From: "nothing"}}, 0)
+	none, err := store.PushOutputs(context.Background(), jobdata.OutputRepositoryName("studio", 9), work, []jobdata.Stage{{From: "nothing"}}, 0)
 	if err != nil || none.Digest != "" || len(none.Missing) != 1 {
 		t.Errorf("nothing produced: %+v %v; want no set and the source missing", none, err)
 	}

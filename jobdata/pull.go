@@ -49,16 +49,16 @@ func CheckDigest(d string) error {
 	return nil
 }
 
-// Inspect fetches the manifest of the file set digest from the department's
-// repository and checks it: the bytes match the digest, it is a vhpc file
+// Inspect fetches the manifest of the file set digest from the repository
+// repoName (RepositoryName or OutputRepositoryName) and checks it: the bytes match the digest, it is a vhpc file
 // set, at most MaxFiles files, every path passes CheckPath, no path twice
 // or both a file and a folder, every mode only permission bits. Nothing is
 // written. The master calls it at submit; Pull calls it first.
-func Inspect(ctx context.Context, registryURL, department, digest string, o imagestore.Options) (*Set, error) {
+func Inspect(ctx context.Context, registryURL, repoName, digest string, o imagestore.Options) (*Set, error) {
 	if err := CheckDigest(digest); err != nil {
 		return nil, err
 	}
-	repo, err := repository(registryURL, department)
+	repo, err := repository(registryURL, repoName)
 	if err != nil {
 		return nil, err
 	}
@@ -126,12 +126,12 @@ func fileOf(l v1.Descriptor) (File, error) {
 // replaces them) and no temporary file is left. o.Progress sees the bytes
 // done of the set's total. The agent (inputs) and hpcsub fetch (outputs)
 // call it.
-func Pull(ctx context.Context, registryURL, department, digest, dir string, o imagestore.Options) (*Set, error) {
-	s, err := Inspect(ctx, registryURL, department, digest, o)
+func Pull(ctx context.Context, registryURL, repoName, digest, dir string, o imagestore.Options) (*Set, error) {
+	s, err := Inspect(ctx, registryURL, repoName, digest, o)
 	if err != nil {
 		return nil, err
 	}
-	repo, err := repository(registryURL, department)
+	repo, err := repository(registryURL, repoName)
 	if err != nil {
 		return nil, err
 	}
@@ -199,15 +199,15 @@ func placeFile(root *os.Root, f File, fetch func(*os.File) error) (err error) {
 	return root.Rename(part, f.Path) // on error the deferred cleanup removes part
 }
 
-// Delete removes the file set digest from the department's repository (its
+// Delete removes the file set digest from the repository repoName (its
 // manifest; the registry's garbage collection frees blobs no manifest
 // names any more). A set that is already gone is not an error. The
 // master's retention loop calls it.
-func Delete(ctx context.Context, registryURL, department, digest string, o imagestore.Options) error {
+func Delete(ctx context.Context, registryURL, repoName, digest string, o imagestore.Options) error {
 	if err := CheckDigest(digest); err != nil {
 		return err
 	}
-	repo, err := repository(registryURL, department)
+	repo, err := repository(registryURL, repoName)
 	if err != nil {
 		return err
 	}

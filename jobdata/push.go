@@ -52,7 +52,8 @@ type Pushed struct {
 }
 
 // Push stores the collected files as one file set in the registry at
-// registryURL, in the department's repository, and returns its digest. Each
+// registryURL, in the repository repoName (RepositoryName for inputs and
+// datasets, OutputRepositoryName for a job's outputs), and returns its digest. Each
 // file is hashed, then uploaded unless the registry holds its blob already
 // (go-containerregistry asks first); the manifest goes last and is stored
 // under its digest, so a set that a job can name always has every blob. A
@@ -60,8 +61,8 @@ type Pushed struct {
 // (the digest no longer matches) and Push fails naming it. o.Progress sees
 // the bytes hashed and sent of twice the total. hpcsub (inputs) and the
 // node agent (outputs) call it.
-func Push(ctx context.Context, registryURL, department string, c *Collected, o imagestore.Options) (Pushed, error) {
-	repo, err := repository(registryURL, department)
+func Push(ctx context.Context, registryURL, repoName string, c *Collected, o imagestore.Options) (Pushed, error) {
+	repo, err := repository(registryURL, repoName)
 	if err != nil {
 		return Pushed{}, err
 	}

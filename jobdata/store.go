@@ -18,19 +18,19 @@ type Store struct {
 	Options  imagestore.Options
 }
 
-// FetchInputs lays out the department's file set digest under workDir
-// (Pull).
-func (s Store) FetchInputs(ctx context.Context, department, digest, workDir string) error {
-	_, err := Pull(ctx, s.Registry, department, digest, workDir, s.Options)
+// FetchInputs lays out the file set digest of repository repoName under
+// workDir (Pull).
+func (s Store) FetchInputs(ctx context.Context, repoName, digest, workDir string) error {
+	_, err := Pull(ctx, s.Registry, repoName, digest, workDir, s.Options)
 	return err
 }
 
 // PushOutputs uploads the stages' sources that exist under workDir as one
-// file set, in path order up to limit bytes (0: no limit; negative:
+// file set to repository repoName (the job's OutputRepositoryName), in path order up to limit bytes (0: no limit; negative:
 // nothing, the department's quota is full). Sources that do
 // not exist are listed in Missing. Over the limit, the rest is left out
 // and the error says so, alongside the Outputs of what was stored.
-func (s Store) PushOutputs(ctx context.Context, department, workDir string, stages []Stage, limit int64) (*model.Outputs, error) {
+func (s Store) PushOutputs(ctx context.Context, repoName, workDir string, stages []Stage, limit int64) (*model.Outputs, error) {
 	c, err := Collect(workDir, stages, CollectOptions{AllowMissing: true})
 	if err != nil {
 		return nil, err
@@ -48,11 +48,11 @@ func (s Store) PushOutputs(ctx context.Context, department, workDir string, stag
 	if len(c.Files) == 0 {
 		return out, over
 	}
-	p, err := Push(ctx, s.Registry, department, c, s.Options)
+	p, err := Push(ctx, s.Registry, repoName, c, s.Options)
 	if err != nil {
 		return out, errors.Join(over, fmt.Errorf("upload: %w", err))
 	}
-	out.Digest, out.Bytes, out.Files = p.Digest, p.Bytes, p.Files
+	out.Digest, out.Bytes, out.Files, out.Repository = p.Digest, p.Bytes, p.Files, repoName
 	if l := s.Options.Logger; l != nil {
 		l.Info("outputs uploaded", "set", p.Digest, "files", p.Files, "bytes", p.Bytes, "sent_bytes", p.SentBytes)
 	}

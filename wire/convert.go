@@ -121,7 +121,7 @@ func AllocToProto(a *model.Alloc, job *model.Job) *api.Allocation {
 		ImagePulled: a.ImagePulled,
 	}
 	if o := a.Outputs; o != nil {
-		p.Outputs, p.OutputBytes, p.OutputFiles, p.OutputsMissing = o.Digest, o.Bytes, int32(o.Files), slices.Clone(o.Missing)
+		p.Outputs, p.OutputBytes, p.OutputFiles, p.OutputsMissing, p.OutputsRepository = o.Digest, o.Bytes, int32(o.Files), slices.Clone(o.Missing), o.Repository
 	}
 	if a.StopRequested {
 		p.Desired = "stop"

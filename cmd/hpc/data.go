@@ -18,8 +18,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"google.golang.org/grpc"
-
 	"vhpc/api"
 	"vhpc/client"
 	"vhpc/imagestore"
@@ -114,18 +112,12 @@ func dataPush(ctx context.Context, c *client.Client, ref, dir string, public boo
 	for _, s := range files.Skipped {
 		fmt.Fprintf(stderr, "hpc: skipping %s (symlinks and special files are not part of a dataset)\n", s)
 	}
-	var info *api.DataStoreInfo
-	req := &api.DataStoreRequest{Department: dept}
-	err = c.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
-		var err error
-		info, err = client.Jobs(conn).DataStore(ctx, req)
-		return err
-	})
+	info, tokens, err := client.DataStore(ctx, c, &api.DataStoreRequest{Department: dept})
 	if err != nil {
 		return err
 	}
-	p, err := jobdata.Push(ctx, info.GetRegistry(), dept, files, imagestore.Options{Logger: slog.New(slog.NewTextHandler(stderr, nil)),
-		Token: client.StoreTokens(c, req, info)})
+	p, err := jobdata.Push(ctx, info.GetRegistry(), jobdata.RepositoryName(dept), files, imagestore.Options{Logger: slog.New(slog.NewTextHandler(stderr, nil)),
+		Token: tokens})
 	if err != nil {
 		return fmt.Errorf("upload %s: %w (run again: what arrived is not sent twice)", dir, err)
 	}

@@ -139,14 +139,8 @@ func call[T any](ctx context.Context, c *client.Client, fn func(context.Context,
 // department's admins): the master's answer to DataStore. A master
 // without a registry leaves --registry without a token (an open registry).
 func registryURL(ctx context.Context, c *client.Client, flagValue, ref string) (string, imagestore.TokenSource, error) {
-	var info *api.DataStoreInfo
 	dept, name, _, _ := model.SplitImageRef(ref) // the ACL table asks which department's store
-	req := &api.DataStoreRequest{Department: dept, ImageRepository: dept + "/" + name}
-	err := c.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
-		var err error
-		info, err = client.Jobs(conn).DataStore(ctx, req)
-		return err
-	})
+	info, tokens, err := client.DataStore(ctx, c, &api.DataStoreRequest{Department: dept, ImageRepository: dept + "/" + name})
 	switch {
 	case flagValue != "" && (status.Code(err) == codes.FailedPrecondition || status.Code(err) == codes.PermissionDenied):
 		return flagValue, nil, nil // no token: an open registry still answers
@@ -155,9 +149,9 @@ func registryURL(ctx context.Context, c *client.Client, flagValue, ref string) (
 	case err != nil:
 		return "", nil, err
 	case flagValue != "":
-		return flagValue, client.StoreTokens(c, req, info), nil
+		return flagValue, tokens, nil
 	}
-	return info.GetRegistry(), client.StoreTokens(c, req, info), nil
+	return info.GetRegistry(), tokens, nil
 }
 
 // normalRef checks REF and fills in the default tag.

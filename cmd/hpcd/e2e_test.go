@@ -329,7 +329,7 @@ func TestE2EJobsRunInGuests(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		set, err := jobdata.Push(ctx, info.GetRegistry(), "default", files, imagestore.Options{Token: imagestore.StaticToken(info.GetRegistryToken())})
+		set, err := jobdata.Push(ctx, info.GetRegistry(), jobdata.RepositoryName("default"), files, imagestore.Options{Token: imagestore.StaticToken(info.GetRegistryToken())})
 		files.Close()
 		if err != nil {
 			t.Fatal(err)

@@ -41,19 +41,10 @@ func collectInputs(spec *jobspec.Spec, dir string) (*jobdata.Collected, error) {
 }
 
 // dataStore asks the master where the department's files go, and for
-// the token that opens its repository there.
-func dataStore(ctx context.Context, c *client.Client, department string) (*api.DataStoreInfo, imagestore.TokenSource, error) {
-	var info *api.DataStoreInfo
-	req := &api.DataStoreRequest{Department: department}
-	err := c.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
-		var err error
-		info, err = client.Jobs(conn).DataStore(ctx, req)
-		return err
-	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return info, client.StoreTokens(c, req, info), nil
+// the token that opens its repository there (and job's outputs
+// repository, when job is not 0).
+func dataStore(ctx context.Context, c *client.Client, department string, job uint64) (*api.DataStoreInfo, imagestore.TokenSource, error) {
+	return client.DataStore(ctx, c, &api.DataStoreRequest{Department: department, Job: job})
 }
 
 // uploadInputs sends the job's stageIn files to the cluster's store and
@@ -68,7 +59,7 @@ func (a *app) uploadInputs(ctx context.Context, c *client.Client, spec *jobspec.
 	for _, s := range files.Skipped {
 		fmt.Fprintf(a.errOut, "hpcsub: stageIn: skipping %s (symlinks and special files are not staged)\n", s)
 	}
-	info, tokens, err := dataStore(ctx, c, spec.Department)
+	info, tokens, err := dataStore(ctx, c, spec.Department, 0)
 	if err != nil {
 		return "", fmt.Errorf("stageIn: %w", err)
 	}
@@ -76,7 +67,7 @@ func (a *app) uploadInputs(ctx context.Context, c *client.Client, spec *jobspec.
 		return "", exitError{code: 2, err: fmt.Errorf("stageIn: %s of input files; this cluster takes at most %s per job", humanBytes(n), humanBytes(info.GetMaxInputBytes()))}
 	}
 	prog := a.progress("uploading inputs", files.Bytes())
-	p, err := jobdata.Push(ctx, info.GetRegistry(), spec.Department, files, imagestore.Options{Progress: prog.update, Token: tokens})
+	p, err := jobdata.Push(ctx, info.GetRegistry(), jobdata.RepositoryName(spec.Department), files, imagestore.Options{Progress: prog.update, Token: tokens})
 	prog.done()
 	if err != nil {
 		return "", fmt.Errorf("stageIn: upload to %s: %w (run again: what arrived is not sent twice)", info.GetRegistry(), err)
@@ -92,6 +83,9 @@ type outputSet struct {
 	alloc string
 	task  int64
 	set   string
+	// repo holds the set: the job's outputs repository, or the
+	// department's for outputs stored before jobs had their own.
+	repo string
 }
 
 // outputSets picks, for each task of the job (one for a plain job), the
@@ -108,7 +102,11 @@ func outputSets(j *api.Job) []outputSet {
 	}
 	var out []outputSet
 	for task, al := range best {
-		out = append(out, outputSet{alloc: al.GetId(), task: task, set: al.GetOutputs()})
+		repo := al.GetOutputsRepository()
+		if repo == "" {
+			repo = jobdata.RepositoryName(j.GetDepartment())
+		}
+		out = append(out, outputSet{alloc: al.GetId(), task: task, set: al.GetOutputs(), repo: repo})
 	}
 	sort.Slice(out, func(i, k int) bool { return out[i].task < out[k].task })
 	return out
@@ -135,14 +133,14 @@ func (a *app) fetchOutputs(ctx context.Context, c *client.Client, j *api.Job, di
 		}
 		return fmt.Errorf("job %d stored no outputs (%s)", j.GetId(), missingOutputs(j))
 	}
-	info, tokens, err := dataStore(ctx, c, j.GetDepartment())
+	info, tokens, err := dataStore(ctx, c, j.GetDepartment(), j.GetId())
 	if err != nil {
 		return err
 	}
 	opts := imagestore.Options{Token: tokens}
 	var files []fetchFile
 	for _, s := range sets {
-		set, err := jobdata.Inspect(ctx, info.GetRegistry(), j.GetDepartment(), s.set, opts)
+		set, err := jobdata.Inspect(ctx, info.GetRegistry(), s.repo, s.set, opts)
 		if err != nil {
 			return fmt.Errorf("outputs of %s: %w", s.alloc, err)
 		}
@@ -164,7 +162,7 @@ func (a *app) fetchOutputs(ctx context.Context, c *client.Client, j *api.Job, di
 	var done int64
 	for _, s := range sets {
 		base := done
-		set, err := jobdata.Pull(ctx, info.GetRegistry(), j.GetDepartment(), s.set, dir, imagestore.Options{Token: tokens, Progress: func(n, _ int64) { prog.update(base+n, total) }})
+		set, err := jobdata.Pull(ctx, info.GetRegistry(), s.repo, s.set, dir, imagestore.Options{Token: tokens, Progress: func(n, _ int64) { prog.update(base+n, total) }})
 		if err != nil {
 			prog.done()
 			return fmt.Errorf("outputs of %s: %w", s.alloc, err)

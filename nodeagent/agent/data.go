@@ -79,7 +79,7 @@ func (d *MasterJobData) AcquireDataset(ctx context.Context, department, digest s
 	var release func()
 	err = d.retry(ctx, "dataset "+digest, func(s jobdata.Store) error {
 		var err error
-		dir, release, err = c.Acquire(ctx, s.Registry, department, digest)
+		dir, release, err = c.Acquire(ctx, s.Registry, jobdata.RepositoryName(department), digest)
 		return err
 	})
 	return dir, release, err
@@ -156,18 +156,18 @@ func (d *MasterJobData) retry(ctx context.Context, what string, fn func(jobdata.
 }
 
 // FetchInputs implements runner.JobData (jobdata.Store.FetchInputs).
-func (d *MasterJobData) FetchInputs(ctx context.Context, department, digest, workDir string) error {
+func (d *MasterJobData) FetchInputs(ctx context.Context, repoName, digest, workDir string) error {
 	return d.retry(ctx, "inputs "+digest, func(s jobdata.Store) error {
-		return s.FetchInputs(ctx, department, digest, workDir)
+		return s.FetchInputs(ctx, repoName, digest, workDir)
 	})
 }
 
 // PushOutputs implements runner.JobData (jobdata.Store.PushOutputs).
-func (d *MasterJobData) PushOutputs(ctx context.Context, department, workDir string, stages []runner.Stage, limit int64) (*model.Outputs, error) {
+func (d *MasterJobData) PushOutputs(ctx context.Context, repoName, workDir string, stages []runner.Stage, limit int64) (*model.Outputs, error) {
 	var out *model.Outputs
 	err := d.retry(ctx, "outputs", func(s jobdata.Store) error {
 		var err error
-		out, err = s.PushOutputs(ctx, department, workDir, stages, limit)
+		out, err = s.PushOutputs(ctx, repoName, workDir, stages, limit)
 		return err
 	})
 	return out, err

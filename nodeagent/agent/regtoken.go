@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
@@ -15,54 +14,35 @@ import (
 	"vhpc/imagestore"
 )
 
-// tokenMargin is how long before its expiry a registry token is replaced.
-const tokenMargin = time.Minute
-
-// allocTokens holds the registry token of one allocation: asked of the
-// master (NodeService.RegistryToken) when the registry first wants one,
-// kept until tokenMargin before it expires, then asked again. runOne puts
-// its source into the allocation's context (imagestore.WithTokenSource),
-// so the image pull, datasets, inputs and outputs of the allocation go
-// with its token and no other.
-type allocTokens struct {
-	client *client.Client
-	alloc  string
-	now    func() time.Time
-
-	mu      sync.Mutex
-	token   string
-	expires time.Time
+// allocTokenFetch asks the master for the registry token of one
+// allocation (NodeService.RegistryToken). An unreachable master wraps
+// errMasterUnreachable, so the store's retry waits for it.
+func allocTokenFetch(c *client.Client, allocID string) imagestore.TokenFetch {
+	return func(ctx context.Context) (string, time.Time, error) {
+		if c == nil {
+			return "", time.Time{}, fmt.Errorf("registry token for allocation %s: no client to ask the master", allocID)
+		}
+		var resp *api.RegistryTokenResponse
+		err := c.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
+			var err error
+			resp, err = client.Nodes(conn).RegistryToken(ctx, &api.RegistryTokenRequest{AllocId: allocID})
+			return err
+		})
+		switch {
+		case status.Code(err) == codes.Unavailable || status.Code(err) == codes.DeadlineExceeded:
+			return "", time.Time{}, fmt.Errorf("registry token for allocation %s: %w: %w", allocID, errMasterUnreachable, err)
+		case err != nil:
+			return "", time.Time{}, fmt.Errorf("registry token for allocation %s: %w", allocID, err)
+		}
+		return resp.GetToken(), resp.GetExpires().AsTime(), nil
+	}
 }
 
-// source is the imagestore.TokenSource: the allocation's token covers
-// every repository it may use, whichever is asked.
-func (t *allocTokens) source(ctx context.Context, _ string) (string, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.token != "" && t.now().Add(tokenMargin).Before(t.expires) {
-		return t.token, nil
-	}
-	if t.client == nil {
-		return "", fmt.Errorf("registry token for allocation %s: no client to ask the master", t.alloc)
-	}
-	var resp *api.RegistryTokenResponse
-	err := t.client.Do(ctx, func(ctx context.Context, conn *grpc.ClientConn) error {
-		var err error
-		resp, err = client.Nodes(conn).RegistryToken(ctx, &api.RegistryTokenRequest{AllocId: t.alloc})
-		return err
-	})
-	switch {
-	case status.Code(err) == codes.Unavailable || status.Code(err) == codes.DeadlineExceeded:
-		return "", fmt.Errorf("registry token for allocation %s: %w: %w", t.alloc, errMasterUnreachable, err)
-	case err != nil:
-		return "", fmt.Errorf("registry token for allocation %s: %w", t.alloc, err)
-	}
-	t.token, t.expires = resp.GetToken(), resp.GetExpires().AsTime()
-	return t.token, nil
-}
-
-// withAllocToken returns ctx carrying the allocation's token source.
+// withAllocToken returns ctx carrying the allocation's token source: asked
+// of the master when the registry first wants one and renewed before it
+// expires (imagestore.RenewingToken). runOne uses it, so the image pull,
+// datasets, inputs and outputs of the allocation go with its token and
+// no other.
 func (a *Agent) withAllocToken(ctx context.Context, allocID string) context.Context {
-	t := &allocTokens{client: a.cfg.Client, alloc: allocID, now: time.Now}
-	return imagestore.WithTokenSource(ctx, t.source)
+	return imagestore.WithTokenSource(ctx, imagestore.RenewingToken("", time.Time{}, nil, allocTokenFetch(a.cfg.Client, allocID)))
 }

@@ -17,6 +17,7 @@ import (
 
 	"vhpc/api"
 	"vhpc/client"
+	"vhpc/jobdata"
 	"vhpc/jobspec"
 	"vhpc/nodeagent/gpumetrics"
 	"vhpc/nodeagent/runner"
@@ -38,7 +39,9 @@ func taskFor(al *api.Allocation, resolveGPUs func([]string) ([]vm.GPU, error), u
 	t := runner.Task{
 		AllocID: al.GetId(), Job: al.GetJob(), Task: al.GetTask(), Rank: int(al.GetRank()), Attempt: al.GetAttempt(),
 		Image: spec.Image, Command: spec.Command, Script: spec.Script, Env: map[string]string{},
-		Walltime: spec.Walltime.Std(), Department: spec.Department, Inputs: al.GetInputs(), Data: data,
+		Walltime: spec.Walltime.Std(), Inputs: al.GetInputs(), Data: data,
+		InputRepository:  jobdata.RepositoryName(spec.Department),
+		OutputRepository: jobdata.OutputRepositoryName(spec.Department, al.GetJob()),
 		Placement: model.Placement{
 			Node: al.GetNode(), MemoryMiB: al.GetMemoryMib(), Scratch: al.GetScratchMib(), Hugepages: al.GetHugepagesMib(),
 			GPUs: al.GetGpus(),
@@ -377,7 +380,7 @@ func (a *Agent) report(ctx context.Context, al *api.Allocation, res runner.Resul
 		ExitCode: int32(res.ExitCode), Reason: res.Reason, BootSeconds: res.BootSeconds, RunSeconds: res.RunSeconds,
 	}
 	if o := res.Outputs; o != nil {
-		req.Outputs, req.OutputBytes, req.OutputFiles, req.OutputsMissing = o.Digest, o.Bytes, int32(o.Files), o.Missing
+		req.Outputs, req.OutputBytes, req.OutputFiles, req.OutputsMissing, req.OutputsRepository = o.Digest, o.Bytes, int32(o.Files), o.Missing, o.Repository
 	}
 	for _, mark := range marks {
 		if mark != nil {

@@ -296,7 +296,7 @@ func TestE2EStageInOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := jobdata.Push(context.Background(), reg.URL, "physics", c, reg.Options())
+	in, err := jobdata.Push(context.Background(), reg.URL, jobdata.RepositoryName("physics"), c, reg.Options())
 	c.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -306,7 +306,8 @@ func TestE2EStageInOut(t *testing.T) {
 	}
 	tk := task("5.0.0", 5, []int{0}, "")
 	tk.Command, tk.Script = nil, "set -e\ntr a-z A-Z < in.txt > out.txt\nmkdir -p res && echo deep > res/d.txt\n"
-	tk.Department, tk.Inputs, tk.Data = "physics", in.Digest, store
+	tk.Inputs, tk.Data = in.Digest, store
+	tk.InputRepository, tk.OutputRepository = jobdata.RepositoryName("physics"), jobdata.OutputRepositoryName("physics", 5)
 	tk.StageOut = []Stage{{From: "out.txt"}, {From: "res", To: "results"}, {From: "never.txt"}}
 	res, err := r.Run(context.Background(), tk, nil)
 	if err != nil || res.State != model.AllocCompleted {
@@ -316,8 +317,11 @@ func TestE2EStageInOut(t *testing.T) {
 	if o == nil || o.Files != 2 || len(o.Missing) != 1 || o.Missing[0] != "never.txt" || !strings.Contains(res.Reason, "not produced by the job: never.txt") {
 		t.Fatalf("outputs %+v, reason %q: want 2 files and never.txt missing", o, res.Reason)
 	}
+	if o.Repository != tk.OutputRepository {
+		t.Fatalf("outputs stored in %q; want the job's own repository %q", o.Repository, tk.OutputRepository)
+	}
 	fetched := t.TempDir()
-	if err := store.FetchInputs(context.Background(), "physics", o.Digest, fetched); err != nil {
+	if err := store.FetchInputs(context.Background(), o.Repository, o.Digest, fetched); err != nil {
 		t.Fatal(err)
 	}
 	for p, want := range map[string]string{"out.txt": "FROM THE HOST\n", "results/d.txt": "deep\n"} {

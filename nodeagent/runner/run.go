@@ -394,7 +394,7 @@ func (r *Runner) stageIn(ctx context.Context, t Task, dir staging.Dir) error {
 	if t.Inputs == "" {
 		return nil
 	}
-	if err := t.Data.FetchInputs(ctx, t.Department, t.Inputs, dir.Work); err != nil {
+	if err := t.Data.FetchInputs(ctx, t.InputRepository, t.Inputs, dir.Work); err != nil {
 		return fmt.Errorf("stage-in of file set %s: %w", t.Inputs, err)
 	}
 	return nil
@@ -410,7 +410,7 @@ func (r *Runner) stageOut(ctx context.Context, t Task, dir staging.Dir) (*model.
 	if _, err := os.Stat(dir.Work); err != nil {
 		return nil, fmt.Errorf("work directory: %w", err)
 	}
-	return t.Data.PushOutputs(context.WithoutCancel(ctx), t.Department, dir.Work, t.StageOut, t.MaxOutputBytes)
+	return t.Data.PushOutputs(context.WithoutCancel(ctx), t.OutputRepository, dir.Work, t.StageOut, t.MaxOutputBytes)
 }
 
 // prepareShare writes job.json, creates output.log (hard-linked to

@@ -111,14 +111,15 @@ type Stage = jobdata.Stage
 // agent gives every task one). The runner never opens a path a client
 // named: inputs arrive as a file set by digest, outputs leave as one.
 type JobData interface {
-	// FetchInputs lays out the department's file set digest under
-	// workDir, verifying every blob.
-	FetchInputs(ctx context.Context, department, digest, workDir string) error
+	// FetchInputs lays out the file set digest of repository repoName
+	// under workDir, verifying every blob.
+	FetchInputs(ctx context.Context, repoName, digest, workDir string) error
 	// PushOutputs uploads the stages' sources under workDir (those that
-	// exist, within limit bytes) as one file set and says what it
+	// exist, within limit bytes) as one file set to repository repoName
+	// and says what it
 	// stored and what was missing. With an error, the Outputs still say
 	// what was uploaded (an output over the limit is uploaded in part).
-	PushOutputs(ctx context.Context, department, workDir string, stages []Stage, limit int64) (*model.Outputs, error)
+	PushOutputs(ctx context.Context, repoName, workDir string, stages []Stage, limit int64) (*model.Outputs, error)
 }
 
 // Task is one allocation's work on this node, as the agent passes it.
@@ -146,8 +147,10 @@ type Task struct {
 	Placement model.Placement
 	// Walltime is enforced from the moment the guest is started; 0 = none.
 	Walltime time.Duration
-	// Department owns the job's file sets (its data repository).
-	Department string
+	// InputRepository holds Inputs (the department's file sets,
+	// jobdata.RepositoryName); OutputRepository is where the outputs go
+	// (the job's own, jobdata.OutputRepositoryName).
+	InputRepository, OutputRepository string
 	// Inputs is the job's stageIn file set ("sha256:..."): fetched by
 	// digest into the work directory before the guest starts. "" = none.
 	Inputs string

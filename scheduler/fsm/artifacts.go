@@ -22,17 +22,24 @@ func applyExpireArtifacts(txn *state.Txn, e *ExpireArtifacts) any {
 	return n
 }
 
-// ArtifactsOf lists the file sets ("sha256:...") a job keeps in the store:
-// its inputs and every allocation's outputs. The leader's retention loop
-// and the quota count call it.
-func ArtifactsOf(snap *state.Snapshot, j *model.Job) map[string]int64 {
-	out := map[string]int64{}
+// StoredSet names one file set in the store: the repository that holds it
+// ("" is the job's department's, jobdata.RepositoryName; outputs name the
+// job's own) and its digest ("sha256:...").
+type StoredSet struct {
+	Repository, Digest string
+}
+
+// ArtifactsOf lists the file sets a job keeps in the store, with their
+// sizes: its inputs and every allocation's outputs. The leader's
+// retention loop and the quota count call it.
+func ArtifactsOf(snap *state.Snapshot, j *model.Job) map[StoredSet]int64 {
+	out := map[StoredSet]int64{}
 	if j.Inputs != "" {
-		out[j.Inputs] = j.InputBytes
+		out[StoredSet{Digest: j.Inputs}] = j.InputBytes
 	}
 	for a := range snap.JobAllocs(j.ID) {
 		if o := a.Outputs; o != nil && o.Digest != "" {
-			out[o.Digest] = o.Bytes
+			out[StoredSet{Repository: o.Repository, Digest: o.Digest}] = o.Bytes
 		}
 	}
 	return out

@@ -581,8 +581,13 @@ type Outputs struct {
 	// Digest names the file set ("sha256:..."); empty when nothing was
 	// uploaded (no stageOut source existed, or the upload failed).
 	Digest string `json:"digest,omitempty"`
-	Bytes  int64  `json:"bytes,omitempty"`
-	Files  int    `json:"files,omitempty"`
+	// Repository is the registry repository that holds the set: the
+	// job's own (jobdata.OutputRepositoryName). Empty for sets stored
+	// before outputs had one, which lie in the department's repository
+	// (jobdata.RepositoryName).
+	Repository string `json:"repository,omitempty"`
+	Bytes      int64  `json:"bytes,omitempty"`
+	Files      int    `json:"files,omitempty"`
 	// Missing lists the stageOut sources the job did not produce.
 	Missing []string `json:"missing,omitempty"`
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"path"
 	"strings"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"vhpc/scheduler/fsm"
 	"vhpc/scheduler/model"
 	"vhpc/scheduler/state"
+	"vhpc/security/authz"
 	"vhpc/security/regtoken"
 )
 
@@ -41,7 +41,14 @@ func (js *jobService) DataStore(ctx context.Context, req *api.DataStoreRequest) 
 		Registry: s.cfg.ImageRegistry, Repository: jobdata.RepositoryName(dept),
 		MaxInputBytes: s.cfg.MaxInputBytes, MaxOutputBytes: s.cfg.MaxOutputBytes,
 	}
-	tok, err := s.dataStoreToken(ctx, dept, req.GetImageRepository()) // regtokens.go
+	job, err := s.dataStoreJob(ctx, req, dept)
+	if err != nil {
+		return nil, err
+	}
+	if job != nil {
+		info.OutputsRepository = jobdata.OutputRepositoryName(dept, uint64(job.ID))
+	}
+	tok, err := s.dataStoreToken(ctx, dept, req.GetImageRepository(), job) // regtokens.go
 	if err != nil {
 		return nil, err
 	}
@@ -49,6 +56,33 @@ func (js *jobService) DataStore(ctx context.Context, req *api.DataStoreRequest) 
 		info.RegistryToken, info.RegistryTokenExpires = tok.Raw, timestamppb.New(tok.Expires)
 	}
 	return info, nil
+}
+
+// dataStoreJob is the job whose outputs a DataStore request asks to
+// read (nil when it names none): it must exist, be of dept, and be one
+// the caller may see (authz.CanSeeJob: its owner, the department's
+// admins, operators). Agents read outputs only through their own
+// allocation's token (RegistryToken).
+func (s *Server) dataStoreJob(ctx context.Context, req *api.DataStoreRequest, dept string) (*model.Job, error) {
+	if req.GetJob() == 0 {
+		return nil, nil
+	}
+	snap := s.fsm.Store().Snapshot()
+	j := snap.Job(model.JobID(req.GetJob()))
+	if j == nil {
+		return nil, status.Errorf(codes.NotFound, "job %d not found", req.GetJob())
+	}
+	if j.Department != dept {
+		return nil, status.Errorf(codes.InvalidArgument, "job %d is of department %s, not %s", j.ID, j.Department, dept)
+	}
+	id, secure := caller(ctx)
+	if !secure {
+		return j, nil
+	}
+	if !authz.CanSeeJob(id, membershipOf(snap.User(id.Name)), j.User, j.Department) {
+		return nil, status.Errorf(codes.PermissionDenied, "job %d belongs to %s; %s may read the outputs of own jobs and of jobs of departments they administer", j.ID, j.User, id)
+	}
+	return j, nil
 }
 
 // checkInputs holds a submission to its stageIn: a job with stageIn names
@@ -69,7 +103,8 @@ func (s *Server) checkInputs(ctx context.Context, spec *jobspec.Spec, file, dige
 	}
 	ictx, cancel := context.WithTimeout(ctx, inspectTimeout)
 	defer cancel()
-	set, err := jobdata.Inspect(ictx, s.cfg.ImageRegistry, j.Department, digest, s.RegistryOptions(jobdata.RepositoryName(j.Department), regtoken.ActionPull))
+	repo := jobdata.RepositoryName(j.Department)
+	set, err := jobdata.Inspect(ictx, s.cfg.ImageRegistry, repo, digest, s.RegistryOptions(repo, regtoken.ActionPull))
 	switch {
 	case err != nil && imagestore.Unavailable(err):
 		return status.Errorf(codes.Unavailable, "%s: stageIn: the cluster's store is unavailable; retry: %v", file, err)
@@ -120,7 +155,7 @@ func outputsFromReport(req *api.UpdateAllocationRequest) (*model.Outputs, error)
 	if req.GetOutputs() == "" && len(req.GetOutputsMissing()) == 0 {
 		return nil, nil
 	}
-	o := &model.Outputs{Digest: req.GetOutputs(), Bytes: req.GetOutputBytes(), Files: int(req.GetOutputFiles())}
+	o := &model.Outputs{Digest: req.GetOutputs(), Repository: req.GetOutputsRepository(), Bytes: req.GetOutputBytes(), Files: int(req.GetOutputFiles())}
 	if o.Digest != "" {
 		if err := jobdata.CheckDigest(o.Digest); err != nil {
 			return nil, fmt.Errorf("outputs: %w", err)
@@ -141,6 +176,22 @@ func outputsFromReport(req *api.UpdateAllocationRequest) (*model.Outputs, error)
 	return o, nil
 }
 
+// checkOutputsRepository holds the repository an agent reports its
+// outputs in to the job's own (jobdata.OutputRepositoryName), the only one
+// the allocation's registry token may push to. An empty one is the
+// department's repository, where agents stored outputs before jobs had
+// their own (only an open registry, one without tokens, still takes
+// them there). The leader checks it against its state.
+func checkOutputsRepository(o *model.Outputs, j *model.Job) error {
+	if o == nil || o.Repository == "" {
+		return nil
+	}
+	if want := jobdata.OutputRepositoryName(j.Department, uint64(j.ID)); o.Repository != want {
+		return fmt.Errorf("outputs: repository %q is not job %d's (%s)", o.Repository, j.ID, want)
+	}
+	return nil
+}
+
 // departmentSets lists the file sets (digest -> bytes) that the
 // department's jobs keep in the store: inputs and outputs of every job
 // whose artifacts have not expired, each set once.
@@ -150,7 +201,9 @@ func departmentSets(snap *state.Snapshot, department string) map[string]int64 {
 		if j.Department != department || !j.ArtifactsExpired.IsZero() {
 			continue
 		}
-		maps.Copy(out, fsm.ArtifactsOf(snap, j))
+		for set, n := range fsm.ArtifactsOf(snap, j) {
+			out[set.Digest] = n // one digest is one set of blobs, whichever repositories name it
+		}
 	}
 	return out
 }
@@ -205,7 +258,8 @@ func (s *Server) checkDatasetSet(ctx context.Context, im *model.Image) error {
 	}
 	ictx, cancel := context.WithTimeout(ctx, inspectTimeout)
 	defer cancel()
-	set, err := jobdata.Inspect(ictx, s.cfg.ImageRegistry, im.Department, im.Digest, s.RegistryOptions(jobdata.RepositoryName(im.Department), regtoken.ActionPull))
+	repo := jobdata.RepositoryName(im.Department)
+	set, err := jobdata.Inspect(ictx, s.cfg.ImageRegistry, repo, im.Digest, s.RegistryOptions(repo, regtoken.ActionPull))
 	switch {
 	case err != nil && imagestore.Unavailable(err):
 		return status.Errorf(codes.Unavailable, "dataset %s: the cluster's store is unavailable; retry: %v", im.Ref(), err)

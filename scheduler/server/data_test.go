@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"vhpc/api"
+	"vhpc/imagestore"
 	"vhpc/imagestore/registrytest"
 	"vhpc/jobdata"
 )
@@ -39,6 +40,13 @@ func (c *fakeClock) advance(d time.Duration) {
 // pushSet uploads files (name -> content) as physics' input file set.
 func pushSet(t *testing.T, reg *registrytest.Registry, files map[string]string) string {
 	t.Helper()
+	return pushSetTo(t, reg, jobdata.RepositoryName("physics"), reg.Options(), files)
+}
+
+// pushSetTo uploads files (name -> content) as a file set to repository
+// repo with opts.
+func pushSetTo(t *testing.T, reg *registrytest.Registry, repo string, opts imagestore.Options, files map[string]string) string {
+	t.Helper()
 	dir := t.TempDir()
 	var stages []jobdata.Stage
 	for name, body := range files {
@@ -52,7 +60,7 @@ func pushSet(t *testing.T, reg *registrytest.Registry, files map[string]string) 
 		t.Fatal(err)
 	}
 	defer c.Close()
-	p, err := jobdata.Push(context.Background(), reg.URL, "physics", c, reg.Options())
+	p, err := jobdata.Push(context.Background(), reg.URL, repo, c, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +124,7 @@ func TestInputsQuotaAndRetention(t *testing.T) {
 		j, _ := ts.jobs.Get(ctx, &api.GetJobRequest{Id: first})
 		return j.GetArtifactsDeleted() != nil
 	})
-	if _, err := jobdata.Inspect(ctx, reg.URL, "physics", a, reg.Options()); err != nil {
+	if _, err := jobdata.Inspect(ctx, reg.URL, jobdata.RepositoryName("physics"), a, reg.Options()); err != nil {
 		t.Fatalf("the set a pending job names was deleted: %v", err)
 	}
 	if _, err := ts.jobs.Cancel(ctx, &api.CancelJobRequest{Id: second}); err != nil {
@@ -127,11 +135,66 @@ func TestInputsQuotaAndRetention(t *testing.T) {
 		j, _ := ts.jobs.Get(ctx, &api.GetJobRequest{Id: second})
 		return j.GetArtifactsDeleted() != nil
 	})
-	if _, err := jobdata.Inspect(ctx, reg.URL, "physics", a, reg.Options()); err == nil {
+	if _, err := jobdata.Inspect(ctx, reg.URL, jobdata.RepositoryName("physics"), a, reg.Options()); err == nil {
 		t.Fatal("the set is still in the store after both jobs expired")
 	}
 	if _, err := submit("b.dat", b); err != nil { // the quota has room again
 		t.Fatalf("after the retention freed the quota: %v", err)
+	}
+}
+
+// TestOutputsInTheJobsRepository: an agent stores a job's outputs in the
+// job's own repository with its allocation's token, the master records
+// where (a report naming another repository is refused and changes
+// nothing), the job shows it for fetch, and retention deletes the set
+// there.
+func TestOutputsInTheJobsRepository(t *testing.T) {
+	reg := registrytest.Start(t)
+	clock := &fakeClock{now: time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)}
+	ts := runMember(t, Config{ID: "t1", DataDir: t.TempDir(), RaftAddr: "127.0.0.1:0", ImageRegistry: reg.URL, RegistryTokens: reg.Issuer,
+		Retention: time.Hour, RetentionInterval: 20 * time.Millisecond, Now: clock.Now})
+	ctx := ctxT(t)
+	if err := ts.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	registerNode(t, ts, "n1", 4)
+	al := submitAndPlace(t, ts.node, "n1", ts.jobs, "outputs", "name: out\ndepartment: physics\nstageOut: [{from: out.txt}]\nscript: echo hi > out.txt\n")
+	tok, err := ts.node.RegistryToken(ctx, &api.RegistryTokenRequest{AllocId: al.GetId()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := jobdata.OutputRepositoryName("physics", al.GetJob())
+	set := pushSetTo(t, reg, own, imagestore.Options{Token: imagestore.StaticToken(tok.GetToken())}, map[string]string{"out.txt": "hi\n"})
+	report := func(repo string) error {
+		_, err := ts.node.UpdateAllocation(ctx, &api.UpdateAllocationRequest{AllocId: al.GetId(), Node: "n1", Attempt: al.GetAttempt(),
+			State: "completed", Outputs: set, OutputBytes: 3, OutputFiles: 1, OutputsRepository: repo})
+		return err
+	}
+	for _, bad := range []string{jobdata.OutputRepositoryName("physics", al.GetJob()+1), jobdata.OutputRepositoryName("chemistry", al.GetJob()), "physics/sim"} {
+		if err := report(bad); status.Code(err) != codes.InvalidArgument {
+			t.Errorf("outputs reported in %s: %v; want InvalidArgument", bad, err)
+		}
+	}
+	if j, _ := ts.jobs.Get(ctx, &api.GetJobRequest{Id: al.GetJob()}); j.GetState() != "running" && j.GetState() != "starting" && j.GetState() != "scheduled" {
+		t.Fatalf("a refused report changed the job: %s", j.GetState())
+	}
+	if err := report(own); err != nil {
+		t.Fatal(err)
+	}
+	j, err := ts.jobs.Get(ctx, &api.GetJobRequest{Id: al.GetJob()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := j.GetAllocations()[0]; got.GetOutputs() != set || got.GetOutputsRepository() != own {
+		t.Fatalf("job shows outputs %s in %q; want %s in %s", got.GetOutputs(), got.GetOutputsRepository(), set, own)
+	}
+	clock.advance(2 * time.Hour)
+	waitUntil(t, "the job's artifacts to expire", func() bool {
+		j, _ := ts.jobs.Get(ctx, &api.GetJobRequest{Id: al.GetJob()})
+		return j.GetArtifactsDeleted() != nil
+	})
+	if _, err := jobdata.Inspect(ctx, reg.URL, own, set, reg.Options()); err == nil {
+		t.Fatal("the outputs are still in the job's repository after its retention")
 	}
 }
 

@@ -188,6 +188,16 @@ func (ns *nodeService) UpdateAllocation(ctx context.Context, req *api.UpdateAllo
 	} else if ok {
 		return c.UpdateAllocation(fctx, req)
 	}
+	if outputs != nil {
+		snap := s.fsm.Store().Snapshot()
+		if a := snap.Alloc(model.AllocID(req.GetAllocId())); a != nil {
+			if j := snap.Job(a.Job); j != nil {
+				if err := checkOutputsRepository(outputs, j); err != nil { // data.go
+					return nil, status.Error(codes.InvalidArgument, err.Error())
+				}
+			}
+		}
+	}
 	_, err = s.apply(ctx, fsm.EntryUpdateAlloc, &fsm.UpdateAlloc{
 		Time: s.cfg.Now().UTC(), ID: model.AllocID(req.GetAllocId()), Node: req.GetNode(), Attempt: req.GetAttempt(),
 		State: st, ExitCode: int(req.GetExitCode()), Reason: req.GetReason(),

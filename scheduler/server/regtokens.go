@@ -20,11 +20,15 @@ import (
 // the registry is then open):
 //
 //   - the agent running an allocation (RegistryToken): pull of the job's
-//     image repository, pull and push of the department's file sets
-//     (inputs, datasets, outputs);
+//     image repository, pull of the department's file sets (inputs,
+//     datasets), pull and push of the job's own outputs repository
+//     (jobdata.OutputRepositoryName), so it can neither write a file
+//     set another job reads nor read another job's outputs;
 //   - a user or operator (DataStore): pull and push of the department's
-//     file sets, and with image_repository that repository of the same
-//     department: pull, push for its admins and operators;
+//     file sets (inputs and datasets are shared within a department);
+//     with image_repository that repository of the same department:
+//     pull, push for its admins and operators; with job, pull of that
+//     job's outputs repository, for those who may see the job;
 //   - the master itself (RegistryOptions): one repository and the
 //     actions of the call (Inspect pulls, retention deletes).
 //
@@ -33,11 +37,11 @@ import (
 
 // allocAccess is what an allocation of job j may do in the registry.
 func allocAccess(j *model.Job) []regtoken.Access {
-	access := []regtoken.Access{regtoken.Repository(jobdata.RepositoryName(j.Department), regtoken.ActionPull, regtoken.ActionPush)}
+	image := ""
 	if dept, name, _, ok := model.SplitImageRef(j.ImageRef); ok && j.ImageDigest != "" {
-		access = append(access, regtoken.Repository(dept+"/"+name, regtoken.ActionPull))
+		image = dept + "/" + name
 	}
-	return access
+	return regtoken.AllocationAccess(image, jobdata.RepositoryName(j.Department), jobdata.OutputRepositoryName(j.Department, uint64(j.ID)))
 }
 
 // RegistryToken implements NodeService.RegistryToken (contract in
@@ -70,8 +74,10 @@ func (ns *nodeService) RegistryToken(ctx context.Context, req *api.RegistryToken
 
 // dataStoreToken is the token DataStore hands a user or operator for the
 // department dept (the ACL table has checked membership), plus
-// imageRepo when named. Agents get none here (RegistryToken).
-func (s *Server) dataStoreToken(ctx context.Context, dept, imageRepo string) (*regtoken.Token, error) {
+// imageRepo when named and the outputs repository of job when not nil
+// (DataStore has checked the caller may see it). Agents get none here
+// (RegistryToken).
+func (s *Server) dataStoreToken(ctx context.Context, dept, imageRepo string, job *model.Job) (*regtoken.Token, error) {
 	iss := s.cfg.RegistryTokens
 	id, secure := caller(ctx)
 	if iss == nil || id.Role == pki.RoleAgent {
@@ -91,6 +97,9 @@ func (s *Server) dataStoreToken(ctx context.Context, dept, imageRepo string) (*r
 			actions = append(actions, regtoken.ActionPush)
 		}
 		access = append(access, regtoken.Repository(imageRepo, actions...))
+	}
+	if job != nil {
+		access = append(access, regtoken.Repository(jobdata.OutputRepositoryName(job.Department, uint64(job.ID)), regtoken.ActionPull))
 	}
 	subject := "insecure client"
 	if secure {

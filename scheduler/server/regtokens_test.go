@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/x509"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -51,11 +52,11 @@ func TestAllocAccess(t *testing.T) {
 		job  model.Job
 		want string
 	}{
-		{"built-in image", model.Job{Department: "physics"}, "vhpc-data/physics:pull vhpc-data/physics:push"},
-		{"department image", model.Job{Department: "physics", ImageRef: "physics/sim:1", ImageDigest: "sha256:ab"},
-			"vhpc-data/physics:pull vhpc-data/physics:push physics/sim:pull"},
-		{"public image", model.Job{Department: "chemistry", ImageRef: "public/tiny:latest", ImageDigest: "sha256:ab"},
-			"vhpc-data/chemistry:pull vhpc-data/chemistry:push public/tiny:pull"},
+		{"built-in image", model.Job{ID: 7, Department: "physics"}, "vhpc-data/physics:pull vhpc-data/physics/job-7:pull vhpc-data/physics/job-7:push"},
+		{"department image", model.Job{ID: 7, Department: "physics", ImageRef: "physics/sim:1", ImageDigest: "sha256:ab"},
+			"vhpc-data/physics:pull vhpc-data/physics/job-7:pull vhpc-data/physics/job-7:push physics/sim:pull"},
+		{"public image", model.Job{ID: 12, Department: "chemistry", ImageRef: "public/tiny:latest", ImageDigest: "sha256:ab"},
+			"vhpc-data/chemistry:pull vhpc-data/chemistry/job-12:pull vhpc-data/chemistry/job-12:push public/tiny:pull"},
 	}
 	for _, tc := range cases {
 		var got []string
@@ -71,9 +72,10 @@ func TestAllocAccess(t *testing.T) {
 }
 
 // TestRegistryTokens: the agent of a live allocation gets its job's
-// scopes; DataStore gives users their department's file sets, and an
-// image repository's push only to its admins and operators; agents get
-// no token there; a master without a key issues none.
+// scopes; DataStore gives users their department's file sets, an image
+// repository's push only to its admins and operators, and a job's
+// outputs only to those who may see the job; agents get no token there;
+// a master without a key issues none.
 func TestRegistryTokens(t *testing.T) {
 	iss, pool := testIssuer(t)
 	ts := runMember(t, Config{ID: "t1", DataDir: t.TempDir(), RaftAddr: "127.0.0.1:0", ImageRegistry: "http://127.0.0.1:1", RegistryTokens: iss})
@@ -85,6 +87,7 @@ func TestRegistryTokens(t *testing.T) {
 	users := &authService{s: ts.Server}
 	for _, u := range []*api.PutUserRequest{
 		{Name: "alice", Departments: []string{"physics"}},
+		{Name: "bob", Departments: []string{"physics"}},
 		{Name: "carol", Departments: []string{"physics"}, AdminOf: []string{"physics"}},
 	} {
 		if _, err := users.PutUser(op, u); err != nil {
@@ -97,9 +100,15 @@ func TestRegistryTokens(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(grants(t, tok.GetToken(), pool), " "); got != "vhpc-data/physics:pull vhpc-data/physics:push" {
-		t.Errorf("allocation token grants %s", got)
+	own := fmt.Sprintf("vhpc-data/physics/job-%d", al.GetJob())
+	if got, want := strings.Join(grants(t, tok.GetToken(), pool), " "), "vhpc-data/physics:pull "+own+":pull "+own+":push"; got != want {
+		t.Errorf("allocation token grants %s, want %s", got, want)
 	}
+	bobs, err := ts.jobs.Submit(ctx, &api.SubmitRequest{ClientToken: "bobs", User: "bob", Spec: []byte("department: physics\n" + helloSpec)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobsOut := fmt.Sprintf("vhpc-data/physics/job-%d", bobs.GetJobId())
 	if d := time.Until(tok.GetExpires().AsTime()); d <= 0 || d > regtoken.DefaultTTL {
 		t.Errorf("allocation token expires in %s", d)
 	}
@@ -129,6 +138,16 @@ func TestRegistryTokens(t *testing.T) {
 		{"image repository of another department", as(pki.RoleUser, "carol"), &api.DataStoreRequest{Department: "physics", ImageRepository: "chemistry/sim"}, codes.InvalidArgument, ""},
 		{"image repository with a tag", as(pki.RoleUser, "carol"), &api.DataStoreRequest{Department: "physics", ImageRepository: "physics/sim:1"}, codes.InvalidArgument, ""},
 		{"agent", as(pki.RoleAgent, "n1"), &api.DataStoreRequest{}, codes.OK, ""},
+		{"owner, job outputs", as(pki.RoleUser, "bob"), &api.DataStoreRequest{Department: "physics", Job: bobs.GetJobId()}, codes.OK,
+			"vhpc-data/physics:pull vhpc-data/physics:push " + bobsOut + ":pull"},
+		{"admin, job outputs", as(pki.RoleUser, "carol"), &api.DataStoreRequest{Department: "physics", Job: bobs.GetJobId()}, codes.OK,
+			"vhpc-data/physics:pull vhpc-data/physics:push " + bobsOut + ":pull"},
+		{"operator, job outputs", op, &api.DataStoreRequest{Department: "physics", Job: bobs.GetJobId()}, codes.OK,
+			"vhpc-data/physics:pull vhpc-data/physics:push " + bobsOut + ":pull"},
+		{"another member, job outputs", as(pki.RoleUser, "alice"), &api.DataStoreRequest{Department: "physics", Job: bobs.GetJobId()}, codes.PermissionDenied, ""},
+		{"agent, job outputs", as(pki.RoleAgent, "n1"), &api.DataStoreRequest{Department: "physics", Job: bobs.GetJobId()}, codes.PermissionDenied, ""},
+		{"job of another department", op, &api.DataStoreRequest{Department: "chemistry", Job: bobs.GetJobId()}, codes.InvalidArgument, ""},
+		{"unknown job", op, &api.DataStoreRequest{Department: "physics", Job: 999}, codes.NotFound, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

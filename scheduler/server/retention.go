@@ -69,9 +69,10 @@ func (s *Server) expireOnce(ctx context.Context) (int, error) {
 }
 
 // dueArtifacts splits the jobs that keep file sets into those that ended
-// before cutoff (due) and the digests the others still name (kept).
-func dueArtifacts(snap *state.Snapshot, cutoff time.Time) (due []*model.Job, kept map[string]bool) {
-	kept = map[string]bool{}
+// before cutoff (due) and the sets the others still name (kept; a
+// department's inputs may be shared by several jobs).
+func dueArtifacts(snap *state.Snapshot, cutoff time.Time) (due []*model.Job, kept map[storedSet]bool) {
+	kept = map[storedSet]bool{}
 	for j := range snap.Jobs() {
 		if !j.ArtifactsExpired.IsZero() {
 			continue
@@ -84,25 +85,37 @@ func dueArtifacts(snap *state.Snapshot, cutoff time.Time) (due []*model.Job, kep
 			due = append(due, j)
 			continue
 		}
-		for d := range sets {
-			kept[d] = true
+		for set := range sets {
+			kept[storedIn(j, set)] = true
 		}
 	}
 	return due, kept
 }
 
-// deleteSets removes the job's file sets from its department's repository,
-// except those in kept.
-func (s *Server) deleteSets(ctx context.Context, j *model.Job, sets map[string]int64, kept map[string]bool) error {
+// deleteSets removes the job's file sets from their repositories (the
+// department's, the job's own), except those in kept.
+func (s *Server) deleteSets(ctx context.Context, j *model.Job, sets map[fsm.StoredSet]int64, kept map[storedSet]bool) error {
 	dctx, cancel := context.WithTimeout(ctx, inspectTimeout)
 	defer cancel()
-	for d := range sets {
-		if kept[d] {
+	for set := range sets {
+		at := storedIn(j, set)
+		if kept[at] {
 			continue
 		}
-		if err := jobdata.Delete(dctx, s.cfg.ImageRegistry, j.Department, d, s.RegistryOptions(jobdata.RepositoryName(j.Department), regtoken.ActionDelete)); err != nil {
+		if err := jobdata.Delete(dctx, s.cfg.ImageRegistry, at.repo, at.digest, s.RegistryOptions(at.repo, regtoken.ActionDelete)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// storedSet is a file set with its repository resolved.
+type storedSet struct{ repo, digest string }
+
+// storedIn resolves set of job j: an empty repository is the department's.
+func storedIn(j *model.Job, set fsm.StoredSet) storedSet {
+	if set.Repository == "" {
+		return storedSet{jobdata.RepositoryName(j.Department), set.Digest}
+	}
+	return storedSet{set.Repository, set.Digest}
 }

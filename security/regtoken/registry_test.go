@@ -28,8 +28,9 @@ func writeDir(t *testing.T, files map[string]string) string {
 	return dir
 }
 
-// pushSet stores the files of dir as a file set of department with opts.
-func pushSet(ctx context.Context, reg, department, dir string, opts imagestore.Options) (string, error) {
+// pushSet stores the files of dir as a file set in repository repo with
+// opts.
+func pushSet(ctx context.Context, reg, repo, dir string, opts imagestore.Options) (string, error) {
 	des, err := os.ReadDir(dir)
 	if err != nil {
 		return "", err
@@ -43,14 +44,16 @@ func pushSet(ctx context.Context, reg, department, dir string, opts imagestore.O
 		return "", err
 	}
 	defer c.Close()
-	p, err := jobdata.Push(ctx, reg, department, c, opts)
+	p, err := jobdata.Push(ctx, reg, repo, c, opts)
 	return p.Digest, err
 }
 
 // TestTokensAgainstTheRegistry runs what a job's agent does (pull its
-// image and inputs, push its outputs) and what it must not (another
-// department, pushing its image) against a real docker-registry with
-// token auth, for a job's token and for tokens the registry must refuse.
+// image and inputs, push and read back its outputs) and what it must not
+// (write the department's shared file sets, read or write another job's
+// outputs, another department, pushing its image) against a real
+// docker-registry with token auth, for a job's token (AllocationAccess,
+// the scopes the master signs) and for tokens the registry must refuse.
 func TestTokensAgainstTheRegistry(t *testing.T) {
 	reg := registrytest.Start(t)
 	ctx := context.Background()
@@ -66,20 +69,24 @@ func TestTokensAgainstTheRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	physIn, err := pushSet(ctx, reg.URL, "physics", writeDir(t, map[string]string{"in.txt": "physics input"}), admin)
+	physics, chemistry := jobdata.RepositoryName("physics"), jobdata.RepositoryName("chemistry")
+	ownOut, otherOut := jobdata.OutputRepositoryName("physics", 7), jobdata.OutputRepositoryName("physics", 8)
+	physIn, err := pushSet(ctx, reg.URL, physics, writeDir(t, map[string]string{"in.txt": "physics input"}), admin)
 	if err != nil {
 		t.Fatal(err)
 	}
-	chemIn, err := pushSet(ctx, reg.URL, "chemistry", writeDir(t, map[string]string{"in.txt": "chemistry input"}), admin)
+	chemIn, err := pushSet(ctx, reg.URL, chemistry, writeDir(t, map[string]string{"in.txt": "chemistry input"}), admin)
 	if err != nil {
 		t.Fatal(err)
 	}
+	otherSet, err := pushSet(ctx, reg.URL, otherOut, writeDir(t, map[string]string{"out.txt": "job 8's result"}), admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ownSet string // what "push its outputs" stored last
 
-	// The scopes the master gives a physics job's allocation.
-	job := []regtoken.Access{
-		regtoken.Repository("physics/sim", regtoken.ActionPull),
-		regtoken.Repository(jobdata.RepositoryName("physics"), regtoken.ActionPull, regtoken.ActionPush),
-	}
+	// The scopes the master gives the allocation of physics job 7.
+	job := regtoken.AllocationAccess("physics/sim", physics, ownOut)
 	issue := func(iss *regtoken.Issuer) string {
 		tok, err := iss.Issue("agent/n1 alloc 7.0.1", job...)
 		if err != nil {
@@ -104,15 +111,37 @@ func TestTokensAgainstTheRegistry(t *testing.T) {
 			return err
 		}},
 		{"pull its inputs", func(o imagestore.Options) error {
-			_, err := jobdata.Pull(ctx, reg.URL, "physics", physIn, t.TempDir(), o)
+			_, err := jobdata.Pull(ctx, reg.URL, physics, physIn, t.TempDir(), o)
 			return err
 		}},
 		{"push its outputs", func(o imagestore.Options) error {
-			_, err := pushSet(ctx, reg.URL, "physics", writeDir(t, map[string]string{"out.txt": "result " + time.Now().String()}), o)
+			set, err := pushSet(ctx, reg.URL, ownOut, writeDir(t, map[string]string{"out.txt": "result " + time.Now().String()}), o)
+			if err == nil {
+				ownSet = set
+			}
+			return err
+		}},
+		{"read its outputs back", func(o imagestore.Options) error {
+			if ownSet == "" {
+				t.Skip("no outputs were pushed")
+			}
+			_, err := jobdata.Pull(ctx, reg.URL, ownOut, ownSet, t.TempDir(), o)
+			return err
+		}},
+		{"push into the department's shared file sets", func(o imagestore.Options) error {
+			_, err := pushSet(ctx, reg.URL, physics, writeDir(t, map[string]string{"in.txt": "evil"}), o)
+			return err
+		}},
+		{"pull another job's outputs", func(o imagestore.Options) error {
+			_, err := jobdata.Pull(ctx, reg.URL, otherOut, otherSet, t.TempDir(), o)
+			return err
+		}},
+		{"push into another job's outputs", func(o imagestore.Options) error {
+			_, err := pushSet(ctx, reg.URL, otherOut, writeDir(t, map[string]string{"out.txt": "evil"}), o)
 			return err
 		}},
 		{"pull another department's files", func(o imagestore.Options) error {
-			_, err := jobdata.Pull(ctx, reg.URL, "chemistry", chemIn, t.TempDir(), o)
+			_, err := jobdata.Pull(ctx, reg.URL, chemistry, chemIn, t.TempDir(), o)
 			return err
 		}},
 		{"pull another department's image", func(o imagestore.Options) error {
@@ -124,11 +153,11 @@ func TestTokensAgainstTheRegistry(t *testing.T) {
 			return err
 		}},
 		{"push another department's files", func(o imagestore.Options) error {
-			_, err := pushSet(ctx, reg.URL, "chemistry", writeDir(t, map[string]string{"out.txt": "evil"}), o)
+			_, err := pushSet(ctx, reg.URL, chemistry, writeDir(t, map[string]string{"out.txt": "evil"}), o)
 			return err
 		}},
 		{"delete its inputs", func(o imagestore.Options) error {
-			return jobdata.Delete(ctx, reg.URL, "physics", physIn, o)
+			return jobdata.Delete(ctx, reg.URL, physics, physIn, o)
 		}},
 	}
 	tokens := []struct {
@@ -136,8 +165,8 @@ func TestTokensAgainstTheRegistry(t *testing.T) {
 		opts    imagestore.Options
 		allowed int // the first allowed ops succeed, the rest are refused
 	}{
-		{"job token", imagestore.Options{Logger: quiet, Token: imagestore.StaticToken(issue(reg.Issuer))}, 3},
-		{"job token in the context", imagestore.Options{Logger: quiet}, 3},
+		{"job token", imagestore.Options{Logger: quiet, Token: imagestore.StaticToken(issue(reg.Issuer))}, 4},
+		{"job token in the context", imagestore.Options{Logger: quiet}, 4},
 		{"expired", imagestore.Options{Logger: quiet, Token: imagestore.StaticToken(issue(past))}, 0},
 		{"foreign key", imagestore.Options{Logger: quiet, Token: imagestore.StaticToken(issue(foreign))}, 0},
 		{"another service", imagestore.Options{Logger: quiet, Token: imagestore.StaticToken(issue(otherService))}, 0},
@@ -164,7 +193,7 @@ func TestTokensAgainstTheRegistry(t *testing.T) {
 		}
 	}
 	// The inputs are still there: the refused delete deleted nothing.
-	if _, err := jobdata.Inspect(ctx, reg.URL, "physics", physIn, admin); err != nil {
+	if _, err := jobdata.Inspect(ctx, reg.URL, physics, physIn, admin); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -77,6 +77,24 @@ func Repository(name string, actions ...string) Access {
 	return Access{Type: "repository", Name: name, Actions: actions}
 }
 
+// AllocationAccess is what the agent running one allocation may do: pull
+// the job's image repository (none when imageRepo is ""), pull the
+// department's file sets (inputs, datasets; dataRepo), and pull and push
+// the job's own outputs repository (outputRepo), nothing else: it can
+// neither change a file set another job reads nor read another job's
+// outputs. scheduler/server's NodeService.RegistryToken signs it; the
+// registry test checks it against a real registry.
+func AllocationAccess(imageRepo, dataRepo, outputRepo string) []Access {
+	access := []Access{
+		Repository(dataRepo, ActionPull),
+		Repository(outputRepo, ActionPull, ActionPush),
+	}
+	if imageRepo != "" {
+		access = append(access, Repository(imageRepo, ActionPull))
+	}
+	return access
+}
+
 // Claims is a token's payload. aud is one string: docker-registry 2.8
 // refuses a list (jwt.RegisteredClaims would write one).
 type Claims struct {
