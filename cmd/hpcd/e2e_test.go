@@ -277,6 +277,11 @@ func TestE2EJobsRunInGuests(t *testing.T) {
 		}
 		id, _ := strconv.ParseUint(strings.TrimSpace(stdout), 10, 64)
 		c.waitFor(t, "the job of a vanished directory", func() bool { return c.job(id).GetState() == "completed" })
+		for _, al := range c.job(id).GetAllocations() { // in the job's own repository, which only its token writes
+			if want := jobdata.OutputRepositoryName("default", id); al.GetOutputs() != "" && al.GetOutputsRepository() != want {
+				t.Fatalf("outputs of %s stored in %q; want %s", al.GetId(), al.GetOutputsRepository(), want)
+			}
+		}
 		out := t.TempDir()
 		if code, _, errOut := c.hpcsub(out, "fetch", strconv.FormatUint(id, 10), "results"); code != 0 {
 			t.Fatalf("fetch: exit %d\n%s", code, errOut)
