@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -84,7 +85,27 @@ func (f *secFlags) loadTokens(cfg *server.Config) error {
 		return usageError{fmt.Errorf("registry token key in %s: %w", dir, err)}
 	}
 	cfg.RegistryTokens = iss
+	if why := tokensInClear(cfg.ImageRegistry); why != "" {
+		cfg.Logger.Warn(why, "registry", cfg.ImageRegistry)
+	}
 	return nil
+}
+
+// tokensInClear says why registry tokens sent to registryURL could be
+// read on the wire: a plain http:// URL on a host that is not loopback
+// ("" for https, loopback and no registry). The registry should then be
+// served over https (docker-registry's http.tls) with a certificate every
+// host trusts (the system's trust store: update-ca-certificates).
+func tokensInClear(registryURL string) string {
+	u, err := url.Parse(registryURL)
+	if err != nil || u.Scheme != "http" {
+		return ""
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return ""
+	}
+	return "the registry is plain http on a network address: the registry tokens this member signs (15 minutes each) cross the network in clear; serve the registry over https (docker-registry http.tls, a certificate the hosts trust) and pass --registry https://..."
 }
 
 // serveLogin runs the login socket with the CA of pkiDir until ctx ends:

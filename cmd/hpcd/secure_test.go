@@ -134,3 +134,24 @@ func TestDevIsSecureByDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestTokensInClear: a member that signs registry tokens warns when they
+// would cross the network in plain HTTP, and only then.
+func TestTokensInClear(t *testing.T) {
+	for _, tc := range []struct {
+		url  string
+		warn bool
+	}{
+		{"", false},
+		{"http://127.0.0.1:5000", false},
+		{"http://[::1]:5000", false},
+		{"http://localhost:5000", false},
+		{"https://registry.example:5000", false},
+		{"http://registry.example:5000", true},
+		{"http://10.0.0.5:5000", true},
+	} {
+		if got := tokensInClear(tc.url) != ""; got != tc.warn {
+			t.Errorf("%q: warns %v, want %v", tc.url, got, tc.warn)
+		}
+	}
+}
