@@ -62,6 +62,9 @@ type cluster struct {
 	ar    arena
 	peak  []int64
 	times []int64
+	// scr is a Planner's per-call storage, kept between calls (nil in a
+	// one-off cluster: each call then makes its own).
+	scr *scratch
 	// pool, when set (a Planner's one-slot call), takes the holders
 	// instead of the nodes (see pool).
 	pool *pool

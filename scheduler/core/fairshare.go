@@ -41,51 +41,90 @@ func Charge(p model.Placement, d time.Duration, cfg Config) float64 {
 // departments that have work or usage. A department under its share gets a
 // factor above 0.5 and rises as others use more.
 func fairShare(in *Input, cfg *Config, jobs map[model.JobID]*model.Job) map[string]float64 {
+	ch := newCharger(in, cfg, jobs)
+	for _, a := range in.Allocs {
+		ch.add(a, 1)
+	}
+	return ch.factors()
+}
+
+// charger adds what running allocations have accrued to the usage, in
+// list order (fairShare; the pool's fairShare adds whole runs). A
+// department's sum is kept in a local while consecutive allocations are
+// its (a gang's are), and an allocation like the last counted one (same
+// job, state, times and sizes: a gang's usually are) adds the same charge
+// again: the same additions in the same order as adding each allocation's
+// charge to the map, without a lookup or a charge per allocation.
+type charger struct {
+	in    *Input
+	cfg   *Config
+	jobs  map[model.JobID]*model.Job
+	usage map[string]float64
+	cur   *model.Job
+	prev  *model.Alloc // the last allocation counted, c its charge
+	c     float64
+	dept  string
+	sum   float64
+	open  bool
+}
+
+func newCharger(in *Input, cfg *Config, jobs map[model.JobID]*model.Job) *charger {
 	usage := make(map[string]float64, len(in.Usage)+4)
 	for d, v := range in.Usage {
 		usage[d] += v
 	}
+	return &charger{in: in, cfg: cfg, jobs: jobs, usage: usage}
+}
+
+// add counts a and the n-1 allocations after it, which the caller knows
+// are charged as a (sameCharge): n additions of a's charge.
+func (ch *charger) add(a *model.Alloc, n int) {
+	if ch.prev != nil && sameCharge(ch.prev, a) {
+		ch.addN(n)
+		return
+	}
+	ch.prev = nil
+	if ch.cur == nil || a.Job != ch.cur.ID {
+		ch.cur = ch.jobs[a.Job]
+	}
+	j := ch.cur
+	if j == nil || a.State.Terminal() {
+		return
+	}
+	start := a.Started
+	if start.IsZero() {
+		start = a.Created
+	}
+	if !ch.open || j.Department != ch.dept {
+		if ch.open {
+			ch.usage[ch.dept] = ch.sum
+		}
+		ch.dept, ch.sum, ch.open = j.Department, ch.usage[j.Department], true
+	}
+	ch.prev, ch.c = a, float64(Charge(a.Placement, ch.in.Now.Sub(start), *ch.cfg))
+	ch.addN(n)
+}
+
+// addN adds the current charge n times, one addition each (not n times
+// the charge: the same rounding as adding allocation by allocation).
+func (ch *charger) addN(n int) {
+	sum, c := ch.sum, ch.c
+	for range n {
+		sum += c
+	}
+	ch.sum = sum
+}
+
+// factors closes the last department's sum and turns the usage into the
+// factors.
+func (ch *charger) factors() map[string]float64 {
+	in, cfg, usage := ch.in, ch.cfg, ch.usage
+	if ch.open {
+		usage[ch.dept] = ch.sum
+	}
 	depts := make(map[string]bool)
 	for _, j := range in.Jobs {
 		depts[j.Department] = true
-	}
-	// A department's sum is kept in a local while consecutive allocations
-	// are its (a gang's are), and an allocation like the last counted one
-	// (same job, state, times and sizes: a gang's usually are) adds the
-	// same charge again: the same additions in the same order as adding to
-	// the map each time, without a lookup or a charge per allocation.
-	var cur *model.Job
-	var prev *model.Alloc // the last allocation counted, c its charge
-	c := 0.0
-	dept, sum, open := "", 0.0, false
-	for _, a := range in.Allocs {
-		if prev != nil && sameCharge(prev, a) {
-			sum += c
-			continue
-		}
-		prev = nil
-		if cur == nil || a.Job != cur.ID {
-			cur = jobs[a.Job]
-		}
-		j := cur
-		if j == nil || a.State.Terminal() {
-			continue
-		}
-		start := a.Started
-		if start.IsZero() {
-			start = a.Created
-		}
-		if !open || j.Department != dept {
-			if open {
-				usage[dept] = sum
-			}
-			dept, sum, open = j.Department, usage[j.Department], true
-		}
-		prev, c = a, float64(Charge(a.Placement, in.Now.Sub(start), *cfg))
-		sum += c
-	}
-	if open {
-		usage[dept] = sum
 	}
 	for d := range usage {
 		depts[d] = true

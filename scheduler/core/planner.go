@@ -81,6 +81,7 @@ func (p *Planner) cluster(nodes []*model.Node) *cluster {
 	}
 	p.cl = newCluster(nodes)
 	p.cl.memo = map[*model.Alloc]*allocMemo{}
+	p.cl.scr = &scratch{}
 	p.oneSlot = oneSlot(p.cl)
 	p.pool = pool{}
 	return p.cl

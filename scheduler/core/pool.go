@@ -69,7 +69,13 @@ type runGroup struct {
 	allocs      []*model.Alloc
 	nodes       []int // node indexes in the cluster, sorted
 	cores, gpus int   // len of the placements' Cores and GPUs, summed
-	seen        uint64
+	// sameSize: every placement has the first's numbers of cores and GPUs.
+	sameSize bool
+	// uniform (set by load for call seen): every allocation is charged
+	// as the first (sameSize, and the same state: a run already shares
+	// the job and times), so fairShare adds the first's charge for each.
+	uniform bool
+	seen    uint64
 }
 
 // run is one holder of busy nodes in a call: a running run of allocations
@@ -141,33 +147,61 @@ func (p *pool) load(s *sched) {
 			i++
 			continue
 		}
-		k := i + 1
+		k, sameState := i+1, true
 		for k < len(allocs) && sameRun(a, allocs[k]) {
+			sameState = sameState && allocs[k].State == a.State
 			k++
 		}
 		g := p.group(s, allocs[i:k])
-		i = k
 		if g == nil {
 			p.abort = true
 			return
 		}
+		g.uniform = sameState && g.sameSize
+		i = k
 		if len(g.nodes) == 0 {
 			continue
 		}
 		end := s.holderEnd(a)
 		for _, n := range g.nodes {
-			if p.busy.has(n) {
-				p.abort = true // two holders on one node
-				return
-			}
 			p.busy.set(n)
 		}
 		p.nbusy += len(g.nodes)
 		p.runs = append(p.runs, run{end: end, nodes: g.nodes})
 		tot.add(s, a, g.cores, g.gpus)
 	}
+	if p.busy.count() != p.nbusy {
+		p.abort = true // two holders on one node
+		return
+	}
 	tot.flush(s)
 	p.forget()
+}
+
+// fairShare is fairShare over Input.Allocs in the order given, with the
+// runs load kept: where the list holds a run of this call whole, in its
+// order, and the run is uniform, its charge is added once per allocation
+// without comparing each (the same additions in the same order; a
+// department's sum depends on that order). Anything else is counted
+// allocation by allocation, as fairShare does.
+func (p *pool) fairShare(s *sched) map[string]float64 {
+	if p.abort {
+		return fairShare(s.in, s.cfg, s.jobs)
+	}
+	ch := newCharger(s.in, s.cfg, s.jobs)
+	allocs := s.in.Allocs
+	for i := 0; i < len(allocs); {
+		a := allocs[i]
+		if g := p.groups[a]; g != nil && g.seen == p.call && g.uniform && len(g.allocs) <= len(allocs)-i &&
+			slices.Equal(g.allocs, allocs[i:i+len(g.allocs)]) {
+			ch.add(a, len(g.allocs))
+			i += len(g.allocs)
+			continue
+		}
+		ch.add(a, 1)
+		i++
+	}
+	return ch.factors()
 }
 
 // sorted returns allocs in cmpAlloc order, as loadAllocs sorts them. A
@@ -215,9 +249,11 @@ func (p *pool) group(s *sched, as []*model.Alloc) *runGroup {
 		g.seen = p.call
 		return g
 	}
-	g := &runGroup{allocs: slices.Clone(as), seen: p.call}
+	g := &runGroup{allocs: slices.Clone(as), seen: p.call, sameSize: true}
 	ni := s.cl.nodes[0].info
 	for _, a := range as {
+		g.sameSize = g.sameSize && len(a.Placement.Cores) == len(as[0].Placement.Cores) &&
+			len(a.Placement.GPUs) == len(as[0].Placement.GPUs)
 		n, ok := s.cl.byName[a.Placement.Node]
 		if !ok {
 			continue
@@ -542,18 +578,22 @@ func (p *pool) placements(s *sched, j *model.Job, nodes []int, uses []use) []mod
 	var one placementBufs
 	tpl := ni.placementOf(&uses[0], &j.Request, &one)
 	nc, nn := len(tpl.Cores), len(tpl.NUMA)
-	cores, numa := make([]int, 0, nc*len(nodes)), make([]int, 0, nn*len(nodes))
+	cores, numa := make([]int, nc*len(nodes)), make([]int, nn*len(nodes))
 	gpus := make([]string, 0)
 	ps := make([]model.Placement, len(nodes))
+	// Field by field into the zeroed array (placementOf sets these
+	// fields, and a gang's differ only in the node): cheaper than
+	// copying the whole struct, pointers included, for thousands of
+	// nodes of a wide reservation.
 	for i, n := range nodes {
-		pl := tpl
+		pl := &ps[i]
 		pl.Node = s.cl.nodes[n].info.node.Name
-		cores = append(cores, tpl.Cores...)
 		pl.Cores = cores[i*nc : (i+1)*nc : (i+1)*nc]
-		numa = append(numa, tpl.NUMA...)
+		copy(pl.Cores, tpl.Cores)
 		pl.NUMA = numa[i*nn : (i+1)*nn : (i+1)*nn]
+		copy(pl.NUMA, tpl.NUMA)
 		pl.GPUs = gpus[0:0:0]
-		ps[i] = pl
+		pl.MemoryMiB, pl.Scratch, pl.Hugepages = tpl.MemoryMiB, tpl.Scratch, tpl.Hugepages
 	}
 	return ps
 }

@@ -43,7 +43,7 @@ type candidate struct {
 
 // candidates returns the jobs to consider, in the policy's order.
 func (s *sched) candidates() []candidate {
-	cs := make([]candidate, 0, len(s.in.Jobs))
+	cs := slices.Grow(s.scr.cands[:0], len(s.in.Jobs))
 	s.starveAge = s.cfg.StarvationAge
 	if b := s.cfg.StarvationBacklog; b > 0 && s.cfg.Policy == PolicyDefault {
 		s.starveAge = max(s.starveAge, time.Duration(b*float64(s.backlog())))
@@ -78,26 +78,33 @@ func (s *sched) candidates() []candidate {
 			c.urgent = !c.starved && s.expansion(c.j, c.est) >= g
 		}
 	}
-	return sortCandidates(cs)
+	s.scr.cands = cs
+	out := sortCandidates(cs, s.scr)
+	s.scr.sorted = out
+	return out
+}
+
+// candKey is a candidate's sort key (see sortCandidates).
+type candKey struct {
+	starved, urgent bool
+	prio            float64
+	submit          time.Time
+	id              model.JobID
+	i               int
 }
 
 // sortCandidates orders cs: starving jobs first (by submit time), then
 // urgent ones, then by priority, highest first; ties by submit time and
-// id. It sorts small keys and permutes once: a candidate is large to move.
-func sortCandidates(cs []candidate) []candidate {
-	type key struct {
-		starved, urgent bool
-		prio            float64
-		submit          time.Time
-		id              model.JobID
-		i               int
-	}
-	keys := make([]key, len(cs))
+// id. It sorts small keys and permutes once into sc's second list: a
+// candidate is large to move.
+func sortCandidates(cs []candidate, sc *scratch) []candidate {
+	keys := slices.Grow(sc.keys[:0], len(cs))[:len(cs)]
+	sc.keys = keys
 	for i := range cs {
 		c := &cs[i]
-		keys[i] = key{c.starved, c.urgent, c.prio, c.j.SubmitTime, c.j.ID, i}
+		keys[i] = candKey{c.starved, c.urgent, c.prio, c.j.SubmitTime, c.j.ID, i}
 	}
-	slices.SortFunc(keys, func(a, b key) int {
+	slices.SortFunc(keys, func(a, b candKey) int {
 		if c := trueFirst(a.starved, b.starved); c != 0 {
 			return c
 		}
@@ -115,7 +122,7 @@ func sortCandidates(cs []candidate) []candidate {
 		}
 		return cmpU(uint64(a.id), uint64(b.id))
 	})
-	out := make([]candidate, len(cs))
+	out := slices.Grow(sc.sorted[:0], len(cs))[:len(cs)]
 	for i, k := range keys {
 		out[i] = cs[k.i]
 	}

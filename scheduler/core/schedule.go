@@ -64,6 +64,7 @@ func (s *sched) run() {
 			s.explain.record(s, c, rank, why)
 		}
 	}
+	s.scr.lazy = s.lazy
 	s.fillLazy()
 	slices.SortFunc(s.plan.Starts, func(a, b model.Start) int {
 		if a.Job != b.Job {
@@ -94,8 +95,19 @@ func (s *sched) backfillOrder(rest []candidate) {
 			c.fill = s.expansion(c.j, c.est)
 		}
 	}
-	slices.SortStableFunc(rest, func(a, b candidate) int {
+	// A stable sort of small keys (the position breaks ties), then one
+	// permutation: a candidate is large to move.
+	keys := slices.Grow(s.scr.fillKeys[:0], len(rest))[:len(rest)]
+	s.scr.fillKeys = keys
+	for i := range rest {
+		c := &rest[i]
+		keys[i] = fillKey{c.starved, c.urgent, c.small, c.fill, i}
+	}
+	slices.SortFunc(keys, func(a, b fillKey) int {
 		if c := trueFirst(a.starved, b.starved); c != 0 || a.starved {
+			if c == 0 {
+				return a.i - b.i
+			}
 			return c
 		}
 		if c := trueFirst(a.urgent, b.urgent); c != 0 {
@@ -104,8 +116,24 @@ func (s *sched) backfillOrder(rest []candidate) {
 		if c := trueFirst(a.small, b.small); c != 0 {
 			return c
 		}
-		return cmp.Compare(b.fill, a.fill)
+		if c := cmp.Compare(b.fill, a.fill); c != 0 {
+			return c
+		}
+		return a.i - b.i
 	})
+	tmp := append(s.scr.fillBuf[:0], rest...)
+	for i, k := range keys {
+		rest[i] = tmp[k.i]
+	}
+	clear(tmp)
+	s.scr.fillBuf = tmp
+}
+
+// fillKey is a candidate's backfill sort key and position.
+type fillKey struct {
+	starved, urgent, small bool
+	fill                   float64
+	i                      int
 }
 
 // startAll starts as many of c's tasks as fit (one for a plain job) and

@@ -56,6 +56,9 @@ type sched struct {
 	// imgNodes caches imageNodes per digest for the cycle.
 	imgNodes map[string]bitset
 
+	// scr is the call's working storage (a Planner's kept one, or new).
+	scr *scratch
+
 	// starveAge is this cycle's starvation threshold (Config.StarvationAge,
 	// raised with the backlog by Config.StarvationBacklog).
 	starveAge time.Duration
@@ -75,24 +78,82 @@ type missCache struct {
 // newSched prepares one Schedule or Explain call on a fresh cluster.
 func newSched(in *Input, cfg *Config) *sched { return newSchedOn(newCluster(in.Nodes), in, cfg) }
 
+// scratch is a call's working storage that a Planner keeps between calls
+// (cluster.scr): the candidate lists, the lazy reasons and the per-call
+// maps, emptied at the start of each call instead of allocated again.
+// Nothing in it outlives a call's plan: the plan's own maps and slices
+// are always new.
+type scratch struct {
+	cands, sorted []candidate
+	keys          []candKey
+	fillKeys      []fillKey
+	fillBuf       []candidate
+	lazy          []lazyReason
+	jobs          map[model.JobID]*model.Job
+	tasksRun      map[model.JobID]int
+	dept, part    map[string]*usageCount
+	partN         map[string][]int
+	ever          map[shapeKey]string
+	failMin       map[shapeKey]int64
+	nowC          map[shapeKey]nowCache
+	miss          map[shapeKey]missCache
+	preempted     map[gangKey]bool
+	victimList    map[string][]victim
+	preemptFail   map[preemptKey]int64
+}
+
+// take empties the kept storage for a new call (maps keep their buckets).
+func (sc *scratch) take() {
+	clear(sc.cands[:cap(sc.cands)]) // drop the last call's jobs for the collector
+	clear(sc.sorted[:cap(sc.sorted)])
+	sc.lazy = sc.lazy[:0]
+	if sc.jobs == nil {
+		*sc = scratch{cands: sc.cands, sorted: sc.sorted, keys: sc.keys, fillKeys: sc.fillKeys, fillBuf: sc.fillBuf, lazy: sc.lazy,
+			jobs: map[model.JobID]*model.Job{}, tasksRun: map[model.JobID]int{},
+			dept: map[string]*usageCount{}, part: map[string]*usageCount{}, partN: map[string][]int{},
+			ever: map[shapeKey]string{}, failMin: map[shapeKey]int64{}, nowC: map[shapeKey]nowCache{},
+			miss: map[shapeKey]missCache{}, preempted: map[gangKey]bool{}, victimList: map[string][]victim{},
+			preemptFail: map[preemptKey]int64{}}
+		return
+	}
+	clear(sc.jobs)
+	clear(sc.tasksRun)
+	clear(sc.dept)
+	clear(sc.part)
+	clear(sc.partN)
+	clear(sc.ever)
+	clear(sc.failMin)
+	clear(sc.nowC)
+	clear(sc.miss)
+	clear(sc.preempted)
+	clear(sc.victimList)
+	clear(sc.preemptFail)
+}
+
 // newSchedOn prepares one call on cl, a cluster of in.Nodes without holders
-// (fresh, or a Planner's after reset).
+// (fresh, or a Planner's after reset, with its kept scratch).
 func newSchedOn(cl *cluster, in *Input, cfg *Config) *sched {
+	sc := cl.scr
+	if sc == nil {
+		sc = &scratch{}
+	}
+	sc.take()
 	s := &sched{
-		in: in, cfg: cfg, cl: cl,
+		in: in, cfg: cfg, cl: cl, scr: sc,
 		plan:        model.Plan{Pending: make(map[model.JobID]string, len(in.Jobs))},
-		jobs:        make(map[model.JobID]*model.Job, len(in.Jobs)),
-		tasksRun:    map[model.JobID]int{},
-		dept:        map[string]*usageCount{},
-		part:        map[string]*usageCount{},
-		partN:       map[string][]int{},
-		ever:        map[shapeKey]string{},
-		failMin:     map[shapeKey]int64{},
-		nowC:        map[shapeKey]nowCache{},
-		miss:        map[shapeKey]missCache{},
-		preempted:   map[gangKey]bool{},
-		victimList:  map[string][]victim{},
-		preemptFail: map[preemptKey]int64{},
+		jobs:        sc.jobs,
+		tasksRun:    sc.tasksRun,
+		dept:        sc.dept,
+		part:        sc.part,
+		partN:       sc.partN,
+		ever:        sc.ever,
+		failMin:     sc.failMin,
+		nowC:        sc.nowC,
+		miss:        sc.miss,
+		preempted:   sc.preempted,
+		victimList:  sc.victimList,
+		preemptFail: sc.preemptFail,
+		lazy:        sc.lazy,
 		lowestQOS:   -1,
 	}
 	for _, j := range in.Jobs {
@@ -100,7 +161,11 @@ func newSchedOn(cl *cluster, in *Input, cfg *Config) *sched {
 	}
 	s.loadAllocs()
 	if cfg.Policy == PolicyDefault {
-		s.fs = fairShare(in, cfg, s.jobs)
+		if p := cl.pool; p != nil {
+			s.fs = p.fairShare(s)
+		} else {
+			s.fs = fairShare(in, cfg, s.jobs)
+		}
 	}
 	return s
 }
