@@ -2,6 +2,7 @@ package sim
 
 import (
 	"container/heap"
+	"slices"
 	"strconv"
 	"time"
 
@@ -14,8 +15,16 @@ type state struct {
 	jobs    []*simJob
 	cfg     core.Config
 	pending []*simJob
-	running map[model.JobID][]*model.Alloc
-	allocs  []*model.Alloc
+	// allocs are the running allocations, gang after gang in start order
+	// (each gang whole, in rank order): appended at its start, removed
+	// at its end.
+	allocs []*model.Alloc
+	// ended lists the jobs finished at the current event, removed from
+	// allocs together (one pass per event, not one per job).
+	ended   []model.JobID
+	running int // jobs running (gangs in allocs)
+	idBuf   []byte
+	idEnds  []int
 	ends    endHeap
 	usage   map[string]float64
 	lastUse int64
@@ -29,8 +38,7 @@ type state struct {
 }
 
 func newState(jobs []*simJob, cfg core.Config) *state {
-	return &state{jobs: jobs, cfg: cfg, running: map[model.JobID][]*model.Alloc{},
-		usage: map[string]float64{}, history: map[string][]time.Duration{}}
+	return &state{jobs: jobs, cfg: cfg, usage: map[string]float64{}, history: map[string][]time.Duration{}}
 }
 
 func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
@@ -57,6 +65,7 @@ func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
 			ev := heap.Pop(&s.ends).(endEvent)
 			s.finish(s.jobs[ev.idx], t)
 		}
+		s.dropEnded()
 		for next < len(s.jobs) && s.jobs[next].tj.Submit == t {
 			s.pending = append(s.pending, s.jobs[next])
 			next++
@@ -127,14 +136,16 @@ func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
 }
 
 func (s *state) input(nodes []*model.Node, t int64) core.Input {
-	jobs := make([]*model.Job, 0, len(s.pending)+len(s.running))
+	jobs := make([]*model.Job, 0, len(s.pending)+s.running)
 	for _, sj := range s.pending {
 		jobs = append(jobs, sj.job)
 	}
-	for _, a := range s.allocs {
-		if a.Rank == 0 {
-			jobs = append(jobs, s.jobs[a.Job-1].job)
-		}
+	// Running jobs in allocs order, one gang at a time (a gang's
+	// allocations are consecutive, rank 0 first).
+	for i := 0; i < len(s.allocs); {
+		sj := s.jobs[s.allocs[i].Job-1]
+		jobs = append(jobs, sj.job)
+		i += max(len(sj.gang), 1)
 	}
 	return core.Input{Now: epoch.Add(time.Duration(t) * time.Second), Nodes: nodes, Jobs: jobs,
 		Allocs: s.allocs, Usage: s.usage, History: s.history}
@@ -143,37 +154,69 @@ func (s *state) input(nodes []*model.Node, t int64) core.Input {
 func (s *state) start(st model.Start, t int64) {
 	sj := s.jobs[st.Job-1]
 	now := epoch.Add(time.Duration(t) * time.Second)
-	// A gang's allocations are cut from one array: one object, not one a node.
+	// A gang's allocations are cut from one array, and their IDs ("job.rank")
+	// from one string: one object each, not one a node.
 	gang := make([]model.Alloc, len(st.Placements))
-	prefix := strconv.FormatUint(uint64(st.Job), 10) + "."
+	ids, ends := s.gangIDs(st.Job, len(gang))
 	for i, p := range st.Placements {
 		a := &gang[i]
-		*a = model.Alloc{ID: model.AllocID(prefix + strconv.Itoa(i)), Job: st.Job, Rank: i, Attempt: 1,
+		*a = model.Alloc{ID: model.AllocID(ids[ends[i]:ends[i+1]]), Job: st.Job, Rank: i, Attempt: 1,
 			Placement: p, State: model.AllocRunning, Created: now, Started: now, Deadline: now.Add(sj.job.Walltime)}
-		s.running[st.Job] = append(s.running[st.Job], a)
 		s.allocs = append(s.allocs, a)
 	}
+	sj.gang = gang
+	s.running++
 	sj.job.State = model.JobRunning
 	sj.job.StartTime = now
 	sj.startAt = t
 	heap.Push(&s.ends, endEvent{at: t + sj.actual, idx: int(st.Job - 1)})
 }
 
-func (s *state) finish(sj *simJob, t int64) {
-	id := sj.job.ID
-	for _, a := range s.running[id] {
-		s.usage[sj.job.Department] += core.Charge(a.Placement, time.Duration(t-sj.startAt)*time.Second, s.cfg)
+// gangIDs returns the allocation IDs "job.0" ... "job.(n-1)" in one
+// string, the i-th at [ends[i], ends[i+1]). ends is valid until the next
+// call.
+func (s *state) gangIDs(job model.JobID, n int) (ids string, ends []int) {
+	b := strconv.AppendUint(s.idBuf[:0], uint64(job), 10)
+	b = append(b, '.')
+	prefix := len(b)
+	ends = append(s.idEnds[:0], 0)
+	for i := range n {
+		if i > 0 {
+			b = append(b, b[:prefix]...)
+		}
+		b = strconv.AppendInt(b, int64(i), 10)
+		ends = append(ends, len(b))
 	}
-	delete(s.running, id)
+	s.idBuf, s.idEnds = b, ends
+	return string(b), ends
+}
+
+func (s *state) finish(sj *simJob, t int64) {
+	for i := range sj.gang {
+		s.usage[sj.job.Department] += core.Charge(sj.gang[i].Placement, time.Duration(t-sj.startAt)*time.Second, s.cfg)
+	}
+	sj.gang = nil
+	s.running--
+	s.ended = append(s.ended, sj.job.ID)
+	sj.job.State = model.JobCompleted
+	core.RecordRuntime(s.history, sj.job.User, time.Duration(sj.actual)*time.Second, max(s.cfg.HistoryLen, 1))
+}
+
+// dropEnded removes the allocations of the jobs finish ended at this
+// event from allocs, keeping the order.
+func (s *state) dropEnded() {
+	if len(s.ended) == 0 {
+		return
+	}
 	out := s.allocs[:0]
 	for _, a := range s.allocs {
-		if a.Job != id {
+		if !slices.Contains(s.ended, a.Job) {
 			out = append(out, a)
 		}
 	}
+	clear(s.allocs[len(out):])
 	s.allocs = out
-	sj.job.State = model.JobCompleted
-	core.RecordRuntime(s.history, sj.job.User, time.Duration(sj.actual)*time.Second, max(s.cfg.HistoryLen, 1))
+	s.ended = s.ended[:0]
 }
 
 func (s *state) decay(t int64) {

@@ -62,6 +62,8 @@ type simJob struct {
 	actual  int64 // seconds it really runs (killed at its walltime)
 	cores   int64
 	startAt int64
+	// gang holds the job's allocations while it runs.
+	gang []model.Alloc
 }
 
 type endEvent struct {
