@@ -86,9 +86,20 @@ const minCycleGap = 25 * time.Millisecond
 // scheduleLoop runs one cycle after every state change (coalescing
 // bursts) and at least once a second, for time-driven decisions such as
 // reservations and job age.
+//
+// The loop keeps one core.Planner for the leadership term: its plans are
+// core.Schedule's, and it keeps the node index and the allocations'
+// converted placements between cycles. Its contract (a node or
+// allocation pointer it saw is never changed in place) is the state
+// store's: snapshots are immutable, every Put stores a fresh copy (the
+// FSM copies before it changes anything) and a restore builds new
+// objects, so fsm.CoreInput hands the same pointers only for unchanged
+// objects. Only this goroutine calls it; the handlers' dry runs and
+// Explain keep core.Schedule and core.Explain.
 func (s *Server) scheduleLoop(ctx context.Context) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var planner core.Planner
 	var last time.Time
 	for {
 		if gap := minCycleGap - time.Since(last); gap > 0 {
@@ -100,7 +111,7 @@ func (s *Server) scheduleLoop(ctx context.Context) {
 		}
 		last = time.Now()
 		changed := s.fsm.Changed()
-		started, err := s.scheduleOnce(ctx)
+		started, err := s.scheduleOnce(ctx, &planner)
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("scheduling cycle", "err", err)
 		}
@@ -116,14 +127,15 @@ func (s *Server) scheduleLoop(ctx context.Context) {
 	}
 }
 
-// scheduleOnce computes a plan on the current snapshot, remembers why each
-// job waits, and commits the starts. It returns how many starts committed.
-func (s *Server) scheduleOnce(ctx context.Context) (int, error) {
+// scheduleOnce computes a plan on the current snapshot with the term's
+// planner, remembers why each job waits, and commits the starts. It
+// returns how many starts committed.
+func (s *Server) scheduleOnce(ctx context.Context, planner *core.Planner) (int, error) {
 	now := s.cfg.Now().UTC()
 	snap := s.fsm.Store().Snapshot()
 	in := s.coreInput(snap, now)
 	t0 := time.Now()
-	plan := core.Schedule(in, s.cfg.Scheduler)
+	plan := planner.Schedule(in, s.cfg.Scheduler)
 	s.metrics.schedule.Observe(time.Since(t0).Seconds())
 	pending := withNotice(maps.Clone(plan.Pending), s.clusterNotice(snap))
 	s.mu.Lock()
