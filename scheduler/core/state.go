@@ -102,14 +102,15 @@ type scratch struct {
 	preemptFail   map[preemptKey]int64
 }
 
-// take empties the kept storage for a new call (maps keep their buckets).
-func (sc *scratch) take() {
+// take empties the kept storage for a new call of jobs jobs (maps keep
+// their buckets; a new job map is sized for jobs).
+func (sc *scratch) take(jobs int) {
 	clear(sc.cands[:cap(sc.cands)]) // drop the last call's jobs for the collector
 	clear(sc.sorted[:cap(sc.sorted)])
 	sc.lazy = sc.lazy[:0]
 	if sc.jobs == nil {
 		*sc = scratch{cands: sc.cands, sorted: sc.sorted, keys: sc.keys, fillKeys: sc.fillKeys, fillBuf: sc.fillBuf, lazy: sc.lazy,
-			jobs: map[model.JobID]*model.Job{}, tasksRun: map[model.JobID]int{},
+			jobs: make(map[model.JobID]*model.Job, jobs), tasksRun: map[model.JobID]int{},
 			dept: map[string]*usageCount{}, part: map[string]*usageCount{}, partN: map[string][]int{},
 			ever: map[shapeKey]string{}, failMin: map[shapeKey]int64{}, nowC: map[shapeKey]nowCache{},
 			miss: map[shapeKey]missCache{}, preempted: map[gangKey]bool{}, victimList: map[string][]victim{},
@@ -137,7 +138,7 @@ func newSchedOn(cl *cluster, in *Input, cfg *Config) *sched {
 	if sc == nil {
 		sc = &scratch{}
 	}
-	sc.take()
+	sc.take(len(in.Jobs))
 	s := &sched{
 		in: in, cfg: cfg, cl: cl, scr: sc,
 		plan:        model.Plan{Pending: make(map[model.JobID]string, len(in.Jobs))},
