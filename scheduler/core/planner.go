@@ -10,8 +10,9 @@ import (
 // cycles, what Schedule would rebuild each time: the node index (nodes in
 // name order, hardware tables shared by identical nodes, the name lookup,
 // each node's free view and holder storage) and each allocation's
-// placement converted to the node's tables. hpcsim's replay loop calls it
-// at every event; the server's loop can hold one per leadership term.
+// placement converted to the node's tables, and its per-call working
+// storage. hpcsim's replay loop calls it at every event; the server's
+// loop holds one per leadership term.
 //
 // Guarantee: p.Schedule(in, cfg) returns exactly what Schedule(in, cfg)
 // returns, for any sequence of calls (TestPlannerMatchesSchedule). The
