@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -41,7 +42,9 @@ type ReloadOptions struct {
 
 // Reloader holds a credential, the trusted CAs and the revocation list,
 // and re-reads each file when its size or modification time changes
-// (checked on every use: a handful of stat calls per handshake or RPC).
+// (checked on every use: a handful of stat calls per handshake or RPC,
+// made outside the lock, so concurrent RPCs never queue behind one
+// another's stat calls; only a change takes the write lock).
 // A file that fails to load after a change keeps the previous value and is
 // logged once per change, so a half-finished rotation never takes a
 // working server down. Safe for concurrent use.
@@ -50,7 +53,7 @@ type Reloader struct {
 	now   func() time.Time
 	log   *slog.Logger
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	stamps  map[string]stamp
 	cert    *tls.Certificate
 	pool    *x509.CertPool
@@ -123,7 +126,25 @@ func (r *Reloader) statAll() map[string]stamp {
 	return out
 }
 
-// refresh reloads what changed on disk. Called with r.mu held.
+// state returns the current credential, CA pool and revocation list,
+// first reloading whatever changed on disk. The files are stat'ed without
+// the lock; only a change takes the write lock (and stats again under it).
+func (r *Reloader) state() (*tls.Certificate, *x509.CertPool, map[string]bool) {
+	seen := r.statAll()
+	r.mu.RLock()
+	same := maps.Equal(seen, r.stamps)
+	cert, pool, revoked := r.cert, r.pool, r.revoked
+	r.mu.RUnlock()
+	if same {
+		return cert, pool, revoked
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refresh()
+	return r.cert, r.pool, r.revoked
+}
+
+// refresh reloads what changed on disk. Called with r.mu held for writing.
 func (r *Reloader) refresh() {
 	now := r.statAll()
 	changed := func(p string) bool { return p != "" && now[p] != r.stamps[p] }
@@ -207,10 +228,8 @@ func (r *Reloader) loadRevoked() error {
 // Certificate returns the current own credential (after reloading a
 // changed one), or nil for an anonymous client.
 func (r *Reloader) Certificate() *tls.Certificate {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.refresh()
-	return r.cert
+	cert, _, _ := r.state()
+	return cert
 }
 
 // Identity is the identity of the own credential (zero if none).
@@ -236,10 +255,7 @@ func (r *Reloader) Verify(chain []*x509.Certificate, usage x509.ExtKeyUsage) (Id
 	if len(chain) == 0 {
 		return Identity{}, &CredentialError{Err: ErrNoCertificate}
 	}
-	r.mu.Lock()
-	r.refresh()
-	pool, revoked := r.pool, r.revoked
-	r.mu.Unlock()
+	_, pool, revoked := r.state()
 
 	leaf := chain[0]
 	id, err := IdentityOf(leaf)
@@ -287,10 +303,10 @@ func (r *Reloader) chain(pool *x509.CertPool, chain []*x509.Certificate, at time
 		h.Write(c.Raw)
 	}
 	copy(k.inter[:], h.Sum(nil))
-	r.mu.Lock()
+	r.mu.RLock()
 	cached, ok := r.verified[k]
 	same := r.pool == pool
-	r.mu.Unlock()
+	r.mu.RUnlock()
 	if ok && same {
 		return cached, nil
 	}
