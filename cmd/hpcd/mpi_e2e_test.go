@@ -105,9 +105,13 @@ func (c *mpiCluster) run(t testing.TB, job string, extra map[string]string) (*ap
 const mpichFinalizeHangs = 2
 
 // runAllreduceMPICH is run for the MPICH allreduce, with room for a known,
-// open bug: in some runs (two of four in stop 16, on a quiet box too) all
-// four ranks print their sums and then hydra_pmi_proxy on node1 never
-// exits, so the job never ends. When every rank has printed and the job
+// open bug: in some runs (two of four in stop 16, three of twelve in stop
+// 17) all four ranks print their sums and then the job never ends. Read
+// from /proc inside the guests during such a hang: three ranks sleep in a
+// read on their PMI socket (a PMI barrier) while one rank spins in user
+// space in MPI_Finalize, which matches MPICH 4.0's ch4:ucx finalize
+// (Debian's libmpich12 is built with UCX only) waiting for progress from
+// peers that sit in a PMI fence. When every rank has printed and the job
 // is still running 90 s later, the job is cancelled (its guests and
 // network go) and submitted again, at most mpichFinalizeHangs times, and
 // the test log says so. Anything else (a wrong sum, a missing rank, a job
