@@ -1324,11 +1324,8 @@ type DataStoreInfo struct {
 	// caller until registry_token_expires; empty when the registry is open.
 	RegistryToken        string                 `protobuf:"bytes,5,opt,name=registry_token,json=registryToken,proto3" json:"registry_token,omitempty"`
 	RegistryTokenExpires *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=registry_token_expires,json=registryTokenExpires,proto3" json:"registry_token_expires,omitempty"`
-	// outputs_repository is the repository of the job's outputs when the
-	// request named a job (vhpc-data/<department>/job-<id>).
-	OutputsRepository string `protobuf:"bytes,7,opt,name=outputs_repository,json=outputsRepository,proto3" json:"outputs_repository,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *DataStoreInfo) Reset() {
@@ -1401,13 +1398,6 @@ func (x *DataStoreInfo) GetRegistryTokenExpires() *timestamppb.Timestamp {
 		return x.RegistryTokenExpires
 	}
 	return nil
-}
-
-func (x *DataStoreInfo) GetOutputsRepository() string {
-	if x != nil {
-		return x.OutputsRepository
-	}
-	return ""
 }
 
 type SubmitResponse struct {
@@ -4742,7 +4732,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"department\x18\x01 \x01(\tR\n" +
 	"department\x12)\n" +
 	"\x10image_repository\x18\x02 \x01(\tR\x0fimageRepository\x12\x10\n" +
-	"\x03job\x18\x03 \x01(\x04R\x03job\"\xc5\x02\n" +
+	"\x03job\x18\x03 \x01(\x04R\x03job\"\x96\x02\n" +
 	"\rDataStoreInfo\x12\x1a\n" +
 	"\bregistry\x18\x01 \x01(\tR\bregistry\x12\x1e\n" +
 	"\n" +
@@ -4751,8 +4741,7 @@ const file_vhpc_proto_rawDesc = "" +
 	"\x0fmax_input_bytes\x18\x03 \x01(\x03R\rmaxInputBytes\x12(\n" +
 	"\x10max_output_bytes\x18\x04 \x01(\x03R\x0emaxOutputBytes\x12%\n" +
 	"\x0eregistry_token\x18\x05 \x01(\tR\rregistryToken\x12P\n" +
-	"\x16registry_token_expires\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x14registryTokenExpires\x12-\n" +
-	"\x12outputs_repository\x18\a \x01(\tR\x11outputsRepository\"\xa8\x01\n" +
+	"\x16registry_token_expires\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x14registryTokenExpires\"\xa8\x01\n" +
 	"\x0eSubmitResponse\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x1c\n" +
 	"\tduplicate\x18\x02 \x01(\bR\tduplicate\x12\x1e\n" +

@@ -41,14 +41,11 @@ func (js *jobService) DataStore(ctx context.Context, req *api.DataStoreRequest) 
 		Registry: s.cfg.ImageRegistry, Repository: jobdata.RepositoryName(dept),
 		MaxInputBytes: s.cfg.MaxInputBytes, MaxOutputBytes: s.cfg.MaxOutputBytes,
 	}
-	job, err := s.dataStoreJob(ctx, req, dept)
+	outputsRepo, err := s.dataStoreOutputs(ctx, req, dept)
 	if err != nil {
 		return nil, err
 	}
-	if job != nil {
-		info.OutputsRepository = jobdata.OutputRepositoryName(dept, uint64(job.ID))
-	}
-	tok, err := s.dataStoreToken(ctx, dept, req.GetImageRepository(), job) // regtokens.go
+	tok, err := s.dataStoreToken(ctx, dept, req.GetImageRepository(), outputsRepo) // regtokens.go
 	if err != nil {
 		return nil, err
 	}
@@ -58,31 +55,27 @@ func (js *jobService) DataStore(ctx context.Context, req *api.DataStoreRequest) 
 	return info, nil
 }
 
-// dataStoreJob is the job whose outputs a DataStore request asks to
-// read (nil when it names none): it must exist, be of dept, and be one
-// the caller may see (authz.CanSeeJob: its owner, the department's
-// admins, operators). Agents read outputs only through their own
-// allocation's token (RegistryToken).
-func (s *Server) dataStoreJob(ctx context.Context, req *api.DataStoreRequest, dept string) (*model.Job, error) {
+// dataStoreOutputs is the outputs repository of the job a DataStore
+// request asks to read ("" when it names none): the job must exist, be of
+// dept, and be one the caller may see (authz.CanSeeJob: its owner, the
+// department's admins, operators). Agents read outputs only through their
+// own allocation's token (RegistryToken).
+func (s *Server) dataStoreOutputs(ctx context.Context, req *api.DataStoreRequest, dept string) (string, error) {
 	if req.GetJob() == 0 {
-		return nil, nil
+		return "", nil
 	}
 	snap := s.fsm.Store().Snapshot()
 	j := snap.Job(model.JobID(req.GetJob()))
 	if j == nil {
-		return nil, status.Errorf(codes.NotFound, "job %d not found", req.GetJob())
+		return "", status.Errorf(codes.NotFound, "job %d not found", req.GetJob())
 	}
 	if j.Department != dept {
-		return nil, status.Errorf(codes.InvalidArgument, "job %d is of department %s, not %s", j.ID, j.Department, dept)
+		return "", status.Errorf(codes.InvalidArgument, "job %d is of department %s, not %s", j.ID, j.Department, dept)
 	}
-	id, secure := caller(ctx)
-	if !secure {
-		return j, nil
+	if id, secure := caller(ctx); secure && !authz.CanSeeJob(id, membershipOf(snap.User(id.Name)), j.User, j.Department) {
+		return "", status.Errorf(codes.PermissionDenied, "job %d belongs to %s; %s may read the outputs of own jobs and of jobs of departments they administer", j.ID, j.User, id)
 	}
-	if !authz.CanSeeJob(id, membershipOf(snap.User(id.Name)), j.User, j.Department) {
-		return nil, status.Errorf(codes.PermissionDenied, "job %d belongs to %s; %s may read the outputs of own jobs and of jobs of departments they administer", j.ID, j.User, id)
-	}
-	return j, nil
+	return jobdata.OutputRepositoryName(j.Department, uint64(j.ID)), nil
 }
 
 // checkInputs holds a submission to its stageIn: a job with stageIn names

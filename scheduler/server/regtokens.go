@@ -74,10 +74,10 @@ func (ns *nodeService) RegistryToken(ctx context.Context, req *api.RegistryToken
 
 // dataStoreToken is the token DataStore hands a user or operator for the
 // department dept (the ACL table has checked membership), plus
-// imageRepo when named and the outputs repository of job when not nil
-// (DataStore has checked the caller may see it). Agents get none here
+// imageRepo when named and pull of outputsRepo when named (DataStore has
+// checked the caller may see its job). Agents get none here
 // (RegistryToken).
-func (s *Server) dataStoreToken(ctx context.Context, dept, imageRepo string, job *model.Job) (*regtoken.Token, error) {
+func (s *Server) dataStoreToken(ctx context.Context, dept, imageRepo, outputsRepo string) (*regtoken.Token, error) {
 	iss := s.cfg.RegistryTokens
 	id, secure := caller(ctx)
 	if iss == nil || id.Role == pki.RoleAgent {
@@ -98,8 +98,8 @@ func (s *Server) dataStoreToken(ctx context.Context, dept, imageRepo string, job
 		}
 		access = append(access, regtoken.Repository(imageRepo, actions...))
 	}
-	if job != nil {
-		access = append(access, regtoken.Repository(jobdata.OutputRepositoryName(job.Department, uint64(job.ID)), regtoken.ActionPull))
+	if outputsRepo != "" {
+		access = append(access, regtoken.Repository(outputsRepo, regtoken.ActionPull))
 	}
 	subject := "insecure client"
 	if secure {

@@ -71,8 +71,8 @@ func (s *Server) expireOnce(ctx context.Context) (int, error) {
 // dueArtifacts splits the jobs that keep file sets into those that ended
 // before cutoff (due) and the sets the others still name (kept; a
 // department's inputs may be shared by several jobs).
-func dueArtifacts(snap *state.Snapshot, cutoff time.Time) (due []*model.Job, kept map[storedSet]bool) {
-	kept = map[storedSet]bool{}
+func dueArtifacts(snap *state.Snapshot, cutoff time.Time) (due []*model.Job, kept map[fsm.StoredSet]bool) {
+	kept = map[fsm.StoredSet]bool{}
 	for j := range snap.Jobs() {
 		if !j.ArtifactsExpired.IsZero() {
 			continue
@@ -94,7 +94,7 @@ func dueArtifacts(snap *state.Snapshot, cutoff time.Time) (due []*model.Job, kep
 
 // deleteSets removes the job's file sets from their repositories (the
 // department's, the job's own), except those in kept.
-func (s *Server) deleteSets(ctx context.Context, j *model.Job, sets map[fsm.StoredSet]int64, kept map[storedSet]bool) error {
+func (s *Server) deleteSets(ctx context.Context, j *model.Job, sets map[fsm.StoredSet]int64, kept map[fsm.StoredSet]bool) error {
 	dctx, cancel := context.WithTimeout(ctx, inspectTimeout)
 	defer cancel()
 	for set := range sets {
@@ -102,20 +102,17 @@ func (s *Server) deleteSets(ctx context.Context, j *model.Job, sets map[fsm.Stor
 		if kept[at] {
 			continue
 		}
-		if err := jobdata.Delete(dctx, s.cfg.ImageRegistry, at.repo, at.digest, s.RegistryOptions(at.repo, regtoken.ActionDelete)); err != nil {
+		if err := jobdata.Delete(dctx, s.cfg.ImageRegistry, at.Repository, at.Digest, s.RegistryOptions(at.Repository, regtoken.ActionDelete)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// storedSet is a file set with its repository resolved.
-type storedSet struct{ repo, digest string }
-
 // storedIn resolves set of job j: an empty repository is the department's.
-func storedIn(j *model.Job, set fsm.StoredSet) storedSet {
+func storedIn(j *model.Job, set fsm.StoredSet) fsm.StoredSet {
 	if set.Repository == "" {
-		return storedSet{jobdata.RepositoryName(j.Department), set.Digest}
+		set.Repository = jobdata.RepositoryName(j.Department)
 	}
-	return storedSet{set.Repository, set.Digest}
+	return set
 }
