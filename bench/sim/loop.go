@@ -28,7 +28,7 @@ type state struct {
 	ends    endHeap
 	usage   map[string]float64
 	lastUse int64
-	history map[string][]time.Duration
+	history map[string][]model.Run
 	waits   []float64
 	until   int64
 	// planner keeps the core's node index between events (the nodes never
@@ -38,7 +38,7 @@ type state struct {
 }
 
 func newState(jobs []*simJob, cfg core.Config) *state {
-	return &state{jobs: jobs, cfg: cfg, usage: map[string]float64{}, history: map[string][]time.Duration{}}
+	return &state{jobs: jobs, cfg: cfg, usage: map[string]float64{}, history: map[string][]model.Run{}}
 }
 
 func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
@@ -199,7 +199,7 @@ func (s *state) finish(sj *simJob, t int64) {
 	s.running--
 	s.ended = append(s.ended, sj.job.ID)
 	sj.job.State = model.JobCompleted
-	core.RecordRuntime(s.history, sj.job.User, time.Duration(sj.actual)*time.Second, max(s.cfg.HistoryLen, 1))
+	core.RecordRuntime(s.history, sj.job.User, model.Run{Kind: sj.job.Kind(), Runtime: time.Duration(sj.actual) * time.Second}, model.RunsKept)
 }
 
 // dropEnded removes the allocations of the jobs finish ended at this

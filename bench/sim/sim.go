@@ -114,7 +114,11 @@ func request(p int64, c, g int) model.Request {
 }
 
 func newSimJob(tj TraceJob, r model.Request, wall int64, i int) *simJob {
-	j := &model.Job{ID: model.JobID(i + 1), Name: fmt.Sprint(tj.ID), User: fmt.Sprintf("u%d", tj.User),
+	var name string // the trace's job numbers are unique: no kind
+	if tj.App > 0 {
+		name = fmt.Sprintf("app%d", tj.App)
+	}
+	j := &model.Job{ID: model.JobID(i + 1), Name: name, User: fmt.Sprintf("u%d", tj.User),
 		Department: fmt.Sprintf("g%d", tj.Group), Request: r, Walltime: time.Duration(wall) * time.Second,
 		State: model.JobPending, SubmitTime: epoch.Add(time.Duration(tj.Submit) * time.Second)}
 	return &simJob{job: j, tj: tj, actual: min(tj.Run, wall), cores: int64(r.Nodes * r.CoresPerNode())}

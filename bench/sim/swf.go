@@ -21,6 +21,10 @@ type TraceJob struct {
 	ReqTime int64 // requested time, -1 when the trace has none
 	User    int64
 	Group   int64
+	// App is the executable (application) number, from 1; 0 or -1 when
+	// the trace has none. A job's kind for runtime predictions
+	// (model.JobKind) includes it as the job's name.
+	App int64
 }
 
 // ReadSWF parses an SWF trace: 18 whitespace-separated fields per line,
@@ -54,7 +58,7 @@ func ReadSWF(r io.Reader) (jobs []TraceJob, dropped int, err error) {
 			}
 			return -1
 		}
-		j := TraceJob{ID: field(1), Submit: field(2), Run: field(4), Procs: field(5), ReqTime: field(9), User: field(12), Group: field(13)}
+		j := TraceJob{ID: field(1), Submit: field(2), Run: field(4), Procs: field(5), ReqTime: field(9), User: field(12), Group: field(13), App: field(14)}
 		if j.Procs <= 0 {
 			j.Procs = field(8)
 		}
@@ -72,14 +76,14 @@ func ReadSWF(r io.Reader) (jobs []TraceJob, dropped int, err error) {
 
 // WriteSWF writes trace in the Standard Workload Format that ReadSWF
 // reads: a header naming the machine size, then one 18-field line per job
-// (submit, run, processors, requested time, user and group; -1 for the
-// fields not modelled).
+// (submit, run, processors, requested time, user, group and executable
+// number; -1 for the fields not modelled).
 func WriteSWF(w io.Writer, trace []TraceJob, maxNodes int, comment string) error {
 	bw := bufio.NewWriter(w)
 	fmt.Fprintf(bw, "; Version: 2\n; %s\n; MaxJobs: %d\n; MaxRecords: %d\n; MaxNodes: %d\n", comment, len(trace), len(trace), maxNodes)
 	for _, j := range trace {
-		fmt.Fprintf(bw, "%d %d -1 %d %d -1 -1 %d %d -1 1 %d %d -1 0 -1 -1 -1\n",
-			j.ID, j.Submit, j.Run, j.Procs, j.Procs, j.ReqTime, j.User, j.Group)
+		fmt.Fprintf(bw, "%d %d -1 %d %d -1 -1 %d %d -1 1 %d %d %d 0 -1 -1 -1\n",
+			j.ID, j.Submit, j.Run, j.Procs, j.Procs, j.ReqTime, j.User, j.Group, max(j.App, -1))
 	}
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("writing swf: %w", err)

@@ -20,6 +20,7 @@ import (
 //	policy: default
 //	estimates: predicted  # or request: plan with each user's history or with the walltime
 //	history: 2            # predicted: runtimes of a user's last jobs averaged
+//	predictBy: kind       # or user: average the user's last runs of the job's kind, or of any kind
 //	reservations: 4
 //	backfill: shortest    # or packing or priority: the order of the jobs behind the reservations
 //	smallJobArea: 0       # core-seconds up to which packing backfills a job first
@@ -39,6 +40,7 @@ type schedulerFile struct {
 	SmallJobArea  *float64                 `yaml:"smallJobArea"`
 	SlowdownGuard *float64                 `yaml:"slowdownGuard"`
 	HistoryLen    *int                     `yaml:"history"`
+	PredictBy     string                   `yaml:"predictBy"`
 	Preemption    string                   `yaml:"preemption"`
 	StopGrace     string                   `yaml:"stopGrace"`
 	Shares        map[string]float64       `yaml:"shares"`
@@ -107,6 +109,9 @@ func loadSchedulerFile(path string, cfg *core.Config) error {
 	}
 	if f.HistoryLen != nil {
 		cfg.HistoryLen = *f.HistoryLen
+	}
+	if f.PredictBy != "" {
+		cfg.PredictBy = f.PredictBy
 	}
 	if f.Preemption != "" {
 		cfg.Preemption = f.Preemption

@@ -80,6 +80,17 @@ func TestSchedulerConfig(t *testing.T) {
 				t.Errorf("config %+v", c)
 			}
 		}},
+		{name: "predictions by kind by default", check: func(t *testing.T, c core.Config) {
+			if c.PredictBy != core.PredictKind {
+				t.Errorf("predict by %q", c.PredictBy)
+			}
+		}},
+		{name: "predictions by user from the file", file: "predictBy: user\n", check: func(t *testing.T, c core.Config) {
+			if c.PredictBy != core.PredictUser {
+				t.Errorf("predict by %q", c.PredictBy)
+			}
+		}},
+		{name: "bad predictor", file: "predictBy: oracle\n", wantErr: `predictor "oracle": want one of kind, user`},
 		{name: "bad history", file: "history: -1\n", wantErr: "history length -1: want 0..1000"},
 		{name: "bad reservations", file: "reservations: 5000\n", wantErr: "reservations 5000: want 0..1000"},
 		{name: "bad small job area", file: "smallJobArea: -5\n", wantErr: "small job area -5"},

@@ -68,7 +68,8 @@ func policyFlags(fs *flag.FlagSet, cfg *core.Config) {
 	fs.StringVar(&cfg.Backfill, "backfill", cfg.Backfill, "default policy: backfill order, shortest, packing or priority")
 	fs.StringVar(&cfg.AgeMode, "age-mode", cfg.AgeMode, "default policy: wait or expansion")
 	fs.StringVar(&cfg.Estimate, "plan", cfg.Estimate, "what the core plans with: predicted (each user's history, capped by the walltime) or request (the walltime)")
-	fs.IntVar(&cfg.HistoryLen, "history", cfg.HistoryLen, "predicted estimates: runtimes of a user's last jobs averaged")
+	fs.StringVar(&cfg.PredictBy, "predict-by", cfg.PredictBy, "predicted estimates: kind (the user's last runs of the job's kind: name, shape, walltime; else of any kind) or user (the user's last runs of any kind)")
+	fs.IntVar(&cfg.HistoryLen, "history", cfg.HistoryLen, "predicted estimates: runtimes averaged (see --predict-by)")
 }
 
 // run parses args, replays, and prints the result to out; a comparison

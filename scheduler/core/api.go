@@ -26,9 +26,10 @@ type Input struct {
 	Usage map[string]float64
 	// Ended holds the terminal state of every job named in a dependsOn.
 	Ended map[model.JobID]model.JobState
-	// History is each user's last actual runtimes, oldest first, used by
-	// EstimatePredicted (see RecordRuntime); nil means none.
-	History map[string][]time.Duration
+	// History is each user's last completed runs with their kinds, oldest
+	// first, used by EstimatePredicted (see RecordRuntime); nil means
+	// none.
+	History map[string][]model.Run
 	// ImageNodes maps an image digest ("sha256:...") to the names of the
 	// nodes whose image cache holds it, as their agents last reported
 	// (the server's leader-local soft state; hpcsim and most tests leave
@@ -51,13 +52,13 @@ func Schedule(in Input, cfg Config) model.Plan {
 	return s.plan
 }
 
-// RecordRuntime appends a finished job's runtime to its user's history,
-// keeping the last keep entries. hpcsim calls it when a job ends; the
-// result goes into Input.History. The FSM keeps its copy-on-write history
-// in the store with the same rule (state.Txn.RecordRuntime), since the
-// store does not depend on the core.
-func RecordRuntime(hist map[string][]time.Duration, user string, runtime time.Duration, keep int) {
-	h := append(hist[user], runtime)
+// RecordRuntime appends a completed run to its user's history, keeping
+// the last keep runs. hpcsim calls it when a job ends; the result goes
+// into Input.History. The FSM keeps its copy-on-write history in the
+// store with the same rule and model.RunsKept (state.Txn.RecordRuntime),
+// since the store does not depend on the core.
+func RecordRuntime(hist map[string][]model.Run, user string, run model.Run, keep int) {
+	h := append(hist[user], run)
 	if keep > 0 && len(h) > keep {
 		h = append(h[:0:0], h[len(h)-keep:]...)
 	}

@@ -72,7 +72,7 @@ func benchCycleWith(b *testing.B, nodes int, preempt, urgent, planner bool) {
 	if preempt {
 		cfg.Preemption = PreemptRequeue
 	}
-	in := Input{Now: t0, Nodes: benchNodes(nodes)}
+	in := Input{Now: t0, Nodes: benchNodes(nodes), History: map[string][]model.Run{}}
 	warm := benchJobs(1, nodes*5/2)
 	in.Jobs = warm
 	plan := Schedule(in, DefaultConfig())
@@ -101,6 +101,13 @@ func benchCycleWith(b *testing.B, nodes int, preempt, urgent, planner bool) {
 		}
 	}
 	in.Jobs = append(running, pending...)
+	// The predictor's worst case: every pending job's user has a full
+	// history of another kind, so each prediction scans all of it before
+	// it falls back to the runs of any kind.
+	other := model.JobKind{Walltime: 7 * time.Minute, Nodes: 1}
+	for range model.RunsKept {
+		RecordRuntime(in.History, "alice", model.Run{Kind: other, Runtime: 5 * time.Minute}, model.RunsKept)
+	}
 	schedule := Schedule
 	if planner {
 		var p Planner

@@ -42,6 +42,19 @@ const (
 	EstimatePredicted = "predicted"
 )
 
+// Predictors accepted in Config.PredictBy (EstimatePredicted).
+const (
+	// PredictKind predicts a job's runtime from its user's last runs of
+	// the same kind (model.JobKind: name, image, partition, shape and
+	// requested walltime), and from the user's last runs of any kind when
+	// there are none: the first job of a new kind is predicted as before,
+	// a resubmitted one from its own kind (the default).
+	PredictKind = "kind"
+	// PredictUser predicts from the user's last runs of any kind
+	// (Tsafrir, Etsion and Feitelson's EASY++ predictor).
+	PredictUser = "user"
+)
+
 // Preemption modes accepted in Config.Preemption.
 const (
 	// PreemptOff never stops running work to make room (the default).
@@ -157,9 +170,9 @@ type Config struct {
 	StarvationAge time.Duration
 	// StarvationGrace is how long a starving lead job (EstimatePredicted)
 	// still lets consistent predictions run in front of it: for its first
-	// StarvationGrace of starving, a job whose user's last two runtimes
-	// are within 2x of each other is planned with its prediction, any
-	// other with its walltime; after that, every job with its walltime.
+	// StarvationGrace of starving, a job whose prediction's newest two
+	// runtimes (its kind's under PredictKind) are within 2x of each other
+	// is planned with its prediction, any other with its walltime; after that, every job with its walltime.
 	// 0: the walltime at once.
 	StarvationGrace time.Duration
 	// StarvationBacklog makes the starvation threshold follow the queue:
@@ -194,9 +207,13 @@ type Config struct {
 	DefaultPartition string
 	// DefaultWalltime applies to jobs with no walltime anywhere.
 	DefaultWalltime time.Duration
-	// HistoryLen is how many of a user's last runtimes the predictor
-	// averages (EstimatePredicted).
+	// HistoryLen is how many runtimes the predictor averages
+	// (EstimatePredicted): the user's last runs of the job's kind, or of
+	// any kind (see PredictBy).
 	HistoryLen int
+	// PredictBy is what a prediction is made from: PredictKind ("" too)
+	// or PredictUser.
+	PredictBy string
 	// Preemption is PreemptOff ("" too) or PreemptRequeue.
 	Preemption string
 	// StopGrace is how long stopping a guest is expected to take: a gang
@@ -206,8 +223,9 @@ type Config struct {
 }
 
 // DefaultConfig returns the policy the server runs when its config file says
-// nothing: EASY++ — plan with each user's predicted runtime (the mean of
-// their last two, capped by the walltime), reserve for the first blocked
+// nothing: EASY++ — plan with each job's predicted runtime (the mean of
+// its user's last two runs of its kind, else of any kind, capped by the
+// walltime), reserve for the first blocked
 // job (EASY), try the rest shortest prediction first, and let a job that
 // has waited 72 hours go first with a reservation that nothing predicted
 // may overrun. A 7-day usage half-life for fair-share.
@@ -235,6 +253,7 @@ func DefaultConfig() Config {
 		GPUWeight:            16,
 		DefaultWalltime:      time.Hour,
 		HistoryLen:           2,
+		PredictBy:            PredictKind,
 		Preemption:           PreemptOff,
 		StopGrace:            time.Minute,
 	}
@@ -262,6 +281,7 @@ func (c *Config) Validate() error {
 		oneOf("estimates", c.Estimate, EstimateRequest, EstimatePredicted),
 		oneOf("backfill", c.Backfill, "", BackfillPacking, BackfillPriority, BackfillShortest),
 		oneOf("age mode", c.AgeMode, "", AgeWait, AgeExpansion),
+		oneOf("predictor", c.PredictBy, "", PredictKind, PredictUser),
 		oneOf("preemption", c.Preemption, "", PreemptOff, PreemptRequeue),
 	} {
 		if e != nil {

@@ -212,10 +212,10 @@ func goldenInput(seed uint64) (Input, Config) {
 		id++
 	}
 	in.Usage = map[string]float64{"physics": float64(pick(1e6)), "bio": float64(pick(1e5))}
-	in.History = map[string][]time.Duration{}
+	in.History = map[string][]model.Run{}
 	for u := range 4 {
 		for range pick(4) {
-			in.History[fmt.Sprintf("u%d", u)] = append(in.History[fmt.Sprintf("u%d", u)], time.Duration(1+pick(600))*time.Minute)
+			in.History[fmt.Sprintf("u%d", u)] = append(in.History[fmt.Sprintf("u%d", u)], model.Run{Runtime: time.Duration(1+pick(600)) * time.Minute})
 		}
 	}
 	in.Ended = map[model.JobID]model.JobState{1: model.JobCompleted, 2: model.JobFailed}

@@ -70,3 +70,12 @@ func cfgWith(policy string) Config {
 	c.Policy = policy
 	return c
 }
+
+// runs is a runtime history of runs of no kind, oldest first.
+func runs(ds ...time.Duration) []model.Run {
+	out := make([]model.Run, len(ds))
+	for i, d := range ds {
+		out[i] = model.Run{Runtime: d}
+	}
+	return out
+}

@@ -175,7 +175,7 @@ func TestPoolMatchesSchedule(t *testing.T) {
 		n := rapid.IntRange(1, 24).Draw(t, "n")
 		now := t0
 		in := Input{Now: now, Nodes: oneSlotNodes(n), Usage: map[string]float64{"physics": rapid.Float64Range(0, 1e6).Draw(t, "usage")},
-			History: map[string][]time.Duration{}, Ended: map[model.JobID]model.JobState{}}
+			History: map[string][]model.Run{}, Ended: map[model.JobID]model.JobState{}}
 		id := model.JobID(1)
 		for range rapid.IntRange(0, 12).Draw(t, "jobs") {
 			in.Jobs = append(in.Jobs, genSlotJob(t, id, n, now))
@@ -219,7 +219,7 @@ func nextSlotCycle(t *rapid.T, in Input, plan model.Plan, n int, id *model.JobID
 		if a.Rank == 0 && (!a.Deadline.After(next.Now) || rapid.IntRange(0, 5).Draw(t, "end") == 0) {
 			ended[gangKey{a.Job, a.Task}] = true
 			j := jobs[a.Job]
-			RecordRuntime(next.History, j.User, min(next.Now.Sub(a.Started), j.Walltime), max(keep, 1))
+			RecordRuntime(next.History, j.User, model.Run{Kind: j.Kind(), Runtime: min(next.Now.Sub(a.Started), j.Walltime)}, max(keep, 1))
 			if j.Array == nil {
 				next.Ended[j.ID] = model.JobCompleted
 				delete(jobs, j.ID)

@@ -465,7 +465,7 @@ func TestConfigValidate(t *testing.T) {
 // for 30 minutes.
 func TestEASYPlusPlus(t *testing.T) {
 	whole := model.Request{TasksPerNode: 4}
-	hist := map[string][]time.Duration{"repeat": {10 * time.Minute, 10 * time.Minute}, "erratic": {2 * time.Minute, 20 * time.Minute}}
+	hist := map[string][]model.Run{"repeat": runs(10*time.Minute, 10*time.Minute), "erratic": runs(2*time.Minute, 20*time.Minute)}
 	tests := []struct {
 		name    string
 		cfg     Config

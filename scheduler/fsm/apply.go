@@ -452,7 +452,7 @@ func settleAttempt(txn *state.Txn, j *model.Job, task int64, attempt uint64, now
 	c.EndTime = now
 	txn.PutJob(c)
 	if c.State == model.JobCompleted && !c.StartTime.IsZero() {
-		txn.RecordRuntime(c.User, now.Sub(c.StartTime))
+		txn.RecordRuntime(c.User, model.Run{Kind: c.Kind(), Runtime: now.Sub(c.StartTime)})
 	}
 }
 

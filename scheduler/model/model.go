@@ -171,6 +171,48 @@ func (j *Job) Networked() bool {
 	return j.Request.Nodes > 1 || j.MPI != "" && j.MPI != "none"
 }
 
+// JobKind is what makes two jobs of one user "the same kind of job" for
+// runtime predictions: the same name, image, partition, shape and
+// requested walltime. Users resubmit the same job with the same request
+// again and again (Tsafrir, Etsion and Feitelson), so the last runs of a
+// kind predict the next one far better than the user's last runs of any
+// kind. It is comparable, so core.Schedule matches kinds without
+// building strings.
+type JobKind struct {
+	// The numbers first: == compares in field order, and they differ
+	// most often.
+	Walltime     time.Duration `json:"walltime"`
+	Nodes        int           `json:"nodes"`
+	TasksPerNode int           `json:"tasksPerNode"`
+	CPUsPerTask  int           `json:"cpusPerTask"`
+	GPUs         int           `json:"gpus,omitempty"`
+	Name         string        `json:"name,omitempty"`
+	Image        string        `json:"image,omitempty"`
+	Partition    string        `json:"partition,omitempty"`
+}
+
+// Kind returns j's kind. The FSM records it with each completed run and
+// core.Schedule looks predictions up by it.
+func (j *Job) Kind() JobKind {
+	r := &j.Request
+	return JobKind{Name: j.Name, Image: j.Image, Partition: j.Partition, Nodes: r.Nodes,
+		TasksPerNode: r.TasksPerNode, CPUsPerTask: r.CPUsPerTask, GPUs: r.GPUs, Walltime: j.Walltime}
+}
+
+// Run is one completed job in its user's runtime history: its kind and how
+// long it ran. The store keeps each user's last RunsKept runs (oldest
+// first) and core.Schedule predicts runtimes from them
+// (core.EstimatePredicted).
+type Run struct {
+	Kind    JobKind       `json:"kind"`
+	Runtime time.Duration `json:"runtime"`
+}
+
+// RunsKept is how many runs per user the runtime history keeps: enough
+// for a user's last two runs of each of the few kinds they alternate
+// between. Part of the replicated state machine.
+const RunsKept = 64
+
 // MaxNodeRequeues bounds how often one job goes back to the queue because
 // a node could not start it (AllocRequeued) before that counts as a
 // failure: a registry that serves a corrupt blob to every node must not

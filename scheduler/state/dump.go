@@ -20,7 +20,10 @@ type Dump struct {
 	Usage   map[string]float64 `json:"usage"`
 	UsageAt time.Time          `json:"usageAt,omitzero"`
 	Members []Member           `json:"members,omitempty"`
-	// History is each user's last runtimes (oldest first).
+	// Runs is each user's last completed runs, oldest first (version 6).
+	Runs map[string][]model.Run `json:"runs,omitempty"`
+	// History is each user's last runtimes, oldest first, without their
+	// kinds (versions 1 to 5; read as runs of no kind, never written).
 	History map[string][]time.Duration `json:"history,omitempty"`
 	// Images is the image catalog in key order and ImageTokens the client
 	// tokens of image entries (token -> catalog key), sorted by token
@@ -45,13 +48,14 @@ type ImageToken struct {
 
 // DumpVersion is the current snapshot format: 2 added the image catalog,
 // 3 jobs' output, 4 users, 5 node acceptance (Node.AcceptanceRun,
-// Acceptance, AcceptanceDrain and GPU.Rejected).
-const DumpVersion = 5
+// Acceptance, AcceptanceDrain and GPU.Rejected), 6 the kinds of the
+// runtime history (Runs replaces History).
+const DumpVersion = 6
 
 // Readable reports whether FromDump reads format version v: 1 (a version
 // 2 dump without images), 2 (a version 3 dump without output), 3 (a
 // version 4 dump without users), 4 (a version 5 dump whose nodes have no
-// acceptance runs) or 5.
+// acceptance runs), 5 (a version 6 dump whose runs have no kinds) or 6.
 // FSM.Restore and the snapshot restore RPC check it before anything is
 // replaced.
 func Readable(v int) bool { return v >= 1 && v <= DumpVersion }
@@ -59,7 +63,7 @@ func Readable(v int) bool { return v >= 1 && v <= DumpVersion }
 // Dump lists everything in the snapshot. It shares the stored objects, which
 // are immutable, so it is safe to encode from another goroutine.
 func (s *Snapshot) Dump() *Dump {
-	d := &Dump{Version: DumpVersion, Index: s.index, NextJob: s.nextJob, Usage: maps.Clone(s.usage), UsageAt: s.usageAt, History: maps.Clone(s.history)}
+	d := &Dump{Version: DumpVersion, Index: s.index, NextJob: s.nextJob, Usage: maps.Clone(s.usage), UsageAt: s.usageAt, Runs: maps.Clone(s.history)}
 	for j := range s.Jobs() {
 		d.Jobs = append(d.Jobs, j)
 	}
@@ -119,8 +123,17 @@ func FromDump(d *Dump) *Snapshot {
 	for _, u := range d.Users {
 		t.PutUser(u)
 	}
-	if d.History != nil {
-		t.history = maps.Clone(d.History)
+	if d.Runs != nil {
+		t.history = maps.Clone(d.Runs)
+	}
+	if d.Runs == nil && d.History != nil {
+		h := make(map[string][]model.Run, len(d.History))
+		for user, runtimes := range d.History {
+			for _, r := range runtimes {
+				h[user] = append(h[user], model.Run{Runtime: r})
+			}
+		}
+		t.history = h
 	}
 	t.next = max(d.NextJob, 1)
 	if d.Usage != nil {

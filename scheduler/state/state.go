@@ -38,9 +38,9 @@ type Snapshot struct {
 	nextJob      model.JobID
 	usage        map[string]float64 // decayed usage by department as of usageAt; never mutated in place
 	usageAt      time.Time
-	members      map[string]Member          // by Raft server id; never mutated in place
-	history      map[string][]time.Duration // per user, last runtimes, oldest first; never mutated in place
-	users        map[string]*model.User     // by name (users.go); never mutated in place
+	members      map[string]Member      // by Raft server id; never mutated in place
+	history      map[string][]model.Run // per user, last runs, oldest first; never mutated in place
+	users        map[string]*model.User // by name (users.go); never mutated in place
 	index        uint64
 }
 
@@ -78,7 +78,7 @@ func emptySnapshot() *Snapshot {
 		nextJob:      1,
 		usage:        map[string]float64{},
 		members:      map[string]Member{},
-		history:      map[string][]time.Duration{},
+		history:      map[string][]model.Run{},
 		users:        map[string]*model.User{},
 	}
 }
@@ -233,9 +233,9 @@ func (s *Snapshot) Member(id string) (Member, bool) {
 	return m, ok
 }
 
-// History returns each user's last job runtimes (oldest first), for the
+// History returns each user's last completed runs (oldest first), for the
 // scheduler's predicted estimates. The map must not be modified.
-func (s *Snapshot) History() map[string][]time.Duration { return s.history }
+func (s *Snapshot) History() map[string][]model.Run { return s.history }
 
 // Members returns every recorded member; the map must not be modified.
 func (s *Snapshot) Members() map[string]Member { return s.members }

@@ -30,7 +30,7 @@ type Txn struct {
 	usage        map[string]float64
 	usageAt      time.Time
 	members      map[string]Member
-	history      map[string][]time.Duration
+	history      map[string][]model.Run
 	users        map[string]*model.User
 }
 
@@ -132,16 +132,13 @@ func (t *Txn) SetUsage(u map[string]float64, at time.Time) {
 	t.usageAt = at
 }
 
-// HistoryKeep is how many runtimes per user the store keeps.
-const HistoryKeep = 16
-
-// RecordRuntime appends a finished job's runtime to its user's history,
-// keeping the last HistoryKeep.
-func (t *Txn) RecordRuntime(user string, d time.Duration) {
+// RecordRuntime appends a completed run to its user's history, keeping
+// the last model.RunsKept (the rule of core.RecordRuntime).
+func (t *Txn) RecordRuntime(user string, run model.Run) {
 	h := maps.Clone(t.history)
-	runs := append(slices.Clone(h[user]), d)
-	if len(runs) > HistoryKeep {
-		runs = runs[len(runs)-HistoryKeep:]
+	runs := append(slices.Clone(h[user]), run)
+	if len(runs) > model.RunsKept {
+		runs = runs[len(runs)-model.RunsKept:]
 	}
 	h[user] = runs
 	t.history = h
