@@ -77,9 +77,14 @@ type Options struct {
 	// done and the total, one call at a time.
 	Progress func(done, total int)
 	// CacheDir, when set, keeps each replay's result in a file named by
-	// the trace, the estimates and the policy, and reuses it: exploring
-	// policy variants then replays the baselines once.
+	// the trace, the estimates, the policy and Build, and reuses it:
+	// exploring policy variants then replays the baselines once.
 	CacheDir string
+	// Build names the code that replays (hpcsim passes a hash of its own
+	// executable): a result cached by another build of the core is never
+	// reused, so a changed scheduler cannot be judged by its
+	// predecessor's numbers under an unchanged Config.
+	Build string
 }
 
 // Row is one trace's results: the policy's and the two baselines'.
@@ -216,8 +221,8 @@ func summarize(rows []Row) Summary {
 	return s
 }
 
-// cachePath names a replay's cache file: a hash of the trace's jobs, the
-// machine and the options ("" without a CacheDir).
+// cachePath names a replay's cache file: a hash of the build, the trace's
+// jobs, the machine and the options ("" without a CacheDir).
 func (o Options) cachePath(tr Trace, ro sim.Options) string {
 	if o.CacheDir == "" {
 		return ""
@@ -229,7 +234,7 @@ func (o Options) cachePath(tr Trace, ro sim.Options) string {
 		// fields keeps their cached results.
 		cfg = []string{ro.Config.Policy, ro.Config.Estimate}
 	}
-	fmt.Fprintf(h, "%d %s %+v %v", tr.Nodes, ro.Estimates, cfg, tr.Jobs)
+	fmt.Fprintf(h, "%s %d %s %+v %v", o.Build, tr.Nodes, ro.Estimates, cfg, tr.Jobs)
 	return filepath.Join(o.CacheDir, fmt.Sprintf("%s-%s-%016x.json", tr.Name, ro.Config.Policy, h.Sum64()))
 }
 

@@ -4,6 +4,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"vhpc/bench/sim"
 	"vhpc/scheduler/core"
@@ -71,3 +72,44 @@ func names(ts []Trace) []string {
 	}
 	return out
 }
+
+// TestCacheIsPerBuild: a replay cached by one build is reused by the same
+// build, and never by another one (Options.Build), nor for another
+// policy.
+func TestCacheIsPerBuild(t *testing.T) {
+	traces, err := Family{Sizes: []int{16}, Loads: []float64{0.7}, Seeds: 1, FirstSeed: 1, Jobs: 40}.Traces()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	opts := func(build string, cfg core.Config) Options {
+		return Options{Policy: cfg, Estimates: sim.EstRequest, Workers: 1, CacheDir: dir, Build: build}
+	}
+	def := core.DefaultConfig()
+	first := Run(traces, opts("a", def))
+	// Plant a result no replay gives under build "a"'s name for the policy.
+	path := opts("a", def).cachePath(traces[0], sim.Options{Nodes: traces[0].Nodes, CPUsPerNode: 1, Config: def, Estimates: sim.EstRequest})
+	planted := first.Rows[0].Policy
+	planted.AvgBSLD = 12345
+	writeCache(path, planted)
+	tests := []struct {
+		name   string
+		build  string
+		cfg    core.Config
+		reused bool
+	}{
+		{"the same build reuses its result", "a", def, true},
+		{"another build replays again", "b", def, false},
+		{"another policy replays again", "a", withStarvationAge(def, time.Hour), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Run(traces, opts(tc.build, tc.cfg)).Rows[0].Policy.AvgBSLD
+			if (got == 12345) != tc.reused {
+				t.Fatalf("policy bsld %v: reused %v, want %v", got, got == 12345, tc.reused)
+			}
+		})
+	}
+}
+
+func withStarvationAge(c core.Config, d time.Duration) core.Config { c.StarvationAge = d; return c }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
 	"io"
@@ -47,7 +49,7 @@ func genFlags(fs *flag.FlagSet) *genOpts {
 	fs.IntVar(&g.famJobs, "family-jobs", def.Jobs, "with --suite: jobs per generated trace")
 	fs.IntVar(&g.traceNodes, "trace-nodes", 0, "with --suite and --trace: the trace's machine size in one-CPU nodes")
 	fs.BoolVar(&g.noFamily, "no-family", false, "with --suite: replay only --trace")
-	fs.StringVar(&g.cacheDir, "suite-cache", "", "with --suite: keep each replay's result in this folder and reuse it (the baselines are then replayed once)")
+	fs.StringVar(&g.cacheDir, "suite-cache", "", "with --suite: keep each replay's result in this folder and reuse it (the baselines are then replayed once per build of hpcsim)")
 	return g
 }
 
@@ -137,7 +139,14 @@ func (g *genOpts) runSuite(out, progress io.Writer, cfg core.Config, trace strin
 	if len(traces) == 0 {
 		return fmt.Errorf("--suite: nothing to replay (--no-family without --trace)")
 	}
-	rep := suite.Run(traces, suite.Options{Policy: cfg, Estimates: sim.EstRequest, Workers: workers, CacheDir: g.cacheDir,
+	var build string
+	if g.cacheDir != "" {
+		var err error
+		if build, err = executableHash(); err != nil {
+			return fmt.Errorf("--suite-cache: %w", err)
+		}
+	}
+	rep := suite.Run(traces, suite.Options{Policy: cfg, Estimates: sim.EstRequest, Workers: workers, CacheDir: g.cacheDir, Build: build,
 		Progress: func(done, total int) { fmt.Fprintf(progress, "hpcsim: %d of %d replays done\n", done, total) }})
 	if asJSON {
 		return writeJSON(out, rep)
@@ -159,4 +168,24 @@ func (g *genOpts) runSuite(out, progress io.Writer, cfg core.Config, trace strin
 		fmt.Fprintln(out, "goals met: geomean bsld ratio ≤ 0.5, utilization within 0.01 of fcfs-easy's and longest wait ≤ 1.5× on every trace")
 	}
 	return nil
+}
+
+// executableHash is the SHA-256 of the running hpcsim binary: the build
+// the suite cache keys its results on (suite.Options.Build), so a rebuilt
+// scheduler never reuses results cached by the one before.
+func executableHash() (string, error) {
+	path, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("finding the hpcsim executable: %w", err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", fmt.Errorf("hashing the hpcsim executable: %w", err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hashing the hpcsim executable: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
