@@ -21,6 +21,7 @@ import (
 //	estimates: predicted  # or request: plan with each user's history or with the walltime
 //	history: 2            # predicted: runtimes of a user's last jobs averaged
 //	predictBy: kind       # or user: average the user's last runs of the job's kind, or of any kind
+//	accuracyRuns: 4       # kind: a new kind's walltime times the user's accuracy over these last runs
 //	reservations: 4
 //	backfill: shortest    # or packing or priority: the order of the jobs behind the reservations
 //	smallJobArea: 0       # core-seconds up to which packing backfills a job first
@@ -41,6 +42,7 @@ type schedulerFile struct {
 	SlowdownGuard *float64                 `yaml:"slowdownGuard"`
 	HistoryLen    *int                     `yaml:"history"`
 	PredictBy     string                   `yaml:"predictBy"`
+	AccuracyRuns  *int                     `yaml:"accuracyRuns"`
 	Preemption    string                   `yaml:"preemption"`
 	StopGrace     string                   `yaml:"stopGrace"`
 	Shares        map[string]float64       `yaml:"shares"`
@@ -112,6 +114,9 @@ func loadSchedulerFile(path string, cfg *core.Config) error {
 	}
 	if f.PredictBy != "" {
 		cfg.PredictBy = f.PredictBy
+	}
+	if f.AccuracyRuns != nil {
+		cfg.AccuracyLen = *f.AccuracyRuns
 	}
 	if f.Preemption != "" {
 		cfg.Preemption = f.Preemption

@@ -91,6 +91,12 @@ func TestSchedulerConfig(t *testing.T) {
 			}
 		}},
 		{name: "bad predictor", file: "predictBy: oracle\n", wantErr: `predictor "oracle": want one of kind, user`},
+		{name: "accuracy runs from the file", file: "accuracyRuns: 8\n", check: func(t *testing.T, c core.Config) {
+			if c.AccuracyLen != 8 {
+				t.Errorf("accuracy runs %d", c.AccuracyLen)
+			}
+		}},
+		{name: "bad accuracy runs", file: "accuracyRuns: 65\n", wantErr: "accuracy length 65: want 0..64"},
 		{name: "bad history", file: "history: -1\n", wantErr: "history length -1: want 0..1000"},
 		{name: "bad reservations", file: "reservations: 5000\n", wantErr: "reservations 5000: want 0..1000"},
 		{name: "bad small job area", file: "smallJobArea: -5\n", wantErr: "small job area -5"},

@@ -68,7 +68,8 @@ func policyFlags(fs *flag.FlagSet, cfg *core.Config) {
 	fs.StringVar(&cfg.Backfill, "backfill", cfg.Backfill, "default policy: backfill order, shortest, packing or priority")
 	fs.StringVar(&cfg.AgeMode, "age-mode", cfg.AgeMode, "default policy: wait or expansion")
 	fs.StringVar(&cfg.Estimate, "plan", cfg.Estimate, "what the core plans with: predicted (each user's history, capped by the walltime) or request (the walltime)")
-	fs.StringVar(&cfg.PredictBy, "predict-by", cfg.PredictBy, "predicted estimates: kind (the user's last runs of the job's kind: name, shape, walltime; else of any kind) or user (the user's last runs of any kind)")
+	fs.StringVar(&cfg.PredictBy, "predict-by", cfg.PredictBy, "predicted estimates: kind (the user's last runs of the job's kind: name, shape, walltime; for a new kind its walltime times the user's accuracy) or user (the user's last runs of any kind)")
+	fs.IntVar(&cfg.AccuracyLen, "accuracy-runs", cfg.AccuracyLen, "predictions by kind: a new kind's walltime is scaled by the user's mean accuracy (runtime over walltime) over this many last runs")
 	fs.IntVar(&cfg.HistoryLen, "history", cfg.HistoryLen, "predicted estimates: runtimes averaged (see --predict-by)")
 }
 

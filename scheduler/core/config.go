@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"vhpc/scheduler/model"
 )
 
 // Policy names accepted in Config.Policy.
@@ -46,9 +48,9 @@ const (
 const (
 	// PredictKind predicts a job's runtime from its user's last runs of
 	// the same kind (model.JobKind: name, image, partition, shape and
-	// requested walltime), and from the user's last runs of any kind when
-	// there are none: the first job of a new kind is predicted as before,
-	// a resubmitted one from its own kind (the default).
+	// requested walltime); a kind the user has not run lately gets its
+	// walltime times the user's recent accuracy (runtime over walltime,
+	// Config.AccuracyLen runs). The default.
 	PredictKind = "kind"
 	// PredictUser predicts from the user's last runs of any kind
 	// (Tsafrir, Etsion and Feitelson's EASY++ predictor).
@@ -211,6 +213,11 @@ type Config struct {
 	// (EstimatePredicted): the user's last runs of the job's kind, or of
 	// any kind (see PredictBy).
 	HistoryLen int
+	// AccuracyLen is how many of the user's last runs PredictKind
+	// averages the accuracy (runtime over requested walltime) of, for a
+	// job of a kind the user has not run lately (0: such a job is planned
+	// with its walltime).
+	AccuracyLen int
 	// PredictBy is what a prediction is made from: PredictKind ("" too)
 	// or PredictUser.
 	PredictBy string
@@ -224,8 +231,8 @@ type Config struct {
 
 // DefaultConfig returns the policy the server runs when its config file says
 // nothing: EASY++ — plan with each job's predicted runtime (the mean of
-// its user's last two runs of its kind, else of any kind, capped by the
-// walltime), reserve for the first blocked
+// its user's last two runs of its kind, else its walltime times the
+// user's recent accuracy, capped by the walltime), reserve for the first blocked
 // job (EASY), try the rest shortest prediction first, and let a job that
 // has waited 72 hours go first with a reservation that nothing predicted
 // may overrun. A 7-day usage half-life for fair-share.
@@ -253,6 +260,7 @@ func DefaultConfig() Config {
 		GPUWeight:            16,
 		DefaultWalltime:      time.Hour,
 		HistoryLen:           2,
+		AccuracyLen:          4,
 		PredictBy:            PredictKind,
 		Preemption:           PreemptOff,
 		StopGrace:            time.Minute,
@@ -299,6 +307,7 @@ func (c *Config) Validate() error {
 		{"slowdown reservations", c.SlowdownReservations, 1 << 20},
 		{"starvation slots", c.StarvationSlots, 1 << 20},
 		{"history length", c.HistoryLen, 1000},
+		{"accuracy length", c.AccuracyLen, model.RunsKept},
 	}
 	for _, f := range ints {
 		if f.v < 0 || f.v > f.hi {

@@ -22,52 +22,68 @@ func (s *sched) walltime(j *model.Job) time.Duration {
 }
 
 // estimate is the runtime the plan assumes for a job (or one array task):
-// the walltime, or under EstimatePredicted the mean of the last
-// HistoryLen runs it is predicted from (see predictFrom), capped by the
-// walltime.
+// the walltime, or under EstimatePredicted its prediction (see predict),
+// capped by the walltime.
 func (s *sched) estimate(j *model.Job) time.Duration {
 	w := s.walltime(j)
 	if s.cfg.Estimate != EstimatePredicted {
 		return w
 	}
-	sum, n, _ := s.predictFrom(j, s.cfg.HistoryLen)
-	if n == 0 {
+	p, ok := s.predict(j)
+	if !ok {
 		return w
 	}
-	p := max(sum/time.Duration(n), time.Second)
-	return min(p, w)
+	return min(max(p, time.Second), w)
 }
 
-// predictFrom returns the sum and number of the runtimes j's prediction is
-// made from, and the newest two of them: the user's last want runs (all
-// kept ones for want 0) of j's kind (model.JobKind) under PredictKind, or,
-// when the user has run none of that kind in their kept history (and
-// always under PredictUser), their last want runs of any kind.
-func (s *sched) predictFrom(j *model.Job, want int) (sum time.Duration, n int, last [2]time.Duration) {
+// predict is j's predicted runtime from its user's history, false when
+// the history has nothing to go on:
+//   - PredictUser: the mean of the user's last HistoryLen runs;
+//   - PredictKind: the mean of the user's last HistoryLen runs of j's kind
+//     (model.JobKind); for a kind the user has not run lately, j's
+//     walltime times the user's mean accuracy (runtime over requested
+//     walltime) over their last AccuracyLen runs: a user who asks for
+//     four times what their jobs need gets a quarter of a new request.
+func (s *sched) predict(j *model.Job) (time.Duration, bool) {
 	h := s.in.History[j.User]
+	if s.cfg.PredictBy == PredictUser {
+		sum, n, _ := lastRuns(h, s.cfg.HistoryLen, nil)
+		return sum / time.Duration(max(n, 1)), n > 0
+	}
+	kind := j.Kind()
+	if sum, n, _ := lastRuns(h, s.cfg.HistoryLen, &kind); n > 0 {
+		return sum / time.Duration(n), true
+	}
+	var acc float64
+	n := 0
+	for i := len(h) - 1; i >= 0 && n < s.cfg.AccuracyLen; i-- {
+		if w := h[i].Kind.Walltime; w > 0 {
+			acc += float64(h[i].Runtime) / float64(w)
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, false
+	}
+	return time.Duration(acc / float64(n) * float64(s.walltime(j))), true
+}
+
+// lastRuns returns the sum and number of the last want runs of h (all of
+// them for want 0), only those of kind when it is not nil, and the newest
+// two of them.
+func lastRuns(h []model.Run, want int, kind *model.JobKind) (sum time.Duration, n int, last [2]time.Duration) {
 	if want <= 0 {
 		want = len(h)
 	}
-	take := func(d time.Duration) {
-		if n < len(last) {
-			last[n] = d
-		}
-		sum += d
-		n++
-	}
-	if s.cfg.PredictBy != PredictUser {
-		kind := j.Kind()
-		for i := len(h) - 1; i >= 0 && n < want; i-- {
-			if h[i].Kind == kind {
-				take(h[i].Runtime)
-			}
-		}
-		if n > 0 {
-			return sum, n, last
-		}
-	}
 	for i := len(h) - 1; i >= 0 && n < want; i-- {
-		take(h[i].Runtime)
+		if kind != nil && h[i].Kind != *kind {
+			continue
+		}
+		if n < len(last) {
+			last[n] = h[i].Runtime
+		}
+		sum += h[i].Runtime
+		n++
 	}
 	return sum, n, last
 }
@@ -98,11 +114,17 @@ func (s *sched) allocEnd(a *model.Alloc) int64 {
 	return max(off, int64(time.Second))
 }
 
-// consistent reports whether j's prediction is one to trust: the newest
-// two runtimes it would be made from (see predictFrom) are within a
-// factor of two of each other.
+// consistent reports whether j's prediction is one to trust: it is made
+// from runs (of j's kind under PredictKind; a prediction from the user's
+// accuracy is never consistent) and the newest two are within a factor of
+// two of each other.
 func (s *sched) consistent(j *model.Job) bool {
-	_, n, last := s.predictFrom(j, 2)
+	var kind *model.JobKind
+	if s.cfg.PredictBy != PredictUser {
+		k := j.Kind()
+		kind = &k
+	}
+	_, n, last := lastRuns(s.in.History[j.User], 2, kind)
 	a, b := last[0], last[1]
 	return n >= 2 && a <= 2*b && b <= 2*a
 }

@@ -215,7 +215,19 @@ func goldenInput(seed uint64) (Input, Config) {
 	in.History = map[string][]model.Run{}
 	for u := range 4 {
 		for range pick(4) {
-			in.History[fmt.Sprintf("u%d", u)] = append(in.History[fmt.Sprintf("u%d", u)], model.Run{Runtime: time.Duration(1+pick(600)) * time.Minute})
+			// Runs of a pending job's kind (predicted from them), of no
+			// kind (an old snapshot's) or of a kind of their own (what
+			// a new kind's accuracy is taken from).
+			r := model.Run{Runtime: time.Duration(1+pick(600)) * time.Minute}
+			switch pick(3) {
+			case 0:
+				if len(in.Jobs) > 0 {
+					r.Kind = in.Jobs[pick(len(in.Jobs))].Kind()
+				}
+			case 1:
+				r.Kind = model.JobKind{Walltime: time.Duration(1+pick(48)) * 30 * time.Minute, Nodes: 1}
+			}
+			in.History[fmt.Sprintf("u%d", u)] = append(in.History[fmt.Sprintf("u%d", u)], r)
 		}
 	}
 	in.Ended = map[model.JobID]model.JobState{1: model.JobCompleted, 2: model.JobFailed}

@@ -465,7 +465,16 @@ func TestConfigValidate(t *testing.T) {
 // for 30 minutes.
 func TestEASYPlusPlus(t *testing.T) {
 	whole := model.Request{TasksPerNode: 4}
-	hist := map[string][]model.Run{"repeat": runs(10*time.Minute, 10*time.Minute), "erratic": runs(2*time.Minute, 20*time.Minute)}
+	// Runs of job 2's own kind, so the default predictor (by kind) finds them.
+	kind := mkJob(2, whole, 4*time.Hour).Kind()
+	ofKind := func(ds ...time.Duration) []model.Run {
+		out := runs(ds...)
+		for i := range out {
+			out[i].Kind = kind
+		}
+		return out
+	}
+	hist := map[string][]model.Run{"repeat": ofKind(10*time.Minute, 10*time.Minute), "erratic": ofKind(2*time.Minute, 20*time.Minute)}
 	tests := []struct {
 		name    string
 		cfg     Config
