@@ -60,3 +60,31 @@ func TestRequestMapping(t *testing.T) {
 		})
 	}
 }
+
+// TestExecutableNumberNamesTheJob: the SWF executable number (field 14) is
+// read, written back, and names the replayed job, so a job's kind for
+// runtime predictions includes its application; a trace without one
+// leaves the name empty (its job numbers are unique and would make every
+// job a kind of its own).
+func TestExecutableNumberNamesTheJob(t *testing.T) {
+	const trace = `1 0 -1 100 2 -1 -1 2 200 -1 1 3 1 7 0 -1 -1 -1
+2 10 -1 50 2 -1 -1 2 200 -1 1 3 1 -1 0 -1 -1 -1
+`
+	jobs, _, err := ReadSWF(strings.NewReader(trace))
+	if err != nil || len(jobs) != 2 || jobs[0].App != 7 || jobs[1].App != -1 {
+		t.Fatalf("ReadSWF: %+v, %v", jobs, err)
+	}
+	var b strings.Builder
+	if err := WriteSWF(&b, jobs, 4, "round trip"); err != nil {
+		t.Fatal(err)
+	}
+	again, _, err := ReadSWF(strings.NewReader(b.String()))
+	if err != nil || len(again) != 2 || again[0] != jobs[0] || again[1] != jobs[1] {
+		t.Fatalf("round trip %+v, want %+v (%v)", again, jobs, err)
+	}
+	for i, want := range []string{"app7", ""} {
+		if got := newSimJob(jobs[i], request(jobs[i].Procs, 1, 0), 200, i).job.Name; got != want {
+			t.Errorf("job %d named %q, want %q", i+1, got, want)
+		}
+	}
+}
