@@ -53,14 +53,9 @@ func Schedule(in Input, cfg Config) model.Plan {
 }
 
 // RecordRuntime appends a completed run to its user's history, keeping
-// the last keep runs. hpcsim calls it when a job ends; the result goes
-// into Input.History. The FSM keeps its copy-on-write history in the
-// store with the same rule and model.RunsKept (state.Txn.RecordRuntime),
-// since the store does not depend on the core.
+// the last keep runs (model.WithRun, the rule the FSM's store records
+// with). hpcsim calls it when a job ends; the result goes into
+// Input.History.
 func RecordRuntime(hist map[string][]model.Run, user string, run model.Run, keep int) {
-	h := append(hist[user], run)
-	if keep > 0 && len(h) > keep {
-		h = append(h[:0:0], h[len(h)-keep:]...)
-	}
-	hist[user] = h
+	hist[user] = model.WithRun(hist[user], run, keep)
 }

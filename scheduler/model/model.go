@@ -213,6 +213,19 @@ type Run struct {
 // between. Part of the replicated state machine.
 const RunsKept = 64
 
+// WithRun returns runs with run appended, keeping the last keep runs (all
+// of them for keep <= 0), in a new slice: runs itself is never modified,
+// so a stored history may be shared. The store (state.Txn.RecordRuntime,
+// keep RunsKept) and core.RecordRuntime both record runs with it.
+func WithRun(runs []Run, run Run, keep int) []Run {
+	from := 0
+	if keep > 0 {
+		from = max(len(runs)+1-keep, 0)
+	}
+	out := make([]Run, 0, len(runs)-from+1)
+	return append(append(out, runs[from:]...), run)
+}
+
 // MaxNodeRequeues bounds how often one job goes back to the queue because
 // a node could not start it (AllocRequeued) before that counts as a
 // failure: a registry that serves a corrupt blob to every node must not

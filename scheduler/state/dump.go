@@ -125,8 +125,7 @@ func FromDump(d *Dump) *Snapshot {
 	}
 	if d.Runs != nil {
 		t.history = maps.Clone(d.Runs)
-	}
-	if d.Runs == nil && d.History != nil {
+	} else if d.History != nil {
 		h := make(map[string][]model.Run, len(d.History))
 		for user, runtimes := range d.History {
 			for _, r := range runtimes {

@@ -3,7 +3,6 @@ package state
 import (
 	"fmt"
 	"maps"
-	"slices"
 	"time"
 
 	iradix "github.com/hashicorp/go-immutable-radix/v2"
@@ -133,14 +132,10 @@ func (t *Txn) SetUsage(u map[string]float64, at time.Time) {
 }
 
 // RecordRuntime appends a completed run to its user's history, keeping
-// the last model.RunsKept (the rule of core.RecordRuntime).
+// the last model.RunsKept (model.WithRun).
 func (t *Txn) RecordRuntime(user string, run model.Run) {
 	h := maps.Clone(t.history)
-	runs := append(slices.Clone(h[user]), run)
-	if len(runs) > model.RunsKept {
-		runs = runs[len(runs)-model.RunsKept:]
-	}
-	h[user] = runs
+	h[user] = model.WithRun(h[user], run, model.RunsKept)
 	t.history = h
 }
 
