@@ -118,7 +118,18 @@ const (
 // read on their PMI socket (a PMI barrier) while one rank spins in user
 // space in MPI_Finalize, which matches MPICH 4.0's ch4:ucx finalize
 // (Debian's libmpich12 is built with UCX only) waiting for progress from
-// peers that sit in a PMI fence. When every rank has printed and the job
+// peers that sit in a PMI fence. Stop 25 reproduced it without guests, in
+// a plain Debian 12 root (mmdebstrap, mpich 4.0.2, libucx0 1.13.1, this
+// program, mpiexec.mpich -n 4): with UCX_TLS=tcp,self 11 of 20 runs hang,
+// with shared memory 0 of 20. gdb shows the same stacks: three ranks read
+// their PMI socket in the finalize hook's barrier, one calls
+// ucp_worker_progress for a ucp_disconnect_nb that needs a peer's
+// progress. MPICH removed that barrier upstream (pmodels/mpich#6596,
+// 2023), after Debian 12's 4.0.2. No environment setting avoided it
+// (UCX_ASYNC_MODE, UCX_TCP_PUT_ENABLE, UCX_KEEPALIVE_INTERVAL,
+// UCX_PROTO_ENABLE, UCX_ZCOPY_THRESH, UCX_RNDV_THRESH,
+// UCX_RESOLVE_REMOTE_EP_ID, UCX_FLUSH_WORKER_EPS: 2 to 9 of 12 runs
+// still hang). When every rank has printed and the job
 // is still running mpichFinalizeWait later, the job is cancelled (its guests and
 // network go) and submitted again, at most mpichFinalizeHangs times, and
 // the test log says so. Anything else (a wrong sum, a missing rank, a job
