@@ -31,6 +31,8 @@ type state struct {
 	history map[string][]model.Run
 	waits   []float64
 	until   int64
+	// wasted is the core-seconds preempted gangs had run (Result.PreemptedCoreSeconds).
+	wasted float64
 	// planner keeps the core's node index between events (the nodes never
 	// change during a replay); its plans are core.Schedule's.
 	planner core.Planner
@@ -63,6 +65,9 @@ func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
 		}
 		for s.ends.Len() > 0 && s.ends[0].at == t {
 			ev := heap.Pop(&s.ends).(endEvent)
+			if ev.idx < 0 || s.jobs[ev.idx].gen != ev.gen {
+				continue // a wake-up, or the end of a run that was preempted
+			}
 			s.finish(s.jobs[ev.idx], t)
 		}
 		s.dropEnded()
@@ -95,6 +100,16 @@ func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
 		for _, st := range plan.Starts {
 			s.start(st, t)
 		}
+		for _, p := range plan.Preemptions {
+			s.requeue(p.Job, t)
+			res.Preempted++
+		}
+		if len(plan.Preemptions) > 0 {
+			// The gangs stop at once; the job that preempted them is
+			// reserved from StopGrace on, so wake a cycle then.
+			s.dropEnded()
+			heap.Push(&s.ends, endEvent{at: t + max(int64(s.cfg.StopGrace/time.Second), 1), idx: -1})
+		}
 		s.compactPending()
 	}
 	done := s.jobs[:0:0]
@@ -118,6 +133,7 @@ func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
 		last = max(last, sj.startAt+sj.actual)
 	}
 	res.Jobs = len(done)
+	res.PreemptedCoreSeconds = s.wasted
 	res.finish(s.waits)
 	if res.Jobs > 0 {
 		res.AvgBSLD = bs / float64(res.Jobs)
@@ -161,7 +177,7 @@ func (s *state) start(st model.Start, t int64) {
 	for i, p := range st.Placements {
 		a := &gang[i]
 		*a = model.Alloc{ID: model.AllocID(ids[ends[i]:ends[i+1]]), Job: st.Job, Rank: i, Attempt: 1,
-			Placement: p, State: model.AllocRunning, Created: now, Started: now, Deadline: now.Add(sj.job.Walltime)}
+			Placement: p, State: model.AllocRunning, Created: now, Started: now, Deadline: now.Add(sj.job.Walltime), Speculative: st.Speculative}
 		s.allocs = append(s.allocs, a)
 	}
 	sj.gang = gang
@@ -169,7 +185,25 @@ func (s *state) start(st model.Start, t int64) {
 	sj.job.State = model.JobRunning
 	sj.job.StartTime = now
 	sj.startAt = t
-	heap.Push(&s.ends, endEvent{at: t + sj.actual, idx: int(st.Job - 1)})
+	heap.Push(&s.ends, endEvent{at: t + sj.actual, idx: int(st.Job - 1), gen: sj.gen})
+}
+
+// requeue stops a running job at t (a preemption of its gang) and puts
+// it back in the queue with its submit time, as the state machine does;
+// the run's core-seconds count as wasted, not as used.
+func (s *state) requeue(id model.JobID, t int64) {
+	sj := s.jobs[id-1]
+	for i := range sj.gang {
+		s.usage[sj.job.Department] += core.Charge(sj.gang[i].Placement, time.Duration(t-sj.startAt)*time.Second, s.cfg)
+	}
+	s.wasted += float64(sj.cores * (t - sj.startAt))
+	sj.gang = nil
+	sj.gen++
+	s.running--
+	s.ended = append(s.ended, sj.job.ID)
+	sj.job.State = model.JobPending
+	sj.job.StartTime = time.Time{}
+	s.pending = append(s.pending, sj)
 }
 
 // gangIDs returns the allocation IDs "job.0" ... "job.(n-1)" in one

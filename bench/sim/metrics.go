@@ -24,6 +24,11 @@ type Result struct {
 	// IdleCycles are the events with no job pending, where the replay
 	// skips core.Schedule (its plan could start nothing).
 	IdleCycles int `json:"idleCycles,omitempty"`
+	// Preempted counts the gangs the plans preempted (requeued; with
+	// core.Config.SpeculativeBackfill), and PreemptedCoreSeconds what
+	// they had run, lost.
+	Preempted            int     `json:"preempted,omitempty"`
+	PreemptedCoreSeconds float64 `json:"preemptedCoreSeconds,omitempty"`
 	// PoolCycles are the cycles the Planner ran on its one-slot pool
 	// (core.Planner.Pooled); the rest ran the full path.
 	PoolCycles int           `json:"poolCycles,omitempty"`

@@ -5,6 +5,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	"vhpc/bench/gen"
 	"vhpc/bench/sim"
@@ -79,5 +80,46 @@ func TestReplayPlannerMatchesRebuild(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// TestSpeculativeReplay replays generated traces under
+// core.Config.SpeculativeBackfill: the Planner (pool while no speculative
+// gang runs, the full path while one does) must start every job at the
+// same second as core.Schedule at every event, every job must complete
+// once however often it was preempted, and the family as a whole must
+// see preemptions (the replay requeues them).
+func TestSpeculativeReplay(t *testing.T) {
+	preempted := 0
+	for _, g := range []struct {
+		nodes, jobs int
+		load        float64
+		seed        uint64
+	}{{64, 600, 1.05, 3}, {128, 600, 0.95, 5}, {256, 500, 0.8, 6}} {
+		trace, err := gen.Generate(gen.Params{Nodes: g.nodes, Jobs: g.jobs, Load: g.load, Seed: g.seed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := core.DefaultConfig()
+		cfg.SpeculativeBackfill = true
+		cfg.StarvationAge = 12 * time.Hour // starve often on a short trace
+		o := sim.Options{Nodes: g.nodes, CPUsPerNode: 1, Estimates: sim.EstPredicted, Config: cfg}
+		fast := sim.Run(trace, o)
+		o.Rebuild = true
+		slow := sim.Run(trace, o)
+		if !slices.Equal(fast.Starts, slow.Starts) || fast.Preempted != slow.Preempted {
+			t.Fatalf("%d nodes: planner and rebuild differ (%d and %d preemptions)", g.nodes, fast.Preempted, slow.Preempted)
+		}
+		if fast.Jobs+fast.Skipped != len(trace) || len(fast.Starts) != fast.Jobs {
+			t.Fatalf("%d nodes: %d jobs completed, %d skipped, %d starts listed, of %d", g.nodes, fast.Jobs, fast.Skipped, len(fast.Starts), len(trace))
+		}
+		if fast.Preempted > 0 && fast.PreemptedCoreSeconds <= 0 {
+			t.Fatalf("%d nodes: %d preemptions lost no work", g.nodes, fast.Preempted)
+		}
+		t.Logf("%d nodes: %d gangs preempted, %d of %d cycles on the pool", g.nodes, fast.Preempted, fast.PoolCycles, fast.Cycles)
+		preempted += fast.Preempted
+	}
+	if preempted == 0 {
+		t.Fatal("no speculative gang was preempted in the whole family")
 	}
 }

@@ -64,11 +64,15 @@ type simJob struct {
 	startAt int64
 	// gang holds the job's allocations while it runs.
 	gang []model.Alloc
+	// gen counts the job's preemptions: an end event of an earlier run
+	// (endEvent.gen) is stale.
+	gen int
 }
 
 type endEvent struct {
 	at  int64
-	idx int // index into jobs
+	idx int // index into jobs; -1: a wake-up with no job
+	gen int // simJob.gen when the event was pushed
 }
 
 type endHeap []endEvent

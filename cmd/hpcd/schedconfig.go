@@ -26,6 +26,7 @@ import (
 //	backfill: shortest    # or packing or priority: the order of the jobs behind the reservations
 //	smallJobArea: 0       # core-seconds up to which packing backfills a job first
 //	slowdownGuard: 600    # expansion factor from which a job goes first (0: off)
+//	speculativeBackfill: true  # while a starving job leads, start jobs on their predictions; requeue those that overrun into its reservation
 //	preemption: requeue   # or off (the default)
 //	stopGrace: 1m         # how long stopping a preempted guest is planned to take
 //	shares: {physics: 2, chemistry: 1}
@@ -43,6 +44,7 @@ type schedulerFile struct {
 	HistoryLen    *int                     `yaml:"history"`
 	PredictBy     string                   `yaml:"predictBy"`
 	AccuracyRuns  *int                     `yaml:"accuracyRuns"`
+	Speculative   *bool                    `yaml:"speculativeBackfill"`
 	Preemption    string                   `yaml:"preemption"`
 	StopGrace     string                   `yaml:"stopGrace"`
 	Shares        map[string]float64       `yaml:"shares"`
@@ -117,6 +119,9 @@ func loadSchedulerFile(path string, cfg *core.Config) error {
 	}
 	if f.AccuracyRuns != nil {
 		cfg.AccuracyLen = *f.AccuracyRuns
+	}
+	if f.Speculative != nil {
+		cfg.SpeculativeBackfill = *f.Speculative
 	}
 	if f.Preemption != "" {
 		cfg.Preemption = f.Preemption

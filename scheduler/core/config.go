@@ -183,6 +183,16 @@ type Config struct {
 	// running (estimates, widths) over the machine's capacity: how long the
 	// machine needs to run what it holds. 0: StarvationAge alone.
 	StarvationBacklog float64
+	// SpeculativeBackfill (EstimatePredicted only) lets a job start in a
+	// hole in front of a starving job's protected reservation when its
+	// prediction fits there but its walltime does not. Its allocations
+	// are marked speculative (model.Start.Speculative); once one has
+	// outlived its prediction it is expected to end within StopGrace, and
+	// when the starving job could start if such gangs stopped, the plan
+	// preempts them (requeue; only gangs of jobs submitted after the
+	// starving one). Off: jobs are planned with their walltimes while a
+	// starving job leads.
+	SpeculativeBackfill bool
 	// StarvationSlots is how many of the oldest starving jobs are promoted
 	// at once (0 = all of them).
 	StarvationSlots int
@@ -295,6 +305,9 @@ func (c *Config) Validate() error {
 		if e != nil {
 			return e
 		}
+	}
+	if c.SpeculativeBackfill && (c.Policy != PolicyDefault || c.Estimate != EstimatePredicted || c.StarvationAge <= 0) {
+		return fmt.Errorf("speculative backfill: needs policy %s, estimates %s and a starvation age (it guards the starving job's reservation)", PolicyDefault, EstimatePredicted)
 	}
 	if g := c.SlowdownGuard; g != 0 && !(g >= 1 && g <= 1e9) {
 		return fmt.Errorf("slowdown guard %v: want 0 (off) or an expansion factor 1..1e9", g)

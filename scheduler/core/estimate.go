@@ -107,6 +107,11 @@ func (s *sched) allocEnd(a *model.Alloc) int64 {
 			end = e
 		}
 	}
+	if a.Speculative && s.speculative() && j != nil && !start.Add(s.estimate(j)).After(s.in.Now) {
+		// A speculative gang past its prediction is stopped when a
+		// starving job needs its place: it holds it until StopGrace.
+		end = s.in.Now.Add(time.Duration(s.stopGrace()) + time.Second)
+	}
 	off := int64(end.Sub(s.in.Now))
 	if end.IsZero() {
 		off = int64(s.cfg.DefaultWalltime)

@@ -33,6 +33,7 @@ type victim struct {
 	task    int64
 	attempt uint64
 	started time.Time
+	spec    bool // started speculatively (model.Alloc.Speculative)
 	allocs  []model.AllocID
 	nodes   []int
 }
@@ -82,7 +83,7 @@ func (s *sched) buildVictims(part string) []victim {
 		}
 		v := byKey[k]
 		if v == nil {
-			v = &victim{j: j, task: a.Task, attempt: a.Attempt, started: a.Started}
+			v = &victim{j: j, task: a.Task, attempt: a.Attempt, started: a.Started, spec: a.Speculative}
 			if v.started.IsZero() {
 				v.started = a.Created
 			}
@@ -173,8 +174,12 @@ func (fs *fitSet) gang() ([]int, []use, bool) {
 // the victims' nodes.
 func (s *sched) tryPreempt(c candidate, task, d int64) string {
 	rank := qosRank(c.j.QOS)
-	if s.cfg.Preemption != PreemptRequeue || rank <= s.lowestRunningQOS() {
+	spec := s.speculative() && c.starved
+	if !spec && (s.cfg.Preemption != PreemptRequeue || rank <= s.lowestRunningQOS()) {
 		return ""
+	}
+	if spec {
+		rank = speculativeRank
 	}
 	pk := preemptKey{c.key, rank}
 	if m, ok := s.preemptFail[pk]; (ok && d >= m) || s.preemptSearches >= maxPreemptSearches {
@@ -191,6 +196,9 @@ func (s *sched) tryPreempt(c candidate, task, d int64) string {
 		return "" // what ends by the grace frees enough: a plain reservation follows
 	}
 	vs := s.victims(rank, c.key.part)
+	if spec {
+		vs = s.speculativeVictims(c)
+	}
 	detached := make([][]placedHolder, 0, len(vs))
 	fits := false
 	for _, v := range vs {
@@ -247,12 +255,68 @@ func (s *sched) tryPreempt(c candidate, task, d int64) string {
 		s.preempted[gangKey{v.j.ID, v.task}] = true
 		s.plan.Preemptions = append(s.plan.Preemptions, model.Preemption{
 			Job: v.j.ID, Task: v.task, Attempt: v.attempt, Allocs: slices.Clone(v.allocs), By: c.j.ID,
-			Reason: fmt.Sprintf("preempted by job %d (QOS %s over %s)", c.j.ID, qosName(c.j.QOS), qosName(v.j.QOS)),
+			Reason: preemptReason(c.j, v.j, spec),
 		})
 		names = append(names, fmt.Sprint(v.j.ID))
 	}
 	s.reserve(c, task, picked, uses, grace, d)
-	return fmt.Sprintf("preempting job %s (lower QOS); starts when its guests have stopped", strings.Join(names, ", "))
+	why := "lower QOS"
+	if spec {
+		why = "speculative backfill past its prediction"
+	}
+	return fmt.Sprintf("preempting job %s (%s); starts when its guests have stopped", strings.Join(names, ", "), why)
+}
+
+// speculativeRank marks tryPreempt's failed-search cache entries for
+// speculative victims (above every QOS rank).
+const speculativeRank = 3
+
+// speculative reports whether this cycle runs SpeculativeBackfill: the
+// default policy planning with predictions.
+func (s *sched) speculative() bool {
+	return s.cfg.SpeculativeBackfill && s.cfg.Policy == PolicyDefault && s.cfg.Estimate == EstimatePredicted
+}
+
+// speculativeVictims lists the running gangs a starving job c may stop
+// under SpeculativeBackfill: started speculatively, of jobs submitted
+// after c (so a requeued victim never outranks the job it made room
+// for), most recently started first.
+func (s *sched) speculativeVictims(c candidate) []victim {
+	all, ok := s.victimList[c.key.part]
+	if !ok {
+		all = s.buildVictims(c.key.part)
+		s.victimList[c.key.part] = all
+	}
+	var out []victim
+	for _, v := range all {
+		if v.spec && v.j.SubmitTime.After(c.j.SubmitTime) && !s.preempted[gangKey{v.j.ID, v.task}] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// preemptReason is the reason a preempted gang's allocations carry.
+func preemptReason(by, victim *model.Job, spec bool) string {
+	if spec {
+		return fmt.Sprintf("preempted by starving job %d: started speculatively and ran past its prediction into its reservation", by.ID)
+	}
+	return fmt.Sprintf("preempted by job %d (QOS %s over %s)", by.ID, qosName(by.QOS), qosName(victim.QOS))
+}
+
+// speculativeRunning reports whether a SpeculativeBackfill cycle has a
+// speculative gang running: the Planner then runs the full path, whose
+// victim search the one-slot pool does not have.
+func speculativeRunning(in Input, cfg Config) bool {
+	if !cfg.SpeculativeBackfill {
+		return false
+	}
+	for _, a := range in.Allocs {
+		if a.Speculative && !a.State.Terminal() {
+			return true
+		}
+	}
+	return false
 }
 
 // stopGrace is when a gang asked to stop is planned to have released its

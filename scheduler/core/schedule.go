@@ -163,6 +163,16 @@ func (s *sched) startAll(c candidate, depth int) (why string, lz lazyReason, wai
 		if s.tryStart(c, task, d) {
 			continue
 		}
+		if s.protect && s.speculative() && d > int64(c.est) && !c.starved {
+			// Its walltime does not fit in front of the starving job's
+			// reservation; its prediction may (SpeculativeBackfill).
+			s.specStart = true
+			ok := s.tryStart(c, task, int64(c.est))
+			s.specStart = false
+			if ok {
+				continue
+			}
+		}
 		if why := s.tryPreempt(c, task, d); why != "" {
 			return why, lazyReason{}, false
 		}
@@ -232,7 +242,7 @@ func (s *sched) nowNodes(key shapeKey) []int {
 // start adds a start to the plan and its holders to the cluster.
 func (s *sched) start(c candidate, task int64, nodes []int, uses []use, d int64) {
 	j := c.j
-	st := model.Start{Job: j.ID, Task: task, Placements: s.placements(j, nodes, uses)}
+	st := model.Start{Job: j.ID, Task: task, Placements: s.placements(j, nodes, uses), Speculative: s.specStart}
 	cores, gpus := 0, 0
 	s.cl.hold(nodes, uses, 0, d, j.ID, task)
 	for _, p := range st.Placements {

@@ -579,3 +579,84 @@ func TestBacklog(t *testing.T) {
 		})
 	}
 }
+
+// TestSpeculativeBackfill: with Config.SpeculativeBackfill a job whose
+// walltime does not fit in front of a starving job's reservation starts
+// on its prediction, marked speculative; once it runs past its prediction
+// and stands in the starving job's way it is preempted, unless it was
+// submitted before the starving job.
+func TestSpeculativeBackfill(t *testing.T) {
+	whole := model.Request{TasksPerNode: 4}
+	spec := DefaultConfig()
+	spec.SpeculativeBackfill = true
+	kind := mkJob(2, whole, 4*time.Hour).Kind()
+	hist := runs(10*time.Minute, 10*time.Minute)
+	for i := range hist {
+		hist[i].Kind = kind
+	}
+	ns := nodes(2, small)
+	onNode := func(id model.AllocID, job model.JobID, node int, started time.Time, wall time.Duration, speculative bool) *model.Alloc {
+		return &model.Alloc{ID: id, Job: job, State: model.AllocRunning, Created: started, Started: started, Deadline: started.Add(wall),
+			Speculative: speculative, Placement: model.Placement{Node: ns[node].Name, Cores: []int{0, 1, 2, 3}, NUMA: []int{0}}}
+	}
+	starving := func() *model.Job {
+		return submitted(mkJob(1, model.Request{Nodes: 2, TasksPerNode: 4}, time.Hour), t0.Add(-73*time.Hour))
+	}
+	tests := []struct {
+		name        string
+		cfg         Config
+		job2Submit  time.Duration // before t0
+		job2Running bool          // job 2 runs speculatively on node 1 since t0-20m
+		starts      []model.JobID
+		speculative bool
+		preempted   []model.JobID
+		reasons     map[model.JobID]string
+	}{
+		{"off: the 4-hour walltime does not fit before the reservation, the 30-minute job starts", DefaultConfig(), time.Minute, false,
+			[]model.JobID{3}, false, nil, map[model.JobID]string{1: "reserved", 2: "waiting for resources"}},
+		{"on: the 10-minute prediction fits, job 2 starts speculatively", spec, time.Minute, false,
+			[]model.JobID{2}, true, nil, map[model.JobID]string{1: "reserved", 3: "waiting for resources"}},
+		{"past its prediction, job 2 is preempted for the starving job", spec, 30 * time.Minute, true,
+			nil, false, []model.JobID{2}, map[model.JobID]string{1: "preempting job 2 (speculative backfill past its prediction)"}},
+		{"a job submitted before the starving one is never preempted for it", spec, 80 * time.Hour, true,
+			nil, false, nil, map[model.JobID]string{1: "reserved"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			busy := mkJob(90, whole, time.Hour)
+			busy.State = model.JobRunning
+			job2 := submitted(mkJob(2, whole, 4*time.Hour), t0.Add(-tc.job2Submit))
+			job2.User = "repeat"
+			in := Input{Now: t0, Nodes: ns, History: map[string][]model.Run{"repeat": hist}, Jobs: []*model.Job{busy, starving(), job2,
+				submitted(mkJob(3, whole, 30*time.Minute), t0.Add(-time.Minute))},
+				Allocs: []*model.Alloc{onNode("A", 90, 0, t0.Add(-10*time.Minute), time.Hour, false)}}
+			if tc.job2Running {
+				job2.State = model.JobRunning
+				busy.State = model.JobCompleted
+				in.Allocs = []*model.Alloc{onNode("B", 2, 1, t0.Add(-20*time.Minute), 4*time.Hour, true)}
+			}
+			plan := Schedule(in, tc.cfg)
+			var got, pre []model.JobID
+			for _, s := range plan.Starts {
+				got = append(got, s.Job)
+				if s.Speculative != tc.speculative {
+					t.Errorf("job %d started with speculative %v, want %v", s.Job, s.Speculative, tc.speculative)
+				}
+			}
+			for _, p := range plan.Preemptions {
+				pre = append(pre, p.Job)
+				if !strings.Contains(p.Reason, "started speculatively") {
+					t.Errorf("preemption reason %q", p.Reason)
+				}
+			}
+			if !equalIDs(got, tc.starts) || !equalIDs(pre, tc.preempted) {
+				t.Fatalf("starts %v, preempted %v; want %v, %v; pending %v", got, pre, tc.starts, tc.preempted, plan.Pending)
+			}
+			for id, want := range tc.reasons {
+				if r := plan.Pending[id]; !strings.Contains(r, want) {
+					t.Errorf("job %d reason %q, want it to contain %q", id, r, want)
+				}
+			}
+		})
+	}
+}

@@ -170,16 +170,17 @@ func applyPlan(txn *state.Txn, e *ApplyPlan) PlanResult {
 		attempt := nextAttempt(txn, s.Job, s.Task)
 		for rank, p := range s.Placements {
 			a := &model.Alloc{
-				ID:        state.AllocIDFor(s.Job, s.Task, rank, attempt),
-				Job:       s.Job,
-				Task:      s.Task,
-				Rank:      rank,
-				Attempt:   attempt,
-				Placement: p.Copy(),
-				State:     model.AllocPending,
-				Created:   e.Time,
-				Deadline:  e.Time.Add(j.Walltime),
-				NetSecret: s.NetSecret,
+				ID:          state.AllocIDFor(s.Job, s.Task, rank, attempt),
+				Job:         s.Job,
+				Task:        s.Task,
+				Rank:        rank,
+				Attempt:     attempt,
+				Placement:   p.Copy(),
+				State:       model.AllocPending,
+				Created:     e.Time,
+				Deadline:    e.Time.Add(j.Walltime),
+				NetSecret:   s.NetSecret,
+				Speculative: s.Speculative,
 			}
 			txn.PutAlloc(a)
 			in.Allocs = append(in.Allocs, a)

@@ -483,3 +483,26 @@ func TestAnArrayWithTasksLeftMayPreempt(t *testing.T) {
 		t.Fatalf("an array with task 1 still to start could not preempt: %+v", r)
 	}
 }
+
+// TestSpeculativeStartMarksAllocations: a start the core made
+// speculatively (core.Config.SpeculativeBackfill) marks its allocations,
+// which is how a later cycle knows it may preempt them; a plain start
+// does not.
+func TestSpeculativeStartMarksAllocations(t *testing.T) {
+	h := newHarness(t)
+	h.apply(EntryRegisterNode, &RegisterNode{Time: t0, Node: testNode("n1", 4)})
+	h.submit(testJob("spec", 2), testJob("plain", 2))
+	p := func(cores ...int) []model.Placement {
+		return []model.Placement{{Node: "n1", Cores: cores, NUMA: []int{0}, MemoryMiB: 512, Scratch: 1024}}
+	}
+	r := h.apply(EntryApplyPlan, &ApplyPlan{Time: t0, Starts: []model.Start{
+		{Job: 1, Placements: p(0, 1), Speculative: true}, {Job: 2, Placements: p(2, 3)}}}).(PlanResult)
+	if r.Applied != 2 {
+		t.Fatalf("starts: %+v", r)
+	}
+	for id, want := range map[model.AllocID]bool{"1.0.0.1": true, "2.0.0.1": false} {
+		if a := h.f.Store().Snapshot().Alloc(id); a == nil || a.Speculative != want {
+			t.Fatalf("allocation %s: %+v, want speculative %v", id, a, want)
+		}
+	}
+}

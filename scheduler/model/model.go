@@ -561,6 +561,10 @@ type Alloc struct {
 	// networked job's attempt (the same in every allocation of the gang);
 	// chosen by the leader (Start.NetSecret), only agents receive it.
 	NetSecret string `json:"netSecret,omitempty"`
+	// Speculative: started by a speculative start (Start.Speculative).
+	// The core may preempt the gang once it runs past its prediction
+	// into a starving job's reservation.
+	Speculative bool `json:"speculative,omitempty"`
 }
 
 // GPUUsage is the measured GPU use of one allocation.
@@ -591,6 +595,11 @@ type Start struct {
 	// hex the leader adds before it commits the plan (the state machine
 	// never invents randomness); "" otherwise.
 	NetSecret string `json:"netSecret,omitempty"`
+	// Speculative marks a start the core made on the job's prediction in
+	// front of a starving job's reservation, where its walltime would not
+	// fit (core.Config.SpeculativeBackfill); the state machine copies it
+	// to the allocations (Alloc.Speculative).
+	Speculative bool `json:"speculative,omitempty"`
 }
 
 // Preemption is one running gang (all allocations of one job task
