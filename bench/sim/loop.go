@@ -193,14 +193,9 @@ func (s *state) start(st model.Start, t int64) {
 // the run's core-seconds count as wasted, not as used.
 func (s *state) requeue(id model.JobID, t int64) {
 	sj := s.jobs[id-1]
-	for i := range sj.gang {
-		s.usage[sj.job.Department] += core.Charge(sj.gang[i].Placement, time.Duration(t-sj.startAt)*time.Second, s.cfg)
-	}
+	s.stop(sj, t)
 	s.wasted += float64(sj.cores * (t - sj.startAt))
-	sj.gang = nil
 	sj.gen++
-	s.running--
-	s.ended = append(s.ended, sj.job.ID)
 	sj.job.State = model.JobPending
 	sj.job.StartTime = time.Time{}
 	s.pending = append(s.pending, sj)
@@ -226,14 +221,20 @@ func (s *state) gangIDs(job model.JobID, n int) (ids string, ends []int) {
 }
 
 func (s *state) finish(sj *simJob, t int64) {
+	s.stop(sj, t)
+	sj.job.State = model.JobCompleted
+	core.RecordRuntime(s.history, sj.job.User, model.Run{Kind: sj.job.Kind(), Runtime: time.Duration(sj.actual) * time.Second}, model.RunsKept)
+}
+
+// stop ends sj's run at t, by its end or a preemption: its usage is
+// charged and its allocations leave allocs at dropEnded.
+func (s *state) stop(sj *simJob, t int64) {
 	for i := range sj.gang {
 		s.usage[sj.job.Department] += core.Charge(sj.gang[i].Placement, time.Duration(t-sj.startAt)*time.Second, s.cfg)
 	}
 	sj.gang = nil
 	s.running--
 	s.ended = append(s.ended, sj.job.ID)
-	sj.job.State = model.JobCompleted
-	core.RecordRuntime(s.history, sj.job.User, model.Run{Kind: sj.job.Kind(), Runtime: time.Duration(sj.actual) * time.Second}, model.RunsKept)
 }
 
 // dropEnded removes the allocations of the jobs finish ended at this

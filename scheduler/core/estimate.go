@@ -103,14 +103,15 @@ func (s *sched) allocEnd(a *model.Alloc) int64 {
 	}
 	end := deadline
 	if j != nil && s.cfg.Estimate == EstimatePredicted {
-		if e := start.Add(s.estimate(j)); e.After(s.in.Now) && (deadline.IsZero() || e.Before(deadline)) {
+		e := start.Add(s.estimate(j))
+		switch {
+		case e.After(s.in.Now) && (deadline.IsZero() || e.Before(deadline)):
 			end = e
+		case !e.After(s.in.Now) && a.Speculative && s.speculative():
+			// A speculative gang past its prediction is stopped when a
+			// starving job needs its place: it holds it until StopGrace.
+			end = s.in.Now.Add(time.Duration(s.stopGrace()) + time.Second)
 		}
-	}
-	if a.Speculative && s.speculative() && j != nil && !start.Add(s.estimate(j)).After(s.in.Now) {
-		// A speculative gang past its prediction is stopped when a
-		// starving job needs its place: it holds it until StopGrace.
-		end = s.in.Now.Add(time.Duration(s.stopGrace()) + time.Second)
 	}
 	off := int64(end.Sub(s.in.Now))
 	if end.IsZero() {

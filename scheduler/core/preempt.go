@@ -45,13 +45,8 @@ type victim struct {
 // resources anyway. The full list is built once per partition and cycle;
 // a rank takes its prefix (the list is ordered by QOS first).
 func (s *sched) victims(rank int, part string) []victim {
-	all, ok := s.victimList[part]
-	if !ok {
-		all = s.buildVictims(part)
-		s.victimList[part] = all
-	}
 	var out []victim
-	for _, v := range all {
+	for _, v := range s.allVictims(part) {
 		if qosRank(v.j.QOS) >= rank {
 			break
 		}
@@ -60,6 +55,16 @@ func (s *sched) victims(rank int, part string) []victim {
 		}
 	}
 	return out
+}
+
+// allVictims is buildVictims' list for part, built once per cycle.
+func (s *sched) allVictims(part string) []victim {
+	all, ok := s.victimList[part]
+	if !ok {
+		all = s.buildVictims(part)
+		s.victimList[part] = all
+	}
+	return all
 }
 
 func (s *sched) buildVictims(part string) []victim {
@@ -195,9 +200,11 @@ func (s *sched) tryPreempt(c candidate, task, d int64) string {
 	if _, _, ok := fs.gang(); ok {
 		return "" // what ends by the grace frees enough: a plain reservation follows
 	}
-	vs := s.victims(rank, c.key.part)
+	var vs []victim
 	if spec {
 		vs = s.speculativeVictims(c)
+	} else {
+		vs = s.victims(rank, c.key.part)
 	}
 	detached := make([][]placedHolder, 0, len(vs))
 	fits := false
@@ -282,13 +289,8 @@ func (s *sched) speculative() bool {
 // after c (so a requeued victim never outranks the job it made room
 // for), most recently started first.
 func (s *sched) speculativeVictims(c candidate) []victim {
-	all, ok := s.victimList[c.key.part]
-	if !ok {
-		all = s.buildVictims(c.key.part)
-		s.victimList[c.key.part] = all
-	}
 	var out []victim
-	for _, v := range all {
+	for _, v := range s.allVictims(c.key.part) {
 		if v.spec && v.j.SubmitTime.After(c.j.SubmitTime) && !s.preempted[gangKey{v.j.ID, v.task}] {
 			out = append(out, v)
 		}
