@@ -83,21 +83,32 @@ func startMPICluster(t testing.TB) *mpiCluster {
 func (c *mpiCluster) run(t testing.TB, job string, extra map[string]string) (*api.Job, string) {
 	t.Helper()
 	s := c.submitDir(t, job, extra)
-	ended := pollWithin(mpiJobWait, func() bool {
-		st := c.job(s.id).GetState()
-		return st == "completed" || st == "failed" || st == "cancelled" || st == "timeout"
-	})
-	if !ended {
-		j := c.job(s.id)
-		var allocs []string
-		for _, a := range j.GetAllocations() {
-			allocs = append(allocs, fmt.Sprintf("%s on %s: %s/%s (%s) boot %.0fs run %.0fs",
-				a.GetId(), a.GetNode(), a.GetState(), a.GetDesired(), a.GetReason(), a.GetBootSeconds(), a.GetRunSeconds()))
-		}
-		t.Fatalf("job %d did not end within %v: state %s (%s); allocations:\n  %s\noutput so far:\n%s",
-			s.id, mpiJobWait, j.GetState(), j.GetReason(), strings.Join(allocs, "\n  "), c.logs(s))
+	if !pollWithin(mpiJobWait, func() bool { return c.ended(s) }) {
+		t.Fatalf("job %d did not end within %v: %s", s.id, mpiJobWait, c.describe(s))
 	}
 	return c.job(s.id), c.logs(s)
+}
+
+// ended reports whether job s is in a final state.
+func (c *mpiCluster) ended(s submitted) bool {
+	switch c.job(s.id).GetState() {
+	case "completed", "failed", "cancelled", "timeout":
+		return true
+	}
+	return false
+}
+
+// describe is job s's state, allocations and output so far, for a
+// failure message.
+func (c *mpiCluster) describe(s submitted) string {
+	j := c.job(s.id)
+	var allocs []string
+	for _, a := range j.GetAllocations() {
+		allocs = append(allocs, fmt.Sprintf("%s on %s: %s/%s (%s) boot %.0fs run %.0fs",
+			a.GetId(), a.GetNode(), a.GetState(), a.GetDesired(), a.GetReason(), a.GetBootSeconds(), a.GetRunSeconds()))
+	}
+	return fmt.Sprintf("state %s (%s); allocations:\n  %s\noutput so far:\n%s",
+		j.GetState(), j.GetReason(), strings.Join(allocs, "\n  "), c.logs(s))
 }
 
 // mpichFinalizeHangs is how many times runAllreduceMPICH tries a job
@@ -331,9 +342,12 @@ for _ in range(40):
 		})
 		a := c.submitDir(t, "name: talker\nimage: public/mpi:1\n"+two+"stageIn: [{from: listen.py, to: listen.py}, {from: send.py, to: send.py}]\nscript: |\n  if [ $VHPC_NODE_RANK = 0 ]; then python3 send.py; else python3 listen.py 25 A-1; fi\n",
 			map[string]string{"listen.py": listen, "send.py": send})
-		c.waitForLong(t, "both jobs to end", func() bool {
-			return c.job(a.id).GetState() == "completed" && c.job(b.id).GetState() == "completed"
-		})
+		c.waitForLong(t, "both jobs to end", func() bool { return c.ended(a) && c.ended(b) })
+		for _, s := range []submitted{a, b} {
+			if c.job(s.id).GetState() != "completed" {
+				t.Fatalf("job %d did not complete: %s", s.id, c.describe(s))
+			}
+		}
 		if out := c.logs(a); !strings.Contains(out, "A-1 heard 1: token-A") {
 			t.Fatalf("job A's node1 did not hear its own node0 (the control):\n%s", out)
 		}

@@ -208,7 +208,7 @@ func (p *Plane) seal(br netlink.Link) error {
 	if err := p.sealLink(br.Attrs().Name); err != nil {
 		return err
 	}
-	links, err := netlink.LinkList()
+	links, err := wholeDump(netlink.LinkList)
 	if err != nil {
 		return fmt.Errorf("list links: %w", err)
 	}
@@ -220,7 +220,7 @@ func (p *Plane) seal(br netlink.Link) error {
 		}
 	}
 	// No address, ever: an address would open the host to the guests.
-	addrs, err := netlink.AddrList(br, netlink.FAMILY_ALL)
+	addrs, err := wholeDump(func() ([]netlink.Addr, error) { return netlink.AddrList(br, netlink.FAMILY_ALL) })
 	if err != nil {
 		return fmt.Errorf("addresses of %s: %w", br.Attrs().Name, err)
 	}
@@ -316,7 +316,7 @@ type Device struct {
 // List returns every job network device on the host (all namespaces),
 // recognised by its alias. It needs no privileges.
 func List() ([]Device, error) {
-	links, err := netlink.LinkList()
+	links, err := wholeDump(netlink.LinkList)
 	if err != nil {
 		return nil, fmt.Errorf("netplane: list links: %w", err)
 	}
@@ -351,4 +351,23 @@ func (p *Plane) Cleanup(keep func(Key) bool) ([]Key, error) {
 		gone = append(gone, d.Key)
 	}
 	return gone, errors.Join(errs...)
+}
+
+// dumpAttempts bounds how often wholeDump repeats an interrupted dump.
+const dumpAttempts = 10
+
+// wholeDump runs a netlink dump (list) again while the kernel reports it
+// was interrupted (netlink.ErrDumpInterrupted: a device or address changed
+// while the dump ran, so the result may be incomplete), which happens
+// whenever another job's network is built or torn down at the same time.
+// Seal and List call it: sealing from a partial list could miss a port,
+// and a partial List could miss a stale network. It returns the first
+// complete dump, or the error once dumpAttempts dumps were all interrupted.
+func wholeDump[T any](list func() ([]T, error)) ([]T, error) {
+	for attempt := 1; ; attempt++ {
+		out, err := list()
+		if err == nil || !errors.Is(err, netlink.ErrDumpInterrupted) || attempt == dumpAttempts {
+			return out, err
+		}
+	}
 }
