@@ -84,9 +84,9 @@ func TestReplayPlannerMatchesRebuild(t *testing.T) {
 }
 
 // TestSpeculativeReplay replays generated traces under
-// core.Config.SpeculativeBackfill: the Planner (pool while no speculative
-// gang runs, the full path while one does) must start every job at the
-// same second as core.Schedule at every event, every job must complete
+// core.Config.SpeculativeBackfill: the Planner (on its pool but for the
+// few cycles that preempt) must start every job at the same second as
+// core.Schedule at every event, every job must complete
 // once however often it was preempted, and the family as a whole must
 // see preemptions (the replay requeues them).
 func TestSpeculativeReplay(t *testing.T) {
@@ -112,6 +112,11 @@ func TestSpeculativeReplay(t *testing.T) {
 		}
 		if fast.Jobs+fast.Skipped != len(trace) || len(fast.Starts) != fast.Jobs {
 			t.Fatalf("%d nodes: %d jobs completed, %d skipped, %d starts listed, of %d", g.nodes, fast.Jobs, fast.Skipped, len(fast.Starts), len(trace))
+		}
+		// The pool answers every cycle but one that preempts or meets a
+		// reservation within the stop grace (core's pool.preempt).
+		if off := fast.Cycles - fast.PoolCycles; off > fast.Preempted+fast.Cycles/100 {
+			t.Fatalf("%d nodes: %d of %d cycles left the pool for %d preemptions", g.nodes, off, fast.Cycles, fast.Preempted)
 		}
 		if fast.Preempted > 0 && fast.PreemptedCoreSeconds <= 0 {
 			t.Fatalf("%d nodes: %d preemptions lost no work", g.nodes, fast.Preempted)

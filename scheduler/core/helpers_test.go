@@ -60,7 +60,8 @@ func allocsFor(s model.Start, j *model.Job, at time.Time) []*model.Alloc {
 	var out []*model.Alloc
 	for i, p := range s.Placements {
 		out = append(out, &model.Alloc{ID: model.AllocID(fmt.Sprintf("%d.%d.%d", s.Job, s.Task, i)), Job: s.Job, Task: s.Task,
-			Rank: i, Attempt: 1, Placement: p.Copy(), State: model.AllocRunning, Created: at, Started: at, Deadline: at.Add(j.Walltime)})
+			Rank: i, Attempt: 1, Placement: p.Copy(), State: model.AllocRunning, Created: at, Started: at, Deadline: at.Add(j.Walltime),
+			Speculative: s.Speculative})
 	}
 	return out
 }

@@ -53,7 +53,7 @@ func (p *Planner) Pooled() bool { return p.pooled }
 func (p *Planner) Schedule(in Input, cfg Config) model.Plan {
 	cl := p.cluster(in.Nodes)
 	p.pooled = false
-	if !speculativeRunning(in, cfg) && p.oneSlot && !p.pool.off && len(in.ImageNodes) == 0 && (cfg.Preemption == "" || cfg.Preemption == PreemptOff) {
+	if p.oneSlot && !p.pool.off && len(in.ImageNodes) == 0 && (cfg.Preemption == "" || cfg.Preemption == PreemptOff) {
 		p.pool.begin(len(cl.nodes))
 		cl.pool = &p.pool
 		s := newSchedOn(cl, &in, &cfg)
@@ -65,7 +65,7 @@ func (p *Planner) Schedule(in Input, cfg Config) model.Plan {
 			p.pooled = true
 			return s.plan
 		}
-		p.pool.off = true
+		p.pool.off = !p.pool.retry
 		cl.reset()
 	}
 	s := newSchedOn(cl, &in, &cfg)

@@ -166,10 +166,12 @@ func poolCovers(cfg Config) bool {
 // depths, backfill orders, guards and backlog thresholds: every plan of
 // the Planner (on its pool) must equal Schedule's, placements and reasons
 // included, and where the configuration has at most one reservation a
-// cycle the pool must never have fallen back. Between cycles starts
+// cycle the pool must never have fallen back (but for a call of
+// SpeculativeBackfill's that preempts or meets a reservation within the
+// stop grace, see pool.preempt). Between cycles starts
 // become allocations (added at the end, so the list is out of gang
-// order), gangs end and feed the history, some are asked to stop, time
-// moves and jobs arrive.
+// order), gangs end and feed the history, preempted gangs and some
+// others are asked to stop, time moves and jobs arrive.
 func TestPoolMatchesSchedule(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		n := rapid.IntRange(1, 24).Draw(t, "n")
@@ -189,6 +191,7 @@ func TestPoolMatchesSchedule(t *testing.T) {
 		cfg.SlowdownGuard = rapid.SampledFrom([]float64{0, 0, 4}).Draw(t, "slowdownGuard")
 		cfg.StarvationGrace = rapid.SampledFrom([]time.Duration{0, 24 * time.Hour}).Draw(t, "grace")
 		cfg.StarvationBacklog = rapid.SampledFrom([]float64{0, 0, 2}).Draw(t, "backlog")
+		cfg.SpeculativeBackfill = cfg.Policy == PolicyDefault && cfg.Estimate == EstimatePredicted && rapid.Bool().Draw(t, "speculative")
 		var p Planner
 		for cycle := range rapid.IntRange(1, 8).Draw(t, "cycles") {
 			want := Schedule(in, cfg)
@@ -196,7 +199,10 @@ func TestPoolMatchesSchedule(t *testing.T) {
 			if !reflect.DeepEqual(want, got) {
 				t.Fatalf("cycle %d: the pool's plan differs from Schedule's:\n%+v\n%+v", cycle, got, want)
 			}
-			if !p.Pooled() && poolCovers(cfg) {
+			if p.pool.retry && !cfg.SpeculativeBackfill {
+				t.Fatalf("cycle %d: the pool fell back for one call without speculative backfill", cycle)
+			}
+			if !p.Pooled() && poolCovers(cfg) && !p.pool.retry {
 				t.Fatalf("cycle %d: the pool fell back under %+v", cycle, cfg)
 			}
 			in = nextSlotCycle(t, in, got, n, &id, cfg.HistoryLen)
@@ -227,8 +233,12 @@ func nextSlotCycle(t *rapid.T, in Input, plan model.Plan, n int, id *model.JobID
 		}
 	}
 	next.Allocs = slices.DeleteFunc(allocs, func(a *model.Alloc) bool { return ended[gangKey{a.Job, a.Task}] })
+	preempted := map[gangKey]bool{}
+	for _, pr := range plan.Preemptions {
+		preempted[gangKey{pr.Job, pr.Task}] = true
+	}
 	for _, a := range next.Allocs {
-		if rapid.IntRange(0, 19).Draw(t, "stop") == 0 {
+		if preempted[gangKey{a.Job, a.Task}] || rapid.IntRange(0, 19).Draw(t, "stop") == 0 {
 			a.StopRequested = true
 		}
 	}
@@ -294,5 +304,70 @@ func TestPoolFallsBack(t *testing.T) {
 				t.Fatal("the pool answered a cycle it does not cover")
 			}
 		})
+	}
+}
+
+// TestPoolSpeculativePreemption gives the pool a starving three-node job
+// on six one-core nodes: n000 free, n004 held by a job ending within the
+// stop grace, and speculative gangs past their predictions: A on n001 and
+// n002 (started 20 minutes ago), B on n003 (40 minutes ago) and C on n005
+// (submitted before the starving job, so never its victim). A, the most
+// recent, is taken first and suffices, so B is left running; of the four
+// nodes that then fit, the job is reserved from the grace on n004 (the
+// smallest idle gap: its holder ends just before), then n000 and n001 by
+// index, as the full path's gangAt orders them. The Planner must answer
+// on its pool with Schedule's plan.
+func TestPoolSpeculativePreemption(t *testing.T) {
+	ns := oneSlotNodes(6)
+	cfg := DefaultConfig()
+	cfg.SpeculativeBackfill = true
+	kind := mkJob(10, model.Request{}, 4*time.Hour).Kind()
+	hist := runs(10*time.Minute, 10*time.Minute)
+	for i := range hist {
+		hist[i].Kind = kind
+	}
+	running := func(job model.JobID, submit, started time.Time, wall time.Duration, speculative bool, nodes ...int) (*model.Job, []*model.Alloc) {
+		j := submitted(mkJob(job, model.Request{Nodes: len(nodes)}, wall), submit)
+		j.User, j.State = "repeat", model.JobRunning
+		var as []*model.Alloc
+		for rank, n := range nodes {
+			as = append(as, &model.Alloc{ID: model.AllocID(fmt.Sprintf("%d.%d", job, rank)), Job: job, Rank: rank, State: model.AllocRunning,
+				Created: started, Started: started, Deadline: started.Add(wall), Speculative: speculative,
+				Placement: model.Placement{Node: ns[n].Name, Cores: []int{0}, NUMA: []int{0}}})
+		}
+		return j, as
+	}
+	starving := submitted(mkJob(1, model.Request{Nodes: 3}, time.Hour), t0.Add(-73*time.Hour))
+	in := Input{Now: t0, Nodes: ns, History: map[string][]model.Run{"repeat": hist}, Jobs: []*model.Job{starving}}
+	for _, g := range []struct {
+		job                model.JobID
+		submitAgo, started time.Duration
+		wall               time.Duration
+		speculative        bool
+		nodes              []int
+	}{
+		{2, time.Hour, 59*time.Minute + 30*time.Second, time.Hour, false, []int{4}},
+		{10, time.Hour, 20 * time.Minute, 4 * time.Hour, true, []int{1, 2}},
+		{11, time.Hour, 40 * time.Minute, 4 * time.Hour, true, []int{3}},
+		{12, 80 * time.Hour, 30 * time.Minute, 4 * time.Hour, true, []int{5}},
+	} {
+		j, as := running(g.job, t0.Add(-g.submitAgo), t0.Add(-g.started), g.wall, g.speculative, g.nodes...)
+		in.Jobs = append(in.Jobs, j)
+		in.Allocs = append(in.Allocs, as...)
+	}
+	var p Planner
+	got := p.Schedule(in, cfg)
+	if want := Schedule(in, cfg); !reflect.DeepEqual(want, got) {
+		t.Fatalf("the pool's plan differs from Schedule's:\n%+v\n%+v", got, want)
+	}
+	if !p.Pooled() {
+		t.Fatal("the Planner left the pool")
+	}
+	if len(got.Preemptions) != 1 || got.Preemptions[0].Job != 10 || len(got.Preemptions[0].Allocs) != 2 {
+		t.Fatalf("preemptions %+v, want job 10's gang", got.Preemptions)
+	}
+	if len(got.Reservations) != 1 || !slices.Equal(got.Reservations[0].Nodes, []string{"n000", "n001", "n004"}) ||
+		!got.Reservations[0].At.Equal(t0.Add(cfg.StopGrace)) {
+		t.Fatalf("reservations %+v, want job 1 on n000, n001 and n004 at the grace", got.Reservations)
 	}
 }

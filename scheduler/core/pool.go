@@ -33,12 +33,16 @@ type pool struct {
 	call   uint64
 	// off is set after an abort: the Planner stops trying the pool.
 	off bool
+	// retry marks this call's abort as one of this call only (see
+	// preempt): the Planner falls back without setting off.
+	retry bool
 
 	// Per call.
 	abort   bool
 	n       int     // nodes
 	busy    bitset  // held now: running allocations and this plan's starts
 	nbusy   int     // busy.count()
+	nspec   int     // busy nodes of speculative runs (see preempt)
 	runs    []run   // what holds busy nodes, with its end
 	fmin    []int64 // earliest reservation start per node (never: none)
 	touched []int   // nodes with fmin != never
@@ -60,7 +64,11 @@ type pool struct {
 		ps    []model.Placement
 		names []string
 	}
-	mark bitset // scratch for inOrder
+	mark bitset // scratch for inOrder and preempt
+	// endOf and runOf are preempt's scratch: each node's holder end (0
+	// when free) and the index of its run in runs.
+	endOf []int64
+	runOf []int
 }
 
 // runGroup is a run of allocations kept between calls: its allocations (to
@@ -106,7 +114,7 @@ func oneSlot(cl *cluster) bool {
 
 // begin readies the per-call state for a cluster of n nodes.
 func (p *pool) begin(n int) {
-	p.abort = false
+	p.abort, p.retry = false, false
 	p.n = n
 	if len(p.busy) != (n+63)/64 {
 		p.busy = newBitset(n)
@@ -121,7 +129,7 @@ func (p *pool) begin(n int) {
 	}
 	p.touched = p.touched[:0]
 	p.runs = p.runs[:0]
-	p.nbusy, p.nres = 0, 0
+	p.nbusy, p.nres, p.nspec = 0, 0, 0
 	if p.groups == nil {
 		p.groups = map[*model.Alloc]*runGroup{}
 	}
@@ -167,6 +175,9 @@ func (p *pool) load(s *sched) {
 			p.busy.set(n)
 		}
 		p.nbusy += len(g.nodes)
+		if a.Speculative {
+			p.nspec += len(g.nodes)
+		}
 		p.runs = append(p.runs, run{end: end, nodes: g.nodes})
 		tot.add(s, a, g.cores, g.gpus)
 	}
@@ -596,4 +607,135 @@ func (p *pool) placements(s *sched, j *model.Job, nodes []int, uses []use) []mod
 		pl.MemoryMiB, pl.Scratch, pl.Hugepages = tpl.MemoryMiB, tpl.Scratch, tpl.Hugepages
 	}
 	return ps
+}
+
+// preempt is preemptSearch on the pool (SpeculativeBackfill's victims:
+// the pool runs no QOS preemption), with the same outcome, victims and
+// gang. On a one-slot cluster a node fits the task over [grace, grace+d)
+// exactly when nothing holds it then: it is free or its holder ends by
+// the grace (or is a detached victim's), and no reservation on it starts
+// before grace+d. So the search counts nodes instead of re-examining
+// timelines: each victim frees the nodes it holds past the grace that no
+// reservation blocks, victims are taken in order until enough fit and
+// put back, most valuable first, where the rest still suffice, as the
+// full path's detach-and-recheck does. The gang is then the fitting nodes
+// in cmpCand's order, which on identical one-core nodes is the idle gap
+// (see idleGap) and the index.
+//
+// The pool keeps only a node's earliest reservation start, not its end:
+// a reservation that starts before the grace (and could end before it)
+// makes the call fall back to the full path for this call only (retry).
+// A preemption also sets retry: the preempting task's reservation is a
+// second one before any later earliest, which the pool does not answer.
+func (p *pool) preempt(s *sched, c candidate, grace, d int64, victims func() []victim) preemptFit {
+	r := &c.j.Request
+	if !p.covers(s, r, c.key.part, d) {
+		return preemptFit{}
+	}
+	for _, n := range p.touched {
+		if p.fmin[n] < grace {
+			p.abort, p.retry = true, true
+			return preemptFit{}
+		}
+	}
+	if len(p.endOf) != p.n {
+		p.endOf, p.runOf = make([]int64, p.n), make([]int, p.n)
+	}
+	clear(p.endOf)
+	for i, ru := range p.runs {
+		for _, n := range ru.nodes {
+			p.endOf[n], p.runOf[n] = ru.end, i
+		}
+	}
+	unreserved := func(n int) bool { return p.fmin[n] >= grace+d }
+	want := max(r.Nodes, 1)
+	fitting := 0
+	for n := range p.n {
+		if p.endOf[n] <= grace && unreserved(n) {
+			fitting++
+		}
+	}
+	if fitting >= want {
+		return preemptFit{enough: true}
+	}
+	if fitting+p.nspec < want {
+		return preemptFit{} // even every speculative gang would not free enough
+	}
+	vs := victims()
+	var gains []int
+	for _, v := range vs {
+		g := 0
+		for _, n := range v.nodes {
+			if p.endOf[n] > grace && unreserved(n) {
+				g++
+			}
+		}
+		gains = append(gains, g)
+		if fitting += g; fitting >= want {
+			break
+		}
+	}
+	if fitting < want {
+		return preemptFit{}
+	}
+	chosen := make([]bool, len(gains))
+	for i := len(gains) - 1; i >= 0; i-- {
+		if fitting-gains[i] >= want {
+			fitting -= gains[i]
+			continue
+		}
+		chosen[i] = true
+	}
+	fit := preemptFit{}
+	if len(p.mark) != len(p.busy) {
+		p.mark = newBitset(p.n)
+	}
+	for i, v := range vs[:len(gains)] {
+		if !chosen[i] {
+			continue
+		}
+		fit.chosen = append(fit.chosen, v)
+		for _, n := range v.nodes {
+			p.mark.set(n) // detached
+		}
+	}
+	// The fitting nodes by idle gap, then index; the gang takes the first.
+	type gapNode struct {
+		gap int64
+		n   int
+	}
+	var cands []gapNode
+	for n := range p.n {
+		detached := p.mark.has(n)
+		if !unreserved(n) || (!detached && p.endOf[n] > grace) {
+			continue
+		}
+		lastEnd, next := int64(0), openEnded
+		if !detached {
+			lastEnd = max(p.endOf[n], 0)
+		}
+		if p.fmin[n] != never {
+			next = p.fmin[n] - (grace + d)
+		}
+		cands = append(cands, gapNode{grace - lastEnd + next, n})
+	}
+	slices.SortFunc(cands, func(a, b gapNode) int {
+		if a.gap != b.gap {
+			return cmp.Compare(a.gap, b.gap)
+		}
+		return a.n - b.n
+	})
+	for _, cd := range cands[:want] {
+		fit.picked = append(fit.picked, cd.n)
+	}
+	fit.uses = p.uses(s, r, want)
+	// The victims hold their nodes until their guests stop.
+	for _, v := range fit.chosen {
+		for _, n := range v.nodes {
+			p.runs[p.runOf[n]].end = min(p.runs[p.runOf[n]].end, grace)
+			p.mark.clear(n)
+		}
+	}
+	p.retry = true
+	return fit
 }

@@ -46,7 +46,7 @@ type victim struct {
 // a rank takes its prefix (the list is ordered by QOS first).
 func (s *sched) victims(rank int, part string) []victim {
 	var out []victim
-	for _, v := range s.allVictims(part) {
+	for _, v := range s.allVictims(victimSet{part, false}) {
 		if qosRank(v.j.QOS) >= rank {
 			break
 		}
@@ -57,32 +57,48 @@ func (s *sched) victims(rank int, part string) []victim {
 	return out
 }
 
-// allVictims is buildVictims' list for part, built once per cycle.
-func (s *sched) allVictims(part string) []victim {
-	all, ok := s.victimList[part]
+// victimSet names one of buildVictims' lists: the partition's gangs, all
+// of them or only the speculative ones.
+type victimSet struct {
+	part        string
+	speculative bool
+}
+
+// allVictims is buildVictims' list for set, built once per cycle.
+func (s *sched) allVictims(set victimSet) []victim {
+	all, ok := s.victimList[set]
 	if !ok {
-		all = s.buildVictims(part)
-		s.victimList[part] = all
+		all = s.buildVictims(set)
+		s.victimList[set] = all
 	}
 	return all
 }
 
-func (s *sched) buildVictims(part string) []victim {
-	inPart := map[int]bool{}
-	for _, n := range s.partNodes(part) {
-		inPart[n] = true
-	}
+// buildVictims lists the live gangs of set's partition, cheapest first
+// (see victims): only the speculative ones for set.speculative, which a
+// SpeculativeBackfill cycle asks for on every starving job that cannot
+// start, so it looks at nothing else (a start marks every allocation of
+// its gang alike).
+func (s *sched) buildVictims(set victimSet) []victim {
+	part := set.part
 	byKey := map[gangKey]*victim{}
 	var order []gangKey
 	skip := map[gangKey]bool{}
 	for _, a := range s.allocs {
+		if set.speculative && !a.Speculative {
+			continue
+		}
 		k := gangKey{a.Job, a.Task}
 		j := s.jobs[a.Job]
 		if a.State.Terminal() || j == nil {
 			continue
 		}
 		n, ok := s.cl.byName[a.Placement.Node]
-		if a.StopRequested || qosRank(j.QOS) >= 2 || !ok || !inPart[n] {
+		if ok {
+			info := s.cl.nodes[n].info // as partNodes selects
+			ok = info.ready && (part == "" || info.node.Partition == part)
+		}
+		if a.StopRequested || qosRank(j.QOS) >= 2 || !ok {
 			skip[k] = true // a gang is taken whole or not at all
 			continue
 		}
@@ -173,10 +189,9 @@ func (fs *fitSet) gang() ([]int, []use, bool) {
 // preemption does not apply (off, nothing lower to stop, not enough even
 // if everything lower stopped, or what ends by the grace frees enough).
 //
-// The fit is checked over [grace, grace+d): what ends before the grace
-// anyway needs no stopping. Only the victims' nodes are re-examined as
-// victims are taken, so a search costs one pass over the partition plus
-// the victims' nodes.
+// The search runs on the node timelines (preemptSearch) or, on a
+// one-slot cluster, on the Planner's pool (pool.preempt), with the same
+// result.
 func (s *sched) tryPreempt(c candidate, task, d int64) string {
 	rank := qosRank(c.j.QOS)
 	spec := s.speculative() && c.starved
@@ -191,21 +206,73 @@ func (s *sched) tryPreempt(c candidate, task, d int64) string {
 		return ""
 	}
 	s.preemptSearches++
-	r := &c.j.Request
 	grace := s.stopGrace()
+	victims := func() []victim {
+		if spec {
+			return s.speculativeVictims(c)
+		}
+		return s.victims(rank, c.key.part)
+	}
+	var fit preemptFit
+	if p := s.cl.pool; p != nil {
+		fit = p.preempt(s, c, grace, d, victims)
+	} else {
+		fit = s.preemptSearch(c, grace, d, victims)
+	}
+	if fit.enough {
+		return "" // what ends by the grace frees enough: a plain reservation follows
+	}
+	if fit.picked == nil {
+		if m, ok := s.preemptFail[pk]; !ok || d < m {
+			s.preemptFail[pk] = d
+		}
+		return ""
+	}
+	var names []string
+	for _, v := range fit.chosen {
+		s.preempted[gangKey{v.j.ID, v.task}] = true
+		s.plan.Preemptions = append(s.plan.Preemptions, model.Preemption{
+			Job: v.j.ID, Task: v.task, Attempt: v.attempt, Allocs: slices.Clone(v.allocs), By: c.j.ID,
+			Reason: preemptReason(c.j, v.j, spec),
+		})
+		names = append(names, fmt.Sprint(v.j.ID))
+	}
+	s.reserve(c, task, fit.picked, fit.uses, grace, d)
+	why := "lower QOS"
+	if spec {
+		why = "speculative backfill past its prediction"
+	}
+	return fmt.Sprintf("preempting job %s (%s); starts when its guests have stopped", strings.Join(names, ", "), why)
+}
+
+// preemptFit is what a victim search for one task found: enough (what
+// ends by the grace frees enough, no victim needed), or the victims to
+// stop, cheapest first, already planned to release their resources at
+// the grace, and the task's gang on the freed resources (picked nil when
+// no set of victims frees enough).
+type preemptFit struct {
+	enough bool
+	chosen []victim
+	picked []int
+	uses   []use
+}
+
+// preemptSearch is tryPreempt's search on the node timelines. The fit is
+// checked over [grace, grace+d): what ends before the grace anyway needs
+// no stopping. Victims are detached in order until the task fits, then
+// put back, most valuable first, where it still fits without them. Only
+// the victims' nodes are re-examined as victims are taken, so a search
+// costs one pass over the partition plus the victims' nodes.
+func (s *sched) preemptSearch(c candidate, grace, d int64, victims func() []victim) preemptFit {
+	r := &c.j.Request
 	fs := &fitSet{cl: s.cl, r: r, img: s.imageNodes(c.j), t0: grace, d: d, member: map[int]bool{}}
 	for _, n := range s.partNodes(c.key.part) {
 		fs.recheck(n)
 	}
 	if _, _, ok := fs.gang(); ok {
-		return "" // what ends by the grace frees enough: a plain reservation follows
+		return preemptFit{enough: true}
 	}
-	var vs []victim
-	if spec {
-		vs = s.speculativeVictims(c)
-	} else {
-		vs = s.victims(rank, c.key.part)
-	}
+	vs := victims()
 	detached := make([][]placedHolder, 0, len(vs))
 	fits := false
 	for _, v := range vs {
@@ -222,12 +289,8 @@ func (s *sched) tryPreempt(c candidate, task, d int64) string {
 		for _, hs := range detached {
 			s.cl.attach(hs)
 		}
-		if m, ok := s.preemptFail[pk]; !ok || d < m {
-			s.preemptFail[pk] = d
-		}
-		return ""
+		return preemptFit{}
 	}
-	// Put back, most valuable first, every victim the task does not need.
 	chosen := make([]bool, len(detached))
 	for i := range chosen {
 		chosen[i] = true
@@ -246,10 +309,10 @@ func (s *sched) tryPreempt(c candidate, task, d int64) string {
 			fs.recheck(n)
 		}
 	}
-	picked, uses, _ := fs.gang()
+	fit := preemptFit{}
+	fit.picked, fit.uses, _ = fs.gang()
 	// The victims keep their resources until their guests stop: plan them
-	// to end at the grace time, and the preempting task right after.
-	var names []string
+	// to end at the grace, and the preempting task right after.
 	for i, hs := range detached {
 		if !chosen[i] {
 			continue
@@ -258,20 +321,9 @@ func (s *sched) tryPreempt(c candidate, task, d int64) string {
 			ph.h.end = min(ph.h.end, grace)
 			s.cl.add(ph.n, ph.h)
 		}
-		v := vs[i]
-		s.preempted[gangKey{v.j.ID, v.task}] = true
-		s.plan.Preemptions = append(s.plan.Preemptions, model.Preemption{
-			Job: v.j.ID, Task: v.task, Attempt: v.attempt, Allocs: slices.Clone(v.allocs), By: c.j.ID,
-			Reason: preemptReason(c.j, v.j, spec),
-		})
-		names = append(names, fmt.Sprint(v.j.ID))
+		fit.chosen = append(fit.chosen, vs[i])
 	}
-	s.reserve(c, task, picked, uses, grace, d)
-	why := "lower QOS"
-	if spec {
-		why = "speculative backfill past its prediction"
-	}
-	return fmt.Sprintf("preempting job %s (%s); starts when its guests have stopped", strings.Join(names, ", "), why)
+	return fit
 }
 
 // speculativeRank marks tryPreempt's failed-search cache entries for
@@ -290,7 +342,7 @@ func (s *sched) speculative() bool {
 // for), most recently started first.
 func (s *sched) speculativeVictims(c candidate) []victim {
 	var out []victim
-	for _, v := range s.allVictims(c.key.part) {
+	for _, v := range s.allVictims(victimSet{c.key.part, true}) {
 		if v.spec && v.j.SubmitTime.After(c.j.SubmitTime) && !s.preempted[gangKey{v.j.ID, v.task}] {
 			out = append(out, v)
 		}
@@ -304,21 +356,6 @@ func preemptReason(by, victim *model.Job, spec bool) string {
 		return fmt.Sprintf("preempted by starving job %d: started speculatively and ran past its prediction into its reservation", by.ID)
 	}
 	return fmt.Sprintf("preempted by job %d (QOS %s over %s)", by.ID, qosName(by.QOS), qosName(victim.QOS))
-}
-
-// speculativeRunning reports whether a SpeculativeBackfill cycle has a
-// speculative gang running: the Planner then runs the full path, whose
-// victim search the one-slot pool does not have.
-func speculativeRunning(in Input, cfg Config) bool {
-	if !cfg.SpeculativeBackfill {
-		return false
-	}
-	for _, a := range in.Allocs {
-		if a.Speculative && !a.State.Terminal() {
-			return true
-		}
-	}
-	return false
 }
 
 // stopGrace is when a gang asked to stop is planned to have released its

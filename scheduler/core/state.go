@@ -47,7 +47,7 @@ type sched struct {
 	// preempted are the gangs this plan already stops.
 	preempted map[gangKey]bool
 	// victimList and preemptFail are tryPreempt's per-cycle caches.
-	victimList      map[string][]victim
+	victimList      map[victimSet][]victim
 	preemptFail     map[preemptKey]int64
 	preemptSearches int
 	allocs          []*model.Alloc // Input.Allocs by job, task, rank (deterministic order)
@@ -100,7 +100,7 @@ type scratch struct {
 	nowC          map[shapeKey]nowCache
 	miss          map[shapeKey]missCache
 	preempted     map[gangKey]bool
-	victimList    map[string][]victim
+	victimList    map[victimSet][]victim
 	preemptFail   map[preemptKey]int64
 }
 
@@ -115,7 +115,7 @@ func (sc *scratch) take(jobs int) {
 			jobs: make(map[model.JobID]*model.Job, jobs), tasksRun: map[model.JobID]int{},
 			dept: map[string]*usageCount{}, part: map[string]*usageCount{}, partN: map[string][]int{},
 			ever: map[shapeKey]string{}, failMin: map[shapeKey]int64{}, nowC: map[shapeKey]nowCache{},
-			miss: map[shapeKey]missCache{}, preempted: map[gangKey]bool{}, victimList: map[string][]victim{},
+			miss: map[shapeKey]missCache{}, preempted: map[gangKey]bool{}, victimList: map[victimSet][]victim{},
 			preemptFail: map[preemptKey]int64{}}
 		return
 	}
