@@ -26,7 +26,7 @@ import (
 //	backfill: shortest    # or packing or priority: the order of the jobs behind the reservations
 //	smallJobArea: 0       # core-seconds up to which packing backfills a job first
 //	slowdownGuard: 600    # expansion factor from which a job goes first (0: off)
-//	speculativeBackfill: true  # while a starving job leads, start jobs on their predictions; requeue those that overrun into its reservation
+//	speculativeBackfill: true  # the default: while a starving job leads, start jobs on their predictions; requeue those that overrun into its reservation
 //	preemption: requeue   # or off (the default)
 //	stopGrace: 1m         # how long stopping a preempted guest is planned to take
 //	shares: {physics: 2, chemistry: 1}

@@ -97,12 +97,16 @@ func TestSchedulerConfig(t *testing.T) {
 			}
 		}},
 		{name: "bad accuracy runs", file: "accuracyRuns: 65\n", wantErr: "accuracy length 65: want 0..64"},
-		{name: "speculative backfill from the file", file: "speculativeBackfill: true\n", check: func(t *testing.T, c core.Config) {
-			if !c.SpeculativeBackfill {
-				t.Error("speculative backfill off")
+		{name: "speculative backfill off from the file", file: "speculativeBackfill: false\n", check: func(t *testing.T, c core.Config) {
+			if c.SpeculativeBackfill {
+				t.Error("speculative backfill still on")
 			}
 		}},
-		{name: "speculative backfill without predictions", file: "speculativeBackfill: true\nestimates: request\n", wantErr: "speculative backfill: needs policy default, estimates predicted"},
+		{name: "speculative backfill on by default, unused with requests", file: "estimates: request\n", check: func(t *testing.T, c core.Config) {
+			if !c.SpeculativeBackfill || c.Estimate != core.EstimateRequest {
+				t.Errorf("speculative %v, estimates %q", c.SpeculativeBackfill, c.Estimate)
+			}
+		}},
 		{name: "bad history", file: "history: -1\n", wantErr: "history length -1: want 0..1000"},
 		{name: "bad reservations", file: "reservations: 5000\n", wantErr: "reservations 5000: want 0..1000"},
 		{name: "bad small job area", file: "smallJobArea: -5\n", wantErr: "small job area -5"},

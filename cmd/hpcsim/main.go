@@ -55,7 +55,7 @@ func policyFlags(fs *flag.FlagSet, cfg *core.Config) {
 	fs.DurationVar(&cfg.StarvationAge, "starvation-age", cfg.StarvationAge, "default policy: wait after which a job is ordered by submit time ahead of younger ones (0: off)")
 	fs.DurationVar(&cfg.MaxAge, "max-age", cfg.MaxAge, "default policy: age at which the age factor saturates")
 	fs.DurationVar(&cfg.StarvationGrace, "starvation-grace", cfg.StarvationGrace, "default policy, predictions: how long a starving lead job still lets jobs with consistent predictions (last two runs within 2x) be planned with them (0: walltimes at once)")
-	fs.BoolVar(&cfg.SpeculativeBackfill, "speculative", cfg.SpeculativeBackfill, "default policy, predictions: while a starving job leads, start a job on its prediction where its walltime does not fit, and preempt (requeue) it if it runs past its prediction into the starving job's reservation")
+	fs.BoolVar(&cfg.SpeculativeBackfill, "speculative", cfg.SpeculativeBackfill, "default policy, predictions: while a starving job leads, start a job on its prediction where its walltime does not fit, and preempt (requeue) it if it runs past its prediction into the starving job's reservation (on by default; --speculative=false turns it off)")
 	fs.Float64Var(&cfg.StarvationBacklog, "starvation-backlog", cfg.StarvationBacklog, "default policy: a job starves once its wait exceeds max(--starvation-age, this x the backlog: pending and running work over the machine's capacity) (0: off)")
 	fs.IntVar(&cfg.StarvationSlots, "starvation-slots", cfg.StarvationSlots, "default policy: oldest starving jobs promoted at once (0: all)")
 	fs.Float64Var(&cfg.Weights.Age, "age-weight", cfg.Weights.Age, "default policy: weight of the age factor")

@@ -191,7 +191,9 @@ type Config struct {
 	// when the starving job could start if such gangs stopped, the plan
 	// preempts them (requeue; only gangs of jobs submitted after the
 	// starving one). Off: jobs are planned with their walltimes while a
-	// starving job leads.
+	// starving job leads. On by default (issue 17's fifth round); it has
+	// no effect under another policy, with requested estimates or without
+	// a starvation age (nothing is then protected).
 	SpeculativeBackfill bool
 	// StarvationSlots is how many of the oldest starving jobs are promoted
 	// at once (0 = all of them).
@@ -274,6 +276,7 @@ func DefaultConfig() Config {
 		PredictBy:            PredictKind,
 		Preemption:           PreemptOff,
 		StopGrace:            time.Minute,
+		SpeculativeBackfill:  true,
 	}
 }
 
@@ -305,9 +308,6 @@ func (c *Config) Validate() error {
 		if e != nil {
 			return e
 		}
-	}
-	if c.SpeculativeBackfill && (c.Policy != PolicyDefault || c.Estimate != EstimatePredicted || c.StarvationAge <= 0) {
-		return fmt.Errorf("speculative backfill: needs policy %s, estimates %s and a starvation age (it guards the starving job's reservation)", PolicyDefault, EstimatePredicted)
 	}
 	if g := c.SlowdownGuard; g != 0 && !(g >= 1 && g <= 1e9) {
 		return fmt.Errorf("slowdown guard %v: want 0 (off) or an expansion factor 1..1e9", g)

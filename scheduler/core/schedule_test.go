@@ -485,19 +485,19 @@ func TestEASYPlusPlus(t *testing.T) {
 	}{
 		{"the default starts the shortest prediction first and reserves the next job by priority", DefaultConfig(), time.Hour, []model.JobID{2},
 			map[model.JobID]string{1: "waiting for resources", 3: "reserved"}, ""},
-		{"a starving job leads: every job is planned with its walltime", DefaultConfig(), 73 * time.Hour, []model.JobID{3},
+		{"a starving job leads: every job is planned with its walltime (no speculative backfill)", noSpeculation(DefaultConfig()), 73 * time.Hour, []model.JobID{3},
 			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, ""},
 		{"within the starving job's grace a consistent prediction still fills the hole", withGrace(DefaultConfig(), 24*time.Hour), 73 * time.Hour, []model.JobID{2},
 			map[model.JobID]string{1: "reserved", 3: "waiting for resources"}, ""},
-		{"within the grace an inconsistent prediction (2 and 20 minutes) is planned with the walltime", withGrace(DefaultConfig(), 24*time.Hour), 73 * time.Hour, []model.JobID{3},
+		{"within the grace an inconsistent prediction (2 and 20 minutes) is planned with the walltime", withGrace(noSpeculation(DefaultConfig()), 24*time.Hour), 73 * time.Hour, []model.JobID{3},
 			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, "erratic"},
-		{"past the grace every job is planned with its walltime again", withGrace(DefaultConfig(), 24*time.Hour), 97 * time.Hour, []model.JobID{3},
+		{"past the grace every job is planned with its walltime again", withGrace(noSpeculation(DefaultConfig()), 24*time.Hour), 97 * time.Hour, []model.JobID{3},
 			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, ""},
-		{"a starvation age of 2 h with the backlog threshold off: job 1 starves", withBacklog(DefaultConfig(), 2*time.Hour, 0), 3 * time.Hour, []model.JobID{3},
+		{"a starvation age of 2 h with the backlog threshold off: job 1 starves", withBacklog(noSpeculation(DefaultConfig()), 2*time.Hour, 0), 3 * time.Hour, []model.JobID{3},
 			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, ""},
 		{"the backlog (14 core-hours on 8 cores: 1.75 h) x 2 raises the threshold past job 1's 3 h", withBacklog(DefaultConfig(), 2*time.Hour, 2), 3 * time.Hour, []model.JobID{2},
 			map[model.JobID]string{1: "waiting for resources", 3: "reserved"}, ""},
-		{"x 1 (1.75 h) the 2-hour floor holds: job 1 starves", withBacklog(DefaultConfig(), 2*time.Hour, 1), 3 * time.Hour, []model.JobID{3},
+		{"x 1 (1.75 h) the 2-hour floor holds: job 1 starves", withBacklog(noSpeculation(DefaultConfig()), 2*time.Hour, 1), 3 * time.Hour, []model.JobID{3},
 			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, ""},
 		{"planned with the walltime, the 4-hour job never fits the hole", withEstimate(DefaultConfig(), EstimateRequest), time.Hour, []model.JobID{3},
 			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, ""},
@@ -537,6 +537,10 @@ func TestEASYPlusPlus(t *testing.T) {
 func withEstimate(c Config, e string) Config { c.Estimate = e; return c }
 
 func withGrace(c Config, g time.Duration) Config { c.StarvationGrace = g; return c }
+
+// noSpeculation turns SpeculativeBackfill off: the cases that show how a
+// starving lead plans the others (TestSpeculativeBackfill shows it on).
+func noSpeculation(c Config) Config { c.SpeculativeBackfill = false; return c }
 
 func withBacklog(c Config, age time.Duration, b float64) Config {
 	c.StarvationAge, c.StarvationBacklog = age, b
@@ -587,8 +591,8 @@ func TestBacklog(t *testing.T) {
 // submitted before the starving job.
 func TestSpeculativeBackfill(t *testing.T) {
 	whole := model.Request{TasksPerNode: 4}
-	spec := DefaultConfig()
-	spec.SpeculativeBackfill = true
+	spec, off := DefaultConfig(), DefaultConfig()
+	off.SpeculativeBackfill = false
 	kind := mkJob(2, whole, 4*time.Hour).Kind()
 	hist := runs(10*time.Minute, 10*time.Minute)
 	for i := range hist {
@@ -612,7 +616,7 @@ func TestSpeculativeBackfill(t *testing.T) {
 		preempted   []model.JobID
 		reasons     map[model.JobID]string
 	}{
-		{"off: the 4-hour walltime does not fit before the reservation, the 30-minute job starts", DefaultConfig(), time.Minute, false,
+		{"off: the 4-hour walltime does not fit before the reservation, the 30-minute job starts", off, time.Minute, false,
 			[]model.JobID{3}, false, nil, map[model.JobID]string{1: "reserved", 2: "waiting for resources"}},
 		{"on: the 10-minute prediction fits, job 2 starts speculatively", spec, time.Minute, false,
 			[]model.JobID{2}, true, nil, map[model.JobID]string{1: "reserved", 3: "waiting for resources"}},
