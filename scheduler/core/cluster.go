@@ -68,6 +68,26 @@ type cluster struct {
 	// pool, when set (a Planner's one-slot call), takes the holders
 	// instead of the nodes (see pool).
 	pool *pool
+	// readyCores and readyGPUs are the usable cores and GPUs of the ready
+	// nodes (sched.backlog's capacity), counted once per index
+	// (readyCounted).
+	readyCores, readyGPUs int
+	readyCounted          bool
+}
+
+// readyCapacity returns the usable cores and GPUs of the ready nodes,
+// counted on the first call for this index.
+func (c *cluster) readyCapacity() (cores, gpus int) {
+	if !c.readyCounted {
+		for _, ns := range c.nodes {
+			if nd := ns.info.node; ns.info.ready {
+				c.readyCores += len(nd.Cores) - len(nd.ReservedCores)
+				c.readyGPUs += len(nd.GPUs)
+			}
+		}
+		c.readyCounted = true
+	}
+	return c.readyCores, c.readyGPUs
 }
 
 // cand is a node with its best-fit score at some time.

@@ -178,11 +178,16 @@ type Config struct {
 	// 0: the walltime at once.
 	StarvationGrace time.Duration
 	// StarvationBacklog makes the starvation threshold follow the queue:
-	// a job starves once its wait exceeds max(StarvationAge,
-	// StarvationBacklog x backlog), the backlog being the work pending and
-	// running (estimates, widths) over the machine's capacity: how long the
-	// machine needs to run what it holds. 0: StarvationAge alone.
+	// with b > 0 a job starves once its wait exceeds b x backlog, but
+	// never sooner than StarvationFloor nor later than StarvationAge, the
+	// backlog being the work pending and running (estimates, widths) over
+	// the machine's capacity: how long the machine needs to run what it
+	// holds. A job passed over while the queue drains then starves in
+	// hours, not days. 0: StarvationAge alone.
 	StarvationBacklog float64
+	// StarvationFloor is the earliest a job starves under
+	// StarvationBacklog (one above StarvationAge acts as StarvationAge).
+	StarvationFloor time.Duration
 	// SpeculativeBackfill (EstimatePredicted only) lets a job start in a
 	// hole in front of a starving job's protected reservation when its
 	// prediction fits there but its walltime does not. Its allocations
@@ -264,6 +269,8 @@ func DefaultConfig() Config {
 		AgeMode:              AgeWait,
 		MaxAge:               7 * 24 * time.Hour,
 		StarvationAge:        72 * time.Hour,
+		StarvationBacklog:    2,
+		StarvationFloor:      24 * time.Hour,
 		StarvationSlots:      1,
 		SizeRef:              3600,
 		SizeWidthExponent:    0,
@@ -353,7 +360,7 @@ func (c *Config) Validate() error {
 		name string
 		v    time.Duration
 	}{
-		{"max age", c.MaxAge}, {"starvation age", c.StarvationAge}, {"starvation grace", c.StarvationGrace}, {"half-life", c.HalfLife},
+		{"max age", c.MaxAge}, {"starvation age", c.StarvationAge}, {"starvation floor", c.StarvationFloor}, {"starvation grace", c.StarvationGrace}, {"half-life", c.HalfLife},
 		{"default walltime", c.DefaultWalltime}, {"stop grace", c.StopGrace},
 	}
 	for _, d := range durs {

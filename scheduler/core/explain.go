@@ -19,7 +19,8 @@ type Explanation struct {
 	// Priority is the weighted sum of Factors (0 under the fcfs policies).
 	Priority float64
 	// Starving is true when the job waited past the starvation threshold
-	// (Config.StarvationAge, raised by Config.StarvationBacklog) and
+	// (Config.StarvationAge, lowered with the backlog by
+	// Config.StarvationBacklog down to Config.StarvationFloor) and
 	// is ordered by submit time ahead of all younger jobs.
 	Starving bool
 	// Urgent is true when the job's expansion factor reached

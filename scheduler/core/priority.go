@@ -44,10 +44,7 @@ type candidate struct {
 // candidates returns the jobs to consider, in the policy's order.
 func (s *sched) candidates() []candidate {
 	cs := slices.Grow(s.scr.cands[:0], len(s.in.Jobs))
-	s.starveAge = s.cfg.StarvationAge
-	if b := s.cfg.StarvationBacklog; b > 0 && s.cfg.Policy == PolicyDefault {
-		s.starveAge = max(s.starveAge, time.Duration(b*float64(s.backlog())))
-	}
+	var pendingWork float64 // widths x estimates, for the backlog threshold
 	for _, j := range s.in.Jobs {
 		if j.State.Terminal() {
 			continue
@@ -64,12 +61,23 @@ func (s *sched) candidates() []candidate {
 			c.f = s.factors(j, c.est)
 			w := s.cfg.Weights
 			c.prio = w.Age*c.f.Age + w.FairShare*c.f.FairShare + w.Size*c.f.Size + w.QOS*c.f.QOS
-			c.starved = s.cfg.StarvationAge > 0 && s.in.Now.Sub(j.SubmitTime) > s.starveAge
+			n := 1.0
+			if j.Array != nil {
+				n = float64(j.TasksLeft())
+			}
+			pendingWork += n * s.width(j) * float64(c.est)
 		}
 		if s.cfg.Policy == PolicySJFEasy {
 			c.prio = -c.est.Seconds() // shortest first
 		}
 		cs = append(cs, c)
+	}
+	s.starveAge = s.cfg.StarvationAge
+	if s.cfg.Policy == PolicyDefault && s.cfg.StarvationAge > 0 {
+		s.starveAge = s.starvationThreshold(cs, pendingWork)
+		for i := range cs {
+			cs[i].starved = s.in.Now.Sub(cs[i].j.SubmitTime) > s.starveAge
+		}
 	}
 	s.limitStarved(cs)
 	if g := s.cfg.SlowdownGuard; s.cfg.Policy == PolicyDefault && g > 0 {
@@ -223,34 +231,53 @@ func (s *sched) factors(j *model.Job, est time.Duration) Factors {
 	return f
 }
 
-// backlog is how long the machine needs to run the work it holds: the
-// pending jobs' width x estimate and the running allocations' cores (and
-// GPUs, by GPUWeight) x expected time left, over the ready nodes'
-// capacity. The starvation threshold follows it (Config.StarvationBacklog).
-func (s *sched) backlog() time.Duration {
-	var work, capacity float64
-	for _, n := range s.partNodes("") {
-		nd := s.cl.nodes[n].info.node
-		capacity += float64(len(nd.Cores)-len(nd.ReservedCores)) + s.cfg.GPUWeight*float64(len(nd.GPUs))
+// starvationThreshold is this cycle's starvation threshold under the
+// default policy: StarvationAge, or with StarvationBacklog b > 0, b x the
+// backlog clamped to [StarvationFloor, StarvationAge]: a job starves
+// sooner when the machine holds little work, so a job passed over while
+// the queue drains does not wait out the full age. pendingWork is the
+// pending jobs' widths x estimates (candidates sums it over cs).
+//
+// The backlog is only computed when some candidate's wait lies between
+// the floor and the age, the only waits the threshold decides (or when
+// StarvationGrace, measured from the threshold, needs its value).
+func (s *sched) starvationThreshold(cs []candidate, pendingWork float64) time.Duration {
+	age, floor, b := s.cfg.StarvationAge, s.cfg.StarvationFloor, s.cfg.StarvationBacklog
+	if b <= 0 || floor >= age {
+		return age
 	}
+	if s.cfg.StarvationGrace == 0 && !slices.ContainsFunc(cs, func(c candidate) bool {
+		w := s.in.Now.Sub(c.j.SubmitTime)
+		return w > floor && w <= age
+	}) {
+		return age // the same starving jobs as any threshold in between
+	}
+	return min(age, max(floor, time.Duration(b*float64(s.backlog(pendingWork)))))
+}
+
+// backlog is how long the machine needs to run the work it holds: the
+// pending jobs' width x estimate (pendingWork) and the running
+// allocations' cores (and GPUs, by GPUWeight) x expected time left, over
+// the ready nodes' capacity. A gang's allocations share their expected
+// end, computed once per gang.
+func (s *sched) backlog(pendingWork float64) time.Duration {
+	cores, gpus := s.cl.readyCapacity()
+	capacity := float64(cores) + s.cfg.GPUWeight*float64(gpus)
 	if capacity <= 0 {
 		return 0
 	}
-	for _, j := range s.in.Jobs {
-		if j.State != model.JobPending && (j.Array == nil || j.TasksLeft() == 0) || j.State.Terminal() {
-			continue
-		}
-		n := 1.0
-		if j.Array != nil {
-			n = float64(j.TasksLeft())
-		}
-		work += n * s.width(j) * float64(s.estimate(j))
-	}
+	work := pendingWork
+	var last *model.Alloc
+	var end float64
 	for _, a := range s.allocs {
 		if a.State.Terminal() {
 			continue
 		}
-		work += (float64(len(a.Placement.Cores)) + s.cfg.GPUWeight*float64(len(a.Placement.GPUs))) * float64(s.allocEnd(a))
+		if last == nil || a.Job != last.Job || a.Task != last.Task || a.Started != last.Started || a.Created != last.Created ||
+			a.Deadline != last.Deadline || a.Speculative != last.Speculative {
+			last, end = a, float64(s.allocEnd(a))
+		}
+		work += (float64(len(a.Placement.Cores)) + s.cfg.GPUWeight*float64(len(a.Placement.GPUs))) * end
 	}
 	return time.Duration(work / capacity)
 }

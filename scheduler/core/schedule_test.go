@@ -493,12 +493,14 @@ func TestEASYPlusPlus(t *testing.T) {
 			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, "erratic"},
 		{"past the grace every job is planned with its walltime again", withGrace(noSpeculation(DefaultConfig()), 24*time.Hour), 97 * time.Hour, []model.JobID{3},
 			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, ""},
-		{"a starvation age of 2 h with the backlog threshold off: job 1 starves", withBacklog(noSpeculation(DefaultConfig()), 2*time.Hour, 0), 3 * time.Hour, []model.JobID{3},
+		{"a starvation age of 2 h with the backlog threshold off: job 1 starves", withBacklog(noSpeculation(DefaultConfig()), 2*time.Hour, 0, 0), 3 * time.Hour, []model.JobID{3},
 			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, ""},
-		{"the backlog (14 core-hours on 8 cores: 1.75 h) x 2 raises the threshold past job 1's 3 h", withBacklog(DefaultConfig(), 2*time.Hour, 2), 3 * time.Hour, []model.JobID{2},
+		{"the backlog (14 core-hours on 8 cores: 1.75 h) x 1 lowers the 72-hour threshold below job 1's 3 h: job 1 starves", withBacklog(noSpeculation(DefaultConfig()), 72*time.Hour, 1, time.Hour), 3 * time.Hour, []model.JobID{3},
+			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, ""},
+		{"x 2 (3.5 h) it stays above job 1's 3 h", withBacklog(noSpeculation(DefaultConfig()), 72*time.Hour, 2, time.Hour), 3 * time.Hour, []model.JobID{2},
 			map[model.JobID]string{1: "waiting for resources", 3: "reserved"}, ""},
-		{"x 1 (1.75 h) the 2-hour floor holds: job 1 starves", withBacklog(noSpeculation(DefaultConfig()), 2*time.Hour, 1), 3 * time.Hour, []model.JobID{3},
-			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, ""},
+		{"x 1 with a 4-hour floor: the floor holds, job 1 does not starve", withBacklog(noSpeculation(DefaultConfig()), 72*time.Hour, 1, 4*time.Hour), 3 * time.Hour, []model.JobID{2},
+			map[model.JobID]string{1: "waiting for resources", 3: "reserved"}, ""},
 		{"planned with the walltime, the 4-hour job never fits the hole", withEstimate(DefaultConfig(), EstimateRequest), time.Hour, []model.JobID{3},
 			map[model.JobID]string{1: "reserved", 2: "waiting for resources"}, ""},
 		{"sjf-easy goes by the walltime: the 30-minute job first, then job 1 is reserved", withEstimate(cfgWith(PolicySJFEasy), EstimateRequest), time.Hour, []model.JobID{3},
@@ -542,13 +544,15 @@ func withGrace(c Config, g time.Duration) Config { c.StarvationGrace = g; return
 // starving lead plans the others (TestSpeculativeBackfill shows it on).
 func noSpeculation(c Config) Config { c.SpeculativeBackfill = false; return c }
 
-func withBacklog(c Config, age time.Duration, b float64) Config {
-	c.StarvationAge, c.StarvationBacklog = age, b
+// withBacklog sets the starvation threshold: age, lowered to b x the
+// backlog but not below floor (b 0: age alone).
+func withBacklog(c Config, age time.Duration, b float64, floor time.Duration) Config {
+	c.StarvationAge, c.StarvationBacklog, c.StarvationFloor = age, b, floor
 	return c
 }
 
 // TestBacklog: the work the starvation threshold follows
-// (Config.StarvationBacklog) is the pending jobs' width x estimate plus
+// (Config.StarvationBacklog, see starvationThreshold) is the pending jobs' width x estimate plus
 // the running allocations' cores x expected time left, over the ready
 // cores (GPUs counted with GPUWeight).
 func TestBacklog(t *testing.T) {
@@ -576,8 +580,14 @@ func TestBacklog(t *testing.T) {
 				in.Allocs = []*model.Alloc{{ID: "A", Job: 90, State: model.AllocRunning, Created: start, Started: start, Deadline: start.Add(time.Hour),
 					Placement: model.Placement{Node: ns[0].Name, Cores: []int{0, 1, 2, 3}, NUMA: []int{0}}}}
 			}
+			// b = 1 without a floor or a cap: the threshold is the backlog
+			// (a starvation grace makes every cycle compute it).
 			cfg := DefaultConfig()
-			if got := newSched(&in, &cfg).backlog(); got != tc.want {
+			cfg.StarvationBacklog, cfg.StarvationFloor, cfg.StarvationAge = 1, 0, 1000*time.Hour
+			cfg.StarvationGrace = time.Hour
+			s := newSched(&in, &cfg)
+			s.candidates()
+			if got := s.starveAge; got != tc.want {
 				t.Fatalf("backlog %s, want %s", got, tc.want)
 			}
 		})

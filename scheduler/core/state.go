@@ -62,7 +62,8 @@ type sched struct {
 	scr *scratch
 
 	// starveAge is this cycle's starvation threshold (Config.StarvationAge,
-	// raised with the backlog by Config.StarvationBacklog).
+	// lowered with the backlog by Config.StarvationBacklog; see
+	// starvationThreshold).
 	starveAge time.Duration
 }
 
