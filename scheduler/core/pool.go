@@ -39,15 +39,16 @@ type pool struct {
 
 	// Per call.
 	abort   bool
-	n       int     // nodes
-	busy    bitset  // held now: running allocations and this plan's starts
-	nbusy   int     // busy.count()
-	nspec   int     // busy nodes of speculative runs (see preempt)
-	runs    []run   // what holds busy nodes, with its end
-	fmin    []int64 // earliest reservation start per node (never: none)
-	touched []int   // nodes with fmin != never
-	nres    int     // reservation holders added this call
-	picks   []int   // scratch for earliest
+	n       int         // nodes
+	busy    bitset      // held now: running allocations and this plan's starts
+	nbusy   int         // busy.count()
+	nspec   int         // busy nodes of speculative runs (see preempt)
+	runs    []run       // what holds busy nodes, with its end
+	live    []*runGroup // every run of live allocations load read, in order
+	fmin    []int64     // earliest reservation start per node (never: none)
+	touched []int       // nodes with fmin != never
+	nres    int         // reservation holders added this call
+	picks   []int       // scratch for earliest
 	// gang holds the nodes gangNow and earliest return, valid until the
 	// next of them: start and reserve copy what they keep.
 	gang    []int
@@ -77,6 +78,9 @@ type runGroup struct {
 	allocs      []*model.Alloc
 	nodes       []int // node indexes in the cluster, sorted
 	cores, gpus int   // len of the placements' Cores and GPUs, summed
+	// allCores and allGPUs are the same sums over every allocation of
+	// the run, on a node of the cluster or not (runningWork).
+	allCores, allGPUs int
 	// sameSize: every placement has the first's numbers of cores and GPUs.
 	sameSize bool
 	// uniform (set by load for call seen): every allocation is charged
@@ -129,6 +133,7 @@ func (p *pool) begin(n int) {
 	}
 	p.touched = p.touched[:0]
 	p.runs = p.runs[:0]
+	p.live = p.live[:0]
 	p.nbusy, p.nres, p.nspec = 0, 0, 0
 	if p.groups == nil {
 		p.groups = map[*model.Alloc]*runGroup{}
@@ -166,6 +171,7 @@ func (p *pool) load(s *sched) {
 			return
 		}
 		g.uniform = sameState && g.sameSize
+		p.live = append(p.live, g)
 		i = k
 		if len(g.nodes) == 0 {
 			continue
@@ -265,6 +271,8 @@ func (p *pool) group(s *sched, as []*model.Alloc) *runGroup {
 	for _, a := range as {
 		g.sameSize = g.sameSize && len(a.Placement.Cores) == len(as[0].Placement.Cores) &&
 			len(a.Placement.GPUs) == len(as[0].Placement.GPUs)
+		g.allCores += len(a.Placement.Cores)
+		g.allGPUs += len(a.Placement.GPUs)
 		n, ok := s.cl.byName[a.Placement.Node]
 		if !ok {
 			continue
@@ -738,4 +746,14 @@ func (p *pool) preempt(s *sched, c candidate, grace, d int64, victims func() []v
 	}
 	p.retry = true
 	return fit
+}
+
+// runningWork is sched.runningWork on the runs load read: the same runs
+// in the same order, so the same sum.
+func (p *pool) runningWork(s *sched) float64 {
+	var work float64
+	for _, g := range p.live {
+		work += (float64(g.allCores) + s.cfg.GPUWeight*float64(g.allGPUs)) * float64(s.allocEnd(g.allocs[0]))
+	}
+	return work
 }

@@ -258,26 +258,41 @@ func (s *sched) starvationThreshold(cs []candidate, pendingWork float64) time.Du
 // backlog is how long the machine needs to run the work it holds: the
 // pending jobs' width x estimate (pendingWork) and the running
 // allocations' cores (and GPUs, by GPUWeight) x expected time left, over
-// the ready nodes' capacity. A gang's allocations share their expected
-// end, computed once per gang.
+// the ready nodes' capacity.
 func (s *sched) backlog(pendingWork float64) time.Duration {
 	cores, gpus := s.cl.readyCapacity()
 	capacity := float64(cores) + s.cfg.GPUWeight*float64(gpus)
 	if capacity <= 0 {
 		return 0
 	}
-	work := pendingWork
-	var last *model.Alloc
-	var end float64
-	for _, a := range s.allocs {
+	work := pendingWork + s.runningWork()
+	return time.Duration(work / capacity)
+}
+
+// runningWork is the live allocations' cores (and GPUs, by GPUWeight) x
+// expected time left, summed per run (consecutive allocations of one
+// gang with the same times, sameRun, which share their expected end): on
+// the pool, the runs pool.load read, the same runs in the same order.
+func (s *sched) runningWork() float64 {
+	if p := s.cl.pool; p != nil {
+		return p.runningWork(s)
+	}
+	var work float64
+	allocs := s.allocs
+	for i := 0; i < len(allocs); {
+		a := allocs[i]
 		if a.State.Terminal() {
+			i++
 			continue
 		}
-		if last == nil || a.Job != last.Job || a.Task != last.Task || a.Started != last.Started || a.Created != last.Created ||
-			a.Deadline != last.Deadline || a.Speculative != last.Speculative {
-			last, end = a, float64(s.allocEnd(a))
+		cores, gpus := len(a.Placement.Cores), len(a.Placement.GPUs)
+		k := i + 1
+		for ; k < len(allocs) && sameRun(a, allocs[k]); k++ {
+			cores += len(allocs[k].Placement.Cores)
+			gpus += len(allocs[k].Placement.GPUs)
 		}
-		work += (float64(len(a.Placement.Cores)) + s.cfg.GPUWeight*float64(len(a.Placement.GPUs))) * end
+		work += (float64(cores) + s.cfg.GPUWeight*float64(gpus)) * float64(s.allocEnd(a))
+		i = k
 	}
-	return time.Duration(work / capacity)
+	return work
 }
