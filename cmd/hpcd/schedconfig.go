@@ -27,6 +27,9 @@ import (
 //	smallJobArea: 0       # core-seconds up to which packing backfills a job first
 //	slowdownGuard: 600    # expansion factor from which a job goes first (0: off)
 //	speculativeBackfill: true  # the default: while a starving job leads, start jobs on their predictions; requeue those that overrun into its reservation
+//	starvationAge: 72h    # a job starves (goes first) after at most this wait,
+//	starvationBacklog: 2  # or sooner, once it has waited this x the backlog (0: the age alone),
+//	starvationFloor: 24h  # but never before this
 //	preemption: requeue   # or off (the default)
 //	stopGrace: 1m         # how long stopping a preempted guest is planned to take
 //	shares: {physics: 2, chemistry: 1}
@@ -45,6 +48,9 @@ type schedulerFile struct {
 	PredictBy     string                   `yaml:"predictBy"`
 	AccuracyRuns  *int                     `yaml:"accuracyRuns"`
 	Speculative   *bool                    `yaml:"speculativeBackfill"`
+	StarveAge     string                   `yaml:"starvationAge"`
+	StarveBacklog *float64                 `yaml:"starvationBacklog"`
+	StarveFloor   string                   `yaml:"starvationFloor"`
 	Preemption    string                   `yaml:"preemption"`
 	StopGrace     string                   `yaml:"stopGrace"`
 	Shares        map[string]float64       `yaml:"shares"`
@@ -122,6 +128,22 @@ func loadSchedulerFile(path string, cfg *core.Config) error {
 	}
 	if f.Speculative != nil {
 		cfg.SpeculativeBackfill = *f.Speculative
+	}
+	if f.StarveBacklog != nil {
+		cfg.StarvationBacklog = *f.StarveBacklog
+	}
+	for _, d := range []struct {
+		key, v string
+		to     *time.Duration
+	}{{"starvationAge", f.StarveAge, &cfg.StarvationAge}, {"starvationFloor", f.StarveFloor, &cfg.StarvationFloor}} {
+		if d.v == "" {
+			continue
+		}
+		v, err := parseDur(path+": "+d.key, d.v)
+		if err != nil {
+			return err
+		}
+		*d.to = v
 	}
 	if f.Preemption != "" {
 		cfg.Preemption = f.Preemption

@@ -107,6 +107,13 @@ func TestSchedulerConfig(t *testing.T) {
 				t.Errorf("speculative %v, estimates %q", c.SpeculativeBackfill, c.Estimate)
 			}
 		}},
+		{name: "starvation threshold from the file", file: "starvationAge: 96h\nstarvationBacklog: 1.5\nstarvationFloor: 12h\n", check: func(t *testing.T, c core.Config) {
+			if c.StarvationAge != 96*time.Hour || c.StarvationBacklog != 1.5 || c.StarvationFloor != 12*time.Hour {
+				t.Errorf("starvation age %s, backlog %v, floor %s", c.StarvationAge, c.StarvationBacklog, c.StarvationFloor)
+			}
+		}},
+		{name: "bad starvation floor", file: "starvationFloor: soon\n", wantErr: `starvationFloor: "soon" is not a duration`},
+		{name: "bad starvation backlog", file: "starvationBacklog: -1\n", wantErr: "starvation backlog -1"},
 		{name: "bad history", file: "history: -1\n", wantErr: "history length -1: want 0..1000"},
 		{name: "bad reservations", file: "reservations: 5000\n", wantErr: "reservations 5000: want 0..1000"},
 		{name: "bad small job area", file: "smallJobArea: -5\n", wantErr: "small job area -5"},
