@@ -33,7 +33,6 @@ type victim struct {
 	task    int64
 	attempt uint64
 	started time.Time
-	spec    bool // started speculatively (model.Alloc.Speculative)
 	allocs  []model.AllocID
 	nodes   []int
 }
@@ -104,7 +103,7 @@ func (s *sched) buildVictims(set victimSet) []victim {
 		}
 		v := byKey[k]
 		if v == nil {
-			v = &victim{j: j, task: a.Task, attempt: a.Attempt, started: a.Started, spec: a.Speculative}
+			v = &victim{j: j, task: a.Task, attempt: a.Attempt, started: a.Started}
 			if v.started.IsZero() {
 				v.started = a.Created
 			}
@@ -343,7 +342,7 @@ func (s *sched) speculative() bool {
 func (s *sched) speculativeVictims(c candidate) []victim {
 	var out []victim
 	for _, v := range s.allVictims(victimSet{c.key.part, true}) {
-		if v.spec && v.j.SubmitTime.After(c.j.SubmitTime) && !s.preempted[gangKey{v.j.ID, v.task}] {
+		if v.j.SubmitTime.After(c.j.SubmitTime) && !s.preempted[gangKey{v.j.ID, v.task}] {
 			out = append(out, v)
 		}
 	}

@@ -160,16 +160,13 @@ func (s *sched) startAll(c candidate, depth int) (why string, lz lazyReason, wai
 		if why := s.quotaReason(j); why != "" {
 			return why, lazyReason{}, false
 		}
-		if s.tryStart(c, task, d) {
+		if s.tryStart(c, task, d, false) {
 			continue
 		}
 		if s.protect && s.speculative() && d > int64(c.est) && !c.starved {
 			// Its walltime does not fit in front of the starving job's
 			// reservation; its prediction may (SpeculativeBackfill).
-			s.specStart = true
-			ok := s.tryStart(c, task, int64(c.est))
-			s.specStart = false
-			if ok {
+			if s.tryStart(c, task, int64(c.est), true) {
 				continue
 			}
 		}
@@ -191,7 +188,7 @@ func (s *sched) startAll(c candidate, depth int) (why string, lz lazyReason, wai
 			return "", lz, true
 		}
 		if t == 0 { // fits now after all (a different node order): start it
-			s.start(c, task, nodes, uses, d)
+			s.start(c, task, nodes, uses, d, false)
 			continue
 		}
 		s.reserve(c, task, nodes, uses, t, d)
@@ -205,13 +202,15 @@ func (s *sched) startAll(c candidate, depth int) (why string, lz lazyReason, wai
 }
 
 // tryStart places one task of c now, if it fits without touching any
-// reservation before it would end.
-func (s *sched) tryStart(c candidate, task int64, d int64) bool {
+// reservation before it would end; speculative marks the start
+// (model.Start.Speculative: d is the prediction where the walltime did
+// not fit).
+func (s *sched) tryStart(c candidate, task int64, d int64, speculative bool) bool {
 	if m, ok := s.failMin[c.key]; ok && d >= m {
 		return false
 	}
 	if picked, uses, ok := s.gangNow(c, d); ok {
-		s.start(c, task, picked, uses, d)
+		s.start(c, task, picked, uses, d, speculative)
 		return true
 	}
 	if m, ok := s.failMin[c.key]; !ok || d < m {
@@ -240,9 +239,9 @@ func (s *sched) nowNodes(key shapeKey) []int {
 }
 
 // start adds a start to the plan and its holders to the cluster.
-func (s *sched) start(c candidate, task int64, nodes []int, uses []use, d int64) {
+func (s *sched) start(c candidate, task int64, nodes []int, uses []use, d int64, speculative bool) {
 	j := c.j
-	st := model.Start{Job: j.ID, Task: task, Placements: s.placements(j, nodes, uses), Speculative: s.specStart}
+	st := model.Start{Job: j.ID, Task: task, Placements: s.placements(j, nodes, uses), Speculative: speculative}
 	cores, gpus := 0, 0
 	s.cl.hold(nodes, uses, 0, d, j.ID, task)
 	for _, p := range st.Placements {

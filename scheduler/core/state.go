@@ -26,24 +26,22 @@ type sched struct {
 	// planned with their walltimes; trust: it is within
 	// Config.StarvationGrace, so consistent predictions still count.
 	protect, trust bool
-	// specStart: the start being placed is speculative (startAll).
-	specStart bool
-	in        *Input
-	cfg       *Config
-	cl        *cluster
-	plan      model.Plan
-	jobs      map[model.JobID]*model.Job
-	tasksRun  map[model.JobID]int // running (job, task) pairs per job
-	dept      map[string]*usageCount
-	part      map[string]*usageCount
-	fs        map[string]float64
-	partN     map[string][]int // ready nodes per partition key
-	ever      map[shapeKey]string
-	failMin   map[shapeKey]int64
-	nowC      map[shapeKey]nowCache
-	miss      map[shapeKey]missCache
-	nres      int // reservations counted against the depth
-	nurgent   int // reservations of urgent jobs (Config.SlowdownReservations)
+	in             *Input
+	cfg            *Config
+	cl             *cluster
+	plan           model.Plan
+	jobs           map[model.JobID]*model.Job
+	tasksRun       map[model.JobID]int // running (job, task) pairs per job
+	dept           map[string]*usageCount
+	part           map[string]*usageCount
+	fs             map[string]float64
+	partN          map[string][]int // ready nodes per partition key
+	ever           map[shapeKey]string
+	failMin        map[shapeKey]int64
+	nowC           map[shapeKey]nowCache
+	miss           map[shapeKey]missCache
+	nres           int // reservations counted against the depth
+	nurgent        int // reservations of urgent jobs (Config.SlowdownReservations)
 	// preempted are the gangs this plan already stops.
 	preempted map[gangKey]bool
 	// victimList and preemptFail are tryPreempt's per-cycle caches.
