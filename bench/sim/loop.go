@@ -118,6 +118,7 @@ func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
 			continue
 		}
 		done = append(done, sj)
+		res.MostPreempted = max(res.MostPreempted, sj.gen)
 		res.Starts = append(res.Starts, JobStart{ID: sj.tj.ID, At: sj.startAt})
 		end := sj.startAt + sj.actual
 		if s.until > 0 {
@@ -172,11 +173,12 @@ func (s *state) start(st model.Start, t int64) {
 	now := epoch.Add(time.Duration(t) * time.Second)
 	// A gang's allocations are cut from one array, and their IDs ("job.rank")
 	// from one string: one object each, not one a node.
+	sj.job.Attempt++ // as the state machine numbers a job's placements
 	gang := make([]model.Alloc, len(st.Placements))
 	ids, ends := s.gangIDs(st.Job, len(gang))
 	for i, p := range st.Placements {
 		a := &gang[i]
-		*a = model.Alloc{ID: model.AllocID(ids[ends[i]:ends[i+1]]), Job: st.Job, Rank: i, Attempt: 1,
+		*a = model.Alloc{ID: model.AllocID(ids[ends[i]:ends[i+1]]), Job: st.Job, Rank: i, Attempt: sj.job.Attempt,
 			Placement: p, State: model.AllocRunning, Created: now, Started: now, Deadline: now.Add(sj.job.Walltime), Speculative: st.Speculative}
 		s.allocs = append(s.allocs, a)
 	}

@@ -29,6 +29,9 @@ type Result struct {
 	// they had run, lost.
 	Preempted            int     `json:"preempted,omitempty"`
 	PreemptedCoreSeconds float64 `json:"preemptedCoreSeconds,omitempty"`
+	// MostPreempted is the most times one job was preempted: 1 at most
+	// under the default policy, whose reruns never start speculatively.
+	MostPreempted int `json:"mostPreempted,omitempty"`
 	// PoolCycles are the cycles the Planner ran on its one-slot pool
 	// (core.Planner.Pooled); the rest ran the full path.
 	PoolCycles int           `json:"poolCycles,omitempty"`

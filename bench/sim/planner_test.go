@@ -88,7 +88,7 @@ func TestReplayPlannerMatchesRebuild(t *testing.T) {
 // few cycles that preempt) must start every job at the same second as
 // core.Schedule at every event, every job must complete
 // once however often it was preempted, and the family as a whole must
-// see preemptions (the replay requeues them).
+// see preemptions (the replay requeues them), none twice for one job.
 func TestSpeculativeReplay(t *testing.T) {
 	preempted := 0
 	for _, g := range []struct {
@@ -117,6 +117,9 @@ func TestSpeculativeReplay(t *testing.T) {
 		// reservation within the stop grace (core's pool.preempt).
 		if off := fast.Cycles - fast.PoolCycles; off > fast.Preempted+fast.Cycles/100 {
 			t.Fatalf("%d nodes: %d of %d cycles left the pool for %d preemptions", g.nodes, off, fast.Cycles, fast.Preempted)
+		}
+		if fast.MostPreempted > 1 {
+			t.Fatalf("%d nodes: a job was preempted %d times: a rerun started speculatively again", g.nodes, fast.MostPreempted)
 		}
 		if fast.Preempted > 0 && fast.PreemptedCoreSeconds <= 0 {
 			t.Fatalf("%d nodes: %d preemptions lost no work", g.nodes, fast.Preempted)

@@ -174,7 +174,7 @@ func run(args []string, out, progress io.Writer) error {
 	fmt.Fprintf(out, "utilization %.4f, makespan %.0f s\n", res.Utilization, res.Makespan)
 	fmt.Fprintf(out, "core: %d cycles (%d on the one-slot pool), mean %s, max %s per cycle (%d events with nothing pending skipped)\n", res.Cycles, res.PoolCycles, res.CoreMean, res.CoreMax, res.IdleCycles)
 	if res.Preempted > 0 {
-		fmt.Fprintf(out, "preempted: %d gangs (speculative backfill), %.0f core-seconds of their runs lost\n", res.Preempted, res.PreemptedCoreSeconds)
+		fmt.Fprintf(out, "preempted: %d gangs (speculative backfill; one job at most %d times), %.0f core-seconds of their runs lost\n", res.Preempted, res.MostPreempted, res.PreemptedCoreSeconds)
 	}
 	return nil
 }

@@ -195,7 +195,8 @@ type Config struct {
 	// outlived its prediction it is expected to end within StopGrace, and
 	// when the starving job could start if such gangs stopped, the plan
 	// preempts them (requeue; only gangs of jobs submitted after the
-	// starving one). Off: jobs are planned with their walltimes while a
+	// starving one); a job that has run before never starts
+	// speculatively again. Off: jobs are planned with their walltimes while a
 	// starving job leads. On by default (issue 17's fifth round); it has
 	// no effect under another policy, with requested estimates or without
 	// a starvation age (nothing is then protected).

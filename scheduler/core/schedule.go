@@ -163,9 +163,12 @@ func (s *sched) startAll(c candidate, depth int) (why string, lz lazyReason, wai
 		if s.tryStart(c, task, d, false) {
 			continue
 		}
-		if s.protect && s.speculative() && d > int64(c.est) && !c.starved {
+		if s.protect && s.speculative() && d > int64(c.est) && !c.starved && !ranBefore(j, task) {
 			// Its walltime does not fit in front of the starving job's
 			// reservation; its prediction may (SpeculativeBackfill).
+			// Not for a rerun: a gang preempted past its prediction
+			// would fit the same hole again and be stopped again,
+			// StopGrace after StopGrace, until the reservation comes.
 			if s.tryStart(c, task, int64(c.est), true) {
 				continue
 			}
@@ -322,4 +325,15 @@ func nodeList(s *sched, nodes []int) string {
 		return fmt.Sprintf("%d nodes (%s, ...)", len(nodes), strings.Join(names, ", "))
 	}
 	return strings.Join(names, ", ")
+}
+
+// ranBefore reports whether task of j has been started before and is
+// waiting again (preempted, requeued by its node, or retried after a
+// failure): a job's Attempt once placed, an array task among
+// RetryTasks. startAll never starts such a task speculatively.
+func ranBefore(j *model.Job, task int64) bool {
+	if j.Array != nil {
+		return slices.Contains(j.RetryTasks, task)
+	}
+	return j.Attempt > 0
 }

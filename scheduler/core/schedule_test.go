@@ -598,7 +598,8 @@ func TestBacklog(t *testing.T) {
 // walltime does not fit in front of a starving job's reservation starts
 // on its prediction, marked speculative; once it runs past its prediction
 // and stands in the starving job's way it is preempted, unless it was
-// submitted before the starving job.
+// submitted before the starving job; once preempted it never starts
+// speculatively again.
 func TestSpeculativeBackfill(t *testing.T) {
 	whole := model.Request{TasksPerNode: 4}
 	spec, off := DefaultConfig(), DefaultConfig()
@@ -621,18 +622,21 @@ func TestSpeculativeBackfill(t *testing.T) {
 		cfg         Config
 		job2Submit  time.Duration // before t0
 		job2Running bool          // job 2 runs speculatively on node 1 since t0-20m
+		job2Rerun   bool          // job 2 ran before (preempted): Attempt 1
 		starts      []model.JobID
 		speculative bool
 		preempted   []model.JobID
 		reasons     map[model.JobID]string
 	}{
-		{"off: the 4-hour walltime does not fit before the reservation, the 30-minute job starts", off, time.Minute, false,
+		{"off: the 4-hour walltime does not fit before the reservation, the 30-minute job starts", off, time.Minute, false, false,
 			[]model.JobID{3}, false, nil, map[model.JobID]string{1: "reserved", 2: "waiting for resources"}},
-		{"on: the 10-minute prediction fits, job 2 starts speculatively", spec, time.Minute, false,
+		{"on: the 10-minute prediction fits, job 2 starts speculatively", spec, time.Minute, false, false,
 			[]model.JobID{2}, true, nil, map[model.JobID]string{1: "reserved", 3: "waiting for resources"}},
-		{"past its prediction, job 2 is preempted for the starving job", spec, 30 * time.Minute, true,
+		{"on, but job 2 was preempted before: never speculatively again, the 30-minute job starts", spec, time.Minute, false, true,
+			[]model.JobID{3}, false, nil, map[model.JobID]string{1: "reserved", 2: "waiting for resources"}},
+		{"past its prediction, job 2 is preempted for the starving job", spec, 30 * time.Minute, true, false,
 			nil, false, []model.JobID{2}, map[model.JobID]string{1: "preempting job 2 (speculative backfill past its prediction)"}},
-		{"a job submitted before the starving one is never preempted for it", spec, 80 * time.Hour, true,
+		{"a job submitted before the starving one is never preempted for it", spec, 80 * time.Hour, true, false,
 			nil, false, nil, map[model.JobID]string{1: "reserved"}},
 	}
 	for _, tc := range tests {
@@ -641,6 +645,9 @@ func TestSpeculativeBackfill(t *testing.T) {
 			busy.State = model.JobRunning
 			job2 := submitted(mkJob(2, whole, 4*time.Hour), t0.Add(-tc.job2Submit))
 			job2.User = "repeat"
+			if tc.job2Rerun {
+				job2.Attempt = 1
+			}
 			in := Input{Now: t0, Nodes: ns, History: map[string][]model.Run{"repeat": hist}, Jobs: []*model.Job{busy, starving(), job2,
 				submitted(mkJob(3, whole, 30*time.Minute), t0.Add(-time.Minute))},
 				Allocs: []*model.Alloc{onNode("A", 90, 0, t0.Add(-10*time.Minute), time.Hour, false)}}
