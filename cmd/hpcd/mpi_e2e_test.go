@@ -51,8 +51,14 @@ func startMPICluster(t testing.TB) *mpiCluster {
 	withGuest(t, dir)
 	c := &mpiCluster{e2eCluster: &e2eCluster{t: t, hpcd: hpcd, sub: goBuild(t, dir, "../hpcsub"), addr: freePort(t)}}
 	c.hpc = goBuild(t, dir, "../hpc")
+	// A 45-second lease (agents fence after 30 s without a heartbeat)
+	// instead of 15 s: several emulated (TCG) guests on a 2-core machine
+	// can starve the agents' 2-second heartbeats for over 10 s, and the
+	// fence then cancels the job under test. Lease expiry is
+	// nodeloss_test's subject, not this test's.
 	master := exec.Command(hpcd, "server", "--id", "m", "--data-dir", filepath.Join(dir, "m"), "--addr", c.addr,
-		"--raft-addr", freePort(t), "--http", "", "--registry", reg.URL, "--registry-token-dir", reg.KeyDir(t), "--log-level", "warn", "--insecure")
+		"--raft-addr", freePort(t), "--http", "", "--registry", reg.URL, "--registry-token-dir", reg.KeyDir(t),
+		"--lease", "45s", "--log-level", "warn", "--insecure")
 	master.Stderr = os.Stderr
 	if err := master.Start(); err != nil {
 		t.Fatal(err)
