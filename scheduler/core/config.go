@@ -196,10 +196,10 @@ type Config struct {
 	// when the starving job could start if such gangs stopped, the plan
 	// preempts them (requeue; only gangs of jobs submitted after the
 	// starving one); a job that has run before never starts
-	// speculatively again. Off: jobs are planned with their walltimes while a
-	// starving job leads. On by default (issue 17's fifth round); it has
-	// no effect under another policy, with requested estimates or without
-	// a starvation age (nothing is then protected).
+	// speculatively again. Off: jobs are planned with their walltimes
+	// while a starving job leads. On by default since issue 17's sixth
+	// round; it has no effect under another policy, with requested
+	// estimates or without a starvation age (nothing is then protected).
 	SpeculativeBackfill bool
 	// StarvationSlots is how many of the oldest starving jobs are promoted
 	// at once (0 = all of them).
