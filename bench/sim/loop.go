@@ -37,10 +37,12 @@ type state struct {
 	// change during a replay); its plans are core.Schedule's.
 	planner core.Planner
 	rebuild bool // Options.Rebuild: core.Schedule at every event
+	// wakes are the times of the wake-ups in ends (wake).
+	wakes map[int64]bool
 }
 
 func newState(jobs []*simJob, cfg core.Config) *state {
-	return &state{jobs: jobs, cfg: cfg, usage: map[string]float64{}, history: map[string][]model.Run{}}
+	return &state{jobs: jobs, cfg: cfg, usage: map[string]float64{}, history: map[string][]model.Run{}, wakes: map[int64]bool{}}
 }
 
 func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
@@ -65,8 +67,12 @@ func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
 		}
 		for s.ends.Len() > 0 && s.ends[0].at == t {
 			ev := heap.Pop(&s.ends).(endEvent)
-			if ev.idx < 0 || s.jobs[ev.idx].gen != ev.gen {
-				continue // a wake-up, or the end of a run that was preempted
+			if ev.idx < 0 {
+				delete(s.wakes, ev.at)
+				continue // a wake-up
+			}
+			if s.jobs[ev.idx].gen != ev.gen {
+				continue // the end of a run that was preempted
 			}
 			s.finish(s.jobs[ev.idx], t)
 		}
@@ -108,7 +114,14 @@ func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
 			// The gangs stop at once; the job that preempted them is
 			// reserved from StopGrace on, so wake a cycle then.
 			s.dropEnded()
-			heap.Push(&s.ends, endEvent{at: t + max(int64(s.cfg.StopGrace/time.Second), 1), idx: -1})
+			s.wake(t + max(int64(s.cfg.StopGrace/time.Second), 1))
+		}
+		if !plan.Recheck.IsZero() {
+			// A live server cycles every second; this replay cycles at
+			// events, so it wakes where the plan changes with none.
+			// (the first whole second from it: times here are seconds)
+			at := plan.Recheck.Sub(epoch)
+			s.wake(max(int64((at+time.Second-1)/time.Second), t+1))
 		}
 		s.compactPending()
 	}
@@ -188,6 +201,16 @@ func (s *state) start(st model.Start, t int64) {
 	sj.job.StartTime = now
 	sj.startAt = t
 	heap.Push(&s.ends, endEvent{at: t + sj.actual, idx: int(st.Job - 1), gen: sj.gen})
+}
+
+// wake schedules a cycle at at (virtual seconds), once per time: a
+// replay cycles only at events.
+func (s *state) wake(at int64) {
+	if s.wakes[at] {
+		return
+	}
+	s.wakes[at] = true
+	heap.Push(&s.ends, endEvent{at: at, idx: -1})
 }
 
 // requeue stops a running job at t (a preemption of its gang) and puts

@@ -88,3 +88,35 @@ func TestExecutableNumberNamesTheJob(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayWakesWhenAPredictionRunsOut: job 3's kind ran an hour twice,
+// so it is predicted to end at 7,600 s, and the full-machine job 4 is
+// reserved then; job 5 (5 hours) does not fit before it. Job 3 runs to
+// its 10-hour limit. A live server re-plans every second: at 7,600 s job
+// 3's expected end moves to its deadline (40,000 s), and job 5 fits before
+// job 4's reservation. The replay has no event there (the next is job 3's
+// end), so it must wake at the plan's Recheck to start job 5 then, not
+// at 43,600 s behind job 4.
+func TestReplayWakesWhenAPredictionRunsOut(t *testing.T) {
+	const trace = `1 0 -1 3600 2 -1 -1 2 36000 -1 1 1 1 7 0 -1 -1 -1
+2 10 -1 3600 2 -1 -1 2 36000 -1 1 1 1 7 0 -1 -1 -1
+3 4000 -1 36000 2 -1 -1 2 36000 -1 1 1 1 7 0 -1 -1 -1
+4 4100 -1 3600 4 -1 -1 4 3600 -1 1 2 2 8 0 -1 -1 -1
+5 4200 -1 18000 2 -1 -1 2 18000 -1 1 3 3 9 0 -1 -1 -1
+`
+	jobs, _, err := ReadSWF(strings.NewReader(trace))
+	if err != nil || len(jobs) != 5 {
+		t.Fatalf("ReadSWF: %d jobs, %v", len(jobs), err)
+	}
+	r := Run(jobs, Options{Nodes: 4, CPUsPerNode: 1, Estimates: EstRequest, Config: core.DefaultConfig()})
+	starts := map[int64]int64{}
+	for _, s := range r.Starts {
+		starts[s.ID] = s.At
+	}
+	want := map[int64]int64{3: 4000, 4: 40000, 5: 7600}
+	for id, at := range want {
+		if starts[id] != at {
+			t.Errorf("job %d started at %d s, want %d s (starts %v)", id, starts[id], at, starts)
+		}
+	}
+}

@@ -90,7 +90,8 @@ func lastRuns(h []model.Run, want int, kind *model.JobKind) (sum time.Duration, 
 
 // allocEnd is when a running allocation is expected to release its
 // resources, as an offset from now (at least 1s in the future). A job that
-// outlives its prediction is expected to run to its deadline.
+// outlives its prediction is expected to run to its deadline; the
+// prediction's end is noted as a recheck time (model.Plan.Recheck).
 func (s *sched) allocEnd(a *model.Alloc) int64 {
 	start := a.Started
 	if start.IsZero() {
@@ -107,6 +108,9 @@ func (s *sched) allocEnd(a *model.Alloc) int64 {
 		switch {
 		case e.After(s.in.Now) && (deadline.IsZero() || e.Before(deadline)):
 			end = e
+			// If it is still running then, its expected end moves to
+			// the deadline: the plan changes with no event.
+			earliest(&s.predictionEnds, e.Sub(s.in.Now))
 		case !e.After(s.in.Now) && a.Speculative && s.speculative():
 			// A speculative gang past its prediction is stopped when a
 			// starving job needs its place: it holds it until StopGrace.

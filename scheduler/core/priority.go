@@ -137,6 +137,39 @@ func sortCandidates(cs []candidate, sc *scratch) []candidate {
 	return out
 }
 
+// noteStarvation notes (starvingAt, for model.Plan.Recheck) when the
+// next of the jobs left pending will start to starve, if that can change
+// the order: while fewer than Config.StarvationSlots of them starve (or
+// any number may). A job below the floor is noted when it reaches the
+// floor, the earliest the threshold can be once the backlog is counted;
+// the threshold also falls as running work ends, so this is the latest
+// such a change comes, and a cycle then finds the true threshold.
+func (s *sched) noteStarvation(cands []candidate) {
+	left := func(c *candidate) bool { return c.j.Array != nil || s.tasksRun[c.j.ID] == 0 }
+	n := 0
+	for i := range cands {
+		if c := &cands[i]; s.in.Now.Sub(c.j.SubmitTime) > s.starveAge && left(c) {
+			n++
+		}
+	}
+	if slots := s.cfg.StarvationSlots; slots > 0 && n >= slots {
+		return
+	}
+	for i := range cands {
+		c := &cands[i]
+		w := s.in.Now.Sub(c.j.SubmitTime)
+		if w > s.starveAge || !left(c) {
+			continue
+		}
+		at := s.starveAge
+		if floor := s.cfg.StarvationFloor; floor > 0 && w <= floor && floor < at {
+			at = floor
+		}
+		// Starving is waiting longer than the threshold: a second past it.
+		earliest(&s.starvingAt, at-w+time.Second)
+	}
+}
+
 // limitStarved keeps the starvation promotion for the oldest
 // Config.StarvationSlots starving jobs only, so a backlog of old jobs does
 // not turn the whole queue into FCFS: the oldest always progresses, the

@@ -66,6 +66,12 @@ func (s *sched) run() {
 	}
 	s.scr.lazy = s.lazy
 	s.fillLazy()
+	if s.cfg.Policy == PolicyDefault && s.cfg.StarvationAge > 0 {
+		s.noteStarvation(cands)
+	}
+	if at := s.recheck(); at > 0 {
+		s.plan.Recheck = s.in.Now.Add(time.Duration(at))
+	}
 	slices.SortFunc(s.plan.Starts, func(a, b model.Start) int {
 		if a.Job != b.Job {
 			return cmpU(uint64(a.Job), uint64(b.Job))

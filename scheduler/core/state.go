@@ -63,6 +63,38 @@ type sched struct {
 	// lowered with the backlog by Config.StarvationBacklog; see
 	// starvationThreshold).
 	starveAge time.Duration
+	// predictionEnds and starvingAt are the earliest offsets from now
+	// (> 0) at which a running job outlives its prediction and at which
+	// the next job starts to starve; 0 while none is known. They make
+	// model.Plan.Recheck.
+	predictionEnds, starvingAt int64
+}
+
+// earliest lowers *at to off when off is sooner (off <= 0 is ignored,
+// *at == 0 is none yet).
+func earliest(at *int64, off time.Duration) {
+	if off > 0 && (*at == 0 || int64(off) < *at) {
+		*at = int64(off)
+	}
+}
+
+// recheck is model.Plan.Recheck as an offset from now (0: none): the
+// next job to starve, or the first running job to outlive its prediction
+// if that comes before a reservation's start. Its expected end then moves
+// to its deadline, which can only move reservations later and open holes
+// in front of them; an allocation predicted to end after every
+// reservation's start holds no reservation back.
+func (s *sched) recheck() int64 {
+	at := s.starvingAt
+	if s.predictionEnds > 0 {
+		for _, r := range s.plan.Reservations {
+			if int64(r.At.Sub(s.in.Now)) >= s.predictionEnds {
+				earliest(&at, time.Duration(s.predictionEnds))
+				break
+			}
+		}
+	}
+	return at
 }
 
 type nowCache struct {
