@@ -90,9 +90,16 @@ func lastRuns(h []model.Run, want int, kind *model.JobKind) (sum time.Duration, 
 
 // allocEnd is when a running allocation is expected to release its
 // resources, as an offset from now (at least 1s in the future). A job that
-// outlives its prediction is expected to run to its deadline; the
-// prediction's end is noted as a recheck time (model.Plan.Recheck).
+// outlives its prediction is expected to run to its deadline.
 func (s *sched) allocEnd(a *model.Alloc) int64 {
+	off, _ := s.allocEndBy(a)
+	return off
+}
+
+// allocEndBy is allocEnd, and whether that end is the job's prediction:
+// if the job still runs then, its expected end moves to the deadline
+// with no event (see recheck).
+func (s *sched) allocEndBy(a *model.Alloc) (off int64, predicted bool) {
 	start := a.Started
 	if start.IsZero() {
 		start = a.Created
@@ -107,21 +114,18 @@ func (s *sched) allocEnd(a *model.Alloc) int64 {
 		e := start.Add(s.estimate(j))
 		switch {
 		case e.After(s.in.Now) && (deadline.IsZero() || e.Before(deadline)):
-			end = e
-			// If it is still running then, its expected end moves to
-			// the deadline: the plan changes with no event.
-			earliest(&s.predictionEnds, e.Sub(s.in.Now))
+			end, predicted = e, true
 		case !e.After(s.in.Now) && a.Speculative && s.speculative():
 			// A speculative gang past its prediction is stopped when a
 			// starving job needs its place: it holds it until StopGrace.
 			end = s.in.Now.Add(time.Duration(s.stopGrace()) + time.Second)
 		}
 	}
-	off := int64(end.Sub(s.in.Now))
+	off = int64(end.Sub(s.in.Now))
 	if end.IsZero() {
 		off = int64(s.cfg.DefaultWalltime)
 	}
-	return max(off, int64(time.Second))
+	return max(off, int64(time.Second)), predicted
 }
 
 // consistent reports whether j's prediction is one to trust: it is made

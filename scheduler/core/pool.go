@@ -176,7 +176,7 @@ func (p *pool) load(s *sched) {
 		if len(g.nodes) == 0 {
 			continue
 		}
-		end := s.holderEnd(a)
+		end := s.holderEnd(a, -1, g.nodes)
 		for _, n := range g.nodes {
 			p.busy.set(n)
 		}

@@ -146,27 +146,32 @@ func sortCandidates(cs []candidate, sc *scratch) []candidate {
 // such a change comes, and a cycle then finds the true threshold.
 func (s *sched) noteStarvation(cands []candidate) {
 	left := func(c *candidate) bool { return c.j.Array != nil || s.tasksRun[c.j.ID] == 0 }
-	n := 0
-	for i := range cands {
-		if c := &cands[i]; s.in.Now.Sub(c.j.SubmitTime) > s.starveAge && left(c) {
-			n++
+	if slots := s.cfg.StarvationSlots; slots > 0 {
+		n := 0
+		for i := range cands {
+			if c := &cands[i]; s.in.Now.Sub(c.j.SubmitTime) > s.starveAge && left(c) {
+				if n++; n >= slots {
+					return // the slots stay taken
+				}
+			}
 		}
 	}
-	if slots := s.cfg.StarvationSlots; slots > 0 && n >= slots {
-		return
-	}
+	floor := s.cfg.StarvationFloor
 	for i := range cands {
 		c := &cands[i]
 		w := s.in.Now.Sub(c.j.SubmitTime)
-		if w > s.starveAge || !left(c) {
+		if w > s.starveAge {
 			continue
 		}
 		at := s.starveAge
-		if floor := s.cfg.StarvationFloor; floor > 0 && w <= floor && floor < at {
+		if floor > 0 && w <= floor && floor < at {
 			at = floor
 		}
 		// Starving is waiting longer than the threshold: a second past it.
-		earliest(&s.starvingAt, at-w+time.Second)
+		// (Whether the job is left is asked last: few are the earliest.)
+		if off := at - w + time.Second; (s.starvingAt == 0 || int64(off) < s.starvingAt) && left(c) {
+			s.starvingAt = int64(off)
+		}
 	}
 }
 

@@ -72,6 +72,7 @@ func (s *sched) run() {
 	if at := s.recheck(); at > 0 {
 		s.plan.Recheck = s.in.Now.Add(time.Duration(at))
 	}
+	s.scr.predicted = s.predicted
 	slices.SortFunc(s.plan.Starts, func(a, b model.Start) int {
 		if a.Job != b.Job {
 			return cmpU(uint64(a.Job), uint64(b.Job))

@@ -684,62 +684,72 @@ func TestSpeculativeBackfill(t *testing.T) {
 
 // TestPlanRecheck: the plan names the earliest time it may change with no
 // event (model.Plan.Recheck), which hpcsim wakes a cycle at: a running
-// job's prediction running out before a reservation's start (its
-// expected end then moves to its deadline, and so may the reservation),
+// job outliving its prediction on a node a reservation waits for (its
+// expected end then moves to its deadline, and the reservation with it),
 // or the next pending job reaching the starvation threshold while a slot
 // is free. Nothing changes by itself where everything is planned with
-// walltimes.
+// walltimes. Each case runs on three four-core nodes (the full path) and
+// on three one-CPU nodes (a Planner's pool).
 func TestPlanRecheck(t *testing.T) {
-	whole, both := model.Request{TasksPerNode: 4}, model.Request{Nodes: 2, TasksPerNode: 4}
-	ns := nodes(3, small)
 	fcfsEasy := DefaultConfig()
 	fcfsEasy.Policy, fcfsEasy.Estimate = PolicyFCFSEasy, EstimateRequest
 	floor := t0.Add(24*time.Hour - time.Minute + time.Second) // job 3 reaches the 24-hour floor
 	tests := []struct {
 		name     string
 		cfg      Config
-		started  time.Duration // before t0, job 90's start on node a (its prediction: 10 minutes, walltime 1 hour)
-		thirdEnd time.Duration // after t0, the deadline of job 91 on node c (no history: expected to its deadline)
+		started  time.Duration // before t0, job 90's start on node 0 (its prediction: 10 minutes, walltime 1 hour)
+		thirdEnd time.Duration // after t0, the deadline of job 91 on node 2 (no history: expected to its deadline)
 		starving bool          // job 1, on two nodes, waits since t0-73h
 		want     time.Time     // zero: none
 	}{
-		{"job 90's prediction ends at job 3's reservation", DefaultConfig(), 5 * time.Minute, 10 * time.Hour, false, t0.Add(5 * time.Minute)},
+		{"job 90's prediction ends where job 3 is reserved", DefaultConfig(), 5 * time.Minute, 10 * time.Hour, false, t0.Add(5 * time.Minute)},
 		{"job 90 past its prediction: job 3 reaching the floor", DefaultConfig(), 20 * time.Minute, 10 * time.Hour, false, floor},
-		{"job 3 reserved on b and c at 2 minutes, before job 90's prediction ends", DefaultConfig(), 5 * time.Minute, 2 * time.Minute, false, floor},
+		{"job 3 reserved on nodes 1 and 2 at 2 minutes, not on job 90's", DefaultConfig(), 5 * time.Minute, 2 * time.Minute, false, floor},
 		{"a starving job holds the one slot: no starvation recheck", DefaultConfig(), 20 * time.Minute, 10 * time.Hour, true, time.Time{}},
 		{"fcfs-easy plans with walltimes: none", fcfsEasy, 5 * time.Minute, 10 * time.Hour, false, time.Time{}},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			busy, third := mkJob(90, whole, time.Hour), mkJob(91, whole, 10*time.Hour)
-			busy.State, busy.User = model.JobRunning, "repeat"
-			third.State, third.User = model.JobRunning, "other"
-			hist := runs(10*time.Minute, 10*time.Minute)
-			for i := range hist {
-				hist[i].Kind = busy.Kind()
-			}
-			jobs := []*model.Job{busy, third, submitted(mkJob(3, both, 30*time.Minute), t0.Add(-time.Minute))}
-			if tc.starving {
-				jobs = append(jobs, submitted(mkJob(1, both, time.Hour), t0.Add(-73*time.Hour)))
-			}
-			onNode := func(id model.AllocID, job model.JobID, node int, started, deadline time.Time) *model.Alloc {
-				return &model.Alloc{ID: id, Job: job, State: model.AllocRunning, Created: started, Started: started, Deadline: deadline,
-					Placement: model.Placement{Node: ns[node].Name, Cores: []int{0, 1, 2, 3}, NUMA: []int{0}}}
-			}
-			start := t0.Add(-tc.started)
-			in := Input{Now: t0, Nodes: ns, History: map[string][]model.Run{"repeat": hist}, Jobs: jobs,
-				Allocs: []*model.Alloc{onNode("A", 90, 0, start, start.Add(time.Hour)), onNode("C", 91, 2, t0.Add(-time.Hour), t0.Add(tc.thirdEnd))}}
-			plan := Schedule(in, tc.cfg)
-			if len(plan.Starts) != 0 {
-				t.Fatalf("starts %v, want none", plan.Starts)
-			}
-			if !plan.Recheck.Equal(tc.want) {
-				t.Fatalf("recheck %v, want %v (reservations %v)", plan.Recheck, tc.want, plan.Reservations)
-			}
-			var p Planner
-			if got := p.Schedule(in, tc.cfg); !got.Recheck.Equal(tc.want) {
-				t.Fatalf("the planner's recheck %v, want %v", got.Recheck, tc.want)
-			}
-		})
+	for _, hw := range []struct {
+		name  string
+		nodes []*model.Node
+		cores int
+	}{{"four cores", nodes(3, small), 4}, {"one CPU, pool", oneSlotNodes(3), 1}} {
+		for _, tc := range tests {
+			t.Run(hw.name+"/"+tc.name, func(t *testing.T) {
+				ns, whole, both := hw.nodes, model.Request{TasksPerNode: hw.cores}, model.Request{Nodes: 2, TasksPerNode: hw.cores}
+				busy, third := mkJob(90, whole, time.Hour), mkJob(91, whole, 10*time.Hour)
+				busy.State, busy.User = model.JobRunning, "repeat"
+				third.State, third.User = model.JobRunning, "other"
+				hist := runs(10*time.Minute, 10*time.Minute)
+				for i := range hist {
+					hist[i].Kind = busy.Kind()
+				}
+				jobs := []*model.Job{busy, third, submitted(mkJob(3, both, 30*time.Minute), t0.Add(-time.Minute))}
+				if tc.starving {
+					jobs = append(jobs, submitted(mkJob(1, both, time.Hour), t0.Add(-73*time.Hour)))
+				}
+				onNode := func(id model.AllocID, job model.JobID, node int, started, deadline time.Time) *model.Alloc {
+					cores := []int{0, 1, 2, 3}[:hw.cores]
+					return &model.Alloc{ID: id, Job: job, State: model.AllocRunning, Created: started, Started: started, Deadline: deadline,
+						Placement: model.Placement{Node: ns[node].Name, Cores: cores, NUMA: []int{0}}}
+				}
+				start := t0.Add(-tc.started)
+				in := Input{Now: t0, Nodes: ns, History: map[string][]model.Run{"repeat": hist}, Jobs: jobs,
+					Allocs: []*model.Alloc{onNode("A", 90, 0, start, start.Add(time.Hour)), onNode("C", 91, 2, t0.Add(-time.Hour), t0.Add(tc.thirdEnd))}}
+				plan := Schedule(in, tc.cfg)
+				if len(plan.Starts) != 0 {
+					t.Fatalf("starts %v, want none", plan.Starts)
+				}
+				if !plan.Recheck.Equal(tc.want) {
+					t.Fatalf("recheck %v, want %v (reservations %v)", plan.Recheck, tc.want, plan.Reservations)
+				}
+				var p Planner
+				if got := p.Schedule(in, tc.cfg); !got.Recheck.Equal(tc.want) {
+					t.Fatalf("the planner's recheck %v, want %v", got.Recheck, tc.want)
+				}
+				if p.Pooled() != (hw.cores == 1) {
+					t.Fatalf("planned on the pool: %v", p.Pooled())
+				}
+			})
+		}
 	}
 }

@@ -63,11 +63,11 @@ type sched struct {
 	// lowered with the backlog by Config.StarvationBacklog; see
 	// starvationThreshold).
 	starveAge time.Duration
-	// predictionEnds and starvingAt are the earliest offsets from now
-	// (> 0) at which a running job outlives its prediction and at which
-	// the next job starts to starve; 0 while none is known. They make
-	// model.Plan.Recheck.
-	predictionEnds, starvingAt int64
+	// predicted are the running holders whose ends are predictions, and
+	// starvingAt the earliest offset from now (> 0) at which the next job
+	// starts to starve (0: none); recheck makes model.Plan.Recheck of them.
+	predicted  []predictedEnd
+	starvingAt int64
 }
 
 // earliest lowers *at to off when off is sooner (off <= 0 is ignored,
@@ -80,21 +80,26 @@ func earliest(at *int64, off time.Duration) {
 
 // recheck is model.Plan.Recheck as an offset from now (0: none): the
 // next job to starve, or the first running job to outlive its prediction
-// if that comes before a reservation's start. Its expected end then moves
-// to its deadline, which can only move reservations later and open holes
-// in front of them; an allocation predicted to end after every
-// reservation's start holds no reservation back.
+// on a node reserved from then on. Its expected end then moves to its
+// deadline, and the reservation with it, which opens holes in front of
+// the reservation; a node no reservation waits for opens none.
 func (s *sched) recheck() int64 {
 	at := s.starvingAt
-	if s.predictionEnds > 0 {
-		for _, r := range s.plan.Reservations {
-			if int64(r.At.Sub(s.in.Now)) >= s.predictionEnds {
-				earliest(&at, time.Duration(s.predictionEnds))
-				break
-			}
+	for _, pe := range s.predicted {
+		if (at == 0 || pe.off < at) && s.reservedFrom(pe) {
+			at = pe.off
 		}
 	}
 	return at
+}
+
+// reservedFrom reports whether a reservation holds one of pe's nodes from
+// pe's end on (it starts there because the node frees then).
+func (s *sched) reservedFrom(pe predictedEnd) bool {
+	if p := s.cl.pool; p != nil {
+		return slices.ContainsFunc(pe.nodes, func(n int) bool { return p.fmin[n] != never && p.fmin[n] >= pe.off })
+	}
+	return slices.ContainsFunc(s.cl.nodes[pe.node].holders, func(h holder) bool { return h.start > 0 && h.start >= pe.off })
 }
 
 type nowCache struct {
@@ -122,6 +127,7 @@ type scratch struct {
 	fillKeys      []fillKey
 	fillBuf       []candidate
 	lazy          []lazyReason
+	predicted     []predictedEnd
 	jobs          map[model.JobID]*model.Job
 	tasksRun      map[model.JobID]int
 	dept, part    map[string]*usageCount
@@ -142,7 +148,7 @@ func (sc *scratch) take(jobs int) {
 	clear(sc.sorted[:cap(sc.sorted)])
 	sc.lazy = sc.lazy[:0]
 	if sc.jobs == nil {
-		*sc = scratch{cands: sc.cands, sorted: sc.sorted, keys: sc.keys, fillKeys: sc.fillKeys, fillBuf: sc.fillBuf, lazy: sc.lazy,
+		*sc = scratch{cands: sc.cands, sorted: sc.sorted, keys: sc.keys, fillKeys: sc.fillKeys, fillBuf: sc.fillBuf, lazy: sc.lazy, predicted: sc.predicted,
 			jobs: make(map[model.JobID]*model.Job, jobs), tasksRun: map[model.JobID]int{},
 			dept: map[string]*usageCount{}, part: map[string]*usageCount{}, partN: map[string][]int{},
 			ever: map[shapeKey]string{}, failMin: map[shapeKey]int64{}, nowC: map[shapeKey]nowCache{},
@@ -188,6 +194,7 @@ func newSchedOn(cl *cluster, in *Input, cfg *Config) *sched {
 		victimList:  sc.victimList,
 		preemptFail: sc.preemptFail,
 		lazy:        sc.lazy,
+		predicted:   sc.predicted[:0],
 		lowestQOS:   -1,
 	}
 	for _, j := range in.Jobs {
@@ -228,20 +235,33 @@ func (s *sched) loadAllocs() {
 		if !ok {
 			continue
 		}
-		s.cl.add(n, holder{u: u, start: -1, end: s.holderEnd(a), job: a.Job, task: a.Task})
+		s.cl.add(n, holder{u: u, start: -1, end: s.holderEnd(a, n, nil), job: a.Job, task: a.Task})
 		tot.add(s, a, len(a.Placement.Cores), len(a.Placement.GPUs))
 	}
 	tot.flush(s)
 }
 
 // holderEnd is when a running allocation's holder ends: its expected end,
-// or the stop grace when it is being stopped.
-func (s *sched) holderEnd(a *model.Alloc) int64 {
-	end := s.allocEnd(a)
+// or the stop grace when it is being stopped. An end that is the job's
+// prediction is kept for recheck, with the node (or the pool's run of
+// nodes) it frees.
+func (s *sched) holderEnd(a *model.Alloc, node int, nodes []int) int64 {
+	end, predicted := s.allocEndBy(a)
 	if a.StopRequested {
-		end = min(end, s.stopGrace())
+		return min(end, s.stopGrace())
+	}
+	if predicted {
+		s.predicted = append(s.predicted, predictedEnd{off: end, node: node, nodes: nodes})
 	}
 	return end
+}
+
+// predictedEnd is a running holder whose end is its job's prediction:
+// off from now, on node (full path) or on nodes (the pool's run).
+type predictedEnd struct {
+	off   int64
+	node  int
+	nodes []int
 }
 
 // runTotals adds the running work of allocations in gang order to the
