@@ -25,6 +25,8 @@ import (
 //	reservations: 4
 //	backfill: shortest    # or packing or priority: the order of the jobs behind the reservations
 //	smallJobArea: 0       # core-seconds up to which packing backfills a job first
+//	drainPacking: 0.5     # shortest backfill packs the drain of a starving job this wide (share of the machine; 0: off)
+//	drainSmallArea: 36000 # core-seconds up to which a packed drain backfills a job first
 //	slowdownGuard: 600    # expansion factor from which a job goes first (0: off)
 //	speculativeBackfill: true  # the default: while a starving job leads, start jobs on their predictions; requeue those that overrun into its reservation
 //	starvationAge: 72h    # a job starves (goes first) after at most this wait,
@@ -43,6 +45,8 @@ type schedulerFile struct {
 	Reservations  *int                     `yaml:"reservations"`
 	Backfill      string                   `yaml:"backfill"`
 	SmallJobArea  *float64                 `yaml:"smallJobArea"`
+	DrainPacking  *float64                 `yaml:"drainPacking"`
+	DrainSmall    *float64                 `yaml:"drainSmallArea"`
 	SlowdownGuard *float64                 `yaml:"slowdownGuard"`
 	HistoryLen    *int                     `yaml:"history"`
 	PredictBy     string                   `yaml:"predictBy"`
@@ -113,6 +117,12 @@ func loadSchedulerFile(path string, cfg *core.Config) error {
 	}
 	if f.SmallJobArea != nil {
 		cfg.SmallJobArea = *f.SmallJobArea
+	}
+	if f.DrainPacking != nil {
+		cfg.DrainPacking = *f.DrainPacking
+	}
+	if f.DrainSmall != nil {
+		cfg.DrainSmallArea = *f.DrainSmall
 	}
 	if f.SlowdownGuard != nil {
 		cfg.SlowdownGuard = *f.SlowdownGuard

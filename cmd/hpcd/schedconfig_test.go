@@ -117,6 +117,17 @@ func TestSchedulerConfig(t *testing.T) {
 		{name: "bad history", file: "history: -1\n", wantErr: "history length -1: want 0..1000"},
 		{name: "bad reservations", file: "reservations: 5000\n", wantErr: "reservations 5000: want 0..1000"},
 		{name: "bad small job area", file: "smallJobArea: -5\n", wantErr: "small job area -5"},
+		{name: "drain packing from the file", file: "drainPacking: 0\ndrainSmallArea: 7200\n", check: func(t *testing.T, c core.Config) {
+			if c.DrainPacking != 0 || c.DrainSmallArea != 7200 {
+				t.Errorf("drain packing %v, small area %v", c.DrainPacking, c.DrainSmallArea)
+			}
+		}},
+		{name: "drain packing on by default", file: "", check: func(t *testing.T, c core.Config) {
+			if c.DrainPacking != 0.5 || c.DrainSmallArea != 36000 {
+				t.Errorf("drain packing %v, small area %v", c.DrainPacking, c.DrainSmallArea)
+			}
+		}},
+		{name: "bad drain packing", file: "drainPacking: 2\n", wantErr: "drain packing 2: want 0..1"},
 		{name: "bad preemption", file: "preemption: suspend\n", wantErr: `preemption "suspend": want one of off, requeue`},
 		{name: "bad stop grace", file: "stopGrace: 2h\n", wantErr: "stopGrace 2h0m0s: want 1s..1h"},
 		{name: "empty file", file: "", check: func(t *testing.T, c core.Config) {}},

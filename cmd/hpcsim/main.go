@@ -65,6 +65,8 @@ func policyFlags(fs *flag.FlagSet, cfg *core.Config) {
 	fs.Float64Var(&cfg.Weights.Size, "size-weight", cfg.Weights.Size, "default policy: weight of the size factor")
 	fs.Float64Var(&cfg.SizeWidthExponent, "size-width-exponent", cfg.SizeWidthExponent, "default policy: 0 ranks by runtime, 1 by area, negative favors wide jobs")
 	fs.Float64Var(&cfg.SmallJobArea, "small-job-area", cfg.SmallJobArea, "default policy, packing backfill: area in core-seconds up to which a job is small and backfilled first")
+	fs.Float64Var(&cfg.DrainPacking, "drain-packing", cfg.DrainPacking, "default policy, shortest backfill: while a starving job needing at least this share of the machine leads, backfill small jobs first, then largest area first (0: off)")
+	fs.Float64Var(&cfg.DrainSmallArea, "drain-small-area", cfg.DrainSmallArea, "default policy, --drain-packing: area in core-seconds up to which a job is small and backfilled first in a packed drain")
 	fs.IntVar(&cfg.SlowdownReservations, "slowdown-reservations", cfg.SlowdownReservations, "default policy: urgent jobs reserved per cycle at most")
 	fs.Float64Var(&cfg.SlowdownGuard, "slowdown-guard", cfg.SlowdownGuard, "default policy: expansion factor (wait+estimate)/estimate from which a job goes first (0: off)")
 	fs.StringVar(&cfg.Backfill, "backfill", cfg.Backfill, "default policy: backfill order, shortest, packing or priority")

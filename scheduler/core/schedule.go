@@ -25,6 +25,7 @@ func (s *sched) run() {
 	cands := s.candidates()
 	s.protect = s.cfg.Estimate == EstimatePredicted && len(cands) > 0 && cands[0].starved
 	if s.protect {
+		s.packDrain = s.cfg.Backfill == BackfillShortest && s.drainPacked(cands[0].j)
 		// Within its grace the lead still trusts consistent predictions.
 		over := s.wait(cands[0].j) - float64(s.starveAge)
 		s.trust = over < float64(s.cfg.StarvationGrace)
@@ -81,22 +82,39 @@ func (s *sched) run() {
 	})
 }
 
+// drainPacked reports whether lead, the starving job that leads the
+// cycle, is wide enough for Config.DrainPacking: it needs at least that
+// share of the ready capacity.
+func (s *sched) drainPacked(lead *model.Job) bool {
+	if s.cfg.DrainPacking <= 0 {
+		return false
+	}
+	cores, gpus := s.cl.readyCapacity()
+	capacity := float64(cores) + s.cfg.GPUWeight*float64(gpus)
+	return capacity > 0 && s.width(lead) >= s.cfg.DrainPacking*capacity
+}
+
 // backfillOrder sorts the candidates left behind the reservations for
 // BackfillPacking: starving jobs first (oldest first), then urgent ones
 // (past Config.SlowdownGuard) in priority order, then small jobs (area at
 // most Config.SmallJobArea) by expansion factor, highest first, then the
 // rest by area, largest first; ties keep priority order. BackfillShortest
 // keeps the starving and urgent tiers and orders the rest by estimate,
-// shortest first.
+// shortest first, but in a packed drain (Config.DrainPacking), where it
+// orders them as BackfillPacking does with Config.DrainSmallArea.
 func (s *sched) backfillOrder(rest []candidate) {
+	small := s.cfg.SmallJobArea
+	if s.packDrain {
+		small = s.cfg.DrainSmallArea
+	}
 	for i := range rest {
 		c := &rest[i]
-		if s.cfg.Backfill == BackfillShortest {
+		if s.cfg.Backfill == BackfillShortest && !s.packDrain {
 			c.small, c.fill = false, -c.est.Seconds()
 			continue
 		}
 		area := s.width(c.j) * c.est.Seconds()
-		c.small = area <= s.cfg.SmallJobArea
+		c.small = area <= small
 		c.fill = area
 		if c.small {
 			c.fill = s.expansion(c.j, c.est)

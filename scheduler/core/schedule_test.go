@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -751,5 +752,59 @@ func TestPlanRecheck(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestDrainPacking: a starving job waits for the nodes busy for 10 hours
+// and the others are free. Shortest-first backfill gives them to the
+// 30-minute, then the 7-hour and 8-hour jobs; in a packed drain (the lead
+// needs at least Config.DrainPacking of the machine) the small job still
+// goes first, then the largest: the 9-hour and 8-hour jobs.
+func TestDrainPacking(t *testing.T) {
+	whole := model.Request{TasksPerNode: 4}
+	ns := nodes(4, small)
+	cfgWith := func(share float64) Config {
+		c := DefaultConfig()
+		c.DrainPacking = share
+		return c
+	}
+	tests := []struct {
+		name            string
+		cfg             Config
+		lead, busyNodes int
+		starts          []model.JobID
+	}{
+		{"default: the full-machine lead's drain is packed", DefaultConfig(), 4, 1, []model.JobID{2, 3, 4}},
+		{"off: shortest first", cfgWith(0), 4, 1, []model.JobID{2, 4, 5}},
+		{"a lead on 3 of 4 nodes is below a 0.8 share: shortest first", cfgWith(0.8), 3, 2, []model.JobID{2, 5}},
+		{"and at a 0.75 share it is packed", cfgWith(0.75), 3, 2, []model.JobID{2, 3}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			jobs := []*model.Job{submitted(mkJob(1, model.Request{Nodes: tc.lead, TasksPerNode: 4}, time.Hour), t0.Add(-73*time.Hour))}
+			for _, w := range []struct {
+				id   model.JobID
+				wall time.Duration
+			}{{2, 30 * time.Minute}, {3, 9 * time.Hour}, {4, 8 * time.Hour}, {5, 7 * time.Hour}} {
+				jobs = append(jobs, submitted(mkJob(w.id, whole, w.wall), t0.Add(-time.Minute)))
+			}
+			var allocs []*model.Alloc
+			for n := range tc.busyNodes {
+				busy := mkJob(model.JobID(90+n), whole, 10*time.Hour)
+				busy.State = model.JobRunning
+				jobs = append(jobs, busy)
+				allocs = append(allocs, &model.Alloc{ID: model.AllocID("busy" + strconv.Itoa(n)), Job: busy.ID, State: model.AllocRunning,
+					Created: t0.Add(-time.Hour), Started: t0.Add(-time.Hour), Deadline: t0.Add(10 * time.Hour),
+					Placement: model.Placement{Node: ns[n].Name, Cores: []int{0, 1, 2, 3}, NUMA: []int{0}}})
+			}
+			plan := Schedule(Input{Now: t0, Nodes: ns, Jobs: jobs, Allocs: allocs}, tc.cfg)
+			var got []model.JobID
+			for _, s := range plan.Starts {
+				got = append(got, s.Job)
+			}
+			if !equalIDs(got, tc.starts) || !strings.Contains(plan.Pending[1], "reserved") {
+				t.Fatalf("starts %v, want %v; pending %v", got, tc.starts, plan.Pending)
+			}
+		})
 	}
 }

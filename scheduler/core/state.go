@@ -26,22 +26,25 @@ type sched struct {
 	// planned with their walltimes; trust: it is within
 	// Config.StarvationGrace, so consistent predictions still count.
 	protect, trust bool
-	in             *Input
-	cfg            *Config
-	cl             *cluster
-	plan           model.Plan
-	jobs           map[model.JobID]*model.Job
-	tasksRun       map[model.JobID]int // running (job, task) pairs per job
-	dept           map[string]*usageCount
-	part           map[string]*usageCount
-	fs             map[string]float64
-	partN          map[string][]int // ready nodes per partition key
-	ever           map[shapeKey]string
-	failMin        map[shapeKey]int64
-	nowC           map[shapeKey]nowCache
-	miss           map[shapeKey]missCache
-	nres           int // reservations counted against the depth
-	nurgent        int // reservations of urgent jobs (Config.SlowdownReservations)
+	// packDrain: the starving lead is wide enough for Config.DrainPacking,
+	// so the backfill order packs its drain.
+	packDrain bool
+	in        *Input
+	cfg       *Config
+	cl        *cluster
+	plan      model.Plan
+	jobs      map[model.JobID]*model.Job
+	tasksRun  map[model.JobID]int // running (job, task) pairs per job
+	dept      map[string]*usageCount
+	part      map[string]*usageCount
+	fs        map[string]float64
+	partN     map[string][]int // ready nodes per partition key
+	ever      map[shapeKey]string
+	failMin   map[shapeKey]int64
+	nowC      map[shapeKey]nowCache
+	miss      map[shapeKey]missCache
+	nres      int // reservations counted against the depth
+	nurgent   int // reservations of urgent jobs (Config.SlowdownReservations)
 	// preempted are the gangs this plan already stops.
 	preempted map[gangKey]bool
 	// victimList and preemptFail are tryPreempt's per-cycle caches.
