@@ -26,25 +26,22 @@ type sched struct {
 	// planned with their walltimes; trust: it is within
 	// Config.StarvationGrace, so consistent predictions still count.
 	protect, trust bool
-	// packDrain: the starving lead is wide enough for Config.DrainPacking,
-	// so the backfill order packs its drain.
-	packDrain bool
-	in        *Input
-	cfg       *Config
-	cl        *cluster
-	plan      model.Plan
-	jobs      map[model.JobID]*model.Job
-	tasksRun  map[model.JobID]int // running (job, task) pairs per job
-	dept      map[string]*usageCount
-	part      map[string]*usageCount
-	fs        map[string]float64
-	partN     map[string][]int // ready nodes per partition key
-	ever      map[shapeKey]string
-	failMin   map[shapeKey]int64
-	nowC      map[shapeKey]nowCache
-	miss      map[shapeKey]missCache
-	nres      int // reservations counted against the depth
-	nurgent   int // reservations of urgent jobs (Config.SlowdownReservations)
+	in             *Input
+	cfg            *Config
+	cl             *cluster
+	plan           model.Plan
+	jobs           map[model.JobID]*model.Job
+	tasksRun       map[model.JobID]int // running (job, task) pairs per job
+	dept           map[string]*usageCount
+	part           map[string]*usageCount
+	fs             map[string]float64
+	partN          map[string][]int // ready nodes per partition key
+	ever           map[shapeKey]string
+	failMin        map[shapeKey]int64
+	nowC           map[shapeKey]nowCache
+	miss           map[shapeKey]missCache
+	nres           int // reservations counted against the depth
+	nurgent        int // reservations of urgent jobs (Config.SlowdownReservations)
 	// preempted are the gangs this plan already stops.
 	preempted map[gangKey]bool
 	// victimList and preemptFail are tryPreempt's per-cycle caches.
@@ -71,14 +68,9 @@ type sched struct {
 	// starts to starve (0: none); recheck makes model.Plan.Recheck of them.
 	predicted  []predictedEnd
 	starvingAt int64
-}
-
-// earliest lowers *at to off when off is sooner (off <= 0 is ignored,
-// *at == 0 is none yet).
-func earliest(at *int64, off time.Duration) {
-	if off > 0 && (*at == 0 || int64(off) < *at) {
-		*at = int64(off)
-	}
+	// packDrain: the starving lead is wide enough for Config.DrainPacking,
+	// so the backfill order packs its drain.
+	packDrain bool
 }
 
 // recheck is model.Plan.Recheck as an offset from now (0: none): the
