@@ -298,13 +298,19 @@ func (s *sched) starvationThreshold(cs []candidate, pendingWork float64) time.Du
 // allocations' cores (and GPUs, by GPUWeight) x expected time left, over
 // the ready nodes' capacity.
 func (s *sched) backlog(pendingWork float64) time.Duration {
-	cores, gpus := s.cl.readyCapacity()
-	capacity := float64(cores) + s.cfg.GPUWeight*float64(gpus)
+	capacity := s.capacity()
 	if capacity <= 0 {
 		return 0
 	}
 	work := pendingWork + s.runningWork()
 	return time.Duration(work / capacity)
+}
+
+// capacity is the ready nodes' cores plus their GPUs by GPUWeight: the
+// unit of width (s.width), which backlog and drainPacked measure against.
+func (s *sched) capacity() float64 {
+	cores, gpus := s.cl.readyCapacity()
+	return float64(cores) + s.cfg.GPUWeight*float64(gpus)
 }
 
 // runningWork is the live allocations' cores (and GPUs, by GPUWeight) x

@@ -89,8 +89,7 @@ func (s *sched) drainPacked(lead *model.Job) bool {
 	if s.cfg.DrainPacking <= 0 {
 		return false
 	}
-	cores, gpus := s.cl.readyCapacity()
-	capacity := float64(cores) + s.cfg.GPUWeight*float64(gpus)
+	capacity := s.capacity()
 	return capacity > 0 && s.width(lead) >= s.cfg.DrainPacking*capacity
 }
 

@@ -89,12 +89,14 @@ func (s *sched) recheck() int64 {
 }
 
 // reservedFrom reports whether a reservation holds one of pe's nodes from
-// pe's end on (it starts there because the node frees then).
+// pe's end on (it starts there because the node frees then). pe.off is at
+// least a second, so running holders (start -1) and starts of this plan
+// (start 0) never count.
 func (s *sched) reservedFrom(pe predictedEnd) bool {
 	if p := s.cl.pool; p != nil {
 		return slices.ContainsFunc(pe.nodes, func(n int) bool { return p.fmin[n] != never && p.fmin[n] >= pe.off })
 	}
-	return slices.ContainsFunc(s.cl.nodes[pe.node].holders, func(h holder) bool { return h.start > 0 && h.start >= pe.off })
+	return slices.ContainsFunc(s.cl.nodes[pe.node].holders, func(h holder) bool { return h.start >= pe.off })
 }
 
 type nowCache struct {

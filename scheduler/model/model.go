@@ -637,9 +637,10 @@ type Plan struct {
 	// Pending gives, for every job not started, why it waits.
 	Pending map[JobID]string `json:"pending,omitempty"`
 	// Recheck is the earliest time at which the plan may change although
-	// nothing else does: a running job outliving its prediction (its
-	// expected end moves to its deadline) or a pending job reaching the
-	// starvation threshold. Zero when none is known. The server's loop
+	// nothing else does: a running job outliving its prediction on a node
+	// a reservation waits for (its expected end, and the reservation,
+	// move to its deadline) or a pending job reaching the starvation
+	// threshold. Zero when none is known. The server's loop
 	// runs a cycle every second anyway; hpcsim, whose cycles follow
 	// events, wakes a cycle then.
 	Recheck time.Time `json:"recheck,omitzero"`
