@@ -133,7 +133,8 @@ type Config struct {
 	// Estimate is EstimateRequest or EstimatePredicted.
 	Estimate string
 	// ReservationDepth is how many blocked jobs get a reservation under
-	// PolicyDefault (conservative backfill for the first N; 1 = EASY).
+	// PolicyDefault (conservative backfill for the first N; 1 = EASY). A
+	// job reserved behind the gangs it preempts counts as one of them.
 	ReservationDepth int
 	// Backfill is the order in which PolicyDefault tries the jobs behind
 	// its reservations: BackfillPacking ("" too) or BackfillPriority.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -315,8 +316,9 @@ func TestPoolFallsBack(t *testing.T) {
 // recent, is taken first and suffices, so B is left running; of the four
 // nodes that then fit, the job is reserved from the grace on n004 (the
 // smallest idle gap: its holder ends just before), then n000 and n001 by
-// index, as the full path's gangAt orders them. The Planner must answer
-// on its pool with Schedule's plan.
+// index, as the full path's gangAt orders them. That reservation is the
+// cycle's one, so a six-node job behind it gets none. The Planner must
+// answer on its pool with Schedule's plan.
 func TestPoolSpeculativePreemption(t *testing.T) {
 	ns := oneSlotNodes(6)
 	cfg := DefaultConfig()
@@ -338,7 +340,10 @@ func TestPoolSpeculativePreemption(t *testing.T) {
 		return j, as
 	}
 	starving := submitted(mkJob(1, model.Request{Nodes: 3}, time.Hour), t0.Add(-73*time.Hour))
-	in := Input{Now: t0, Nodes: ns, History: map[string][]model.Run{"repeat": hist}, Jobs: []*model.Job{starving}}
+	// A blocked job behind it: the preemption's reservation is the
+	// cycle's one (ReservationDepth 1), so this one gets none.
+	wide := submitted(mkJob(20, model.Request{Nodes: 6}, time.Hour), t0.Add(-time.Hour))
+	in := Input{Now: t0, Nodes: ns, History: map[string][]model.Run{"repeat": hist}, Jobs: []*model.Job{starving, wide}}
 	for _, g := range []struct {
 		job                model.JobID
 		submitAgo, started time.Duration
@@ -369,5 +374,8 @@ func TestPoolSpeculativePreemption(t *testing.T) {
 	if len(got.Reservations) != 1 || !slices.Equal(got.Reservations[0].Nodes, []string{"n000", "n001", "n004"}) ||
 		!got.Reservations[0].At.Equal(t0.Add(cfg.StopGrace)) {
 		t.Fatalf("reservations %+v, want job 1 on n000, n001 and n004 at the grace", got.Reservations)
+	}
+	if why := got.Pending[20]; why == "" || strings.HasPrefix(why, "reserved") {
+		t.Fatalf("job 20: %q, want a wait without a reservation", why)
 	}
 }

@@ -198,6 +198,13 @@ func (s *sched) startAll(c candidate, depth int) (why string, lz lazyReason, wai
 			}
 		}
 		if why := s.tryPreempt(c, task, d); why != "" {
+			// The preempting task is reserved at the stop grace: that
+			// is this job's reservation, counted like any other.
+			if c.urgent {
+				s.nurgent++
+			} else {
+				s.nres++
+			}
 			return why, lazyReason{}, false
 		}
 		lz = lazyReason{key: c.key, prefix: waitPrefix}
