@@ -197,22 +197,18 @@ func (s *sched) startAll(c candidate, depth int) (why string, lz lazyReason, wai
 				continue
 			}
 		}
-		if why := s.tryPreempt(c, task, d); why != "" {
-			// The preempting task is reserved at the stop grace: that
-			// is this job's reservation, counted like any other.
-			if c.urgent {
-				s.nurgent++
-			} else {
-				s.nres++
-			}
-			return why, lazyReason{}, false
-		}
-		lz = lazyReason{key: c.key, prefix: waitPrefix}
 		// The slowdown guard's reservations come on top of the depth.
 		count, limit := &s.nres, depth
 		if c.urgent {
 			count, limit = &s.nurgent, s.cfg.SlowdownReservations
 		}
+		if why := s.tryPreempt(c, task, d); why != "" {
+			// The preempting task is reserved at the stop grace: that
+			// is this job's reservation, counted like any other.
+			*count++
+			return why, lazyReason{}, false
+		}
+		lz = lazyReason{key: c.key, prefix: waitPrefix}
 		if *count >= limit {
 			return "", lz, true
 		}
