@@ -37,6 +37,10 @@ type state struct {
 	// change during a replay); its plans are core.Schedule's.
 	planner core.Planner
 	rebuild bool // Options.Rebuild: core.Schedule at every event
+	resume  bool // Options.ResumePreempted
+	// resumed is the core-seconds preempted gangs had run and kept
+	// (Result.ResumedCoreSeconds).
+	resumed float64
 	// wakes are the times of the wake-ups in ends (wake).
 	wakes map[int64]bool
 }
@@ -132,22 +136,27 @@ func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
 		}
 		done = append(done, sj)
 		res.MostPreempted = max(res.MostPreempted, sj.gen)
-		res.Starts = append(res.Starts, JobStart{ID: sj.tj.ID, At: sj.startAt})
-		end := sj.startAt + sj.actual
+		res.Starts = append(res.Starts, JobStart{ID: sj.tj.ID, At: sj.startAt, End: sj.end()})
+		end := sj.end()
 		if s.until > 0 {
 			end = min(end, s.until)
 		}
-		res.Dept[sj.job.Department] += float64(sj.cores * max(end-sj.startAt, 0))
+		res.Dept[sj.job.Department] += float64(sj.cores * (max(end-sj.startAt, 0) + sj.done))
 	}
 	for _, sj := range done {
-		w := float64(sj.startAt - sj.tj.Submit)
+		// The wait is the time the job was not running: the response
+		// time less the run, which is the time to its last start unless
+		// it resumed a kept run.
+		end := sj.end()
+		w := float64(end - sj.tj.Submit - sj.actual)
 		s.waits = append(s.waits, w)
 		bs += bsld(w, float64(sj.actual))
 		used += float64(sj.cores * sj.actual)
-		last = max(last, sj.startAt+sj.actual)
+		last = max(last, end)
 	}
 	res.Jobs = len(done)
 	res.PreemptedCoreSeconds = s.wasted
+	res.ResumedCoreSeconds = s.resumed
 	res.finish(s.waits)
 	if res.Jobs > 0 {
 		res.AvgBSLD = bs / float64(res.Jobs)
@@ -200,8 +209,12 @@ func (s *state) start(st model.Start, t int64) {
 	sj.job.State = model.JobRunning
 	sj.job.StartTime = now
 	sj.startAt = t
-	heap.Push(&s.ends, endEvent{at: t + sj.actual, idx: int(st.Job - 1), gen: sj.gen})
+	heap.Push(&s.ends, endEvent{at: sj.end(), idx: int(st.Job - 1), gen: sj.gen})
 }
+
+// end is when sj's current run ends: the rest of its run from its last
+// start.
+func (sj *simJob) end() int64 { return sj.startAt + sj.actual - sj.done }
 
 // wake schedules a cycle at at (virtual seconds), once per time: a
 // replay cycles only at events.
@@ -215,11 +228,20 @@ func (s *state) wake(at int64) {
 
 // requeue stops a running job at t (a preemption of its gang) and puts
 // it back in the queue with its submit time, as the state machine does;
-// the run's core-seconds count as wasted, not as used.
+// the run's core-seconds count as wasted, not as used, unless the run is
+// kept (Options.ResumePreempted): then the job waits with the rest of its
+// run and walltime.
 func (s *state) requeue(id model.JobID, t int64) {
 	sj := s.jobs[id-1]
 	s.stop(sj, t)
-	s.wasted += float64(sj.cores * (t - sj.startAt))
+	ran := t - sj.startAt
+	if s.resume {
+		s.resumed += float64(sj.cores * ran)
+		sj.done += ran
+		sj.job.Walltime -= time.Duration(ran) * time.Second
+	} else {
+		s.wasted += float64(sj.cores * ran)
+	}
 	sj.gen++
 	sj.job.State = model.JobPending
 	sj.job.StartTime = time.Time{}
@@ -248,6 +270,7 @@ func (s *state) gangIDs(job model.JobID, n int) (ids string, ends []int) {
 func (s *state) finish(sj *simJob, t int64) {
 	s.stop(sj, t)
 	sj.job.State = model.JobCompleted
+	sj.job.Walltime = sj.walltime // the kind the user submitted
 	core.RecordRuntime(s.history, sj.job.User, model.Run{Kind: sj.job.Kind(), Runtime: time.Duration(sj.actual) * time.Second}, model.RunsKept)
 }
 

@@ -29,6 +29,9 @@ type Result struct {
 	// they had run, lost.
 	Preempted            int     `json:"preempted,omitempty"`
 	PreemptedCoreSeconds float64 `json:"preemptedCoreSeconds,omitempty"`
+	// ResumedCoreSeconds is what the preempted gangs had run and kept,
+	// under Options.ResumePreempted (then PreemptedCoreSeconds is 0).
+	ResumedCoreSeconds float64 `json:"resumedCoreSeconds,omitempty"`
 	// MostPreempted is the most times one job was preempted: 1 at most
 	// under the default policy, whose reruns never start speculatively.
 	MostPreempted int `json:"mostPreempted,omitempty"`
@@ -45,10 +48,12 @@ type Result struct {
 	Starts []JobStart `json:"-"`
 }
 
-// JobStart is when one trace job started, in virtual seconds.
+// JobStart is when one trace job started (its last run, if it was
+// preempted) and ended, in virtual seconds.
 type JobStart struct {
-	ID int64
-	At int64
+	ID  int64
+	At  int64
+	End int64
 }
 
 // bsld is the bounded slowdown with Feitelson's 10 s threshold.

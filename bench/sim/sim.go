@@ -51,6 +51,14 @@ type Options struct {
 	// metrics then cover the jobs started by then, and Result.Dept the
 	// core-seconds delivered before it.
 	Until int64
+	// ResumePreempted is a what-if the live system cannot do yet: a
+	// preempted gang keeps the progress it made, as if its guests had
+	// been saved to disk and restored later on any nodes, instead of
+	// losing its run. The job is requeued with the rest of its run and
+	// of its walltime (its deadline counts from the new start), and
+	// Result.ResumedCoreSeconds says how much run was kept. Off, a
+	// preempted run is lost (PreemptedCoreSeconds), as under hpcd.
+	ResumePreempted bool
 }
 
 // Epoch is virtual time zero.
@@ -67,6 +75,11 @@ type simJob struct {
 	// gen counts the job's preemptions: an end event of an earlier run
 	// (endEvent.gen) is stale.
 	gen int
+	// done is the run kept from earlier, preempted runs
+	// (Options.ResumePreempted), and walltime the job's own: the job's
+	// Walltime is the rest of it while it is resumed.
+	done     int64
+	walltime time.Duration
 }
 
 type endEvent struct {
@@ -125,7 +138,7 @@ func newSimJob(tj TraceJob, r model.Request, wall int64, i int) *simJob {
 	j := &model.Job{ID: model.JobID(i + 1), Name: name, User: fmt.Sprintf("u%d", tj.User),
 		Department: fmt.Sprintf("g%d", tj.Group), Request: r, Walltime: time.Duration(wall) * time.Second,
 		State: model.JobPending, SubmitTime: epoch.Add(time.Duration(tj.Submit) * time.Second)}
-	return &simJob{job: j, tj: tj, actual: min(tj.Run, wall), cores: int64(r.Nodes * r.CoresPerNode())}
+	return &simJob{job: j, tj: tj, actual: min(tj.Run, wall), cores: int64(r.Nodes * r.CoresPerNode()), walltime: j.Walltime}
 }
 
 // Run replays trace through core.Schedule and measures it.
@@ -160,6 +173,7 @@ func Run(trace []TraceJob, o Options) Result {
 	st := newState(jobs, cfg)
 	st.until = o.Until
 	st.rebuild = o.Rebuild
+	st.resume = o.ResumePreempted
 	st.loop(nodes, clock, &res)
 	return res
 }

@@ -71,6 +71,10 @@ type Options struct {
 	// Estimates is the replay's walltime mode (sim.EstRequest: the
 	// users' requested times).
 	Estimates string
+	// ResumePreempted is sim.Options.ResumePreempted for every replay
+	// (a what-if; the baselines never preempt, so only the policy's
+	// results change).
+	ResumePreempted bool
 	// Workers bounds the replays run at once (at least 1).
 	Workers int
 	// Progress, when set, is called after each replay with the number
@@ -186,7 +190,7 @@ func Run(traces []Trace, o Options) Report {
 	sim.Parallel(len(tasks), o.Workers, func(i int) {
 		tk := tasks[i]
 		tr := traces[tk.t]
-		ro := sim.Options{Nodes: tr.Nodes, CPUsPerNode: 1, Estimates: o.Estimates, Config: tk.cfg}
+		ro := sim.Options{Nodes: tr.Nodes, CPUsPerNode: 1, Estimates: o.Estimates, Config: tk.cfg, ResumePreempted: o.ResumePreempted}
 		path := o.cachePath(tr, ro)
 		if path != "" && readCache(path, tk.out) {
 			return
@@ -233,6 +237,8 @@ func (o Options) cachePath(tr Trace, ro sim.Options) string {
 		// The baselines read only these: retuning the default's other
 		// fields keeps their cached results.
 		cfg = []string{ro.Config.Policy, ro.Config.Estimate}
+	} else if ro.ResumePreempted {
+		cfg = []any{cfg, "resume-preempted"}
 	}
 	fmt.Fprintf(h, "%s %d %s %+v %v", o.Build, tr.Nodes, ro.Estimates, cfg, tr.Jobs)
 	return filepath.Join(o.CacheDir, fmt.Sprintf("%s-%s-%016x.json", tr.Name, ro.Config.Policy, h.Sum64()))

@@ -97,6 +97,7 @@ func run(args []string, out, progress io.Writer) error {
 	jitterS := fs.Int64("jitter-s", 1, "with --copies: seconds a jittered run time moves, up or down")
 	baseline := fs.String("baseline", "", "also replay with this policy (core defaults, planned with the walltime) and compare copy by copy")
 	parallel := fs.Int("parallel", runtime.NumCPU(), "replays run at once with --copies, --baseline or --suite (above 1 the core timings include contention)")
+	resume := fs.Bool("resume-preempted", false, "what-if (hpcd cannot do it yet): a preempted gang keeps its progress, as if its guests were saved and restored on any nodes, instead of losing its run (with --suite: every replay)")
 	gf := genFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -111,7 +112,7 @@ func run(args []string, out, progress io.Writer) error {
 	case gf.out != "":
 		return gf.generate(*nodes, progress)
 	case gf.suite:
-		return gf.runSuite(out, progress, cfg, *trace, *parallel, *asJSON)
+		return gf.runSuite(out, progress, cfg, *trace, *parallel, *asJSON, *resume)
 	}
 	if *trace == "" || *nodes <= 0 || *cpus <= 0 {
 		return fmt.Errorf("--trace and --nodes are required and --cpus-per-node must be positive")
@@ -151,7 +152,7 @@ func run(args []string, out, progress io.Writer) error {
 	}
 	// A replay is one long batch computation: trade memory for less GC.
 	debug.SetGCPercent(400)
-	opts := sim.Options{Nodes: *nodes, CPUsPerNode: *cpus, GPUsPerNode: *gpus, Estimates: *est, Config: cfg}
+	opts := sim.Options{Nodes: *nodes, CPUsPerNode: *cpus, GPUsPerNode: *gpus, Estimates: *est, Config: cfg, ResumePreempted: *resume}
 	if *copies > 0 || *baseline != "" {
 		co := sim.CompareOptions{Options: opts, Copies: *copies, Frac: *jitterFrac, Delta: *jitterS, Workers: *parallel,
 			Progress: func(done, total int) { fmt.Fprintf(progress, "hpcsim: %d of %d replays done\n", done, total) }}
@@ -176,7 +177,11 @@ func run(args []string, out, progress io.Writer) error {
 	fmt.Fprintf(out, "utilization %.4f, makespan %.0f s\n", res.Utilization, res.Makespan)
 	fmt.Fprintf(out, "core: %d cycles (%d on the one-slot pool), mean %s, max %s per cycle (%d events with nothing pending skipped)\n", res.Cycles, res.PoolCycles, res.CoreMean, res.CoreMax, res.IdleCycles)
 	if res.Preempted > 0 {
-		fmt.Fprintf(out, "preempted: %d gangs (speculative backfill; one job at most %d times), %.0f core-seconds of their runs lost\n", res.Preempted, res.MostPreempted, res.PreemptedCoreSeconds)
+		fate := fmt.Sprintf("%.0f core-seconds of their runs lost", res.PreemptedCoreSeconds)
+		if opts.ResumePreempted {
+			fate = fmt.Sprintf("%.0f core-seconds of their runs kept (--resume-preempted)", res.ResumedCoreSeconds)
+		}
+		fmt.Fprintf(out, "preempted: %d gangs (speculative backfill; one job at most %d times), %s\n", res.Preempted, res.MostPreempted, fate)
 	}
 	return nil
 }

@@ -115,7 +115,7 @@ func (g *genOpts) family() (suite.Family, error) {
 }
 
 // runSuite replays the family and the trace (--suite) and prints the table.
-func (g *genOpts) runSuite(out, progress io.Writer, cfg core.Config, trace string, workers int, asJSON bool) error {
+func (g *genOpts) runSuite(out, progress io.Writer, cfg core.Config, trace string, workers int, asJSON, resume bool) error {
 	var traces []suite.Trace
 	if !g.noFamily {
 		f, err := g.family()
@@ -146,7 +146,7 @@ func (g *genOpts) runSuite(out, progress io.Writer, cfg core.Config, trace strin
 			return fmt.Errorf("--suite-cache: %w", err)
 		}
 	}
-	rep := suite.Run(traces, suite.Options{Policy: cfg, Estimates: sim.EstRequest, Workers: workers, CacheDir: g.cacheDir, Build: build,
+	rep := suite.Run(traces, suite.Options{Policy: cfg, Estimates: sim.EstRequest, ResumePreempted: resume, Workers: workers, CacheDir: g.cacheDir, Build: build,
 		Progress: func(done, total int) { fmt.Fprintf(progress, "hpcsim: %d of %d replays done\n", done, total) }})
 	if asJSON {
 		return writeJSON(out, rep)
