@@ -17,18 +17,14 @@ import (
 // Lost, the same work is done and the preempted runs come on top.
 func TestResumePreempted(t *testing.T) {
 	resumed := 0
-	for _, g := range []struct {
-		nodes, jobs int
-		load        float64
-		seed        uint64
-	}{{64, 600, 1.05, 3}, {128, 600, 0.95, 5}} {
-		trace, err := gen.Generate(gen.Params{Nodes: g.nodes, Jobs: g.jobs, Load: g.load, Seed: g.seed})
+	for _, p := range []gen.Params{{Nodes: 64, Jobs: 600, Load: 1.05, Seed: 3}, {Nodes: 128, Jobs: 600, Load: 0.95, Seed: 5}} {
+		trace, err := gen.Generate(p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		cfg := core.DefaultConfig()
 		cfg.StarvationAge = 12 * time.Hour // starve often on a short trace
-		o := sim.Options{Nodes: g.nodes, CPUsPerNode: 1, Estimates: sim.EstRequest, Config: cfg}
+		o := sim.Options{Nodes: p.Nodes, CPUsPerNode: 1, Estimates: sim.EstRequest, Config: cfg}
 		lost := sim.Run(trace, o)
 		o.ResumePreempted = true
 		kept := sim.Run(trace, o)
@@ -37,7 +33,7 @@ func TestResumePreempted(t *testing.T) {
 		cores := map[int64]int64{}
 		var work float64
 		for _, j := range trace {
-			if j.Procs > int64(g.nodes) {
+			if j.Procs > int64(p.Nodes) {
 				continue // skipped by the replay
 			}
 			wall := max(j.Run, 1) // as sim.Run: the request, the run without one
@@ -50,27 +46,27 @@ func TestResumePreempted(t *testing.T) {
 		}
 		for name, r := range map[string]sim.Result{"lost": lost, "kept": kept} {
 			if r.Jobs+r.Skipped != len(trace) || len(r.Starts) != r.Jobs {
-				t.Fatalf("%d nodes, %s: %d jobs completed, %d skipped, %d listed, of %d", g.nodes, name, r.Jobs, r.Skipped, len(r.Starts), len(trace))
+				t.Fatalf("%d nodes, %s: %d jobs completed, %d skipped, %d listed, of %d", p.Nodes, name, r.Jobs, r.Skipped, len(r.Starts), len(trace))
 			}
-			if used := r.Utilization * float64(g.nodes) * r.Makespan; used < work*(1-1e-9) || used > work*(1+1e-9) {
-				t.Fatalf("%d nodes, %s: %.0f core-seconds used, the trace holds %.0f", g.nodes, name, used, work)
+			if used := r.Utilization * float64(p.Nodes) * r.Makespan; used < work*(1-1e-9) || used > work*(1+1e-9) {
+				t.Fatalf("%d nodes, %s: %.0f core-seconds used, the trace holds %.0f", p.Nodes, name, used, work)
 			}
 		}
 		if lost.Preempted == 0 || kept.Preempted == 0 {
-			t.Fatalf("%d nodes: %d and %d preemptions: nothing to keep", g.nodes, lost.Preempted, kept.Preempted)
+			t.Fatalf("%d nodes: %d and %d preemptions: nothing to keep", p.Nodes, lost.Preempted, kept.Preempted)
 		}
 		if lost.PreemptedCoreSeconds <= 0 || lost.ResumedCoreSeconds != 0 {
-			t.Fatalf("%d nodes, lost: %.0f core-seconds lost, %.0f kept", g.nodes, lost.PreemptedCoreSeconds, lost.ResumedCoreSeconds)
+			t.Fatalf("%d nodes, lost: %.0f core-seconds lost, %.0f kept", p.Nodes, lost.PreemptedCoreSeconds, lost.ResumedCoreSeconds)
 		}
 		if kept.PreemptedCoreSeconds != 0 || kept.ResumedCoreSeconds <= 0 {
-			t.Fatalf("%d nodes, kept: %.0f core-seconds lost, %.0f kept", g.nodes, kept.PreemptedCoreSeconds, kept.ResumedCoreSeconds)
+			t.Fatalf("%d nodes, kept: %.0f core-seconds lost, %.0f kept", p.Nodes, kept.PreemptedCoreSeconds, kept.ResumedCoreSeconds)
 		}
 		var last float64
 		shorter := 0
 		for _, s := range kept.Starts {
 			d := s.End - s.At
 			if d <= 0 || d > run[s.ID] {
-				t.Fatalf("%d nodes: job %d's last run is %d s of its %d s", g.nodes, s.ID, d, run[s.ID])
+				t.Fatalf("%d nodes: job %d's last run is %d s of its %d s", p.Nodes, s.ID, d, run[s.ID])
 			}
 			if d < run[s.ID] {
 				shorter++
@@ -78,11 +74,11 @@ func TestResumePreempted(t *testing.T) {
 			last += float64(cores[s.ID] * d)
 		}
 		if shorter == 0 || last+kept.ResumedCoreSeconds < work*(1-1e-9) || last+kept.ResumedCoreSeconds > work*(1+1e-9) {
-			t.Fatalf("%d nodes: %d resumed jobs; last runs %.0f + kept %.0f core-seconds, the trace holds %.0f", g.nodes, shorter, last, kept.ResumedCoreSeconds, work)
+			t.Fatalf("%d nodes: %d resumed jobs; last runs %.0f + kept %.0f core-seconds, the trace holds %.0f", p.Nodes, shorter, last, kept.ResumedCoreSeconds, work)
 		}
 		for _, s := range lost.Starts {
 			if s.End-s.At != run[s.ID] {
-				t.Fatalf("%d nodes, lost: job %d ran %d s of its %d s", g.nodes, s.ID, s.End-s.At, run[s.ID])
+				t.Fatalf("%d nodes, lost: job %d ran %d s of its %d s", p.Nodes, s.ID, s.End-s.At, run[s.ID])
 			}
 		}
 		resumed += shorter
