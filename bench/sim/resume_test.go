@@ -9,9 +9,9 @@ import (
 	"vhpc/scheduler/core"
 )
 
-// TestResumePreempted replays generated traces that preempt speculative
-// gangs twice, losing their runs and keeping them
-// (sim.Options.ResumePreempted): kept, no core-second is lost, every job
+// TestResumePreempted replays two generated traces that preempt
+// speculative gangs, once losing their runs and once keeping them
+// (sim.Options.ResumePreempted). Kept, no core-second is lost, every job
 // completes once, and a job's last run is its run less what it kept, so
 // the last runs and the kept core-seconds add up to the trace's work.
 // Lost, the same work is done and the preempted runs come on top.
