@@ -270,7 +270,7 @@ func (s *state) gangIDs(job model.JobID, n int) (ids string, ends []int) {
 func (s *state) finish(sj *simJob, t int64) {
 	s.stop(sj, t)
 	sj.job.State = model.JobCompleted
-	sj.job.Walltime = sj.walltime // the kind the user submitted
+	sj.job.Walltime += time.Duration(sj.done) * time.Second // the kind the user submitted
 	core.RecordRuntime(s.history, sj.job.User, model.Run{Kind: sj.job.Kind(), Runtime: time.Duration(sj.actual) * time.Second}, model.RunsKept)
 }
 

@@ -76,10 +76,9 @@ type simJob struct {
 	// (endEvent.gen) is stale.
 	gen int
 	// done is the run kept from earlier, preempted runs
-	// (Options.ResumePreempted), and walltime the job's own: the job's
-	// Walltime is the rest of it while it is resumed.
-	done     int64
-	walltime time.Duration
+	// (Options.ResumePreempted); the job's Walltime is the rest of its
+	// own meanwhile.
+	done int64
 }
 
 type endEvent struct {
@@ -138,7 +137,7 @@ func newSimJob(tj TraceJob, r model.Request, wall int64, i int) *simJob {
 	j := &model.Job{ID: model.JobID(i + 1), Name: name, User: fmt.Sprintf("u%d", tj.User),
 		Department: fmt.Sprintf("g%d", tj.Group), Request: r, Walltime: time.Duration(wall) * time.Second,
 		State: model.JobPending, SubmitTime: epoch.Add(time.Duration(tj.Submit) * time.Second)}
-	return &simJob{job: j, tj: tj, actual: min(tj.Run, wall), cores: int64(r.Nodes * r.CoresPerNode()), walltime: j.Walltime}
+	return &simJob{job: j, tj: tj, actual: min(tj.Run, wall), cores: int64(r.Nodes * r.CoresPerNode())}
 }
 
 // Run replays trace through core.Schedule and measures it.
