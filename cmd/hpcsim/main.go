@@ -97,7 +97,7 @@ func run(args []string, out, progress io.Writer) error {
 	jitterS := fs.Int64("jitter-s", 1, "with --copies: seconds a jittered run time moves, up or down")
 	baseline := fs.String("baseline", "", "also replay with this policy (core defaults, planned with the walltime) and compare copy by copy")
 	parallel := fs.Int("parallel", runtime.NumCPU(), "replays run at once with --copies, --baseline or --suite (above 1 the core timings include contention)")
-	resume := fs.Bool("resume-preempted", false, "what-if (hpcd cannot do it yet): a preempted gang keeps its progress, as if its guests were saved and restored on any nodes, instead of losing its run (with --suite: every replay)")
+	resume := fs.Bool("resume-preempted", false, "what-if hpcd cannot follow (QEMU refuses to save a job guest: scheduler/core/README.md, eleventh round): a preempted gang keeps its progress, as if its guests were saved and restored on any nodes, instead of losing its run (with --suite: every replay)")
 	gf := genFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
