@@ -34,30 +34,41 @@ type Family struct {
 	// Seeds is how many seeds per cell, from FirstSeed on.
 	Seeds     int
 	FirstSeed uint64
-	// Jobs per trace.
-	Jobs int
+	// Jobs are the trace lengths: every cell is generated once per
+	// length, from the same seed. With more than one length the names
+	// end in "-j" and the length ("n512-l0.95-s1-j10000"), so one suite
+	// judges a policy on short and long traces together.
+	Jobs []int
 }
 
 // DefaultFamily is the family the default policy was chosen on: four
 // machine sizes from 128 to 4,096 one-CPU nodes, four loads from 0.6 to
 // 1.05, one seed each, 2,000 jobs per trace.
 func DefaultFamily() Family {
-	return Family{Sizes: []int{128, 512, 1024, 4096}, Loads: []float64{0.6, 0.8, 0.95, 1.05}, Seeds: 1, FirstSeed: 1, Jobs: 2000}
+	return Family{Sizes: []int{128, 512, 1024, 4096}, Loads: []float64{0.6, 0.8, 0.95, 1.05}, Seeds: 1, FirstSeed: 1, Jobs: []int{2000}}
 }
 
-// Traces generates the family's traces, named like "n512-l0.95-s1". Each
-// cell's seed mixes the size and load in, so no two cells share a stream.
+// Traces generates the family's traces, named like "n512-l0.95-s1", in
+// length, size, load and seed order. Each cell's seed mixes the size and
+// load in, so no two cells share a stream; it does not depend on the
+// length.
 func (f Family) Traces() ([]Trace, error) {
 	var out []Trace
-	for _, n := range f.Sizes {
-		for _, l := range f.Loads {
-			for s := range uint64(f.Seeds) {
-				seed := f.FirstSeed + s
-				jobs, err := gen.Generate(gen.Params{Nodes: n, Jobs: f.Jobs, Load: l, Seed: seed*1_000_003 + uint64(n)*101 + uint64(l*1000)})
-				if err != nil {
-					return nil, fmt.Errorf("family: %w", err)
+	for _, length := range f.Jobs {
+		for _, n := range f.Sizes {
+			for _, l := range f.Loads {
+				for s := range uint64(f.Seeds) {
+					seed := f.FirstSeed + s
+					jobs, err := gen.Generate(gen.Params{Nodes: n, Jobs: length, Load: l, Seed: seed*1_000_003 + uint64(n)*101 + uint64(l*1000)})
+					if err != nil {
+						return nil, fmt.Errorf("family: %w", err)
+					}
+					name := fmt.Sprintf("n%d-l%.2f-s%d", n, l, seed)
+					if len(f.Jobs) > 1 {
+						name += fmt.Sprintf("-j%d", length)
+					}
+					out = append(out, Trace{Name: name, Nodes: n, Jobs: jobs})
 				}
-				out = append(out, Trace{Name: fmt.Sprintf("n%d-l%.2f-s%d", n, l, seed), Nodes: n, Jobs: jobs})
 			}
 		}
 	}

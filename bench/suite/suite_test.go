@@ -11,7 +11,7 @@ import (
 )
 
 func TestRunFamily(t *testing.T) {
-	f := Family{Sizes: []int{16, 32}, Loads: []float64{0.7}, Seeds: 2, FirstSeed: 1, Jobs: 80}
+	f := Family{Sizes: []int{16, 32}, Loads: []float64{0.7}, Seeds: 2, FirstSeed: 1, Jobs: []int{80}}
 	traces, err := f.Traces()
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +77,7 @@ func names(ts []Trace) []string {
 // build, and never by another one (Options.Build), nor for another
 // policy.
 func TestCacheIsPerBuild(t *testing.T) {
-	traces, err := Family{Sizes: []int{16}, Loads: []float64{0.7}, Seeds: 1, FirstSeed: 1, Jobs: 40}.Traces()
+	traces, err := Family{Sizes: []int{16}, Loads: []float64{0.7}, Seeds: 1, FirstSeed: 1, Jobs: []int{40}}.Traces()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ type genOpts struct {
 	loads      string
 	seeds      int
 	firstSeed  uint64
-	famJobs    int
+	famJobs    string
 	traceNodes int
 	noFamily   bool
 	cacheDir   string
@@ -46,7 +46,7 @@ func genFlags(fs *flag.FlagSet) *genOpts {
 	fs.StringVar(&g.loads, "family-loads", joinFloats(def.Loads), "with --suite: offered loads of the generated family")
 	fs.IntVar(&g.seeds, "family-seeds", def.Seeds, "with --suite: seeds per size and load")
 	fs.Uint64Var(&g.firstSeed, "family-first-seed", def.FirstSeed, "with --suite: the family's first seed (a different one gives a fresh family)")
-	fs.IntVar(&g.famJobs, "family-jobs", def.Jobs, "with --suite: jobs per generated trace")
+	fs.StringVar(&g.famJobs, "family-jobs", joinInts(def.Jobs), "with --suite: jobs per generated trace; several lengths (2000,10000) replay the family once per length, names ending in -j and the length")
 	fs.IntVar(&g.traceNodes, "trace-nodes", 0, "with --suite and --trace: the trace's machine size in one-CPU nodes")
 	fs.BoolVar(&g.noFamily, "no-family", false, "with --suite: replay only --trace")
 	fs.StringVar(&g.cacheDir, "suite-cache", "", "with --suite: keep each replay's result in this folder and reuse it (the baselines are then replayed once per build of hpcsim)")
@@ -93,13 +93,13 @@ func (g *genOpts) generate(nodes int, progress io.Writer) error {
 
 // family parses the --family-* flags.
 func (g *genOpts) family() (suite.Family, error) {
-	f := suite.Family{Seeds: g.seeds, FirstSeed: g.firstSeed, Jobs: g.famJobs}
-	for _, s := range strings.Split(g.sizes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 {
-			return f, fmt.Errorf("--family-sizes %q: want node counts such as 128,512", g.sizes)
-		}
-		f.Sizes = append(f.Sizes, n)
+	f := suite.Family{Seeds: g.seeds, FirstSeed: g.firstSeed}
+	var err error
+	if f.Sizes, err = positiveInts("--family-sizes", g.sizes, "node counts such as 128,512"); err != nil {
+		return f, err
+	}
+	if f.Jobs, err = positiveInts("--family-jobs", g.famJobs, "trace lengths such as 2000 or 2000,10000"); err != nil {
+		return f, err
 	}
 	for _, s := range strings.Split(g.loads, ",") {
 		l, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
@@ -108,10 +108,24 @@ func (g *genOpts) family() (suite.Family, error) {
 		}
 		f.Loads = append(f.Loads, l)
 	}
-	if f.Seeds < 1 || f.Jobs < 1 {
-		return f, fmt.Errorf("--family-seeds and --family-jobs must be at least 1")
+	if f.Seeds < 1 {
+		return f, fmt.Errorf("--family-seeds must be at least 1")
 	}
 	return f, nil
+}
+
+// positiveInts parses flag's comma-separated value, each at least 1;
+// want says what it holds, for the error.
+func positiveInts(flag, value, want string) ([]int, error) {
+	var out []int
+	for _, s := range strings.Split(value, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("%s %q: want %s", flag, value, want)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 // runSuite replays the family and the trace (--suite) and prints the table.
