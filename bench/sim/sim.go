@@ -55,10 +55,11 @@ type Options struct {
 	// refuses to save a guest with the 9p job share or a GPU; the core
 	// README's eleventh round): a preempted gang keeps the progress it
 	// made, as if its guests had been saved to disk and restored later
-	// on any nodes, instead of losing its run. The job is requeued with the rest of its run and
-	// of its walltime (its deadline counts from the new start), and
-	// Result.ResumedCoreSeconds says how much run was kept. Off, a
-	// preempted run is lost (PreemptedCoreSeconds), as under hpcd.
+	// on any nodes, instead of losing its run. The job is requeued with
+	// the rest of its run and of its walltime (its deadline counts from
+	// the new start), and Result.ResumedCoreSeconds says how much run
+	// was kept. Off, a preempted run is lost (PreemptedCoreSeconds), as
+	// under hpcd.
 	ResumePreempted bool
 }
 

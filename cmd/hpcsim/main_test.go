@@ -67,6 +67,7 @@ func TestRunFlags(t *testing.T) {
 			[]string{"| n16-l0.70-s1-j40 | 40 |", "| n16-l0.70-s1-j60 | 60 |", "**geomean** (2 traces)"}, "hpcsim: 6 of 6 replays done\n"},
 		{"suite with a bad size", []string{"--suite", "--family-sizes", "x"}, "--family-sizes", nil, ""},
 		{"suite with a zero length", []string{"--suite", "--family-jobs", "2000,0"}, `--family-jobs "2000,0": want trace lengths`, nil, ""},
+		{"suite with a length twice", []string{"--suite", "--family-jobs", "2000,10000,2000"}, `--family-jobs "2000,10000,2000": 2000 is given twice`, nil, ""},
 		{"suite with a bad length", []string{"--suite", "--family-jobs", "many"}, `--family-jobs "many"`, nil, ""},
 		{"suite without seeds", []string{"--suite", "--family-seeds", "0"}, "--family-seeds must be at least 1", nil, ""},
 		{"negative copies", []string{"--trace", trace, "--nodes", "4", "--copies", "-1"}, "--copies must be at least 0", nil, ""},

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -114,14 +115,18 @@ func (g *genOpts) family() (suite.Family, error) {
 	return f, nil
 }
 
-// positiveInts parses flag's comma-separated value, each at least 1;
-// want says what it holds, for the error.
-func positiveInts(flag, value, want string) ([]int, error) {
+// positiveInts parses the comma-separated value of the flag called name:
+// distinct numbers, each at least 1. want says what it holds, for the
+// error.
+func positiveInts(name, value, want string) ([]int, error) {
 	var out []int
 	for _, s := range strings.Split(value, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
-			return nil, fmt.Errorf("%s %q: want %s", flag, value, want)
+			return nil, fmt.Errorf("%s %q: want %s", name, value, want)
+		}
+		if slices.Contains(out, n) {
+			return nil, fmt.Errorf("%s %q: %d is given twice", name, value, n)
 		}
 		out = append(out, n)
 	}
