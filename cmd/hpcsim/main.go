@@ -33,6 +33,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strings"
 
 	"vhpc/bench/sim"
@@ -87,7 +88,7 @@ func run(args []string, out, progress io.Writer) error {
 	nodes := fs.Int("nodes", 0, "number of nodes (required to replay or generate)")
 	cpus := fs.Int("cpus-per-node", 1, "CPUs per node")
 	gpus := fs.Int("gpus-per-node", 0, "GPUs per node; jobs take GPUs in proportion to their cores")
-	est := fs.String("estimates", sim.EstRequest, "walltimes: runtime (perfect), request (the trace's requested time; the run time where it has none) or predicted (request, planned with per-user history whatever the policy says)")
+	est := fs.String("estimates", sim.EstRequest, "walltimes: runtime (perfect), request (the trace's requested time; the run time where it has none) or predicted (request, planned with per-user history whatever the policy says; a replay only). With --suite every replay, baselines too, gets these walltimes")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	limit := fs.Int("limit", 0, "replay only the first N jobs (0: all)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile here")
@@ -102,17 +103,28 @@ func run(args []string, out, progress io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := checkModeFlags(fs, gf); err != nil {
+		return err
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
 	if *parallel < 1 {
 		return fmt.Errorf("--parallel %d: want at least 1", *parallel)
 	}
+	switch *est {
+	case sim.EstRuntime, sim.EstRequest, sim.EstPredicted:
+	default:
+		return fmt.Errorf("--estimates %q: want runtime, request or predicted", *est)
+	}
 	switch {
 	case gf.out != "":
 		return gf.generate(*nodes, progress)
 	case gf.suite:
-		return gf.runSuite(out, progress, cfg, *trace, *parallel, *asJSON, *resume)
+		if *est == sim.EstPredicted {
+			return fmt.Errorf("--suite --estimates predicted: the baselines would be planned with predictions too; want request or runtime (the policy's own planning is --plan)")
+		}
+		return gf.runSuite(out, progress, cfg, *trace, *est, *parallel, *asJSON, *resume)
 	}
 	if *trace == "" || *nodes <= 0 || *cpus <= 0 {
 		return fmt.Errorf("--trace and --nodes are required and --cpus-per-node must be positive")
@@ -126,11 +138,6 @@ func run(args []string, out, progress io.Writer) error {
 	}
 	if *copies < 0 || *jitterFrac < 0 || *jitterFrac > 1 || *jitterS < 1 {
 		return fmt.Errorf("--copies must be at least 0, --jitter-frac within [0, 1], --jitter-s at least 1")
-	}
-	switch *est {
-	case sim.EstRuntime, sim.EstRequest, sim.EstPredicted:
-	default:
-		return fmt.Errorf("--estimates %q: want runtime, request or predicted", *est)
 	}
 	jobs, dropped, err := readTrace(*trace)
 	if err != nil {
@@ -245,4 +252,51 @@ func writeJSON(out io.Writer, v any) error {
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// checkModeFlags refuses a flag that hpcsim's mode (--generate, --suite,
+// or a replay of --trace) would ignore, so that a flag given is a flag
+// used: run calls it before anything is read or replayed.
+func checkModeFlags(fs *flag.FlagSet, g *genOpts) error {
+	if g.out != "" && g.suite {
+		return fmt.Errorf("--generate and --suite: choose one")
+	}
+	policy := flag.NewFlagSet("policy", flag.ContinueOnError)
+	policyFlags(policy, new(core.Config))
+	var mode string
+	var applies func(name string) bool
+	switch {
+	case g.out != "":
+		mode = "--generate"
+		applies = func(name string) bool {
+			return slices.Contains([]string{"generate", "nodes", "jobs", "load", "seed"}, name)
+		}
+	case g.suite:
+		mode = "--suite"
+		applies = func(name string) bool {
+			return policy.Lookup(name) != nil || strings.HasPrefix(name, "family-") || slices.Contains([]string{
+				"suite", "suite-cache", "trace", "trace-nodes", "no-family", "estimates", "json", "parallel", "resume-preempted"}, name)
+		}
+	default:
+		mode = "a replay of --trace"
+		applies = func(name string) bool {
+			return policy.Lookup(name) != nil || slices.Contains([]string{
+				"trace", "nodes", "cpus-per-node", "gpus-per-node", "estimates", "json", "limit", "cpuprofile", "starts",
+				"copies", "jitter-frac", "jitter-s", "baseline", "parallel", "resume-preempted"}, name)
+		}
+	}
+	var unused []string
+	fs.Visit(func(f *flag.Flag) {
+		if !applies(f.Name) {
+			unused = append(unused, "--"+f.Name)
+		}
+	})
+	if len(unused) > 0 {
+		verb := "does"
+		if len(unused) > 1 {
+			verb = "do"
+		}
+		return fmt.Errorf("%s %s not apply to %s (hpcsim -h says which mode reads each flag)", strings.Join(unused, ", "), verb, mode)
+	}
+	return nil
 }

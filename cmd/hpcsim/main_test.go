@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"vhpc/bench/sim"
+	"vhpc/bench/suite"
 )
 
 const tinyTrace = `; MaxNodes: 4
@@ -70,6 +71,14 @@ func TestRunFlags(t *testing.T) {
 		{"suite with a length twice", []string{"--suite", "--family-jobs", "2000,10000,2000"}, `--family-jobs "2000,10000,2000": 2000 is given twice`, nil, ""},
 		{"suite with a bad length", []string{"--suite", "--family-jobs", "many"}, `--family-jobs "many"`, nil, ""},
 		{"suite without seeds", []string{"--suite", "--family-seeds", "0"}, "--family-seeds must be at least 1", nil, ""},
+		{"suite with perfect walltimes", []string{"--suite", "--family-sizes", "16", "--family-loads", "0.7", "--family-jobs", "60", "--parallel", "2", "--estimates", "runtime"}, "",
+			[]string{"walltimes runtime;", "| n16-l0.70-s1 | 60 |"}, "hpcsim: 3 of 3 replays done\n"},
+		{"suite with predicted walltimes", []string{"--suite", "--estimates", "predicted"}, "--suite --estimates predicted: the baselines would be planned with predictions", nil, ""},
+		{"suite with unknown walltimes", []string{"--suite", "--estimates", "guess"}, `--estimates "guess": want runtime, request or predicted`, nil, ""},
+		{"suite with replay flags", []string{"--suite", "--copies", "2", "--nodes", "4"}, "--copies, --nodes do not apply to --suite", nil, ""},
+		{"replay with a suite flag", []string{"--trace", trace, "--nodes", "4", "--family-sizes", "16"}, "--family-sizes does not apply to a replay of --trace", nil, ""},
+		{"generate with a policy flag", []string{"--generate", filepath.Join(t.TempDir(), "g.swf"), "--nodes", "4", "--policy", "fcfs"}, "--policy does not apply to --generate", nil, ""},
+		{"generate and suite", []string{"--generate", filepath.Join(t.TempDir(), "g.swf"), "--suite"}, "--generate and --suite: choose one", nil, ""},
 		{"negative copies", []string{"--trace", trace, "--nodes", "4", "--copies", "-1"}, "--copies must be at least 0", nil, ""},
 		{"jitter fraction above 1", []string{"--trace", trace, "--nodes", "4", "--copies", "1", "--jitter-frac", "2"}, "--jitter-frac within [0, 1]", nil, ""},
 		{"zero parallel", []string{"--trace", trace, "--nodes", "4", "--copies", "1", "--parallel", "0"}, "--parallel 0: want at least 1", nil, ""},
@@ -114,6 +123,29 @@ func TestRunCompareJSON(t *testing.T) {
 	}
 	if len(c.Replicates) != 3 || c.Paired == nil || c.Replicates[2].Baseline == nil || c.Replicates[2].Baseline.Policy != "fcfs" {
 		t.Fatalf("comparison %+v", c)
+	}
+}
+
+// TestSuiteEstimates checks that --suite replays with the walltimes
+// --estimates names: perfect walltimes change fcfs-easy's plan of the
+// same generated trace.
+func TestSuiteEstimates(t *testing.T) {
+	report := func(est string) suite.Report {
+		t.Helper()
+		var out bytes.Buffer
+		args := []string{"--suite", "--family-sizes", "16", "--family-loads", "0.9", "--family-jobs", "80", "--parallel", "2", "--json", "--estimates", est}
+		if err := run(args, &out, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		var r suite.Report
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil || len(r.Rows) != 1 {
+			t.Fatalf("output is not a one-row report (%v):\n%s", err, out.String())
+		}
+		return r
+	}
+	req, perfect := report("request").Rows[0], report("runtime").Rows[0]
+	if req.FCFSEasy.AvgBSLD == perfect.FCFSEasy.AvgBSLD && req.FCFSEasy.MaxWait == perfect.FCFSEasy.MaxWait {
+		t.Fatalf("fcfs-easy gives the same result with requested and perfect walltimes: %+v", req.FCFSEasy)
 	}
 }
 

@@ -134,7 +134,7 @@ func positiveInts(name, value, want string) ([]int, error) {
 }
 
 // runSuite replays the family and the trace (--suite) and prints the table.
-func (g *genOpts) runSuite(out, progress io.Writer, cfg core.Config, trace string, workers int, asJSON, resume bool) error {
+func (g *genOpts) runSuite(out, progress io.Writer, cfg core.Config, trace, estimates string, workers int, asJSON, resume bool) error {
 	var traces []suite.Trace
 	if !g.noFamily {
 		f, err := g.family()
@@ -165,12 +165,12 @@ func (g *genOpts) runSuite(out, progress io.Writer, cfg core.Config, trace strin
 			return fmt.Errorf("--suite-cache: %w", err)
 		}
 	}
-	rep := suite.Run(traces, suite.Options{Policy: cfg, Estimates: sim.EstRequest, ResumePreempted: resume, Workers: workers, CacheDir: g.cacheDir, Build: build,
+	rep := suite.Run(traces, suite.Options{Policy: cfg, Estimates: estimates, ResumePreempted: resume, Workers: workers, CacheDir: g.cacheDir, Build: build,
 		Progress: func(done, total int) { fmt.Fprintf(progress, "hpcsim: %d of %d replays done\n", done, total) }})
 	if asJSON {
 		return writeJSON(out, rep)
 	}
-	fmt.Fprintf(out, "policy %s (estimates %s), baselines fcfs-easy and sjf-easy planned with the requested walltime\n", cfg.Policy, cfg.Estimate)
+	fmt.Fprintf(out, "policy %s (plans with %s), walltimes %s; baselines fcfs-easy and sjf-easy planned with the walltime\n", cfg.Policy, cfg.Estimate, estimates)
 	fmt.Fprintln(out, "| trace | jobs | fcfs-easy bsld | sjf-easy bsld | policy bsld | ratio | sjf ratio | util fcfs-easy | util diff | max wait fcfs-easy s | wait ratio | sjf wait ratio |")
 	fmt.Fprintln(out, "|---|---|---|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rep.Rows {
