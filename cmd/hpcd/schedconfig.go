@@ -27,6 +27,7 @@ import (
 //	smallJobArea: 0       # core-seconds up to which packing backfills a job first
 //	drainPacking: 0.5     # shortest backfill packs the drain of a starving job this wide (share of the machine; 0: off)
 //	drainSmallArea: 36000 # core-seconds up to which a packed drain backfills a job first
+//	drainYield: 10m       # jobs planned this short start before a packed drain's lead, delaying it at most this long (0: off)
 //	slowdownGuard: 600    # expansion factor from which a job goes first (0: off)
 //	speculativeBackfill: true  # the default: while a starving job leads, start jobs on their predictions; requeue those that overrun into its reservation
 //	starvationAge: 72h    # a job starves (goes first) after at most this wait,
@@ -55,6 +56,7 @@ type schedulerFile struct {
 	StarveAge     string                   `yaml:"starvationAge"`
 	StarveBacklog *float64                 `yaml:"starvationBacklog"`
 	StarveFloor   string                   `yaml:"starvationFloor"`
+	DrainYield    string                   `yaml:"drainYield"`
 	Preemption    string                   `yaml:"preemption"`
 	StopGrace     string                   `yaml:"stopGrace"`
 	Shares        map[string]float64       `yaml:"shares"`
@@ -145,7 +147,7 @@ func loadSchedulerFile(path string, cfg *core.Config) error {
 	for _, d := range []struct {
 		key, v string
 		to     *time.Duration
-	}{{"starvationAge", f.StarveAge, &cfg.StarvationAge}, {"starvationFloor", f.StarveFloor, &cfg.StarvationFloor}} {
+	}{{"starvationAge", f.StarveAge, &cfg.StarvationAge}, {"starvationFloor", f.StarveFloor, &cfg.StarvationFloor}, {"drainYield", f.DrainYield, &cfg.DrainYield}} {
 		if d.v == "" {
 			continue
 		}

@@ -128,6 +128,18 @@ func TestSchedulerConfig(t *testing.T) {
 			}
 		}},
 		{name: "bad drain packing", file: "drainPacking: 2\n", wantErr: "drain packing 2: want 0..1"},
+		{name: "drain yield from the file", file: "drainYield: 30m\n", check: func(t *testing.T, c core.Config) {
+			if c.DrainYield != 30*time.Minute {
+				t.Errorf("drain yield %s", c.DrainYield)
+			}
+		}},
+		{name: "drain yield and every starving job first by default", file: "", check: func(t *testing.T, c core.Config) {
+			if c.DrainYield != 10*time.Minute || c.StarvationSlots != 0 {
+				t.Errorf("drain yield %s, starvation slots %d", c.DrainYield, c.StarvationSlots)
+			}
+		}},
+		{name: "bad drain yield", file: "drainYield: 48h\n", wantErr: "drain yield 48h0m0s: want 0 (off) to 24h"},
+		{name: "drain yield not a duration", file: "drainYield: short\n", wantErr: `drainYield: "short" is not a duration`},
 		{name: "bad preemption", file: "preemption: suspend\n", wantErr: `preemption "suspend": want one of off, requeue`},
 		{name: "bad stop grace", file: "stopGrace: 2h\n", wantErr: "stopGrace 2h0m0s: want 1s..1h"},
 		{name: "empty file", file: "", check: func(t *testing.T, c core.Config) {}},

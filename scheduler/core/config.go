@@ -194,8 +194,8 @@ type Config struct {
 	// prediction fits there but its walltime does not. Its allocations
 	// are marked speculative (model.Start.Speculative); once one has
 	// outlived its prediction it is expected to end within StopGrace, and
-	// when the starving job could start if such gangs stopped, the plan
-	// preempts them (requeue; only gangs of jobs submitted after the
+	// when the starving job that leads could start if such gangs
+	// stopped, the plan preempts them (requeue; only gangs of jobs submitted after the
 	// starving one); a job that has run before never starts
 	// speculatively again. Off: jobs are planned with their walltimes
 	// while a starving job leads. On by default since issue 17's sixth
@@ -215,8 +215,19 @@ type Config struct {
 	// DrainSmallArea is the area (core-seconds of the estimate, GPUs by
 	// GPUWeight) up to which DrainPacking backfills a job first.
 	DrainSmallArea float64
+	// DrainYield lets short jobs go before a wide starving job
+	// (DrainPacking's leads only): a pending job that is not starving,
+	// not an array, and planned to run at most this long (its walltime,
+	// as everything is planned while a starving job leads) starts where
+	// it fits now, before the lead's reservation is placed, so it may
+	// delay that reservation by at most this long. Without it a job of
+	// a minute that arrives during the drain waits out the wide job's
+	// whole run. 10 minutes by default since issue 17's twelfth round;
+	// 0 turns it off.
+	DrainYield time.Duration
 	// StarvationSlots is how many of the oldest starving jobs are promoted
-	// at once (0 = all of them).
+	// at once (0 = all of them, the default since issue 17's twelfth
+	// round: the starving jobs go first, oldest first).
 	StarvationSlots int
 	// SizeRef is the job area (core-seconds of the estimate) at which the
 	// size factor has fallen to 0.5; smaller jobs rank higher.
@@ -286,7 +297,7 @@ func DefaultConfig() Config {
 		StarvationAge:        72 * time.Hour,
 		StarvationBacklog:    2,
 		StarvationFloor:      24 * time.Hour,
-		StarvationSlots:      1,
+		StarvationSlots:      0,
 		SizeRef:              3600,
 		SizeWidthExponent:    0,
 		DefaultShare:         1,
@@ -301,6 +312,7 @@ func DefaultConfig() Config {
 		SpeculativeBackfill:  true,
 		DrainPacking:         0.5,
 		DrainSmallArea:       10 * 3600,
+		DrainYield:           10 * time.Minute,
 	}
 }
 
@@ -386,6 +398,9 @@ func (c *Config) Validate() error {
 		if d.v < 0 {
 			return fmt.Errorf("%s %s: must not be negative", d.name, d.v)
 		}
+	}
+	if y := c.DrainYield; y < 0 || y > 24*time.Hour {
+		return fmt.Errorf("drain yield %s: want 0 (off) to 24h", y)
 	}
 	if g := c.StopGrace; g < time.Second || g > time.Hour {
 		return fmt.Errorf("stop grace %s: want 1s..1h", g)

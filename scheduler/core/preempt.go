@@ -193,7 +193,11 @@ func (fs *fitSet) gang() ([]int, []use, bool) {
 // result.
 func (s *sched) tryPreempt(c candidate, task, d int64) string {
 	rank := qosRank(c.j.QOS)
-	spec := s.speculative() && c.starved
+	// Only the lead stops speculative gangs: they started in front of
+	// its reservation, and with every starving job promoted
+	// (StarvationSlots 0) a search for each would cost a cycle more than
+	// it frees.
+	spec := s.speculative() && c.starved && s.protect && c.j.ID == s.leadID
 	if !spec && (s.cfg.Preemption != PreemptRequeue || rank <= s.lowestRunningQOS()) {
 		return ""
 	}

@@ -39,6 +39,9 @@ type candidate struct {
 	// the rest), highest first. Set by backfillOrder.
 	small bool
 	fill  float64
+	// yielded marks a job started in front of a wide starving lead
+	// (Config.DrainYield; set by yieldToShort).
+	yielded bool
 }
 
 // candidates returns the jobs to consider, in the policy's order.

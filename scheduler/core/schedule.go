@@ -25,11 +25,13 @@ func (s *sched) run() {
 	cands := s.candidates()
 	s.protect = s.cfg.Estimate == EstimatePredicted && len(cands) > 0 && cands[0].starved
 	if s.protect {
+		s.leadID = cands[0].j.ID
 		s.packDrain = s.cfg.Backfill == BackfillShortest && s.drainPacked(cands[0].j)
 		// Within its grace the lead still trusts consistent predictions.
 		over := s.wait(cands[0].j) - float64(s.starveAge)
 		s.trust = over < float64(s.cfg.StarvationGrace)
 	}
+	s.yieldToShort(cands)
 	sorted := s.cfg.Policy != PolicyDefault || s.cfg.Backfill == BackfillPriority
 	for rank := range cands {
 		if !sorted && s.nres >= depth {
@@ -39,6 +41,12 @@ func (s *sched) run() {
 		}
 		c := cands[rank]
 		j := c.j
+		if c.yielded { // started in front of the wide lead: nothing left to plan
+			if s.explain != nil && s.explain.id == j.ID {
+				s.explain.record(s, c, rank, "")
+			}
+			continue
+		}
 		why := s.depReason(j)
 		if why == "" {
 			why = s.staticReason(j, c.key)
@@ -80,6 +88,33 @@ func (s *sched) run() {
 		}
 		return cmpU(uint64(a.Task), uint64(b.Task))
 	})
+}
+
+// yieldToShort starts, before a wide starving lead's reservation is
+// placed (Config.DrainYield), the jobs behind it that are planned to run
+// at most DrainYield and fit now, and marks them yielded. It starts
+// nothing unless a packed drain leads (packDrain). A job waiting on a
+// dependency, a static limit or a quota is left to the cycle, which
+// gives it its reason; an array job is too (its tasks start in order).
+func (s *sched) yieldToShort(cands []candidate) {
+	if !s.packDrain || s.cfg.DrainYield <= 0 {
+		return
+	}
+	for i := 1; i < len(cands); i++ {
+		c := &cands[i]
+		j := c.j
+		if c.starved || j.Array != nil {
+			continue
+		}
+		d := int64(s.walltime(j))
+		if s.trust && s.consistent(j) {
+			d = int64(c.est)
+		}
+		if d > int64(s.cfg.DrainYield) || s.depReason(j) != "" || s.staticReason(j, c.key) != "" || s.quotaReason(j) != "" {
+			continue
+		}
+		c.yielded = s.tryStart(*c, 0, d, false)
+	}
 }
 
 // drainPacked reports whether lead, the starving job that leads the

@@ -683,6 +683,47 @@ func TestSpeculativeBackfill(t *testing.T) {
 	}
 }
 
+// TestSpeculativeStopsForTheLeadOnly: two jobs starve; the lead (the
+// older, on both nodes) waits for a plain job on node 0, and a
+// speculative gang past its prediction holds node 1, where the second
+// starving job (10 minutes, one node) would fit before the lead's
+// reservation. Only the lead may stop speculative gangs, so nothing is
+// preempted: the gang started in front of the lead's reservation, not
+// the second job's.
+func TestSpeculativeStopsForTheLeadOnly(t *testing.T) {
+	whole := model.Request{TasksPerNode: 4}
+	ns := nodes(2, small)
+	spec := submitted(mkJob(2, whole, 4*time.Hour), t0.Add(-30*time.Minute))
+	spec.User, spec.State = "repeat", model.JobRunning
+	hist := runs(10*time.Minute, 10*time.Minute)
+	for i := range hist {
+		hist[i].Kind = spec.Kind()
+	}
+	plain := mkJob(90, whole, time.Hour)
+	plain.State = model.JobRunning
+	at := func(id model.AllocID, j *model.Job, node int, started time.Time, speculative bool) *model.Alloc {
+		return &model.Alloc{ID: id, Job: j.ID, State: model.AllocRunning, Created: started, Started: started, Deadline: started.Add(j.Walltime),
+			Speculative: speculative, Placement: model.Placement{Node: ns[node].Name, Cores: []int{0, 1, 2, 3}, NUMA: []int{0}}}
+	}
+	in := Input{Now: t0, Nodes: ns, History: map[string][]model.Run{"repeat": hist},
+		Jobs: []*model.Job{plain, spec,
+			submitted(mkJob(4, model.Request{Nodes: 2, TasksPerNode: 4}, time.Hour), t0.Add(-74*time.Hour)),
+			submitted(mkJob(1, whole, 10*time.Minute), t0.Add(-73*time.Hour))},
+		Allocs: []*model.Alloc{at("A", plain, 0, t0.Add(-10*time.Minute), false), at("B", spec, 1, t0.Add(-20*time.Minute), true)}}
+	for _, p := range []struct {
+		name     string
+		schedule func(Input, Config) model.Plan
+	}{{"full path", Schedule}, {"planner", new(Planner).Schedule}} {
+		plan := p.schedule(in, DefaultConfig())
+		if len(plan.Preemptions) != 0 || len(plan.Starts) != 0 {
+			t.Fatalf("%s: preempted %+v, started %+v; want neither (pending %v)", p.name, plan.Preemptions, plan.Starts, plan.Pending)
+		}
+		if !strings.Contains(plan.Pending[4], "reserved: expected to start at 2026-03-01T12:50:00Z") || strings.Contains(plan.Pending[1], "preempting") {
+			t.Fatalf("%s: pending %v", p.name, plan.Pending)
+		}
+	}
+}
+
 // TestPlanRecheck: the plan names the earliest time it may change with no
 // event (model.Plan.Recheck), which hpcsim wakes a cycle at: a running
 // job outliving its prediction on a node a reservation waits for (its
@@ -695,6 +736,8 @@ func TestPlanRecheck(t *testing.T) {
 	fcfsEasy := DefaultConfig()
 	fcfsEasy.Policy, fcfsEasy.Estimate = PolicyFCFSEasy, EstimateRequest
 	floor := t0.Add(24*time.Hour - time.Minute + time.Second) // job 3 reaches the 24-hour floor
+	oneSlot := DefaultConfig()
+	oneSlot.StarvationSlots = 1
 	tests := []struct {
 		name     string
 		cfg      Config
@@ -706,7 +749,7 @@ func TestPlanRecheck(t *testing.T) {
 		{"job 90's prediction ends where job 3 is reserved", DefaultConfig(), 5 * time.Minute, 10 * time.Hour, false, t0.Add(5 * time.Minute)},
 		{"job 90 past its prediction: job 3 reaching the floor", DefaultConfig(), 20 * time.Minute, 10 * time.Hour, false, floor},
 		{"job 3 reserved on nodes 1 and 2 at 2 minutes, not on job 90's", DefaultConfig(), 5 * time.Minute, 2 * time.Minute, false, floor},
-		{"a starving job holds the one slot: no starvation recheck", DefaultConfig(), 20 * time.Minute, 10 * time.Hour, true, time.Time{}},
+		{"a starving job holds the one slot: no starvation recheck", oneSlot, 20 * time.Minute, 10 * time.Hour, true, time.Time{}},
 		{"fcfs-easy plans with walltimes: none", fcfsEasy, 5 * time.Minute, 10 * time.Hour, false, time.Time{}},
 	}
 	for _, hw := range []struct {
@@ -788,15 +831,8 @@ func TestDrainPacking(t *testing.T) {
 			}{{2, 30 * time.Minute}, {3, 9 * time.Hour}, {4, 8 * time.Hour}, {5, 7 * time.Hour}} {
 				jobs = append(jobs, submitted(mkJob(w.id, whole, w.wall), t0.Add(-time.Minute)))
 			}
-			var allocs []*model.Alloc
-			for n := range tc.busyNodes {
-				busy := mkJob(model.JobID(90+n), whole, 10*time.Hour)
-				busy.State = model.JobRunning
-				jobs = append(jobs, busy)
-				allocs = append(allocs, &model.Alloc{ID: model.AllocID("busy" + strconv.Itoa(n)), Job: busy.ID, State: model.AllocRunning,
-					Created: t0.Add(-time.Hour), Started: t0.Add(-time.Hour), Deadline: t0.Add(10 * time.Hour),
-					Placement: model.Placement{Node: ns[n].Name, Cores: []int{0, 1, 2, 3}, NUMA: []int{0}}})
-			}
+			busy, allocs := busyFourCores(ns, tc.busyNodes)
+			jobs = append(jobs, busy...)
 			plan := Schedule(Input{Now: t0, Nodes: ns, Jobs: jobs, Allocs: allocs}, tc.cfg)
 			var got []model.JobID
 			for _, s := range plan.Starts {
@@ -807,4 +843,78 @@ func TestDrainPacking(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDrainYield: a starving job on the whole machine could start now,
+// and a 5-minute job and a 1-hour job wait behind it. With
+// Config.DrainYield (10 minutes by default) the 5-minute job goes first
+// and the lead is reserved at its end; the 1-hour job waits either way.
+// A yield shorter than the job, no yield, or a lead below DrainPacking's
+// share start the lead instead.
+func TestDrainYield(t *testing.T) {
+	one, ns := model.Request{TasksPerNode: 4}, nodes(4, small)
+	tests := []struct {
+		name      string
+		yield     time.Duration // Config.DrainYield
+		lead      int           // the starving job's nodes
+		busyNodes int           // busy for 10 hours
+		starts    []model.JobID
+		leadAt    time.Time // the lead's reservation; zero: it starts
+	}{
+		{"default: the 5-minute job goes first", DefaultConfig().DrainYield, 4, 0, []model.JobID{2}, t0.Add(5 * time.Minute)},
+		{"off", 0, 4, 0, []model.JobID{1}, time.Time{}},
+		{"a 2-minute yield is shorter than the job", 2 * time.Minute, 4, 0, []model.JobID{1}, time.Time{}},
+		{"a lead on 1 of 4 nodes is no packed drain", DefaultConfig().DrainYield, 1, 3, []model.JobID{1}, time.Time{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			jobs := []*model.Job{
+				submitted(mkJob(1, model.Request{Nodes: tc.lead, TasksPerNode: 4}, time.Hour), t0.Add(-73*time.Hour)),
+				submitted(mkJob(2, one, 5*time.Minute), t0.Add(-time.Minute)),
+				submitted(mkJob(3, one, time.Hour), t0.Add(-time.Minute)),
+			}
+			busy, allocs := busyFourCores(ns, tc.busyNodes)
+			jobs = append(jobs, busy...)
+			in := Input{Now: t0, Nodes: ns, Jobs: jobs, Allocs: allocs}
+			cfg := DefaultConfig()
+			cfg.DrainYield = tc.yield
+			plan := Schedule(in, cfg)
+			var got []model.JobID
+			for _, s := range plan.Starts {
+				got = append(got, s.Job)
+			}
+			if !equalIDs(got, tc.starts) {
+				t.Fatalf("starts %v, want %v; pending %v", got, tc.starts, plan.Pending)
+			}
+			if !tc.leadAt.IsZero() {
+				i := slices.IndexFunc(plan.Reservations, func(r model.Reservation) bool { return r.Job == 1 })
+				if i < 0 || !plan.Reservations[i].At.Equal(tc.leadAt) {
+					t.Fatalf("reservations %v, want job 1 at %v", plan.Reservations, tc.leadAt)
+				}
+			}
+			if _, waits := plan.Pending[3]; !waits {
+				t.Fatalf("the 1-hour job is not pending: %v", plan.Starts)
+			}
+			var p Planner
+			if again := p.Schedule(in, cfg); planHash(t, again) != planHash(t, plan) {
+				t.Fatalf("the planner's plan %+v differs from %+v", again, plan)
+			}
+		})
+	}
+}
+
+// busyFourCores runs a job on all four cores of each of the first n
+// nodes, started an hour ago, until 10 hours from t0 (jobs 90, 91, ...).
+func busyFourCores(ns []*model.Node, n int) ([]*model.Job, []*model.Alloc) {
+	var jobs []*model.Job
+	var allocs []*model.Alloc
+	for i := range n {
+		busy := mkJob(model.JobID(90+i), model.Request{TasksPerNode: 4}, 10*time.Hour)
+		busy.State = model.JobRunning
+		jobs = append(jobs, busy)
+		allocs = append(allocs, &model.Alloc{ID: model.AllocID("busy" + strconv.Itoa(i)), Job: busy.ID, State: model.AllocRunning,
+			Created: t0.Add(-time.Hour), Started: t0.Add(-time.Hour), Deadline: t0.Add(10 * time.Hour),
+			Placement: model.Placement{Node: ns[i].Name, Cores: []int{0, 1, 2, 3}, NUMA: []int{0}}})
+	}
+	return jobs, allocs
 }

@@ -59,6 +59,10 @@ type sched struct {
 	// scr is the call's working storage (a Planner's kept one, or new).
 	scr *scratch
 
+	// leadID is the starving job that leads a protected cycle (the
+	// first candidate; zero when none starves): the one that may stop
+	// speculative gangs (tryPreempt).
+	leadID model.JobID
 	// starveAge is this cycle's starvation threshold (Config.StarvationAge,
 	// lowered with the backlog by Config.StarvationBacklog; see
 	// starvationThreshold).
