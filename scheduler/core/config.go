@@ -195,8 +195,8 @@ type Config struct {
 	// are marked speculative (model.Start.Speculative); once one has
 	// outlived its prediction it is expected to end within StopGrace, and
 	// when the starving job that leads could start if such gangs
-	// stopped, the plan preempts them (requeue; only gangs of jobs submitted after the
-	// starving one); a job that has run before never starts
+	// stopped, the plan preempts them (requeue; only gangs of jobs
+	// submitted after that job); a job that has run before never starts
 	// speculatively again. Off: jobs are planned with their walltimes
 	// while a starving job leads. On by default since issue 17's sixth
 	// round; it has no effect under another policy, with requested
