@@ -106,15 +106,24 @@ func (s *sched) yieldToShort(cands []candidate) {
 		if c.starved || j.Array != nil {
 			continue
 		}
-		d := int64(s.walltime(j))
-		if s.trust && s.consistent(j) {
-			d = int64(c.est)
-		}
+		d := s.planned(*c)
 		if d > int64(s.cfg.DrainYield) || s.depReason(j) != "" || s.staticReason(j, c.key) != "" || s.quotaReason(j) != "" {
 			continue
 		}
 		c.yielded = s.tryStart(*c, 0, d, false)
 	}
+}
+
+// planned is how long c is planned to run, in nanoseconds: its estimate,
+// or while a starving job leads (protect) its walltime, so that nothing
+// predicted too short overruns into the lead's reservation, unless the
+// lead's grace still trusts c's consistent prediction. startAll and
+// yieldToShort plan with it.
+func (s *sched) planned(c candidate) int64 {
+	if s.protect && !(s.trust && s.consistent(c.j)) {
+		return int64(s.walltime(c.j))
+	}
+	return int64(c.est)
 }
 
 // drainPacked reports whether lead, the starving job that leads the
@@ -205,12 +214,7 @@ func (s *sched) startAll(c candidate, depth int) (why string, lz lazyReason, wai
 	if j.Array != nil {
 		left = j.TasksLeft()
 	}
-	d := int64(c.est)
-	if s.protect && !(s.trust && s.consistent(j)) {
-		// A starving job leads: plan with the walltime, so nothing
-		// predicted too short overruns into its reservation.
-		d = int64(s.walltime(j))
-	}
+	d := s.planned(c)
 	for i := int64(0); i < left; i++ {
 		task := int64(0)
 		if j.Array != nil {
