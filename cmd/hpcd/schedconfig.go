@@ -30,7 +30,7 @@ import (
 //	drainYield: 10m       # jobs planned this short start before a packed drain's lead, delaying it at most this long (0: off)
 //	slowdownGuard: 600    # expansion factor from which a job goes first (0: off)
 //	speculativeBackfill: true  # the default: while a starving job leads, start jobs on their predictions; requeue those that overrun into its reservation
-//	starvationAge: 72h    # a job starves (goes first) after at most this wait,
+//	starvationAge: 48h    # a job starves (goes first) after at most this wait,
 //	starvationBacklog: 2  # or sooner, once it has waited this x the backlog (0: the age alone),
 //	starvationFloor: 24h  # but never before this
 //	preemption: requeue   # or off (the default)

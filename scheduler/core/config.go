@@ -277,7 +277,7 @@ type Config struct {
 // its user's last two runs of its kind, else its walltime times the
 // user's recent accuracy, capped by the walltime), reserve for the first blocked
 // job (EASY), try the rest shortest prediction first, and let a job that
-// has waited 72 hours go first with a reservation that nothing predicted
+// has waited 48 hours go first with a reservation that nothing predicted
 // may overrun. A 7-day usage half-life for fair-share.
 func DefaultConfig() Config {
 	return Config{
@@ -294,7 +294,7 @@ func DefaultConfig() Config {
 		Weights:              Weights{Age: 10000, FairShare: 5000, Size: 3000, QOS: 2000},
 		AgeMode:              AgeWait,
 		MaxAge:               7 * 24 * time.Hour,
-		StarvationAge:        72 * time.Hour,
+		StarvationAge:        48 * time.Hour,
 		StarvationBacklog:    2,
 		StarvationFloor:      24 * time.Hour,
 		StarvationSlots:      0,
