@@ -40,8 +40,11 @@ type candidate struct {
 	small bool
 	fill  float64
 	// yielded marks a job started in front of a wide starving lead
-	// (Config.DrainYield; set by yieldToShort).
+	// (Config.DrainYield; set by yieldToShort) with nothing left to
+	// start; started counts the tasks (one for a plain job) yieldToShort
+	// started, which startAll then skips.
 	yielded bool
+	started int64
 }
 
 // candidates returns the jobs to consider, in the policy's order.

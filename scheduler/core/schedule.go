@@ -92,10 +92,13 @@ func (s *sched) run() {
 
 // yieldToShort starts, before a wide starving lead's reservation is
 // placed (Config.DrainYield), the jobs behind it that are planned to run
-// at most DrainYield and fit now, and marks them yielded. It starts
+// at most DrainYield, as many of an array's tasks as fit in order, and
+// marks a job yielded once nothing of it is left to start. It starts
 // nothing unless a packed drain leads (packDrain). A job waiting on a
-// dependency, a static limit or a quota is left to the cycle, which
-// gives it its reason; an array job is too (its tasks start in order).
+// dependency or a static limit is left to the cycle, which gives it its
+// reason; so are an array's tasks past a quota or its parallel limit,
+// and those that do not fit now (the cycle reserves or backfills them
+// behind the lead, from the first task not started here).
 func (s *sched) yieldToShort(cands []candidate) {
 	if !s.packDrain || s.cfg.DrainYield <= 0 {
 		return
@@ -103,14 +106,27 @@ func (s *sched) yieldToShort(cands []candidate) {
 	for i := 1; i < len(cands); i++ {
 		c := &cands[i]
 		j := c.j
-		if c.starved || j.Array != nil {
+		if c.starved {
 			continue
 		}
 		d := s.planned(*c)
-		if d > int64(s.cfg.DrainYield) || s.depReason(j) != "" || s.staticReason(j, c.key) != "" || s.quotaReason(j) != "" {
+		if d > int64(s.cfg.DrainYield) || s.depReason(j) != "" || s.staticReason(j, c.key) != "" {
 			continue
 		}
-		c.yielded = s.tryStart(*c, 0, d, false)
+		left := int64(1)
+		if j.Array != nil {
+			left = j.TasksLeft()
+		}
+		for ; c.started < left; c.started++ {
+			task := int64(0)
+			if j.Array != nil {
+				task = j.TaskAt(c.started)
+			}
+			if s.quotaReason(j) != "" || !s.tryStart(*c, task, d, false) {
+				break
+			}
+		}
+		c.yielded = c.started == left
 	}
 }
 
@@ -215,7 +231,7 @@ func (s *sched) startAll(c candidate, depth int) (why string, lz lazyReason, wai
 		left = j.TasksLeft()
 	}
 	d := s.planned(c)
-	for i := int64(0); i < left; i++ {
+	for i := c.started; i < left; i++ { // yieldToShort may have started the first
 		task := int64(0)
 		if j.Array != nil {
 			task = j.TaskAt(i)

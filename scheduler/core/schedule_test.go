@@ -903,6 +903,73 @@ func TestDrainYield(t *testing.T) {
 	}
 }
 
+// TestDrainYieldArray: rule 7 starts an array's short tasks (render
+// frames) in order before a wide lead, up to its parallel limit and as
+// many as fit now; the cycle gives the rest their reason and never starts
+// a task twice.
+func TestDrainYieldArray(t *testing.T) {
+	ns := nodes(4, small)
+	tests := []struct {
+		name          string
+		tasks         int64
+		parallel      int
+		yield         time.Duration
+		frameTasks    []int64 // the array's tasks started, in order
+		leadAt        time.Duration
+		pendingPrefix string // the array's reason, "" when nothing is left
+	}{
+		{"three frames on three of four nodes", 3, 0, DefaultConfig().DrainYield, []int64{0, 1, 2}, 5 * time.Minute, ""},
+		{"the parallel limit stops the third", 3, 2, DefaultConfig().DrainYield, []int64{0, 1}, 5 * time.Minute, "array parallel limit"},
+		{"four fit now, the fifth waits behind the lead", 5, 0, DefaultConfig().DrainYield, []int64{0, 1, 2, 3}, 5 * time.Minute, "waiting for resources"},
+		{"off: the lead starts, the frames wait", 3, 0, 0, nil, 0, "waiting for resources"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			frames := mkJob(2, model.Request{TasksPerNode: 4}, 5*time.Minute)
+			frames.Array = &model.Array{First: 0, Last: tc.tasks - 1, Step: 1, Chunk: 1, Parallel: tc.parallel}
+			jobs := []*model.Job{
+				submitted(mkJob(1, model.Request{Nodes: 4, TasksPerNode: 4}, time.Hour), t0.Add(-49*time.Hour)),
+				submitted(frames, t0.Add(-time.Minute)),
+			}
+			in := Input{Now: t0, Nodes: ns, Jobs: jobs}
+			cfg := DefaultConfig()
+			cfg.DrainYield = tc.yield
+			plan := Schedule(in, cfg)
+			var got []int64
+			leadStarts := false
+			for _, s := range plan.Starts {
+				switch s.Job {
+				case 2:
+					got = append(got, s.Task)
+				case 1:
+					leadStarts = true
+				}
+			}
+			if !slices.Equal(got, tc.frameTasks) {
+				t.Fatalf("frames started %v, want %v; pending %v", got, tc.frameTasks, plan.Pending)
+			}
+			if tc.leadAt == 0 {
+				if !leadStarts {
+					t.Fatalf("the lead does not start: %v", plan.Pending)
+				}
+			} else if i := slices.IndexFunc(plan.Reservations, func(r model.Reservation) bool { return r.Job == 1 }); i < 0 || !plan.Reservations[i].At.Equal(t0.Add(tc.leadAt)) {
+				t.Fatalf("reservations %v, want job 1 at %v", plan.Reservations, t0.Add(tc.leadAt))
+			}
+			why, waits := plan.Pending[2]
+			if tc.pendingPrefix == "" && waits {
+				t.Fatalf("the array still waits: %q", why)
+			}
+			if tc.pendingPrefix != "" && !strings.Contains(why, tc.pendingPrefix) {
+				t.Fatalf("the array's reason %q, want %q", why, tc.pendingPrefix)
+			}
+			var p Planner
+			if again := p.Schedule(in, cfg); planHash(t, again) != planHash(t, plan) {
+				t.Fatalf("the planner's plan %+v differs from %+v", again, plan)
+			}
+		})
+	}
+}
+
 // busyFourCores runs a job on all four cores of each of the first n
 // nodes, started an hour ago, until 10 hours from t0 (jobs 90, 91, ...).
 func busyFourCores(ns []*model.Node, n int) ([]*model.Job, []*model.Alloc) {
