@@ -216,11 +216,12 @@ type Config struct {
 	// GPUWeight) up to which DrainPacking backfills a job first.
 	DrainSmallArea float64
 	// DrainYield lets short jobs go before a wide starving job
-	// (DrainPacking's leads only): a pending job that is not starving,
-	// not an array, and planned to run at most this long (its walltime,
-	// as everything is planned while a starving job leads) starts where
-	// it fits now, before the lead's reservation is placed, so it may
-	// delay that reservation by at most this long. Without it a job of
+	// (DrainPacking's leads only): a pending job that is not starving
+	// and planned to run at most this long (its walltime, as everything
+	// is planned while a starving job leads) starts where it fits now,
+	// before the lead's reservation is placed, so it may delay that
+	// reservation by at most this long; an array's tasks so, in order,
+	// as many as fit and its parallel limit allows. Without it a job of
 	// a minute that arrives during the drain waits out the wide job's
 	// whole run. 10 minutes by default since issue 17's twelfth round;
 	// 0 turns it off.

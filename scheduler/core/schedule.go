@@ -113,21 +113,33 @@ func (s *sched) yieldToShort(cands []candidate) {
 		if d > int64(s.cfg.DrainYield) || s.depReason(j) != "" || s.staticReason(j, c.key) != "" {
 			continue
 		}
-		left := int64(1)
-		if j.Array != nil {
-			left = j.TasksLeft()
-		}
+		left := startsLeft(j)
 		for ; c.started < left; c.started++ {
-			task := int64(0)
-			if j.Array != nil {
-				task = j.TaskAt(c.started)
-			}
-			if s.quotaReason(j) != "" || !s.tryStart(*c, task, d, false) {
+			if s.quotaReason(j) != "" || !s.tryStart(*c, startTask(j, c.started), d, false) {
 				break
 			}
 		}
 		c.yielded = c.started == left
 	}
+}
+
+// startsLeft is how many starts j still needs: one for a plain job, its
+// tasks left for an array. startAll and yieldToShort count with it.
+func startsLeft(j *model.Job) int64 {
+	if j.Array != nil {
+		return j.TasksLeft()
+	}
+	return 1
+}
+
+// startTask is the task of j's i-th start (0 <= i < startsLeft): task 0
+// for a plain job, the array's i-th task still to start
+// (model.Job.TaskAt) otherwise.
+func startTask(j *model.Job, i int64) int64 {
+	if j.Array != nil {
+		return j.TaskAt(i)
+	}
+	return 0
 }
 
 // planned is how long c is planned to run, in nanoseconds: its estimate,
@@ -226,16 +238,10 @@ type fillKey struct {
 // cycle. The reason is empty and waits false when nothing is left.
 func (s *sched) startAll(c candidate, depth int) (why string, lz lazyReason, waits bool) {
 	j := c.j
-	left := int64(1)
-	if j.Array != nil {
-		left = j.TasksLeft()
-	}
+	left := startsLeft(j)
 	d := s.planned(c)
 	for i := c.started; i < left; i++ { // yieldToShort may have started the first
-		task := int64(0)
-		if j.Array != nil {
-			task = j.TaskAt(i)
-		}
+		task := startTask(j, i)
 		if why := s.quotaReason(j); why != "" {
 			return why, lazyReason{}, false
 		}
