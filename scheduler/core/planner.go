@@ -21,9 +21,11 @@ import (
 // modified those nodes in place: a changed node is a new *model.Node, as
 // the state store's snapshots and hpcsim both give. Anything else rebuilds
 // the index. Allocations are remembered by pointer in the same way: an
-// Alloc's Placement must not be modified in place between calls (its
-// State and StopRequested are read afresh each call). A Planner is not
-// safe for concurrent use; its zero value is ready to use.
+// Alloc the Planner has seen must not be modified in place (a stop
+// request or a new state is a new *model.Alloc, as the state store's
+// snapshots and hpcsim both give), so that a run of the same pointers is
+// read as the same run without reading its allocations again. A Planner
+// is not safe for concurrent use; its zero value is ready to use.
 //
 // On a one-slot cluster (every node identical and ready, one logical CPU,
 // no GPU, no partition: hpcsim's one-CPU machines) with no image locality

@@ -76,9 +76,9 @@ func nextCycle(t *rapid.T, in Input, plan model.Plan, id *model.JobID) Input {
 			break
 		}
 	}
-	for _, a := range allocs {
+	for i, a := range allocs {
 		if rapid.IntRange(0, 9).Draw(t, "stop") == 0 {
-			a.StopRequested = true // read afresh every call
+			allocs[i] = stopRequested(a)
 		}
 	}
 	var jobs []*model.Job
@@ -238,9 +238,9 @@ func nextSlotCycle(t *rapid.T, in Input, plan model.Plan, n int, id *model.JobID
 	for _, pr := range plan.Preemptions {
 		preempted[gangKey{pr.Job, pr.Task}] = true
 	}
-	for _, a := range next.Allocs {
+	for i, a := range next.Allocs {
 		if preempted[gangKey{a.Job, a.Task}] || rapid.IntRange(0, 19).Draw(t, "stop") == 0 {
-			a.StopRequested = true
+			next.Allocs[i] = stopRequested(a)
 		}
 	}
 	next.Jobs = nil
@@ -378,4 +378,13 @@ func TestPoolSpeculativePreemption(t *testing.T) {
 	if why := got.Pending[20]; why == "" || strings.HasPrefix(why, "reserved") {
 		t.Fatalf("job 20: %q, want a wait without a reservation", why)
 	}
+}
+
+// stopRequested is a with its stop requested, as a new allocation: the
+// Planner's contract (an allocation it has seen is never changed in
+// place), which the state store's copies and hpcsim keep.
+func stopRequested(a *model.Alloc) *model.Alloc {
+	c := *a
+	c.StopRequested = true
+	return &c
 }

@@ -26,8 +26,10 @@ import (
 //
 // Between calls it keeps each run of allocations (one gang's consecutive
 // allocations with the same times) with its node indexes, so that a cycle
-// reads the running allocations with pointer comparisons and a bit per
-// node, not a holder per node.
+// reads the running allocations with pointer comparisons and a word per
+// 64 nodes, not a holder per node: an allocation the Planner has seen is
+// never changed in place (the Planner's contract), so a run of the same
+// pointers is the same run.
 type pool struct {
 	groups map[*model.Alloc]*runGroup // by the run's first allocation
 	call   uint64
@@ -83,11 +85,20 @@ type runGroup struct {
 	allCores, allGPUs int
 	// sameSize: every placement has the first's numbers of cores and GPUs.
 	sameSize bool
-	// uniform (set by load for call seen): every allocation is charged
-	// as the first (sameSize, and the same state: a run already shares
-	// the job and times), so fairShare adds the first's charge for each.
+	// uniform: every allocation is charged as the first (sameSize, and
+	// the same state: a run already shares the job and times), so
+	// fairShare adds the first's charge for each.
 	uniform bool
-	seen    uint64
+	// words are the nodes as bitset words: index and bits.
+	words []nodeWord
+	seen  uint64
+}
+
+// nodeWord is one word of a bitset over the nodes: the nodes 64*i to
+// 64*i+63 that bits holds.
+type nodeWord struct {
+	i    int
+	bits uint64
 }
 
 // run is one holder of busy nodes in a call: a running run of allocations
@@ -156,29 +167,30 @@ func (p *pool) load(s *sched) {
 	var tot runTotals
 	for i := 0; i < len(allocs); {
 		a := allocs[i]
-		if a.State.Terminal() {
-			i++
-			continue
-		}
-		k, sameState := i+1, true
-		for k < len(allocs) && sameRun(a, allocs[k]) {
-			sameState = sameState && allocs[k].State == a.State
-			k++
-		}
-		g := p.group(s, allocs[i:k])
+		g := p.keptRun(allocs, i)
 		if g == nil {
-			p.abort = true
-			return
+			if a.State.Terminal() {
+				i++
+				continue
+			}
+			k := i + 1
+			for k < len(allocs) && sameRun(a, allocs[k]) {
+				k++
+			}
+			if g = p.group(s, allocs[i:k]); g == nil {
+				p.abort = true
+				return
+			}
 		}
-		g.uniform = sameState && g.sameSize
+		g.seen = p.call
 		p.live = append(p.live, g)
-		i = k
+		i += len(g.allocs)
 		if len(g.nodes) == 0 {
 			continue
 		}
 		end := s.holderEnd(a, -1, g.nodes)
-		for _, n := range g.nodes {
-			p.busy.set(n)
+		for _, w := range g.words {
+			p.busy[w.i] |= w.bits
 		}
 		p.nbusy += len(g.nodes)
 		if a.Speculative {
@@ -225,7 +237,9 @@ func (p *pool) fairShare(s *sched) map[string]float64 {
 // replay appends each gang whole, so the list is a few increasing stretches
 // of whole gangs: those are sorted by their first allocation (a few hundred
 // keys, not thousands of allocations), and the full sort is the fallback
-// when the result is not strictly increasing.
+// when the result is not strictly increasing. A kept run (see keptRun) is
+// known to be in order, so a stretch starting with one is found by
+// pointer comparisons, not by reading each allocation.
 func (p *pool) sorted(allocs []*model.Alloc) []*model.Alloc {
 	p.stretch = p.stretch[:0]
 	inOrder := true
@@ -234,6 +248,11 @@ func (p *pool) sorted(allocs []*model.Alloc) []*model.Alloc {
 			inOrder = false
 		}
 		k := i + 1
+		if g := p.keptAt(allocs, i); g != nil {
+			// A kept run: cut from an earlier call's sorted list, so
+			// in order (its allocations are the same, unchanged).
+			k = i + len(g.allocs)
+		}
 		for k < len(allocs) && allocs[k].Job == allocs[i].Job && allocs[k].Task == allocs[i].Task &&
 			allocs[k-1].Rank < allocs[k].Rank {
 			k++
@@ -259,18 +278,43 @@ func (p *pool) sorted(allocs []*model.Alloc) []*model.Alloc {
 	return out
 }
 
-// group returns the kept group of the run as, or converts and keeps it;
-// nil when an allocation on a node of the cluster does not hold its core.
-func (p *pool) group(s *sched, as []*model.Alloc) *runGroup {
-	if g := p.groups[as[0]]; g != nil && slices.Equal(g.allocs, as) {
-		g.seen = p.call
-		return g
+// keptRun returns the kept group whose run starts at allocs[i] when the
+// run is still exactly that group's: the same allocation pointers, and
+// the allocation after them not continuing the run (sameRun). As the
+// allocations are not changed in place, their states, stop requests,
+// jobs and times are those the group was made from. nil: the run is
+// new or changed, and load scans and converts it (group).
+func (p *pool) keptRun(allocs []*model.Alloc, i int) *runGroup {
+	g := p.keptAt(allocs, i)
+	if g == nil {
+		return nil
 	}
-	g := &runGroup{allocs: slices.Clone(as), seen: p.call, sameSize: true}
+	if k := i + len(g.allocs); k < len(allocs) && sameRun(allocs[i], allocs[k]) {
+		return nil
+	}
+	return g
+}
+
+// keptAt returns the kept group whose allocations start allocs[i:], the
+// same pointers in the same order; nil if there is none.
+func (p *pool) keptAt(allocs []*model.Alloc, i int) *runGroup {
+	g := p.groups[allocs[i]]
+	if g == nil || i+len(g.allocs) > len(allocs) || !slices.Equal(g.allocs, allocs[i:i+len(g.allocs)]) {
+		return nil
+	}
+	return g
+}
+
+// group converts the run as (live allocations, sameRun with the first)
+// and keeps it by its first allocation; nil when an allocation on a node
+// of the cluster does not hold its core.
+func (p *pool) group(s *sched, as []*model.Alloc) *runGroup {
+	g := &runGroup{allocs: slices.Clone(as), sameSize: true, uniform: true}
 	ni := s.cl.nodes[0].info
 	for _, a := range as {
 		g.sameSize = g.sameSize && len(a.Placement.Cores) == len(as[0].Placement.Cores) &&
 			len(a.Placement.GPUs) == len(as[0].Placement.GPUs)
+		g.uniform = g.uniform && a.State == as[0].State
 		g.allCores += len(a.Placement.Cores)
 		g.allGPUs += len(a.Placement.GPUs)
 		n, ok := s.cl.byName[a.Placement.Node]
@@ -287,6 +331,13 @@ func (p *pool) group(s *sched, as []*model.Alloc) *runGroup {
 		g.gpus += len(a.Placement.GPUs)
 	}
 	slices.Sort(g.nodes)
+	g.uniform = g.uniform && g.sameSize
+	for _, n := range g.nodes {
+		if w := n >> 6; len(g.words) == 0 || g.words[len(g.words)-1].i != w {
+			g.words = append(g.words, nodeWord{i: w})
+		}
+		g.words[len(g.words)-1].bits |= 1 << (uint(n) & 63)
+	}
 	p.groups[as[0]] = g
 	return g
 }
