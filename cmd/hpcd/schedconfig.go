@@ -30,6 +30,7 @@ import (
 //	drainYield: 10m       # jobs planned this short start before a packed drain's lead, delaying it at most this long (0: off)
 //	slowdownGuard: 600    # expansion factor from which a job goes first (0: off)
 //	speculativeBackfill: true  # the default: while a starving job leads, start jobs on their predictions; requeue those that overrun into its reservation
+//	speculativeSlack: 1   # such a start needs a hole of its prediction plus this many times it (0: the prediction alone)
 //	starvationAge: 48h    # a job starves (goes first) after at most this wait,
 //	starvationBacklog: 2  # or sooner, once it has waited this x the backlog (0: the age alone),
 //	starvationFloor: 24h  # but never before this
@@ -53,6 +54,7 @@ type schedulerFile struct {
 	PredictBy     string                   `yaml:"predictBy"`
 	AccuracyRuns  *int                     `yaml:"accuracyRuns"`
 	Speculative   *bool                    `yaml:"speculativeBackfill"`
+	SpecSlack     *float64                 `yaml:"speculativeSlack"`
 	StarveAge     string                   `yaml:"starvationAge"`
 	StarveBacklog *float64                 `yaml:"starvationBacklog"`
 	StarveFloor   string                   `yaml:"starvationFloor"`
@@ -140,6 +142,9 @@ func loadSchedulerFile(path string, cfg *core.Config) error {
 	}
 	if f.Speculative != nil {
 		cfg.SpeculativeBackfill = *f.Speculative
+	}
+	if f.SpecSlack != nil {
+		cfg.SpeculativeSlack = *f.SpecSlack
 	}
 	if f.StarveBacklog != nil {
 		cfg.StarvationBacklog = *f.StarveBacklog

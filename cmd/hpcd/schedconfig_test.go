@@ -107,6 +107,12 @@ func TestSchedulerConfig(t *testing.T) {
 				t.Errorf("speculative %v, estimates %q", c.SpeculativeBackfill, c.Estimate)
 			}
 		}},
+		{name: "speculative slack from the file", file: "speculativeSlack: 0\n", check: func(t *testing.T, c core.Config) {
+			if c.SpeculativeSlack != 0 {
+				t.Errorf("speculative slack %v", c.SpeculativeSlack)
+			}
+		}},
+		{name: "bad speculative slack", file: "speculativeSlack: -0.5\n", wantErr: "speculative slack -0.5: want 0..100"},
 		{name: "starvation threshold from the file", file: "starvationAge: 96h\nstarvationBacklog: 1.5\nstarvationFloor: 12h\n", check: func(t *testing.T, c core.Config) {
 			if c.StarvationAge != 96*time.Hour || c.StarvationBacklog != 1.5 || c.StarvationFloor != 12*time.Hour {
 				t.Errorf("starvation age %s, backlog %v, floor %s", c.StarvationAge, c.StarvationBacklog, c.StarvationFloor)
@@ -133,9 +139,9 @@ func TestSchedulerConfig(t *testing.T) {
 				t.Errorf("drain yield %s", c.DrainYield)
 			}
 		}},
-		{name: "drain yield and every starving job first by default", file: "", check: func(t *testing.T, c core.Config) {
-			if c.DrainYield != 10*time.Minute || c.StarvationSlots != 0 {
-				t.Errorf("drain yield %s, starvation slots %d", c.DrainYield, c.StarvationSlots)
+		{name: "drain yield, every starving job first and a speculative slack of 1 by default", file: "", check: func(t *testing.T, c core.Config) {
+			if c.DrainYield != 10*time.Minute || c.StarvationSlots != 0 || c.SpeculativeSlack != 1 {
+				t.Errorf("drain yield %s, starvation slots %d, speculative slack %v", c.DrainYield, c.StarvationSlots, c.SpeculativeSlack)
 			}
 		}},
 		{name: "bad drain yield", file: "drainYield: 48h\n", wantErr: "drain yield 48h0m0s: want 0 (off) to 24h"},

@@ -202,6 +202,16 @@ type Config struct {
 	// round; it has no effect under another policy, with requested
 	// estimates or without a starvation age (nothing is then protected).
 	SpeculativeBackfill bool
+	// SpeculativeSlack is the margin a speculative start needs
+	// (SpeculativeBackfill): the job starts only where a hole holds its
+	// prediction plus this many times the prediction (at most its
+	// walltime), so that a run a little longer than the mean of its last
+	// two still ends before the starving job needs its nodes, and fewer
+	// runs are stopped and lost. It changes only where a job may start:
+	// once running, the gang is still stopped when it outlives its
+	// prediction. 0 is the prediction alone (before issue 17's
+	// fourteenth round); 1 (twice the prediction) by default.
+	SpeculativeSlack float64
 	// DrainPacking packs the drain of a wide starving job (PolicyDefault
 	// with BackfillShortest): while a starving job that needs at least
 	// this share of the ready capacity (cores, GPUs by GPUWeight) leads,
@@ -311,6 +321,7 @@ func DefaultConfig() Config {
 		Preemption:           PreemptOff,
 		StopGrace:            time.Minute,
 		SpeculativeBackfill:  true,
+		SpeculativeSlack:     1,
 		DrainPacking:         0.5,
 		DrainSmallArea:       10 * 3600,
 		DrainYield:           10 * time.Minute,
@@ -372,6 +383,7 @@ func (c *Config) Validate() error {
 		{"drain packing", c.DrainPacking, 1},
 		{"drain small area", c.DrainSmallArea, 1e12},
 		{"starvation backlog", c.StarvationBacklog, 1e6},
+		{"speculative slack", c.SpeculativeSlack, 100},
 		{"age weight", c.Weights.Age, 1e9},
 		{"fair-share weight", c.Weights.FairShare, 1e9},
 		{"size weight", c.Weights.Size, 1e9},

@@ -142,6 +142,14 @@ func startTask(j *model.Job, i int64) int64 {
 	return 0
 }
 
+// speculativeHole is how long a hole must be for c to start
+// speculatively (SpeculativeBackfill): its prediction plus
+// Config.SpeculativeSlack times it, at most d, its planned walltime. The
+// start is planned for that long. Called by startAll.
+func (s *sched) speculativeHole(c candidate, d int64) int64 {
+	return min(int64(float64(c.est)*(1+s.cfg.SpeculativeSlack)), d)
+}
+
 // planned is how long c is planned to run, in nanoseconds: its estimate,
 // or while a starving job leads (protect) its walltime, so that nothing
 // predicted too short overruns into the lead's reservation, unless the
@@ -254,7 +262,7 @@ func (s *sched) startAll(c candidate, depth int) (why string, lz lazyReason, wai
 			// Not for a rerun: a gang preempted past its prediction
 			// would fit the same hole again and be stopped again,
 			// StopGrace after StopGrace, until the reservation comes.
-			if s.tryStart(c, task, int64(c.est), true) {
+			if s.tryStart(c, task, s.speculativeHole(c, d), true) {
 				continue
 			}
 		}

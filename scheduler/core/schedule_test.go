@@ -683,6 +683,57 @@ func TestSpeculativeBackfill(t *testing.T) {
 	}
 }
 
+// TestSpeculativeSlack: a starving job on both nodes is reserved in 50
+// minutes (node 0 is busy until then); job 2 (a 4-hour walltime) fits
+// node 1's hole only by its prediction, the mean of its last two runs. It
+// starts speculatively only where the hole holds the prediction plus
+// SpeculativeSlack times it.
+func TestSpeculativeSlack(t *testing.T) {
+	whole := model.Request{TasksPerNode: 4}
+	ns := nodes(2, small)
+	tests := []struct {
+		name    string
+		runs    time.Duration // job 2's last two runtimes
+		slack   float64
+		started bool
+	}{
+		{"the default: twice a 10-minute prediction fits", 10 * time.Minute, 1, true},
+		{"the default: twice 24 minutes still fits 50", 24 * time.Minute, 1, true},
+		{"the default: twice a 30-minute prediction does not fit", 30 * time.Minute, 1, false},
+		{"slack 0: the 30-minute prediction alone fits", 30 * time.Minute, 0, true},
+		{"slack 0.5: 45 minutes fits", 30 * time.Minute, 0.5, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.SpeculativeSlack = tc.slack
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			job2 := submitted(mkJob(2, whole, 4*time.Hour), t0.Add(-time.Minute))
+			job2.User = "repeat"
+			hist := runs(tc.runs, tc.runs)
+			for i := range hist {
+				hist[i].Kind = job2.Kind()
+			}
+			busy := mkJob(90, whole, time.Hour)
+			busy.State = model.JobRunning
+			starving := submitted(mkJob(1, model.Request{Nodes: 2, TasksPerNode: 4}, time.Hour), t0.Add(-73*time.Hour))
+			in := Input{Now: t0, Nodes: ns, History: map[string][]model.Run{"repeat": hist}, Jobs: []*model.Job{busy, starving, job2},
+				Allocs: []*model.Alloc{{ID: "A", Job: 90, State: model.AllocRunning, Created: t0.Add(-10 * time.Minute), Started: t0.Add(-10 * time.Minute),
+					Deadline: t0.Add(50 * time.Minute), Placement: model.Placement{Node: ns[0].Name, Cores: []int{0, 1, 2, 3}, NUMA: []int{0}}}}}
+			plan := Schedule(in, cfg)
+			started := len(plan.Starts) == 1 && plan.Starts[0].Job == 2 && plan.Starts[0].Speculative
+			if started != tc.started || len(plan.Starts) > 1 {
+				t.Fatalf("starts %+v, want job 2 started speculatively %v; pending %v", plan.Starts, tc.started, plan.Pending)
+			}
+			if !tc.started && !strings.Contains(plan.Pending[2], "waiting for resources") {
+				t.Errorf("job 2 reason %q", plan.Pending[2])
+			}
+		})
+	}
+}
+
 // TestSpeculativeStopsForTheLeadOnly: two jobs starve; the lead (the
 // older, on both nodes) waits for a plain job on node 0, and a
 // speculative gang past its prediction holds node 1, where the second
