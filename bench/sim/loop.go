@@ -43,6 +43,8 @@ type state struct {
 	resumed float64
 	// wakes are the times of the wake-ups in ends (wake).
 	wakes map[int64]bool
+	// idle profiles the idle cores (Options.IdleProfile; nil when off).
+	idle *idleProbe
 }
 
 func newState(jobs []*simJob, cfg core.Config) *state {
@@ -90,6 +92,9 @@ func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
 			// Nothing to start: the plan would have no starts (a replay
 			// has no arrays), so the cycle is skipped.
 			res.IdleCycles++
+			if s.idle != nil {
+				s.idle.note(s, nil, t)
+			}
 			continue
 		}
 		in := s.input(nodes, t)
@@ -128,6 +133,9 @@ func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
 			s.wake(max(int64((at+time.Second-1)/time.Second), t+1))
 		}
 		s.compactPending()
+		if s.idle != nil {
+			s.idle.note(s, &plan, t)
+		}
 	}
 	done := s.jobs[:0:0]
 	for _, sj := range s.jobs {
@@ -162,6 +170,9 @@ func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
 		res.AvgBSLD = bs / float64(res.Jobs)
 	}
 	res.Makespan = float64(last - first)
+	if s.idle != nil {
+		res.Idle = s.idle.result(last)
+	}
 	procs := 0
 	for _, n := range nodes {
 		procs += len(n.Cores)

@@ -46,6 +46,8 @@ type Result struct {
 	// number and the virtual second it started (hpcsim --starts writes
 	// them; two builds that plan alike give the same list).
 	Starts []JobStart `json:"-"`
+	// Idle is where the idle cores went, with Options.IdleProfile.
+	Idle *IdleProfile `json:"idle,omitempty"`
 }
 
 // JobStart is when one trace job started (its last run, if it was

@@ -61,6 +61,10 @@ type Options struct {
 	// was kept. Off, a preempted run is lost (PreemptedCoreSeconds), as
 	// under hpcd.
 	ResumePreempted bool
+	// IdleProfile fills Result.Idle: the idle core-seconds split by the
+	// plan's widest reservation, and the full-machine drains. It costs a
+	// pass over the running allocations and pending jobs per event.
+	IdleProfile bool
 }
 
 // Epoch is virtual time zero.
@@ -175,6 +179,13 @@ func Run(trace []TraceJob, o Options) Result {
 	st.until = o.Until
 	st.rebuild = o.Rebuild
 	st.resume = o.ResumePreempted
+	if o.IdleProfile {
+		var cores int64
+		for _, n := range nodes {
+			cores += int64(len(n.Cores))
+		}
+		st.idle = newIdleProbe(cores)
+	}
 	st.loop(nodes, clock, &res)
 	return res
 }

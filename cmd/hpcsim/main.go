@@ -26,6 +26,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -100,6 +101,7 @@ func run(args []string, out, progress io.Writer) error {
 	jitterS := fs.Int64("jitter-s", 1, "with --copies: seconds a jittered run time moves, up or down")
 	baseline := fs.String("baseline", "", "also replay with this policy (core defaults, planned with the walltime) and compare copy by copy")
 	parallel := fs.Int("parallel", runtime.NumCPU(), "replays run at once with --copies, --baseline or --suite (above 1 the core timings include contention)")
+	idleProfile := fs.Bool("idle-profile", false, "one replay: also print where the idle cores went (idle core-seconds by the plan's widest reservation: full machine, half or more, narrower, none, nothing pending) and the full-machine drains (how many, how long, how idle, and how many jobs of at most 10 minutes were pending to fill them)")
 	resume := fs.Bool("resume-preempted", false, "what-if hpcd cannot follow (QEMU refuses to save a job guest: scheduler/core/README.md, eleventh round): a preempted gang keeps its progress, as if its guests were saved and restored on any nodes, instead of losing its run (with --suite: every replay)")
 	gf := genFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -161,8 +163,11 @@ func run(args []string, out, progress io.Writer) error {
 	}
 	// A replay is one long batch computation: trade memory for less GC.
 	debug.SetGCPercent(400)
-	opts := sim.Options{Nodes: *nodes, CPUsPerNode: *cpus, GPUsPerNode: *gpus, Estimates: *est, Config: cfg, ResumePreempted: *resume}
+	opts := sim.Options{Nodes: *nodes, CPUsPerNode: *cpus, GPUsPerNode: *gpus, Estimates: *est, Config: cfg, ResumePreempted: *resume, IdleProfile: *idleProfile}
 	if *copies > 0 || *baseline != "" {
+		if *idleProfile {
+			return errors.New("--idle-profile describes one replay: drop --copies and --baseline")
+		}
 		co := sim.CompareOptions{Options: opts, Copies: *copies, Frac: *jitterFrac, Delta: *jitterS, Workers: *parallel,
 			Progress: func(done, total int) { fmt.Fprintf(progress, "hpcsim: %d of %d replays done\n", done, total) }}
 		if *baseline != "" {
@@ -191,6 +196,9 @@ func run(args []string, out, progress io.Writer) error {
 			fate = fmt.Sprintf("%.0f core-seconds of their runs kept (--resume-preempted)", res.ResumedCoreSeconds)
 		}
 		fmt.Fprintf(out, "preempted: %d gangs (speculative backfill; one job at most %d times), %s\n", res.Preempted, res.MostPreempted, fate)
+	}
+	if p := res.Idle; p != nil {
+		printIdleProfile(out, p)
 	}
 	return nil
 }
@@ -284,7 +292,7 @@ func checkModeFlags(fs *flag.FlagSet, g *genOpts) error {
 		applies = func(name string) bool {
 			return policy.Lookup(name) != nil || slices.Contains([]string{
 				"trace", "nodes", "cpus-per-node", "gpus-per-node", "estimates", "json", "limit", "cpuprofile", "starts",
-				"copies", "jitter-frac", "jitter-s", "baseline", "parallel", "resume-preempted"}, name)
+				"copies", "jitter-frac", "jitter-s", "baseline", "parallel", "resume-preempted", "idle-profile"}, name)
 		}
 	}
 	var unused []string
@@ -301,4 +309,19 @@ func checkModeFlags(fs *flag.FlagSet, g *genOpts) error {
 		return fmt.Errorf("%s %s not apply to %s (hpcsim -h says which mode reads each flag)", strings.Join(unused, ", "), verb, mode)
 	}
 	return nil
+}
+
+// printIdleProfile prints --idle-profile's lines: idle core-seconds by
+// the widest reservation, then the full-machine drains.
+func printIdleProfile(out io.Writer, p *sim.IdleProfile) {
+	m := func(v float64) string { return fmt.Sprintf("%.1f M", v/1e6) }
+	fmt.Fprintf(out, "idle core-seconds: %s; while reserved for the full machine %s, half or more %s, narrower %s; with none reserved %s; with nothing pending %s\n",
+		m(p.Total()), m(p.FullMachine), m(p.HalfOrMore), m(p.Narrower), m(p.Unreserved), m(p.NothingPending))
+	if p.FullDrains == 0 {
+		fmt.Fprintln(out, "full-machine drains: none")
+		return
+	}
+	n := float64(p.FullDrains)
+	fmt.Fprintf(out, "full-machine drains: %d, %.1f h and %s idle core-seconds each on average; %.1f jobs of at most %d s pending in them on average\n",
+		p.FullDrains, p.FullDrainSeconds/n/3600, m(p.FullDrainIdle/n), p.ShortPending, sim.ShortRun)
 }
