@@ -11,6 +11,12 @@
 //
 //	hpcsim --trace lublin_256.swf --nodes 256 --copies 11 --baseline fcfs-easy
 //
+// --idle-profile adds where one replay's idle cores went: by the widest
+// reservation of the plan in force, and the full-machine drains (bench/sim
+// IdleProfile):
+//
+//	hpcsim --trace lublin_256.swf --nodes 256 --idle-profile
+//
 // --generate writes a synthetic trace (bench/gen: Lublin–Feitelson jobs,
 // users' requested walltimes) instead of replaying one:
 //
