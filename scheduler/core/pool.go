@@ -89,16 +89,10 @@ type runGroup struct {
 	// the same state: a run already shares the job and times), so
 	// fairShare adds the first's charge for each.
 	uniform bool
-	// words are the nodes as bitset words: index and bits.
-	words []nodeWord
+	// words are the nodes as a bitset's nonzero words (wordsOf), which
+	// load ors into the busy set a word at a time.
+	words []bitWord
 	seen  uint64
-}
-
-// nodeWord is one word of a bitset over the nodes: the nodes 64*i to
-// 64*i+63 that bits holds.
-type nodeWord struct {
-	i    int
-	bits uint64
 }
 
 // run is one holder of busy nodes in a call: a running run of allocations
@@ -189,9 +183,7 @@ func (p *pool) load(s *sched) {
 			continue
 		}
 		end := s.holderEnd(a, -1, g.nodes)
-		for _, w := range g.words {
-			p.busy[w.i] |= w.bits
-		}
+		p.busy.or(g.words)
 		p.nbusy += len(g.nodes)
 		if a.Speculative {
 			p.nspec += len(g.nodes)
@@ -332,12 +324,7 @@ func (p *pool) group(s *sched, as []*model.Alloc) *runGroup {
 	}
 	slices.Sort(g.nodes)
 	g.uniform = g.uniform && g.sameSize
-	for _, n := range g.nodes {
-		if w := n >> 6; len(g.words) == 0 || g.words[len(g.words)-1].i != w {
-			g.words = append(g.words, nodeWord{i: w})
-		}
-		g.words[len(g.words)-1].bits |= 1 << (uint(n) & 63)
-	}
+	g.words = wordsOf(g.nodes)
 	p.groups[as[0]] = g
 	return g
 }
