@@ -45,6 +45,9 @@ type state struct {
 	wakes map[int64]bool
 	// idle profiles the idle cores (Options.IdleProfile; nil when off).
 	idle *idleProbe
+	// record keeps each preempted run in runs (Options.Preemptions).
+	record bool
+	runs   []PreemptedRun
 }
 
 func newState(jobs []*simJob, cfg core.Config) *state {
@@ -116,7 +119,7 @@ func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
 			s.start(st, t)
 		}
 		for _, p := range plan.Preemptions {
-			s.requeue(p.Job, t)
+			s.requeue(p.Job, p.By, t)
 			res.Preempted++
 		}
 		if len(plan.Preemptions) > 0 {
@@ -164,6 +167,7 @@ func (s *state) loop(nodes []*model.Node, clock func() time.Time, res *Result) {
 	}
 	res.Jobs = len(done)
 	res.PreemptedCoreSeconds = s.wasted
+	res.Preemptions = s.runs
 	res.ResumedCoreSeconds = s.resumed
 	res.finish(s.waits)
 	if res.Jobs > 0 {
@@ -220,6 +224,10 @@ func (s *state) start(st model.Start, t int64) {
 	sj.job.State = model.JobRunning
 	sj.job.StartTime = now
 	sj.startAt = t
+	sj.predicted = 0
+	if s.record && st.Speculative {
+		sj.predicted = int64(core.Estimate(s.history, sj.job, s.cfg) / time.Second)
+	}
 	heap.Push(&s.ends, endEvent{at: sj.end(), idx: int(st.Job - 1), gen: sj.gen})
 }
 
@@ -237,15 +245,21 @@ func (s *state) wake(at int64) {
 	heap.Push(&s.ends, endEvent{at: at, idx: -1})
 }
 
-// requeue stops a running job at t (a preemption of its gang) and puts
-// it back in the queue with its submit time, as the state machine does;
-// the run's core-seconds count as wasted, not as used, unless the run is
-// kept (Options.ResumePreempted): then the job waits with the rest of its
-// run and walltime.
-func (s *state) requeue(id model.JobID, t int64) {
+// requeue stops a running job at t (a preemption of its gang, for job
+// by) and puts it back in the queue with its submit time, as the state
+// machine does; the run's core-seconds count as wasted, not as used,
+// unless the run is kept (Options.ResumePreempted): then the job waits
+// with the rest of its run and walltime.
+func (s *state) requeue(id, by model.JobID, t int64) {
 	sj := s.jobs[id-1]
 	s.stop(sj, t)
 	ran := t - sj.startAt
+	if s.record {
+		b := s.jobs[by-1]
+		s.runs = append(s.runs, PreemptedRun{Job: sj.tj.ID, Cores: sj.cores, Start: sj.startAt, Stop: t,
+			Run: sj.actual - sj.done, Walltime: int64(sj.job.Walltime / time.Second), Predicted: sj.predicted,
+			By: b.tj.ID, ByWaited: t - b.tj.Submit})
+	}
 	if s.resume {
 		s.resumed += float64(sj.cores * ran)
 		sj.done += ran

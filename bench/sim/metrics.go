@@ -48,6 +48,35 @@ type Result struct {
 	Starts []JobStart `json:"-"`
 	// Idle is where the idle cores went, with Options.IdleProfile.
 	Idle *IdleProfile `json:"idle,omitempty"`
+	// Preemptions lists the preempted runs in the order they were
+	// stopped, with Options.Preemptions.
+	Preemptions []PreemptedRun `json:"preemptions,omitempty"`
+}
+
+// PreemptedRun is one run a plan preempted (a speculative gang past its
+// prediction, stopped for a starving job): what it ran and would have
+// run, and the job it made room for. Times are the trace's seconds.
+type PreemptedRun struct {
+	// Job is the preempted job's trace number; Cores its gang's cores.
+	Job   int64 `json:"job"`
+	Cores int64 `json:"cores"`
+	// Start and Stop bound the run; Stop − Start is what it ran (lost,
+	// unless Options.ResumePreempted kept it).
+	Start int64 `json:"start"`
+	Stop  int64 `json:"stop"`
+	// Run is what the job still had to run at Start (its trace run time,
+	// capped by its walltime, less any run kept from before) and
+	// Walltime its walltime then.
+	Run      int64 `json:"run"`
+	Walltime int64 `json:"walltime"`
+	// Predicted is the prediction it started speculatively with (0 for a
+	// plain start): it may start where twice that fits in front of the
+	// starving job's reservation (core.Config.SpeculativeSlack).
+	Predicted int64 `json:"predicted"`
+	// By is the trace number of the job the run was stopped for, and
+	// ByWaited how long that job had waited at Stop.
+	By       int64 `json:"by"`
+	ByWaited int64 `json:"byWaited"`
 }
 
 // JobStart is when one trace job started (its last run, if it was

@@ -103,13 +103,14 @@ func TestSpeculativeReplay(t *testing.T) {
 		cfg := core.DefaultConfig()
 		cfg.SpeculativeBackfill = true
 		cfg.StarvationAge = 12 * time.Hour // starve often on a short trace
-		o := sim.Options{Nodes: g.nodes, CPUsPerNode: 1, Estimates: sim.EstPredicted, Config: cfg}
+		o := sim.Options{Nodes: g.nodes, CPUsPerNode: 1, Estimates: sim.EstPredicted, Config: cfg, Preemptions: true}
 		fast := sim.Run(trace, o)
 		o.Rebuild = true
 		slow := sim.Run(trace, o)
-		if !slices.Equal(fast.Starts, slow.Starts) || fast.Preempted != slow.Preempted {
+		if !slices.Equal(fast.Starts, slow.Starts) || fast.Preempted != slow.Preempted || !slices.Equal(fast.Preemptions, slow.Preemptions) {
 			t.Fatalf("%d nodes: planner and rebuild differ (%d and %d preemptions)", g.nodes, fast.Preempted, slow.Preempted)
 		}
+		checkPreemptedRuns(t, trace, fast, cfg.StarvationAge)
 		if fast.Jobs+fast.Skipped != len(trace) || len(fast.Starts) != fast.Jobs {
 			t.Fatalf("%d nodes: %d jobs completed, %d skipped, %d starts listed, of %d", g.nodes, fast.Jobs, fast.Skipped, len(fast.Starts), len(trace))
 		}
@@ -129,5 +130,49 @@ func TestSpeculativeReplay(t *testing.T) {
 	}
 	if preempted == 0 {
 		t.Fatal("no speculative gang was preempted in the whole family")
+	}
+}
+
+// checkPreemptedRuns checks Result.Preemptions against the replay's
+// counts and the rules of speculative preemption: one entry per
+// preempted gang, their runs add up to the lost core-seconds, each was a
+// speculative start stopped before its end, for a job submitted before it
+// that had starved (waited at least starveAge, this test's threshold).
+func checkPreemptedRuns(t *testing.T, trace []sim.TraceJob, r sim.Result, starveAge time.Duration) {
+	t.Helper()
+	if len(r.Preemptions) != r.Preempted {
+		t.Fatalf("%d preempted runs listed, %d preemptions counted", len(r.Preemptions), r.Preempted)
+	}
+	var lost float64
+	for _, p := range r.Preemptions {
+		ran := p.Stop - p.Start
+		lost += float64(p.Cores * ran)
+		switch {
+		case ran <= 0 || ran >= p.Run || p.Run > p.Walltime:
+			t.Fatalf("job %d: ran %d s of %d (walltime %d): not stopped before its end", p.Job, ran, p.Run, p.Walltime)
+		case p.Predicted <= 0 || p.Predicted > p.Walltime:
+			t.Fatalf("job %d: predicted %d s (walltime %d): a preempted run is a speculative start", p.Job, p.Predicted, p.Walltime)
+		case trace[p.By-1].Submit >= trace[p.Job-1].Submit:
+			t.Fatalf("job %d preempted for job %d, submitted no earlier", p.Job, p.By)
+		case p.ByWaited != p.Stop-trace[p.By-1].Submit || time.Duration(p.ByWaited)*time.Second < starveAge:
+			t.Fatalf("job %d preempted for job %d, which had waited %d s: not starving", p.Job, p.By, p.ByWaited)
+		}
+	}
+	if lost != r.PreemptedCoreSeconds {
+		t.Fatalf("preempted runs add up to %.0f core-seconds, the replay lost %.0f", lost, r.PreemptedCoreSeconds)
+	}
+}
+
+// TestPreemptionsOff: a replay lists no preempted runs unless asked.
+func TestPreemptionsOff(t *testing.T) {
+	trace, err := gen.Generate(gen.Params{Nodes: 64, Jobs: 600, Load: 1.05, Seed: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := core.DefaultConfig()
+	cfg.StarvationAge = 12 * time.Hour
+	r := sim.Run(trace, sim.Options{Nodes: 64, CPUsPerNode: 1, Estimates: sim.EstPredicted, Config: cfg})
+	if r.Preempted == 0 || r.Preemptions != nil {
+		t.Fatalf("%d preemptions, %d listed: want some, none listed", r.Preempted, len(r.Preemptions))
 	}
 }

@@ -65,6 +65,9 @@ type Options struct {
 	// plan's widest reservation, and the full-machine drains. It costs a
 	// pass over the running allocations and pending jobs per event.
 	IdleProfile bool
+	// Preemptions fills Result.Preemptions: every preempted run, with
+	// what it was predicted to run and what preempted it.
+	Preemptions bool
 }
 
 // Epoch is virtual time zero.
@@ -85,6 +88,9 @@ type simJob struct {
 	// (Options.ResumePreempted); the job's Walltime is the rest of its
 	// own meanwhile.
 	done int64
+	// predicted is the prediction the job started speculatively with
+	// (seconds; 0 for a plain start), kept for Options.Preemptions.
+	predicted int64
 }
 
 type endEvent struct {
@@ -179,6 +185,7 @@ func Run(trace []TraceJob, o Options) Result {
 	st.until = o.Until
 	st.rebuild = o.Rebuild
 	st.resume = o.ResumePreempted
+	st.record = o.Preemptions
 	if o.IdleProfile {
 		var cores int64
 		for _, n := range nodes {

@@ -17,6 +17,10 @@
 //
 //	hpcsim --trace lublin_256.swf --nodes 256 --idle-profile
 //
+// --preemptions FILE writes every run the replay preempted (a speculative
+// gang stopped for a starving job): what it ran, what it was predicted to
+// run, and the job it made room for (bench/sim PreemptedRun).
+//
 // --generate writes a synthetic trace (bench/gen: Lublin–Feitelson jobs,
 // users' requested walltimes) instead of replaying one:
 //
@@ -108,6 +112,7 @@ func run(args []string, out, progress io.Writer) error {
 	baseline := fs.String("baseline", "", "also replay with this policy (core defaults, planned with the walltime) and compare copy by copy")
 	parallel := fs.Int("parallel", runtime.NumCPU(), "replays run at once with --copies, --baseline or --suite (above 1 the core timings include contention)")
 	idleProfile := fs.Bool("idle-profile", false, "one replay: also print where the idle cores went (idle core-seconds by the plan's widest reservation: full machine, half or more, narrower, none, nothing pending) and the full-machine drains (how many, how long, how idle, and how many jobs of at most 10 minutes were pending to fill them)")
+	preemptionsOut := fs.String("preemptions", "", "one replay: also write every preempted run to this file, one tab-separated line each under a header: job, cores, start and stop second, what it still had to run, its walltime, the prediction it started speculatively with, and the job it was stopped for with how long that job had waited")
 	resume := fs.Bool("resume-preempted", false, "what-if hpcd cannot follow (QEMU refuses to save a job guest: scheduler/core/README.md, eleventh round): a preempted gang keeps its progress, as if its guests were saved and restored on any nodes, instead of losing its run (with --suite: every replay)")
 	gf := genFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -169,10 +174,14 @@ func run(args []string, out, progress io.Writer) error {
 	}
 	// A replay is one long batch computation: trade memory for less GC.
 	debug.SetGCPercent(400)
-	opts := sim.Options{Nodes: *nodes, CPUsPerNode: *cpus, GPUsPerNode: *gpus, Estimates: *est, Config: cfg, ResumePreempted: *resume, IdleProfile: *idleProfile}
+	opts := sim.Options{Nodes: *nodes, CPUsPerNode: *cpus, GPUsPerNode: *gpus, Estimates: *est, Config: cfg, ResumePreempted: *resume, IdleProfile: *idleProfile,
+		Preemptions: *preemptionsOut != ""}
 	if *copies > 0 || *baseline != "" {
 		if *idleProfile {
 			return errors.New("--idle-profile describes one replay: drop --copies and --baseline")
+		}
+		if *preemptionsOut != "" {
+			return errors.New("--preemptions describes one replay: drop --copies and --baseline")
 		}
 		co := sim.CompareOptions{Options: opts, Copies: *copies, Frac: *jitterFrac, Delta: *jitterS, Workers: *parallel,
 			Progress: func(done, total int) { fmt.Fprintf(progress, "hpcsim: %d of %d replays done\n", done, total) }}
@@ -185,6 +194,11 @@ func run(args []string, out, progress io.Writer) error {
 	res := sim.Run(jobs, opts)
 	if *startsOut != "" {
 		if err := writeStarts(*startsOut, res.Starts); err != nil {
+			return err
+		}
+	}
+	if *preemptionsOut != "" {
+		if err := writePreemptions(*preemptionsOut, res.Preemptions); err != nil {
 			return err
 		}
 	}
@@ -217,6 +231,21 @@ func writeStarts(path string, starts []sim.JobStart) error {
 	}
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		return fmt.Errorf("--starts: %w", err)
+	}
+	return nil
+}
+
+// writePreemptions writes --preemptions' file: a header, then one
+// tab-separated line per preempted run (sim.PreemptedRun).
+func writePreemptions(path string, runs []sim.PreemptedRun) error {
+	var b strings.Builder
+	b.WriteString("job\tcores\tstart\tstop\tran\trun\twalltime\tpredicted\tby\tby_waited\n")
+	for _, r := range runs {
+		fmt.Fprintf(&b, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n",
+			r.Job, r.Cores, r.Start, r.Stop, r.Stop-r.Start, r.Run, r.Walltime, r.Predicted, r.By, r.ByWaited)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("--preemptions: %w", err)
 	}
 	return nil
 }
@@ -298,7 +327,7 @@ func checkModeFlags(fs *flag.FlagSet, g *genOpts) error {
 		applies = func(name string) bool {
 			return policy.Lookup(name) != nil || slices.Contains([]string{
 				"trace", "nodes", "cpus-per-node", "gpus-per-node", "estimates", "json", "limit", "cpuprofile", "starts",
-				"copies", "jitter-frac", "jitter-s", "baseline", "parallel", "resume-preempted", "idle-profile"}, name)
+				"copies", "jitter-frac", "jitter-s", "baseline", "parallel", "resume-preempted", "idle-profile", "preemptions"}, name)
 		}
 	}
 	var unused []string

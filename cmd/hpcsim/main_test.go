@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -65,6 +66,8 @@ func TestRunFlags(t *testing.T) {
 			[]string{"idle core-seconds: ", "while reserved for the full machine", "full-machine drains: "}, ""},
 		{"idle profile of a comparison", []string{"--trace", trace, "--nodes", "4", "--baseline", "fcfs-easy", "--idle-profile"}, "--idle-profile describes one replay", nil, ""},
 		{"idle profile of a suite", []string{"--suite", "--idle-profile"}, "--idle-profile does not apply to --suite", nil, ""},
+		{"preempted runs of a comparison", []string{"--trace", trace, "--nodes", "4", "--copies", "1", "--preemptions", filepath.Join(t.TempDir(), "p.tsv")}, "--preemptions describes one replay", nil, ""},
+		{"preempted runs of a suite", []string{"--suite", "--preemptions", "p.tsv"}, "--preemptions does not apply to --suite", nil, ""},
 		{"one replay keeping preempted runs", []string{"--trace", trace, "--nodes", "4", "--resume-preempted"}, "",
 			[]string{"policy default, estimates request: 4 jobs"}, ""},
 		{"suite trace without its size", []string{"--suite", "--no-family", "--trace", trace}, "needs --trace-nodes", nil, ""},
@@ -112,6 +115,49 @@ func TestRunFlags(t *testing.T) {
 				t.Fatalf("progress %q, want it to end with %q", progress.String(), tc.wantProgress)
 			}
 		})
+	}
+}
+
+// TestPreemptionsFile: --preemptions writes a header and one line per
+// preempted gang of the replay, as many as it reports.
+func TestPreemptionsFile(t *testing.T) {
+	dir := t.TempDir()
+	trace, file := filepath.Join(dir, "g.swf"), filepath.Join(dir, "p.tsv")
+	gen := []string{"--generate", trace, "--nodes", "64", "--jobs", "600", "--load", "1.05", "--seed", "3"}
+	if err := run(gen, io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run([]string{"--trace", trace, "--nodes", "64", "--starvation-age", "12h", "--preemptions", file}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	var gangs int
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(l, "preempted: ") {
+			if _, err := fmt.Sscanf(l, "preempted: %d gangs", &gangs); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if lines[0] != "job\tcores\tstart\tstop\tran\trun\twalltime\tpredicted\tby\tby_waited" {
+		t.Fatalf("header %q", lines[0])
+	}
+	if gangs == 0 || len(lines)-1 != gangs {
+		t.Fatalf("%d lines for %d preempted gangs:\n%s", len(lines)-1, gangs, b)
+	}
+	for _, l := range lines[1:] {
+		var f [10]int64
+		if _, err := fmt.Sscanf(l, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d", &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &f[7], &f[8], &f[9]); err != nil {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		if f[4] != f[3]-f[2] || f[7] <= 0 {
+			t.Fatalf("line %q: ran is not stop - start, or no prediction", l)
+		}
 	}
 }
 

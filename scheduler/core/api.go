@@ -52,6 +52,16 @@ func Schedule(in Input, cfg Config) model.Plan {
 	return s.plan
 }
 
+// Estimate is the runtime a cycle planned with history and cfg assumes
+// for job j: its walltime, or under EstimatePredicted its prediction from
+// the user's history (capped by the walltime), the value Explain reports,
+// without planning a cycle. hpcsim calls it to record what a speculative
+// start was predicted to run (sim.Options.Preemptions).
+func Estimate(history map[string][]model.Run, j *model.Job, cfg Config) time.Duration {
+	s := &sched{in: &Input{History: history}, cfg: &cfg}
+	return s.estimate(j)
+}
+
 // RecordRuntime appends a completed run to its user's history, keeping
 // the last keep runs (model.WithRun, the rule the FSM's store records
 // with). hpcsim calls it when a job ends; the result goes into

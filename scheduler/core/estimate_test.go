@@ -56,6 +56,10 @@ func TestPredictByKind(t *testing.T) {
 			if got := newSched(&in, &cfg).estimate(tc.job); (got - tc.want).Abs() > time.Millisecond {
 				t.Errorf("estimate %s, want %s", got, tc.want)
 			}
+			// hpcsim's Estimate, without a cycle, is the same.
+			if got := Estimate(in.History, tc.job, cfg); (got - tc.want).Abs() > time.Millisecond {
+				t.Errorf("Estimate %s, want %s", got, tc.want)
+			}
 		})
 	}
 }
