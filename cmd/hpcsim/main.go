@@ -112,7 +112,7 @@ func run(args []string, out, progress io.Writer) error {
 	baseline := fs.String("baseline", "", "also replay with this policy (core defaults, planned with the walltime) and compare copy by copy")
 	parallel := fs.Int("parallel", runtime.NumCPU(), "replays run at once with --copies, --baseline or --suite (above 1 the core timings include contention)")
 	idleProfile := fs.Bool("idle-profile", false, "one replay: also print where the idle cores went (idle core-seconds by the plan's widest reservation: full machine, half or more, narrower, none, nothing pending) and the full-machine drains (how many, how long, how idle, and how many jobs of at most 10 minutes were pending to fill them)")
-	preemptionsOut := fs.String("preemptions", "", "one replay: also write every preempted run to this file, one tab-separated line each under a header: job, cores, start and stop second, what it still had to run, its walltime, the prediction it started speculatively with, and the job it was stopped for with how long that job had waited")
+	preemptionsOut := fs.String("preemptions", "", "one replay: also write every preempted run to this file, one tab-separated line each under a header: job, cores, start and stop second, what it ran, what it still had to run, its walltime, the prediction it started speculatively with, and the job it was stopped for with how long that job had waited")
 	resume := fs.Bool("resume-preempted", false, "what-if hpcd cannot follow (QEMU refuses to save a job guest: scheduler/core/README.md, eleventh round): a preempted gang keeps its progress, as if its guests were saved and restored on any nodes, instead of losing its run (with --suite: every replay)")
 	gf := genFlags(fs)
 	if err := fs.Parse(args); err != nil {
