@@ -193,12 +193,12 @@ func run(args []string, out, progress io.Writer) error {
 	}
 	res := sim.Run(jobs, opts)
 	if *startsOut != "" {
-		if err := writeStarts(*startsOut, res.Starts); err != nil {
+		if err := writeFlagFile("--starts", *startsOut, startsText(res.Starts)); err != nil {
 			return err
 		}
 	}
 	if *preemptionsOut != "" {
-		if err := writePreemptions(*preemptionsOut, res.Preemptions); err != nil {
+		if err := writeFlagFile("--preemptions", *preemptionsOut, preemptionsText(res.Preemptions)); err != nil {
 			return err
 		}
 	}
@@ -223,31 +223,34 @@ func run(args []string, out, progress io.Writer) error {
 	return nil
 }
 
-// writeStarts writes one "job second" line per started job.
-func writeStarts(path string, starts []sim.JobStart) error {
-	var b strings.Builder
-	for _, s := range starts {
-		fmt.Fprintf(&b, "%d %d\n", s.ID, s.At)
-	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		return fmt.Errorf("--starts: %w", err)
+// writeFlagFile writes text to the file a flag (--starts, --preemptions)
+// names; an error names the flag.
+func writeFlagFile(flag, path, text string) error {
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		return fmt.Errorf("%s: %w", flag, err)
 	}
 	return nil
 }
 
-// writePreemptions writes --preemptions' file: a header, then one
+// startsText is --starts' file: one "job second" line per started job.
+func startsText(starts []sim.JobStart) string {
+	var b strings.Builder
+	for _, s := range starts {
+		fmt.Fprintf(&b, "%d %d\n", s.ID, s.At)
+	}
+	return b.String()
+}
+
+// preemptionsText is --preemptions' file: a header, then one
 // tab-separated line per preempted run (sim.PreemptedRun).
-func writePreemptions(path string, runs []sim.PreemptedRun) error {
+func preemptionsText(runs []sim.PreemptedRun) string {
 	var b strings.Builder
 	b.WriteString("job\tcores\tstart\tstop\tran\trun\twalltime\tpredicted\tby\tby_waited\n")
 	for _, r := range runs {
 		fmt.Fprintf(&b, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n",
 			r.Job, r.Cores, r.Start, r.Stop, r.Stop-r.Start, r.Run, r.Walltime, r.Predicted, r.By, r.ByWaited)
 	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
-		return fmt.Errorf("--preemptions: %w", err)
-	}
-	return nil
+	return b.String()
 }
 
 // readTrace reads an SWF file.
