@@ -324,14 +324,16 @@ func (r *Runner) wait(ctx context.Context, name string, dir staging.Dir, deadlin
 			return out, err
 		}
 		out.last = st
-		if st.Stopped() {
-			return out, nil
-		}
-		now := time.Now()
+		// A job shorter than one poll can start and end between two
+		// polls: report it running before reporting the guest stopped.
 		if !running && exists(filepath.Join(dir.Share, guestproto.StartedFile)) {
 			running = true
 			progress(PhaseRunning)
 		}
+		if st.Stopped() {
+			return out, nil
+		}
+		now := time.Now()
 		if exitSeen.IsZero() && exists(filepath.Join(dir.Share, guestproto.ExitFile)) {
 			exitSeen = now
 		}
