@@ -240,14 +240,12 @@ func TestE2ECancel(t *testing.T) {
 	}()
 	ph.wait(t, PhaseRunning, running, 90*time.Second)
 	cancel()
-	start := time.Now()
+	// The job sleeps 600 s: Run returning at all means the guest was
+	// destroyed, not waited for; 30 s only bounds a hung test.
 	select {
 	case got := <-done:
 		if got.err != nil || got.res.State != model.AllocCancelled {
 			t.Fatalf("result %+v err %v", got.res, got.err)
-		}
-		if d := time.Since(start); d > 10*time.Second {
-			t.Errorf("cancel took %s", d)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("Run did not return after cancel")
