@@ -36,7 +36,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -177,11 +176,13 @@ func run(args []string, out, progress io.Writer) error {
 	opts := sim.Options{Nodes: *nodes, CPUsPerNode: *cpus, GPUsPerNode: *gpus, Estimates: *est, Config: cfg, ResumePreempted: *resume, IdleProfile: *idleProfile,
 		Preemptions: *preemptionsOut != ""}
 	if *copies > 0 || *baseline != "" {
-		if *idleProfile {
-			return errors.New("--idle-profile describes one replay: drop --copies and --baseline")
-		}
-		if *preemptionsOut != "" {
-			return errors.New("--preemptions describes one replay: drop --copies and --baseline")
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{{"idle-profile", *idleProfile}, {"preemptions", *preemptionsOut != ""}} {
+			if f.set {
+				return fmt.Errorf("--%s describes one replay: drop --copies and --baseline", f.name)
+			}
 		}
 		co := sim.CompareOptions{Options: opts, Copies: *copies, Frac: *jitterFrac, Delta: *jitterS, Workers: *parallel,
 			Progress: func(done, total int) { fmt.Fprintf(progress, "hpcsim: %d of %d replays done\n", done, total) }}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -118,7 +119,7 @@ func TestRunOutcomes(t *testing.T) {
 			if tc.started {
 				want = []string{PhaseStaging, PhaseBooting, PhaseRunning, PhaseStopped}
 			}
-			if strings.Join(phases, ",") != strings.Join(want, ",") {
+			if !slices.Equal(phases, want) {
 				t.Errorf("phases %v, want %v", phases, want)
 			}
 		})
