@@ -179,7 +179,7 @@ func run(args []string, out, progress io.Writer) error {
 		for _, f := range []struct {
 			name string
 			set  bool
-		}{{"idle-profile", *idleProfile}, {"preemptions", *preemptionsOut != ""}} {
+		}{{"idle-profile", *idleProfile}, {"preemptions", *preemptionsOut != ""}, {"starts", *startsOut != ""}} {
 			if f.set {
 				return fmt.Errorf("--%s describes one replay: drop --copies and --baseline", f.name)
 			}

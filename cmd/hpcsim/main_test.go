@@ -67,6 +67,7 @@ func TestRunFlags(t *testing.T) {
 		{"idle profile of a comparison", []string{"--trace", trace, "--nodes", "4", "--baseline", "fcfs-easy", "--idle-profile"}, "--idle-profile describes one replay", nil, ""},
 		{"idle profile of a suite", []string{"--suite", "--idle-profile"}, "--idle-profile does not apply to --suite", nil, ""},
 		{"preempted runs of a comparison", []string{"--trace", trace, "--nodes", "4", "--copies", "1", "--preemptions", filepath.Join(t.TempDir(), "p.tsv")}, "--preemptions describes one replay", nil, ""},
+		{"starts of a comparison", []string{"--trace", trace, "--nodes", "4", "--copies", "1", "--starts", filepath.Join(t.TempDir(), "s.txt")}, "--starts describes one replay", nil, ""},
 		{"preempted runs of a suite", []string{"--suite", "--preemptions", "p.tsv"}, "--preemptions does not apply to --suite", nil, ""},
 		{"one replay keeping preempted runs", []string{"--trace", trace, "--nodes", "4", "--resume-preempted"}, "",
 			[]string{"policy default, estimates request: 4 jobs"}, ""},
